@@ -1,0 +1,36 @@
+"""Where pixels come from. Every dataset yields (image float32 [3,H,W] normalised, label int64 [H,W])
+with IGNORE_INDEX for pixels that carry no label, and has `num_classes` and `class_names`.
+
+A training item is asked for as `dataset[(index, aug_seed)]`: the augmentation randomness is a pure
+function of aug_seed, so a resumed run sees exactly the batches it would have seen.
+`dataset[index]` (no seed) gives the un-augmented item, as used for evaluation.
+"""
+IGNORE_INDEX = 255
+DATASETS = ("synthetic", "voc", "ade20k", "cityscapes")
+
+
+def split_item(item):
+    """`dataset[(i, seed)]` or `dataset[i]` -> (i, seed or None)."""
+    return item if isinstance(item, tuple) else (item, None)
+
+
+def build_dataset(cfg: dict, split: str):
+    """cfg is the resolved data config of a run (plain dict); split is 'train' or 'val'."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    name = cfg["name"]
+    opts = {k: v for k, v in cfg.items() if k not in ("name", "root")}
+    if name == "synthetic":
+        from data.synthetic import SyntheticScenes
+        return SyntheticScenes(split=split, **opts)
+    if name in ("voc", "ade20k", "cityscapes"):
+        if not cfg.get("root"):
+            raise ValueError(f"--data {name} needs --data-root DIR (the folder that holds the dataset)")
+        if name == "voc":
+            from data.voc import VOCSegmentation as cls
+        elif name == "ade20k":
+            from data.ade20k import ADE20K as cls
+        else:
+            from data.cityscapes import Cityscapes as cls
+        return cls(cfg["root"], split, **opts)
+    raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")

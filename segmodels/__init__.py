@@ -1,0 +1,22 @@
+"""What a network is. `build_model` turns a run's model config (plain dict) into a module;
+one model file per paper holds the real definitions."""
+
+
+def build_backbone(cfg: dict):
+    from segmodels import backbones
+    opts = {k: v for k, v in cfg.items() if k != "name"}
+    if cfg["name"] == "small":
+        return backbones.SmallCNN(**opts)
+    if cfg["name"] == "resnet":
+        return backbones.ResNetBackbone(**opts)
+    raise ValueError(f"unknown backbone {cfg['name']!r}; choose one of: small, resnet")
+
+
+def build_model(cfg: dict, num_classes: int):
+    """cfg = {'arch': ..., 'backbone': {...}, **arch options}."""
+    opts = {k: v for k, v in cfg.items() if k not in ("arch", "backbone")}
+    arch = cfg["arch"]
+    if arch == "single_head":
+        from segmodels.gcn import SingleHeadNet
+        return SingleHeadNet(build_backbone(cfg["backbone"]), num_classes, **opts)
+    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head")

@@ -1,0 +1,65 @@
+"""Segmentation metrics from a confusion matrix, and the boundary band of GCN's Table 5."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = 255
+
+
+def confusion_matrix(pred, target, num_classes, ignore_index=IGNORE_INDEX):
+    """[num_classes, num_classes] int64 counts, rows = ground truth, columns = prediction.
+    Pixels labelled ignore_index are left out; any other label outside 0..num_classes-1 is an error."""
+    keep = target != ignore_index
+    t, p = target[keep].long(), pred[keep].long()
+    if t.numel() and (t.min() < 0 or t.max() >= num_classes):
+        bad = t[(t < 0) | (t >= num_classes)][0].item()
+        raise ValueError(f"label value {bad} is outside 0..{num_classes - 1} and is not {ignore_index}")
+    return torch.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def scores(cm):
+    """mIoU, pixel accuracy, mean class accuracy (percent) and per-class IoU from a confusion matrix.
+    Classes absent from both ground truth and prediction have no IoU (NaN) and are left out of the mean."""
+    cm = cm.double()
+    tp = cm.diag()
+    gt, pr = cm.sum(1), cm.sum(0)
+    union = gt + pr - tp
+    iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, math.nan))
+    acc = torch.where(gt > 0, tp / gt.clamp(min=1), torch.full_like(tp, math.nan))
+    total = cm.sum()
+    return {
+        "mIoU": 100 * iou.nanmean().item(),
+        "pixel_acc": 100 * (tp.sum() / total).item() if total > 0 else math.nan,
+        "mean_acc": 100 * acc.nanmean().item(),
+        "per_class_iou": [round(100 * v, 3) if not math.isnan(v) else None for v in iou.tolist()],
+    }
+
+
+def boundary_mask(target, band, ignore_index=IGNORE_INDEX):
+    """Pixels within Euclidean distance `band` of an object boundary of the label map [B,H,W].
+    A boundary pixel is one whose 4-neighbour has another (non-ignored) label. Ignored pixels are
+    never in the band (they are scored nowhere)."""
+    t = target.long()
+    valid = t != ignore_index
+    edge = torch.zeros_like(valid)
+    for dim in (-1, -2):  # label changes between vertical and horizontal neighbours
+        a, b = t.narrow(dim, 0, t.shape[dim] - 1), t.narrow(dim, 1, t.shape[dim] - 1)
+        va, vb = valid.narrow(dim, 0, t.shape[dim] - 1), valid.narrow(dim, 1, t.shape[dim] - 1)
+        change = (a != b) & va & vb
+        edge.narrow(dim, 0, t.shape[dim] - 1).logical_or_(change)
+        edge.narrow(dim, 1, t.shape[dim] - 1).logical_or_(change)
+    r = int(math.floor(band))
+    yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+    disk = ((yy ** 2 + xx ** 2) <= band ** 2).float()[None, None]
+    near = F.conv2d(edge.float()[:, None], disk, padding=r)[:, 0] > 0
+    return near & valid
+
+
+def boundary_counts(pred, target, band, ignore_index=IGNORE_INDEX):
+    """(correct, total) pixel counts in the boundary band and in the interior (the rest)."""
+    near = boundary_mask(target, band, ignore_index)
+    inner = (target != ignore_index) & ~near
+    correct = pred == target
+    return {"boundary": ((correct & near).sum().item(), near.sum().item()),
+            "internal": ((correct & inner).sum().item(), inner.sum().item())}

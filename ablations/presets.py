@@ -1,0 +1,58 @@
+"""The four presets as plain data. An ablation file may override any key (deep merge).
+
+- smoke: seconds per run on CPU; tests and CI only.
+- quick (default): the embedded dataset, sized so one ablation with 2 seeds takes minutes on a
+  2-core CPU and still shows the papers' directions above seed noise.
+- full: the embedded dataset at a larger scale, wider backbone, 3 seeds; meant for a GPU.
+- paper: the real dataset and the paper's settings; for GPUs with the data on disk.
+"""
+import copy
+
+SMALL_BACKBONE = {"name": "small", "widths": [24, 32, 64], "strides": [2, 2, 2], "convs": [1, 2, 2]}
+
+PRESETS = {
+    "smoke": {
+        "seeds": 1,
+        "data": {"name": "synthetic", "image_size": 64, "n_train": 16, "n_val": 8},
+        "model": {"backbone": SMALL_BACKBONE},
+        "train": {"iterations": 3, "batch_size": 4, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
+                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 2},
+        # GCN's band is 7 px at 512-px input; scaled to the image size
+        "eval": {"batch_size": 8, "boundary_band": 7 * 64 / 512},
+    },
+    "quick": {
+        "seeds": 2,
+        "data": {"name": "synthetic", "image_size": 128, "n_train": 2000, "n_val": 300},
+        "model": {"backbone": SMALL_BACKBONE},
+        "train": {"iterations": 800, "batch_size": 16, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
+                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 200},
+        "eval": {"batch_size": 50, "boundary_band": 7 * 128 / 512},
+    },
+    "full": {
+        "seeds": 3,
+        "data": {"name": "synthetic", "image_size": 128, "n_train": 10000, "n_val": 1000},
+        "model": {"backbone": {"name": "small", "widths": [32, 64, 128], "strides": [2, 2, 2], "convs": [1, 2, 3]}},
+        "train": {"iterations": 8000, "batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
+                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 1000},
+        "eval": {"batch_size": 100, "boundary_band": 7 * 128 / 512},
+    },
+    "paper": {
+        "seeds": 1,
+        "data": {"name": "voc", "crop_size": 512},
+        "model": {"backbone": {"name": "resnet", "depth": 152, "output_stride": 32, "weights": "imagenet"}},
+        "train": {"iterations": 30000, "batch_size": 1, "lr": 1e-3, "momentum": 0.99, "weight_decay": 5e-4,
+                  "poly_power": 0.9, "head_lr_mult": 10.0, "workers": 4, "checkpoint_every": 1000},
+        "eval": {"batch_size": 1, "boundary_band": 7.0},
+    },
+}
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A copy of base with override's keys laid over it, recursing into dicts."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

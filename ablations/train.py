@@ -1,0 +1,162 @@
+"""The one trainer: SGD + momentum, poly LR, cross-entropy with ignore index, exact resume.
+
+Resume is exact because nothing depends on hidden state: the LR is a pure function of the
+iteration, and the batch at iteration i (which images, which augmentation) is a pure function of
+(seed, i). The checkpoint still carries the RNG states, so model code that draws random numbers
+(dropout) also resumes where it stopped.
+"""
+import json
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from data import IGNORE_INDEX
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def poly_lr(base_lr, iteration, max_iterations, power=0.9):
+    return base_lr * (1 - iteration / max_iterations) ** power
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+class ResumableBatches(torch.utils.data.Sampler):
+    """Batches of (index, aug_seed) for iterations [start, stop): every epoch is a fresh permutation
+    drawn from (seed, epoch), so batch i is the same whether or not the run was interrupted."""
+
+    def __init__(self, n, batch_size, seed, start, stop):
+        self.n, self.batch_size, self.seed, self.start, self.stop = n, batch_size, seed, start, stop
+        self._perm_epoch, self._perm = None, None
+
+    def _index(self, pos):
+        epoch = pos // self.n
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._perm_epoch = torch.randperm(self.n, generator=g), epoch
+        return int(self._perm[pos % self.n])
+
+    def __iter__(self):
+        for it in range(self.start, self.stop):
+            pos = it * self.batch_size
+            yield [(self._index(p), self.seed * 1_000_003 + p) for p in range(pos, pos + self.batch_size)]
+
+    def __len__(self):
+        return self.stop - self.start
+
+
+def rng_states():
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states):
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def atomic_save(obj, path):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def param_groups(model, lr, head_lr_mult):
+    """Backbone at lr, everything else (the new layers) at lr * head_lr_mult."""
+    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+    return [{"params": backbone, "lr_mult": 1.0}, {"params": rest, "lr_mult": head_lr_mult}]
+
+
+def training_loss(model, images, labels):
+    """Models with extra losses (auxiliary heads, cascades) define training_loss themselves."""
+    if hasattr(model, "training_loss"):
+        return model.training_loss(images, labels)
+    loss = F.cross_entropy(model(images), labels, ignore_index=IGNORE_INDEX)
+    return loss, {}
+
+
+def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
+    """Train `model` for cfg['iterations'] iterations, resuming from run_dir/ckpt.pt if present.
+    Writes run_dir/model.pt at the end and returns {'train_img_per_s', 'train_s'}.
+    Raises NonFiniteLoss if the loss is NaN/inf (the checkpoint stays as it was)."""
+    os.makedirs(run_dir, exist_ok=True)
+    ckpt_path = os.path.join(run_dir, "ckpt.pt")
+    iterations, batch_size = cfg["iterations"], cfg["batch_size"]
+    model.to(device)
+    if cfg.get("channels_last"):
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(param_groups(model, cfg["lr"], cfg["head_lr_mult"]), lr=cfg["lr"],
+                          momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    amp = cfg.get("amp") == "bf16"
+    start, elapsed = 0, 0.0
+    seed_everything(seed)
+    if os.path.exists(ckpt_path):
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start, elapsed = ckpt["iteration"], ckpt["train_s"]
+        set_rng_states(ckpt["rng"])
+    batches = ResumableBatches(len(dataset), batch_size, seed, start, iterations)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=cfg.get("workers", 0),
+                                         pin_memory=device != "cpu")
+    log = open(os.path.join(run_dir, "log.jsonl"), "a")
+    model.train()
+    tick = time.perf_counter()
+    bar = tqdm(total=iterations, initial=start, desc=os.path.basename(run_dir), disable=not progress,
+               leave=False, dynamic_ncols=True)
+    for it, (images, labels) in enumerate(loader, start=start):
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        if cfg.get("channels_last"):
+            images = images.contiguous(memory_format=torch.channels_last)
+        lr = poly_lr(cfg["lr"], it, iterations, cfg["poly_power"])
+        for group in opt.param_groups:
+            group["lr"] = lr * group["lr_mult"]
+        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+            loss, parts = training_loss(model, images, labels)
+        if not torch.isfinite(loss):
+            log.close()
+            raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at iteration {it}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        bar.update(1)
+        done = it + 1
+        if done % 50 == 0 or done == iterations:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            log.write(json.dumps({"iteration": done, "loss": loss.item(), "lr": lr,
+                                  **{k: float(v) for k, v in parts.items()}}) + "\n")
+            log.flush()
+        if done % cfg["checkpoint_every"] == 0 and done < iterations:
+            if device != "cpu":
+                torch.cuda.synchronize()
+            now = time.perf_counter()
+            atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "iteration": done,
+                         "train_s": elapsed + now - tick, "rng": rng_states()}, ckpt_path)
+            elapsed, tick = elapsed + now - tick, time.perf_counter()
+    if device != "cpu":
+        torch.cuda.synchronize()
+    elapsed += time.perf_counter() - tick
+    bar.close()
+    log.close()
+    atomic_save(model.state_dict(), os.path.join(run_dir, "model.pt"))
+    if os.path.exists(ckpt_path):
+        os.remove(ckpt_path)
+    return {"train_img_per_s": iterations * batch_size / elapsed if elapsed > 0 else float("nan"),
+            "train_s": elapsed}

@@ -1,0 +1,222 @@
+"""Build report/REPORT.md (+ figures/) from the results CSVs and the ablation files.
+
+For each ablation with results: the published table beside the reproduced one (mean ± std over
+seeds), the difference, a plot, a verdict per claim, exact facts, the settings used and the known
+deviations from the paper. Run: python -m report.build [--results DIR] [--report-dir DIR]
+"""
+import argparse
+import json
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from report.verdicts import fact_holds, judge  # noqa: E402
+
+METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
+                "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
+                "head_params": "head #params", "params": "#params", "train_img_per_s": "train img/s",
+                "infer_fps": "inference img/s"}
+
+
+def fmt(value, digits=2):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
+        return f"{int(value):,}"
+    return f"{value:.{digits}f}"
+
+
+def per_seed(rows, metric):
+    """{variant: [value per seed]} over the finished runs."""
+    ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+    if metric not in ok:
+        return {}
+    return {v: g[metric].dropna().tolist() for v, g in ok.groupby("variant")}
+
+
+def mean_std(values):
+    if not values:
+        return math.nan, math.nan, 0
+    s = pd.Series(values, dtype=float)
+    return s.mean(), (s.std() if len(s) > 1 else math.nan), len(s)
+
+
+def md_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def results_table(spec, rows):
+    """Published vs reproduced, one row per variant."""
+    header = ["variant"]
+    for m in spec.METRICS:
+        header += [f"published {METRIC_NAMES.get(m, m)}", f"reproduced {METRIC_NAMES.get(m, m)} (mean ± std, n)", "Δ"]
+    extra = [c for c in getattr(spec, "REPORT_COLUMNS", []) if c in rows]
+    header += [METRIC_NAMES.get(c, c) for c in extra]
+    body = []
+    for v in spec.VARIANTS:
+        line = [v["label"]]
+        for m in spec.METRICS:
+            pub = spec.PUBLISHED.get(v["id"], {}).get(m)
+            mean, std, n = mean_std(per_seed(rows, m).get(v["id"], []))
+            line += [fmt(pub), f"{fmt(mean)} ± {fmt(std)} ({n})" if n else "not run",
+                     fmt(mean - pub) if pub is not None and n else "–"]
+        for c in extra:
+            mean, _, n = mean_std(per_seed(rows, c).get(v["id"], []))
+            line.append(fmt(mean, 1) if n else "–")
+        body.append(line)
+    return md_table(header, body)
+
+
+def plot(spec, rows, path):
+    """Published and reproduced series side by side (their scales differ: two panels)."""
+    metric = spec.METRICS[0]
+    values = per_seed(rows, metric)
+    has_x = all("x" in v for v in spec.VARIANTS)
+    xs = [v["x"] if has_x else i for i, v in enumerate(spec.VARIANTS)]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    pub = [spec.PUBLISHED.get(v["id"], {}).get(metric, math.nan) for v in spec.VARIANTS]
+    axes[0].plot(xs, pub, "o-", color="tab:blue")
+    axes[0].set_title("published")
+    for x, v in zip(xs, spec.VARIANTS):
+        vals = values.get(v["id"], [])
+        axes[1].scatter([x] * len(vals), vals, color="tab:orange", alpha=0.5, s=14)
+    stats = [mean_std(values.get(v["id"], [])) for v in spec.VARIANTS]
+    axes[1].errorbar(xs, [s[0] for s in stats], yerr=[0 if math.isnan(s[1]) else s[1] for s in stats],
+                     fmt="o-", color="tab:orange", capsize=3)
+    axes[1].set_title("reproduced (mean ± std; dots = seeds)")
+    for ax in axes:
+        ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+        ax.set_xlabel(getattr(spec, "X_LABEL", "variant"))
+        if not has_x:
+            ax.set_xticks(xs, [v["id"] for v in spec.VARIANTS], rotation=30)
+        ax.grid(alpha=0.3)
+    fig.suptitle(spec.TITLE)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def claims_table(spec, rows):
+    body = []
+    for claim in spec.CLAIMS:
+        verdict, statistic = judge(claim, per_seed(rows, claim["metric"]))
+        body.append([claim["text"], f"**{verdict}**", statistic])
+    return md_table(["claim (paper)", "verdict", "statistic"], body)
+
+
+def facts_table(spec):
+    body = [[f["fact"], fmt(f["computed"]), f.get("formula", ""), fmt(f.get("published")),
+             "✓ match" if fact_holds(f) else "✗ MISMATCH"] for f in spec.exact_facts()]
+    return md_table(["exact fact", "computed", "formula", "published", "check"], body)
+
+
+def settings(rows):
+    first = rows.iloc[0]
+    seeds = sorted(rows["seed"].unique().tolist())
+    failed = rows[rows["status"] != "ok"] if "status" in rows else rows.iloc[0:0]
+    items = [
+        ("preset", ", ".join(sorted(rows["preset"].astype(str).unique()))),
+        ("dataset", f"{first['dataset']} ({first.get('image_size')} px)"),
+        ("backbone", first["backbone"]),
+        ("iterations × batch", f"{first['iterations']} × {first['batch_size']}, base lr {first['lr']}"),
+        ("seeds", f"{len(seeds)} ({', '.join(map(str, seeds))})"),
+        ("boundary band", f"{first.get('boundary_band')} px"),
+        ("device", ", ".join(sorted(rows["device"].astype(str).unique()))),
+        ("torch / torchvision", f"{first['torch']} / {first['torchvision']}"),
+        ("runs", f"{len(rows)} ({len(failed)} failed)"),
+        ("total run time", f"{rows['wall_s'].sum() / 60:.1f} min (sum over runs)"),
+        ("code", ", ".join(sorted(rows["git_sha"].astype(str).unique()))),
+    ]
+    text = "\n".join(f"- **{k}**: {v}" for k, v in items)
+    for _, r in failed.iterrows():
+        text += f"\n- failed: {r['variant']} seed {r['seed']}: {r['status']}"
+    return text
+
+
+def dataset_preview(rows, path):
+    """Sample images and labels of the embedded dataset the runs used."""
+    from data.synthetic import SyntheticScenes
+    data_cfg = {k: v for k, v in json.loads(rows.iloc[0]["data_config"]).items() if k not in ("name", "root")}
+    ds = SyntheticScenes("val", **{**data_cfg, "n_val": 8})
+    fig, axes = plt.subplots(2, 8, figsize=(14, 3.8))
+    for i in range(8):
+        image, label = ds.images[i], ds.labels[i]
+        axes[0, i].imshow(image.permute(1, 2, 0).numpy())
+        axes[1, i].imshow(label.numpy(), cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+        axes[0, i].axis("off")
+        axes[1, i].axis("off")
+    fig.suptitle("embedded dataset: images (top) and labels (bottom; " + ", ".join(
+        f"{c}={n}" for c, n in enumerate(ds.class_names)) + ")")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def section(spec, rows, fig_dir, rel_fig):
+    dataset = str(rows.iloc[0]["dataset"])
+    plot(spec, rows, os.path.join(fig_dir, f"{spec.NAME}.png"))
+    parts = [f"## {spec.TITLE} (`{spec.NAME}`)", f"*{spec.PAPER}.* Published numbers: {spec.SOURCE}."]
+    if dataset == "synthetic":
+        parts.append("> Reproduced on the **embedded generated dataset**, not on the paper's data: compare "
+                     "directions and claims, not absolute numbers. Δ = reproduced − published.")
+    parts += ["### Published vs reproduced", results_table(spec, rows),
+              f"![{spec.NAME}]({rel_fig}/{spec.NAME}.png)",
+              "### Claims", claims_table(spec, rows)]
+    if hasattr(spec, "exact_facts"):
+        parts += ["### Exact facts (paper dimensions)", facts_table(spec)]
+    parts += ["### Settings used", settings(rows)]
+    deviations = getattr(spec, "DEVIATIONS", {}).get(dataset if dataset == "synthetic" else "real", []) + \
+        ([] if dataset == "synthetic" else getattr(spec, "DEVIATIONS", {}).get(dataset, []))
+    if deviations:
+        parts += ["### Deviations from the paper", "\n".join(f"- {d}" for d in deviations)]
+    return "\n\n".join(parts)
+
+
+def build(results_dir="results", report_dir="report", specs=None):
+    """Write report_dir/REPORT.md; returns its path. specs: ablation modules (default: all)."""
+    from ablations import load_all
+    specs = specs or load_all()
+    fig_dir = os.path.join(report_dir, "figures")
+    os.makedirs(fig_dir, exist_ok=True)
+    sections, missing, synthetic_rows = [], [], None
+    for spec in specs:
+        path = os.path.join(results_dir, f"{spec.NAME}.csv")
+        if not os.path.exists(path):
+            missing.append(spec.NAME)
+            continue
+        rows = pd.read_csv(path)
+        if not len(rows):
+            missing.append(spec.NAME)
+            continue
+        sections.append(section(spec, rows, fig_dir, "figures"))
+        if synthetic_rows is None and str(rows.iloc[0]["dataset"]) == "synthetic":
+            synthetic_rows = rows
+    head = ["# Reproducing segmentation ablations: published vs reproduced",
+            "Generated by `python run_all.py` (or `python -m report.build`) from the CSVs in "
+            f"`{results_dir}/`; do not edit by hand. Verdicts: *reproduced* = the claimed direction "
+            "holds and is significant across seeds (one-sided p < 0.05), *contradicted* = significant the "
+            "other way, *inconclusive* = neither."]
+    if synthetic_rows is not None:
+        dataset_preview(synthetic_rows, os.path.join(fig_dir, "dataset.png"))
+        head.append("![embedded dataset](figures/dataset.png)")
+    if missing:
+        head.append("Not run yet: " + ", ".join(f"`{m}`" for m in missing) + ".")
+    out = os.path.join(report_dir, "REPORT.md")
+    with open(out, "w") as f:
+        f.write("\n\n".join(head + sections) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--report-dir", default="report")
+    args = parser.parse_args()
+    print(build(args.results, args.report_dir))

@@ -1,0 +1,110 @@
+"""Judge a paper's claims against per-seed results.
+
+Each test takes {variant_id: [value per seed]} and returns (verdict, statistic text):
+- reproduced: the claimed direction holds and is significant (one-sided p < ALPHA);
+- contradicted: the opposite direction is significant;
+- inconclusive: neither (or too few seeds to say).
+Differences between two variants use Welch's t-test across seeds; trends use Spearman's rank
+correlation over all (x, value) pairs. With 2 seeds only large effects reach significance: an
+'inconclusive' often means 'more seeds needed', and the statistic says how close it came.
+"""
+import math
+
+import numpy as np
+from scipy import stats
+
+ALPHA = 0.05
+REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
+
+
+def _clean(values):
+    return [float(v) for v in values if v is not None and not math.isnan(float(v))]
+
+
+def compare(a, b):
+    """One-sided Welch t-test of mean(a) > mean(b): (difference of means, p for a > b, p for a < b)."""
+    a, b = _clean(a), _clean(b)
+    if len(a) < 2 or len(b) < 2:
+        return (np.mean(a) - np.mean(b) if a and b else math.nan), math.nan, math.nan
+    diff = float(np.mean(a) - np.mean(b))
+    if np.std(a) == 0 and np.std(b) == 0:  # no spread: the sign is all there is
+        return diff, (0.0 if diff > 0 else 1.0), (0.0 if diff < 0 else 1.0)
+    t, p_two = stats.ttest_ind(a, b, equal_var=False)
+    p_greater = p_two / 2 if t > 0 else 1 - p_two / 2
+    return diff, float(p_greater), float(1 - p_greater)
+
+
+def greater(values, a, b, margin=0.0):
+    """Claim: variant a scores higher than variant b (by more than `margin`)."""
+    shifted = [v - margin for v in values.get(a, [])]
+    diff, p_gt, p_lt = compare(shifted, values.get(b, []))
+    text = f"{a} − {b} = {diff + margin:+.2f} (Welch t, n={len(_clean(values.get(a, [])))}/{len(_clean(values.get(b, [])))}, p(>)={p_gt:.3g})"
+    if math.isnan(p_gt):
+        return INCONCLUSIVE, text + "; needs ≥ 2 seeds per variant"
+    if p_gt < ALPHA:
+        return REPRODUCED, text
+    if p_lt < ALPHA:
+        return CONTRADICTED, text
+    return INCONCLUSIVE, text
+
+
+def increasing(values, order, xs):
+    """Claim: the metric rises with x along `order` (variant ids, x ascending).
+    Reproduced: a significant positive Spearman trend and no significant drop between neighbours.
+    Contradicted: a significant negative trend, or some step significantly downwards."""
+    pairs = [(x, v) for vid, x in zip(order, xs) for v in _clean(values.get(vid, []))]
+    if len({x for x, _ in pairs}) < 3 or len(pairs) < 4:
+        return INCONCLUSIVE, "too few variants or seeds for a trend"
+    rho, p_two = stats.spearmanr([x for x, _ in pairs], [v for _, v in pairs])
+    p_pos = p_two / 2 if rho > 0 else 1 - p_two / 2
+    drops, rises = [], 0
+    for lo, hi in zip(order[:-1], order[1:]):
+        diff, p_gt, p_lt = compare(values.get(hi, []), values.get(lo, []))
+        rises += diff > 0
+        if p_lt < ALPHA:
+            drops.append(f"{lo}→{hi} {diff:+.2f} (p={p_lt:.3g})")
+    text = (f"Spearman ρ = {rho:+.2f} over {len(pairs)} runs (one-sided p = {p_pos:.3g}); "
+            f"mean rose in {rises}/{len(order) - 1} steps; significant drops: {', '.join(drops) or 'none'}")
+    if (rho < 0 and 1 - p_pos < ALPHA) or drops:
+        return CONTRADICTED, text
+    if p_pos < ALPHA:
+        return REPRODUCED, text
+    return INCONCLUSIVE, text
+
+
+def best(values, expected, candidates):
+    """Claim: `expected` has the highest mean among `candidates`. Reproduced if it has the highest
+    mean and beats the runner-up significantly; contradicted if some other candidate beats it
+    significantly; otherwise inconclusive."""
+    means = {c: np.mean(_clean(values.get(c, []))) for c in candidates if _clean(values.get(c, []))}
+    if expected not in means or len(means) < 2:
+        return INCONCLUSIVE, "missing results"
+    ranked = sorted(means, key=means.get, reverse=True)
+    beaters = [c for c in ranked if c != expected and compare(values[c], values[expected])[1] < ALPHA]
+    if beaters:
+        return CONTRADICTED, f"best mean is {ranked[0]} ({means[ranked[0]]:.2f}); significantly above {expected}: {', '.join(beaters)}"
+    if ranked[0] == expected:
+        diff, p_gt, _ = compare(values[expected], values[ranked[1]])
+        text = f"{expected} best ({means[expected]:.2f}); vs runner-up {ranked[1]} {diff:+.2f} (Welch p(>)={p_gt:.3g})"
+        return (REPRODUCED if p_gt < ALPHA else INCONCLUSIVE), text
+    return INCONCLUSIVE, f"best mean is {ranked[0]} ({means[ranked[0]]:.2f}), {expected} {means[expected]:.2f}; no significant difference"
+
+
+def judge(claim, values):
+    """Dispatch on claim['test'] ('greater', 'increasing', 'best') with the claim's arguments."""
+    test = claim["test"]
+    if test == "greater":
+        return greater(values, claim["a"], claim["b"], claim.get("margin", 0.0))
+    if test == "increasing":
+        return increasing(values, claim["order"], claim["x"])
+    if test == "best":
+        return best(values, claim["expected"], claim["candidates"])
+    raise ValueError(f"unknown claim test {test!r}; choose one of greater, increasing, best")
+
+
+def fact_holds(fact):
+    """An exact fact matches the paper's printed number within its rounding (`tolerance`, e.g. 1000
+    for '608K'), or, where the paper prints none, its formula's value exactly."""
+    target = fact["published"] if fact.get("published") is not None else fact["expected"]
+    return abs(fact["computed"] - target) <= fact.get("tolerance", 0) if fact.get("published") is not None \
+        else fact["computed"] == target

@@ -1,0 +1,89 @@
+"""GCN, "Large Kernel Matters" (Peng et al., CVPR 2017): the heads its ablations compare, and the
+net that puts one head on a backbone's last stage (the paper's Tables 1-5 set-up).
+
+All heads map c feature channels to the class scores, at the feature map's resolution.
+Parameter counts in the paper exclude biases; `count_weights` counts the same way.
+"""
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def check_kernel(k):
+    if not isinstance(k, int) or k < 3 or k % 2 == 0:
+        raise ValueError(f"kernel size k must be an odd integer >= 3, got {k!r}")
+
+
+class GCNBlock(nn.Module):
+    """Global Convolutional Network block: (k×1 → 1×k) + (1×k → k×1), summed.
+    No nonlinearity anywhere: the pair of separable convs stands in for one dense k×k conv."""
+
+    def __init__(self, cin, cout, k):
+        super().__init__()
+        check_kernel(k)
+        p = k // 2
+        self.left = nn.Sequential(nn.Conv2d(cin, cout, (k, 1), padding=(p, 0)),
+                                  nn.Conv2d(cout, cout, (1, k), padding=(0, p)))
+        self.right = nn.Sequential(nn.Conv2d(cin, cout, (1, k), padding=(0, p)),
+                                   nn.Conv2d(cout, cout, (k, 1), padding=(p, 0)))
+
+    def forward(self, x):
+        return self.left(x) + self.right(x)
+
+
+class BoundaryRefine(nn.Module):
+    """Boundary Refinement: s + conv3x3(relu(conv3x3(s))) on the score map."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, s):
+        return s + self.conv2(F.relu(self.conv1(s)))
+
+
+def conv_stack(cin, cout, k, width):
+    """(k-1)/2 3×3 convs with no nonlinearity inside (same receptive field as one k×k):
+    inner layers have `width` channels, the last maps to cout."""
+    check_kernel(k)
+    n = (k - 1) // 2
+    chans = [cin] + [width] * (n - 1) + [cout]
+    return nn.Sequential(*[nn.Conv2d(a, b, 3, padding=1) for a, b in zip(chans[:-1], chans[1:])])
+
+
+def build_head(cin, num_classes, head="gcn", k=None, width=None, br=False):
+    """A head from its config: head in {'conv1x1', 'gcn', 'conv', 'stack'}; k its kernel size;
+    width the stack's inner channels (default cin); br appends Boundary Refinement."""
+    if head == "conv1x1":
+        net = nn.Conv2d(cin, num_classes, 1)
+    elif head == "gcn":
+        net = GCNBlock(cin, num_classes, k)
+    elif head == "conv":  # the 'trivial' dense k×k conv of Table 2
+        check_kernel(k)
+        net = nn.Conv2d(cin, num_classes, k, padding=k // 2)
+    elif head == "stack":
+        net = conv_stack(cin, num_classes, k, width or cin)
+    else:
+        raise ValueError(f"unknown head {head!r}; choose one of conv1x1, gcn, conv, stack")
+    return nn.Sequential(net, BoundaryRefine(num_classes)) if br else net
+
+
+def count_weights(module):
+    """Parameters as the paper counts them: conv/linear weights, no biases or BN."""
+    return sum(p.numel() for name, p in module.named_parameters()
+               if name.endswith("weight") and p.dim() > 1)
+
+
+class SingleHeadNet(nn.Module):
+    """Backbone + one head on its last stage, scores upsampled bilinearly to the input size."""
+
+    def __init__(self, backbone, num_classes, **head_cfg):
+        super().__init__()
+        self.backbone = backbone
+        last = list(backbone.channels)[-1]
+        self.head = build_head(backbone.channels[last], num_classes, **head_cfg)
+
+    def forward(self, x):
+        feats = self.backbone(x)
+        scores = self.head(next(reversed(feats.values())))
+        return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)

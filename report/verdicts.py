@@ -9,6 +9,7 @@ correlation over all (x, value) pairs. With 2 seeds only large effects reach sig
 'inconclusive' often means 'more seeds needed', and the statistic says how close it came.
 """
 import math
+import warnings
 
 import numpy as np
 from scipy import stats
@@ -29,7 +30,9 @@ def compare(a, b):
     diff = float(np.mean(a) - np.mean(b))
     if np.std(a) == 0 and np.std(b) == 0:  # no spread: the sign is all there is
         return diff, (0.0 if diff > 0 else 1.0), (0.0 if diff < 0 else 1.0)
-    t, p_two = stats.ttest_ind(a, b, equal_var=False)
+    with warnings.catch_warnings():  # near-identical seeds: scipy warns, the p-value is still usable
+        warnings.simplefilter("ignore", RuntimeWarning)
+        t, p_two = stats.ttest_ind(a, b, equal_var=False)
     p_greater = p_two / 2 if t > 0 else 1 - p_two / 2
     return diff, float(p_greater), float(1 - p_greater)
 

@@ -1,0 +1,128 @@
+"""The engine: run ids, resume after an interruption, failed runs, CSV rows."""
+import os
+import types
+
+import pandas as pd
+import pytest
+import torch
+
+import ablations.train as train_mod
+from ablations.runs import append_row, plan_runs, preset_config, run_ablation
+from ablations.train import ResumableBatches, poly_lr
+
+
+def tiny_spec(name="tiny", variants=None):
+    return types.SimpleNamespace(
+        NAME=name, MODEL={"arch": "single_head"},
+        VARIANTS=variants or [{"id": "base", "model": {"head": "conv1x1"}},
+                              {"id": "k3", "model": {"head": "gcn", "k": 3}}],
+        PRESETS={"smoke": {"train": {"iterations": 6, "checkpoint_every": 2}}})
+
+
+def config(spec, seeds=1):
+    return preset_config(spec, "smoke", seeds=seeds)
+
+
+def test_poly_lr_is_a_pure_function_of_the_iteration():
+    assert poly_lr(0.1, 0, 100) == 0.1
+    assert poly_lr(0.1, 50, 100) == pytest.approx(0.1 * 0.5 ** 0.9)
+    assert poly_lr(0.1, 100, 100) == 0
+
+
+def test_batches_do_not_depend_on_where_a_run_started():
+    whole = list(ResumableBatches(10, 4, seed=3, start=0, stop=6))
+    tail = list(ResumableBatches(10, 4, seed=3, start=4, stop=6))
+    assert whole[4:] == tail
+    # each epoch covers every image once
+    positions = [i for batch in whole for i, _ in batch][:10]
+    assert sorted(positions) == list(range(10))
+
+
+def test_same_config_and_seed_share_a_run_id():
+    a = plan_runs(tiny_spec("a"), config(tiny_spec("a")), "smoke")
+    b = plan_runs(tiny_spec("b"), config(tiny_spec("b")), "smoke")
+    assert [p["run_id"] for p in a] == [p["run_id"] for p in b]
+    assert len({p["run_id"] for p in a}) == len(a)
+
+
+def test_resume_after_interruption_is_exact_and_writes_one_row(tmp_path, monkeypatch):
+    spec = tiny_spec(variants=[{"id": "k3", "model": {"head": "gcn", "k": 3}}])
+    # reference: an uninterrupted run
+    run_ablation(spec, config(spec), "smoke", str(tmp_path / "ref"), jobs=1, progress=False)
+    # interrupted at iteration 4 (a checkpoint was written after iteration 4 finished) ...
+    real_poly_lr = train_mod.poly_lr
+
+    def killed_at_4(base, it, *args):
+        if it == 4:
+            raise KeyboardInterrupt
+        return real_poly_lr(base, it, *args)
+
+    monkeypatch.setattr(train_mod, "poly_lr", killed_at_4)
+    out = tmp_path / "res"
+    with pytest.raises(KeyboardInterrupt):
+        run_ablation(spec, config(spec), "smoke", str(out), jobs=1, progress=False)
+    assert not (out / "tiny.csv").exists()  # no row for an unfinished run
+    (run_dir,) = (out / "runs").iterdir()
+    assert torch.load(run_dir / "ckpt.pt", weights_only=False)["iteration"] == 4
+    # ... then resumed
+    monkeypatch.setattr(train_mod, "poly_lr", real_poly_lr)
+    assert run_ablation(spec, config(spec), "smoke", str(out), jobs=1, progress=False) == 1
+    ref = torch.load(tmp_path / "ref" / "runs" / run_dir.name / "model.pt", weights_only=True)
+    got = torch.load(run_dir / "model.pt", weights_only=True)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    assert not (run_dir / "ckpt.pt").exists()
+    # a rerun finds everything done: no new row, no doubled row
+    assert run_ablation(spec, config(spec), "smoke", str(out), jobs=1, progress=False) == 0
+    rows = pd.read_csv(out / "tiny.csv")
+    assert len(rows) == 1 and rows["status"].tolist() == ["ok"]
+    a, b = pd.read_csv(tmp_path / "ref" / "tiny.csv"), rows
+    assert a["mIoU"].tolist() == b["mIoU"].tolist()
+
+
+def test_a_shared_run_is_trained_once(tmp_path, monkeypatch):
+    out = str(tmp_path)
+    first = tiny_spec("first")
+    run_ablation(first, config(first), "smoke", out, jobs=1, progress=False)
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("trained a shared run again"))
+    import ablations.runs as runs_mod
+    monkeypatch.setattr(runs_mod, "train", lambda *a, **k: pytest.fail("trained a shared run again"))
+    second = tiny_spec("second")
+    assert run_ablation(second, config(second), "smoke", out, jobs=1, progress=False) == 2
+    a, b = pd.read_csv(tmp_path / "first.csv"), pd.read_csv(tmp_path / "second.csv")
+    assert a["mIoU"].tolist() == b["mIoU"].tolist()
+
+
+def test_non_finite_loss_fails_that_run_and_the_suite_goes_on(tmp_path, monkeypatch):
+    real_loss = train_mod.training_loss
+
+    def nan_for_the_1x1_head(model, images, labels):
+        loss, parts = real_loss(model, images, labels)
+        is_1x1 = isinstance(model.head, torch.nn.Conv2d) and model.head.kernel_size == (1, 1)
+        return (loss * float("nan") if is_1x1 else loss), parts
+
+    monkeypatch.setattr(train_mod, "training_loss", nan_for_the_1x1_head)
+    spec = tiny_spec()
+    run_ablation(spec, config(spec), "smoke", str(tmp_path), jobs=1, progress=False)
+    rows = pd.read_csv(tmp_path / "tiny.csv").set_index("variant")
+    assert rows.loc["base", "status"] == "failed: non-finite loss"
+    assert pd.isna(rows.loc["base", "mIoU"])
+    assert rows.loc["k3", "status"] == "ok" and rows.loc["k3", "mIoU"] >= 0
+
+
+def test_append_row_skips_duplicates_and_adds_new_columns(tmp_path):
+    path = str(tmp_path / "t.csv")
+    row = {"variant": "a", "seed": 0, "run_id": "r1", "eval_id": "e1", "mIoU": 1.0}
+    assert append_row(path, row)
+    assert not append_row(path, dict(row))
+    assert append_row(path, {**row, "run_id": "r2", "stage1_pct": 30.0})
+    table = pd.read_csv(path)
+    assert len(table) == 2 and "stage1_pct" in table
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_bad_preset_values_are_clear_errors():
+    spec = tiny_spec()
+    with pytest.raises(ValueError, match="choose one of"):
+        preset_config(spec, "huge")
+    with pytest.raises(ValueError, match="--seeds"):
+        preset_config(spec, "smoke", seeds=0)

@@ -51,9 +51,24 @@ def conv_stack(cin, cout, k, width):
     return nn.Sequential(*[nn.Conv2d(a, b, 3, padding=1) for a, b in zip(chans[:-1], chans[1:])])
 
 
-def build_head(cin, num_classes, head="gcn", k=None, width=None, br=False):
+def stack_width(cin, width=None, width_ratio=None):
+    """The stack's inner channels: `width`, or `width_ratio` × cin rounded (the paper's Table 4
+    narrows m from 2048 to 1024 and 210, i.e. ratios 1/2 and 210/2048), or cin by default."""
+    if width is not None and width_ratio is not None:
+        raise ValueError("give the stack's width or its width_ratio, not both")
+    if width_ratio is not None:
+        if not 0 < width_ratio <= 1:
+            raise ValueError(f"width_ratio must be in (0, 1], got {width_ratio!r}")
+        return max(1, round(cin * width_ratio))
+    return width or cin
+
+
+def build_head(cin, num_classes, head="gcn", k=None, width=None, width_ratio=None, br=False):
     """A head from its config: head in {'conv1x1', 'gcn', 'conv', 'stack'}; k its kernel size;
-    width the stack's inner channels (default cin); br appends Boundary Refinement."""
+    width (or width_ratio × cin) the stack's inner channels (default cin); br appends Boundary
+    Refinement."""
+    if head != "stack" and (width is not None or width_ratio is not None):
+        raise ValueError(f"width/width_ratio apply to the 'stack' head only, not {head!r}")
     if head == "conv1x1":
         net = nn.Conv2d(cin, num_classes, 1)
     elif head == "gcn":
@@ -62,7 +77,7 @@ def build_head(cin, num_classes, head="gcn", k=None, width=None, br=False):
         check_kernel(k)
         net = nn.Conv2d(cin, num_classes, k, padding=k // 2)
     elif head == "stack":
-        net = conv_stack(cin, num_classes, k, width or cin)
+        net = conv_stack(cin, num_classes, k, stack_width(cin, width, width_ratio))
     else:
         raise ValueError(f"unknown head {head!r}; choose one of conv1x1, gcn, conv, stack")
     return nn.Sequential(net, BoundaryRefine(num_classes)) if br else net

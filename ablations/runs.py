@@ -66,6 +66,8 @@ def plan_runs(spec, cfg, preset):
     """One plan per (variant, seed): everything needed to train, evaluate and write its row."""
     plans = []
     for variant in spec.VARIANTS:
+        if preset not in variant.get("presets", PRESETS):  # a variant may be kept to some presets
+            continue
         model = deep_merge(deep_merge(cfg["model"], getattr(spec, "MODEL", {})), variant.get("model", {}))
         train_cfg = deep_merge(cfg["train"], variant.get("train", {}))
         if "lr_scale" in train_cfg:  # a variant may scale the preset's lr rather than fix one

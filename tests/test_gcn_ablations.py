@@ -10,11 +10,13 @@ import torch.nn as nn
 import run_all
 from ablations import gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack
 from ablations.erf import effective_receptive_field, erf_section, mass_radius
+from ablations.presets import SMALL_BACKBONE
 from ablations.runs import plan_runs, preset_config
 from report.build import per_seed
 from report.verdicts import REPRODUCED, fact_holds, judge
+from segmodels import build_backbone, build_model
 from segmodels.backbones import receptive_field
-from segmodels.gcn import BoundaryRefine, GCNBlock, build_head, conv_stack, count_weights
+from segmodels.gcn import BoundaryRefine, GCNBlock, GCNNet, bilinear_deconv, build_head, conv_stack, count_weights
 
 GCN_ABLATIONS = (gcn_vs_conv, gcn_vs_stack, gcn_boundary)
 
@@ -199,3 +201,50 @@ def test_smoke_shares_runs_and_draws_the_erf(smoke):
     assert (report / "figures" / "gcn_vs_conv_erf.png").exists()
     lowlr = conv[conv["variant"].str.endswith("_lowlr")]
     assert len(lowlr) == 2 * len(gcn_vs_conv.LOW_LR_KS) and lowlr["lr"].tolist() == [0.01] * len(lowlr)
+
+
+# --- the full pipeline of the paper's Fig. 2 ----------------------------------------------------
+
+def test_bilinear_deconv_starts_as_bilinear_upsampling():
+    x = torch.randn(1, 3, 6, 6)
+    for factor in (2, 4):
+        up = bilinear_deconv(3, factor)(x)
+        ref = torch.nn.functional.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+        assert up.shape == ref.shape
+        inner = slice(factor, -factor)  # the borders differ: the deconvolution pads with zeros
+        assert torch.allclose(up[..., inner, inner], ref[..., inner, inner], atol=1e-5)
+
+
+class StridedStages(nn.Module):
+    """A stand-in backbone with ResNet's stage layout at output stride 8 (c4, c5 dilated, not strided)."""
+
+    def __init__(self, channels=(("c2", 8), ("c3", 12), ("c4", 16), ("c5", 20)), strides=(4, 8, 8, 8)):
+        super().__init__()
+        self.channels = dict(channels)
+        self.strides = dict(zip(self.channels, strides))
+        self.convs = nn.ModuleDict({n: nn.Conv2d(3, c, 1) for n, c in self.channels.items()})
+
+    def forward(self, x):
+        return {n: conv(nn.functional.avg_pool2d(x, self.strides[n])) for n, conv in self.convs.items()}
+
+
+@pytest.mark.parametrize("make_backbone, fused", [(lambda: build_backbone(SMALL_BACKBONE), ["s2", "s1"]),
+                                                  (StridedStages, ["c4", "c3", "c2"])])
+def test_fig2_pipeline_shapes(make_backbone, fused):
+    model = GCNNet(make_backbone(), 5, k=7).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 5, 64, 64)
+    assert list(model.fuse) == fused and set(model.gcn) == set(model.backbone.channels)
+    assert all(isinstance(g[0], GCNBlock) and isinstance(g[1], BoundaryRefine) for g in model.gcn.values())
+    strides = list(model.backbone.strides.values())
+    assert len(model.final) == strides[0].bit_length() - 1  # ×2 deconv + BR steps from the shallowest stride
+    # equal strides (dilated stages) are added as they are; ×2 steps get a deconvolution
+    assert [type(model.up[n]).__name__ for n in fused] == [
+        "Identity" if strides[i] == strides[i + 1] else "ConvTranspose2d" for i in range(len(fused) - 1, -1, -1)]
+    assert isinstance(build_model({"arch": "gcn_fig2", "backbone": SMALL_BACKBONE, "k": 3}, 5), GCNNet)
+
+
+def test_fig2_variant_kept_to_its_presets():
+    for preset, expected in (("quick", False), ("smoke", True), ("paper", True)):
+        variants = {p["variant"] for p in plan_runs(gcn_boundary, preset_config(gcn_boundary, preset), preset)}
+        assert ("gcn_fig2" in variants) == expected

@@ -7,6 +7,9 @@ import importlib
 
 ABLATIONS = {
     "gcn_k": "ablations.gcn_k",
+    "gcn_vs_conv": "ablations.gcn_vs_conv",
+    "gcn_vs_stack": "ablations.gcn_vs_stack",
+    "gcn_boundary": "ablations.gcn_boundary",
 }
 
 

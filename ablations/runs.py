@@ -66,8 +66,12 @@ def plan_runs(spec, cfg, preset):
     """One plan per (variant, seed): everything needed to train, evaluate and write its row."""
     plans = []
     for variant in spec.VARIANTS:
+        if preset not in variant.get("presets", PRESETS):  # a variant may be kept to some presets
+            continue
         model = deep_merge(deep_merge(cfg["model"], getattr(spec, "MODEL", {})), variant.get("model", {}))
         train_cfg = deep_merge(cfg["train"], variant.get("train", {}))
+        if "lr_scale" in train_cfg:  # a variant may scale the preset's lr rather than fix one
+            train_cfg["lr"] = round(train_cfg["lr"] * train_cfg.pop("lr_scale"), 12)
         eval_cfg = deep_merge(cfg["eval"], variant.get("eval", {}))
         for seed in range(cfg["seeds"]):
             identity = {"data": {k: v for k, v in cfg["data"].items() if k != "root"}, "model": model,

@@ -31,12 +31,14 @@ def fmt(value, digits=2):
     return f"{value:.{digits}f}"
 
 
-def per_seed(rows, metric):
-    """{variant: [value per seed]} over the finished runs."""
+def per_seed(rows, metric, minus=None):
+    """{variant: [value per seed]} over the finished runs. With `minus`, each run's value is
+    metric − minus (e.g. internal − boundary accuracy: a claim about which one a change lifts more)."""
     ok = rows[rows["status"] == "ok"] if "status" in rows else rows
-    if metric not in ok:
+    if metric not in ok or (minus is not None and minus not in ok):
         return {}
-    return {v: g[metric].dropna().tolist() for v, g in ok.groupby("variant")}
+    column = ok[metric] - ok[minus] if minus is not None else ok[metric]
+    return {v: column[g.index].dropna().tolist() for v, g in ok.groupby("variant")}
 
 
 def mean_std(values):
@@ -75,22 +77,31 @@ def results_table(spec, rows):
 
 
 def plot(spec, rows, path):
-    """Published and reproduced series side by side (their scales differ: two panels)."""
+    """Published and reproduced series side by side (their scales differ: two panels). Variants
+    with a "series" key are drawn as one line per series (e.g. GCN vs trivial conv over k)."""
     metric = spec.METRICS[0]
     values = per_seed(rows, metric)
     has_x = all("x" in v for v in spec.VARIANTS)
     xs = [v["x"] if has_x else i for i, v in enumerate(spec.VARIANTS)]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    pub = [spec.PUBLISHED.get(v["id"], {}).get(metric, math.nan) for v in spec.VARIANTS]
-    axes[0].plot(xs, pub, "o-", color="tab:blue")
-    axes[0].set_title("published")
+    series = {}  # series name -> [(x, variant)], in the spec's order
     for x, v in zip(xs, spec.VARIANTS):
-        vals = values.get(v["id"], [])
-        axes[1].scatter([x] * len(vals), vals, color="tab:orange", alpha=0.5, s=14)
-    stats = [mean_std(values.get(v["id"], [])) for v in spec.VARIANTS]
-    axes[1].errorbar(xs, [s[0] for s in stats], yerr=[0 if math.isnan(s[1]) else s[1] for s in stats],
-                     fmt="o-", color="tab:orange", capsize=3)
+        series.setdefault(v.get("series"), []).append((x, v))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for i, (name, members) in enumerate(series.items()):
+        sx, color = [x for x, _ in members], f"C{i}"
+        pub = [spec.PUBLISHED.get(v["id"], {}).get(metric, math.nan) for _, v in members]
+        if not all(math.isnan(p) for p in pub):
+            axes[0].plot(sx, pub, "o-", color=color, label=name)
+        for x, v in members:
+            vals = values.get(v["id"], [])
+            axes[1].scatter([x] * len(vals), vals, color=color, alpha=0.5, s=14)
+        stats = [mean_std(values.get(v["id"], [])) for _, v in members]
+        axes[1].errorbar(sx, [s[0] for s in stats], yerr=[0 if math.isnan(s[1]) else s[1] for s in stats],
+                         fmt="o-", color=color, capsize=3, label=name)
+    axes[0].set_title("published")
     axes[1].set_title("reproduced (mean ± std; dots = seeds)")
+    if len(series) > 1:
+        axes[1].legend(fontsize=7)
     for ax in axes:
         ax.set_ylabel(METRIC_NAMES.get(metric, metric))
         ax.set_xlabel(getattr(spec, "X_LABEL", "variant"))
@@ -106,7 +117,7 @@ def plot(spec, rows, path):
 def claims_table(spec, rows):
     body = []
     for claim in spec.CLAIMS:
-        verdict, statistic = judge(claim, per_seed(rows, claim["metric"]))
+        verdict, statistic = judge(claim, per_seed(rows, claim["metric"], claim.get("minus")))
         body.append([claim["text"], f"**{verdict}**", statistic])
     return md_table(["claim (paper)", "verdict", "statistic"], body)
 
@@ -125,7 +136,8 @@ def settings(rows):
         ("preset", ", ".join(sorted(rows["preset"].astype(str).unique()))),
         ("dataset", f"{first['dataset']} ({first.get('image_size')} px)"),
         ("backbone", first["backbone"]),
-        ("iterations × batch", f"{first['iterations']} × {first['batch_size']}, base lr {first['lr']}"),
+        ("iterations × batch", f"{first['iterations']} × {first['batch_size']}, base lr "
+                               f"{', '.join(str(lr) for lr in sorted(rows['lr'].unique(), reverse=True))}"),
         ("seeds", f"{len(seeds)} ({', '.join(map(str, seeds))})"),
         ("boundary band", f"{first.get('boundary_band')} px"),
         ("device", ", ".join(sorted(rows["device"].astype(str).unique()))),
@@ -159,7 +171,7 @@ def dataset_preview(rows, path):
     plt.close(fig)
 
 
-def section(spec, rows, fig_dir, rel_fig):
+def section(spec, rows, fig_dir, rel_fig, results_dir="results"):
     dataset = str(rows.iloc[0]["dataset"])
     plot(spec, rows, os.path.join(fig_dir, f"{spec.NAME}.png"))
     parts = [f"## {spec.TITLE} (`{spec.NAME}`)", f"*{spec.PAPER}.* Published numbers: {spec.SOURCE}."]
@@ -171,6 +183,8 @@ def section(spec, rows, fig_dir, rel_fig):
               "### Claims", claims_table(spec, rows)]
     if hasattr(spec, "exact_facts"):
         parts += ["### Exact facts (paper dimensions)", facts_table(spec)]
+    if hasattr(spec, "extra_sections"):  # ablation-specific tables or figures, as markdown
+        parts.append(spec.extra_sections(rows, results_dir, fig_dir, rel_fig))
     parts += ["### Settings used", settings(rows)]
     deviations = getattr(spec, "DEVIATIONS", {}).get(dataset if dataset == "synthetic" else "real", []) + \
         ([] if dataset == "synthetic" else getattr(spec, "DEVIATIONS", {}).get(dataset, []))
@@ -195,7 +209,7 @@ def build(results_dir="results", report_dir="report", specs=None):
         if not len(rows):
             missing.append(spec.NAME)
             continue
-        sections.append(section(spec, rows, fig_dir, "figures"))
+        sections.append(section(spec, rows, fig_dir, "figures", results_dir))
         if synthetic_rows is None and str(rows.iloc[0]["dataset"]) == "synthetic":
             synthetic_rows = rows
     head = ["# Reproducing segmentation ablations: published vs reproduced",

@@ -1,9 +1,11 @@
-"""GCN, "Large Kernel Matters" (Peng et al., CVPR 2017): the heads its ablations compare, and the
-net that puts one head on a backbone's last stage (the paper's Tables 1-5 set-up).
+"""GCN, "Large Kernel Matters" (Peng et al., CVPR 2017): the heads its ablations compare, the
+net that puts one head on a backbone's last stage (the paper's Tables 1-5 set-up), and the full
+pipeline of its Fig. 2 (GCNNet).
 
 All heads map c feature channels to the class scores, at the feature map's resolution.
 Parameter counts in the paper exclude biases; `count_weights` counts the same way.
 """
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -51,9 +53,24 @@ def conv_stack(cin, cout, k, width):
     return nn.Sequential(*[nn.Conv2d(a, b, 3, padding=1) for a, b in zip(chans[:-1], chans[1:])])
 
 
-def build_head(cin, num_classes, head="gcn", k=None, width=None, br=False):
+def stack_width(cin, width=None, width_ratio=None):
+    """The stack's inner channels: `width`, or `width_ratio` × cin rounded (the paper's Table 4
+    narrows m from 2048 to 1024 and 210, i.e. ratios 1/2 and 210/2048), or cin by default."""
+    if width is not None and width_ratio is not None:
+        raise ValueError("give the stack's width or its width_ratio, not both")
+    if width_ratio is not None:
+        if not 0 < width_ratio <= 1:
+            raise ValueError(f"width_ratio must be in (0, 1], got {width_ratio!r}")
+        return max(1, round(cin * width_ratio))
+    return width or cin
+
+
+def build_head(cin, num_classes, head="gcn", k=None, width=None, width_ratio=None, br=False):
     """A head from its config: head in {'conv1x1', 'gcn', 'conv', 'stack'}; k its kernel size;
-    width the stack's inner channels (default cin); br appends Boundary Refinement."""
+    width (or width_ratio × cin) the stack's inner channels (default cin); br appends Boundary
+    Refinement."""
+    if head != "stack" and (width is not None or width_ratio is not None):
+        raise ValueError(f"width/width_ratio apply to the 'stack' head only, not {head!r}")
     if head == "conv1x1":
         net = nn.Conv2d(cin, num_classes, 1)
     elif head == "gcn":
@@ -62,7 +79,7 @@ def build_head(cin, num_classes, head="gcn", k=None, width=None, br=False):
         check_kernel(k)
         net = nn.Conv2d(cin, num_classes, k, padding=k // 2)
     elif head == "stack":
-        net = conv_stack(cin, num_classes, k, width or cin)
+        net = conv_stack(cin, num_classes, k, stack_width(cin, width, width_ratio))
     else:
         raise ValueError(f"unknown head {head!r}; choose one of conv1x1, gcn, conv, stack")
     return nn.Sequential(net, BoundaryRefine(num_classes)) if br else net
@@ -87,3 +104,52 @@ class SingleHeadNet(nn.Module):
         feats = self.backbone(x)
         scores = self.head(next(reversed(feats.values())))
         return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def bilinear_deconv(channels, factor):
+    """A per-channel ×factor transposed conv initialised to bilinear upsampling (trainable, as the
+    paper's deconvolutions; FCN's initialisation so training starts from plain upsampling)."""
+    deconv = nn.ConvTranspose2d(channels, channels, 2 * factor, stride=factor, padding=factor // 2)
+    centre = (2 * factor - 1) / 2
+    ramp = 1 - (torch.arange(2 * factor, dtype=torch.float32) - centre).abs() / factor
+    with torch.no_grad():
+        deconv.weight.zero_()
+        deconv.bias.zero_()
+        for c in range(channels):
+            deconv.weight[c, c] = ramp[:, None] * ramp[None, :]
+    return deconv
+
+
+class GCNNet(nn.Module):
+    """The paper's full pipeline (Fig. 2): a GCN + BR on every backbone stage (res-2…res-5); from
+    the deepest, each score map is upsampled ×2 by deconvolution, added to the next shallower one
+    and refined by a BR; from the shallowest stage's stride, (×2 deconvolution → BR) steps reach
+    the input size. Stages of equal stride (dilated backbones) are added without upsampling."""
+
+    def __init__(self, backbone, num_classes, k=15):
+        super().__init__()
+        self.backbone = backbone
+        names = list(backbone.channels)
+        strides = [backbone.strides[n] for n in names]
+        if any(s & (s - 1) for s in strides):
+            raise ValueError(f"GCNNet needs power-of-two stage strides, got {strides}")
+        self.gcn = nn.ModuleDict({n: nn.Sequential(GCNBlock(backbone.channels[n], num_classes, k),
+                                                   BoundaryRefine(num_classes)) for n in names})
+        self.up, self.fuse = nn.ModuleDict(), nn.ModuleDict()
+        for deep, shallow, s_deep, s_shallow in zip(names[::-1], names[-2::-1], strides[::-1], strides[-2::-1]):
+            self.up[shallow] = bilinear_deconv(num_classes, s_deep // s_shallow) if s_deep > s_shallow else nn.Identity()
+            self.fuse[shallow] = BoundaryRefine(num_classes)
+        steps = strides[0].bit_length() - 1  # ×2 steps from the shallowest stage to the input
+        self.final = nn.Sequential(*[nn.Sequential(bilinear_deconv(num_classes, 2), BoundaryRefine(num_classes))
+                                     for _ in range(steps)])
+
+    def forward(self, x):
+        feats = self.backbone(x)
+        names = list(feats)
+        score = self.gcn[names[-1]](feats[names[-1]])
+        for name in names[-2::-1]:
+            score = self.fuse[name](self.up[name](score) + self.gcn[name](feats[name]))
+        score = self.final(score)
+        if score.shape[-2:] != x.shape[-2:]:  # inputs not a multiple of the stride
+            score = F.interpolate(score, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return score

@@ -7,6 +7,8 @@ import importlib
 
 ABLATIONS = {
     "gcn_k": "ablations.gcn_k",
+    "lc_threshold": "ablations.lc_threshold",
+    "lc_schemes": "ablations.lc_schemes",
 }
 
 

@@ -159,7 +159,7 @@ def dataset_preview(rows, path):
     plt.close(fig)
 
 
-def section(spec, rows, fig_dir, rel_fig):
+def section(spec, rows, fig_dir, rel_fig, results_dir="results"):
     dataset = str(rows.iloc[0]["dataset"])
     plot(spec, rows, os.path.join(fig_dir, f"{spec.NAME}.png"))
     parts = [f"## {spec.TITLE} (`{spec.NAME}`)", f"*{spec.PAPER}.* Published numbers: {spec.SOURCE}."]
@@ -169,6 +169,8 @@ def section(spec, rows, fig_dir, rel_fig):
     parts += ["### Published vs reproduced", results_table(spec, rows),
               f"![{spec.NAME}]({rel_fig}/{spec.NAME}.png)",
               "### Claims", claims_table(spec, rows)]
+    if hasattr(spec, "extra_sections"):  # optional: an ablation's own tables and figures (markdown)
+        parts.append(spec.extra_sections(rows, results_dir, fig_dir))
     if hasattr(spec, "exact_facts"):
         parts += ["### Exact facts (paper dimensions)", facts_table(spec)]
     parts += ["### Settings used", settings(rows)]
@@ -195,7 +197,7 @@ def build(results_dir="results", report_dir="report", specs=None):
         if not len(rows):
             missing.append(spec.NAME)
             continue
-        sections.append(section(spec, rows, fig_dir, "figures"))
+        sections.append(section(spec, rows, fig_dir, "figures", results_dir))
         if synthetic_rows is None and str(rows.iloc[0]["dataset"]) == "synthetic":
             synthetic_rows = rows
     head = ["# Reproducing segmentation ablations: published vs reproduced",

@@ -19,4 +19,7 @@ def build_model(cfg: dict, num_classes: int):
     if arch == "single_head":
         from segmodels.gcn import SingleHeadNet
         return SingleHeadNet(build_backbone(cfg["backbone"]), num_classes, **opts)
-    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head")
+    if arch == "layer_cascade":
+        from segmodels.cascade import LayerCascade, build_trunk
+        return LayerCascade(build_trunk(cfg["backbone"]), num_classes, **opts)
+    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head, layer_cascade")

@@ -17,7 +17,9 @@ that row is what cascade training adds beyond early decisions.
 Run alone: python -m ablations.lc_schemes [--preset quick]
 """
 from ablations.lc_threshold import DEVIATIONS as _THRESHOLD_DEVIATIONS
-from ablations.lc_threshold import DSN, LC, MODEL, PAPER, PRESETS, TRAIN_RHO  # noqa: F401 (spec fields)
+from ablations.lc_threshold import DSN, LC, MODEL, PAPER, TRAIN_RHO  # noqa: F401 (spec fields)
+from ablations.lc_threshold import PRESETS as _THRESHOLD_PRESETS
+from ablations.presets import deep_merge
 
 NAME = "lc_schemes"
 TITLE = "Layer Cascade Table 2 — related schemes (plain, DSN, DSN + dropout, MC, LC)"
@@ -38,6 +40,10 @@ VARIANTS = [
     {"id": "dsn_cascade", "label": f"DSN model, cascade inference ρ = {TRAIN_RHO:g} (not in paper)", "model": DSN,
      "eval": {"rho": TRAIN_RHO}},
 ]
+
+# the same data, model and training settings as lc_threshold (so the DSN and LC runs are shared);
+# 2 seeds on the quick preset, to fit five trainings per seed in the CPU budget
+PRESETS = deep_merge(_THRESHOLD_PRESETS, {"quick": {"seeds": 2}})
 
 PUBLISHED = {"plain": {"mIoU": 72.22}, "dsn": {"mIoU": 72.70}, "dsn_dropout": {"mIoU": 72.63},
              "mc": {"mIoU": 44.20}, "lc": {"mIoU": 73.91}}

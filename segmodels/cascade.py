@@ -15,6 +15,11 @@ and 0 elsewhere (the next conv reads those zeros in its halo); a residual unit g
 h(I) = relu(I + F(I)) inside the region and I outside (I ≥ 0 after the ReLU of the previous unit,
 so relu(I) = I there). A unit that changes the channel count (ResNet's projection) gives 0 outside.
 A full region takes the ordinary dense path (same values, nothing to skip); an empty one does nothing.
+Cost: on this project's 2-core CPU, MKL's GEMM at these shapes runs at about half the speed of
+oneDNN's direct 3×3 convolution, so with 64 channels the region path beats the dense conv below
+roughly a third of the positions active (benchmarks/region_conv.py measures it); gathering tiles
+for oneDNN instead was slower still on the cascade's 16×16 maps. On a GPU the same code is one
+index_select and one cuBLAS GEMM per conv (not yet timed there).
 
 Layout on the region path: one zero-padded channels-last map flattened to [B·(H+2p)·(W+2p), C]
 ("flat map"); a region holds the flat indices of its active positions and their tap indices.
@@ -159,16 +164,16 @@ def region_head(head, flat, region):
 
 
 def to_flat(x, pad):
-    """NCHW map → flat zero-padded channels-last map [B·(H+2p)·(W+2p), C]."""
-    return F.pad(x, (pad,) * 4).permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+    """NCHW map → flat zero-padded channels-last map [B·(H+2p)·(W+2p), C]: always a new tensor
+    (residual units write into it in place)."""
+    flat = F.pad(x, (pad,) * 4).permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+    return flat if pad else flat.clone()
 
 
-def from_rows(rows, region, fill=None):
-    """Rows [N, C] → NCHW map with the rows at the region and `fill` (NCHW, or zeros) elsewhere."""
-    B, H, W = region.B, region.H, region.W
-    base = (fill.permute(0, 2, 3, 1).reshape(-1, rows.shape[1]) if fill is not None
-            else rows.new_zeros(B * H * W, rows.shape[1]))
-    return base.index_copy(0, region.flat, rows).view(B, H, W, -1).permute(0, 3, 1, 2)
+def from_rows(rows, region):
+    """Rows [N, C] → NCHW map with the rows at the region and zeros elsewhere."""
+    base = rows.new_zeros(region.B * region.H * region.W, rows.shape[1])
+    return base.index_copy(0, region.flat, rows).view(region.B, region.H, region.W, -1).permute(0, 3, 1, 2)
 
 
 def unflatten(flat, region, channels):

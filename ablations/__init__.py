@@ -10,6 +10,8 @@ ABLATIONS = {
     "gcn_vs_conv": "ablations.gcn_vs_conv",
     "gcn_vs_stack": "ablations.gcn_vs_stack",
     "gcn_boundary": "ablations.gcn_boundary",
+    "lc_threshold": "ablations.lc_threshold",
+    "lc_schemes": "ablations.lc_schemes",
 }
 
 

@@ -1,5 +1,6 @@
 """Evaluate a trained model on a validation set: confusion-matrix scores, boundary/internal
 accuracy and inference speed."""
+import statistics
 import time
 
 import torch
@@ -7,12 +8,15 @@ import torch
 from ablations.metrics import boundary_counts, confusion_matrix, scores
 from data import IGNORE_INDEX
 
+ENGINE_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch")
+
 
 @torch.no_grad()
 def evaluate(model, dataset, cfg, device="cpu"):
-    """cfg: {'batch_size', 'boundary_band', ...}. Any other key is an evaluation option of the
-    model (e.g. a cascade's threshold), passed to model.set_eval_options."""
-    model_opts = {k: v for k, v in cfg.items() if k not in ("batch_size", "boundary_band")}
+    """cfg: {'batch_size', 'boundary_band', optional 'speed_repeats' (see time_inference), ...}.
+    Any other key is an evaluation option of the model (e.g. a cascade's threshold), passed to
+    model.set_eval_options."""
+    model_opts = {k: v for k, v in cfg.items() if k not in ENGINE_KEYS}
     if model_opts:
         if not hasattr(model, "set_eval_options"):
             raise ValueError(f"evaluation options {sorted(model_opts)} given, but "
@@ -50,4 +54,33 @@ def evaluate(model, dataset, cfg, device="cpu"):
     result["boundary_band"] = cfg["boundary_band"]
     result["infer_fps"] = images_seen / infer_s if infer_s > 0 else float("nan")
     result.update({k: v / images_seen for k, v in extra_sums.items()})
+    if cfg.get("speed_repeats"):
+        result.update(time_inference(model, dataset, cfg, device))
     return result
+
+
+@torch.no_grad()
+def time_inference(model, dataset, cfg, device="cpu"):
+    """Inference speed as a benchmark measures it: one fixed batch (the first `speed_batch` images,
+    default the eval batch size), `speed_warmup` untimed passes (default 3), then `speed_repeats`
+    timed passes, synchronised on GPU. Returns infer_ms (median ms per image), infer_fps_median, and
+    for every statistic the model reports in ms (key ending in '_ms', e.g. per-stage times) its
+    median over the timed passes, which replaces the accuracy pass's mean."""
+    n = min(cfg.get("speed_batch", cfg["batch_size"]), len(dataset))
+    images = torch.stack([dataset[i][0] for i in range(n)]).to(device)
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+    for _ in range(cfg.get("speed_warmup", 3)):
+        model(images)
+    times, stats = [], {}
+    for _ in range(cfg["speed_repeats"]):
+        sync()
+        tick = time.perf_counter()
+        model(images)
+        sync()
+        times.append(time.perf_counter() - tick)
+        for key, value in getattr(model, "eval_stats", lambda: {})().items():
+            if key.endswith("_ms"):
+                stats.setdefault(key, []).append(value)
+    infer_ms = 1000 * statistics.median(times) / n
+    return {"infer_ms": infer_ms, "infer_fps_median": 1000 / infer_ms, "speed_batch": n,
+            **{key: statistics.median(values) for key, values in stats.items()}}

@@ -128,6 +128,8 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         lr = poly_lr(cfg["lr"], it, iterations, cfg["poly_power"])
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_mult"]
+        if hasattr(model, "set_train_progress"):  # schedules that change with training (cascades)
+            model.set_train_progress(it, iterations)
         with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
             loss, parts = training_loss(model, images, labels)
         if not torch.isfinite(loss):

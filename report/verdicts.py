@@ -1,6 +1,7 @@
 """Judge a paper's claims against per-seed results.
 
-Each test takes {variant_id: [value per seed]} and returns (verdict, statistic text):
+Each test takes {variant_id: [value per seed]} and returns (verdict, statistic text)
+(tests: greater, increasing, best, ratio):
 - reproduced: the claimed direction holds and is significant (one-sided p < ALPHA);
 - contradicted: the opposite direction is significant;
 - inconclusive: neither (or too few seeds to say).
@@ -58,6 +59,8 @@ def increasing(values, order, xs):
     pairs = [(x, v) for vid, x in zip(order, xs) for v in _clean(values.get(vid, []))]
     if len({x for x, _ in pairs}) < 3 or len(pairs) < 4:
         return INCONCLUSIVE, "too few variants or seeds for a trend"
+    if len({v for _, v in pairs}) == 1:
+        return INCONCLUSIVE, f"all {len(pairs)} runs score the same: no trend to test"
     rho, p_two = stats.spearmanr([x for x, _ in pairs], [v for _, v in pairs])
     p_pos = p_two / 2 if rho > 0 else 1 - p_two / 2
     drops, rises = [], 0
@@ -93,6 +96,26 @@ def best(values, expected, candidates):
     return INCONCLUSIVE, f"best mean is {ranked[0]} ({means[ranked[0]]:.2f}), {expected} {means[expected]:.2f}; no significant difference"
 
 
+def ratio(values, a, b, min_ratio=1.0):
+    """Claim: a's values are at least `min_ratio` times b's (e.g. time at ρ_a over time at ρ_b: a
+    speed-up). Judged on logarithms, as `greater` with margin log(min_ratio); the statistic shows
+    the ratio of geometric means."""
+    la = [math.log(v) for v in _clean(values.get(a, [])) if v > 0]
+    lb = [math.log(v) for v in _clean(values.get(b, [])) if v > 0]
+    if not la or not lb:
+        return INCONCLUSIVE, "missing results"
+    _, p_gt, p_lt = compare([v - math.log(min_ratio) for v in la], lb)
+    text = (f"{a} / {b} = {math.exp(np.mean(la) - np.mean(lb)):.2f}× (geometric means; claim ≥ {min_ratio:g}×; "
+            f"Welch t on logs, n={len(la)}/{len(lb)}, p(≥)={p_gt:.3g})")
+    if math.isnan(p_gt):
+        return INCONCLUSIVE, text + "; needs ≥ 2 seeds per variant"
+    if p_gt < ALPHA:
+        return REPRODUCED, text
+    if p_lt < ALPHA:
+        return CONTRADICTED, text
+    return INCONCLUSIVE, text
+
+
 def judge(claim, values):
     """Dispatch on claim['test'] ('greater', 'increasing', 'best') with the claim's arguments."""
     test = claim["test"]
@@ -102,7 +125,9 @@ def judge(claim, values):
         return increasing(values, claim["order"], claim["x"])
     if test == "best":
         return best(values, claim["expected"], claim["candidates"])
-    raise ValueError(f"unknown claim test {test!r}; choose one of greater, increasing, best")
+    if test == "ratio":
+        return ratio(values, claim["a"], claim["b"], claim.get("min_ratio", 1.0))
+    raise ValueError(f"unknown claim test {test!r}; choose one of greater, increasing, best, ratio")
 
 
 def fact_holds(fact):

@@ -22,4 +22,7 @@ def build_model(cfg: dict, num_classes: int):
     if arch == "gcn_fig2":
         from segmodels.gcn import GCNNet
         return GCNNet(build_backbone(cfg["backbone"]), num_classes, **opts)
-    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head, gcn_fig2")
+    if arch == "layer_cascade":
+        from segmodels.cascade import LayerCascade, build_trunk
+        return LayerCascade(build_trunk(cfg["backbone"]), num_classes, **opts)
+    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head, gcn_fig2, layer_cascade")

@@ -1,0 +1,128 @@
+"""Layer Cascade Tables 1 and 3: the threshold ρ — accuracy, share of pixels decided early, speed.
+
+How the runs are organised (train once, evaluate many times). ρ acts twice in the paper: in
+cascade training (which pixels each stage learns on) and at inference (which pixels leave early).
+Training one model per ρ would cost 7 cascade-trained models per seed; instead:
+- ρ = 1 is the DSN model: the three losses jointly for all iterations ("initial training" only;
+  cascade training at ρ = 1 is the same thing, since every stage then receives every pixel).
+- every ρ < 1 row is ONE cascade-trained model per seed — initial training (DSN) for the first
+  half of the iterations, then cascade training at ρ_train = 0.985 (the paper's LC setting) — run
+  through cascade inference at that row's ρ. ρ only changes the variant's "eval" options, which are
+  not part of the run id, so the seven rows share one trained model per seed (trained once,
+  evaluated seven times). Only the training threshold would need separate runs.
+Both models have the same number of iterations. lc_schemes (Table 2) reuses the same two runs
+(DSN and LC at ρ = 0.985), trained once for both files.
+
+Speed (Table 3): after the accuracy pass each row times one fixed batch of validation images
+(warm-up passes, then repeated timed passes, median; synchronised on GPU); the model reports each
+stage's time. Region convolution (segmodels/cascade.py) really skips the decided pixels, so a lower
+ρ is faster only as far as fewer pixels reach the later stages.
+
+Run alone: python -m ablations.lc_threshold [--preset quick]
+"""
+NAME = "lc_threshold"
+TITLE = "Layer Cascade Tables 1 & 3 — threshold ρ"
+PAPER = ("Li, Liu, Luo, Loy, Tang. Not All Pixels Are Equal: Difficulty-aware Semantic Segmentation "
+         "via Deep Layer Cascade. CVPR 2017, arXiv 1704.01344")
+SOURCE = ("Table 1 (mIoU %, % of pixels decided at stage 1 and 2; PASCAL VOC 2012 val) and Table 3 "
+          "(ms/image at 512×512 on one GPU), as copied in shared/PAPERS.md §3")
+METRICS = ["mIoU", "stage1_pct", "stage2_pct"]
+REPORT_COLUMNS = ["stage3_pct", "infer_ms", "infer_fps_median", "stage1_ms", "stage2_ms", "stage3_ms"]
+X_LABEL = "threshold ρ"
+
+MODEL = {"arch": "layer_cascade"}
+TRAIN_RHO = 0.985  # the paper's Layer Cascade
+DSN = {"schedule": "deep"}
+LC = {"schedule": "cascade", "train_rho": TRAIN_RHO, "cascade_start": 0.5}
+RHOS = (1.0, 0.995, 0.985, 0.97, 0.95, 0.93, 0.9, 0.8)
+
+
+def rho_id(rho):
+    return "r" + f"{rho:g}".replace(".", "")
+
+
+VARIANTS = [{"id": rho_id(1.0), "label": "ρ = 1 (DSN)", "x": 1.0, "model": DSN, "eval": {"rho": 1.0}}] + [
+    {"id": rho_id(rho), "label": f"ρ = {rho:g}", "x": rho, "model": LC, "eval": {"rho": rho}} for rho in RHOS[1:]]
+
+_TABLE1 = {  # ρ: (% decided at stage 1, % at stage 2, mIoU)
+    1.0: (0, 0, 72.70), 0.995: (15, 14, 73.56), 0.985: (23, 29, 73.91), 0.97: (30, 31, 73.63),
+    0.95: (35, 30, 73.03), 0.93: (35, 41, 72.53), 0.9: (44, 31, 71.20), 0.8: (56, 29, 66.95)}
+PUBLISHED = {rho_id(r): {"stage1_pct": s1, "stage2_pct": s2, "mIoU": m} for r, (s1, s2, m) in _TABLE1.items()}
+# Table 3 (one GPU, 512×512): ms/image, FPS and per-stage ms
+PUBLISHED_SPEED = {rho_id(0.985): {"infer_ms": 65.1, "fps": 14.7, "stage_ms": (15.6, 31.2, 18.2)},
+                   rho_id(0.8): {"infer_ms": 42.5, "fps": 23.6, "stage_ms": (15.7, 21.7, 4.7)}}
+
+_ORDER = [v["id"] for v in VARIANTS]  # ρ descending
+_X = [round(1 - v["x"], 3) for v in VARIANTS]
+CLAIMS = [
+    {"text": "a moderate ρ (0.985, the paper's LC) beats ρ = 1 (DSN)",
+     "test": "greater", "metric": "mIoU", "a": rho_id(0.985), "b": rho_id(1.0)},
+    {"text": "too small a ρ hurts: ρ = 0.8 is below ρ = 0.985",
+     "test": "greater", "metric": "mIoU", "a": rho_id(0.985), "b": rho_id(0.8)},
+    {"text": "lower ρ decides more pixels at stage 1", "test": "increasing", "metric": "stage1_pct",
+     "order": _ORDER, "x": _X},
+    {"text": "lower ρ is faster (images/s rise as ρ falls)", "test": "increasing",
+     "metric": "infer_fps_median", "order": _ORDER, "x": _X},
+    {"text": "ρ = 0.8 is faster than ρ = 0.985 (paper: 65.1 → 42.5 ms, 1.53×)", "test": "ratio",
+     "metric": "infer_ms", "a": rho_id(0.985), "b": rho_id(0.8), "min_ratio": 1.0},
+]
+
+# Three-stage small trunk for the CPU presets: a light stem to stride 8, then residual units at
+# dilations 1 / 2 / 4 (stage 1 / 2 / 3).
+SMALL_TRUNK = {"name": "small", "widths": [16, 32, 64], "strides": [2, 2, 2], "convs": [1, 1, 1],
+               "units": [1, 2, 2], "dilations": [1, 2, 4]}
+SPEED = {"speed_repeats": 20, "speed_warmup": 3}
+PRESETS = {
+    "smoke": {"model": {"backbone": {**SMALL_TRUNK, "widths": [8, 16, 16]}, "head_width": 8},
+              "eval": {"speed_repeats": 2, "speed_warmup": 1}},
+    # 3 seeds: only two distinct trainings per seed here, and the claims need the power
+    "quick": {"seeds": 3, "model": {"backbone": SMALL_TRUNK, "head_width": 32}, "eval": SPEED},
+    "full": {"model": {"backbone": {**SMALL_TRUNK, "widths": [32, 64, 128], "units": [2, 3, 2]}, "head_width": 64},
+             "eval": SPEED},
+    # the paper: Inception-ResNet-v2 (ImageNet) cut into 3 stages at stride 8, 512×512 input, BN
+    # frozen (batch ≈ 8); LR and iterations not stated. Speed: one 512×512 image at a time.
+    "paper": {"data": {"name": "voc", "crop_size": 512, "scale": [0.5, 2.0], "flip": True},
+              "model": {"backbone": {"name": "resnet", "depth": 101, "output_stride": 8, "weights": "imagenet"},
+                        "head_width": 256, "freeze_bn": True},
+              "train": {"batch_size": 8, "lr": 1e-3, "momentum": 0.9, "weight_decay": 5e-4, "iterations": 30000},
+              "eval": {"speed_repeats": 50, "speed_warmup": 10, "speed_batch": 1}},
+}
+
+DEVIATIONS = {
+    "synthetic": [
+        "Embedded generated scenes (5 classes, 128 px) instead of VOC 2012 (21 classes, 512 px): absolute "
+        "mIoU is not comparable with the paper; directions are. Background is smooth and easy, objects are "
+        "told apart only by their outline, so easy and hard pixels exist as in the paper.",
+        "A small three-stage CNN (stem to stride 8, then 1 / 2 / 2 residual units at dilation 1 / 2 / 4, "
+        "64 channels, heads of two 3×3 convs of 32 channels) instead of Inception-ResNet-v2 (ImageNet).",
+        "ρ < 1 rows share one model per seed, cascade-trained at ρ = 0.985 and evaluated at each ρ (the "
+        "paper's per-ρ training is not repeated); the ρ = 1 row is the DSN model trained as long.",
+        "Stage shares are counted at the feature resolution (1/8 of the input), where the cascade decides.",
+        "Losses at the feature resolution against labels sampled at each 8×8 cell's centre (DeepLab's "
+        "practice); each stage's loss is averaged over the pixels it receives.",
+        "Speed is CPU time on this machine (one batch of validation images, ms per image = batch time / "
+        "batch size), not one GPU at 512×512; compare the speed-ups, not the milliseconds. With --jobs 2 "
+        "another run trains beside the timing, which adds noise (the median damps it).",
+    ],
+    "real": [
+        "torchvision ResNet-101 (ImageNet) at output stride 8 cut into three stages — stage 1 = conv1 … layer2, "
+        "stage 2 = layer3, stage 3 = layer4, each with a head of two 3×3 convs (256) and a classifier — "
+        "instead of Inception-ResNet-v2 (not in torchvision). Stage 1 is relatively lighter than the paper's.",
+        "The paper states neither LR nor iterations: the paper preset uses lr 1e-3 (×10 on the heads), poly "
+        "decay, batch 8, 30K iterations, half of them initial training.",
+    ],
+}
+
+
+def extra_sections(rows, results_dir, fig_dir, rel_fig):
+    """Table 3 (speed per ρ and the speed-ups beside the paper's) and the Fig. 5-style stage maps."""
+    from report.lc_sections import speed_section, stage_map_section
+    return "\n\n".join([speed_section(rows, VARIANTS, PUBLISHED_SPEED),
+                        stage_map_section(rows, results_dir, fig_dir, rel_fig, rho_id(TRAIN_RHO), TRAIN_RHO)])
+
+
+if __name__ == "__main__":
+    import sys
+
+    import run_all
+    sys.exit(run_all.main(["--ablation", NAME] + sys.argv[1:]))

@@ -12,9 +12,7 @@ import os
 
 import torch
 
-from ablations.runs import read_json
-from data import build_dataset
-from segmodels import build_model
+from ablations.runs import load_trained_run
 
 MASS_FRACTIONS = (0.5, 0.9)
 
@@ -48,28 +46,17 @@ def mass_radius(erf, fraction):
     return dist[order][int((mass >= fraction * mass[-1]).nonzero()[0])].item()
 
 
-def trained_model(run_dir, device="cpu"):
-    """(model, val set) rebuilt from a run folder's config.json and model.pt, or None if missing."""
-    config_path, weights_path = os.path.join(run_dir, "config.json"), os.path.join(run_dir, "model.pt")
-    if not (os.path.exists(config_path) and os.path.exists(weights_path)):
-        return None
-    config = read_json(config_path)
-    val_set = build_dataset(config["data"], "val")
-    model = build_model(config["model"], val_set.num_classes)
-    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    return model.to(device), val_set
-
-
 def variant_erf(rows, variant, results_dir, n_images, device):
     """(mean ERF over the variant's trained seeds, seeds used, seeds whose model files are missing)."""
     ok = rows[(rows["variant"] == variant) & (rows["status"] == "ok")].drop_duplicates("run_id")
     maps, used, missing = [], [], []
     for _, row in ok.sort_values("seed").iterrows():
-        loaded = trained_model(os.path.join(results_dir, "runs", str(row["run_id"])), device)
+        loaded = load_trained_run(results_dir, row["run_id"])
         if loaded is None:
             missing.append(int(row["seed"]))
             continue
         model, val_set = loaded
+        model.to(device)
         first = val_set[0][0]
         # only images of the first one's size (real val sets may vary): the maps must line up
         images = [img for img in (val_set[i][0] for i in range(min(n_images, len(val_set))))

@@ -150,6 +150,20 @@ def run_group(plans, out_dir, device, threads=None, progress=True):
     return [(plan, info, result) for plan, result in zip(plans, results)]
 
 
+def load_trained_run(results_dir, run_id):
+    """(model in eval mode, its validation set) of a finished run, rebuilt from its folder; None when
+    the folder's config.json or model.pt is missing (run folders are not committed)."""
+    run_dir = os.path.join(results_dir, "runs", str(run_id))
+    config_path, weights_path = os.path.join(run_dir, "config.json"), os.path.join(run_dir, "model.pt")
+    if not (os.path.exists(config_path) and os.path.exists(weights_path)):
+        return None
+    config = read_json(config_path)
+    val_set = build_dataset(config["data"], "val")
+    model = build_model(config["model"], val_set.num_classes)
+    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    return model.eval(), val_set
+
+
 def git_sha():
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,

@@ -1,7 +1,6 @@
 """Layer Cascade's own report parts, called through the lc ablations' `extra_sections` hook:
 Table 3 (speed per ρ, per-stage times, speed-ups beside the paper's) and a Fig. 5-style figure
 (which stage decided each pixel of a few validation images)."""
-import json
 import os
 
 import numpy as np
@@ -61,22 +60,6 @@ def speed_section(rows, variants, published, slow_ids=("r1", "r0985"), fast_id="
         "compare speed-ups, not milliseconds.", table, "\n".join(lines)])
 
 
-def load_run_model(results_dir, run_id):
-    """(model, config) of a finished run, or (None, reason) when its files are not there."""
-    from segmodels import build_model
-    run_dir = os.path.join(results_dir, "runs", str(run_id))
-    weights, config = os.path.join(run_dir, "model.pt"), os.path.join(run_dir, "config.json")
-    if not (os.path.exists(weights) and os.path.exists(config)):
-        return None, f"the trained model is not in {run_dir} (run folders are not committed)"
-    with open(config) as f:
-        cfg = json.load(f)
-    from data import build_dataset
-    num_classes = build_dataset(cfg["data"], "val").num_classes
-    model = build_model(cfg["model"], num_classes)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.eval(), cfg
-
-
 def stage_map_section(rows, results_dir, fig_dir, rel_fig, variant, rho, n_images=6):
     """Fig. 5-style: image, label, prediction and deciding stage for a few validation images, from
     the first seed's model of `variant` at threshold rho."""
@@ -85,11 +68,11 @@ def stage_map_section(rows, results_dir, fig_dir, rel_fig, variant, rho, n_image
     if not len(ok):
         return f"{title}\n\nNo finished run of `{variant}`."
     row = ok.iloc[0]
-    model, cfg = load_run_model(results_dir, row["run_id"])
-    if model is None:
-        return f"{title}\n\nNot drawn: {cfg}."
-    from data import build_dataset
-    val = build_dataset(cfg["data"], "val")
+    from ablations.runs import load_trained_run
+    loaded = load_trained_run(results_dir, row["run_id"])
+    if loaded is None:
+        return f"{title}\n\nNot drawn: the trained model is not in {results_dir}/runs/{row['run_id']} (run folders are not committed)."
+    model, val = loaded
     n = min(n_images, len(val))
     images = torch.stack([val[i][0] for i in range(n)])
     labels = torch.stack([val[i][1] for i in range(n)])

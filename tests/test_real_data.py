@@ -1,6 +1,5 @@
 """Real-dataset loaders (VOC+SBD, ADE20K, Cityscapes) on tiny fixture trees written in their on-disk
 layouts, and the shared transforms."""
-import warnings
 
 import numpy as np
 import pytest

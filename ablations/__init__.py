@@ -7,6 +7,8 @@ import importlib
 
 ABLATIONS = {
     "gcn_k": "ablations.gcn_k",
+    "psp_pool": "ablations.psp_pool",
+    "psp_aux": "ablations.psp_aux",
 }
 
 

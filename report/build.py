@@ -20,7 +20,7 @@ from report.verdicts import fact_holds, judge  # noqa: E402
 METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
                 "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
                 "head_params": "head #params", "params": "#params", "train_img_per_s": "train img/s",
-                "infer_fps": "inference img/s"}
+                "infer_fps": "inference img/s", "context_acc": "context acc %", "shape_acc": "shape acc %"}
 
 
 def fmt(value, digits=2):
@@ -169,6 +169,8 @@ def section(spec, rows, fig_dir, rel_fig):
     parts += ["### Published vs reproduced", results_table(spec, rows),
               f"![{spec.NAME}]({rel_fig}/{spec.NAME}.png)",
               "### Claims", claims_table(spec, rows)]
+    if hasattr(spec, "extra_sections"):  # optional hook: ablation-specific tables/figures (markdown)
+        parts.append(spec.extra_sections(rows, fig_dir))
     if hasattr(spec, "exact_facts"):
         parts += ["### Exact facts (paper dimensions)", facts_table(spec)]
     parts += ["### Settings used", settings(rows)]

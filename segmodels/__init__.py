@@ -19,4 +19,7 @@ def build_model(cfg: dict, num_classes: int):
     if arch == "single_head":
         from segmodels.gcn import SingleHeadNet
         return SingleHeadNet(build_backbone(cfg["backbone"]), num_classes, **opts)
-    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head")
+    if arch == "pspnet":
+        from segmodels.pspnet import PSPNet
+        return PSPNet(build_backbone(cfg["backbone"]), num_classes, **opts)
+    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head, pspnet")

@@ -129,7 +129,8 @@ def context_section(rows, fig_dir):
     local = min(reach_of.get("baseline", size), size)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    axes[0].hist(dist, bins=40, color="tab:blue")
+    axes[0].hist(dist, bins=np.arange(0, size + 2, 2) - 0.5, color="tab:blue")  # 2-row bins
+    axes[0].set_xlim(0, size)
     axes[0].axvline(local, color="tab:red", label=f"baseline reach ({local} px)")
     axes[0].set_xlabel("rows from an object pixel up to the band")
     axes[0].set_ylabel("object pixels (val)")
@@ -143,7 +144,8 @@ def context_section(rows, fig_dir):
     axes[1].add_patch(plt.Rectangle((x - local, y - local), 2 * local, 2 * local, fill=False, color="white",
                                     linestyle="--"))
     axes[1].plot([x], [y], "w+")
-    axes[1].set_title(f"receptive field of the topmost object pixel\n(band: rows 0-{band - 1})", fontsize=9)
+    axes[1].set_title(f"baseline's receptive field (± {local} px) at the topmost object pixel\n"
+                      f"(band: rows 0-{band - 1})", fontsize=9)
     axes[1].axis("off")
     fig.tight_layout()
     name = f"{spec.NAME}_context.png"

@@ -12,6 +12,8 @@ ABLATIONS = {
     "gcn_boundary": "ablations.gcn_boundary",
     "lc_threshold": "ablations.lc_threshold",
     "lc_schemes": "ablations.lc_schemes",
+    "psp_pool": "ablations.psp_pool",
+    "psp_aux": "ablations.psp_aux",
 }
 
 

@@ -1,11 +1,11 @@
 """Evaluate a trained model on a validation set: confusion-matrix scores, boundary/internal
-accuracy and inference speed."""
+accuracy, per-class-group accuracy (if the dataset groups its classes) and inference speed."""
 import statistics
 import time
 
 import torch
 
-from ablations.metrics import boundary_counts, confusion_matrix, scores
+from ablations.metrics import boundary_counts, confusion_matrix, group_accuracy, scores
 from data import IGNORE_INDEX
 
 ENGINE_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch")
@@ -49,6 +49,9 @@ def evaluate(model, dataset, cfg, device="cpu"):
         for key, value in getattr(model, "eval_stats", lambda: {})().items():
             extra_sums[key] = extra_sums.get(key, 0.0) + value * len(images)
     result = scores(cm)
+    # datasets may group their classes (e.g. by kind of scene): "<name>_acc" per grouping
+    for name, groups in getattr(dataset, "class_groups", {}).items():
+        result[f"{name}_acc"] = group_accuracy(cm, groups)
     for region, (correct, total) in counts.items():
         result[f"{region}_acc"] = 100 * correct / total if total else float("nan")
     result["boundary_band"] = cfg["boundary_band"]

@@ -36,6 +36,20 @@ def scores(cm):
     }
 
 
+def group_accuracy(cm, groups):
+    """Share (percent) of pixels, among those of a grouped class that are predicted as some grouped
+    class, whose predicted class is in the right group. groups[c] is class c's group or None.
+    E.g. groups = each class's kind of scene: the share of object pixels given the right context,
+    whatever shape was predicted (chance = 1 / number of groups). NaN if no pixel qualifies."""
+    if len(groups) != cm.shape[0]:
+        raise ValueError(f"groups lists {len(groups)} classes, the confusion matrix has {cm.shape[0]}")
+    grouped = [c for c, g in enumerate(groups) if g is not None]
+    same = torch.tensor([[groups[t] == groups[p] for p in grouped] for t in grouped])
+    sub = cm[grouped][:, grouped].double()
+    total = sub.sum()
+    return 100 * (sub[same].sum() / total).item() if total > 0 else math.nan
+
+
 def boundary_mask(target, band, ignore_index=IGNORE_INDEX):
     """Pixels within Euclidean distance `band` of an object boundary of the label map [B,H,W].
     A boundary pixel is one whose 4-neighbour has another (non-ignored) label. Ignored pixels are

@@ -8,6 +8,16 @@ DeepLab's field of view) has something to gain. The background is smooth and eas
 scenes where most pixels are easy (what a layer cascade exploits). Edges are sharp, so boundary
 accuracy is measurable.
 
+Scene-context mode (`context=True`, for PSPNet): every scene has a colour band along its top edge,
+red or blue; it is the only difference between the two kinds of scene. An object's class is its
+shape *and* the scene's band: a circle under a red band and a circle under a blue band are two
+look-alike classes (as a "car" on a road and a "boat" on water). Objects stay in the lower part of
+the image, at least 3/8 of the image height below the band (48 px at 128 px), so a net whose
+receptive field is smaller than that cannot see the band from the objects: only context gathered
+from the whole image (global pooling) tells the look-alikes apart. `class_groups["context"]`
+gives each class's band (None for background), from which evaluation computes "context accuracy"
+(and `class_groups["shape"]` its shape: "shape accuracy").
+
 Scenes are a pure function of (seed, split, index). A built dataset is cached on disk (one .pt
 file per configuration), so every run and every process reads the same tensors.
 """
@@ -21,6 +31,12 @@ import torch
 from data import split_item
 
 SHAPES = ("circle", "square", "triangle", "cross")
+# scene-context mode: the band's colour per kind of scene, and the layout as fractions of the size
+CONTEXTS = ("red", "blue")
+CUE_COLOURS = ((0.9, 0.15, 0.1), (0.1, 0.25, 0.9))
+CUE_BAND = 1 / 16  # the band covers the top 1/16 of the image
+OBJECT_TOP = 7 / 16  # no object pixel above this: the gap to the band is 7/16 - 1/16 = 3/8
+CONTEXT_RADIUS = (0.16, 0.28)  # default object size in context mode (2 × 0.28 fits below OBJECT_TOP)
 DEFAULT_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache")
 _SPLIT_ID = {"train": 0, "val": 1}
 
@@ -76,17 +92,37 @@ def shape_mask(shape, h, w, cy, cx, r):
     raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
 
 
-def make_scene(seed, split, index, image_size=128, max_objects=2, radius=(0.22, 0.40), noise=0.03):
-    """One scene: (image uint8 [H,W,3], label uint8 [H,W]); label 0 = background, 1 + shape index."""
+def class_names(context=False):
+    if not context:
+        return ("background",) + SHAPES
+    return ("background",) + tuple(f"{shape}-{ctx}" for ctx in CONTEXTS for shape in SHAPES)
+
+
+def cue_rows(image_size):
+    """Rows [0, cue_rows) hold the band in context mode."""
+    return int(round(CUE_BAND * image_size))
+
+
+def make_scene(seed, split, index, image_size=128, max_objects=2, radius=(0.22, 0.40), noise=0.03,
+               context=False):
+    """One scene: (image uint8 [H,W,3], label uint8 [H,W]); label 0 = background, 1 + shape index,
+    or in context mode 1 + shape index + len(SHAPES) × scene kind."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index])
     h = w = image_size
     image = _background(rng, h, w)
     label = np.zeros((h, w), np.uint8)
+    if context:
+        scene = int(rng.integers(len(CONTEXTS)))
+        image[:cue_rows(h)] = CUE_COLOURS[scene]
+        top = OBJECT_TOP * h
     placed = []  # (cy, cx, r): keep objects mostly apart so each outline stays visible
     for _ in range(int(rng.integers(1, max_objects + 1))):
         for _attempt in range(20):
             r = rng.uniform(*radius) * image_size
-            cy, cx = rng.uniform(0.15, 0.85, 2) * image_size
+            if context:  # the whole object below OBJECT_TOP and inside the image
+                cy, cx = rng.uniform(top + r, h - r), rng.uniform(r, w - r)
+            else:
+                cy, cx = rng.uniform(0.15, 0.85, 2) * image_size
             if all(np.hypot(cy - y, cx - x) > 0.9 * (r + q) for y, x, q in placed):
                 break
         else:
@@ -95,16 +131,16 @@ def make_scene(seed, split, index, image_size=128, max_objects=2, radius=(0.22, 
         cls = int(rng.integers(len(SHAPES)))
         mask = shape_mask(SHAPES[cls], h, w, cy, cx, r)
         image[mask] = _texture(rng, h, w)[mask]
-        label[mask] = cls + 1
+        label[mask] = cls + 1 + (len(SHAPES) * scene if context else 0)
     image = image + rng.normal(0, noise, image.shape).astype(np.float32)
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), label
 
 
-def build_split(split, n, seed, image_size, max_objects, radius):
+def build_split(split, n, seed, image_size, max_objects, radius, context=False):
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     labels = np.empty((n, image_size, image_size), np.uint8)
     for i in range(n):
-        images[i], labels[i] = make_scene(seed, split, i, image_size, max_objects, radius)
+        images[i], labels[i] = make_scene(seed, split, i, image_size, max_objects, radius, context=context)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 
@@ -114,24 +150,33 @@ class SyntheticScenes(torch.utils.data.Dataset):
     ignore_index = 255
 
     def __init__(self, split="train", image_size=128, n_train=2000, n_val=300, seed=0,
-                 max_objects=2, radius=(0.22, 0.40), cache_dir=None, **unused):
+                 max_objects=2, radius=None, context=False, cache_dir=None, **unused):
         if unused:
             raise ValueError(f"synthetic dataset: unknown options {sorted(unused)}")
         if image_size < 32 or image_size % 8:
             raise ValueError(f"synthetic image_size must be a multiple of 8 and >= 32, got {image_size}")
+        radius = tuple(radius) if radius is not None else (CONTEXT_RADIUS if context else (0.22, 0.40))
+        if context and 2 * radius[1] > 1 - OBJECT_TOP:
+            raise ValueError(f"synthetic context mode: objects must fit below the band's gap "
+                             f"(radius <= {(1 - OBJECT_TOP) / 2:.4g} of the image), got radius {list(radius)}")
         self.split = split
-        self.class_names = ("background",) + SHAPES
+        self.class_names = class_names(context)
         self.num_classes = len(self.class_names)
+        if context:  # each class's kind of scene and shape: evaluation reports context_acc, shape_acc
+            self.class_groups = {"context": [None] + [i for i in range(len(CONTEXTS)) for _ in SHAPES],
+                                 "shape": [None] + [i for _ in CONTEXTS for i in range(len(SHAPES))]}
         n = n_train if split == "train" else n_val
         params = dict(split=split, n=n, seed=seed, image_size=image_size, max_objects=max_objects,
                       radius=list(radius), version=1)
+        if context:  # only when set, so the plain dataset's cache files keep their names
+            params["context"] = True
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
         cache_dir = cache_dir or os.environ.get("SEGABL_CACHE", DEFAULT_CACHE)
         path = os.path.join(cache_dir, f"synthetic-{split}-{n}-{image_size}px-{key}.pt")
         if os.path.exists(path):
             blob = torch.load(path, weights_only=True)
         else:
-            images, labels = build_split(split, n, seed, image_size, max_objects, tuple(radius))
+            images, labels = build_split(split, n, seed, image_size, max_objects, radius, context)
             blob = {"images": images, "labels": labels, "params": json.dumps(params)}
             os.makedirs(cache_dir, exist_ok=True)
             tmp = f"{path}.{os.getpid()}.tmp"  # atomic: parallel runs may build the same file

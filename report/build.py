@@ -20,7 +20,7 @@ from report.verdicts import fact_holds, judge  # noqa: E402
 METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
                 "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
                 "head_params": "head #params", "params": "#params", "train_img_per_s": "train img/s",
-                "infer_fps": "inference img/s"}
+                "infer_fps": "inference img/s", "context_acc": "context acc %", "shape_acc": "shape acc %"}
 
 
 def fmt(value, digits=2):

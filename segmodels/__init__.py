@@ -25,4 +25,7 @@ def build_model(cfg: dict, num_classes: int):
     if arch == "layer_cascade":
         from segmodels.cascade import LayerCascade, build_trunk
         return LayerCascade(build_trunk(cfg["backbone"]), num_classes, **opts)
-    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head, gcn_fig2, layer_cascade")
+    if arch == "pspnet":
+        from segmodels.pspnet import PSPNet
+        return PSPNet(build_backbone(cfg["backbone"]), num_classes, **opts)
+    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head, gcn_fig2, layer_cascade, pspnet")

@@ -1,0 +1,121 @@
+"""PSPNet, "Pyramid Scene Parsing Network" (Zhao et al., CVPR 2017): the pyramid pooling module,
+the dilated-FCN head it sits in front of, and the auxiliary FCN head used only in training.
+
+Shapes follow the authors' PyTorch code (hszhao/semseg): at paper width the last stage has 2048
+channels, each of the N pyramid levels is reduced to 2048 / N by a 1×1 conv + BN + ReLU ("DR"),
+the levels are upsampled and concatenated with the input map (2048 + 4 × 512 = 4096 channels), then
+a 3×3 conv to 512 + BN + ReLU + dropout 0.1 and a 1×1 classifier. Without the module (`bins=()`)
+the net is the paper's baseline, a dilated FCN whose head is that same 3×3 conv + classifier on
+the last stage — torchvision's FCNHead. The auxiliary head on the stage before last is the same
+kind of head (1024 → 256 → classes at paper width) and its loss is weighted by α.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from data import IGNORE_INDEX
+
+POOLS = ("avg", "max", "none")
+
+
+def fcn_head(cin, width, num_classes, dropout=0.1):
+    """3×3 conv (no bias: BN follows) + BN + ReLU + dropout + 1×1 classifier."""
+    return nn.Sequential(
+        nn.Conv2d(cin, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.Dropout2d(dropout),
+        nn.Conv2d(width, num_classes, 1),
+    )
+
+
+class PyramidPooling(nn.Module):
+    """Pool the map into b×b bins for each b in `bins` (adaptive average or max pooling), optionally
+    reduce each level to cin / N channels (dr: 1×1 conv + BN + ReLU; without it the pooled maps
+    keep all cin channels), upsample bilinearly and concatenate with the input.
+
+    pool='none' skips the pooling: each level is then a 1×1 conv branch at full resolution. It has
+    exactly the parameters of the pooled module but no context beyond the input map's own receptive
+    field: the parameter-matched control.
+    """
+
+    def __init__(self, cin, bins=(1, 2, 3, 6), pool="avg", dr=True):
+        super().__init__()
+        bins = tuple(bins)
+        if not bins or any(not isinstance(b, int) or b < 1 for b in bins):
+            raise ValueError(f"PyramidPooling: bins must be a non-empty list of positive ints, got {bins!r}")
+        if pool not in POOLS:
+            raise ValueError(f"PyramidPooling: pool must be one of {POOLS}, got {pool!r}")
+        if dr and cin % len(bins):
+            raise ValueError(f"PyramidPooling: with DR, {cin} input channels must divide by the "
+                             f"{len(bins)} levels")
+        self.bins, self.pool, self.dr = bins, pool, dr
+        level_channels = cin // len(bins) if dr else cin
+        self.levels = nn.ModuleList()
+        for b in bins:
+            if pool == "avg":
+                layers = [nn.AdaptiveAvgPool2d(b)]
+            elif pool == "max":
+                layers = [nn.AdaptiveMaxPool2d(b)]
+            else:
+                layers = []
+            if dr:
+                layers += [nn.Conv2d(cin, level_channels, 1, bias=False), nn.BatchNorm2d(level_channels),
+                           nn.ReLU(inplace=True)]
+            self.levels.append(nn.Sequential(*layers))
+        self.out_channels = cin + len(bins) * level_channels
+
+    def forward(self, x):
+        size = x.shape[-2:]
+        # align_corners=True as in the authors' code (their Caffe Interp layer behaves so)
+        return torch.cat([x] + [F.interpolate(level(x), size=size, mode="bilinear", align_corners=True)
+                                for level in self.levels], dim=1)
+
+
+class PSPNet(nn.Module):
+    """Backbone + (optional) pyramid pooling + FCN head; an auxiliary FCN head on the stage before
+    last when aux_weight > 0. forward(x) returns the main logits at input size (train and eval);
+    the auxiliary head runs only in training_loss, so it costs nothing at test time.
+
+    bins: () for the baseline (no module), (1,) or (1, 2, 3, 6) etc.; pool: 'avg', 'max' or
+    'none' (the control, see PyramidPooling); dr: dimension reduction; head_width: the 3×3 conv's
+    channels (512 in the paper); aux_width: the auxiliary head's (256 in the paper).
+    """
+
+    def __init__(self, backbone, num_classes, bins=(1, 2, 3, 6), pool="avg", dr=True, head_width=512,
+                 dropout=0.1, aux_weight=0.4, aux_width=256):
+        super().__init__()
+        stages = list(backbone.channels)
+        if aux_weight < 0:
+            raise ValueError(f"PSPNet: aux_weight must be >= 0, got {aux_weight}")
+        if aux_weight > 0 and len(stages) < 2:
+            raise ValueError("PSPNet: an auxiliary head needs a backbone with at least two stages")
+        self.backbone = backbone
+        self.aux_weight = float(aux_weight)
+        cin = backbone.channels[stages[-1]]
+        self.ppm = PyramidPooling(cin, bins, pool, dr) if bins else None
+        self.head = fcn_head(self.ppm.out_channels if self.ppm else cin, head_width, num_classes, dropout)
+        self.aux = (fcn_head(backbone.channels[stages[-2]], aux_width, num_classes, dropout)
+                    if aux_weight > 0 else None)
+
+    def _main(self, feats):
+        x = next(reversed(feats.values()))
+        return self.head(self.ppm(x) if self.ppm is not None else x)
+
+    def forward(self, x):
+        logits = self._main(self.backbone(x))
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    def training_loss(self, images, labels):
+        """Main cross-entropy + α × the auxiliary head's (on the stage before last)."""
+        feats = self.backbone(images)
+        size = images.shape[-2:]
+        main = F.interpolate(self._main(feats), size=size, mode="bilinear", align_corners=False)
+        main_loss = F.cross_entropy(main, labels, ignore_index=IGNORE_INDEX)
+        if self.aux is None:
+            return main_loss, {"main_loss": main_loss.item()}
+        aux_in = list(feats.values())[-2]
+        aux = F.interpolate(self.aux(aux_in), size=size, mode="bilinear", align_corners=False)
+        aux_loss = F.cross_entropy(aux, labels, ignore_index=IGNORE_INDEX)
+        return main_loss + self.aux_weight * aux_loss, {"main_loss": main_loss.item(),
+                                                        "aux_loss": aux_loss.item()}

@@ -1,0 +1,218 @@
+"""PSPNet: pyramid pooling variants, DR arithmetic, the auxiliary head, the trunk against
+torchvision's fcn_resnet50, the scene-context dataset, the context metric, and smoke runs of
+psp_pool and psp_aux."""
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+
+import run_all
+from ablations import load, psp_aux, psp_pool
+from ablations.metrics import group_accuracy
+from ablations.psp_common import PRESETS, band_distances, upward_reach
+from ablations.runs import plan_runs, preset_config
+from data.synthetic import CONTEXTS, CUE_COLOURS, OBJECT_TOP, SHAPES, SyntheticScenes, cue_rows, make_scene
+from segmodels import build_model
+from segmodels.backbones import ResNetBackbone
+from segmodels.pspnet import PSPNet, PyramidPooling
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a loaded 2-core machine two threads wait on each other (4× slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+SMALL = {"name": "small", "widths": [8, 8, 16, 16], "strides": [2, 2, 2, 1], "convs": [1, 1, 1, 1]}
+count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+
+
+def psp(num_classes=5, **opts):
+    return build_model({"arch": "pspnet", "backbone": SMALL, "head_width": 16, "aux_width": 8, **opts},
+                       num_classes)
+
+
+@pytest.mark.parametrize("variant", psp_pool.VARIANTS, ids=lambda v: v["id"])
+def test_every_table1_variant_gives_logits_at_input_size(variant):
+    model = psp(**{**psp_pool.MODEL, **variant["model"]}).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 72))
+    assert out.shape == (2, 5, 64, 72)
+    cfg = variant["model"]
+    if cfg["bins"]:
+        n, cin = len(cfg["bins"]), 16
+        assert model.ppm.out_channels == cin + n * (cin // n if cfg["dr"] else cin)
+        with torch.no_grad():
+            pooled = model.ppm(torch.randn(2, cin, 8, 9))
+        assert pooled.shape == (2, model.ppm.out_channels, 8, 9)
+    else:
+        assert model.ppm is None
+
+
+def test_dr_channel_arithmetic_at_paper_width():
+    dr = PyramidPooling(2048, (1, 2, 3, 6), "avg", dr=True)
+    assert [level[1].out_channels for level in dr.levels] == [512] * 4
+    assert dr.out_channels == 2048 + 4 * 512
+    assert PyramidPooling(2048, (1, 2, 3, 6), "max", dr=False).out_channels == 2048 + 4 * 2048
+    assert PyramidPooling(2048, (1,), "avg", dr=False).out_channels == 2 * 2048
+    with torch.no_grad():
+        assert dr.eval()(torch.randn(1, 2048, 7, 7)).shape == (1, 4096, 7, 7)
+    # the fact the report checks
+    assert all(f["computed"] == f["expected"] for f in psp_pool.exact_facts())
+
+
+def test_control_is_parameter_matched_to_the_full_module():
+    full = psp(bins=[1, 2, 3, 6], pool="avg", dr=True)
+    control = psp(bins=[1, 2, 3, 6], pool="none", dr=True)
+    assert count(full) == count(control)
+
+
+def test_bad_options_are_clear_errors():
+    with pytest.raises(ValueError, match="pool"):
+        PyramidPooling(64, (1,), "median")
+    with pytest.raises(ValueError, match="divide"):
+        PyramidPooling(66, (1, 2, 3, 6), "avg", dr=True)
+    with pytest.raises(ValueError, match="bins"):
+        PyramidPooling(64, (0, 2), "avg")
+    with pytest.raises(ValueError, match="aux_weight"):
+        psp(aux_weight=-1)
+
+
+def test_aux_head_runs_only_in_training_loss():
+    torch.manual_seed(0)
+    model = psp(bins=[1, 2, 3, 6], aux_weight=0.4)
+    calls = []
+    model.aux.register_forward_hook(lambda *args: calls.append(1))
+    images, labels = torch.randn(2, 3, 32, 32), torch.randint(0, 5, (2, 32, 32))
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 5, 32, 32) and not calls
+    model.train()
+    model(images)
+    assert not calls  # forward never uses it, in train mode either
+    model.eval()  # no dropout: the parts can be recomputed exactly
+    loss, parts = model.training_loss(images, labels)
+    assert calls and set(parts) == {"main_loss", "aux_loss"}
+    assert loss.item() == pytest.approx(parts["main_loss"] + 0.4 * parts["aux_loss"], rel=1e-5)
+    main = torch.nn.functional.cross_entropy(model(images), labels)
+    assert parts["main_loss"] == pytest.approx(main.item(), rel=1e-5)
+
+    no_aux = psp(bins=[], aux_weight=0.0)
+    assert no_aux.aux is None
+    loss, parts = no_aux.training_loss(images, labels)
+    assert set(parts) == {"main_loss"}
+
+
+def test_dilated_trunk_and_baseline_match_torchvision_fcn_resnet50():
+    fcn = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None, aux_loss=True)
+    baseline = PSPNet(ResNetBackbone(50, output_stride=8), 21, bins=())
+    assert count(baseline.backbone) == count(fcn.backbone)
+    # the baseline's heads are torchvision's FCNHead (2048 → 512 → 21, aux 1024 → 256 → 21)
+    assert count(baseline.head) == count(fcn.classifier)
+    assert count(baseline.aux) == count(fcn.aux_classifier)
+    assert count(baseline) == count(fcn)
+    assert baseline.backbone.strides["c5"] == 8 and baseline.backbone.channels["c4"] == 1024
+
+
+def test_paper_preset_is_the_papers_setting():
+    cfg = preset_config(psp_pool, "paper")
+    assert cfg["data"] == {"name": "ade20k", "crop_size": 473, "scale": [0.5, 2.0], "rotate": 10.0,
+                           "blur": True, "flip": True}
+    assert cfg["model"]["backbone"] == {"name": "resnet", "depth": 50, "output_stride": 8, "weights": "imagenet"}
+    t = cfg["train"]
+    assert (t["lr"], t["poly_power"], t["momentum"], t["weight_decay"], t["batch_size"], t["iterations"],
+            t["head_lr_mult"]) == (0.01, 0.9, 0.9, 1e-4, 16, 150000, 10.0)
+
+
+def test_table2_alpha_04_is_the_table1_baseline_run():
+    ids = {}
+    for spec in (psp_pool, psp_aux):
+        for plan in plan_runs(spec, preset_config(spec, "quick"), "quick"):
+            ids[(spec.NAME, plan["variant"], plan["seed"])] = plan["run_id"]
+    assert ids[("psp_pool", "baseline", 0)] == ids[("psp_aux", "a0.4", 0)]
+
+
+# --- the scene-context dataset -------------------------------------------------------------------
+
+def test_plain_scenes_are_unchanged_by_the_context_option():
+    image, label = make_scene(0, "train", 3, image_size=64)
+    # digest of the same scene made by the code before the context mode existed
+    assert hashlib.sha1(image.tobytes() + label.tobytes()).hexdigest() == "430d4a4800c4b9568c5de46f6414cec7ca47157d"
+
+
+def test_context_scenes_are_deterministic_and_laid_out_as_designed():
+    size, band = 128, cue_rows(128)
+    for index in range(20):
+        image, label = make_scene(0, "val", index, image_size=size, radius=(0.16, 0.28), context=True)
+        again = make_scene(0, "val", index, image_size=size, radius=(0.16, 0.28), context=True)
+        assert np.array_equal(image, again[0]) and np.array_equal(label, again[1])
+        objects = label > 0
+        assert objects.any() and not objects[: int(OBJECT_TOP * size)].any()
+        # the band's colour tells the kind of scene, and every object's class carries that kind
+        band_colour = image[:band].reshape(-1, 3).mean(0) / 255
+        scene = int(np.argmin([np.abs(band_colour - np.array(c)).sum() for c in CUE_COLOURS]))
+        assert set(((label[objects] - 1) // len(SHAPES)).tolist()) == {scene}
+    ds = SyntheticScenes("val", image_size=size, n_val=40, context=True)
+    assert ds.num_classes == 1 + len(SHAPES) * len(CONTEXTS)
+    assert set(ds.class_groups) == {"context", "shape"}
+    # both kinds of scene occur
+    assert len({int(lab[lab > 0].max() - 1) // len(SHAPES) for lab in ds.labels if (lab > 0).any()}) == 2
+
+
+def test_context_option_is_validated():
+    with pytest.raises(ValueError, match="radius"):
+        SyntheticScenes("val", image_size=64, n_val=2, context=True, radius=(0.2, 0.4))
+
+
+def test_band_lies_outside_the_local_receptive_field():
+    """At the quick preset, no object pixel's receptive field (baseline or control head) holds a
+    band pixel, while pyramid pooling reaches the whole image."""
+    data = {k: v for k, v in PRESETS["quick"]["data"].items()}
+    val = SyntheticScenes("val", **{**data, "n_val": 50})
+    size = data["image_size"]
+    models = {p["variant"]: p["model"] for p in plan_runs(psp_pool, preset_config(psp_pool, "quick"), "quick")}
+    nearest = band_distances(val).min()
+    for local in ("baseline", "control"):
+        reach = upward_reach(build_model(models[local], val.num_classes), size)
+        assert 8 < reach < nearest, (local, reach, nearest)
+    assert upward_reach(build_model(models["b1_ave"], val.num_classes), size) == float("inf")
+
+
+def test_group_accuracy():
+    # classes: 0 background, 1-2 group 0, 3-4 group 1
+    groups = [None, 0, 0, 1, 1]
+    cm = torch.zeros(5, 5, dtype=torch.int64)
+    cm[1, 2] = 6   # right group, wrong class: counts as right
+    cm[1, 3] = 2   # wrong group
+    cm[3, 3] = 2   # right
+    cm[4, 0] = 50  # predicted background: not counted
+    cm[0, 1] = 9   # background predicted as an object: not counted
+    assert group_accuracy(cm, groups) == pytest.approx(100 * 8 / 10)
+    assert np.isnan(group_accuracy(torch.zeros(5, 5, dtype=torch.int64), groups))
+    with pytest.raises(ValueError):
+        group_accuracy(cm, groups[:4])
+
+
+# --- smoke runs ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["psp_pool", "psp_aux"])
+def test_smoke_run(name, tmp_path):
+    out, report_dir = tmp_path / "results", tmp_path / "report"
+    assert run_all.main(["--ablation", name, "--preset", "smoke", "--out", str(out), "--report-dir",
+                         str(report_dir), "--no-progress", "--jobs", "1"]) == 0
+    rows = pd.read_csv(out / f"{name}.csv")
+    spec = load(name)
+    assert sorted(rows["variant"]) == sorted(v["id"] for v in spec.VARIANTS)
+    assert (rows["status"] == "ok").all()
+    assert rows["context_acc"].notna().any() and rows["shape_acc"].notna().any()
+    report = (report_dir / "REPORT.md").read_text()
+    assert spec.TITLE in report
+    if name == "psp_pool":
+        assert "Why a local receptive field cannot solve the context task" in report
+        assert (report_dir / "figures" / "psp_pool_context.png").exists()

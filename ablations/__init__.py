@@ -7,6 +7,7 @@ import importlib
 
 ABLATIONS = {
     "gcn_k": "ablations.gcn_k",
+    "deeplab_fov": "ablations.deeplab_fov",
 }
 
 

@@ -171,6 +171,8 @@ def section(spec, rows, fig_dir, rel_fig):
               "### Claims", claims_table(spec, rows)]
     if hasattr(spec, "exact_facts"):
         parts += ["### Exact facts (paper dimensions)", facts_table(spec)]
+    if hasattr(spec, "extra_sections"):  # ablation-specific tables/figures (markdown)
+        parts.append(spec.extra_sections(rows, fig_dir))
     parts += ["### Settings used", settings(rows)]
     deviations = getattr(spec, "DEVIATIONS", {}).get(dataset if dataset == "synthetic" else "real", []) + \
         ([] if dataset == "synthetic" else getattr(spec, "DEVIATIONS", {}).get(dataset, []))

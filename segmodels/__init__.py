@@ -19,4 +19,7 @@ def build_model(cfg: dict, num_classes: int):
     if arch == "single_head":
         from segmodels.gcn import SingleHeadNet
         return SingleHeadNet(build_backbone(cfg["backbone"]), num_classes, **opts)
-    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head")
+    if arch == "deeplab_v1":  # builds its own VGG trunk (DeepLab's pools, dilations, fc6/fc7)
+        from segmodels.deeplab import DeepLabV1
+        return DeepLabV1(cfg["backbone"], num_classes, **opts)
+    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head, deeplab_v1")

@@ -12,8 +12,8 @@ variants of its Table 2.
 - ImageNet initialisation: torchvision's VGG-16 with fc6/fc7 reshaped into convolutions and
   subsampled as the paper did (`vgg16_to_deeplab`).
 
-The CPU presets use the same structure with narrower layers (and optional BatchNorm, since they
-train from scratch).
+The CPU presets use the same structure scaled down: narrower layers, one conv per block, conv5/
+pool5 dropped (a 4-block trunk, still output stride 8), BatchNorm since they train from scratch.
 """
 from collections import OrderedDict
 from functools import partial
@@ -33,10 +33,13 @@ CONV5_DILATION = 2
 
 def vgg_features(widths=VGG16_WIDTHS, convs=VGG16_CONVS, batch_norm=False):
     """VGG's convolutional part as DeepLab v1 changes it (see the module docstring). Without
-    BatchNorm the layer indices are torchvision's vgg16.features', so its weights load by name."""
-    if len(widths) != 5 or len(convs) != 5:
-        raise ValueError(f"DeepLab's VGG trunk has 5 blocks: widths and convs need 5 entries, "
-                         f"got {list(widths)} and {list(convs)}")
+    BatchNorm the layer indices are torchvision's vgg16.features', so its weights load by name.
+
+    VGG-16 has 5 blocks; a CPU preset may keep 4 (conv5 and pool5 dropped: still output stride 8,
+    with a receptive field a quarter of VGG-16's, to go with a quarter-size image)."""
+    if len(widths) not in (4, 5) or len(convs) != len(widths):
+        raise ValueError(f"DeepLab's VGG trunk has 5 blocks (4 in a reduced one): widths and convs need "
+                         f"5 (or 4) entries each, got {list(widths)} and {list(convs)}")
     if any(int(n) < 1 for n in convs) or any(int(w) < 1 for w in widths):
         raise ValueError(f"every block needs at least one conv of at least one channel, "
                          f"got widths {list(widths)}, convs {list(convs)}")
@@ -106,8 +109,9 @@ class DeepLabVGG(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.out_channels = fc_channels
         self.output_stride = 1
-        for s in POOL_STRIDES:
-            self.output_stride *= s
+        for m in self.features:
+            if isinstance(m, nn.MaxPool2d):
+                self.output_stride *= m.stride
 
     def forward(self, x):
         x = self.features(x)

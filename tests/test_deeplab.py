@@ -58,12 +58,16 @@ def test_output_stride_8_at_paper_dims():
 
 
 @pytest.mark.parametrize("variant", list(TABLE2))
-def test_every_variant_keeps_output_stride_8(variant):
-    """Even 4×4 kernels included: fc6 keeps its input's size (narrow trunk for speed)."""
-    narrow = {"name": "vgg", "widths": [4, 4, 8, 8, 8], "convs": [1, 1, 1, 1, 1], "batch_norm": True}
-    model = deeplab(variant, narrow, fc_divisor=64).eval()
+@pytest.mark.parametrize("blocks", [5, 4])
+def test_every_variant_keeps_output_stride_8(variant, blocks):
+    """Even 4×4 kernels included: fc6 keeps its input's size (narrow trunks for speed; 4 blocks is
+    the CPU presets' trunk, conv5/pool5 dropped)."""
+    narrow = {"name": "vgg", "widths": [4, 4, 8, 8, 8][:blocks], "convs": [1] * blocks, "batch_norm": True}
+    model = deeplab(variant, narrow, fc_divisor=64, dilation_divisor=4).eval()
+    assert model.backbone.output_stride == 8
     with torch.no_grad():
         assert model.backbone(torch.randn(2, 3, 64, 64)).shape[-2:] == (8, 8)
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 21, 64, 64)
 
 
 @pytest.mark.parametrize("kernel, dilation, offsets", [

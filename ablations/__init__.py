@@ -14,6 +14,7 @@ ABLATIONS = {
     "lc_schemes": "ablations.lc_schemes",
     "psp_pool": "ablations.psp_pool",
     "psp_aux": "ablations.psp_aux",
+    "deeplab_fov": "ablations.deeplab_fov",
 }
 
 

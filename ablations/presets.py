@@ -48,10 +48,13 @@ PRESETS = {
 
 
 def deep_merge(base: dict, override: dict) -> dict:
-    """A copy of base with override's keys laid over it, recursing into dicts."""
+    """A copy of base with override's keys laid over it, recursing into dicts. A dict that names
+    something else (another 'name': a different backbone or dataset) replaces the base's whole,
+    since the options of one do not apply to the other."""
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if (isinstance(value, dict) and isinstance(out.get(key), dict)
+                and value.get("name", out[key].get("name")) == out[key].get("name")):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

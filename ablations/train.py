@@ -26,6 +26,14 @@ def poly_lr(base_lr, iteration, max_iterations, power=0.9):
     return base_lr * (1 - iteration / max_iterations) ** power
 
 
+def learning_rate(cfg, iteration):
+    """Poly decay by default; with cfg['lr_step'] a step schedule instead (DeepLab v1: ×lr_gamma,
+    default 0.1, every lr_step iterations). Either way a pure function of the iteration."""
+    if cfg.get("lr_step"):
+        return cfg["lr"] * cfg.get("lr_gamma", 0.1) ** (iteration // cfg["lr_step"])
+    return poly_lr(cfg["lr"], iteration, cfg["iterations"], cfg["poly_power"])
+
+
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2 ** 32)
@@ -125,7 +133,7 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if cfg.get("channels_last"):
             images = images.contiguous(memory_format=torch.channels_last)
-        lr = poly_lr(cfg["lr"], it, iterations, cfg["poly_power"])
+        lr = learning_rate(cfg, it)
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_mult"]
         if hasattr(model, "set_train_progress"):  # schedules that change with training (cascades)

@@ -5,6 +5,7 @@ Each test takes {variant_id: [value per seed]} and returns (verdict, statistic t
 - reproduced: the claimed direction holds and is significant (one-sided p < ALPHA);
 - contradicted: the opposite direction is significant;
 - inconclusive: neither (or too few seeds to say).
+Equivalence claims ('close': a matches b within a margin) use two one-sided tests (TOST).
 Differences between two variants use Welch's t-test across seeds; trends use Spearman's rank
 correlation over all (x, value) pairs. With 2 seeds only large effects reach significance: an
 'inconclusive' often means 'more seeds needed', and the statistic says how close it came.
@@ -116,8 +117,30 @@ def ratio(values, a, b, min_ratio=1.0):
     return INCONCLUSIVE, text
 
 
+def close(values, a, b, margin):
+    """Claim: variants a and b score the same within ±margin (an equivalence claim, e.g. 'matches').
+    Two one-sided Welch t-tests (TOST): reproduced if a − b is significantly above −margin and
+    significantly below +margin; contradicted if it is significantly outside the band; otherwise
+    inconclusive (with few seeds, equivalence needs a small spread to be shown)."""
+    if not margin > 0:
+        raise ValueError(f"close: margin must be > 0, got {margin!r}")
+    a_vals, b_vals = _clean(values.get(a, [])), _clean(values.get(b, []))
+    diff = compare(a_vals, b_vals)[0]
+    _, p_above_lo, p_below_lo = compare([v + margin for v in a_vals], b_vals)  # vs a − b = −margin
+    _, p_above_hi, p_below_hi = compare([v - margin for v in a_vals], b_vals)  # vs a − b = +margin
+    text = (f"{a} − {b} = {diff:+.2f}, band ±{margin:g} (TOST Welch, n={len(a_vals)}/{len(b_vals)}, "
+            f"p = {max(p_above_lo, p_below_hi):.3g})")
+    if math.isnan(p_above_lo):
+        return INCONCLUSIVE, text + "; needs ≥ 2 seeds per variant"
+    if p_above_lo < ALPHA and p_below_hi < ALPHA:
+        return REPRODUCED, text
+    if p_above_hi < ALPHA or p_below_lo < ALPHA:
+        return CONTRADICTED, text + "; significantly outside the band"
+    return INCONCLUSIVE, text
+
+
 def judge(claim, values):
-    """Dispatch on claim['test'] ('greater', 'increasing', 'best') with the claim's arguments."""
+    """Dispatch on claim['test'] ('greater', 'increasing', 'best', 'close') with the claim's arguments."""
     test = claim["test"]
     if test == "greater":
         return greater(values, claim["a"], claim["b"], claim.get("margin", 0.0))
@@ -127,7 +150,9 @@ def judge(claim, values):
         return best(values, claim["expected"], claim["candidates"])
     if test == "ratio":
         return ratio(values, claim["a"], claim["b"], claim.get("min_ratio", 1.0))
-    raise ValueError(f"unknown claim test {test!r}; choose one of greater, increasing, best, ratio")
+    if test == "close":
+        return close(values, claim["a"], claim["b"], claim["margin"])
+    raise ValueError(f"unknown claim test {test!r}; choose one of greater, increasing, best, ratio, close")
 
 
 def fact_holds(fact):

@@ -28,4 +28,7 @@ def build_model(cfg: dict, num_classes: int):
     if arch == "pspnet":
         from segmodels.pspnet import PSPNet
         return PSPNet(build_backbone(cfg["backbone"]), num_classes, **opts)
-    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head, gcn_fig2, layer_cascade, pspnet")
+    if arch == "deeplab_v1":  # builds its own VGG trunk (DeepLab's pools, dilations, fc6/fc7)
+        from segmodels.deeplab import DeepLabV1
+        return DeepLabV1(cfg["backbone"], num_classes, **opts)
+    raise ValueError(f"unknown model arch {arch!r}; choose one of: single_head, gcn_fig2, layer_cascade, pspnet, deeplab_v1")

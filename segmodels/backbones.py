@@ -112,7 +112,7 @@ def read_state_dict(path):
                        for k, v in checkpoint.items())
 
 
-def load_imagenet_weights(model, arch, weights, ignore_prefixes=("fc.",)):
+def load_imagenet_weights(model, arch, weights, ignore_prefixes=("fc.",), convert=None):
     """Load pretrained weights into `model` (whose keys follow torchvision's `arch`) and return the
     state dict that was loaded.
 
@@ -120,6 +120,8 @@ def load_imagenet_weights(model, arch, weights, ignore_prefixes=("fc.",)):
     checkpoints folder) or a path to a local file. Keys starting with one of `ignore_prefixes`
     (the classifier) are dropped; any other key missing or unexpected, or a shape mismatch, is a
     ValueError, checked before anything is copied into the model.
+    convert: optional function state dict -> state dict applied after dropping the ignored keys,
+    for models that reshape torchvision's layers (e.g. DeepLab's fc6/fc7 as convolutions).
     """
     if weights == "imagenet":
         path, url = imagenet_checkpoint(arch)
@@ -134,6 +136,8 @@ def load_imagenet_weights(model, arch, weights, ignore_prefixes=("fc.",)):
         path = os.fspath(weights)
     state = read_state_dict(path)
     state = OrderedDict((k, v) for k, v in state.items() if not k.startswith(tuple(ignore_prefixes)))
+    if convert is not None:
+        state = convert(state)
 
     expected = model.state_dict()
     unexpected = [k for k in state if k not in expected]

@@ -1,0 +1,225 @@
+"""DeepLab v1, "Semantic Image Segmentation with Deep Convolutional Nets and Fully Connected CRFs"
+(Chen et al., ICLR 2015): VGG-16 made fully convolutional at output stride 8, with the field-of-view
+variants of its Table 2.
+
+- Trunk: VGG-16's 13 3×3 convs; every max pool is 3×3 with padding 1; pool1-3 have stride 2,
+  pool4 and pool5 stride 1 (output stride 8); conv5_x are dilated by 2 to make up for pool4.
+- fc6: VGG's first FC layer as a k×k convolution with dilation d (the paper's "input stride");
+  fc7: a 1×1 convolution; both with ReLU and dropout. Then a 1×1 classifier and bilinear
+  upsampling ×8 (to the input size).
+- Table 2's variants: 7×7 d4 (4096 filters), 4×4 d4 (4096), 4×4 d8 (4096), 3×3 d12 with 1024
+  filters in fc6 and fc7 (DeepLab-LargeFOV).
+- ImageNet initialisation: torchvision's VGG-16 with fc6/fc7 reshaped into convolutions and
+  subsampled as the paper did (`vgg16_to_deeplab`).
+
+The CPU presets use the same structure scaled down: narrower layers, one conv per block, conv5/
+pool5 dropped (a 4-block trunk, still output stride 8), BatchNorm since they train from scratch.
+"""
+from collections import OrderedDict
+from functools import partial
+
+import torch.nn as nn
+import torch.nn.functional as F
+
+from segmodels.backbones import load_imagenet_weights
+
+VGG16_WIDTHS = (64, 128, 256, 512, 512)
+VGG16_CONVS = (2, 2, 3, 3, 3)
+VGG_FC_KERNEL = 7  # torchvision's classifier.0 is fc6: 7×7×512 → 4096
+# pool1..pool5 strides: pool4/pool5 keep the resolution, so the output stride is 2·2·2 = 8
+POOL_STRIDES = (2, 2, 2, 1, 1)
+CONV5_DILATION = 2
+
+
+def vgg_features(widths=VGG16_WIDTHS, convs=VGG16_CONVS, batch_norm=False):
+    """VGG's convolutional part as DeepLab v1 changes it (see the module docstring). Without
+    BatchNorm the layer indices are torchvision's vgg16.features', so its weights load by name.
+
+    VGG-16 has 5 blocks; a CPU preset may keep 4 (conv5 and pool5 dropped: still output stride 8,
+    with a receptive field a quarter of VGG-16's, to go with a quarter-size image)."""
+    if len(widths) not in (4, 5) or len(convs) != len(widths):
+        raise ValueError(f"DeepLab's VGG trunk has 5 blocks (4 in a reduced one): widths and convs need "
+                         f"5 (or 4) entries each, got {list(widths)} and {list(convs)}")
+    if any(int(n) < 1 for n in convs) or any(int(w) < 1 for w in widths):
+        raise ValueError(f"every block needs at least one conv of at least one channel, "
+                         f"got widths {list(widths)}, convs {list(convs)}")
+    layers, cin = [], 3
+    for block, (width, n, pool_stride) in enumerate(zip(widths, convs, POOL_STRIDES)):
+        dilation = CONV5_DILATION if block == 4 else 1
+        for _ in range(n):
+            layers.append(nn.Conv2d(cin, width, 3, padding=dilation, dilation=dilation, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.ReLU(inplace=True))
+            cin = width
+        layers.append(nn.MaxPool2d(3, stride=pool_stride, padding=1))
+    return nn.Sequential(*layers)
+
+
+def same_size_padding(kernel, dilation):
+    """(left, right, top, bottom) zero padding that keeps a k×k conv of dilation d size-preserving.
+
+    The taps span (k − 1)·d + 1 pixels, so (k − 1)·d pixels of padding are needed in all. For odd k
+    (or an even k with an even dilation, as in all of the paper's variants: 4×4 at d 4 or 8) that
+    total is even and splits evenly, so the taps sit symmetrically around the output pixel (for
+    4×4 d4: offsets ±2, ±6; Caffe's pad 6). Only an even k with an odd dilation (the CPU preset's
+    4×4 d1) leaves an odd total: the extra pixel goes right/bottom and the taps are centred half
+    a feature pixel off, which no padding can avoid for an even number of taps."""
+    total = (kernel - 1) * dilation
+    lo = total // 2
+    return lo, total - lo, lo, total - lo
+
+
+class FOVConv(nn.Module):
+    """fc6 as a dilated k×k convolution whose output keeps its input's size (any k, even too)."""
+
+    def __init__(self, cin, cout, kernel, dilation):
+        super().__init__()
+        if not isinstance(kernel, int) or kernel < 1:
+            raise ValueError(f"fc6 kernel must be a positive integer, got {kernel!r}")
+        if not isinstance(dilation, int) or dilation < 1:
+            raise ValueError(f"fc6 dilation must be a positive integer, got {dilation!r}")
+        self.padding = same_size_padding(kernel, dilation)
+        self.conv = nn.Conv2d(cin, cout, kernel, dilation=dilation)
+
+    @property
+    def kernel_size(self):
+        return self.conv.kernel_size[0]
+
+    @property
+    def dilation(self):
+        return self.conv.dilation[0]
+
+    def forward(self, x):
+        return self.conv(F.pad(x, self.padding))
+
+
+class DeepLabVGG(nn.Module):
+    """What DeepLab v1 takes from VGG-16 (all of it but the 1000-way classifier): conv trunk, fc6
+    and fc7 as convolutions. Returns fc7's activations at output stride 8."""
+
+    def __init__(self, widths=VGG16_WIDTHS, convs=VGG16_CONVS, batch_norm=False, fc6_kernel=3,
+                 fc6_dilation=12, fc_channels=1024, dropout=0.5):
+        super().__init__()
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.features = vgg_features(widths, convs, batch_norm)
+        self.fc6 = FOVConv(widths[-1], fc_channels, fc6_kernel, fc6_dilation)
+        self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
+        self.drop = nn.Dropout(dropout)
+        self.out_channels = fc_channels
+        self.output_stride = 1
+        for m in self.features:
+            if isinstance(m, nn.MaxPool2d):
+                self.output_stride *= m.stride
+
+    def forward(self, x):
+        x = self.features(x)
+        x = self.drop(F.relu(self.fc6(x), inplace=True))
+        return self.drop(F.relu(self.fc7(x), inplace=True))
+
+
+def decimation_step(full, reduced, what):
+    """Step of the subsampling from `full` to `reduced` taps ('kernel') or filters ('filters')."""
+    if what == "kernel":
+        # decimation keeps both ends: 7 → 4 takes taps 0, 2, 4, 6; 7 → 3 takes 0, 3, 6
+        if reduced < 2 or (full - 1) % (reduced - 1):
+            raise ValueError(f"cannot decimate VGG's {full}×{full} fc6 to {reduced}×{reduced}: "
+                             f"({full} − 1) must be a multiple of (k − 1), i.e. k in 2, 3, 4, 7")
+        return (full - 1) // (reduced - 1)
+    if reduced < 1 or full % reduced:
+        raise ValueError(f"cannot subsample VGG's {full} fc filters to {reduced}: it must divide {full}")
+    return full // reduced
+
+
+def vgg16_to_deeplab(state, fc6_kernel, fc_channels):
+    """torchvision vgg16 state dict (classifier.6 already dropped) → DeepLabVGG's keys.
+
+    classifier.0 (fc6, 4096 × 512·7·7) becomes a 7×7 conv, decimated in space to fc6_kernel
+    (7 → 4: every 2nd tap, 7 → 3: every 3rd) and in filters to fc_channels (4096 → 1024: every
+    4th); classifier.3 (fc7, 4096 × 4096) becomes a 1×1 conv, subsampled the same way in both its
+    output filters and its inputs (fc6's kept filters). Other keys pass through unchanged.
+    Filter counts are read off the tensors, so a narrower VGG-shaped state dict converts too."""
+    space = decimation_step(VGG_FC_KERNEL, fc6_kernel, "kernel")
+    out = OrderedDict()
+    for key, value in state.items():
+        if key.startswith(("classifier.0.", "classifier.3.")):
+            every = decimation_step(value.shape[0], fc_channels, "filters")
+        if key == "classifier.0.weight":
+            conv = value.reshape(value.shape[0], -1, VGG_FC_KERNEL, VGG_FC_KERNEL)
+            out["fc6.conv.weight"] = conv[::every, :, ::space, ::space].contiguous()
+        elif key == "classifier.0.bias":
+            out["fc6.conv.bias"] = value[::every].contiguous()
+        elif key == "classifier.3.weight":
+            out["fc7.weight"] = value[::every, ::every].reshape(fc_channels, fc_channels, 1, 1).contiguous()
+        elif key == "classifier.3.bias":
+            out["fc7.bias"] = value[::every].contiguous()
+        else:
+            out[key] = value
+    return out
+
+
+class DeepLabV1(nn.Module):
+    """DeepLab v1: DeepLabVGG (as `backbone`, base learning rate) + 1×1 classifier (the paper's
+    fc8, trained at 10× the rate through head_lr_mult), upsampled bilinearly to the input size.
+
+    backbone cfg: {'name': 'vgg', 'widths', 'convs', 'batch_norm', 'weights'}; weights None,
+    'imagenet' (torchvision's VGG-16 file in the torch hub cache) or a local file, VGG-16 layout only.
+    fc6_kernel, fc6_dilation, fc_channels: a Table 2 variant; dilation_divisor and fc_divisor scale
+    it down (CPU presets), dropout follows fc6 and fc7.
+    """
+
+    def __init__(self, backbone, num_classes, fc6_kernel=3, fc6_dilation=12, fc_channels=1024, dropout=0.5,
+                 dilation_divisor=1, fc_divisor=1):
+        super().__init__()
+        # A scaled-down copy of a paper variant (CPU presets) keeps the variant's numbers in its
+        # config and divides them here: fc6 dilation by dilation_divisor, fc6/fc7 filters by fc_divisor.
+        for value, divisor, what in ((fc6_dilation, dilation_divisor, "fc6_dilation"),
+                                     (fc_channels, fc_divisor, "fc_channels")):
+            if not isinstance(divisor, int) or divisor < 1 or value % divisor:
+                raise ValueError(f"{what} {value} is not divisible by {divisor!r}")
+        fc6_dilation, fc_channels = fc6_dilation // dilation_divisor, fc_channels // fc_divisor
+        backbone = dict(backbone)
+        name = backbone.pop("name", None)
+        if name != "vgg":
+            raise ValueError(f"deeplab_v1 needs a 'vgg' backbone, got {name!r}")
+        weights = backbone.pop("weights", None)
+        unknown = set(backbone) - {"widths", "convs", "batch_norm"}
+        if unknown:
+            raise ValueError(f"deeplab_v1: unknown backbone options {sorted(unknown)}; "
+                             f"valid: widths, convs, batch_norm, weights")
+        self.backbone = DeepLabVGG(fc6_kernel=fc6_kernel, fc6_dilation=fc6_dilation,
+                                   fc_channels=fc_channels, dropout=dropout, **backbone)
+        self.classifier = nn.Conv2d(fc_channels, num_classes, 1)
+        nn.init.normal_(self.classifier.weight, std=0.01)  # the paper's fc8 initialisation
+        nn.init.zeros_(self.classifier.bias)
+        if weights is not None:
+            if (tuple(backbone.get("widths", VGG16_WIDTHS)) != VGG16_WIDTHS
+                    or tuple(backbone.get("convs", VGG16_CONVS)) != VGG16_CONVS or backbone.get("batch_norm")):
+                raise ValueError("pretrained weights are torchvision's VGG-16 (no BatchNorm): use the "
+                                 "default widths/convs and batch_norm false with weights")
+            load_imagenet_weights(self.backbone, "vgg16", weights, ignore_prefixes=("classifier.6.",),
+                                  convert=partial(vgg16_to_deeplab, fc6_kernel=fc6_kernel,
+                                                  fc_channels=fc_channels))
+
+    def forward(self, x):
+        scores = self.classifier(self.backbone(x))
+        # ×8 bilinear; sized to the input so odd sizes (ceil-divided by the pools) come back exactly
+        return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def fov_receptive_field(model):
+    """Table 2's receptive-field column from a built model: the span of fc6's taps in input
+    pixels, (k − 1)·dilation·output_stride, + 32 (the formula in shared/PAPERS.md that gives the
+    paper's 224 / 128 / 224 / 224)."""
+    fc6, stride = model.backbone.fc6, model.backbone.output_stride
+    return (fc6.kernel_size - 1) * fc6.dilation * stride + 32
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_weights(model):
+    """Conv weights only, no biases (and no BatchNorm)."""
+    return sum(p.numel() for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1)

@@ -1,0 +1,236 @@
+"""DeepLab v1 (segmodels/deeplab.py) and its field-of-view ablation (ablations/deeplab_fov.py).
+
+Paper-dimension facts are checked on models built on the meta device (shapes, no storage); the
+forward passes use 64-px inputs; ImageNet weights are a VGG-16-shaped state dict this file saves."""
+import os
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+
+import run_all
+from ablations import deeplab_fov
+from ablations.presets import deep_merge
+from ablations.train import learning_rate
+from report.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, close, fact_holds
+from segmodels import build_model
+from segmodels.backbones import imagenet_checkpoint
+from segmodels.deeplab import (FOVConv, DeepLabV1, count_params, fov_receptive_field, same_size_padding,
+                               vgg16_to_deeplab)
+
+PAPER_PARAMS_M = {"k7d4": 134.3, "k4d4": 65.1, "k4d8": 65.1, "largefov": 20.5}
+PAPER_RF = {"k7d4": 224, "k4d4": 128, "k4d8": 224, "largefov": 224}
+TABLE2 = {"k7d4": (7, 4, 4096), "k4d4": (4, 4, 4096), "k4d8": (4, 8, 4096), "largefov": (3, 12, 1024)}
+
+
+def deeplab(variant, backbone=None, **opts):
+    k, d, c = TABLE2[variant]
+    return DeepLabV1(backbone or {"name": "vgg"}, 21, fc6_kernel=k, fc6_dilation=d, fc_channels=c, **opts)
+
+
+@pytest.mark.parametrize("variant", list(TABLE2))
+def test_paper_params_and_receptive_field(variant):
+    model = deeplab_fov.paper_model(variant)
+    assert abs(count_params(model) - PAPER_PARAMS_M[variant] * 1e6) <= 0.05e6
+    assert fov_receptive_field(model) == PAPER_RF[variant]
+    k, d, c = TABLE2[variant]
+    assert (model.backbone.fc6.kernel_size, model.backbone.fc6.dilation) == (k, d)
+    assert model.backbone.fc6.conv.out_channels == c and model.backbone.fc7.out_channels == c
+
+
+def test_exact_facts_all_hold():
+    facts = deeplab_fov.exact_facts()
+    assert len(facts) == 2 * len(TABLE2) + 1
+    assert all(fact_holds(f) for f in facts), [f for f in facts if not fact_holds(f)]
+    ratio = next(f for f in facts if "ratio" in f["fact"])["computed"]
+    assert 6.5 <= ratio < 6.6  # "6.5× fewer parameters"
+
+
+def test_output_stride_8_at_paper_dims():
+    model = deeplab("largefov").eval()
+    assert model.backbone.output_stride == 8
+    with torch.no_grad():
+        x = torch.randn(1, 3, 64, 64)
+        assert model.backbone(x).shape == (1, 1024, 8, 8)
+        assert model(x).shape == (1, 21, 64, 64)
+        assert model(torch.randn(1, 3, 67, 61)).shape == (1, 21, 67, 61)  # any size comes back
+
+
+@pytest.mark.parametrize("variant", list(TABLE2))
+@pytest.mark.parametrize("blocks", [5, 4])
+def test_every_variant_keeps_output_stride_8(variant, blocks):
+    """Even 4×4 kernels included: fc6 keeps its input's size (narrow trunks for speed; 4 blocks is
+    the CPU presets' trunk, conv5/pool5 dropped)."""
+    narrow = {"name": "vgg", "widths": [4, 4, 8, 8, 8][:blocks], "convs": [1] * blocks, "batch_norm": True}
+    model = deeplab(variant, narrow, fc_divisor=64, dilation_divisor=4).eval()
+    assert model.backbone.output_stride == 8
+    with torch.no_grad():
+        assert model.backbone(torch.randn(2, 3, 64, 64)).shape[-2:] == (8, 8)
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 21, 64, 64)
+
+
+@pytest.mark.parametrize("kernel, dilation, offsets", [
+    (4, 4, [-6, -2, 2, 6]),    # the paper's DeepLab: symmetric taps (Caffe's pad 6)
+    (4, 8, [-12, -4, 4, 12]),
+    (3, 12, [-12, 0, 12]),
+    (7, 4, [-12, -8, -4, 0, 4, 8, 12]),
+    (4, 1, [-1, 0, 1, 2]),      # odd total padding: the extra pixel goes right/bottom
+])
+def test_fc6_taps_and_size(kernel, dilation, offsets):
+    """Which input pixels an output pixel reads: an all-ones kernel on an impulse."""
+    conv = FOVConv(1, 1, kernel, dilation)
+    nn.init.ones_(conv.conv.weight)
+    nn.init.zeros_(conv.conv.bias)
+    x = torch.zeros(1, 1, 41, 41)
+    x[0, 0, 20, 20] = 1
+    with torch.no_grad():
+        y = conv(x)
+    assert y.shape == x.shape
+    hits = torch.nonzero(y[0, 0])  # outputs that read the impulse: input − output = a tap offset
+    assert sorted({20 - int(c) for c in hits[:, 1]}) == offsets
+    assert sorted({20 - int(r) for r in hits[:, 0]}) == offsets
+    assert len(hits) == kernel ** 2
+    assert sum(same_size_padding(kernel, dilation)[:2]) == (kernel - 1) * dilation
+
+
+def test_decimation_picks_the_papers_taps_and_filters():
+    """vgg16_to_deeplab on a small VGG-shaped state dict: element by element."""
+    filters, cin = 16, 3
+    state = {"features.0.weight": torch.randn(4, 3, 3, 3),
+             "classifier.0.weight": torch.randn(filters, cin * 49), "classifier.0.bias": torch.randn(filters),
+             "classifier.3.weight": torch.randn(filters, filters), "classifier.3.bias": torch.randn(filters)}
+    out = vgg16_to_deeplab(state, fc6_kernel=3, fc_channels=4)
+    assert torch.equal(out["features.0.weight"], state["features.0.weight"])
+    fc6 = out["fc6.conv.weight"]
+    assert fc6.shape == (4, cin, 3, 3)
+    full = state["classifier.0.weight"].view(filters, cin, 7, 7)
+    for o in range(4):
+        for i, r in enumerate((0, 3, 6)):
+            for j, c in enumerate((0, 3, 6)):
+                assert torch.equal(fc6[o, :, i, j], full[4 * o, :, r, c])
+    assert torch.equal(out["fc6.conv.bias"], state["classifier.0.bias"][[0, 4, 8, 12]])
+    assert torch.equal(out["fc7.weight"][:, :, 0, 0], state["classifier.3.weight"][[0, 4, 8, 12]][:, [0, 4, 8, 12]])
+    assert torch.equal(out["fc7.bias"], state["classifier.3.bias"][[0, 4, 8, 12]])
+    four = vgg16_to_deeplab(state, fc6_kernel=4, fc_channels=filters)["fc6.conv.weight"]
+    assert torch.equal(four, full[:, :, 0::2, 0::2])  # 7 → 4: taps 0, 2, 4, 6
+    assert torch.equal(vgg16_to_deeplab(state, 7, filters)["fc6.conv.weight"], full)
+
+
+@pytest.mark.parametrize("kernel, channels", [(5, 4096), (6, 4096), (3, 1000)])
+def test_decimation_that_cannot_be_done_is_an_error(kernel, channels):
+    state = {"classifier.0.weight": torch.zeros(4096, 49), "classifier.0.bias": torch.zeros(4096)}
+    with pytest.raises(ValueError, match="cannot"):
+        vgg16_to_deeplab(state, kernel, channels)
+
+
+@pytest.fixture(scope="module")
+def saved_vgg16(tmp_path_factory):
+    """A torchvision-vgg16-shaped state dict with random values, saved where torch.hub caches
+    IMAGENET1K_V1 (under a temporary $TORCH_HOME)."""
+    torch_home = tmp_path_factory.mktemp("torch_home")
+    old = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(torch_home)
+    import torchvision
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.vgg16(weights=None).state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(shape, generator=gen) for k, shape in shapes.items()}
+    path, _ = imagenet_checkpoint("vgg16")
+    os.makedirs(os.path.dirname(path))
+    torch.save(state, path)
+    yield state
+    if old is None:
+        os.environ.pop("TORCH_HOME")
+    else:
+        os.environ["TORCH_HOME"] = old
+
+
+@pytest.mark.parametrize("variant", ["largefov", "k4d4"])
+def test_imagenet_init_decimates_fc6_fc7(saved_vgg16, variant):
+    k, _, c = TABLE2[variant]
+    model = deeplab(variant, {"name": "vgg", "weights": "imagenet"})
+    state = model.backbone.state_dict()
+    for key, value in saved_vgg16.items():
+        if key.startswith("features."):
+            assert torch.equal(state[key], value), key
+    fc6 = saved_vgg16["classifier.0.weight"].view(4096, 512, 7, 7)
+    space, every = {3: 3, 4: 2}[k], 4096 // c
+    assert torch.equal(state["fc6.conv.weight"], fc6[::every, :, ::space, ::space])
+    assert torch.equal(state["fc6.conv.bias"], saved_vgg16["classifier.0.bias"][::every])
+    assert torch.equal(state["fc7.weight"].flatten(1), saved_vgg16["classifier.3.weight"][::every, ::every])
+    assert model.classifier.weight.shape == (21, c, 1, 1)  # the 1000-way classifier.6 is not used
+
+
+def test_weights_need_the_vgg16_layout():
+    with pytest.raises(ValueError, match="VGG-16"):
+        deeplab("largefov", {"name": "vgg", "widths": [8, 16, 32, 32, 32], "weights": "imagenet"})
+
+
+@pytest.mark.parametrize("backbone, opts", [
+    ({"name": "small"}, {}),
+    ({"name": "vgg", "strides": [2, 2, 2]}, {}),
+    ({"name": "vgg", "widths": [8, 16, 32]}, {}),
+    ({"name": "vgg"}, {"dilation_divisor": 5}),
+    ({"name": "vgg"}, {"fc_divisor": 3}),
+    ({"name": "vgg"}, {"dropout": 1.0}),
+])
+def test_bad_config_is_an_error(backbone, opts):
+    with pytest.raises(ValueError):
+        with torch.device("meta"):
+            deeplab("largefov", backbone, **opts)
+
+
+def test_cpu_preset_keeps_the_papers_relations():
+    """Three variants share one receptive field, 4×4 dil 4 has a smaller one, LargeFOV has the
+    fewest parameters and 7×7 the most; 4×4 at dil 4 and 8 have the same count."""
+    from ablations.runs import plan_runs, preset_config
+    for preset in ("smoke", "quick"):
+        plans = {p["variant"]: p for p in plan_runs(deeplab_fov, preset_config(deeplab_fov, preset), preset)
+                 if p["seed"] == 0}
+        models = {v: build_model(p["model"], 5) for v, p in plans.items()}
+        rf = {v: fov_receptive_field(m) for v, m in models.items()}
+        params = {v: count_params(m) for v, m in models.items()}
+        assert rf["k7d4"] == rf["k4d8"] == rf["largefov"] > rf["k4d4"]
+        assert params["largefov"] < params["k4d4"] == params["k4d8"] < params["k7d4"]
+
+
+def test_deep_merge_replaces_a_dict_of_another_name():
+    base = {"backbone": {"name": "small", "strides": [2, 2, 2]}, "x": 1}
+    assert deep_merge(base, {"backbone": {"name": "vgg", "widths": [1]}})["backbone"] == {"name": "vgg", "widths": [1]}
+    assert deep_merge(base, {"backbone": {"strides": [1]}})["backbone"] == {"name": "small", "strides": [1]}
+
+
+def test_step_learning_rate():
+    cfg = {"lr": 1e-3, "iterations": 6000, "poly_power": 0.9, "lr_step": 2000, "lr_gamma": 0.1}
+    assert [learning_rate(cfg, i) for i in (0, 1999, 2000, 5999)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-5])
+    poly = {k: v for k, v in cfg.items() if k != "lr_step"}
+    assert learning_rate(poly, 3000) == pytest.approx(1e-3 * 0.5 ** 0.9)
+
+
+def test_close_verdict():
+    same = {"a": [50.0, 50.4, 49.8], "b": [50.1, 50.2, 49.9]}
+    assert close(same, "a", "b", 2.0)[0] == REPRODUCED
+    apart = {"a": [60.0, 60.4, 59.8], "b": [50.1, 50.2, 49.9]}
+    assert close(apart, "a", "b", 2.0)[0] == CONTRADICTED
+    noisy = {"a": [45.0, 55.0], "b": [50.0, 51.0]}
+    assert close(noisy, "a", "b", 2.0)[0] == INCONCLUSIVE
+    assert close({"a": [50.0], "b": [50.0]}, "a", "b", 2.0)[0] == INCONCLUSIVE
+    with pytest.raises(ValueError):
+        close(same, "a", "b", 0)
+
+
+def test_smoke_run(tmp_path):
+    out, report = tmp_path / "results", tmp_path / "report"
+    assert run_all.main(["--ablation", "deeplab_fov", "--preset", "smoke", "--out", str(out),
+                         "--report-dir", str(report), "--no-progress", "--jobs", "1"]) == 0
+    rows = pd.read_csv(out / "deeplab_fov.csv")
+    assert sorted(rows["variant"]) == sorted(TABLE2)
+    assert (rows["status"] == "ok").all() and rows["train_img_per_s"].gt(0).all()
+    assert rows.groupby("variant")["params"].first()["largefov"] == rows["params"].min()
+    text = (report / "REPORT.md").read_text()
+    section = text[text.index("(`deeplab_fov`)"):]
+    for heading in ("Published vs reproduced", "Claims", "Exact facts", "Training speed",
+                    "Table 1(a)", "Variants as run", "Deviations"):
+        assert heading in section, heading
+    assert "✗ MISMATCH" not in section

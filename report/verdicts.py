@@ -39,11 +39,8 @@ def compare(a, b):
     return diff, float(p_greater), float(1 - p_greater)
 
 
-def greater(values, a, b, margin=0.0):
-    """Claim: variant a scores higher than variant b (by more than `margin`)."""
-    shifted = [v - margin for v in values.get(a, [])]
-    diff, p_gt, p_lt = compare(shifted, values.get(b, []))
-    text = f"{a} − {b} = {diff + margin:+.2f} (Welch t, n={len(_clean(values.get(a, [])))}/{len(_clean(values.get(b, [])))}, p(>)={p_gt:.3g})"
+def directional(p_gt, p_lt, text):
+    """The verdict of a one-sided claim from its two one-sided p-values."""
     if math.isnan(p_gt):
         return INCONCLUSIVE, text + "; needs ≥ 2 seeds per variant"
     if p_gt < ALPHA:
@@ -51,6 +48,14 @@ def greater(values, a, b, margin=0.0):
     if p_lt < ALPHA:
         return CONTRADICTED, text
     return INCONCLUSIVE, text
+
+
+def greater(values, a, b, margin=0.0):
+    """Claim: variant a scores higher than variant b (by more than `margin`)."""
+    shifted = [v - margin for v in values.get(a, [])]
+    diff, p_gt, p_lt = compare(shifted, values.get(b, []))
+    text = f"{a} − {b} = {diff + margin:+.2f} (Welch t, n={len(_clean(values.get(a, [])))}/{len(_clean(values.get(b, [])))}, p(>)={p_gt:.3g})"
+    return directional(p_gt, p_lt, text)
 
 
 def increasing(values, order, xs):
@@ -108,13 +113,7 @@ def ratio(values, a, b, min_ratio=1.0):
     _, p_gt, p_lt = compare([v - math.log(min_ratio) for v in la], lb)
     text = (f"{a} / {b} = {math.exp(np.mean(la) - np.mean(lb)):.2f}× (geometric means; claim ≥ {min_ratio:g}×; "
             f"Welch t on logs, n={len(la)}/{len(lb)}, p(≥)={p_gt:.3g})")
-    if math.isnan(p_gt):
-        return INCONCLUSIVE, text + "; needs ≥ 2 seeds per variant"
-    if p_gt < ALPHA:
-        return REPRODUCED, text
-    if p_lt < ALPHA:
-        return CONTRADICTED, text
-    return INCONCLUSIVE, text
+    return directional(p_gt, p_lt, text)
 
 
 def close(values, a, b, margin):

@@ -114,10 +114,20 @@ def plot(spec, rows, path):
     plt.close(fig)
 
 
+def failed_runs(rows, claim):
+    """'variant ×n' for the claim's variants with failed runs (left out of its statistic)."""
+    ids = [claim.get(k) for k in ("a", "b", "expected")] + claim.get("order", []) + claim.get("candidates", [])
+    failed = rows[rows["status"] != "ok"]["variant"].value_counts() if "status" in rows else {}
+    return [f"{v} ×{failed[v]}" for v in dict.fromkeys(i for i in ids if i) if v in failed]
+
+
 def claims_table(spec, rows):
     body = []
     for claim in spec.CLAIMS:
         verdict, statistic = judge(claim, per_seed(rows, claim["metric"], claim.get("minus")))
+        failed = failed_runs(rows, claim)
+        if failed:
+            statistic += f"; failed runs left out: {', '.join(failed)}"
         body.append([claim["text"], f"**{verdict}**", statistic])
     return md_table(["claim (paper)", "verdict", "statistic"], body)
 

@@ -34,3 +34,17 @@ def test_fact_holds_within_the_papers_rounding():
     assert not fact_holds({"computed": 262000, "published": 260e3, "tolerance": 1000})
     assert fact_holds({"computed": 42, "published": None, "expected": 42})
     assert not fact_holds({"computed": 41, "published": None, "expected": 42})
+
+
+def test_claims_table_names_the_failed_runs_it_left_out():
+    import types
+
+    import pandas as pd
+
+    from report.build import claims_table
+    rows = pd.DataFrame({"variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1],
+                         "mIoU": [10.0, 11.0, 5.0, None],
+                         "status": ["ok", "ok", "ok", "failed: non-finite loss"]})
+    spec = types.SimpleNamespace(CLAIMS=[{"text": "a > b", "test": "greater", "metric": "mIoU", "a": "a", "b": "b"}])
+    table = claims_table(spec, rows)
+    assert "inconclusive" in table and "failed runs left out: b ×1" in table

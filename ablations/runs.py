@@ -192,6 +192,9 @@ def make_row(plan, info, result, device, sha):
     row.update({
         "train_img_per_s": info.get("train_img_per_s"), "wall_s": info.get("train_wall_s", 0) + result.get("eval_wall_s", 0),
         "device": device if device == "cpu" else torch.cuda.get_device_name(0),
+        # the machine's 1-min load average when the row was written: timings taken beside other
+        # work (load above the core count) are slower than the same run alone
+        "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
         "host": platform.node(), "torch": torch.__version__, "torchvision": torchvision.__version__,
         "git_sha": sha, "run_id": plan["run_id"], "eval_id": plan["eval_id"], "status": info["status"],
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

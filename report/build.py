@@ -138,6 +138,15 @@ def facts_table(spec):
     return md_table(["exact fact", "computed", "formula", "published", "check"], body)
 
 
+def load_range(rows):
+    """The 1-min load average at row time, against the core count: timings (img/s, ms) taken under a
+    load above the core count shared the CPU with other work and are slower than alone."""
+    if "load_avg_1m" not in rows or rows["load_avg_1m"].isna().all():
+        return "not recorded (rows from before the load column): timings may include other work"
+    return (f"{rows['load_avg_1m'].min():.1f}–{rows['load_avg_1m'].max():.1f} "
+            f"(1-min load average; {int(rows['cpu_count'].max())} cores)")
+
+
 def settings(rows):
     first = rows.iloc[0]
     seeds = sorted(rows["seed"].unique().tolist())
@@ -153,6 +162,7 @@ def settings(rows):
         ("device", ", ".join(sorted(rows["device"].astype(str).unique()))),
         ("torch / torchvision", f"{first['torch']} / {first['torchvision']}"),
         ("runs", f"{len(rows)} ({len(failed)} failed)"),
+        ("machine load while rows were written", load_range(rows)),
         ("total run time", f"{rows['wall_s'].sum() / 60:.1f} min (sum over runs)"),
         ("code", ", ".join(sorted(rows["git_sha"].astype(str).unique()))),
     ]

@@ -163,7 +163,7 @@ def settings(rows):
         ("torch / torchvision", f"{first['torch']} / {first['torchvision']}"),
         ("runs", f"{len(rows)} ({len(failed)} failed)"),
         ("machine load while rows were written", load_range(rows)),
-        ("total run time", f"{rows['wall_s'].sum() / 60:.1f} min (sum over runs)"),
+        ("total run time", f"{rows['wall_s'].sum() / 60:.1f} min summed over runs (runs trained side by side with --jobs overlap in wall time)"),
         ("code", ", ".join(sorted(rows["git_sha"].astype(str).unique()))),
     ]
     text = "\n".join(f"- **{k}**: {v}" for k, v in items)

@@ -148,14 +148,14 @@ def extra_sections(rows, results_dir, fig_dir, rel_fig):
 
     import torch
 
-    from ablations.runs import plan_runs, preset_config
+    from ablations.runs import variant_models
     from report.build import fmt, md_table, mean_std, per_seed
     from segmodels import build_model
     from segmodels.backbones import receptive_field
     from segmodels.deeplab import fov_receptive_field
 
     spec, preset = sys.modules[__name__], str(rows.iloc[0]["preset"])
-    models = {p["variant"]: p["model"] for p in plan_runs(spec, preset_config(spec, preset), preset)}
+    models = variant_models(spec, preset)
     params = per_seed(rows, "params")
     mapping = []
     for v in VARIANTS:

@@ -66,7 +66,7 @@ def exact_facts():
 
 def extra_sections(rows, results_dir, fig_dir, rel_fig):
     """The paper's Fig. 3 argues with the valid receptive field: measure it on the trained heads."""
-    from ablations.erf import erf_section
+    from report.erf import erf_section
     ids = ["base", "k3", f"k{KS[-1]}"]
     labels = [v["label"] for i in ids for v in VARIANTS if v["id"] == i]
     return erf_section(rows, results_dir, fig_dir, rel_fig, NAME, ids, labels)

@@ -100,7 +100,7 @@ def exact_facts():
 
 def extra_sections(rows, results_dir, fig_dir, rel_fig):
     """Does the trivial k×k conv use its kernel's extent? Effective receptive fields at k = 9."""
-    from ablations.erf import erf_section
+    from report.erf import erf_section
     ids = ["gcn_k9", "conv_k9", "gcn_k9_lowlr", "conv_k9_lowlr"]
     labels = [v["label"] for i in ids for v in VARIANTS if v["id"] == i]
     return erf_section(rows, results_dir, fig_dir, rel_fig, NAME, ids, labels)

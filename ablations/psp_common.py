@@ -103,7 +103,7 @@ def context_section(rows, results_dir, fig_dir, rel_fig):
     import matplotlib.pyplot as plt
 
     from ablations import load
-    from ablations.runs import plan_runs, preset_config
+    from ablations.runs import variant_models
     from data.synthetic import SyntheticScenes, cue_rows
     from segmodels import build_model
 
@@ -112,7 +112,7 @@ def context_section(rows, results_dir, fig_dir, rel_fig):
         return ""
     spec = load(str(rows.iloc[0]["ablation"]))
     preset = str(rows.iloc[0]["preset"])
-    models = {p["variant"]: p["model"] for p in plan_runs(spec, preset_config(spec, preset), preset)}
+    models = variant_models(spec, preset)
     val = SyntheticScenes("val", **{k: v for k, v in data_cfg.items() if k != "name"})
     size, band = val.labels.shape[-1], cue_rows(val.labels.shape[-1])
     dist = band_distances(val)

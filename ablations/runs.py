@@ -82,6 +82,11 @@ def plan_runs(spec, cfg, preset):
     return plans
 
 
+def variant_models(spec, preset):
+    """{variant id: its resolved model config} at a preset (what the report hooks rebuild models from)."""
+    return {p["variant"]: p["model"] for p in plan_runs(spec, preset_config(spec, preset), preset)}
+
+
 def read_json(path):
     with open(path) as f:
         return json.load(f)

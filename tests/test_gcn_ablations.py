@@ -9,7 +9,7 @@ import torch.nn as nn
 
 import run_all
 from ablations import gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack
-from ablations.erf import effective_receptive_field, erf_section, mass_radius
+from report.erf import effective_receptive_field, erf_section, mass_radius
 from ablations.presets import SMALL_BACKBONE
 from ablations.runs import plan_runs, preset_config
 from report.build import per_seed

@@ -13,6 +13,7 @@ import os
 import torch
 
 from ablations.runs import load_trained_run
+from report.build import md_table, plt  # build sets the Agg backend first
 
 MASS_FRACTIONS = (0.5, 0.9)
 
@@ -70,10 +71,6 @@ def erf_section(rows, results_dir, fig_dir, rel_fig, name, variants, labels, n_i
     """Markdown (figure + table) comparing the effective receptive fields of `variants` (ids in
     rows; `labels` their captions). Variants whose trained models are not on disk are skipped
     with a note, so the report builds from the CSV alone."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     device = "cuda" if torch.cuda.is_available() else "cpu"
     found, notes = [], []
     for vid, label in zip(variants, labels):
@@ -107,8 +104,7 @@ def erf_section(rows, results_dir, fig_dir, rel_fig, name, variants, labels, n_i
         header = ["model", "seeds"] + [f"{int(100 * f)} % mass radius (px)" for f in MASS_FRACTIONS]
         body = [[label, ", ".join(map(str, used))] + [f"{mass_radius(erf, f):.1f}" for f in MASS_FRACTIONS]
                 for label, erf, used in found]
-        parts.append("\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] +
-                               ["| " + " | ".join(row) + " |" for row in body]))
+        parts.append(md_table(header, body))
     if notes:
         parts.append("\n".join(f"- {n}" for n in notes))
     return "\n\n".join(parts)

@@ -32,7 +32,7 @@ def parse_args(argv):
     p.add_argument("--weights", help="local backbone weights file (instead of torchvision's ImageNet cache)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--jobs", type=int, default=None,
-                   help="runs trained side by side in separate processes (default: 2 on a CPU with ≥ 2 cores, else 1)")
+                   help="runs trained side by side in separate processes (default: the CPU's cores; 1 on a GPU)")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--report-dir", default="report", help="where REPORT.md goes (default: report)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the CSVs")
@@ -70,7 +70,8 @@ def main(argv=None):
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             print("run_all.py: error: --device cuda given but torch sees no CUDA device", file=sys.stderr)
             return 2
-        jobs = args.jobs or (2 if args.device == "cpu" and (os.cpu_count() or 1) >= 2 else 1)
+        # one thread per run (the presets' train.threads), so as many runs side by side as cores
+        jobs = args.jobs or ((os.cpu_count() or 1) if args.device == "cpu" else 1)
         for name in args.ablation:
             spec = load(name)
             try:

@@ -6,9 +6,8 @@ import time
 import torch
 
 from ablations.metrics import boundary_counts, confusion_matrix, group_accuracy, scores
+from ablations.presets import EVAL_KEYS as ENGINE_KEYS
 from data import IGNORE_INDEX
-
-ENGINE_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch")
 
 
 @torch.no_grad()
@@ -57,8 +56,6 @@ def evaluate(model, dataset, cfg, device="cpu"):
     result["boundary_band"] = cfg["boundary_band"]
     result["infer_fps"] = images_seen / infer_s if infer_s > 0 else float("nan")
     result.update({k: v / images_seen for k, v in extra_sums.items()})
-    if cfg.get("speed_repeats"):
-        result.update(time_inference(model, dataset, cfg, device))
     return result
 
 

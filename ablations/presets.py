@@ -5,6 +5,10 @@
   2-core CPU and still shows the papers' directions above seed noise.
 - full: the embedded dataset at a larger scale, wider backbone, 3 seeds; meant for a GPU.
 - paper: the real dataset and the paper's settings; for GPUs with the data on disk.
+
+Every preset trains with one CPU thread per run: the thread count changes the floating-point
+results, so it is part of each run's configuration (and id), and the same run gives the same
+numbers on any machine with the same torch and CPU capability. Parallelism comes from --jobs.
 """
 import copy
 
@@ -16,7 +20,7 @@ PRESETS = {
         "data": {"name": "synthetic", "image_size": 64, "n_train": 16, "n_val": 8},
         "model": {"backbone": SMALL_BACKBONE},
         "train": {"iterations": 3, "batch_size": 4, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
-                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 2},
+                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 2, "threads": 1},
         # GCN's band is 7 px at 512-px input; scaled to the image size
         "eval": {"batch_size": 8, "boundary_band": 7 * 64 / 512},
     },
@@ -25,7 +29,7 @@ PRESETS = {
         "data": {"name": "synthetic", "image_size": 128, "n_train": 2000, "n_val": 300},
         "model": {"backbone": SMALL_BACKBONE},
         "train": {"iterations": 800, "batch_size": 16, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
-                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 200},
+                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 200, "threads": 1},
         "eval": {"batch_size": 50, "boundary_band": 7 * 128 / 512},
     },
     "full": {
@@ -33,7 +37,7 @@ PRESETS = {
         "data": {"name": "synthetic", "image_size": 128, "n_train": 10000, "n_val": 1000},
         "model": {"backbone": {"name": "small", "widths": [32, 64, 128], "strides": [2, 2, 2], "convs": [1, 2, 3]}},
         "train": {"iterations": 8000, "batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
-                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 1000},
+                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 1000, "threads": 1},
         "eval": {"batch_size": 100, "boundary_band": 7 * 128 / 512},
     },
     "paper": {
@@ -41,10 +45,25 @@ PRESETS = {
         "data": {"name": "voc", "crop_size": 512},
         "model": {"backbone": {"name": "resnet", "depth": 152, "output_stride": 32, "weights": "imagenet"}},
         "train": {"iterations": 30000, "batch_size": 1, "lr": 1e-3, "momentum": 0.99, "weight_decay": 5e-4,
-                  "poly_power": 0.9, "head_lr_mult": 10.0, "workers": 4, "checkpoint_every": 1000},
+                  "poly_power": 0.9, "head_lr_mult": 10.0, "workers": 4, "checkpoint_every": 1000, "threads": 1},
         "eval": {"batch_size": 1, "boundary_band": 7.0},
     },
 }
+
+
+# What each part of a configuration may hold. Anything else is an error, not ignored: a typo would
+# change the run id and silently train something other than what was meant.
+TOP_KEYS = ("seeds", "data", "model", "train", "eval")
+TRAIN_KEYS = ("iterations", "batch_size", "lr", "lr_scale", "momentum", "weight_decay", "poly_power",
+              "head_lr_mult", "lr_step", "lr_gamma", "workers", "checkpoint_every", "channels_last", "threads")
+# engine keys of the eval config; any other eval key is an evaluation option of the model (e.g. rho)
+EVAL_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch", "train_speed_steps")
+
+
+def check_keys(section, cfg, valid):
+    unknown = sorted(set(cfg) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown {section} option(s) {unknown}; valid: {', '.join(valid)}")
 
 
 def deep_merge(base: dict, override: dict) -> dict:

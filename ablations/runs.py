@@ -7,32 +7,31 @@ results/runs/<run_id>/ with config.json, ckpt.pt (while unfinished), model.pt, t
 eval-<eval_id>.json and log.jsonl. A rerun skips what is finished and resumes what is not.
 """
 import concurrent.futures as cf
-import contextlib
 import datetime
-import fcntl
 import hashlib
-import io
 import json
 import multiprocessing
 import os
 import platform
 import subprocess
+import threading
 import time
 
-import pandas as pd
 import torch
 import torchvision
 from tqdm import tqdm
 
-from ablations.evaluate import evaluate
-from ablations.presets import PRESETS, deep_merge
+from ablations.evaluate import evaluate, time_inference
+from ablations.presets import EVAL_KEYS, PRESETS, TOP_KEYS, TRAIN_KEYS, check_keys, deep_merge
+from ablations.rows import OK, file_lock, put_row, read_json, read_rows, row_key, write_json
 from ablations.train import NonFiniteLoss, seed_everything, train
-from data import build_dataset
+from data import DATASETS, build_dataset
 from segmodels import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # train-config keys that do not change what is computed, so stay out of the run id
 NOT_IN_RUN_ID = ("checkpoint_every", "workers")
+REAL_DATA = tuple(d for d in DATASETS if d != "synthetic")
 
 
 def config_hash(obj) -> str:
@@ -44,16 +43,24 @@ def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=N
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     cfg = deep_merge(PRESETS[preset], getattr(spec, "PRESETS", {}).get(preset, {}))
+    check_keys("preset", cfg, TOP_KEYS)
     if seeds is not None:
         if seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {seeds}")
         cfg["seeds"] = seeds
     if data is not None and data != cfg["data"]["name"]:
-        keep = {k: v for k, v in cfg["data"].items() if k == "crop_size"}
+        # a preset's crop size carries over to another real dataset; the generated scenes have none
+        keep = {k: v for k, v in cfg["data"].items() if k == "crop_size" and data in REAL_DATA}
         cfg["data"] = {"name": data, **keep}
     if data_root is not None:
+        if cfg["data"]["name"] not in REAL_DATA:
+            raise ValueError(f"--data-root given, but the dataset of preset {preset!r} is the embedded "
+                             f"{cfg['data']['name']!r} one: add --data {'|'.join(REAL_DATA)}")
         cfg["data"]["root"] = data_root
     if weights is not None:
+        if cfg["model"]["backbone"]["name"] == "small":
+            raise ValueError(f"--weights given, but preset {preset!r} trains the small CPU backbone from "
+                             "scratch (no pretrained weights exist for it): use --preset paper")
         cfg["model"]["backbone"]["weights"] = weights
     if iterations is not None:
         if iterations < 1:
@@ -63,64 +70,71 @@ def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=N
 
 
 def plan_runs(spec, cfg, preset):
-    """One plan per (variant, seed): everything needed to train, evaluate and write its row."""
-    plans = []
+    """One plan per (variant, seed): everything needed to train, evaluate and write its row.
+
+    All plans of one call share a plan id: the hash of every variant's resolved configuration (seeds
+    aside). The report uses the rows of one plan id per table, so rows of other settings (another
+    --iterations, an edited ablation file) are never pooled with them as extra seeds."""
+    variants = []
     for variant in spec.VARIANTS:
         if preset not in variant.get("presets", PRESETS):  # a variant may be kept to some presets
             continue
-        model = deep_merge(deep_merge(cfg["model"], getattr(spec, "MODEL", {})), variant.get("model", {}))
-        train_cfg = deep_merge(cfg["train"], variant.get("train", {}))
+        own = deep_merge({k: variant.get(k, {}) for k in ("model", "train", "eval")},
+                         variant.get("preset_overrides", {}).get(preset, {}))  # a variant's per-preset settings
+        model = deep_merge(deep_merge(cfg["model"], getattr(spec, "MODEL", {})), own["model"])
+        train_cfg = deep_merge(cfg["train"], own["train"])
+        check_keys("train", train_cfg, TRAIN_KEYS)
         if "lr_scale" in train_cfg:  # a variant may scale the preset's lr rather than fix one
             train_cfg["lr"] = round(train_cfg["lr"] * train_cfg.pop("lr_scale"), 12)
-        eval_cfg = deep_merge(cfg["eval"], variant.get("eval", {}))
+        eval_cfg = deep_merge(cfg["eval"], own["eval"])
+        variants.append((variant, model, train_cfg, eval_cfg))
+    data_id = {k: v for k, v in cfg["data"].items() if k != "root"}
+    plan_id = config_hash({"data": data_id, "variants": [[v["id"], m, t, e] for v, m, t, e in variants]})
+    plans = []
+    for variant, model, train_cfg, eval_cfg in variants:
         for seed in range(cfg["seeds"]):
-            identity = {"data": {k: v for k, v in cfg["data"].items() if k != "root"}, "model": model,
+            identity = {"data": data_id, "model": model,
                         "train": {k: v for k, v in train_cfg.items() if k not in NOT_IN_RUN_ID}, "seed": seed}
             plans.append({"ablation": spec.NAME, "variant": variant["id"], "seed": seed, "preset": preset,
                           "data": cfg["data"], "model": model, "train": train_cfg, "eval": eval_cfg,
+                          "analyses": list(variant.get("analyses", [])), "plan_id": plan_id,
                           "run_id": config_hash(identity), "eval_id": config_hash(eval_cfg)})
     return plans
 
 
-def variant_models(spec, preset):
-    """{variant id: its resolved model config} at a preset (what the report hooks rebuild models from)."""
-    return {p["variant"]: p["model"] for p in plan_runs(spec, preset_config(spec, preset), preset)}
+def check_plans(plans):
+    """Fail before any training on what would fail later: unknown model options or eval options,
+    a backbone given weights it cannot take. Models are built on the meta device (shapes only, no
+    memory, no weights file read)."""
+    for model_cfg in {json.dumps(p["model"], sort_keys=True): p["model"] for p in plans}.values():
+        cfg = json.loads(json.dumps(model_cfg))
+        cfg["backbone"].pop("weights", None)
+        with torch.device("meta"):
+            model = build_model(cfg, 2)
+        opts = set().union(*(set(p["eval"]) - set(EVAL_KEYS) for p in plans if p["model"] == model_cfg))
+        valid = getattr(model, "EVAL_OPTIONS", {})
+        if opts - set(valid):
+            raise ValueError(f"unknown eval option(s) {sorted(opts - set(valid))} for {model_cfg['arch']}; "
+                             f"valid: {', '.join(list(EVAL_KEYS) + list(valid))}")
 
 
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
+def run_dir_of(out_dir, plan):
+    return os.path.join(out_dir, "runs", plan["run_id"])
 
 
-def write_json(obj, path):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=str)
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def file_lock(path):
-    """An exclusive lock held while the block runs (also across processes and invocations)."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def run_group(plans, out_dir, device, threads=None, progress=True):
-    """Train (or resume, or skip) the run that `plans` share, then evaluate each plan.
-    Returns one result dict per plan. Runs in a worker process when --jobs > 1."""
-    if threads:
-        torch.set_num_threads(threads)
+def run_group(plans, out_dir, device, progress=True):
+    """Train (or resume, or skip) the run that `plans` share, then evaluate each plan and compute
+    its analyses. Returns (plan, train info, eval result) per plan. Runs in a worker process when
+    --jobs > 1."""
     first = plans[0]
-    run_dir = os.path.join(out_dir, "runs", first["run_id"])
+    torch.set_num_threads(first["train"]["threads"])  # part of the run's config: it changes the numbers
+    run_dir = run_dir_of(out_dir, first)
     os.makedirs(run_dir, exist_ok=True)
     with file_lock(os.path.join(run_dir, ".lock")):
         write_json({k: first[k] for k in ("data", "model", "train", "seed")}, os.path.join(run_dir, "config.json"))
         train_path = os.path.join(run_dir, "train.json")
+        if os.path.exists(train_path) and read_json(train_path)["status"] != OK:
+            os.remove(train_path)  # a rerun retries a failed run (from its last checkpoint)
         model = None
         if not os.path.exists(train_path):
             train_set = build_dataset(first["data"], "train")
@@ -128,8 +142,8 @@ def run_group(plans, out_dir, device, threads=None, progress=True):
             model = build_model(first["model"], train_set.num_classes)
             started = time.time()
             try:
-                info = {"status": "ok", **train(model, train_set, first["train"], first["seed"], run_dir,
-                                                device, progress)}
+                info = {"status": OK, **train(model, train_set, first["train"], first["seed"], run_dir,
+                                              device, progress)}
             except NonFiniteLoss as err:
                 info = {"status": "failed: non-finite loss", "error": str(err)}
             info["train_wall_s"] = time.time() - started
@@ -138,35 +152,64 @@ def run_group(plans, out_dir, device, threads=None, progress=True):
         results = []
         for plan in plans:
             eval_path = os.path.join(run_dir, f"eval-{plan['eval_id']}.json")
-            if info["status"] == "ok" and not os.path.exists(eval_path):
-                val_set = build_dataset(plan["data"], "val")
-                if model is None:
-                    model = build_model(plan["model"], val_set.num_classes)
-                    model.load_state_dict(torch.load(os.path.join(run_dir, "model.pt"), map_location="cpu",
-                                                     weights_only=True))
-                started = time.time()
-                result = evaluate(model, val_set, plan["eval"], device)
-                result["eval_wall_s"] = time.time() - started
-                result["params"] = sum(p.numel() for p in model.parameters())
-                result["head_params"] = sum(p.numel() for n, p in model.named_parameters()
-                                            if not n.startswith("backbone."))
-                write_json(result, eval_path)
+            if info["status"] == OK:
+                todo = [a for a in plan["analyses"] if not os.path.exists(analysis_path(out_dir, plan, a))]
+                if todo or not os.path.exists(eval_path):
+                    val_set = build_dataset(plan["data"], "val")
+                    model = model or load_model(run_dir, plan["model"], val_set.num_classes)
+                if not os.path.exists(eval_path):
+                    started = time.time()
+                    result = evaluate(model, val_set, plan["eval"], device)
+                    result["eval_wall_s"] = time.time() - started
+                    result["params"] = sum(p.numel() for p in model.parameters())
+                    result["head_params"] = sum(p.numel() for n, p in model.named_parameters()
+                                                if not n.startswith("backbone."))
+                    write_json(result, eval_path)
+                for name in todo:
+                    from ablations.analysis import ANALYSES, save_analysis
+                    save_analysis(analysis_path(out_dir, plan, name), ANALYSES[name](model, val_set, plan["eval"], device))
             results.append(read_json(eval_path) if os.path.exists(eval_path) else {})
     return [(plan, info, result) for plan, result in zip(plans, results)]
 
 
-def load_trained_run(results_dir, run_id):
-    """(model in eval mode, its validation set) of a finished run, rebuilt from its folder; None when
-    the folder's config.json or model.pt is missing (run folders are not committed)."""
-    run_dir = os.path.join(results_dir, "runs", str(run_id))
-    config_path, weights_path = os.path.join(run_dir, "config.json"), os.path.join(run_dir, "model.pt")
-    if not (os.path.exists(config_path) and os.path.exists(weights_path)):
-        return None
-    config = read_json(config_path)
-    val_set = build_dataset(config["data"], "val")
-    model = build_model(config["model"], val_set.num_classes)
-    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    return model.eval(), val_set
+def analysis_path(out_dir, plan, name):
+    """Small data an analysis keeps of a trained run (committed with the CSVs; the report draws from it)."""
+    return os.path.join(out_dir, "analysis", f"{plan['run_id']}-{plan['eval_id']}-{name}.npz")
+
+
+def load_model(run_dir, model_cfg, num_classes):
+    model = build_model(model_cfg, num_classes)
+    model.load_state_dict(torch.load(os.path.join(run_dir, "model.pt"), map_location="cpu", weights_only=True))
+    return model
+
+
+def needs_timing(plan):
+    return bool(plan["eval"].get("speed_repeats") or plan["eval"].get("train_speed_steps"))
+
+
+def timing(plan, out_dir, device):
+    """Speed of a finished run, measured in the timing phase: after every run of the ablation has
+    trained, one plan at a time in this process, so nothing else of the suite trains beside it.
+    Kept in the run folder (timing-<eval_id>.json)."""
+    run_dir = run_dir_of(out_dir, plan)
+    path = os.path.join(run_dir, f"timing-{plan['eval_id']}.json")
+    if not os.path.exists(path):
+        torch.set_num_threads(plan["train"]["threads"])
+        result = {}
+        if plan["eval"].get("speed_repeats"):
+            val_set = build_dataset(plan["data"], "val")
+            model = load_model(run_dir, plan["model"], val_set.num_classes)
+            result.update(time_inference(model, val_set, plan["eval"], device))
+        if plan["eval"].get("train_speed_steps"):
+            from ablations.timing import time_training
+            train_set = build_dataset(plan["data"], "train")
+            seed_everything(plan["seed"])
+            model = build_model(plan["model"], train_set.num_classes)
+            result["train_img_per_s"] = time_training(model, train_set, plan["train"],
+                                                      plan["eval"]["train_speed_steps"], device)
+        result["timing_load_avg_1m"] = round(os.getloadavg()[0], 2)
+        write_json(result, path)
+    return read_json(path)
 
 
 def git_sha():
@@ -180,82 +223,104 @@ def git_sha():
         return "unknown"
 
 
+def device_name(device):
+    return device if device == "cpu" else torch.cuda.get_device_name(torch.device(device))
+
+
 def make_row(plan, info, result, device, sha):
-    """One CSV row: what was run, what it scored, and where and with what it ran."""
+    """One CSV row: what was run (its whole configuration), what it scored, and where and with what
+    it ran."""
     backbone = plan["model"]["backbone"]
     row = {
         "ablation": plan["ablation"], "variant": plan["variant"], "seed": plan["seed"], "preset": plan["preset"],
         "dataset": plan["data"]["name"], "image_size": plan["data"].get("image_size", plan["data"].get("crop_size")),
         "backbone": backbone["name"] + (str(backbone.get("depth", "")) if backbone["name"] == "resnet" else ""),
         "iterations": plan["train"]["iterations"], "batch_size": plan["train"]["batch_size"],
-        "lr": plan["train"]["lr"], "data_config": json.dumps({k: v for k, v in plan["data"].items() if k != "root"}),
+        "lr": plan["train"]["lr"], "threads": plan["train"]["threads"],
+        "data_config": json.dumps({k: v for k, v in plan["data"].items() if k != "root"}, sort_keys=True),
+        "model_config": json.dumps(plan["model"], sort_keys=True),
+        "train_config": json.dumps(plan["train"], sort_keys=True),
+        "eval_config": json.dumps(plan["eval"], sort_keys=True),
     }
     for key, value in result.items():  # metrics, plus any a model reports (e.g. per-stage shares)
         if key == "per_class_iou":
             value = json.dumps(value)
         row[key] = value
     row.update({
-        "train_img_per_s": info.get("train_img_per_s"), "wall_s": info.get("train_wall_s", 0) + result.get("eval_wall_s", 0),
-        "device": device if device == "cpu" else torch.cuda.get_device_name(0),
+        "train_img_per_s": result.get("train_img_per_s", info.get("train_img_per_s")),
+        "wall_s": info.get("train_wall_s", 0) + result.get("eval_wall_s", 0),
+        "device": device_name(device), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         # the machine's 1-min load average when the row was written: timings taken beside other
         # work (load above the core count) are slower than the same run alone
         "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
         "host": platform.node(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "git_sha": sha, "run_id": plan["run_id"], "eval_id": plan["eval_id"], "status": info["status"],
+        "git_sha": sha, "plan_id": plan["plan_id"], "run_id": plan["run_id"], "eval_id": plan["eval_id"],
+        "status": info["status"],
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     })
     return row
 
 
-def row_key(row):
-    return (str(row["variant"]), int(row["seed"]), str(row["run_id"]), str(row["eval_id"]))
+def remove_stale_tmp(out_dir):
+    """Temporary files of writers that were killed mid-write (`<file>.<pid>.tmp` whose pid is gone)."""
+    for folder, _, files in os.walk(out_dir):
+        for name in files:
+            parts = name.split(".")
+            if name.endswith(".tmp") and len(parts) >= 3 and parts[-2].isdigit() and not pid_alive(int(parts[-2])):
+                os.remove(os.path.join(folder, name))
 
 
-def read_rows(csv_path) -> pd.DataFrame:
-    return pd.read_csv(csv_path) if os.path.exists(csv_path) else pd.DataFrame()
-
-
-def append_row(csv_path, row):
-    """Add a row unless the same (variant, seed, run, eval) is already there. The file is rewritten
-    whole under a lock and swapped in atomically, so no reader or crash ever sees a torn row."""
-    with file_lock(csv_path + ".lock"):
-        table = read_rows(csv_path)
-        if len(table) and row_key(row) in {row_key(r) for r in table.to_dict("records")}:
-            return False
-        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True) if len(table) else pd.DataFrame([row])
-        buf = io.StringIO()
-        table.to_csv(buf, index=False)
-        tmp = f"{csv_path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, csv_path)
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
         return True
+    return True
+
+
+def die_with_parent(parent_pid):
+    """Worker initializer: end this worker as soon as its parent is gone (kill, kill -9, a
+    scheduler's SIGTERM, the OOM killer), so no orphan goes on training into the results folder."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, progress=True):
     """Train and evaluate every (variant, seed) of one ablation; rows go to out_dir/<name>.csv.
     Returns the number of rows written by this call."""
     os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
+    remove_stale_tmp(out_dir)
     csv_path = os.path.join(out_dir, f"{spec.NAME}.csv")
     plans = plan_runs(spec, cfg, preset)
-    done = {row_key(r) for r in read_rows(csv_path).to_dict("records")}
-    todo = [p for p in plans if (p["variant"], p["seed"], p["run_id"], p["eval_id"]) not in done]
+    check_plans(plans)
+    rows = read_rows(csv_path)
+    done = {row_key(r) for r in rows.to_dict("records") if r["status"] == OK}
+    todo = [p for p in plans if row_key(p) not in done]
     groups = {}
     for plan in todo:
         groups.setdefault(plan["run_id"], []).append(plan)
     for data_cfg in {json.dumps(p["data"], sort_keys=True) for p in todo}:
-        build_dataset(json.loads(data_cfg), "val")  # fail early on missing data; builds the cache once
-        build_dataset(json.loads(data_cfg), "train")
+        for split in ("val", "train"):  # fail early on missing or bad data
+            dataset = build_dataset(json.loads(data_cfg), split)
+            if hasattr(dataset, "check"):
+                dataset.check()
     sha, written = git_sha(), 0
     bar = tqdm(total=len(groups), desc=f"{spec.NAME} runs", disable=not progress, dynamic_ncols=True)
+    timed = []
 
     def record(outputs):
         nonlocal written
         for plan, info, result in outputs:
-            written += append_row(csv_path, make_row(plan, info, result, device, sha))
-            if info["status"] != "ok":
+            if info["status"] == OK and needs_timing(plan):
+                timed.append((plan, info, result))  # its row is written after the timing phase
+                continue
+            written += put_row(csv_path, make_row(plan, info, result, device, sha))
+            if info["status"] != OK:
                 tqdm.write(f"{spec.NAME} {plan['variant']} seed {plan['seed']}: {info['status']} ({info.get('error')})")
         bar.update(1)
 
@@ -263,10 +328,29 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
         for group in groups.values():
             record(run_group(group, out_dir, device, progress=progress))
     else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run_group, g, out_dir, device, threads, False) for g in groups.values()]
+        context = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=die_with_parent,
+                                    initargs=(os.getpid(),)) as pool:
+            futures = [pool.submit(run_group, g, out_dir, device, False) for g in groups.values()]
             for future in cf.as_completed(futures):
                 record(future.result())
     bar.close()
+    for plan, info, result in sorted(timed, key=lambda t: (t[0]["seed"], t[0]["variant"])):
+        written += put_row(csv_path, make_row(plan, info, {**result, **timing(plan, out_dir, device)}, device, sha))
     return written
+
+
+def variant_models(spec, preset):
+    """{variant id: its resolved model config} at a preset (what the report hooks rebuild models from)."""
+    return {p["variant"]: p["model"] for p in plan_runs(spec, preset_config(spec, preset), preset)}
+
+
+def load_trained_run(results_dir, run_id):
+    """(model in eval mode, its validation set) of a finished run, rebuilt from its folder; None when
+    the folder's config.json or model.pt is missing (run folders are not committed)."""
+    run_dir = os.path.join(results_dir, "runs", str(run_id))
+    if not (os.path.exists(os.path.join(run_dir, "config.json")) and os.path.exists(os.path.join(run_dir, "model.pt"))):
+        return None
+    config = read_json(os.path.join(run_dir, "config.json"))
+    val_set = build_dataset(config["data"], "val")
+    return load_model(run_dir, config["model"], val_set.num_classes).eval(), val_set

@@ -5,8 +5,24 @@ A training item is asked for as `dataset[(index, aug_seed)]`: the augmentation r
 function of aug_seed, so a resumed run sees exactly the batches it would have seen.
 `dataset[index]` (no seed) gives the un-augmented item, as used for evaluation.
 """
+import os
+
 IGNORE_INDEX = 255
 DATASETS = ("synthetic", "voc", "ade20k", "cityscapes")
+
+
+def atomic_write(path, write):
+    """Write a file so that no reader and no crash ever sees it half written: `write(tmp_path)`
+    writes a temporary file beside `path`, which then replaces `path` in one rename. The temporary
+    name carries the writer's pid, so a killed writer's leftover can be told from a live one's
+    (see ablations.runs.remove_stale_tmp)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def split_item(item):

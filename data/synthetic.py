@@ -28,7 +28,7 @@ import os
 import numpy as np
 import torch
 
-from data import split_item
+from data import atomic_write, split_item
 
 SHAPES = ("circle", "square", "triangle", "cross")
 # scene-context mode: the band's colour per kind of scene, and the layout as fractions of the size
@@ -179,9 +179,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
             images, labels = build_split(split, n, seed, image_size, max_objects, radius, context)
             blob = {"images": images, "labels": labels, "params": json.dumps(params)}
             os.makedirs(cache_dir, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"  # atomic: parallel runs may build the same file
-            torch.save(blob, tmp)
-            os.replace(tmp, path)
+            atomic_write(path, lambda tmp: torch.save(blob, tmp))  # parallel runs may build the same file
         self.images, self.labels = blob["images"], blob["labels"]
 
     def __len__(self):

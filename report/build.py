@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ablations.rows import OK, read_rows  # noqa: E402
 from report.verdicts import fact_holds, judge  # noqa: E402
 
 METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
@@ -31,10 +32,51 @@ def fmt(value, digits=2):
     return f"{value:.{digits}f}"
 
 
+CONFIG_PARTS = {"data_config": "data", "model_config": "model", "train_config": "train", "eval_config": "eval"}
+
+
+def flat_config(row):
+    """{'train.iterations': 800, ...}: a row's whole configuration as dotted keys."""
+    out = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        else:
+            out[prefix] = value
+    for column, part in CONFIG_PARTS.items():
+        walk(part, json.loads(row[column]))
+    return out
+
+
+def config_difference(row, used):
+    """'train.iterations 4 (used: 800)' for each setting where `row` differs from `used`."""
+    a, b = flat_config(row), flat_config(used)
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return "; ".join(f"{k} {a.get(k, '–')} (used: {b.get(k, '–')})" for k in keys) or "the same settings"
+
+
+def one_plan(rows):
+    """The rows a table uses, and a line per plan left out. Rule: the plan of the row written last
+    (the latest run of the ablation); rows of any other plan (other iterations, seeds' settings,
+    preset, eval settings, an edited ablation file) are never pooled with it."""
+    plan = rows["plan_id"].iloc[-1]
+    used = rows[rows["plan_id"] == plan]
+    notes = []
+    for _, other in rows[rows["plan_id"] != plan].groupby("plan_id", sort=False):
+        first = other.iloc[0]
+        twin = used[used["variant"] == first["variant"]]
+        what = (config_difference(first, twin.iloc[0]) if len(twin)
+                else f"variant(s) {', '.join(sorted(set(other['variant'])))} not in the plan used")
+        notes.append(f"{len(other)} row(s) of other settings not used: {what}")
+    return used, notes
+
+
 def per_seed(rows, metric, minus=None):
     """{variant: [value per seed]} over the finished runs. With `minus`, each run's value is
     metric − minus (e.g. internal − boundary accuracy: a claim about which one a change lifts more)."""
-    ok = rows[rows["status"] == "ok"] if "status" in rows else rows
+    ok = rows[rows["status"] == OK]
     if metric not in ok or (minus is not None and minus not in ok):
         return {}
     column = ok[metric] - ok[minus] if minus is not None else ok[metric]
@@ -64,10 +106,13 @@ def results_table(spec, rows):
     body = []
     for v in spec.VARIANTS:
         line = [v["label"]]
+        failed = int(((rows["variant"] == v["id"]) & (rows["status"] != OK)).sum())
         for m in spec.METRICS:
             pub = spec.PUBLISHED.get(v["id"], {}).get(m)
             mean, std, n = mean_std(per_seed(rows, m).get(v["id"], []))
-            line += [fmt(pub), f"{fmt(mean)} ± {fmt(std)} ({n})" if n else "not run",
+            missing = f"failed ({failed} run(s))" if failed else "not run"
+            line += [fmt(pub), f"{fmt(mean)} ± {fmt(std)} ({n})" + (f"; {failed} failed" if failed else "")
+                     if n else missing,
                      fmt(mean - pub) if pub is not None and n else "–"]
         for c in extra:
             mean, _, n = mean_std(per_seed(rows, c).get(v["id"], []))
@@ -117,7 +162,7 @@ def plot(spec, rows, path):
 def failed_runs(rows, claim):
     """'variant ×n' for the claim's variants with failed runs (left out of its statistic)."""
     ids = [claim.get(k) for k in ("a", "b", "expected")] + claim.get("order", []) + claim.get("candidates", [])
-    failed = rows[rows["status"] != "ok"]["variant"].value_counts() if "status" in rows else {}
+    failed = rows[rows["status"] != OK]["variant"].value_counts()
     return [f"{v} ×{failed[v]}" for v in dict.fromkeys(i for i in ids if i) if v in failed]
 
 
@@ -150,7 +195,7 @@ def load_range(rows):
 def settings(rows):
     first = rows.iloc[0]
     seeds = sorted(rows["seed"].unique().tolist())
-    failed = rows[rows["status"] != "ok"] if "status" in rows else rows.iloc[0:0]
+    failed = rows[rows["status"] != OK]
     items = [
         ("preset", ", ".join(sorted(rows["preset"].astype(str).unique()))),
         ("dataset", f"{first['dataset']} ({first.get('image_size')} px)"),
@@ -160,6 +205,10 @@ def settings(rows):
         ("seeds", f"{len(seeds)} ({', '.join(map(str, seeds))})"),
         ("boundary band", f"{first.get('boundary_band')} px"),
         ("device", ", ".join(sorted(rows["device"].astype(str).unique()))),
+        ("CPU threads per run / CPU capability", f"{', '.join(str(int(t)) for t in sorted(rows['threads'].unique()))} / "
+                                                 f"{', '.join(sorted(rows['cpu_capability'].astype(str).unique()))}"),
+        ("plan", f"`{first['plan_id']}`: the rows of the latest run of this ablation; rows of other settings "
+                 "are never pooled with them (listed below if any)"),
         ("torch / torchvision", f"{first['torch']} / {first['torchvision']}"),
         ("runs", f"{len(rows)} ({len(failed)} failed)"),
         ("machine load while rows were written", load_range(rows)),
@@ -175,7 +224,7 @@ def settings(rows):
 def dataset_preview(rows, path):
     """Sample images and labels of the embedded dataset the runs used."""
     from data.synthetic import SyntheticScenes
-    data_cfg = {k: v for k, v in json.loads(rows.iloc[0]["data_config"]).items() if k not in ("name", "root")}
+    data_cfg = {k: v for k, v in json.loads(rows.iloc[-1]["data_config"]).items() if k not in ("name", "root")}
     ds = SyntheticScenes("val", **{**data_cfg, "n_val": 8})
     fig, axes = plt.subplots(2, 8, figsize=(14, 3.8))
     for i in range(8):
@@ -191,7 +240,8 @@ def dataset_preview(rows, path):
     plt.close(fig)
 
 
-def section(spec, rows, fig_dir, rel_fig, results_dir="results"):
+def section(spec, all_rows, fig_dir, rel_fig, results_dir="results"):
+    rows, left_out = one_plan(all_rows)
     dataset = str(rows.iloc[0]["dataset"])
     plot(spec, rows, os.path.join(fig_dir, f"{spec.NAME}.png"))
     parts = [f"## {spec.TITLE} (`{spec.NAME}`)", f"*{spec.PAPER}.* Published numbers: {spec.SOURCE}."]
@@ -205,7 +255,7 @@ def section(spec, rows, fig_dir, rel_fig, results_dir="results"):
         parts += ["### Exact facts (paper dimensions)", facts_table(spec)]
     if hasattr(spec, "extra_sections"):  # ablation-specific tables or figures, as markdown
         parts.append(spec.extra_sections(rows, results_dir, fig_dir, rel_fig))
-    parts += ["### Settings used", settings(rows)]
+    parts += ["### Settings used", settings(rows) + "".join(f"\n- {note}" for note in left_out)]
     deviations = getattr(spec, "DEVIATIONS", {}).get(dataset if dataset == "synthetic" else "real", []) + \
         ([] if dataset == "synthetic" else getattr(spec, "DEVIATIONS", {}).get(dataset, []))
     if deviations:
@@ -225,12 +275,12 @@ def build(results_dir="results", report_dir="report", specs=None):
         if not os.path.exists(path):
             missing.append(spec.NAME)
             continue
-        rows = pd.read_csv(path)
+        rows = read_rows(path)
         if not len(rows):
             missing.append(spec.NAME)
             continue
         sections.append(section(spec, rows, fig_dir, "figures", results_dir))
-        if synthetic_rows is None and str(rows.iloc[0]["dataset"]) == "synthetic":
+        if synthetic_rows is None and str(rows.iloc[-1]["dataset"]) == "synthetic":
             synthetic_rows = rows
     head = ["# Reproducing segmentation ablations: published vs reproduced",
             "Generated by `python run_all.py` (or `python -m report.build`) from the CSVs in "

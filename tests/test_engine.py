@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import ablations.train as train_mod
-from ablations.runs import append_row, plan_runs, preset_config, run_ablation
+from ablations.rows import put_row, read_rows
+from ablations.runs import plan_runs, preset_config, run_ablation
 from ablations.train import ResumableBatches, poly_lr
 
 
@@ -109,14 +110,19 @@ def test_non_finite_loss_fails_that_run_and_the_suite_goes_on(tmp_path, monkeypa
     assert rows.loc["k3", "status"] == "ok" and rows.loc["k3", "mIoU"] >= 0
 
 
-def test_append_row_skips_duplicates_and_adds_new_columns(tmp_path):
+def test_put_row_skips_duplicates_replaces_failed_rows_and_adds_new_columns(tmp_path):
     path = str(tmp_path / "t.csv")
-    row = {"variant": "a", "seed": 0, "run_id": "r1", "eval_id": "e1", "mIoU": 1.0}
-    assert append_row(path, row)
-    assert not append_row(path, dict(row))
-    assert append_row(path, {**row, "run_id": "r2", "stage1_pct": 30.0})
-    table = pd.read_csv(path)
-    assert len(table) == 2 and "stage1_pct" in table
+    row = {"ablation": "t", "variant": "a", "seed": 0, "plan_id": "p1", "run_id": "012345678901",
+           "eval_id": "1234e5678901", "status": "ok", "mIoU": 1.0, "finished_at": "2026-11-23T00:00:00+00:00"}
+    assert put_row(path, row)
+    assert not put_row(path, dict(row))
+    assert put_row(path, {**row, "run_id": "r2", "stage1_pct": 30.0})
+    assert put_row(path, {**row, "run_id": "r3", "status": "failed: non-finite loss", "mIoU": None})
+    assert put_row(path, {**row, "run_id": "r3", "mIoU": 2.0})  # a retried run replaces its failed row
+    table = read_rows(path)
+    assert len(table) == 3 and "stage1_pct" in table and set(table["status"]) == {"ok"}
+    # ids stay strings: pandas alone would read these as an int and as inf
+    assert table["run_id"].tolist()[0] == "012345678901" and table["eval_id"].tolist()[0] == "1234e5678901"
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 

@@ -1,0 +1,114 @@
+"""Result rows: one CSV per ablation, read and written here and nowhere else.
+
+A row is one (plan, variant, seed, trained run, evaluation). Writes rewrite the whole file under a
+lock and swap it in atomically, so no reader or crash ever sees a torn row. Reads check the file
+and fail with one line naming it: a CSV cut mid-line, missing a column, with text in a metric or
+empty is an error, never a silent "not run". Ids are read as strings (pandas would read
+`012345678901` as an int and `1234e5678901` as inf).
+"""
+import contextlib
+import fcntl
+import io
+import json
+import os
+
+import pandas as pd
+
+from data import atomic_write
+
+ID_COLUMNS = ("ablation", "variant", "run_id", "eval_id", "plan_id", "git_sha", "status", "preset")
+# every row has these (a row missing one was cut off or written by other code)
+REQUIRED = ("ablation", "variant", "seed", "status", "run_id", "eval_id", "plan_id", "finished_at")
+CONFIG_COLUMNS = ("data_config", "model_config", "train_config", "eval_config")
+NUMERIC = ("seed", "mIoU", "pixel_acc", "mean_acc", "boundary_acc", "internal_acc", "train_img_per_s",
+           "infer_fps", "infer_ms", "wall_s", "params", "head_params", "threads")
+OK = "ok"
+
+
+class ResultsError(ValueError):
+    """A results CSV that cannot be used as it is; the message names the file and what is wrong."""
+
+
+def row_key(row):
+    """What makes a row unique in its CSV: one plan's (variant, seed, trained run, evaluation)."""
+    return (str(row["plan_id"]), str(row["variant"]), int(row["seed"]), str(row["run_id"]), str(row["eval_id"]))
+
+
+def read_rows(csv_path) -> pd.DataFrame:
+    """The rows of one results CSV (an empty frame if the file does not exist), checked."""
+    if not os.path.exists(csv_path):
+        return pd.DataFrame()
+    try:
+        rows = pd.read_csv(csv_path, dtype={c: str for c in ID_COLUMNS + CONFIG_COLUMNS})
+    except pd.errors.EmptyDataError:
+        raise ResultsError(f"{csv_path}: the file is empty (delete it to start afresh)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise ResultsError(f"{csv_path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    missing = [c for c in REQUIRED if c not in rows]
+    if missing:
+        raise ResultsError(f"{csv_path}: missing column(s) {', '.join(missing)} (not a results file of this "
+                           "version, or damaged: delete it and rerun)")
+    for column in REQUIRED:
+        bad = rows.index[rows[column].isna()]
+        if len(bad):
+            raise ResultsError(f"{csv_path} line {bad[0] + 2}: no {column} (a row cut off mid-line?); "
+                               "delete that line and rerun: the run is redone from its folder")
+    for column in [c for c in NUMERIC if c in rows]:
+        values = pd.to_numeric(rows[column], errors="coerce")
+        bad = rows.index[values.isna() & rows[column].notna()]
+        if len(bad):
+            raise ResultsError(f"{csv_path} line {bad[0] + 2}: {column} is {rows[column][bad[0]]!r}, not a number")
+        rows[column] = values
+    rows["seed"] = rows["seed"].astype(int)
+    if pd.to_datetime(rows["finished_at"], errors="coerce", utc=True).isna().any():
+        line = rows.index[pd.to_datetime(rows["finished_at"], errors="coerce", utc=True).isna()][0] + 2
+        raise ResultsError(f"{csv_path} line {line}: finished_at is not a time (a row cut off mid-line?)")
+    return rows
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """An exclusive lock held while the block runs (also across processes and invocations)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    atomic_write(path, write)
+
+
+def write_json(obj, path):
+    write_text(path, json.dumps(obj, indent=1, default=str))
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def put_row(csv_path, row):
+    """Add a row; a row with the same key replaces an earlier one only if that one failed (a rerun
+    retries failed runs). Returns True if the file changed."""
+    with file_lock(csv_path + ".lock"):
+        table = read_rows(csv_path)
+        if len(table):
+            same = [row_key(r) == row_key(row) for r in table.to_dict("records")]
+            if any(same):
+                if (table.loc[same, "status"] == OK).any():
+                    return False
+                table = table.loc[[not s for s in same]]
+        new = pd.DataFrame([row]).astype({c: str for c in ID_COLUMNS if c in row})
+        table = pd.concat([table, new], ignore_index=True) if len(table) else new
+        buf = io.StringIO()
+        table.to_csv(buf, index=False)
+        write_text(csv_path, buf.getvalue())
+        return True

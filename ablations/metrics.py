@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = 255
+from data import IGNORE_INDEX
 
 
 def confusion_matrix(pred, target, num_classes, ignore_index=IGNORE_INDEX):

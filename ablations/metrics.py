@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = 255
+from data import IGNORE_INDEX
 
 
 def confusion_matrix(pred, target, num_classes, ignore_index=IGNORE_INDEX):
@@ -51,21 +51,31 @@ def group_accuracy(cm, groups):
 
 
 def boundary_mask(target, band, ignore_index=IGNORE_INDEX):
-    """Pixels within Euclidean distance `band` of an object boundary of the label map [B,H,W].
-    A boundary pixel is one whose 4-neighbour has another (non-ignored) label. Ignored pixels are
-    never in the band (they are scored nowhere)."""
+    """The boundary band of the label map target [B,H,W]: bool [B,H,W], True for every labelled
+    (non-ignored) pixel within Euclidean distance `band` of an object boundary, as GCN's Table 5
+    ("within 7 px of a boundary") and DeepLab's trimap define it on VOC.
+
+    The boundary set is every ignored (void) pixel with a labelled 4-neighbour, plus every labelled
+    pixel with a 4-neighbour of another labelled class. VOC and Cityscapes draw a void band of a few
+    pixels around objects, so there the object boundary is the void band's edge; counting only label
+    changes between labelled neighbours would leave the band empty. Ignored pixels are never in the
+    band (they are scored nowhere). The image border is not a boundary, but any void area is: the
+    label-255 padding that evaluation adds at the bottom/right (data/transforms.py) counts as void,
+    so labelled pixels within `band` of it are in the band too."""
     t = target.long()
     valid = t != ignore_index
     edge = torch.zeros_like(valid)
-    for dim in (-1, -2):  # label changes between vertical and horizontal neighbours
-        a, b = t.narrow(dim, 0, t.shape[dim] - 1), t.narrow(dim, 1, t.shape[dim] - 1)
-        va, vb = valid.narrow(dim, 0, t.shape[dim] - 1), valid.narrow(dim, 1, t.shape[dim] - 1)
-        change = (a != b) & va & vb
-        edge.narrow(dim, 0, t.shape[dim] - 1).logical_or_(change)
-        edge.narrow(dim, 1, t.shape[dim] - 1).logical_or_(change)
+    for dim in (-1, -2):  # pairs of horizontal and vertical neighbours
+        n = t.shape[dim]
+        a, b = t.narrow(dim, 0, n - 1), t.narrow(dim, 1, n - 1)
+        va, vb = valid.narrow(dim, 0, n - 1), valid.narrow(dim, 1, n - 1)
+        change = (a != b) & va & vb  # both labelled, different classes: both are boundary pixels
+        edge.narrow(dim, 0, n - 1).logical_or_(change | (~va & vb))  # void beside a labelled pixel
+        edge.narrow(dim, 1, n - 1).logical_or_(change | (va & ~vb))
     r = int(math.floor(band))
     yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
     disk = ((yy ** 2 + xx ** 2) <= band ** 2).float()[None, None]
+    # zero padding: outside the image is no boundary
     near = F.conv2d(edge.float()[:, None], disk, padding=r)[:, 0] > 0
     return near & valid
 

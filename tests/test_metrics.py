@@ -1,9 +1,12 @@
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy.ndimage import distance_transform_edt
 
 from ablations.metrics import boundary_counts, boundary_mask, confusion_matrix, scores
+from data.synthetic import make_scene
 
 
 def test_confusion_matrix_and_scores_by_hand():
@@ -53,9 +56,112 @@ def test_ignored_pixels_are_in_neither_region():
     counts = boundary_counts(pred, target, 1)
     (b_ok, b_n), (i_ok, i_n) = counts["boundary"], counts["internal"]
     assert b_n + i_n == 20  # 25 pixels minus the 5 ignored
-    assert b_n == 4 * 4 and b_ok == b_n  # columns 1..4 of rows 1..4
-    assert (i_ok, i_n) == (3, 4)
+    # columns 1..4 of rows 1..4 (the 0|1 edge), plus (1, 0): 1 px from the void row above it
+    assert b_n == 4 * 4 + 1 and b_ok == b_n
+    assert (i_ok, i_n) == (2, 3)  # column 0 of rows 2..4
     assert not boundary_mask(target, 1)[0, 0].any()
+
+
+def edt_band(target, band, ignore_index=255):
+    """Oracle for boundary_mask, built independently: the boundary set by a plain loop over
+    4-neighbour pairs, then scipy's exact Euclidean distance transform to that set."""
+    out = []
+    for t in np.asarray(target):
+        h, w = t.shape
+        valid = t != ignore_index
+        bset = np.zeros((h, w), bool)
+        for y in range(h):
+            for x in range(w):
+                for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                    if not (0 <= ny < h and 0 <= nx < w):
+                        continue  # the image border is no boundary
+                    if not valid[y, x] and valid[ny, nx]:
+                        bset[y, x] = True  # void pixel touching a labelled one
+                    if valid[y, x] and valid[ny, nx] and t[y, x] != t[ny, nx]:
+                        bset[y, x] = True  # labelled pixel beside another class
+        if not bset.any():
+            out.append(np.zeros((h, w), bool))
+            continue
+        dist = distance_transform_edt(~bset)  # distance to the nearest boundary-set pixel
+        out.append((dist <= band) & valid)
+    return np.stack(out)
+
+
+def voc_like(size=40, lo=15, hi=25, ring=5):
+    """Background 0, a square object of class 1 (rows/cols lo..hi-1), a `ring`-px void band round it."""
+    t = torch.zeros(1, size, size, dtype=torch.long)
+    t[0, lo - ring:hi + ring, lo - ring:hi + ring] = 255
+    t[0, lo:hi, lo:hi] = 1
+    return t
+
+
+@pytest.mark.parametrize("band", [1.75, 7.0])
+def test_voc_void_ring_band_matches_edt(band):
+    target = voc_like()
+    mask = boundary_mask(target, band)
+    assert mask.any()  # the old definition (label changes between labelled pixels only) gave none
+    assert np.array_equal(mask.numpy(), edt_band(target, band))
+    assert not mask[target == 255].any()
+    # both sides of the ring are reached: object pixels and background pixels
+    assert mask[target == 1].any() and mask[target == 0].any()
+
+
+def test_voc_void_ring_band_sizes_by_hand():
+    target = voc_like()
+    near = boundary_mask(target, 1.75)
+    # 1.75 px: the object's outer 1-px frame (10² − 8² = 36; the next frame is 2 px in) and the
+    # background's 1-px frame round the 20×20 ring (22² − 20² = 84; its corners are √2 px out)
+    assert near[target == 1].sum().item() == 36 and near[target == 0].sum().item() == 84
+    # 7 px: the whole 10×10 object (its centre is 5 px in), and the background in a 34×34 square
+    # less the 20×20 ring (756) less, per corner, the 19 of 7×7 pixels farther than 7 px (680)
+    far = boundary_mask(target, 7)
+    assert far[target == 1].sum().item() == 100 and far.sum().item() == 780
+
+
+def test_boundary_band_on_a_strip_by_hand():
+    # one row: 0 0 0 | void void | 1 1 | 2 2 2
+    target = torch.tensor([[[0, 0, 0, 255, 255, 1, 1, 2, 2, 2]]])
+    # boundary set: void 3 (beside 2), void 4 (beside 5), 6 and 7 (the 1|2 change)
+    # distances of the labelled pixels: 0→3, 1→2, 2→1, 5→1, 6→0, 7→0, 8→1, 9→2
+    def band(b):
+        return [i for i, v in enumerate(boundary_mask(target, b)[0, 0].tolist()) if v]
+    assert band(0) == [6, 7]
+    assert band(1) == [2, 5, 6, 7, 8]
+    assert band(1.75) == [2, 5, 6, 7, 8]
+    assert band(2) == [1, 2, 5, 6, 7, 8, 9]
+    assert band(3) == [0, 1, 2, 5, 6, 7, 8, 9]
+    for b in (0, 1, 2, 3):
+        assert np.array_equal(boundary_mask(target, b).numpy(), edt_band(target, b))
+
+
+def test_generated_scene_without_void_matches_edt():
+    # label changes between touching classes only (no void): the band is the old one
+    labels = np.stack([make_scene(0, "val", i, image_size=48)[1] for i in range(3)]).astype(np.int64)
+    labels[0, 20:, :24] = 3  # make sure two object classes touch each other, not only background
+    target = torch.from_numpy(labels)
+    assert (target != 255).all() and len(target.unique()) >= 3
+    for band in (0, 1, 1.75, 3.5):
+        mask = boundary_mask(target, band)
+        assert mask.any()
+        assert np.array_equal(mask.numpy(), edt_band(target, band))
+
+
+def test_void_never_in_band_and_border_is_no_boundary():
+    # one class everywhere: the image border alone makes no band
+    assert not boundary_mask(torch.ones(2, 9, 9, dtype=torch.long), 3).any()
+    # all void: nothing scored
+    assert not boundary_mask(torch.full((1, 6, 6), 255), 3).any()
+    # a void block against the border: the band is the labelled pixels near the block, and no
+    # void pixel is in it, whatever the band
+    target = torch.zeros(1, 12, 12, dtype=torch.long)
+    target[0, :4, :4] = 255
+    for band in (0, 1, 2.5, 7):
+        mask = boundary_mask(target, band)
+        assert not mask[target == 255].any()
+        assert np.array_equal(mask.numpy(), edt_band(target, band))
+    # the void block's neighbours are in the band at 1 px; the far corner is not at 7 px
+    assert boundary_mask(target, 1)[0, 4, :5].tolist() == [True, True, True, True, False]
+    assert not boundary_mask(target, 7)[0, 11, 11]
 
 
 def test_empty_confusion_matrix_gives_nan():

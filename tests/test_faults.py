@@ -1,0 +1,85 @@
+"""Faults by really killing processes: a killed run_all takes its workers with it, and a rerun
+resumes and finishes; a killed writer's temporary files are cleaned up."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from ablations.runs import remove_stale_tmp
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def children(pid):
+    """Pids of the live processes whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(condition, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process parents from /proc (Linux)")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_parent_takes_its_workers_and_a_rerun_finishes(tmp_path, sig):
+    out = tmp_path / "results"
+    argv = [sys.executable, "run_all.py", "--ablation", "gcn_k", "--preset", "smoke", "--iterations", "40",
+            "--jobs", "2", "--out", str(out), "--report-dir", str(tmp_path / "report"), "--no-progress"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    parent = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # two pool workers (plus multiprocessing's resource tracker), and a checkpoint written
+        assert wait_for(lambda: len(children(parent.pid)) >= 3 and any(
+            (d / "ckpt.pt").exists() for d in (out / "runs").glob("*")), 120), "workers never started training"
+        workers = children(parent.pid)
+        parent.send_signal(sig)
+        parent.wait(30)
+        assert wait_for(lambda: not any(alive(w) for w in workers), 15), "workers outlived their parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    done_before = len(pd.read_csv(out / "gcn_k.csv")) if (out / "gcn_k.csv").exists() else 0
+    assert done_before < 8
+    stale = out / "runs" / "gcn_k.csv.999999999.tmp"  # a killed writer's leftover (that pid is not alive)
+    stale.write_text("half a row")
+    rerun = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    rows = pd.read_csv(out / "gcn_k.csv")
+    assert len(rows) == 8 and set(rows["status"]) == {"ok"}
+    assert not stale.exists()
+
+
+def test_only_dead_writers_tmp_files_are_removed(tmp_path):
+    dead, live = tmp_path / "a.csv.999999999.tmp", tmp_path / f"b.csv.{os.getpid()}.tmp"
+    other = tmp_path / "notes.tmp"  # not a writer's temporary file: left alone
+    for f in (dead, live, other):
+        f.write_text("x")
+    remove_stale_tmp(str(tmp_path))
+    assert not dead.exists() and live.exists() and other.exists()

@@ -60,13 +60,16 @@ CLAIMS = [
 CPU_BACKBONE = {"name": "vgg", "widths": [8, 16, 32, 32], "convs": [1, 1, 1, 1], "batch_norm": True}
 CPU_MODEL = {"backbone": CPU_BACKBONE, "dilation_divisor": 4, "fc_divisor": 16, "dropout": 0.1}
 PRESETS = {
-    "smoke": {"model": CPU_MODEL, "train": {"channels_last": True}},
-    "quick": {"model": CPU_MODEL, "train": {"iterations": 1000, "channels_last": True}},
-    "full": {"model": CPU_MODEL, "train": {"channels_last": True}},
+    # train img/s: timed after training, one run at a time (the timing phase), on a fixed batch
+    "smoke": {"model": CPU_MODEL, "train": {"channels_last": True}, "eval": {"train_speed_steps": 2}},
+    "quick": {"model": CPU_MODEL, "train": {"iterations": 1000, "channels_last": True},
+              "eval": {"train_speed_steps": 20}},
+    "full": {"model": CPU_MODEL, "train": {"channels_last": True}, "eval": {"train_speed_steps": 20}},
     # the paper: ImageNet VGG-16, batch 20, lr 1e-3 (×10 on the classifier), ×0.1 every 2000
     # iterations, momentum 0.9, weight decay 5e-4; random crops, flips, no scaling.
     "paper": {"data": {"name": "voc", "crop_size": 321, "scale": None, "flip": True},
               "model": {"backbone": {"name": "vgg", "weights": "imagenet"}, "dropout": 0.5},
+              "eval": {"train_speed_steps": 20},
               "train": {"iterations": 6000, "batch_size": 20, "lr": 1e-3, "head_lr_mult": 10.0,
                         "momentum": 0.9, "weight_decay": 5e-4, "lr_step": 2000, "lr_gamma": 0.1}},
 }
@@ -91,8 +94,9 @@ DEVIATIONS = {
         "(80.3 vs 91.2), a width effect the paper's 1024-filter layers do not have.",
         "SGD momentum 0.9, batch 16, 1000 iterations, poly LR from 0.05, no ImageNet pretraining "
         "(paper: batch 20, step LR from 1e-3, ImageNet VGG-16).",
-        "Training speed is measured on CPU with two runs side by side (one thread each); compare "
-        "ratios between variants, not absolute speed.",
+        "Training speed is CPU time on this machine (one thread; 20 SGD steps on a fixed batch after 3 "
+        "warm-up steps, timed after all runs trained, one at a time): compare ratios between variants, "
+        "not absolute speed.",
         NO_CRF,
     ],
     "real": [NO_CRF],

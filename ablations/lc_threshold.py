@@ -101,8 +101,8 @@ DEVIATIONS = {
         "Losses at the feature resolution against labels sampled at each 8×8 cell's centre (DeepLab's "
         "practice); each stage's loss is averaged over the pixels it receives.",
         "Speed is CPU time on this machine (one batch of validation images, ms per image = batch time / "
-        "batch size), not one GPU at 512×512; compare the speed-ups, not the milliseconds. With --jobs 2 "
-        "another run trains beside the timing, which adds noise (the median damps it).",
+        "batch size), not one GPU at 512×512; compare the speed-ups, not the milliseconds. Timed after all runs trained, one at a time "
+        "(one thread), so no other run of the suite shares the CPU with the timing.",
     ],
     "real": [
         "torchvision ResNet-101 (ImageNet) at output stride 8 cut into three stages — stage 1 = conv1 … layer2, "

@@ -112,8 +112,8 @@ def check_plans(plans):
         with torch.device("meta"):
             model = build_model(cfg, 2)
         opts = set().union(*(set(p["eval"]) - set(EVAL_KEYS) for p in plans if p["model"] == model_cfg))
-        valid = getattr(model, "EVAL_OPTIONS", {})
-        if opts - set(valid):
+        valid = getattr(model, "EVAL_OPTIONS", None)
+        if valid is not None and opts - set(valid):
             raise ValueError(f"unknown eval option(s) {sorted(opts - set(valid))} for {model_cfg['arch']}; "
                              f"valid: {', '.join(list(EVAL_KEYS) + list(valid))}")
 

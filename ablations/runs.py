@@ -32,6 +32,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # train-config keys that do not change what is computed, so stay out of the run id
 NOT_IN_RUN_ID = ("checkpoint_every", "workers")
 REAL_DATA = tuple(d for d in DATASETS if d != "synthetic")
+VARIANT_KEYS = ("id", "label", "x", "series", "model", "train", "eval", "presets", "preset_overrides", "analyses")
 
 
 def config_hash(obj) -> str:
@@ -77,6 +78,7 @@ def plan_runs(spec, cfg, preset):
     --iterations, an edited ablation file) are never pooled with them as extra seeds."""
     variants = []
     for variant in spec.VARIANTS:
+        check_keys(f"{spec.NAME} variant {variant.get('id')!r}", variant, VARIANT_KEYS)
         if preset not in variant.get("presets", PRESETS):  # a variant may be kept to some presets
             continue
         own = deep_merge({k: variant.get(k, {}) for k in ("model", "train", "eval")},
@@ -109,8 +111,11 @@ def check_plans(plans):
     for model_cfg in {json.dumps(p["model"], sort_keys=True): p["model"] for p in plans}.values():
         cfg = json.loads(json.dumps(model_cfg))
         cfg["backbone"].pop("weights", None)
-        with torch.device("meta"):
-            model = build_model(cfg, 2)
+        try:
+            with torch.device("meta"):
+                model = build_model(cfg, 2)
+        except TypeError as err:  # an option the model's constructor does not take
+            raise ValueError(f"bad model options for arch {cfg['arch']!r}: {err}") from None
         opts = set().union(*(set(p["eval"]) - set(EVAL_KEYS) for p in plans if p["model"] == model_cfg))
         valid = getattr(model, "EVAL_OPTIONS", None)
         if valid is not None and opts - set(valid):

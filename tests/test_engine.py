@@ -132,3 +132,21 @@ def test_bad_preset_values_are_clear_errors():
         preset_config(spec, "huge")
     with pytest.raises(ValueError, match="--seeds"):
         preset_config(spec, "smoke", seeds=0)
+
+
+@pytest.mark.parametrize("where,override,message", [
+    ("train", {"lrr": 0.1}, "unknown train option"),
+    ("model", {"kernel": 3}, "bad model options for arch 'single_head'"),
+    ("variant", {"modle": {}}, "unknown tiny variant 'base' option"),
+])
+def test_unknown_config_keys_are_errors_before_training(tmp_path, where, override, message):
+    variant = {"id": "base", "model": {"head": "conv1x1"}}
+    if where == "variant":
+        variant.update(override)
+    else:
+        variant[where] = override
+    spec = tiny_spec(variants=[variant])
+    with pytest.raises(ValueError, match=message):
+        run_ablation(spec, config(spec), "smoke", str(tmp_path), jobs=1, progress=False)
+    runs = tmp_path / "runs"
+    assert not runs.exists() or not any(runs.iterdir())  # no run folder was made

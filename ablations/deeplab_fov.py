@@ -51,6 +51,10 @@ CLAIMS = [
      "test": "greater", "metric": "train_img_per_s", "a": "largefov", "b": "k7d4"},
 ]
 
+# report sections beyond the standard ones: {section name (report/build.py): its arguments};
+# report/deeplab.py: the variants as run beside the paper's, training-speed ratios, Table 1(a)
+REPORT_SECTIONS = {"deeplab_fov": {}}
+
 # CPU presets: the paper's net at a quarter of its scale, on 128-px images (VOC's are ~500 px).
 # The trunk keeps DeepLab's shape up to pool4 (3×3 pools, pool1-3 stride 2, pool4 stride 1: output
 # stride 8) with one narrow conv per block and BatchNorm (it trains from scratch); conv5/pool5 are
@@ -142,70 +146,6 @@ def exact_facts():
                   # the paper prints "6.5×" for its own 134.3M / 20.5M = 6.55: one decimal, truncated
                   "published": 6.5, "tolerance": 0.1})
     return facts
-
-
-def extra_sections(rows, results_dir, fig_dir, rel_fig):
-    """How the run's variants map to the paper's, the measured speed ratios beside the paper's, and
-    Table 1(a) (no CRF) beside the reproduced mIoU."""
-    import math
-    import sys
-
-    import torch
-
-    from ablations.runs import variant_models
-    from report.build import fmt, md_table, mean_std, per_seed
-    from segmodels import build_model
-    from segmodels.backbones import receptive_field
-    from segmodels.deeplab import fov_receptive_field
-
-    spec, preset = sys.modules[__name__], str(rows.iloc[0]["preset"])
-    models = variant_models(spec, preset)
-    params = per_seed(rows, "params")
-    mapping = []
-    for v in VARIANTS:
-        paper = paper_model(v["id"]).backbone.fc6
-        with torch.device("meta"):
-            run = build_model(models[v["id"]], 2)
-        fc6 = run.backbone.fc6
-        mapping.append([v["label"], f"{paper.kernel_size}×{paper.kernel_size}, dil {paper.dilation}, "
-                        f"{paper.conv.out_channels}", RECEPTIVE_FIELD[v["id"]],
-                        fmt(PUBLISHED[v["id"]]["params"] / 1e6, 1) + "M",
-                        f"{fc6.kernel_size}×{fc6.kernel_size}, dil {fc6.dilation}, {fc6.conv.out_channels}",
-                        fov_receptive_field(run), fmt(mean_std(params.get(v["id"], []))[0])])
-    trunk_rf = {name: receptive_field(m.backbone.features) for name, m in
-                (("paper", paper_model("largefov")), ("run", run))}
-    parts = ["### Variants as run (preset `%s`) beside the paper's" % preset,
-             md_table(["variant", "paper fc6 (k, dil, filters)", "paper receptive field", "paper #params",
-                       "run fc6 (k, dil, filters)", "run receptive field (same formula)", "run #params"],
-                      mapping),
-             f"Receptive field of the conv trunk alone (before fc6): paper {trunk_rf['paper']} px, "
-             f"run {trunk_rf['run']} px (image: {rows.iloc[0].get('image_size')} px)."]
-
-    speed = per_seed(rows, "train_img_per_s")
-    base = mean_std(speed.get("k7d4", []))[0]
-    body = []
-    for v in VARIANTS:
-        mean, std, n = mean_std(speed.get(v["id"], []))
-        pub = PUBLISHED[v["id"]]["train_img_per_s"]
-        body.append([v["label"], fmt(pub), fmt(pub / PUBLISHED["k7d4"]["train_img_per_s"]) + "×",
-                     f"{fmt(mean, 1)} ± {fmt(std, 1)} ({n})" if n else "not run",
-                     fmt(mean / base) + "×" if n and not math.isnan(base) else "–"])
-    parts += ["### Training speed: ratio to 7×7 (measured in these runs)",
-              md_table(["variant", "paper img/s", "paper ratio", "reproduced img/s (mean ± std, n)",
-                        "reproduced ratio"], body)]
-
-    miou = per_seed(rows, "mIoU")
-    body = []
-    for v in VARIANTS:
-        mean, std, n = mean_std(miou.get(v["id"], []))
-        pub = PUBLISHED_NO_CRF.get(v["id"])
-        body.append([v["label"], fmt(pub), fmt(PUBLISHED[v["id"]]["mIoU"]),
-                     f"{fmt(mean)} ± {fmt(std)} ({n})" if n else "not run"])
-    parts += ["### Table 1(a): before the CRF (as reproduced here)",
-              "Without the CRF the paper's LargeFOV (62.25) is 2.1 points below 7×7 (64.38); the "
-              "'matches' of Table 2 holds after the CRF.",
-              md_table(["variant", "published no CRF", "published + CRF (Table 2)", "reproduced (no CRF)"], body)]
-    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":

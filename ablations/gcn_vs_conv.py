@@ -27,6 +27,9 @@ KS = (3, 5, 7, 9)
 LOW_LR_KS = (5, 9)
 LOW_LR_SCALE = 0.2
 GCN_K_MODEL = {v["id"]: v["model"] for v in gcn_k.VARIANTS}  # shared runs: the very same configs
+# does the trivial k×k conv use its kernel's extent? Effective receptive fields at k = 9 (analysis
+# "erf", computed when each run finishes; not part of the run id)
+ERF_VARIANTS = ("gcn_k9", "conv_k9", "gcn_k9_lowlr", "conv_k9_lowlr")
 
 VARIANTS = (
     [{"id": f"gcn_k{k}", "label": f"GCN k={k}", "x": k, "series": "GCN, preset lr",
@@ -38,6 +41,7 @@ VARIANTS = (
     + [{"id": f"conv_k{k}_lowlr", "label": f"trivial k×k k={k}, lr/5", "x": k, "series": "trivial k×k, lr/5",
         "model": {"head": "conv", "k": k}, "train": {"lr_scale": LOW_LR_SCALE}} for k in LOW_LR_KS]
 )
+VARIANTS = [{**v, "analyses": ["erf"] if v["id"] in ERF_VARIANTS else []} for v in VARIANTS]
 
 GCN_MIOU = {3: 70.1, 5: 71.1, 7: 72.8, 9: 73.4}
 TRIVIAL_MIOU = {3: 69.8, 5: 70.4, 7: 69.6, 9: 68.8}
@@ -65,6 +69,9 @@ CLAIMS = [
     {"text": "at lr/5: GCN keeps improving with k: k = 9 beats k = 5",
      "test": "greater", "metric": "mIoU", "a": "gcn_k9_lowlr", "b": "gcn_k5_lowlr"},
 ]
+
+# report sections beyond the standard ones: {section name (report/build.py): its arguments}
+REPORT_SECTIONS = {"erf": {"variants": list(ERF_VARIANTS)}}
 
 PRESETS = gcn_k.PRESETS  # identical presets, or the shared GCN runs would get new run ids
 
@@ -96,14 +103,6 @@ def exact_facts():
                       "formula": "2048·21·k²", "expected": 2048 * 21 * k * k,
                       "published": {3: 387e3, 5: 1075e3, 7: 2107e3, 9: 3484e3}[k], "tolerance": 1000})
     return facts
-
-
-def extra_sections(rows, results_dir, fig_dir, rel_fig):
-    """Does the trivial k×k conv use its kernel's extent? Effective receptive fields at k = 9."""
-    from report.erf import erf_section
-    ids = ["gcn_k9", "conv_k9", "gcn_k9_lowlr", "conv_k9_lowlr"]
-    labels = [v["label"] for i in ids for v in VARIANTS if v["id"] == i]
-    return erf_section(rows, results_dir, fig_dir, rel_fig, NAME, ids, labels)
 
 
 if __name__ == "__main__":

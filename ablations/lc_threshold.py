@@ -41,8 +41,11 @@ def rho_id(rho):
     return "r" + f"{rho:g}".replace(".", "")
 
 
+# the paper's LC (ρ = 0.985) keeps a Fig. 5-style stage map of a few validation images (analysis
+# "stages", computed when the run finishes; not part of the run id)
 VARIANTS = [{"id": rho_id(1.0), "label": "ρ = 1 (DSN)", "x": 1.0, "model": DSN, "eval": {"rho": 1.0}}] + [
-    {"id": rho_id(rho), "label": f"ρ = {rho:g}", "x": rho, "model": LC, "eval": {"rho": rho}} for rho in RHOS[1:]]
+    {"id": rho_id(rho), "label": f"ρ = {rho:g}", "x": rho, "model": LC, "eval": {"rho": rho},
+     "analyses": ["stages"] if rho == TRAIN_RHO else []} for rho in RHOS[1:]]
 
 _TABLE1 = {  # ρ: (% decided at stage 1, % at stage 2, mIoU)
     1.0: (0, 0, 72.70), 0.995: (15, 14, 73.56), 0.985: (23, 29, 73.91), 0.97: (30, 31, 73.63),
@@ -51,6 +54,14 @@ PUBLISHED = {rho_id(r): {"stage1_pct": s1, "stage2_pct": s2, "mIoU": m} for r, (
 # Table 3 (one GPU, 512×512): ms/image, FPS and per-stage ms
 PUBLISHED_SPEED = {rho_id(0.985): {"infer_ms": 65.1, "fps": 14.7, "stage_ms": (15.6, 31.2, 18.2)},
                    rho_id(0.8): {"infer_ms": 42.5, "fps": 23.6, "stage_ms": (15.7, 21.7, 4.7)}}
+
+# report sections beyond the standard ones: {section name (report/build.py): its arguments}. Table 3:
+# speed per ρ and the speed-ups of ρ = 0.8 (over ρ = 1 and over the paper's LC), paired by seed;
+# then the stage map of the paper's LC.
+REPORT_SECTIONS = {
+    "lc_speed": {"published": PUBLISHED_SPEED, "speedups": [[rho_id(1.0), rho_id(0.8)], [rho_id(0.985), rho_id(0.8)]]},
+    "lc_stages": {"variant": rho_id(TRAIN_RHO)},
+}
 
 _ORDER = [v["id"] for v in VARIANTS]  # ρ descending
 _X = [round(1 - v["x"], 3) for v in VARIANTS]
@@ -112,13 +123,6 @@ DEVIATIONS = {
         "decay, batch 8, 30K iterations, half of them initial training.",
     ],
 }
-
-
-def extra_sections(rows, results_dir, fig_dir, rel_fig):
-    """Table 3 (speed per ρ and the speed-ups beside the paper's) and the Fig. 5-style stage maps."""
-    from report.lc_sections import speed_section, stage_map_section
-    return "\n\n".join([speed_section(rows, VARIANTS, PUBLISHED_SPEED),
-                        stage_map_section(rows, results_dir, fig_dir, rel_fig, rho_id(TRAIN_RHO), TRAIN_RHO)])
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ CLAIMS = [
 
 PRESETS = psp_common.PRESETS
 DEVIATIONS = psp_common.DEVIATIONS
-extra_sections = psp_common.context_section
+# report sections beyond the standard ones: {section name (report/build.py): its arguments}
+REPORT_SECTIONS = {"psp_context": {}}
 
 
 def exact_facts():

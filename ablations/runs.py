@@ -344,18 +344,3 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
         written += put_row(csv_path, make_row(plan, info, {**result, **timing(plan, out_dir, device)}, device, sha))
     return written
 
-
-def variant_models(spec, preset):
-    """{variant id: its resolved model config} at a preset (what the report hooks rebuild models from)."""
-    return {p["variant"]: p["model"] for p in plan_runs(spec, preset_config(spec, preset), preset)}
-
-
-def load_trained_run(results_dir, run_id):
-    """(model in eval mode, its validation set) of a finished run, rebuilt from its folder; None when
-    the folder's config.json or model.pt is missing (run folders are not committed)."""
-    run_dir = os.path.join(results_dir, "runs", str(run_id))
-    if not (os.path.exists(os.path.join(run_dir, "config.json")) and os.path.exists(os.path.join(run_dir, "model.pt"))):
-        return None
-    config = read_json(os.path.join(run_dir, "config.json"))
-    val_set = build_dataset(config["data"], "val")
-    return load_model(run_dir, config["model"], val_set.num_classes).eval(), val_set

@@ -1,8 +1,14 @@
 """Build report/REPORT.md (+ figures/) from the results CSVs and the ablation files.
 
 For each ablation with results: the published table beside the reproduced one (mean ± std over
-seeds), the difference, a plot, a verdict per claim, exact facts, the settings used and the known
-deviations from the paper. Run: python -m report.build [--results DIR] [--report-dir DIR]
+seeds), the difference, a plot, a verdict per claim, exact facts, the paper-specific sections the
+ablation names in REPORT_SECTIONS, the settings used and the known deviations from the paper.
+Run: python -m report.build [--results DIR] [--report-dir DIR]
+
+The report reads only the CSV rows, the analysis data saved beside them
+(results/analysis/*.npz) and the ablation files: never the run folders (not committed), and it
+never re-plans runs. REPORT.md is a pure function of these, and the figures are saved without
+version metadata, so rebuilding from the same data gives the same bytes.
 """
 import argparse
 import json
@@ -22,6 +28,12 @@ METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean 
                 "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
                 "head_params": "head #params", "params": "#params", "train_img_per_s": "train img/s",
                 "infer_fps": "inference img/s", "context_acc": "context acc %", "shape_acc": "shape acc %"}
+
+
+def save_figure(fig, path, dpi):
+    """Save and close a figure, byte-reproducibly: no 'Software' (matplotlib version) entry in the PNG."""
+    fig.savefig(path, dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
 
 
 def fmt(value, digits=2):
@@ -155,8 +167,7 @@ def plot(spec, rows, path):
         ax.grid(alpha=0.3)
     fig.suptitle(spec.TITLE)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, 110)
 
 
 def failed_runs(rows, claim):
@@ -236,8 +247,24 @@ def dataset_preview(rows, path):
     fig.suptitle("embedded dataset: images (top) and labels (bottom; " + ", ".join(
         f"{c}={n}" for c, n in enumerate(ds.class_names)) + ")")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, 90)
+
+
+def extra_sections(spec, rows, results_dir, fig_dir, rel_fig):
+    """The paper-specific sections an ablation names in REPORT_SECTIONS ({section name: its
+    arguments}), as markdown, in the order given. Each report function is called as
+    fn(spec, rows, results_dir, fig_dir, rel_fig, **arguments)."""
+    from report import deeplab, erf, lc_sections, psp  # here, not above: they import helpers of this module
+    functions = {"erf": erf.erf_section, "lc_speed": lc_sections.speed_section,
+                 "lc_stages": lc_sections.stage_map_section, "psp_context": psp.context_section,
+                 "deeplab_fov": deeplab.fov_sections}
+    wanted = getattr(spec, "REPORT_SECTIONS", {})
+    unknown = sorted(set(wanted) - set(functions))
+    if unknown:
+        raise ValueError(f"{spec.NAME}.REPORT_SECTIONS: unknown section(s) {unknown}; known: {', '.join(functions)}")
+    texts = [functions[name](spec, rows, results_dir, fig_dir, rel_fig, **(kwargs or {}))
+             for name, kwargs in wanted.items()]
+    return [t for t in texts if t]
 
 
 def section(spec, all_rows, fig_dir, rel_fig, results_dir="results"):
@@ -253,8 +280,7 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results"):
               "### Claims", claims_table(spec, rows)]
     if hasattr(spec, "exact_facts"):
         parts += ["### Exact facts (paper dimensions)", facts_table(spec)]
-    if hasattr(spec, "extra_sections"):  # ablation-specific tables or figures, as markdown
-        parts.append(spec.extra_sections(rows, results_dir, fig_dir, rel_fig))
+    parts += extra_sections(spec, rows, results_dir, fig_dir, rel_fig)
     parts += ["### Settings used", settings(rows) + "".join(f"\n- {note}" for note in left_out)]
     deviations = getattr(spec, "DEVIATIONS", {}).get(dataset if dataset == "synthetic" else "real", []) + \
         ([] if dataset == "synthetic" else getattr(spec, "DEVIATIONS", {}).get(dataset, []))

@@ -2,6 +2,7 @@
 runs shared with gcn_k, the effective-receptive-field figure, and a smoke run of each ablation."""
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -9,10 +10,11 @@ import torch.nn as nn
 
 import run_all
 from ablations import gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack
-from report.erf import effective_receptive_field, erf_section, mass_radius
+from ablations.analysis import analysis_file, effective_receptive_field, load_analysis, save_analysis
 from ablations.presets import SMALL_BACKBONE
 from ablations.runs import plan_runs, preset_config
 from report.build import per_seed
+from report.erf import erf_section, mass_radius
 from report.verdicts import REPRODUCED, fact_holds, judge
 from segmodels import build_backbone, build_model
 from segmodels.backbones import receptive_field
@@ -154,11 +156,28 @@ def test_erf_of_a_kxk_conv_is_its_kernel_square():
     assert 0 < mass_radius(erf, 0.5) <= mass_radius(erf, 0.9) <= 2 * 2 ** 0.5
 
 
-def test_erf_section_skips_missing_models(tmp_path):
-    rows = pd.DataFrame({"variant": ["base", "k3"], "seed": [0, 0], "status": "ok", "run_id": ["nope1", "nope2"]})
-    text = erf_section(rows, str(tmp_path), str(tmp_path), "figures", "t", ["base", "k3"], ["base", "GCN k=3"])
-    assert "no trained model on disk" in text and "GCN k=3" in text
-    assert not os.path.exists(tmp_path / "t_erf.png")
+def test_erf_section_skips_missing_analysis_files(tmp_path):
+    rows = pd.DataFrame({"variant": ["base", "k3"], "seed": [0, 0], "status": "ok", "run_id": ["nope1", "nope2"],
+                         "eval_id": ["e", "e"]})
+    text = erf_section(gcn_k, rows, str(tmp_path), str(tmp_path), "figures", ["base", "k3"])
+    assert "base (1×1 conv): no ERF data" in text and "GCN k=3: no ERF data" in text
+    assert not os.path.exists(tmp_path / "gcn_k_erf.png")
+
+
+def test_erf_section_averages_the_seeds_it_has(tmp_path):
+    """Mean over the seeds whose analysis file exists; the seeds used and the missing ones are named."""
+    rows = pd.DataFrame({"variant": ["k3"] * 3, "seed": [1, 0, 2], "status": "ok", "run_id": ["r1", "r0", "r2"],
+                         "eval_id": "e"})
+    maps = {"r0": np.zeros((9, 9), np.float32), "r1": np.zeros((9, 9), np.float32)}
+    maps["r0"][4, 4], maps["r1"][4, 5] = 2.0, 4.0
+    for run_id, erf in maps.items():
+        save_analysis(analysis_file(str(tmp_path), run_id, "e", "erf"), {"erf": erf, "n_images": np.int64(5)})
+    loaded = load_analysis(analysis_file(str(tmp_path), "r0", "e", "erf"))
+    assert np.array_equal(loaded["erf"], maps["r0"]) and int(loaded["n_images"]) == 5
+    text = erf_section(gcn_k, rows, str(tmp_path), str(tmp_path), "figures", ["k3"])
+    assert "| GCN k=3 | 0, 1 | 1.0 | 1.0 |" in text  # 2/3 of the mean mass 1 px off the centre
+    assert "no ERF data for seed(s) 2" in text and "over 5 validation images" in text
+    assert os.path.exists(tmp_path / "gcn_k_erf.png")
 
 
 # --- smoke runs ---------------------------------------------------------------------------------

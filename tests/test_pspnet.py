@@ -11,8 +11,9 @@ import torchvision
 
 import run_all
 from ablations import load, psp_aux, psp_pool
+from ablations.analysis import band_distances, upward_reach
 from ablations.metrics import group_accuracy
-from ablations.psp_common import PRESETS, band_distances, upward_reach
+from ablations.psp_common import PRESETS
 from ablations.runs import plan_runs, preset_config
 from data.synthetic import CONTEXTS, CUE_COLOURS, OBJECT_TOP, SHAPES, SyntheticScenes, cue_rows, make_scene
 from segmodels import build_model

@@ -1,0 +1,169 @@
+"""Analyses of a trained run: small arrays computed when the run finishes, kept beside the CSVs
+(results/analysis/<run_id>-<eval_id>-<name>.npz, committed), so the report draws its figures from
+committed data and never needs the run folders (model files are not committed).
+
+ANALYSES maps the names a variant lists under "analyses" to a function
+(model, val_set, eval_cfg, device) -> {name: numpy array}; ablations.runs.run_group calls them
+after evaluating the plan and saves the result with save_analysis. No report code lives here.
+
+Also here: measurements of an architecture the report uses (upward_reach, band_distances).
+"""
+import copy
+import inspect
+import io
+import math
+import os
+
+import numpy as np
+import torch
+
+from data import atomic_write
+
+ERF_IMAGES = 64  # validation images the effective receptive field is averaged over
+STAGE_IMAGES = 6  # validation images of the stage map
+
+
+def analysis_file(results_dir, run_id, eval_id, name):
+    """Where an analysis of one (trained run, evaluation) lies; the same path as
+    ablations.runs.analysis_path gives for a plan."""
+    return os.path.join(results_dir, "analysis", f"{run_id}-{eval_id}-{name}.npz")
+
+
+def save_analysis(path, data):
+    """Write {name: array} as a compressed .npz, atomically (the folder is created)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    arrays = {k: np.asarray(v) for k, v in data.items()}
+
+    def write(tmp):
+        buf = io.BytesIO()  # np.savez would add '.npz' to a path that does not end with it
+        np.savez_compressed(buf, **arrays)
+        with open(tmp, "wb") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+    atomic_write(path, write)
+
+
+def load_analysis(path):
+    """{name: array} of a saved analysis (no pickles)."""
+    with np.load(path, allow_pickle=False) as blob:
+        return {k: blob[k] for k in blob.files}
+
+
+# --- effective receptive field -------------------------------------------------------------------
+
+def effective_receptive_field(model, images, batch_size=16):
+    """Effective receptive field (Luo et al., NeurIPS 2016): [H, W] map, the mean over `images`
+    [N,3,H,W] of |∂ s / ∂ x| summed over input channels, where s is the centre output pixel's logit
+    of the class the model predicts there. In eval mode (BatchNorm on running statistics) images do
+    not interact, so one backward pass of the summed centre scores of a batch gives every image's
+    own gradient."""
+    model.eval()
+    total = torch.zeros(images.shape[-2:], dtype=torch.float64)
+    device = next(model.parameters()).device
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device).requires_grad_(True)
+        logits = model(x)
+        centre = logits[:, :, logits.shape[-2] // 2, logits.shape[-1] // 2]  # [B, classes]
+        score = centre.gather(1, centre.argmax(1, keepdim=True)).sum()
+        (grad,) = torch.autograd.grad(score, x)
+        total += grad.abs().sum(1).sum(0).double().cpu()
+    return total / len(images)
+
+
+def erf_analysis(model, val_set, eval_cfg, device):
+    """The run's ERF over the first ERF_IMAGES validation images of the first image's size (real
+    validation sets vary in size: the maps must line up). The model's plain forward is used: the
+    ERF is asked of GCN-style heads, which take no evaluation options."""
+    first = val_set[0][0]
+    images = [img for img in (val_set[i][0] for i in range(min(ERF_IMAGES, len(val_set))))
+              if img.shape == first.shape]
+    model.to(device).eval()
+    erf = effective_receptive_field(model, torch.stack(images))
+    return {"erf": erf.numpy().astype(np.float32), "n_images": np.int64(len(images))}
+
+
+# --- which cascade stage decides each pixel (Layer Cascade, Fig. 5 idea) --------------------------
+
+def cascade_at(model, images, rho):
+    """(logits, deciding stage [B,h,w]) of a layer cascade at threshold rho.
+
+    Adapter: the model protocol is changing on another branch to `model.predict(images, rho=...)
+    -> (logits, stats)` and `model.decision_map(images, rho)`; today's cascade takes rho through
+    `set_eval_options(rho=...)` and has `model(images)` and `decision_map(images)`. Both are served
+    here; once the new protocol is merged only the first branch of each `if` is needed."""
+    if hasattr(model, "predict"):
+        logits, _ = model.predict(images, rho=rho)
+    else:
+        model.set_eval_options(rho=rho)
+        logits = model(images)
+    if "rho" in inspect.signature(model.decision_map).parameters:
+        stages = model.decision_map(images, rho=rho)
+    else:
+        model.set_eval_options(rho=rho)
+        stages = model.decision_map(images)
+    return logits, stages
+
+
+@torch.no_grad()
+def stages_analysis(model, val_set, eval_cfg, device):
+    """For the first STAGE_IMAGES validation images at the plan's eval rho: the image for display
+    (uint8 [N,H,W,3], min-max scaled over these images), the label and the prediction (uint8
+    [N,H,W], void = data.IGNORE_INDEX = 255) and the stage (1, 2, 3) that decided each pixel (uint8 [N,H,W], the
+    feature-resolution map upsampled to the image by nearest neighbour)."""
+    rho = float(eval_cfg.get("rho", 1.0))
+    n = min(STAGE_IMAGES, len(val_set))
+    images = torch.stack([val_set[i][0] for i in range(n)])
+    labels = torch.stack([val_set[i][1] for i in range(n)])
+    model.to(device).eval()
+    logits, stages = cascade_at(model, images.to(device), rho)
+    pred = logits.argmax(1).cpu()
+    stages = torch.nn.functional.interpolate(stages[:, None].float().cpu(), size=images.shape[-2:],
+                                             mode="nearest")[:, 0]
+    shown = images.permute(0, 2, 3, 1)
+    shown = (shown - shown.min()) / max(float(shown.max() - shown.min()), 1e-6)
+    return {"image": (shown * 255).round().clamp(0, 255).to(torch.uint8).numpy(),
+            "label": labels.to(torch.uint8).numpy(), "prediction": pred.to(torch.uint8).numpy(),
+            "stage": stages.to(torch.uint8).numpy(), "rho": np.float64(rho)}
+
+
+ANALYSES = {"erf": erf_analysis, "stages": stages_analysis}
+
+
+# --- architecture measurements (PSPNet's context task) -----------------------------------------
+
+def upward_reach(model, image_size):
+    """How many rows above an output pixel the farthest input pixel that influences it lies: the
+    net's exact structural receptive field, upwards. Measured by back-propagation on a copy whose
+    parameters are all made positive and whose input is all ones, so no ReLU is ever off and every
+    path through the net carries gradient (a random net could hide some). It depends on the
+    architecture only, not on trained weights. Measured from the bottom rows (all 8 phases of the
+    stride-8 grid), so the image's top edge does not cut it short; inf if the influence reaches the
+    top row (the whole image, as with global pooling)."""
+    probe = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for p in probe.parameters():
+            p.abs_().add_(0.01)
+        for name, buf in probe.named_buffers():
+            if name.endswith("running_mean"):
+                buf.zero_()
+            elif name.endswith("running_var"):
+                buf.fill_(1.0)
+    reach = 0
+    for y in range(image_size - 8, image_size):
+        x = torch.ones(1, 3, image_size, image_size, requires_grad=True)
+        probe(x)[0, :, y, image_size // 2].sum().backward()
+        top = int((x.grad[0].abs().sum(dim=(0, 2)) > 0).nonzero()[:, 0].min())
+        if top == 0:
+            return math.inf
+        reach = max(reach, y - top)
+    return reach
+
+
+def band_distances(dataset):
+    """Rows between every object pixel and the context band's last row, over the whole split
+    (the embedded dataset in scene-context mode)."""
+    from data.synthetic import cue_rows
+    size = dataset.labels.shape[-1]
+    rows = torch.arange(size).view(1, size, 1).expand_as(dataset.labels)
+    return (rows[dataset.labels > 0] - (cue_rows(size) - 1)).numpy()

@@ -1,0 +1,66 @@
+"""The paper-specific report sections: ablation files name them as data (REPORT_SECTIONS), the report
+dispatches them; speed-ups are paired by seed."""
+import ast
+import os
+import types
+
+import pandas as pd
+import pytest
+
+from ablations import ABLATIONS, load
+from report.lc_sections import speedup
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# what each section reads from the analysis files, so the variants it draws must list that analysis
+NEEDS = {"erf": "erf", "lc_stages": "stages"}
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_report_sections_are_data_naming_known_sections(name):
+    import report.build as build
+    spec = load(name)
+    assert not hasattr(spec, "extra_sections")
+    sections = getattr(spec, "REPORT_SECTIONS", {})
+    assert isinstance(sections, dict) and all(isinstance(v, dict) for v in sections.values())
+    ids = {v["id"]: v for v in spec.VARIANTS}
+    for section, kwargs in sections.items():
+        need = NEEDS.get(section)
+        for vid in kwargs.get("variants", []) + ([kwargs["variant"]] if "variant" in kwargs else []):
+            assert vid in ids, (section, vid)
+            if need:
+                assert need in ids[vid].get("analyses", []), (section, vid)
+    # unknown names are an error, not silently skipped
+    bad = types.SimpleNamespace(NAME="bad", REPORT_SECTIONS={"nope": {}})
+    with pytest.raises(ValueError, match="nope"):
+        build.extra_sections(bad, pd.DataFrame(), "results", "figures", "figures")
+
+
+def test_no_report_code_in_ablations_and_no_engine_in_report():
+    """The flow is one way: ablation files import no report code, the report does not import the
+    engine (it never re-plans runs or loads run folders)."""
+    for folder, banned in (("ablations", ("report",)), ("report", ("ablations.runs", "ablations.train"))):
+        for name in os.listdir(os.path.join(REPO, folder)):
+            if not name.endswith(".py"):
+                continue
+            tree = ast.parse(open(os.path.join(REPO, folder, name)).read())
+            imported = {n.name for node in ast.walk(tree) if isinstance(node, ast.Import) for n in node.names}
+            imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+            for module in imported:
+                for b in banned:
+                    assert module != b and not module.startswith(b + "."), f"{folder}/{name} imports {module}"
+    for name in os.listdir(os.path.join(REPO, "ablations")):
+        if name.endswith(".py"):
+            assert "matplotlib" not in open(os.path.join(REPO, "ablations", name)).read(), name
+
+
+def test_speedups_pair_rows_by_seed_not_by_row_order():
+    # r1's rows were written in seed order 1, 0, 2; r08's in 0, 1, 2 (and one r08 row failed)
+    rows = pd.DataFrame({
+        "variant": ["r1", "r1", "r1", "r08", "r08", "r08", "r08"],
+        "seed": [1, 0, 2, 0, 1, 2, 3],
+        "status": ["ok"] * 6 + ["failed: non-finite loss"],
+        "infer_ms": [20.0, 10.0, 30.0, 5.0, 10.0, 10.0, 1.0],
+    })
+    assert speedup(rows, "r1", "r08") == {0: 2.0, 1: 2.0, 2: 3.0}
+    assert speedup(rows, "r1", "missing") == {}
+    assert speedup(rows.drop(columns="infer_ms"), "r1", "r08") == {}

@@ -13,16 +13,25 @@ REPORT_COLUMNS = ["pixel_acc", "params", "train_img_per_s"]
 X_LABEL = "variant (fc6 kernel, dilation)"
 
 MODEL = {"arch": "deeplab_v1"}
-# The paper's fc6/fc7 exactly; the CPU presets divide dilation and filters (see PRESETS).
+# The paper's fc6/fc7 exactly; the CPU presets run each variant at a quarter of the paper's scale:
+# fc6 dilation ÷4 and fc6/fc7 filters ÷16 (see PRESETS), written out per variant.
+CPU_PRESETS = ("smoke", "quick", "full")
+DILATION_SCALE, FILTER_SCALE = 4, 16  # what the CPU presets' fc6 dilations and fc filters are divided by
+
+
+def _cpu(dilation, filters):
+    return {preset: {"model": {"fc6_dilation": dilation, "fc_channels": filters}} for preset in CPU_PRESETS}
+
+
 VARIANTS = [
     {"id": "k7d4", "label": "DeepLab-7x7 (7×7, dil 4)",
-     "model": {"fc6_kernel": 7, "fc6_dilation": 4, "fc_channels": 4096}},
+     "model": {"fc6_kernel": 7, "fc6_dilation": 4, "fc_channels": 4096}, "preset_overrides": _cpu(1, 256)},
     {"id": "k4d4", "label": "DeepLab (4×4, dil 4)",
-     "model": {"fc6_kernel": 4, "fc6_dilation": 4, "fc_channels": 4096}},
+     "model": {"fc6_kernel": 4, "fc6_dilation": 4, "fc_channels": 4096}, "preset_overrides": _cpu(1, 256)},
     {"id": "k4d8", "label": "DeepLab-4x4 (4×4, dil 8)",
-     "model": {"fc6_kernel": 4, "fc6_dilation": 8, "fc_channels": 4096}},
+     "model": {"fc6_kernel": 4, "fc6_dilation": 8, "fc_channels": 4096}, "preset_overrides": _cpu(2, 256)},
     {"id": "largefov", "label": "DeepLab-LargeFOV (3×3, dil 12, 1024)",
-     "model": {"fc6_kernel": 3, "fc6_dilation": 12, "fc_channels": 1024}},
+     "model": {"fc6_kernel": 3, "fc6_dilation": 12, "fc_channels": 1024}, "preset_overrides": _cpu(3, 64)},
 ]
 
 # Table 2 (after CRF), and the paper's training speed and #params for the speed/size comparisons
@@ -59,10 +68,10 @@ REPORT_SECTIONS = {"deeplab_fov": {}}
 # The trunk keeps DeepLab's shape up to pool4 (3×3 pools, pool1-3 stride 2, pool4 stride 1: output
 # stride 8) with one narrow conv per block and BatchNorm (it trains from scratch); conv5/pool5 are
 # dropped so its receptive field is 61 px, about VGG-16 DeepLab's 227 / 4. fc6 dilations ÷4 and
-# fc6/fc7 filters ÷16 (conv4 : fc stays 1 : 8 as VGG's 512 : 4096). Dropout 0.1, not 0.5: at 1/16
-# of the filters, 0.5 cost the 64-filter LargeFOV 11 mIoU points in a probe.
+# fc6/fc7 filters ÷16 (each variant's preset_overrides; conv4 : fc stays 1 : 8 as VGG's 512 : 4096).
+# Dropout 0.1, not 0.5: at 1/16 of the filters, 0.5 cost the 64-filter LargeFOV 11 mIoU points in a probe.
 CPU_BACKBONE = {"name": "vgg", "widths": [8, 16, 32, 32], "convs": [1, 1, 1, 1], "batch_norm": True}
-CPU_MODEL = {"backbone": CPU_BACKBONE, "dilation_divisor": 4, "fc_divisor": 16, "dropout": 0.1}
+CPU_MODEL = {"backbone": CPU_BACKBONE, "dropout": 0.1}
 PRESETS = {
     # train img/s: timed after training, one run at a time (the timing phase), on a fixed batch
     "smoke": {"model": CPU_MODEL, "train": {"channels_last": True}, "eval": {"train_speed_steps": 2}},
@@ -124,25 +133,43 @@ def paper_model(variant_id):
         return build_model({**MODEL, "backbone": {"name": "vgg"}, **variant["model"]}, 21)
 
 
+# The paper's layer shapes, for counting #params by hand: VGG-16's 13 3×3 convs (output widths), fc6
+# on conv5_3's 512 channels, 21 VOC classes.
+VGG16_CONV_OUT = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
+VOC_CLASSES = 21
+
+
+def paper_params(kernel, channels):
+    """#params (biases included) of a variant at the paper's dimensions, from the layer shapes alone:
+    Σ over the 13 convs 3·3·cin·cout + cout, fc6 k²·512·C + C, fc7 C² + C, classifier C·21 + 21."""
+    convs, cin = 0, 3
+    for cout in VGG16_CONV_OUT:
+        convs += 3 * 3 * cin * cout + cout
+        cin = cout
+    return (convs + kernel ** 2 * 512 * channels + channels + channels ** 2 + channels
+            + channels * VOC_CLASSES + VOC_CLASSES)
+
+
 def exact_facts():
-    """#params and Table 2's receptive field at paper dimensions, from the built models."""
+    """#params and Table 2's receptive field at paper dimensions: computed from the built models,
+    expected from the paper's layer shapes and kernel/dilation (independently of the models)."""
     from segmodels.deeplab import count_params, fov_receptive_field
-    facts, params = [], {}
+    facts, params, expected = [], {}, {}
     for v in VARIANTS:
         model = paper_model(v["id"])
-        fc6 = model.backbone.fc6
-        params[v["id"]] = count_params(model)
+        k, d, c = v["model"]["fc6_kernel"], v["model"]["fc6_dilation"], v["model"]["fc_channels"]
+        params[v["id"]], expected[v["id"]] = count_params(model), paper_params(k, c)
         facts.append({"fact": f"{v['label']}: receptive field (px)", "computed": fov_receptive_field(model),
-                      "formula": f"(k − 1)·dilation·8 + 32 = ({fc6.kernel_size} − 1)·{fc6.dilation}·8 + 32",
-                      "expected": (fc6.kernel_size - 1) * fc6.dilation * 8 + 32,
-                      "published": RECEPTIVE_FIELD[v["id"]], "tolerance": 0})
+                      "formula": f"(k − 1)·dilation·8 + 32 = ({k} − 1)·{d}·8 + 32",
+                      "expected": (k - 1) * d * 8 + 32, "published": RECEPTIVE_FIELD[v["id"]], "tolerance": 0})
         facts.append({"fact": f"{v['label']}: #params (all, biases included)", "computed": params[v["id"]],
-                      "formula": "VGG-16 convs + fc6 + fc7 + 21-way 1×1 classifier",
-                      "expected": params[v["id"]], "published": PUBLISHED[v["id"]]["params"],
+                      "formula": f"VGG-16 convs Σ(9·cin·cout + cout) + fc6 {k}²·512·{c} + {c} + fc7 {c}² + {c} "
+                                 f"+ classifier {c}·21 + 21",
+                      "expected": expected[v["id"]], "published": PUBLISHED[v["id"]]["params"],
                       "tolerance": 0.05e6})  # the paper prints 0.1M
-    ratio = params["k7d4"] / params["largefov"]
-    facts.append({"fact": "7×7 / LargeFOV #params ratio", "computed": round(ratio, 3),
-                  "formula": "#params(7×7) / #params(LargeFOV)", "expected": round(ratio, 3),
+    facts.append({"fact": "7×7 / LargeFOV #params ratio", "computed": round(params["k7d4"] / params["largefov"], 3),
+                  "formula": "#params(7×7) / #params(LargeFOV), from the formulas above",
+                  "expected": round(expected["k7d4"] / expected["largefov"], 3),
                   # the paper prints "6.5×" for its own 134.3M / 20.5M = 6.55: one decimal, truncated
                   "published": 6.5, "tolerance": 0.1})
     return facts

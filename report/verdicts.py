@@ -155,8 +155,10 @@ def judge(claim, values):
 
 
 def fact_holds(fact):
-    """An exact fact matches the paper's printed number within its rounding (`tolerance`, e.g. 1000
-    for '608K'), or, where the paper prints none, its formula's value exactly."""
-    target = fact["published"] if fact.get("published") is not None else fact["expected"]
-    return abs(fact["computed"] - target) <= fact.get("tolerance", 0) if fact.get("published") is not None \
-        else fact["computed"] == target
+    """An exact fact equals its formula's value (`expected`) exactly, and matches the paper's printed
+    number within its rounding (`tolerance`, e.g. 1000 for '608K') where the paper prints one."""
+    if fact.get("expected") is not None and fact["computed"] != fact["expected"]:
+        return False
+    if fact.get("published") is not None:
+        return abs(fact["computed"] - fact["published"]) <= fact.get("tolerance", 0)
+    return fact.get("expected") is not None

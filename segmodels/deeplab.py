@@ -165,20 +165,12 @@ class DeepLabV1(nn.Module):
 
     backbone cfg: {'name': 'vgg', 'widths', 'convs', 'batch_norm', 'weights'}; weights None,
     'imagenet' (torchvision's VGG-16 file in the torch hub cache) or a local file, VGG-16 layout only.
-    fc6_kernel, fc6_dilation, fc_channels: a Table 2 variant; dilation_divisor and fc_divisor scale
-    it down (CPU presets), dropout follows fc6 and fc7.
+    fc6_kernel, fc6_dilation, fc_channels: a Table 2 variant (a CPU preset gives its scaled-down
+    values directly); dropout follows fc6 and fc7.
     """
 
-    def __init__(self, backbone, num_classes, fc6_kernel=3, fc6_dilation=12, fc_channels=1024, dropout=0.5,
-                 dilation_divisor=1, fc_divisor=1):
+    def __init__(self, backbone, num_classes, fc6_kernel=3, fc6_dilation=12, fc_channels=1024, dropout=0.5):
         super().__init__()
-        # A scaled-down copy of a paper variant (CPU presets) keeps the variant's numbers in its
-        # config and divides them here: fc6 dilation by dilation_divisor, fc6/fc7 filters by fc_divisor.
-        for value, divisor, what in ((fc6_dilation, dilation_divisor, "fc6_dilation"),
-                                     (fc_channels, fc_divisor, "fc_channels")):
-            if not isinstance(divisor, int) or divisor < 1 or value % divisor:
-                raise ValueError(f"{what} {value} is not divisible by {divisor!r}")
-        fc6_dilation, fc_channels = fc6_dilation // dilation_divisor, fc_channels // fc_divisor
         backbone = dict(backbone)
         name = backbone.pop("name", None)
         if name != "vgg":

@@ -43,8 +43,37 @@ def test_exact_facts_all_hold():
     facts = deeplab_fov.exact_facts()
     assert len(facts) == 2 * len(TABLE2) + 1
     assert all(fact_holds(f) for f in facts), [f for f in facts if not fact_holds(f)]
+    assert all(f["computed"] == f["expected"] for f in facts)  # the built models equal the hand formulas
     ratio = next(f for f in facts if "ratio" in f["fact"])["computed"]
     assert 6.5 <= ratio < 6.6  # "6.5× fewer parameters"
+
+
+def test_expected_params_are_counted_from_the_papers_layer_shapes():
+    """The facts' expected #params come from the layer shapes, not from the built model."""
+    vgg16_convs = 14_714_688  # torchvision's vgg16.features: a well-known count
+    assert deeplab_fov.paper_params(3, 1024) == vgg16_convs + (9 * 512 * 1024 + 1024) + (1024 ** 2 + 1024) + 1024 * 21 + 21
+    assert deeplab_fov.paper_params(7, 4096) - deeplab_fov.paper_params(4, 4096) == (49 - 16) * 512 * 4096
+    broken = [dict(f) for f in deeplab_fov.exact_facts()]
+    broken[1]["computed"] += 1  # a model one parameter off its formula fails its fact
+    assert not fact_holds(broken[1])
+
+
+def test_cpu_presets_give_each_variant_the_papers_values_divided():
+    """preset_overrides: fc6 dilation ÷4 and fc filters ÷16 exactly (4/4, 4/4, 8/4, 12/4; 4096/16,
+    1024/16), the paper's values at the paper preset."""
+    from ablations.runs import plan_runs, preset_config
+    for v in deeplab_fov.VARIANTS:
+        for preset in deeplab_fov.CPU_PRESETS:
+            cpu = v["preset_overrides"][preset]["model"]
+            assert cpu["fc6_dilation"] * deeplab_fov.DILATION_SCALE == v["model"]["fc6_dilation"]
+            assert cpu["fc_channels"] * deeplab_fov.FILTER_SCALE == v["model"]["fc_channels"]
+    expected = {"k7d4": (1, 256), "k4d4": (1, 256), "k4d8": (2, 256), "largefov": (3, 64)}
+    for preset in ("smoke", "quick", "full", "paper"):
+        for p in plan_runs(deeplab_fov, preset_config(deeplab_fov, preset), preset):
+            k, d, c = TABLE2[p["variant"]]
+            want = expected[p["variant"]] if preset != "paper" else (d, c)
+            assert (p["model"]["fc6_dilation"], p["model"]["fc_channels"]) == want
+            assert p["model"]["fc6_kernel"] == k
 
 
 def test_output_stride_8_at_paper_dims():
@@ -63,7 +92,8 @@ def test_every_variant_keeps_output_stride_8(variant, blocks):
     """Even 4×4 kernels included: fc6 keeps its input's size (narrow trunks for speed; 4 blocks is
     the CPU presets' trunk, conv5/pool5 dropped)."""
     narrow = {"name": "vgg", "widths": [4, 4, 8, 8, 8][:blocks], "convs": [1] * blocks, "batch_norm": True}
-    model = deeplab(variant, narrow, fc_divisor=64, dilation_divisor=4).eval()
+    k, d, c = TABLE2[variant]
+    model = DeepLabV1(narrow, 21, fc6_kernel=k, fc6_dilation=d // 4, fc_channels=c // 64).eval()
     assert model.backbone.output_stride == 8
     with torch.no_grad():
         assert model.backbone(torch.randn(2, 3, 64, 64)).shape[-2:] == (8, 8)
@@ -171,8 +201,6 @@ def test_weights_need_the_vgg16_layout():
     ({"name": "small"}, {}),
     ({"name": "vgg", "strides": [2, 2, 2]}, {}),
     ({"name": "vgg", "widths": [8, 16, 32]}, {}),
-    ({"name": "vgg"}, {"dilation_divisor": 5}),
-    ({"name": "vgg"}, {"fc_divisor": 3}),
     ({"name": "vgg"}, {"dropout": 1.0}),
 ])
 def test_bad_config_is_an_error(backbone, opts):

@@ -34,6 +34,8 @@ def test_fact_holds_within_the_papers_rounding():
     assert not fact_holds({"computed": 262000, "published": 260e3, "tolerance": 1000})
     assert fact_holds({"computed": 42, "published": None, "expected": 42})
     assert not fact_holds({"computed": 41, "published": None, "expected": 42})
+    # computed must equal its formula too, even when the paper's rounding would accept it
+    assert not fact_holds({"computed": 260694, "expected": 260695, "published": 260e3, "tolerance": 1000})
 
 
 def test_claims_table_names_the_failed_runs_it_left_out():

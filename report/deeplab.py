@@ -20,6 +20,8 @@ def run_model(model_config):
 
 
 def fov_sections(spec, rows, results_dir, fig_dir, rel_fig):
+    """Markdown: the mapping of each variant as run (rebuilt from its rows' model_config) to the
+    paper's, training-speed ratios to 7×7 beside the paper's, and Table 1(a) beside the reproduced mIoU."""
     from segmodels.backbones import receptive_field
     from segmodels.deeplab import fov_receptive_field
 

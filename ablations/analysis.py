@@ -24,8 +24,7 @@ STAGE_IMAGES = 6  # validation images of the stage map
 
 
 def analysis_file(results_dir, run_id, eval_id, name):
-    """Where an analysis of one (trained run, evaluation) lies; the same path as
-    ablations.runs.analysis_path gives for a plan."""
+    """Where an analysis of one (trained run, evaluation) lies."""
     return os.path.join(results_dir, "analysis", f"{run_id}-{eval_id}-{name}.npz")
 
 

@@ -21,6 +21,7 @@ import torch
 import torchvision
 from tqdm import tqdm
 
+from ablations.analysis import ANALYSES, analysis_file, save_analysis
 from ablations.evaluate import evaluate, time_inference
 from ablations.presets import EVAL_KEYS, PRESETS, TOP_KEYS, TRAIN_KEYS, check_keys, deep_merge
 from ablations.rows import OK, file_lock, put_row, read_json, read_rows, row_key, write_json
@@ -171,7 +172,6 @@ def run_group(plans, out_dir, device, progress=True):
                                                 if not n.startswith("backbone."))
                     write_json(result, eval_path)
                 for name in todo:
-                    from ablations.analysis import ANALYSES, save_analysis
                     save_analysis(analysis_path(out_dir, plan, name), ANALYSES[name](model, val_set, plan["eval"], device))
             results.append(read_json(eval_path) if os.path.exists(eval_path) else {})
     return [(plan, info, result) for plan, result in zip(plans, results)]
@@ -179,7 +179,7 @@ def run_group(plans, out_dir, device, progress=True):
 
 def analysis_path(out_dir, plan, name):
     """Small data an analysis keeps of a trained run (committed with the CSVs; the report draws from it)."""
-    return os.path.join(out_dir, "analysis", f"{plan['run_id']}-{plan['eval_id']}-{name}.npz")
+    return analysis_file(out_dir, plan["run_id"], plan["eval_id"], name)
 
 
 def load_model(run_dir, model_cfg, num_classes):

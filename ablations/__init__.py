@@ -1,28 +1,21 @@
 """What is compared: one declarative file per ablation, plus the engine (train, evaluate, runs).
 
-ABLATIONS maps each name `run_all.py --ablation NAME` takes to its module. Adding an ablation is
-one file and one entry here.
+ABLATIONS maps each name `run_all.py --ablation NAME` takes to its module, in the report's order;
+the names are the modules' own NAME. Adding an ablation is one file and one entry in MODULES.
+Run one ablation alone: python -m ablations NAME [run_all.py's options].
 """
-import importlib
+from ablations import (deeplab_fov, gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack, lc_schemes, lc_threshold,
+                       psp_aux, psp_pool)
 
-ABLATIONS = {
-    "gcn_k": "ablations.gcn_k",
-    "gcn_vs_conv": "ablations.gcn_vs_conv",
-    "gcn_vs_stack": "ablations.gcn_vs_stack",
-    "gcn_boundary": "ablations.gcn_boundary",
-    "lc_threshold": "ablations.lc_threshold",
-    "lc_schemes": "ablations.lc_schemes",
-    "psp_pool": "ablations.psp_pool",
-    "psp_aux": "ablations.psp_aux",
-    "deeplab_fov": "ablations.deeplab_fov",
-}
+MODULES = (gcn_k, gcn_vs_conv, gcn_vs_stack, gcn_boundary, lc_threshold, lc_schemes, psp_pool, psp_aux, deeplab_fov)
+ABLATIONS = {m.NAME: m for m in MODULES}
 
 
 def load(name):
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; choose from: {', '.join(ABLATIONS)}, all")
-    return importlib.import_module(ABLATIONS[name])
+    return ABLATIONS[name]
 
 
 def load_all():
-    return [load(name) for name in ABLATIONS]
+    return list(MODULES)

@@ -1,6 +1,6 @@
 """DeepLab v1 Table 2: field of view of fc6 (kernel size × dilation) and what it costs.
 
-Run alone: python -m ablations.deeplab_fov [--preset quick]
+Run alone: python -m ablations deeplab_fov [--preset quick]
 """
 NAME = "deeplab_fov"
 TITLE = "DeepLab v1 Table 2 — field of view"
@@ -173,10 +173,3 @@ def exact_facts():
                   # the paper prints "6.5×" for its own 134.3M / 20.5M = 6.55: one decimal, truncated
                   "published": 6.5, "tolerance": 0.1})
     return facts
-
-
-if __name__ == "__main__":
-    import sys
-
-    import run_all
-    sys.exit(run_all.main(["--ablation", NAME] + sys.argv[1:]))

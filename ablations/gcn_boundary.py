@@ -5,7 +5,7 @@ Shared runs: the 1×1 base and GCN k = 15 (the largest k of Table 1, ≈ the 16�
 gcn_k's runs; only GCN + BR is new (and, beyond the table, the full Fig. 2 pipeline at the smoke,
 full and paper presets).
 
-Run alone: python -m ablations.gcn_boundary [--preset quick]
+Run alone: python -m ablations gcn_boundary [--preset quick]
 """
 from ablations import gcn_k
 
@@ -79,10 +79,3 @@ def exact_facts():
         {"fact": "BR block #params (21 channels)", "computed": count_weights(BoundaryRefine(21)),
          "formula": "2 · 3·3·21·21", "expected": 2 * 9 * 21 * 21, "published": None},
     ]
-
-
-if __name__ == "__main__":
-    import sys
-
-    import run_all
-    sys.exit(run_all.main(["--ablation", NAME] + sys.argv[1:]))

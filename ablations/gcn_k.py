@@ -1,6 +1,6 @@
 """GCN Table 1: kernel size k of a single GCN head on the backbone's last stage.
 
-Run alone: python -m ablations.gcn_k [--preset quick]
+Run alone: python -m ablations gcn_k [--preset quick]
 """
 NAME = "gcn_k"
 TITLE = "GCN Table 1 — kernel size k"
@@ -69,10 +69,3 @@ def exact_facts():
                       "formula": "2k(2048·21 + 21·21)", "expected": 2 * k * (2048 * 21 + 21 * 21),
                       "published": published.get(k), "tolerance": 1000})  # the paper prints thousands
     return facts
-
-
-if __name__ == "__main__":
-    import sys
-
-    import run_all
-    sys.exit(run_all.main(["--ablation", NAME] + sys.argv[1:]))

@@ -8,7 +8,7 @@ but not at lr 0.01. So each claim is judged at each learning rate separately.
 The GCN variants at the preset's lr are gcn_k's k = 3…9 (same model config, same train config, so
 the same run ids): they are trained once and shared with Table 1.
 
-Run alone: python -m ablations.gcn_vs_conv [--preset quick]
+Run alone: python -m ablations gcn_vs_conv [--preset quick]
 """
 from ablations import gcn_k
 
@@ -103,10 +103,3 @@ def exact_facts():
                       "formula": "2048·21·k²", "expected": 2048 * 21 * k * k,
                       "published": {3: 387e3, 5: 1075e3, 7: 2107e3, 9: 3484e3}[k], "tolerance": 1000})
     return facts
-
-
-if __name__ == "__main__":
-    import sys
-
-    import run_all
-    sys.exit(run_all.main(["--ablation", NAME] + sys.argv[1:]))

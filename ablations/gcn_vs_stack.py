@@ -4,7 +4,7 @@ receptive field as one k×k conv), k = 3 … 11; and the k = 7 stack at narrower
 Shared runs: the GCN rows are gcn_k's k = 3…11 runs; the one-layer stack (k = 3) is the trivial
 3×3 conv, so it is gcn_vs_conv's conv_k3 run; Table 4's full-width row is Table 3's k = 7 stack.
 
-Run alone: python -m ablations.gcn_vs_stack [--preset quick]
+Run alone: python -m ablations gcn_vs_stack [--preset quick]
 """
 from ablations import gcn_k
 
@@ -117,10 +117,3 @@ def stack_facts(build_head, count_weights):
                   "formula": "2k(2048·21 + 21·21)", "expected": 2 * 7 * (2048 * 21 + 21 * 21),
                   "published": 608e3, "tolerance": 1000})
     return facts
-
-
-if __name__ == "__main__":
-    import sys
-
-    import run_all
-    sys.exit(run_all.main(["--ablation", NAME] + sys.argv[1:]))

@@ -14,7 +14,7 @@ DSN and LC are the very runs of lc_threshold (same configs, so trained once for 
 One extra row, not in the paper, evaluates the DSN model with cascade inference at 0.985: LC minus
 that row is what cascade training adds beyond early decisions.
 
-Run alone: python -m ablations.lc_schemes [--preset quick]
+Run alone: python -m ablations lc_schemes [--preset quick]
 """
 from ablations.lc_threshold import DEVIATIONS as _THRESHOLD_DEVIATIONS
 from ablations.lc_threshold import DSN, LC, MODEL, PAPER, TRAIN_RHO  # noqa: F401 (spec fields)
@@ -64,10 +64,3 @@ DEVIATIONS = {
     ],
     "real": _THRESHOLD_DEVIATIONS["real"],
 }
-
-
-if __name__ == "__main__":
-    import sys
-
-    import run_all
-    sys.exit(run_all.main(["--ablation", NAME] + sys.argv[1:]))

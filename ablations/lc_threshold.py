@@ -18,7 +18,7 @@ Speed (Table 3): after the accuracy pass each row times one fixed batch of valid
 stage's time. Region convolution (segmodels/cascade.py) really skips the decided pixels, so a lower
 ρ is faster only as far as fewer pixels reach the later stages.
 
-Run alone: python -m ablations.lc_threshold [--preset quick]
+Run alone: python -m ablations lc_threshold [--preset quick]
 """
 NAME = "lc_threshold"
 TITLE = "Layer Cascade Tables 1 & 3 — threshold ρ"
@@ -123,10 +123,3 @@ DEVIATIONS = {
         "decay, batch 8, 30K iterations, half of them initial training.",
     ],
 }
-
-
-if __name__ == "__main__":
-    import sys
-
-    import run_all
-    sys.exit(run_all.main(["--ablation", NAME] + sys.argv[1:]))

@@ -1,7 +1,7 @@
 """PSPNet Table 2: weight α of the auxiliary loss (an FCN head on the stage before last), on the
 baseline without pyramid pooling. The α = 0.4 run is the psp_pool baseline: trained once.
 
-Run alone: python -m ablations.psp_aux [--preset quick]
+Run alone: python -m ablations psp_aux [--preset quick]
 """
 from ablations import psp_common
 
@@ -38,10 +38,3 @@ DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": psp_common.DEVIATIONS["synth
     "The auxiliary head sits on s3, one 3×3 conv below the main head's input (paper: res4b22, a whole "
     "stage of bottlenecks below res5 in a 50-layer net): the small net has little depth for the extra "
     "supervision to help with, so a smaller effect than the paper's is expected."]}
-
-
-if __name__ == "__main__":
-    import sys
-
-    import run_all
-    sys.exit(run_all.main(["--ablation", NAME] + sys.argv[1:]))

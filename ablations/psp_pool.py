@@ -4,7 +4,7 @@ Every variant has the auxiliary loss (α = 0.4), as the paper's Table 1 baseline
 control is the full module's parameter-matched twin without pooling (each level a 1×1 conv at
 full resolution): what the module's extra parameters alone bring, without any global context.
 
-Run alone: python -m ablations.psp_pool [--preset quick]
+Run alone: python -m ablations psp_pool [--preset quick]
 """
 from ablations import psp_common
 
@@ -77,10 +77,3 @@ def exact_facts():
         {"fact": "channels into the 3×3 conv, without DR", "computed": no_dr.out_channels,
          "formula": "2048 + 4 · 2048", "expected": 10240, "published": None},
     ]
-
-
-if __name__ == "__main__":
-    import sys
-
-    import run_all
-    sys.exit(run_all.main(["--ablation", NAME] + sys.argv[1:]))

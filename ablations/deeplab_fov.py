@@ -118,7 +118,8 @@ def paper_model(variant_id):
 
 def exact_facts():
     """#params and Table 2's receptive field at paper dimensions, from the built models."""
-    from segmodels.deeplab import count_params, fov_receptive_field
+    from segmodels.base import count_params
+    from segmodels.deeplab import fov_receptive_field
     facts, params = [], {}
     for v in VARIANTS:
         model = paper_model(v["id"])

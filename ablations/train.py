@@ -4,6 +4,8 @@ Resume is exact because nothing depends on hidden state: the LR is a pure functi
 iteration, and the batch at iteration i (which images, which augmentation) is a pure function of
 (seed, i). The checkpoint still carries the RNG states, so model code that draws random numbers
 (dropout) also resumes where it stopped.
+
+Every model computes its training loss in forward: model(images, labels, progress) -> (loss, parts).
 """
 import json
 import os
@@ -12,10 +14,7 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
-
-from data import IGNORE_INDEX
 
 
 class NonFiniteLoss(RuntimeError):
@@ -92,14 +91,6 @@ def param_groups(model, lr, head_lr_mult):
     return [{"params": backbone, "lr_mult": 1.0}, {"params": rest, "lr_mult": head_lr_mult}]
 
 
-def training_loss(model, images, labels):
-    """Models with extra losses (auxiliary heads, cascades) define training_loss themselves."""
-    if hasattr(model, "training_loss"):
-        return model.training_loss(images, labels)
-    loss = F.cross_entropy(model(images), labels, ignore_index=IGNORE_INDEX)
-    return loss, {}
-
-
 def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
     """Train `model` for cfg['iterations'] iterations, resuming from run_dir/ckpt.pt if present.
     Writes run_dir/model.pt at the end and returns {'train_img_per_s', 'train_s'}.
@@ -136,10 +127,8 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         lr = learning_rate(cfg, it)
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_mult"]
-        if hasattr(model, "set_train_progress"):  # schedules that change with training (cascades)
-            model.set_train_progress(it, iterations)
         with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
-            loss, parts = training_loss(model, images, labels)
+            loss, parts = model(images, labels, progress=it / iterations)
         if not torch.isfinite(loss):
             log.close()
             raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at iteration {it}")

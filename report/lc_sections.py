@@ -76,10 +76,9 @@ def stage_map_section(rows, results_dir, fig_dir, rel_fig, variant, rho, n_image
     n = min(n_images, len(val))
     images = torch.stack([val[i][0] for i in range(n)])
     labels = torch.stack([val[i][1] for i in range(n)])
-    model.set_eval_options(rho=rho)
     with torch.no_grad():
-        pred = model(images).argmax(1)
-        stages = model.decision_map(images)
+        pred = model.predict(images, rho=rho)[0].argmax(1)
+        stages = model.decision_map(images, rho)
     stages = torch.nn.functional.interpolate(stages[:, None].float(), size=images.shape[-2:], mode="nearest")[:, 0]
     fig, axes = plt.subplots(4, n, figsize=(2 * n, 8.2), squeeze=False)
     shown = images.permute(0, 2, 3, 1).numpy()

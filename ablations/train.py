@@ -2,8 +2,9 @@
 
 Resume is exact because nothing depends on hidden state: the LR is a pure function of the
 iteration, and the batch at iteration i (which images, which augmentation) is a pure function of
-(seed, i). The checkpoint still carries the RNG states, so model code that draws random numbers
-(dropout) also resumes where it stopped.
+(seed, i). The checkpoint carries the RNG states, so model code that draws random numbers
+(dropout) resumes where it stopped; the data loader has a generator of its own, so it never draws
+from the global RNG (it would, on creating its iterator, after the states were restored).
 
 Every model computes its training loss in forward: model(images, labels, progress) -> (loss, parts).
 """
@@ -113,8 +114,10 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         start, elapsed = ckpt["iteration"], ckpt["train_s"]
         set_rng_states(ckpt["rng"])
     batches = ResumableBatches(len(dataset), batch_size, seed, start, iterations)
+    # the loader's own generator: creating its iterator draws a base seed, which from the global RNG
+    # would shift every later dropout mask of a resumed run
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=cfg.get("workers", 0),
-                                         pin_memory=device != "cpu")
+                                         pin_memory=device != "cpu", generator=torch.Generator().manual_seed(seed))
     log = open(os.path.join(run_dir, "log.jsonl"), "a")
     model.train()
     tick = time.perf_counter()

@@ -3,9 +3,8 @@ positions, for the Deep Layer Cascade (segmodels/cascade.py), whose later stages
 earlier stage has decided.
 
 A later stage computes only at its region's positions (the pixels still undecided, at the feature
-resolution). Its convolutions never run densely: the k×k input window of
-every active position is gathered (with the halo the kernel needs, read from the zero-padded map)
-into one matrix [N, k·k·C] and multiplied with the weight [k·k·C, C_out] — work and memory scale
+resolution). Its convolutions never run densely: the k×k input window of every active position is
+gathered (with the halo the kernel needs, read from the zero-padded map) into one matrix [N, k·k·C] and multiplied with the weight [k·k·C, C_out] — work and memory scale
 with the number N of active positions. A conv layer inside a unit gives its output at the region
 and 0 elsewhere (the next conv reads those zeros in its halo); a residual unit gives
 h(I) = relu(I + F(I)) inside the region and I outside (I ≥ 0 after the ReLU of the previous unit,
@@ -16,6 +15,11 @@ oneDNN's direct 3×3 convolution, so with 64 channels the region path beats the 
 roughly a third of the positions active (benchmarks/region_conv.py measures it); gathering tiles
 for oneDNN instead was slower still on the cascade's 16×16 maps. On a GPU the same code is one
 index_select and one cuBLAS GEMM per conv (not yet timed there).
+Reproducibility: that GEMM is MKL's (torch matmul on CPU), while the dense models at the presets'
+batch sizes run on oneDNN only. A run is bit-identical on one machine at one thread count
+(tests/test_resume.py), but MKL picks its kernels per CPU: cascade-trained weights change with
+MKL_CBWR=COMPATIBLE on the same machine, GCN/PSP/DSN weights do not. Do not expect cascade rows
+to match bit for bit across CPUs.
 
 Layout on the region path: one zero-padded channels-last map flattened to [B·(H+2p)·(W+2p), C]
 ("flat map"); a region holds the flat indices of its active positions and their tap indices.

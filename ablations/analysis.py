@@ -9,7 +9,6 @@ after evaluating the plan and saves the result with save_analysis. No report cod
 Also here: measurements of an architecture the report uses (upward_reach, band_distances).
 """
 import copy
-import inspect
 import io
 import math
 import os
@@ -85,23 +84,8 @@ def erf_analysis(model, val_set, eval_cfg, device):
 # --- which cascade stage decides each pixel (Layer Cascade, Fig. 5 idea) --------------------------
 
 def cascade_at(model, images, rho):
-    """(logits, deciding stage [B,h,w]) of a layer cascade at threshold rho.
-
-    Adapter: the model protocol is changing on another branch to `model.predict(images, rho=...)
-    -> (logits, stats)` and `model.decision_map(images, rho)`; today's cascade takes rho through
-    `set_eval_options(rho=...)` and has `model(images)` and `decision_map(images)`. Both are served
-    here; once the new protocol is merged only the first branch of each `if` is needed."""
-    if hasattr(model, "predict"):
-        logits, _ = model.predict(images, rho=rho)
-    else:
-        model.set_eval_options(rho=rho)
-        logits = model(images)
-    if "rho" in inspect.signature(model.decision_map).parameters:
-        stages = model.decision_map(images, rho=rho)
-    else:
-        model.set_eval_options(rho=rho)
-        stages = model.decision_map(images)
-    return logits, stages
+    """(logits, deciding stage [B,h,w]) of a layer cascade at threshold rho."""
+    return model.predict(images, rho=rho)[0], model.decision_map(images, rho)
 
 
 @torch.no_grad()

@@ -153,7 +153,8 @@ def paper_params(kernel, channels):
 def exact_facts():
     """#params and Table 2's receptive field at paper dimensions: computed from the built models,
     expected from the paper's layer shapes and kernel/dilation (independently of the models)."""
-    from segmodels.deeplab import count_params, fov_receptive_field
+    from segmodels.base import count_params
+    from segmodels.deeplab import fov_receptive_field
     facts, params, expected = [], {}, {}
     for v in VARIANTS:
         model = paper_model(v["id"])

@@ -10,17 +10,20 @@ from ablations.presets import EVAL_KEYS as ENGINE_KEYS
 from data import IGNORE_INDEX
 
 
+def model_options(model, cfg):
+    """The model's evaluation options in an eval cfg (every key the engine does not use); checked."""
+    opts = {k: v for k, v in cfg.items() if k not in ENGINE_KEYS}
+    model.eval_options(opts)  # unknown names fail here, before any work
+    return opts
+
+
 @torch.no_grad()
 def evaluate(model, dataset, cfg, device="cpu"):
     """cfg: {'batch_size', 'boundary_band', optional 'speed_repeats' (see time_inference), ...}.
     Any other key is an evaluation option of the model (e.g. a cascade's threshold), passed to
-    model.set_eval_options."""
-    model_opts = {k: v for k, v in cfg.items() if k not in ENGINE_KEYS}
-    if model_opts:
-        if not hasattr(model, "set_eval_options"):
-            raise ValueError(f"evaluation options {sorted(model_opts)} given, but "
-                             f"{type(model).__name__} takes none")
-        model.set_eval_options(**model_opts)
+    every model.predict call. Statistics the model returns (e.g. the share of pixels per stage)
+    are averaged per image."""
+    model_opts = model_options(model, cfg)
     model.to(device).eval()
     n = dataset.num_classes
     cm = torch.zeros(n, n, dtype=torch.int64)
@@ -33,7 +36,7 @@ def evaluate(model, dataset, cfg, device="cpu"):
         if device != "cpu":
             torch.cuda.synchronize()
         tick = time.perf_counter()
-        logits = model(images)
+        logits, stats = model.predict(images, **model_opts)
         pred = logits.argmax(1)
         if device != "cpu":
             torch.cuda.synchronize()
@@ -44,8 +47,7 @@ def evaluate(model, dataset, cfg, device="cpu"):
         for region, (correct, total) in boundary_counts(pred, labels, cfg["boundary_band"]).items():
             counts[region][0] += correct
             counts[region][1] += total
-        # models may report per-batch statistics of their own (e.g. share of pixels per stage)
-        for key, value in getattr(model, "eval_stats", lambda: {})().items():
+        for key, value in stats.items():
             extra_sums[key] = extra_sums.get(key, 0.0) + value * len(images)
     result = scores(cm)
     # datasets may group their classes (e.g. by kind of scene): "<name>_acc" per grouping
@@ -66,19 +68,20 @@ def time_inference(model, dataset, cfg, device="cpu"):
     timed passes, synchronised on GPU. Returns infer_ms (median ms per image), infer_fps_median, and
     for every statistic the model reports in ms (key ending in '_ms', e.g. per-stage times) its
     median over the timed passes, which replaces the accuracy pass's mean."""
+    model_opts = model_options(model, cfg)
     n = min(cfg.get("speed_batch", cfg["batch_size"]), len(dataset))
     images = torch.stack([dataset[i][0] for i in range(n)]).to(device)
     sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
     for _ in range(cfg.get("speed_warmup", 3)):
-        model(images)
+        model.predict(images, **model_opts)
     times, stats = [], {}
     for _ in range(cfg["speed_repeats"]):
         sync()
         tick = time.perf_counter()
-        model(images)
+        _, pass_stats = model.predict(images, **model_opts)
         sync()
         times.append(time.perf_counter() - tick)
-        for key, value in getattr(model, "eval_stats", lambda: {})().items():
+        for key, value in pass_stats.items():
             if key.endswith("_ms"):
                 stats.setdefault(key, []).append(value)
     infer_ms = 1000 * statistics.median(times) / n

@@ -72,7 +72,8 @@ DEVIATIONS = {
 
 def exact_facts():
     """Head parameter counts at the paper's dimensions (2048 → 21), weights only; Table 5 prints none."""
-    from segmodels.gcn import BoundaryRefine, build_head, count_weights
+    from segmodels.base import count_weights
+    from segmodels.gcn import BoundaryRefine, build_head
     return [
         {"fact": f"GCN k={K} head #params (2048→21)", "computed": count_weights(build_head(2048, 21, "gcn", K)),
          "formula": "2k(2048·21 + 21·21)", "expected": 2 * K * (2048 * 21 + 21 * 21), "published": None},

@@ -60,7 +60,8 @@ DEVIATIONS = {
 def exact_facts():
     """Head parameter counts at the paper's dimensions (2048 → 21), as the paper counts them
     (weights only). Table 1 lists none; Table 2 does for k = 3…9 (checked in gcn_vs_conv)."""
-    from segmodels.gcn import build_head, count_weights
+    from segmodels.base import count_weights
+    from segmodels.gcn import build_head
     published = {3: 260e3, 5: 434e3, 7: 608e3, 9: 782e3}
     facts = []
     for k in KS:

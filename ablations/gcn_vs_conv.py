@@ -90,7 +90,8 @@ DEVIATIONS = {
 
 def exact_facts():
     """Table 2's #params rows: the heads built at the paper's dimensions (2048 → 21), weights only."""
-    from segmodels.gcn import build_head, count_weights
+    from segmodels.base import count_weights
+    from segmodels.gcn import build_head
     facts = []
     for k in KS:
         facts.append({"fact": f"GCN k={k} head #params (2048→21)",

@@ -94,7 +94,8 @@ def exact_facts():
     """Tables 3–4 #params at the paper's dimensions (2048 → 21 classes), weights only."""
     import torch
 
-    from segmodels.gcn import build_head, count_weights
+    from segmodels.base import count_weights
+    from segmodels.gcn import build_head
     with torch.device("meta"):  # shapes only: the m = 2048 stacks hold up to 151M weights
         return stack_facts(build_head, count_weights)
 

@@ -15,7 +15,7 @@ Both models have the same number of iterations. lc_schemes (Table 2) reuses the 
 
 Speed (Table 3): after the accuracy pass each row times one fixed batch of validation images
 (warm-up passes, then repeated timed passes, median; synchronised on GPU); the model reports each
-stage's time. Region convolution (segmodels/cascade.py) really skips the decided pixels, so a lower
+stage's time. Region convolution (segmodels/region_conv.py) really skips the decided pixels, so a lower
 ρ is faster only as far as fewer pixels reach the later stages.
 
 Run alone: python -m ablations lc_threshold [--preset quick]

@@ -118,8 +118,8 @@ def check_plans(plans):
         except TypeError as err:  # an option the model's constructor does not take
             raise ValueError(f"bad model options for arch {cfg['arch']!r}: {err}") from None
         opts = set().union(*(set(p["eval"]) - set(EVAL_KEYS) for p in plans if p["model"] == model_cfg))
-        valid = getattr(model, "EVAL_OPTIONS", None)
-        if valid is not None and opts - set(valid):
+        valid = model.EVAL_OPTIONS
+        if opts - set(valid):
             raise ValueError(f"unknown eval option(s) {sorted(opts - set(valid))} for {model_cfg['arch']}; "
                              f"valid: {', '.join(list(EVAL_KEYS) + list(valid))}")
 

@@ -2,8 +2,11 @@
 
 Resume is exact because nothing depends on hidden state: the LR is a pure function of the
 iteration, and the batch at iteration i (which images, which augmentation) is a pure function of
-(seed, i). The checkpoint still carries the RNG states, so model code that draws random numbers
-(dropout) also resumes where it stopped.
+(seed, i). The checkpoint carries the RNG states, so model code that draws random numbers
+(dropout) resumes where it stopped; the data loader has a generator of its own, so it never draws
+from the global RNG (it would, on creating its iterator, after the states were restored).
+
+Every model computes its training loss in forward: model(images, labels, progress) -> (loss, parts).
 """
 import json
 import os
@@ -12,10 +15,9 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from data import IGNORE_INDEX
+from data import atomic_write
 
 
 class NonFiniteLoss(RuntimeError):
@@ -80,9 +82,7 @@ def set_rng_states(states):
 
 
 def atomic_save(obj, path):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def param_groups(model, lr, head_lr_mult):
@@ -90,14 +90,6 @@ def param_groups(model, lr, head_lr_mult):
     backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
     return [{"params": backbone, "lr_mult": 1.0}, {"params": rest, "lr_mult": head_lr_mult}]
-
-
-def training_loss(model, images, labels):
-    """Models with extra losses (auxiliary heads, cascades) define training_loss themselves."""
-    if hasattr(model, "training_loss"):
-        return model.training_loss(images, labels)
-    loss = F.cross_entropy(model(images), labels, ignore_index=IGNORE_INDEX)
-    return loss, {}
 
 
 def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
@@ -112,7 +104,6 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(param_groups(model, cfg["lr"], cfg["head_lr_mult"]), lr=cfg["lr"],
                           momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
-    amp = cfg.get("amp") == "bf16"
     start, elapsed = 0, 0.0
     seed_everything(seed)
     if os.path.exists(ckpt_path):
@@ -122,8 +113,10 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         start, elapsed = ckpt["iteration"], ckpt["train_s"]
         set_rng_states(ckpt["rng"])
     batches = ResumableBatches(len(dataset), batch_size, seed, start, iterations)
+    # the loader's own generator: creating its iterator draws a base seed, which from the global RNG
+    # would shift every later dropout mask of a resumed run
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=cfg.get("workers", 0),
-                                         pin_memory=device != "cpu")
+                                         pin_memory=device != "cpu", generator=torch.Generator().manual_seed(seed))
     log = open(os.path.join(run_dir, "log.jsonl"), "a")
     model.train()
     tick = time.perf_counter()
@@ -136,10 +129,7 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         lr = learning_rate(cfg, it)
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_mult"]
-        if hasattr(model, "set_train_progress"):  # schedules that change with training (cascades)
-            model.set_train_progress(it, iterations)
-        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
-            loss, parts = training_loss(model, images, labels)
+        loss, parts = model(images, labels, progress=it / iterations)
         if not torch.isfinite(loss):
             log.close()
             raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at iteration {it}")

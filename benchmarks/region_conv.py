@@ -1,7 +1,7 @@
 """Region convolution vs dense convolution: time against the active fraction of the map.
 
 For each active fraction (0, 0.1, …, 1) a random mask of that many positions is drawn; the region
-path computes only those positions (gathered k×k windows × weight matrix, segmodels/cascade.py),
+path computes only those positions (gathered k×k windows × weight matrix, segmodels/region_conv.py),
 the dense path is the ordinary convolution of the whole map. Two layers are timed: one 3×3 conv
 and one residual unit (two 3×3 convs with BN, ReLU and the skip). Times are medians over
 repetitions after a warm-up, synchronised on GPU; the region times include building the region
@@ -27,7 +27,8 @@ import time
 import torch
 import torch.nn as nn
 
-from segmodels.cascade import ResidualUnit, region_conv2d, region_residual
+from segmodels.cascade import ResidualUnit
+from segmodels.region_conv import region_conv2d, region_residual
 
 
 def median_times(fns, device, warmup, repeats, clock=time.perf_counter):

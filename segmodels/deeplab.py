@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from segmodels.backbones import load_imagenet_weights
+from segmodels.base import SegModel
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 VGG16_CONVS = (2, 2, 3, 3, 3)
@@ -159,7 +160,7 @@ def vgg16_to_deeplab(state, fc6_kernel, fc_channels):
     return out
 
 
-class DeepLabV1(nn.Module):
+class DeepLabV1(SegModel):
     """DeepLab v1: DeepLabVGG (as `backbone`, base learning rate) + 1×1 classifier (the paper's
     fc8, trained at 10× the rate through head_lr_mult), upsampled bilinearly to the input size.
 
@@ -194,7 +195,7 @@ class DeepLabV1(nn.Module):
                                   convert=partial(vgg16_to_deeplab, fc6_kernel=fc6_kernel,
                                                   fc_channels=fc_channels))
 
-    def forward(self, x):
+    def logits(self, x):
         scores = self.classifier(self.backbone(x))
         # ×8 bilinear; sized to the input so odd sizes (ceil-divided by the pools) come back exactly
         return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
@@ -207,11 +208,3 @@ def fov_receptive_field(model):
     fc6, stride = model.backbone.fc6, model.backbone.output_stride
     return (fc6.kernel_size - 1) * fc6.dilation * stride + 32
 
-
-def count_params(model):
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_weights(model):
-    """Conv weights only, no biases (and no BatchNorm)."""
-    return sum(p.numel() for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1)

@@ -3,11 +3,13 @@ net that puts one head on a backbone's last stage (the paper's Tables 1-5 set-up
 pipeline of its Fig. 2 (GCNNet).
 
 All heads map c feature channels to the class scores, at the feature map's resolution.
-Parameter counts in the paper exclude biases; `count_weights` counts the same way.
+Parameter counts in the paper exclude biases; `segmodels.base.count_weights` counts the same way.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from segmodels.base import SegModel
 
 
 def check_kernel(k):
@@ -85,13 +87,7 @@ def build_head(cin, num_classes, head="gcn", k=None, width=None, width_ratio=Non
     return nn.Sequential(net, BoundaryRefine(num_classes)) if br else net
 
 
-def count_weights(module):
-    """Parameters as the paper counts them: conv/linear weights, no biases or BN."""
-    return sum(p.numel() for name, p in module.named_parameters()
-               if name.endswith("weight") and p.dim() > 1)
-
-
-class SingleHeadNet(nn.Module):
+class SingleHeadNet(SegModel):
     """Backbone + one head on its last stage, scores upsampled bilinearly to the input size."""
 
     def __init__(self, backbone, num_classes, **head_cfg):
@@ -100,7 +96,7 @@ class SingleHeadNet(nn.Module):
         last = list(backbone.channels)[-1]
         self.head = build_head(backbone.channels[last], num_classes, **head_cfg)
 
-    def forward(self, x):
+    def logits(self, x):
         feats = self.backbone(x)
         scores = self.head(next(reversed(feats.values())))
         return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
@@ -120,7 +116,7 @@ def bilinear_deconv(channels, factor):
     return deconv
 
 
-class GCNNet(nn.Module):
+class GCNNet(SegModel):
     """The paper's full pipeline (Fig. 2): a GCN + BR on every backbone stage (res-2…res-5); from
     the deepest, each score map is upsampled ×2 by deconvolution, added to the next shallower one
     and refined by a BR; from the shallowest stage's stride, (×2 deconvolution → BR) steps reach
@@ -143,7 +139,7 @@ class GCNNet(nn.Module):
         self.final = nn.Sequential(*[nn.Sequential(bilinear_deconv(num_classes, 2), BoundaryRefine(num_classes))
                                      for _ in range(steps)])
 
-    def forward(self, x):
+    def logits(self, x):
         feats = self.backbone(x)
         names = list(feats)
         score = self.gcn[names[-1]](feats[names[-1]])

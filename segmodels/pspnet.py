@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data import IGNORE_INDEX
+from segmodels.base import SegModel
 
 POOLS = ("avg", "max", "none")
 
@@ -72,9 +73,9 @@ class PyramidPooling(nn.Module):
                                 for level in self.levels], dim=1)
 
 
-class PSPNet(nn.Module):
+class PSPNet(SegModel):
     """Backbone + (optional) pyramid pooling + FCN head; an auxiliary FCN head on the stage before
-    last when aux_weight > 0. forward(x) returns the main logits at input size (train and eval);
+    last when aux_weight > 0. model(x) returns the main logits at input size (train and eval);
     the auxiliary head runs only in training_loss, so it costs nothing at test time.
 
     bins: () for the baseline (no module), (1,) or (1, 2, 3, 6) etc.; pool: 'avg', 'max' or
@@ -102,11 +103,11 @@ class PSPNet(nn.Module):
         x = next(reversed(feats.values()))
         return self.head(self.ppm(x) if self.ppm is not None else x)
 
-    def forward(self, x):
+    def logits(self, x):
         logits = self._main(self.backbone(x))
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
-    def training_loss(self, images, labels):
+    def training_loss(self, images, labels, progress=0.0):
         """Main cross-entropy + α × the auxiliary head's (on the stage before last)."""
         feats = self.backbone(images)
         size = images.shape[-2:]

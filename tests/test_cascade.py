@@ -12,8 +12,8 @@ import torchvision
 import run_all
 from report.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, judge
 from segmodels import build_model
-from segmodels.cascade import (LayerCascade, Region, ResidualUnit, region_conv2d, region_residual, small_trunk,
-                               unit_parts)
+from segmodels.cascade import LayerCascade, ResidualUnit, small_trunk
+from segmodels.region_conv import Region, region_conv2d, region_residual, unit_parts
 
 TOL = dict(atol=1e-5, rtol=1e-4)
 
@@ -135,13 +135,10 @@ def test_rho_one_takes_stage_three_everywhere():
         for stage in net.backbone.units:
             for unit in stage:
                 feat = unit(feat)
-        stage3 = F.interpolate(net.heads[2](feat).softmax(1), size=x.shape[-2:], mode="bilinear",
-                               align_corners=False)
+        stage3 = F.interpolate(net.heads[2](feat), size=x.shape[-2:], mode="bilinear", align_corners=False)
         for force_region in (False, True):
-            net.set_eval_options(rho=1.0, force_region=force_region)
-            out = net(x).exp()
+            out, stats = net.predict(x, rho=1.0, force_region=force_region)
             torch.testing.assert_close(out, stage3, **TOL)
-            stats = net.eval_stats()
             assert stats["stage1_pct"] == stats["stage2_pct"] == 0 and stats["stage3_pct"] == 100
 
 
@@ -150,10 +147,9 @@ def test_cascade_inference_equals_masked_dense_cascade():
     net = small_cascade(seed=3)
     x = torch.randn(3, 3, 48, 40)
     with torch.no_grad():
-        feat, logits1 = net.stage1(x)
-        probs = logits1.softmax(1)
-        rho = float(probs.amax(1).median())  # about half the pixels leave at stage 1
-        undecided = probs.amax(1) <= rho
+        feat, logits = net.stage1(x)
+        rho = float(logits.softmax(1).amax(1).median())  # about half the pixels leave at stage 1
+        undecided = logits.softmax(1).amax(1) <= rho
         stage_of = torch.ones_like(undecided, dtype=torch.long)
         for i in (1, 2):
             m = undecided[:, None].float()
@@ -162,15 +158,13 @@ def test_cascade_inference_equals_masked_dense_cascade():
             head = net.heads[i]
             h = F.relu(head.bn1(head.conv1(feat))) * m
             h = F.relu(head.bn2(head.conv2(h))) * m
-            p = head.classifier(h).softmax(1)
-            probs = torch.where(undecided[:, None], p, probs)
+            stage_logits = head.classifier(h)
+            logits = torch.where(undecided[:, None], stage_logits, logits)  # the deciding stage's logits
             stage_of[undecided] = i + 1
-            undecided = undecided & (p.amax(1) <= rho)
-        expected = F.interpolate(probs, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        net.set_eval_options(rho=rho)
-        out = net(x).exp()
-        stats = net.eval_stats()
-        decided = net.decision_map(x)
+            undecided = undecided & (stage_logits.softmax(1).amax(1) <= rho)
+        expected = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        out, stats = net.predict(x, rho=rho)
+        decided = net.decision_map(x, rho)
     torch.testing.assert_close(out, expected, **TOL)
     assert torch.equal(decided, stage_of)
     shares = [100 * float((stage_of == s).float().mean()) for s in (1, 2, 3)]
@@ -186,12 +180,10 @@ def test_stage_shares_sum_to_100_and_fall_with_rho(rho):
     net = small_cascade(seed=4)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        net.set_eval_options(rho=rho)
-        net(x)
-        stats = net.eval_stats()
-        net.set_eval_options(rho=min(1.0, rho + 0.1))
-        net(x)
-        higher = net.eval_stats()
+        _, stats = net.predict(x, rho=rho)
+        _, higher = net.predict(x, rho=min(1.0, rho + 0.1))
+        _, default = net.predict(x)  # options are per call: nothing of the last ρ stays behind
+    assert default["stage3_pct"] == 100
     assert stats["stage1_pct"] + stats["stage2_pct"] <= 100
     assert stats["stage1_pct"] + stats["stage2_pct"] + stats["stage3_pct"] == pytest.approx(100)
     assert higher["stage1_pct"] <= stats["stage1_pct"]
@@ -201,7 +193,6 @@ def test_cascade_training_losses_cover_only_each_stages_region():
     net = small_cascade(seed=5, schedule="cascade", cascade_start=0.5).train()
     x = torch.randn(2, 3, 32, 32)
     labels = torch.randint(0, 4, (2, 32, 32))
-    net.set_train_progress(60, 100)  # cascade training
     with torch.no_grad():
         _, logits1 = net.stage1(x)
     conf = logits1.softmax(1).amax(1)
@@ -209,13 +200,13 @@ def test_cascade_training_losses_cover_only_each_stages_region():
     leaves = conf > net.train_rho  # decided at stage 1: outside stages 2 and 3
     assert 0 < leaves.float().mean() < 1
     state = {k: v.clone() for k, v in net.state_dict().items()}
-    _, parts = net.training_loss(x, labels)
+    _, parts = net(x, labels, progress=0.6)  # cascade training
     relabelled = labels.clone()
     cells = relabelled[:, 4::8, 4::8]  # the labels the losses see (each 8×8 cell's centre)
     cells[leaves] = (cells[leaves] + 1) % 4
     relabelled[:, 4::8, 4::8] = cells
     net.load_state_dict(state)  # same BN statistics for the second pass
-    _, parts2 = net.training_loss(x, relabelled)
+    _, parts2 = net(x, relabelled, progress=0.6)
     assert parts2["loss1"] != pytest.approx(parts["loss1"])
     assert parts2["loss2"] == pytest.approx(parts["loss2"]) and parts2["loss3"] == pytest.approx(parts["loss3"])
     assert parts["share2"] == pytest.approx(100 * (1 - leaves.float().mean().item()))
@@ -229,8 +220,7 @@ def test_model_cascade_freezes_earlier_stages():
     net.train()
     for iteration, trained in ((0, 0), (40, 1), (90, 2)):
         net.zero_grad(set_to_none=True)
-        net.set_train_progress(iteration, 100)
-        loss, parts = net.training_loss(x, labels)
+        loss, parts = net(x, labels, progress=iteration / 100)
         loss.backward()
         assert list(k for k in parts if k.startswith("loss")) == [f"loss{trained + 1}"]
         for i in range(3):
@@ -244,8 +234,13 @@ def test_build_model_layer_cascade_and_bad_options():
     assert isinstance(net, LayerCascade) and net.pad == 4  # stage 3 at dilation 4
     with pytest.raises(ValueError, match="schedule"):
         small_cascade(schedule="greedy")
+    x = torch.randn(1, 3, 16, 16)
     with pytest.raises(ValueError, match="rho"):
-        net.set_eval_options(rho=0)
+        net.predict(x, rho=0)
+    with pytest.raises(ValueError, match="valid: force_region, rho"):
+        net.predict(x, threshold=0.9)
+    with pytest.raises(ValueError, match="rho"):
+        net.decision_map(x, rho=1.5)
     with pytest.raises(ValueError, match="output stride 8"):
         build_model({"arch": "layer_cascade", "backbone": {"name": "resnet", "output_stride": 16}}, 5)
     with pytest.raises(ValueError, match="bool"):
@@ -260,8 +255,7 @@ def test_resnet_trunk_region_path_matches_dense_at_rho_one():
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         dense = net(x)
-        net.set_eval_options(rho=1.0, force_region=True)
-        torch.testing.assert_close(net(x), dense, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(net.predict(x, rho=1.0, force_region=True)[0], dense, atol=1e-4, rtol=1e-4)
 
 
 def test_ratio_claim_test():

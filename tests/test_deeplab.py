@@ -16,7 +16,8 @@ from ablations.train import learning_rate
 from report.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, close, fact_holds
 from segmodels import build_model
 from segmodels.backbones import imagenet_checkpoint
-from segmodels.deeplab import (FOVConv, DeepLabV1, count_params, fov_receptive_field, same_size_padding,
+from segmodels.base import count_params
+from segmodels.deeplab import (FOVConv, DeepLabV1, fov_receptive_field, same_size_padding,
                                vgg16_to_deeplab)
 
 PAPER_PARAMS_M = {"k7d4": 134.3, "k4d4": 65.1, "k4d8": 65.1, "largefov": 20.5}

@@ -94,14 +94,15 @@ def test_a_shared_run_is_trained_once(tmp_path, monkeypatch):
 
 
 def test_non_finite_loss_fails_that_run_and_the_suite_goes_on(tmp_path, monkeypatch):
-    real_loss = train_mod.training_loss
+    from segmodels.gcn import SingleHeadNet
+    real_loss = SingleHeadNet.training_loss
 
-    def nan_for_the_1x1_head(model, images, labels):
-        loss, parts = real_loss(model, images, labels)
+    def nan_for_the_1x1_head(model, images, labels, progress=0.0):
+        loss, parts = real_loss(model, images, labels, progress)
         is_1x1 = isinstance(model.head, torch.nn.Conv2d) and model.head.kernel_size == (1, 1)
         return (loss * float("nan") if is_1x1 else loss), parts
 
-    monkeypatch.setattr(train_mod, "training_loss", nan_for_the_1x1_head)
+    monkeypatch.setattr(SingleHeadNet, "training_loss", nan_for_the_1x1_head)
     spec = tiny_spec()
     run_ablation(spec, config(spec), "smoke", str(tmp_path), jobs=1, progress=False)
     rows = pd.read_csv(tmp_path / "tiny.csv").set_index("variant")
@@ -150,3 +151,14 @@ def test_unknown_config_keys_are_errors_before_training(tmp_path, where, overrid
         run_ablation(spec, config(spec), "smoke", str(tmp_path), jobs=1, progress=False)
     runs = tmp_path / "runs"
     assert not runs.exists() or not any(runs.iterdir())  # no run folder was made
+
+
+def test_evaluation_options_are_checked_against_the_model():
+    from ablations.evaluate import evaluate
+    from segmodels import build_model
+    net = build_model({"arch": "single_head", "backbone": {"name": "small", "widths": [8, 8, 8]}, "head": "conv1x1"}, 3)
+    with pytest.raises(ValueError, match=r"unknown evaluation options \['rho'\]; valid: none"):
+        evaluate(net, None, {"batch_size": 2, "boundary_band": 1.0, "rho": 0.9})
+    x = torch.randn(2, 3, 32, 32)
+    logits, stats = net.predict(x)
+    assert logits.shape == (2, 3, 32, 32) and stats == {} and torch.equal(net(x), logits)

@@ -18,7 +18,8 @@ from report.erf import erf_section, mass_radius
 from report.verdicts import REPRODUCED, fact_holds, judge
 from segmodels import build_backbone, build_model
 from segmodels.backbones import receptive_field
-from segmodels.gcn import BoundaryRefine, GCNBlock, GCNNet, bilinear_deconv, build_head, conv_stack, count_weights
+from segmodels.base import count_weights
+from segmodels.gcn import BoundaryRefine, GCNBlock, GCNNet, bilinear_deconv, build_head, conv_stack
 
 GCN_ABLATIONS = (gcn_vs_conv, gcn_vs_stack, gcn_boundary)
 

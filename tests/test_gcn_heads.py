@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from segmodels import build_model
-from segmodels.gcn import GCNBlock, build_head, count_weights
+from segmodels.base import count_weights
+from segmodels.gcn import GCNBlock, build_head
 
 # PAPERS.md, GCN Table 2: #params after res-5 at 2048 → 21 channels, printed in thousands
 TABLE2_GCN = {3: 260, 5: 434, 7: 608, 9: 782}

@@ -84,7 +84,7 @@ def test_bad_options_are_clear_errors():
         psp(aux_weight=-1)
 
 
-def test_aux_head_runs_only_in_training_loss():
+def test_aux_head_runs_only_in_the_training_loss():
     torch.manual_seed(0)
     model = psp(bins=[1, 2, 3, 6], aux_weight=0.4)
     calls = []
@@ -98,7 +98,7 @@ def test_aux_head_runs_only_in_training_loss():
     model(images)
     assert not calls  # forward never uses it, in train mode either
     model.eval()  # no dropout: the parts can be recomputed exactly
-    loss, parts = model.training_loss(images, labels)
+    loss, parts = model(images, labels)  # training: the loss through forward
     assert calls and set(parts) == {"main_loss", "aux_loss"}
     assert loss.item() == pytest.approx(parts["main_loss"] + 0.4 * parts["aux_loss"], rel=1e-5)
     main = torch.nn.functional.cross_entropy(model(images), labels)
@@ -106,7 +106,7 @@ def test_aux_head_runs_only_in_training_loss():
 
     no_aux = psp(bins=[], aux_weight=0.0)
     assert no_aux.aux is None
-    loss, parts = no_aux.training_loss(images, labels)
+    loss, parts = no_aux(images, labels)
     assert set(parts) == {"main_loss"}
 
 

@@ -1,0 +1,55 @@
+"""The one protocol every segmentation model follows, and the parameter counts the papers use.
+
+    model(images)                             -> logits [B, K, H, W] at the input size
+    model(images, labels, progress=it / its)  -> (loss, {part: float})   training
+    model.predict(images, **eval_options)     -> (logits, {stat: float}) evaluation
+
+Training goes through forward so that DistributedDataParallel (which syncs gradients only through
+forward) works for every model. Evaluation options (a cascade's threshold ρ) are arguments, never
+state on the model, so one plan's options cannot leak into the next; statistics of a pass (the
+share of pixels per stage, per-stage times) are returned by that pass.
+"""
+import torch.nn as nn
+import torch.nn.functional as F
+
+from data import IGNORE_INDEX
+
+
+class SegModel(nn.Module):
+    EVAL_OPTIONS = {}  # name -> default: the evaluation options predict() accepts
+
+    def forward(self, images, labels=None, progress=0.0, **eval_options):
+        if labels is not None:
+            if eval_options:
+                raise ValueError(f"evaluation options {sorted(eval_options)} given with labels (training)")
+            return self.training_loss(images, labels, progress)
+        return self.predict(images, **eval_options)[0]
+
+    def eval_options(self, given):
+        """The full options: `given` over the defaults; unknown names are an error."""
+        unknown = set(given) - set(self.EVAL_OPTIONS)
+        if unknown:
+            valid = ", ".join(sorted(self.EVAL_OPTIONS)) or "none"
+            raise ValueError(f"{type(self).__name__}: unknown evaluation options {sorted(unknown)}; valid: {valid}")
+        return {**self.EVAL_OPTIONS, **given}
+
+    def predict(self, images, **eval_options):
+        """(logits at the input size, statistics of this pass); plain nets have neither options nor stats."""
+        self.eval_options(eval_options)
+        return self.logits(images), {}
+
+    def logits(self, images):
+        raise NotImplementedError
+
+    def training_loss(self, images, labels, progress=0.0):
+        """Cross-entropy of the logits; progress (iteration / iterations) is for schedules that change."""
+        return F.cross_entropy(self.logits(images), labels, ignore_index=IGNORE_INDEX), {}
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_weights(model):
+    """Parameters as the papers count them: conv/linear weights, no biases or BN."""
+    return sum(p.numel() for name, p in model.named_parameters() if name.endswith("weight") and p.dim() > 1)

@@ -6,6 +6,7 @@
     python run_all.py --list
 """
 import argparse
+import json
 import os
 import sys
 
@@ -56,33 +57,81 @@ def parse_args(argv):
     return args
 
 
+# what a user can get wrong (arguments, data, results files, paths): one line on stderr, exit code 2
+USER_ERRORS = (ValueError, OSError, RuntimeError)
+
+
+def fail(err, name=None):
+    """Print a user error as one line (`run_all.py: [<ablation>: ]error: ...`); returns exit code 2."""
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
+    print(f"run_all.py: {name + ': ' if name else ''}error: {text}", file=sys.stderr)
+    return 2
+
+
+def check_folder(flag, path):
+    """Fail before any work on an output folder that cannot be made or written to. Creates nothing."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise NotADirectoryError(f"{flag} {path}: cannot be a folder, {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(f"{flag} {path}: cannot write in {probe}")
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
         for name in ABLATIONS:
             print(f"{name:14s} {load(name).TITLE}")
         return 0
-    from report.build import build
+    from ablations import load_all
+    from report.build import build, read_results
+    # Everything that can be checked is checked before anything is trained or written: the output
+    # folders, every results file the report reads, each ablation's settings and data.
+    try:
+        if args.report_only and not os.path.isdir(args.out):
+            raise FileNotFoundError(f"results folder {args.out} not found (--out)")
+        if not args.report_only:
+            check_folder("--out", args.out)
+        check_folder("--report-dir", args.report_dir)
+        check_folder("--report-dir", os.path.join(args.report_dir, "figures"))
+        read_results(args.out, load_all())
+    except USER_ERRORS as err:
+        return fail(err)
     if not args.report_only:
         import torch
 
-        from ablations.runs import preset_config, run_ablation
+        from ablations.runs import check_data, check_plans, plan_runs, preset_config, run_ablation, todo_plans
         if args.device.startswith("cuda") and not torch.cuda.is_available():
-            print("run_all.py: error: --device cuda given but torch sees no CUDA device", file=sys.stderr)
-            return 2
+            return fail("--device cuda given but torch sees no CUDA device")
         # one thread per run (the presets' train.threads), so as many runs side by side as cores
         jobs = args.jobs or ((os.cpu_count() or 1) if args.device == "cpu" else 1)
+        todo, checked = {}, set()
         for name in args.ablation:
-            spec = load(name)
             try:
+                spec = load(name)
                 cfg = preset_config(spec, args.preset, args.seeds, args.data, args.data_root, args.weights,
                                     args.iterations)
+                plans = plan_runs(spec, cfg, args.preset)
+                check_plans(plans)
+                unchecked = [p for p in todo_plans(plans, os.path.join(args.out, f"{name}.csv"))
+                             if json.dumps(p["data"], sort_keys=True) not in checked]
+                check_data(unchecked)
+                checked |= {json.dumps(p["data"], sort_keys=True) for p in unchecked}
+            except USER_ERRORS as err:
+                return fail(err, name)
+            todo[name] = spec, cfg
+        for name, (spec, cfg) in todo.items():
+            try:
                 written = run_ablation(spec, cfg, args.preset, args.out, args.device, jobs, not args.no_progress)
-            except (ValueError, FileNotFoundError, RuntimeError) as err:
-                print(f"run_all.py: {name}: error: {err}", file=sys.stderr)
-                return 1
+            except USER_ERRORS as err:
+                return fail(err, name)
             print(f"{name}: {written} new row(s) in {os.path.join(args.out, name + '.csv')}")
-    print(f"report: {build(args.out, args.report_dir)}")
+    try:
+        print(f"report: {build(args.out, args.report_dir)}")
+    except USER_ERRORS as err:
+        return fail(err)
     return 0
 
 

@@ -7,6 +7,7 @@ empty is an error, never a silent "not run". Ids are read as strings (pandas wou
 `012345678901` as an int and `1234e5678901` as inf).
 """
 import contextlib
+import csv
 import fcntl
 import io
 import json
@@ -39,7 +40,25 @@ def read_rows(csv_path) -> pd.DataFrame:
     if not os.path.exists(csv_path):
         return pd.DataFrame()
     try:
-        rows = pd.read_csv(csv_path, dtype={c: str for c in ID_COLUMNS + CONFIG_COLUMNS})
+        with open(csv_path, newline="") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{csv_path}: not a readable CSV ({err})") from None
+    if not text:
+        raise ResultsError(f"{csv_path}: the file is empty (delete it to start afresh)")
+    cut_off = "(a row cut off mid-line?); delete that line and rerun: the run is redone from its folder"
+    # every line this module writes ends with a line end and has the header's number of fields; a
+    # row cut within its last field would otherwise still parse (as a shorter id or time)
+    if not text.endswith("\n"):
+        raise ResultsError(f"{csv_path} line {text.count(chr(10)) + 1}: no line end {cut_off}")
+    records = csv.reader(io.StringIO(text))
+    header = next(records, [])
+    for record in records:
+        if record and len(record) != len(header):
+            raise ResultsError(f"{csv_path} line {records.line_num}: {len(record)} fields, the header has "
+                               f"{len(header)} {cut_off}")
+    try:
+        rows = pd.read_csv(io.StringIO(text), dtype={c: str for c in ID_COLUMNS + CONFIG_COLUMNS})
     except pd.errors.EmptyDataError:
         raise ResultsError(f"{csv_path}: the file is empty (delete it to start afresh)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
@@ -51,8 +70,7 @@ def read_rows(csv_path) -> pd.DataFrame:
     for column in REQUIRED:
         bad = rows.index[rows[column].isna()]
         if len(bad):
-            raise ResultsError(f"{csv_path} line {bad[0] + 2}: no {column} (a row cut off mid-line?); "
-                               "delete that line and rerun: the run is redone from its folder")
+            raise ResultsError(f"{csv_path} line {bad[0] + 2}: no {column} {cut_off}")
     for column in [c for c in NUMERIC if c in rows]:
         values = pd.to_numeric(rows[column], errors="coerce")
         bad = rows.index[values.isna() & rows[column].notna()]

@@ -51,7 +51,10 @@ def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=N
             raise ValueError(f"--seeds must be >= 1, got {seeds}")
         cfg["seeds"] = seeds
     if data is not None and data != cfg["data"]["name"]:
-        # a preset's crop size carries over to another real dataset; the generated scenes have none
+        # A preset's crop size carries over to another real dataset. None of a real dataset's
+        # options reach the generated scenes (SyntheticScenes rejects options it does not know):
+        # they have no crop_size (every image is image_size, whole) and no scale, rotate or blur
+        # augmentation, and they always flip at random (so `flip` has nothing to switch).
         keep = {k: v for k, v in cfg["data"].items() if k == "crop_size" and data in REAL_DATA}
         cfg["data"] = {"name": data, **keep}
     if data_root is not None:
@@ -111,7 +114,9 @@ def check_plans(plans):
     memory, no weights file read)."""
     for model_cfg in {json.dumps(p["model"], sort_keys=True): p["model"] for p in plans}.values():
         cfg = json.loads(json.dumps(model_cfg))
-        cfg["backbone"].pop("weights", None)
+        weights = cfg["backbone"].pop("weights", None)
+        if weights not in (None, "imagenet") and not os.path.isfile(weights):
+            raise FileNotFoundError(f"weights file not found: {weights} (--weights)")
         try:
             with torch.device("meta"):
                 model = build_model(cfg, 2)
@@ -295,25 +300,37 @@ def die_with_parent(parent_pid):
     threading.Thread(target=watch, daemon=True).start()
 
 
-def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, progress=True):
-    """Train and evaluate every (variant, seed) of one ablation; rows go to out_dir/<name>.csv.
-    Returns the number of rows written by this call."""
-    os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
-    remove_stale_tmp(out_dir)
-    csv_path = os.path.join(out_dir, f"{spec.NAME}.csv")
-    plans = plan_runs(spec, cfg, preset)
-    check_plans(plans)
-    rows = read_rows(csv_path)
-    done = {row_key(r) for r in rows.to_dict("records") if r["status"] == OK}
-    todo = [p for p in plans if row_key(p) not in done]
-    groups = {}
-    for plan in todo:
-        groups.setdefault(plan["run_id"], []).append(plan)
-    for data_cfg in {json.dumps(p["data"], sort_keys=True) for p in todo}:
-        for split in ("val", "train"):  # fail early on missing or bad data
+def todo_plans(plans, csv_path):
+    """The plans without a finished ("ok") row in csv_path (whose rows are checked on reading)."""
+    done = {row_key(r) for r in read_rows(csv_path).to_dict("records") if r["status"] == OK}
+    return [p for p in plans if row_key(p) not in done]
+
+
+def check_data(plans):
+    """Fail early on missing or bad data: each dataset the plans train or evaluate on is opened and
+    its check() (every file it will read) run, before any training."""
+    for data_cfg in {json.dumps(p["data"], sort_keys=True) for p in plans}:
+        for split in ("val", "train"):
             dataset = build_dataset(json.loads(data_cfg), split)
             if hasattr(dataset, "check"):
                 dataset.check()
+
+
+def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, progress=True):
+    """Train and evaluate every (variant, seed) of one ablation; rows go to out_dir/<name>.csv.
+    Returns the number of rows written by this call."""
+    # everything that can be checked is checked before anything is written: no run folder for a
+    # bad configuration, bad results file or bad data
+    csv_path = os.path.join(out_dir, f"{spec.NAME}.csv")
+    plans = plan_runs(spec, cfg, preset)
+    check_plans(plans)
+    todo = todo_plans(plans, csv_path)
+    check_data(todo)
+    groups = {}
+    for plan in todo:
+        groups.setdefault(plan["run_id"], []).append(plan)
+    os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
+    remove_stale_tmp(out_dir)
     sha, written = git_sha(), 0
     bar = tqdm(total=len(groups), desc=f"{spec.NAME} runs", disable=not progress, dynamic_ncols=True)
     timed = []

@@ -9,6 +9,12 @@ import os
 
 IGNORE_INDEX = 255
 DATASETS = ("synthetic", "voc", "ade20k", "cityscapes")
+DEFAULT_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache")
+
+
+def cache_dir():
+    """Where generated datasets and data-check stamps are kept ($SEGABL_CACHE, else data/cache)."""
+    return os.environ.get("SEGABL_CACHE", DEFAULT_CACHE)
 
 
 def atomic_write(path, write):

@@ -28,7 +28,7 @@ import os
 import numpy as np
 import torch
 
-from data import atomic_write, split_item
+from data import atomic_write, cache_dir as default_cache_dir, split_item
 
 SHAPES = ("circle", "square", "triangle", "cross")
 # scene-context mode: the band's colour per kind of scene, and the layout as fractions of the size
@@ -37,7 +37,6 @@ CUE_COLOURS = ((0.9, 0.15, 0.1), (0.1, 0.25, 0.9))
 CUE_BAND = 1 / 16  # the band covers the top 1/16 of the image
 OBJECT_TOP = 7 / 16  # no object pixel above this: the gap to the band is 7/16 - 1/16 = 3/8
 CONTEXT_RADIUS = (0.16, 0.28)  # default object size in context mode (2 × 0.28 fits below OBJECT_TOP)
-DEFAULT_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache")
 _SPLIT_ID = {"train": 0, "val": 1}
 
 
@@ -171,16 +170,45 @@ class SyntheticScenes(torch.utils.data.Dataset):
         if context:  # only when set, so the plain dataset's cache files keep their names
             params["context"] = True
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-        cache_dir = cache_dir or os.environ.get("SEGABL_CACHE", DEFAULT_CACHE)
+        cache_dir = cache_dir or default_cache_dir()
         path = os.path.join(cache_dir, f"synthetic-{split}-{n}-{image_size}px-{key}.pt")
+        self.path, self.params, self.n, self.image_size = path, params, n, image_size
         if os.path.exists(path):
-            blob = torch.load(path, weights_only=True)
+            try:
+                blob = torch.load(path, weights_only=True)
+            except Exception as err:  # torch.load fails on a damaged file with many exception types
+                why = (str(err).splitlines() or [""])[0]
+                raise ValueError(f"synthetic dataset cache {path} is unreadable ({type(err).__name__}: {why}); "
+                                 "delete it to regenerate") from None
         else:
             images, labels = build_split(split, n, seed, image_size, max_objects, radius, context)
             blob = {"images": images, "labels": labels, "params": json.dumps(params)}
             os.makedirs(cache_dir, exist_ok=True)
             atomic_write(path, lambda tmp: torch.save(blob, tmp))  # parallel runs may build the same file
-        self.images, self.labels = blob["images"], blob["labels"]
+        blob = blob if isinstance(blob, dict) else {}  # check() says what is wrong with a foreign file
+        self.images, self.labels, self.cached_params = blob.get("images"), blob.get("labels"), blob.get("params")
+
+    def check(self):
+        """Fail before any training on tensors that are not what this configuration generates (a
+        damaged or foreign cache file): their count, shape and dtype, the labels' values (each
+        below num_classes) and the parameters stored with them. Raises ValueError naming the file."""
+        n, size = self.n, self.image_size
+        expected = {"images": ((n, 3, size, size), torch.uint8), "labels": ((n, size, size), torch.uint8)}
+        problem = None
+        for name, (shape, dtype) in expected.items():
+            tensor = getattr(self, name)
+            if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape or tensor.dtype != dtype:
+                got = (f"{tuple(tensor.shape)} {tensor.dtype}" if isinstance(tensor, torch.Tensor)
+                       else type(tensor).__name__)
+                problem = f"{name} are {got}, expected {shape} {dtype}"
+                break
+        else:
+            if n and int(self.labels.max()) >= self.num_classes:
+                problem = f"label value {int(self.labels.max())}, valid are 0..{self.num_classes - 1}"
+            elif self.cached_params != json.dumps(self.params):
+                problem = f"made with {self.cached_params}, expected {json.dumps(self.params)}"
+        if problem:
+            raise ValueError(f"synthetic dataset cache {self.path}: {problem}; delete it to regenerate")
 
     def __len__(self):
         return len(self.images)

@@ -4,6 +4,10 @@ Training augmentation is a pure function of a torch.Generator, so `dataset[(i, s
 the same crop for the same seed (see data/__init__.py). Evaluation never resizes: it only pads
 bottom/right, with label 255 so the padding is never scored.
 """
+import concurrent.futures as cf
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +17,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-from data import IGNORE_INDEX, split_item
+from data import IGNORE_INDEX, cache_dir, split_item
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -106,10 +110,10 @@ def eval_transform(image: Image.Image, label: np.ndarray, pad_to: int | None, mu
 
 def missing_data_error(dataset: str, looked_for, how_to_get: str) -> FileNotFoundError:
     """The error for a dataset that is not where --data-root says: every path looked for, and how
-    to get the data."""
-    paths = "\n".join(f"  {p}" for p in looked_for)
+    to get the data (one line, as the command line prints it)."""
+    paths = ", ".join(str(p) for p in looked_for)
     return FileNotFoundError(
-        f"{dataset} not found. Looked for:\n{paths}\n{how_to_get}\n"
+        f"{dataset} not found; looked for: {paths}. {how_to_get} "
         f"Extract it under the folder given as --data-root.")
 
 
@@ -194,6 +198,64 @@ class LabelledImageFolder(torch.utils.data.Dataset):
             raise ValueError(f"label file {path} has value {value}{stored_note}; "
                              f"valid are 0..{self.num_classes - 1} and {self.ignore_index}")
         return label
+
+    def check(self):
+        """Fail before any training on a file the split would fail on later: every image must exist
+        and decode (JPEGs are decoded at 1/8 scale: cheap, and a truncated file still fails; other
+        formats are verified), every label must decode as one channel of the image's size with
+        valid values. Raises ValueError naming the first bad file (in item order) and what is wrong.
+        A split that passed leaves a stamp in the data cache keyed by every file's path, size and
+        mtime, so a rerun on unchanged files does not decode them again."""
+        try:
+            stats = []
+            for path in (p for pair in self.items for p in pair):
+                st = os.stat(path)
+                stats.append((str(path), st.st_size, st.st_mtime_ns))
+            key = hashlib.sha1(json.dumps([type(self).__name__, 1, stats]).encode()).hexdigest()[:16]
+            stamp = os.path.join(cache_dir(), "checked", f"{type(self).__name__}-{self.split}-{key}.ok")
+        except OSError:  # a file is missing: the check below names it
+            stamp = None
+        if stamp and os.path.exists(stamp):
+            return
+        pool = cf.ThreadPoolExecutor(min(8, os.cpu_count() or 1))  # decoding releases the GIL
+        try:
+            for problem in pool.map(self._check_item, self.items):
+                if problem:
+                    raise ValueError(problem)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if stamp:
+            try:
+                os.makedirs(os.path.dirname(stamp), exist_ok=True)
+                Path(stamp).touch()
+            except OSError:
+                pass  # only a shortcut for the next run
+
+    def _check_item(self, pair):
+        """None if (image, label) would load, else what is wrong, naming the file."""
+        image_path, label_path = pair
+        try:
+            with Image.open(image_path) as img:
+                width, height = img.size
+                if img.format == "JPEG":
+                    img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                    img.load()
+                else:
+                    img.verify()
+        except FileNotFoundError:
+            return f"image file {image_path} is missing"
+        except Exception as err:  # PIL fails on bad files with many exception types
+            return f"image file {image_path} is corrupt or truncated ({err})"
+        try:
+            label = self.load_label(label_path)
+        except FileNotFoundError:
+            return f"label file {label_path} is missing"
+        except Exception as err:  # the loaders' errors name the file
+            return str(err) if str(label_path) in str(err) else f"label file {label_path}: {err}"
+        if label.shape != (height, width):
+            return (f"label file {label_path} is {label.shape[1]}x{label.shape[0]} but image {image_path} "
+                    f"is {width}x{height}")
+        return None
 
     def __len__(self):
         return len(self.items)

@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ablations.rows import OK, read_rows  # noqa: E402
+from ablations.rows import OK, ResultsError, read_rows, write_text  # noqa: E402
 from report.verdicts import fact_holds, judge  # noqa: E402
 
 METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
@@ -289,22 +289,43 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results"):
     return "\n\n".join(parts)
 
 
+def read_results(results_dir, specs):
+    """{ablation name: rows} of every ablation with rows in results_dir, all read and checked before
+    anything is drawn or written. A file that cannot be used is a ResultsError naming it: see
+    read_rows, and a metric column of the ablation missing from a file with finished rows (it would
+    show every variant as "not run")."""
+    found = {}
+    for spec in specs:
+        path = os.path.join(results_dir, f"{spec.NAME}.csv")
+        rows = read_rows(path)
+        if not len(rows):
+            continue
+        missing = [m for m in spec.METRICS if m not in rows] if (rows["status"] == OK).any() else []
+        if missing:
+            raise ResultsError(f"{path}: no {', '.join(missing)} column (a metric of {spec.NAME}); "
+                               "damaged or edited: restore it, or delete it and rerun")
+        found[spec.NAME] = rows
+    return found
+
+
 def build(results_dir="results", report_dir="report", specs=None):
-    """Write report_dir/REPORT.md; returns its path. specs: ablation modules (default: all)."""
+    """Write report_dir/REPORT.md; returns its path. specs: ablation modules (default: all).
+    With no results to report (or a bad results file), raises ResultsError and writes nothing."""
     from ablations import load_all
     specs = specs or load_all()
+    results = read_results(results_dir, specs)
+    if not results:
+        raise ResultsError(f"results folder {results_dir} not found" if not os.path.isdir(results_dir) else
+                           f"no results in {results_dir} (no rows in any of "
+                           f"{', '.join(spec.NAME + '.csv' for spec in specs)}): nothing to report")
     fig_dir = os.path.join(report_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     sections, missing, synthetic_rows = [], [], None
     for spec in specs:
-        path = os.path.join(results_dir, f"{spec.NAME}.csv")
-        if not os.path.exists(path):
+        if spec.NAME not in results:
             missing.append(spec.NAME)
             continue
-        rows = read_rows(path)
-        if not len(rows):
-            missing.append(spec.NAME)
-            continue
+        rows = results[spec.NAME]
         sections.append(section(spec, rows, fig_dir, "figures", results_dir))
         if synthetic_rows is None and str(rows.iloc[-1]["dataset"]) == "synthetic":
             synthetic_rows = rows
@@ -319,8 +340,7 @@ def build(results_dir="results", report_dir="report", specs=None):
     if missing:
         head.append("Not run yet: " + ", ".join(f"`{m}`" for m in missing) + ".")
     out = os.path.join(report_dir, "REPORT.md")
-    with open(out, "w") as f:
-        f.write("\n\n".join(head + sections) + "\n")
+    write_text(out, "\n\n".join(head + sections) + "\n")  # atomic: a failed build leaves the old one
     return out
 
 

@@ -48,8 +48,9 @@ def test_bad_arguments_get_a_one_line_error(argv, message, capsys):
 def test_missing_real_data_is_a_clear_error(tmp_path, capsys):
     code = run_all.main(["--ablation", "gcn_k", "--preset", "smoke", "--data", "voc", "--data-root",
                          str(tmp_path / "nowhere"), "--out", str(tmp_path), "--no-progress"])
-    assert code == 1
-    assert "nowhere" in capsys.readouterr().err
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and err.count("\n") == 1
 
 
 def test_list(capsys):

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import torch
 
-import ablations.train as train_mod
 import run_all
 from ablations import load_all
 from ablations.runs import plan_runs, preset_config
@@ -275,22 +274,23 @@ def test_every_user_error_exits_2(argv, message, tmp_path, capsys):
 
 
 def test_a_failed_run_shows_as_failed_and_is_retried(tmp_path, monkeypatch):
-    real_loss = train_mod.training_loss
+    from segmodels.gcn import SingleHeadNet
+    real_loss = SingleHeadNet.training_loss
 
-    def nan_for_the_1x1_head(model, images, labels):
-        loss, parts = real_loss(model, images, labels)
+    def nan_for_the_1x1_head(model, images, labels, progress=0.0):
+        loss, parts = real_loss(model, images, labels, progress)
         head = getattr(model, "head", None)
         is_1x1 = isinstance(head, torch.nn.Conv2d) and head.kernel_size == (1, 1)
         return (loss * float("nan") if is_1x1 else loss), parts
 
     out, report = tmp_path / "results", tmp_path / "report"
     argv = ["--ablation", "gcn_boundary", *SMOKE, "--out", str(out), "--report-dir", str(report)]
-    monkeypatch.setattr(train_mod, "training_loss", nan_for_the_1x1_head)
+    monkeypatch.setattr(SingleHeadNet, "training_loss", nan_for_the_1x1_head)
     assert run_all.main(argv) == 0
     rows = pd.read_csv(out / "gcn_boundary.csv").set_index("variant")
     assert rows.loc["base", "status"] == "failed: non-finite loss"
     assert "| base (1×1 conv) | 71.30 | failed (1 run(s))" in (report / "REPORT.md").read_text()
-    monkeypatch.setattr(train_mod, "training_loss", real_loss)
+    monkeypatch.setattr(SingleHeadNet, "training_loss", real_loss)
     assert run_all.main(argv) == 0
     rows = pd.read_csv(out / "gcn_boundary.csv").set_index("variant")
     assert len(rows) == 4 and set(rows["status"]) == {"ok"}

@@ -237,6 +237,15 @@ def device_name(device):
     return device if device == "cpu" else torch.cuda.get_device_name(torch.device(device))
 
 
+def cpu_model():
+    """The CPU's model name (Linux), as a row's provenance beside its CPU capability."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), platform.processor())
+    except OSError:
+        return platform.processor()
+
+
 def make_row(plan, info, result, device, sha):
     """One CSV row: what was run (its whole configuration), what it scored, and where and with what
     it ran."""
@@ -260,6 +269,7 @@ def make_row(plan, info, result, device, sha):
         "train_img_per_s": result.get("train_img_per_s", info.get("train_img_per_s")),
         "wall_s": info.get("train_wall_s", 0) + result.get("eval_wall_s", 0),
         "device": device_name(device), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_model": cpu_model(),
         # the machine's 1-min load average when the row was written: timings taken beside other
         # work (load above the core count) are slower than the same run alone
         "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),

@@ -10,16 +10,13 @@ and 0 elsewhere (the next conv reads those zeros in its halo); a residual unit g
 h(I) = relu(I + F(I)) inside the region and I outside (I ≥ 0 after the ReLU of the previous unit,
 so relu(I) = I there). A unit that changes the channel count (ResNet's projection) gives 0 outside.
 A full region takes the ordinary dense path (same values, nothing to skip); an empty one does nothing.
-Cost: on this project's 2-core CPU, MKL's GEMM at these shapes runs at about half the speed of
-oneDNN's direct 3×3 convolution, so with 64 channels the region path beats the dense conv below
-roughly a third of the positions active (benchmarks/region_conv.py measures it); gathering tiles
-for oneDNN instead was slower still on the cascade's 16×16 maps. On a GPU the same code is one
-index_select and one cuBLAS GEMM per conv (not yet timed there).
-Reproducibility: that GEMM is MKL's (torch matmul on CPU), while the dense models at the presets'
-batch sizes run on oneDNN only. A run is bit-identical on one machine at one thread count
-(tests/test_resume.py), but MKL picks its kernels per CPU: cascade-trained weights change with
-MKL_CBWR=COMPATIBLE on the same machine, GCN/PSP/DSN weights do not. Do not expect cascade rows
-to match bit for bit across CPUs.
+The product runs as a 1×1 convolution (rows_times_weight) so that on a CPU it goes to oneDNN, the
+library every dense model of the suite runs on, not to MKL's GEMM (torch's matmul): MKL picks its
+kernels by CPU vendor and model, oneDNN by instruction set only, so a cascade gives the same
+numbers wherever a dense model does (same torch, same CPU capability). It is as fast as the
+matmul at the cascade's shapes. Cost: with 64 channels the region path beats the dense conv below
+roughly a third of the positions active (benchmarks/region_conv.py measures it). On a GPU the
+same code is one index_select and one cuDNN 1×1 convolution per conv (not yet timed there).
 
 Layout on the region path: one zero-padded channels-last map flattened to [B·(H+2p)·(W+2p), C]
 ("flat map"); a region holds the flat indices of its active positions and their tap indices.
@@ -102,8 +99,21 @@ def region_conv(conv, region, flat=None, rows=None):
         cols = padded.index_select(0, region.row_taps(k, d).view(-1)).view(region.n, -1)
     else:
         cols = flat.index_select(0, region.taps(k, d).view(-1)).view(region.n, -1)  # [N, k·k·C_in]
-    out = cols @ weight.t()
+    out = rows_times_weight(cols, weight)
     return out + conv.bias if conv.bias is not None else out
+
+
+def rows_times_weight(cols, weight):
+    """cols [N, K] @ weight.t() [K, C] as a 1×1 convolution over a channels-last view of cols,
+    batched by 16 (padding N with zero rows): torch sends a 1×1 convolution of a batch under 16 on
+    one thread to MKL's GEMM, and 16 or more to oneDNN (see the module docstring for why)."""
+    n, k = cols.shape
+    pad = -n % 16
+    if pad:
+        cols = torch.cat([cols, cols.new_zeros(pad, k)])
+    x = cols.view(16, (n + pad) // 16, 1, k).permute(0, 3, 1, 2)  # [16, K, N/16, 1], channels last
+    out = F.conv2d(x, weight.view(*weight.shape, 1, 1))
+    return out.permute(0, 2, 3, 1).reshape(n + pad, -1)[:n]
 
 
 def region_bn(bn, rows):

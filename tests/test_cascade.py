@@ -313,3 +313,29 @@ def test_lc_ablations_share_the_dsn_and_lc_runs(lc_smoke_run):
     run = lambda rows, variant: set(rows.loc[rows["variant"] == variant, "run_id"])
     assert run(threshold, "r1") == run(schemes, "dsn") == run(schemes, "dsn_cascade")
     assert run(threshold, "r0985") == run(schemes, "lc")
+
+
+def test_region_path_runs_on_onednn_not_mkl_gemm(tmp_path):
+    """MKL picks its GEMM kernels by CPU vendor and model, so a cascade multiplying on MKL would give
+    other numbers on another machine of the same CPU capability; the dense models run on oneDNN.
+    MKL_VERBOSE prints a line per MKL GEMM call: a cascade training step on a region must make none."""
+    import subprocess
+    import sys
+    script = """
+import torch
+torch.set_num_threads(1)
+from segmodels import build_model
+torch.manual_seed(0)
+m = build_model({"arch": "layer_cascade", "schedule": "cascade", "train_rho": 0.3, "cascade_start": 0.0,
+                 "backbone": {"name": "small", "widths": [8, 16, 16], "convs": [1, 1, 1]}, "head_width": 8}, 5)
+x, y = torch.randn(16, 3, 64, 64), torch.randint(0, 5, (16, 64, 64))
+loss, parts = m(x, y, progress=0.9)
+loss.backward()
+assert 0 < parts["share2"] < 100, parts  # the region path ran
+print("ok")
+"""
+    env = {**os.environ, "MKL_VERBOSE": "1"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=os.path.dirname(os.path.dirname(__file__)),
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ok" in out.stdout and "SGEMM" not in out.stdout + out.stderr

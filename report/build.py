@@ -194,13 +194,13 @@ def facts_table(spec):
     return md_table(["exact fact", "computed", "formula", "published", "check"], body)
 
 
-def load_range(rows):
-    """The 1-min load average at row time, against the core count: timings (img/s, ms) taken under a
-    load above the core count shared the CPU with other work and are slower than alone."""
-    if "load_avg_1m" not in rows or rows["load_avg_1m"].isna().all():
-        return "not recorded (rows from before the load column): timings may include other work"
-    return (f"{rows['load_avg_1m'].min():.1f}–{rows['load_avg_1m'].max():.1f} "
-            f"(1-min load average; {int(rows['cpu_count'].max())} cores)")
+def load_range(rows, column="load_avg_1m"):
+    """The 1-min load average (when rows were written, or during the timing phase), against the core
+    count: timings taken under a load above the core count shared the CPU with other work."""
+    values = rows[column].dropna()
+    if not len(values):
+        return "not recorded"
+    return f"{values.min():.1f}–{values.max():.1f} (1-min load average; {int(rows['cpu_count'].max())} cores)"
 
 
 def settings(rows):
@@ -223,6 +223,8 @@ def settings(rows):
         ("torch / torchvision", f"{first['torch']} / {first['torchvision']}"),
         ("runs", f"{len(rows)} ({len(failed)} failed)"),
         ("machine load while rows were written", load_range(rows)),
+        *([("machine load during the timing phase", load_range(rows, "timing_load_avg_1m"))]
+          if "timing_load_avg_1m" in rows else []),
         ("total run time", f"{rows['wall_s'].sum() / 60:.1f} min summed over runs (runs trained side by side with --jobs overlap in wall time)"),
         ("code", ", ".join(sorted(rows["git_sha"].astype(str).unique()))),
     ]

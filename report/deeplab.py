@@ -60,7 +60,7 @@ def fov_sections(spec, rows, results_dir, fig_dir, rel_fig):
         body.append([v["label"], fmt(pub), fmt(pub / spec.PUBLISHED["k7d4"]["train_img_per_s"]) + "×",
                      f"{fmt(mean, 1)} ± {fmt(std, 1)} ({n})" if n else "not run",
                      fmt(mean / base) + "×" if n and not math.isnan(base) else "–"])
-    parts += ["### Training speed: ratio to 7×7 (measured in these runs)",
+    parts += ["### Training speed: ratio to 7×7 (timed after training, one run at a time, on a fixed batch)",
               md_table(["variant", "paper img/s", "paper ratio", "reproduced img/s (mean ± std, n)",
                         "reproduced ratio"], body)]
 

@@ -15,33 +15,15 @@ import json
 import math
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ablations.rows import OK, ResultsError, read_rows, write_text  # noqa: E402
-from report.verdicts import fact_holds, judge  # noqa: E402
+from ablations.rows import OK, ResultsError, read_rows, write_text
+from report import deeplab, erf, lc_sections, psp
+from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
+from report.verdicts import fact_holds, judge
 
 METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
                 "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
                 "head_params": "head #params", "params": "#params", "train_img_per_s": "train img/s",
                 "infer_fps": "inference img/s", "context_acc": "context acc %", "shape_acc": "shape acc %"}
-
-
-def save_figure(fig, path, dpi):
-    """Save and close a figure, byte-reproducibly: no 'Software' (matplotlib version) entry in the PNG."""
-    fig.savefig(path, dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
-
-
-def fmt(value, digits=2):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
-        return f"{int(value):,}"
-    return f"{value:.{digits}f}"
 
 
 CONFIG_PARTS = {"data_config": "data", "model_config": "model", "train_config": "train", "eval_config": "eval"}
@@ -83,29 +65,6 @@ def one_plan(rows):
                 else f"variant(s) {', '.join(sorted(set(other['variant'])))} not in the plan used")
         notes.append(f"{len(other)} row(s) of other settings not used: {what}")
     return used, notes
-
-
-def per_seed(rows, metric, minus=None):
-    """{variant: [value per seed]} over the finished runs. With `minus`, each run's value is
-    metric − minus (e.g. internal − boundary accuracy: a claim about which one a change lifts more)."""
-    ok = rows[rows["status"] == OK]
-    if metric not in ok or (minus is not None and minus not in ok):
-        return {}
-    column = ok[metric] - ok[minus] if minus is not None else ok[metric]
-    return {v: column[g.index].dropna().tolist() for v, g in ok.groupby("variant")}
-
-
-def mean_std(values):
-    if not values:
-        return math.nan, math.nan, 0
-    s = pd.Series(values, dtype=float)
-    return s.mean(), (s.std() if len(s) > 1 else math.nan), len(s)
-
-
-def md_table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def results_table(spec, rows):
@@ -256,7 +215,6 @@ def extra_sections(spec, rows, results_dir, fig_dir, rel_fig):
     """The paper-specific sections an ablation names in REPORT_SECTIONS ({section name: its
     arguments}), as markdown, in the order given. Each report function is called as
     fn(spec, rows, results_dir, fig_dir, rel_fig, **arguments)."""
-    from report import deeplab, erf, lc_sections, psp  # here, not above: they import helpers of this module
     functions = {"erf": erf.erf_section, "lc_speed": lc_sections.speed_section,
                  "lc_stages": lc_sections.stage_map_section, "psp_context": psp.context_section,
                  "deeplab_fov": deeplab.fov_sections}

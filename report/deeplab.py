@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from report.build import fmt, md_table, mean_std, per_seed
+from report.common import fmt, md_table, mean_std, per_seed
 
 
 def run_model(model_config):

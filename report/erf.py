@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from ablations.analysis import analysis_file, load_analysis
-from report.build import md_table, plt, save_figure  # build sets the Agg backend first
+from report.common import md_table, plt, save_figure
 
 MASS_FRACTIONS = (0.5, 0.9)
 

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 
 from ablations.analysis import analysis_file, load_analysis
-from report.build import fmt, md_table, mean_std, per_seed, plt, save_figure  # build sets the Agg backend first
+from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
 
 
 def _cell(values, digits=2):

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from ablations.analysis import band_distances, upward_reach
-from report.build import plt, save_figure  # build sets the Agg backend first
+from report.common import plt, save_figure
 
 HEADS = ("baseline", "control", "b1_ave", "b1236_ave_dr")
 

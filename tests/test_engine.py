@@ -162,3 +162,16 @@ def test_evaluation_options_are_checked_against_the_model():
     x = torch.randn(2, 3, 32, 32)
     logits, stats = net.predict(x)
     assert logits.shape == (2, 3, 32, 32) and stats == {} and torch.equal(net(x), logits)
+
+
+def test_numbers_do_not_depend_on_jobs(tmp_path):
+    """The thread count is the run's (train.threads), not cpu_count // jobs: a run trains to the same
+    weights whether it trains alone (in this process) or beside another worker."""
+    spec = tiny_spec()
+    for jobs in (1, 2):
+        run_ablation(spec, config(spec), "smoke", str(tmp_path / f"jobs{jobs}"), jobs=jobs, progress=False)
+    one, two = (read_rows(tmp_path / f"jobs{j}" / "tiny.csv").sort_values("variant") for j in (1, 2))
+    assert one["run_id"].tolist() == two["run_id"].tolist() and (one["threads"] == 1).all()
+    for run_id in one["run_id"]:
+        a, b = (torch.load(tmp_path / f"jobs{j}" / "runs" / run_id / "model.pt", weights_only=True) for j in (1, 2))
+        assert all(torch.equal(a[k], b[k]) for k in a), run_id

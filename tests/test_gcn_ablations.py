@@ -13,7 +13,7 @@ from ablations import gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack
 from ablations.analysis import analysis_file, effective_receptive_field, load_analysis, save_analysis
 from ablations.presets import SMALL_BACKBONE
 from ablations.runs import plan_runs, preset_config
-from report.build import per_seed
+from report.common import per_seed
 from report.erf import erf_section, mass_radius
 from report.verdicts import REPRODUCED, fact_holds, judge
 from segmodels import build_backbone, build_model

@@ -83,11 +83,6 @@ def erf_analysis(model, val_set, eval_cfg, device):
 
 # --- which cascade stage decides each pixel (Layer Cascade, Fig. 5 idea) --------------------------
 
-def cascade_at(model, images, rho):
-    """(logits, deciding stage [B,h,w]) of a layer cascade at threshold rho."""
-    return model.predict(images, rho=rho)[0], model.decision_map(images, rho)
-
-
 @torch.no_grad()
 def stages_analysis(model, val_set, eval_cfg, device):
     """For the first STAGE_IMAGES validation images at the plan's eval rho: the image for display
@@ -99,11 +94,12 @@ def stages_analysis(model, val_set, eval_cfg, device):
     images = torch.stack([val_set[i][0] for i in range(n)])
     labels = torch.stack([val_set[i][1] for i in range(n)])
     model.to(device).eval()
-    logits, stages = cascade_at(model, images.to(device), rho)
+    images = images.to(device)
+    logits, stages = model.predict(images, rho=rho)[0], model.decision_map(images, rho)
     pred = logits.argmax(1).cpu()
     stages = torch.nn.functional.interpolate(stages[:, None].float().cpu(), size=images.shape[-2:],
                                              mode="nearest")[:, 0]
-    shown = images.permute(0, 2, 3, 1)
+    shown = images.cpu().permute(0, 2, 3, 1)
     shown = (shown - shown.min()) / max(float(shown.max() - shown.min()), 1e-6)
     return {"image": (shown * 255).round().clamp(0, 255).to(torch.uint8).numpy(),
             "label": labels.to(torch.uint8).numpy(), "prediction": pred.to(torch.uint8).numpy(),

@@ -22,12 +22,13 @@ import torchvision
 from tqdm import tqdm
 
 from ablations.analysis import ANALYSES, analysis_file, save_analysis
-from ablations.evaluate import evaluate, time_inference
-from ablations.presets import EVAL_KEYS, PRESETS, TOP_KEYS, TRAIN_KEYS, check_keys, deep_merge
+from ablations.evaluate import evaluate, model_options, time_inference
+from ablations.presets import PRESETS, TOP_KEYS, TRAIN_KEYS, check_keys, deep_merge
 from ablations.rows import OK, file_lock, put_row, read_json, read_rows, row_key, write_json
 from ablations.train import NonFiniteLoss, seed_everything, train
 from data import DATASETS, build_dataset
 from segmodels import build_model
+from segmodels.base import count_params
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # train-config keys that do not change what is computed, so stay out of the run id
@@ -122,11 +123,9 @@ def check_plans(plans):
                 model = build_model(cfg, 2)
         except TypeError as err:  # an option the model's constructor does not take
             raise ValueError(f"bad model options for arch {cfg['arch']!r}: {err}") from None
-        opts = set().union(*(set(p["eval"]) - set(EVAL_KEYS) for p in plans if p["model"] == model_cfg))
-        valid = model.EVAL_OPTIONS
-        if opts - set(valid):
-            raise ValueError(f"unknown eval option(s) {sorted(opts - set(valid))} for {model_cfg['arch']}; "
-                             f"valid: {', '.join(list(EVAL_KEYS) + list(valid))}")
+        for plan in plans:
+            if plan["model"] == model_cfg:
+                model_options(model, plan["eval"])  # unknown eval options fail here, not after training
 
 
 def run_dir_of(out_dir, plan):
@@ -172,7 +171,7 @@ def run_group(plans, out_dir, device, progress=True):
                     started = time.time()
                     result = evaluate(model, val_set, plan["eval"], device)
                     result["eval_wall_s"] = time.time() - started
-                    result["params"] = sum(p.numel() for p in model.parameters())
+                    result["params"] = count_params(model)
                     result["head_params"] = sum(p.numel() for n, p in model.named_parameters()
                                                 if not n.startswith("backbone."))
                     write_json(result, eval_path)

@@ -139,6 +139,7 @@ def test_bad_preset_values_are_clear_errors():
     ("train", {"lrr": 0.1}, "unknown train option"),
     ("model", {"kernel": 3}, "bad model options for arch 'single_head'"),
     ("variant", {"modle": {}}, "unknown tiny variant 'base' option"),
+    ("eval", {"rho": 0.9}, r"SingleHeadNet: unknown evaluation options \['rho'\]"),
 ])
 def test_unknown_config_keys_are_errors_before_training(tmp_path, where, override, message):
     variant = {"id": "base", "model": {"head": "conv1x1"}}

@@ -36,6 +36,9 @@ PUBLISHED = {"base": {"boundary_acc": 71.3, "internal_acc": 93.9, "mIoU": 69.0},
              f"gcn_k{K}_br": {"boundary_acc": 73.4, "internal_acc": 95.1, "mIoU": 74.7}}
 
 GCN, BR = f"gcn_k{K}", f"gcn_k{K}_br"
+# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
+# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
+BANDS = {"mIoU": 2.0, "boundary_acc": 1.0, "internal_acc": 1.0}
 CLAIMS = [
     {"text": f"GCN (k = {K}) lifts internal accuracy over the 1×1 base (paper: 95.0 vs 93.9)",
      "test": "greater", "metric": "internal_acc", "a": GCN, "b": "base"},

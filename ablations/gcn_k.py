@@ -23,6 +23,9 @@ VARIANTS = [{"id": "base", "label": "base (1×1 conv)", "x": 1, "model": {"head"
 PUBLISHED = {"base": {"mIoU": 69.0}, "k3": {"mIoU": 70.1}, "k5": {"mIoU": 71.1}, "k7": {"mIoU": 72.8},
              "k9": {"mIoU": 73.4}, "k11": {"mIoU": 73.7}, "k13": {"mIoU": 74.0}, "k15": {"mIoU": 74.5}}
 
+# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
+# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
+BANDS = {"mIoU": 2.0}
 CLAIMS = [
     {"text": "mIoU rises monotonically with the kernel size k (1×1 base, then k = 3 … 15)",
      "test": "increasing", "metric": "mIoU",

@@ -51,6 +51,9 @@ PUBLISHED = {**{f"gcn_k{k}": {"mIoU": v} for k, v in GCN_MIOU.items()},
 
 
 # each claim is judged at one learning rate (variant ids without / with the _lowlr suffix)
+# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
+# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
+BANDS = {"mIoU": 2.0}
 CLAIMS = [
     {"text": "at the preset lr: trivial k×k stops improving after k = 5: k = 7 scores below k = 5 "
              "(paper: 69.6 vs 70.4)", "test": "greater", "metric": "mIoU", "a": "conv_k5", "b": "conv_k7"},

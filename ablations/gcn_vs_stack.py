@@ -47,6 +47,9 @@ PUBLISHED = {
     "stack_k7_m2": {"mIoU": 70.4}, "stack_k7_m10": {"mIoU": 68.8},
 }
 
+# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
+# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
+BANDS = {"mIoU": 2.0}
 CLAIMS = [
     {"text": "GCN beats the 3×3 stack at k = 7 (paper: 72.8 vs 71.3)",
      "test": "greater", "metric": "mIoU", "a": "gcn_k7", "b": "stack_k7"},

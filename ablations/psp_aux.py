@@ -26,6 +26,9 @@ PUBLISHED = {
     "a0.9": {"mIoU": 36.99, "pixel_acc": 77.87},
 }
 
+# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
+# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
+BANDS = {"mIoU": 2.0}
 CLAIMS = [{"text": f"an auxiliary loss helps: α = {a} beats no auxiliary loss", "test": "greater",
            "metric": "mIoU", "a": f"a{a}", "b": "no_aux"} for a in ALPHAS] + [
     {"text": "α = 0.4 is the best weight (a shallow optimum: with seed noise of a few mIoU an argmax "

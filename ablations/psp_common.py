@@ -13,8 +13,7 @@ SMALL_OS8 = {"name": "small", "widths": [24, 32, 64, 64], "strides": [2, 2, 2, 1
 PRESETS = {
     "smoke": {"data": {"context": True},
               "model": {"backbone": SMALL_OS8, "head_width": 16, "aux_width": 8}},
-    "quick": {"seeds": 3,
-              "data": {"context": True, "image_size": 128, "n_train": 2000, "n_val": 300},
+    "quick": {"data": {"context": True, "image_size": 128, "n_train": 2000, "n_val": 300},
               "model": {"backbone": SMALL_OS8, "head_width": 64, "aux_width": 32},
               "train": {"iterations": 400, "batch_size": 16, "lr": 0.05, "channels_last": True}},
     "full": {"data": {"context": True, "image_size": 128, "n_train": 10000, "n_val": 1000},

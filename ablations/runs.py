@@ -26,6 +26,7 @@ from ablations.evaluate import evaluate, model_options, time_inference
 from ablations.presets import PRESETS, TOP_KEYS, TRAIN_KEYS, check_keys, deep_merge
 from ablations.rows import OK, file_lock, put_row, read_json, read_rows, row_key, write_json
 from ablations.train import NonFiniteLoss, seed_everything, train
+from ablations.verdicts import DECIDED, claim_variants, claim_verdicts, looks_of
 from data import DATASETS, build_dataset
 from segmodels import build_model
 from segmodels.base import count_params
@@ -50,7 +51,8 @@ def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=N
     if seeds is not None:
         if seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {seeds}")
-        cfg["seeds"] = seeds
+        cfg["seeds"] = seeds  # a fixed number: one look, no sequential design
+    looks_of(cfg["seeds"])
     if data is not None and data != cfg["data"]["name"]:
         # A preset's crop size carries over to another real dataset. None of a real dataset's
         # options reach the generated scenes (SyntheticScenes rejects options it does not know):
@@ -97,14 +99,14 @@ def plan_runs(spec, cfg, preset):
         variants.append((variant, model, train_cfg, eval_cfg))
     data_id = {k: v for k, v in cfg["data"].items() if k != "root"}
     plan_id = config_hash({"data": data_id, "variants": [[v["id"], m, t, e] for v, m, t, e in variants]})
-    plans = []
+    plans, looks = [], looks_of(cfg["seeds"])
     for variant, model, train_cfg, eval_cfg in variants:
-        for seed in range(cfg["seeds"]):
+        for seed in range(looks[-1]):
             identity = {"data": data_id, "model": model,
                         "train": {k: v for k, v in train_cfg.items() if k not in NOT_IN_RUN_ID}, "seed": seed}
             plans.append({"ablation": spec.NAME, "variant": variant["id"], "seed": seed, "preset": preset,
                           "data": cfg["data"], "model": model, "train": train_cfg, "eval": eval_cfg,
-                          "analyses": list(variant.get("analyses", [])), "plan_id": plan_id,
+                          "analyses": list(variant.get("analyses", [])), "plan_id": plan_id, "looks": looks,
                           "run_id": config_hash(identity), "eval_id": config_hash(eval_cfg)})
     return plans
 
@@ -273,7 +275,7 @@ def make_row(plan, info, result, device, sha):
         # work (load above the core count) are slower than the same run alone
         "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
         "host": platform.node(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "git_sha": sha, "plan_id": plan["plan_id"], "run_id": plan["run_id"], "eval_id": plan["eval_id"],
+        "git_sha": sha, "seed_looks": json.dumps(plan["looks"]), "plan_id": plan["plan_id"], "run_id": plan["run_id"], "eval_id": plan["eval_id"],
         "status": info["status"],
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     })
@@ -326,22 +328,46 @@ def check_data(plans):
 
 
 def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, progress=True):
-    """Train and evaluate every (variant, seed) of one ablation; rows go to out_dir/<name>.csv.
-    Returns the number of rows written by this call."""
+    """Train and evaluate the runs of one ablation; rows go to out_dir/<name>.csv. Returns the
+    number of rows written by this call.
+
+    The sequential design (ablations/verdicts.py): with the preset's seeds a list of looks (e.g.
+    [3, 5, 8]), every variant first gets looks[0] seeds; after each look the claims are judged, and
+    only the variants of claims still undecided get seeds up to the next look. Finished runs are
+    reused, so a rerun (or a killed run's rerun) redoes no work."""
     # everything that can be checked is checked before anything is written: no run folder for a
     # bad configuration, bad results file or bad data
     csv_path = os.path.join(out_dir, f"{spec.NAME}.csv")
     plans = plan_runs(spec, cfg, preset)
     check_plans(plans)
-    todo = todo_plans(plans, csv_path)
-    check_data(todo)
-    groups = {}
-    for plan in todo:
-        groups.setdefault(plan["run_id"], []).append(plan)
+    check_data(todo_plans(plans, csv_path))
     os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
     remove_stale_tmp(out_dir)
+    looks, wanted, written = plans[0]["looks"], {p["variant"] for p in plans}, 0
+    for k, n in enumerate(looks, 1):
+        look = [p for p in plans if p["seed"] < n and p["variant"] in wanted]
+        written += run_plans(spec, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}")
+        if k == len(looks):
+            break
+        rows = read_rows(csv_path)
+        rows = rows[rows["plan_id"] == plans[0]["plan_id"]]
+        undecided = [c for c, verdict, *_ in claim_verdicts(spec, rows, looks, upto=k) if verdict not in DECIDED]
+        wanted = {v for claim in undecided for v in claim_variants(claim)}
+        if not wanted:
+            break
+        if progress:
+            tqdm.write(f"{spec.NAME}: {len(undecided)} claim(s) undecided after look {k}; seeds up to "
+                       f"{looks[k]} for {', '.join(sorted(wanted))}")
+    return written
+
+
+def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what):
+    """Train, evaluate and time the plans not yet done; returns the number of rows written."""
+    groups = {}
+    for plan in todo_plans(plans, csv_path):
+        groups.setdefault(plan["run_id"], []).append(plan)
     sha, written = git_sha(), 0
-    bar = tqdm(total=len(groups), desc=f"{spec.NAME} runs", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(groups), desc=f"{spec.NAME} runs, {what}", disable=not progress, dynamic_ncols=True)
     timed = []
 
     def record(outputs):
@@ -369,4 +395,3 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     for plan, info, result in sorted(timed, key=lambda t: (t[0]["seed"], t[0]["variant"])):
         written += put_row(csv_path, make_row(plan, info, {**result, **timing(plan, out_dir, device)}, device, sha))
     return written
-

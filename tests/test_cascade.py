@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import torchvision
 
 import run_all
-from report.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, judge
+from ablations.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, judge
 from segmodels import build_model
 from segmodels.cascade import LayerCascade, ResidualUnit, small_trunk
 from segmodels.region_conv import Region, region_conv2d, region_residual, unit_parts

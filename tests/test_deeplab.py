@@ -13,7 +13,7 @@ import run_all
 from ablations import deeplab_fov
 from ablations.presets import deep_merge
 from ablations.train import learning_rate
-from report.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, close, fact_holds
+from ablations.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, close, fact_holds
 from segmodels import build_model
 from segmodels.backbones import imagenet_checkpoint
 from segmodels.base import count_params

@@ -15,7 +15,7 @@ from ablations.presets import SMALL_BACKBONE
 from ablations.runs import plan_runs, preset_config
 from report.common import per_seed
 from report.erf import erf_section, mass_radius
-from report.verdicts import REPRODUCED, fact_holds, judge
+from ablations.verdicts import REPRODUCED, fact_holds, judge
 from segmodels import build_backbone, build_model
 from segmodels.backbones import receptive_field
 from segmodels.base import count_weights

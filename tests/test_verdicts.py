@@ -1,4 +1,4 @@
-from report.verdicts import (CONTRADICTED, INCONCLUSIVE, REPRODUCED, best, fact_holds, greater,
+from ablations.verdicts import (CONTRADICTED, INCONCLUSIVE, REPRODUCED, best, fact_holds, greater,
                              increasing)
 
 
@@ -44,7 +44,7 @@ def test_claims_table_names_the_failed_runs_it_left_out():
     import pandas as pd
 
     from report.build import claims_table
-    rows = pd.DataFrame({"variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1],
+    rows = pd.DataFrame({"variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "run_id": ["w", "x", "y", "z"],
                          "mIoU": [10.0, 11.0, 5.0, None],
                          "status": ["ok", "ok", "ok", "failed: non-finite loss"]})
     spec = types.SimpleNamespace(CLAIMS=[{"text": "a > b", "test": "greater", "metric": "mIoU", "a": "a", "b": "b"}])

@@ -1,0 +1,118 @@
+"""The sequential design: error control under the null (simulated), the 'absent' outcome, the
+paired test, power lines, and a runner that adds seeds only where a claim needs them."""
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ablations.rows import read_rows
+from ablations.runs import preset_config, run_ablation
+from ablations.verdicts import (ABSENT, CONTRADICTED, INCONCLUSIVE, REPRODUCED, claim_verdicts, power_line,
+                                sequential)
+
+LOOKS = [3, 5, 8]
+NULL_CLAIMS = {
+    "greater": {"test": "greater", "a": "a", "b": "b"},
+    "greater, paired": {"test": "greater", "a": "a", "b": "b"},
+    "best of 3": {"test": "best", "expected": "a", "candidates": ["a", "b", "c"]},
+    "increasing over 4": {"test": "increasing", "order": ["a", "b", "c", "d"], "x": [1, 2, 3, 4]},
+    "ratio": {"test": "ratio", "a": "a", "b": "b"},
+    "close": {"test": "close", "a": "a", "b": "b", "band": 0.3},
+}
+
+
+@pytest.mark.parametrize("name", list(NULL_CLAIMS))
+def test_under_the_null_each_wrong_direction_is_at_most_five_percent(name):
+    """2,000 simulated sequences of looks at 3, 5 and 8 seeds with every variant drawn from the same
+    distribution: 'reproduced' and 'contradicted' each at most 5 % (a close claim between identical
+    variants is true, so only 'contradicted' is wrong there)."""
+    claim, rng = NULL_CLAIMS[name], np.random.default_rng(0)
+    same_run = {frozenset(("a", "b"))} if "paired" in name else frozenset()
+    counts = {REPRODUCED: 0, CONTRADICTED: 0, ABSENT: 0, INCONCLUSIVE: 0}
+    sims = 2000
+    for _ in range(sims):
+        shared = rng.normal(0, 1, LOOKS[-1])  # the part of a seed two evaluations of one model share
+        by_seed = {}
+        for v in "abcd":
+            draws = rng.normal(0, 1, LOOKS[-1]) + (3 * shared if same_run else 0)
+            if name == "ratio":
+                draws = np.exp(draws / 4)
+            by_seed[v] = dict(enumerate(draws.tolist()))
+        counts[sequential(claim, by_seed, LOOKS, band=0.5 if name != "ratio" else 1.1, same_run=same_run)[0]] += 1
+    if name != "close":
+        assert counts[REPRODUCED] / sims <= 0.05, counts
+    assert counts[CONTRADICTED] / sims <= 0.05, counts
+    assert counts[ABSENT] + counts[REPRODUCED] + counts[CONTRADICTED] > 0  # the design decides something
+
+
+def test_a_real_effect_is_found_at_the_first_look_and_a_null_one_is_absent():
+    by_seed = {"a": dict(enumerate([10.0, 10.5, 10.2, 10.4, 10.1])), "b": dict(enumerate([5.0, 5.3, 5.1, 5.2, 5.4]))}
+    verdict, _, look, n = sequential({"test": "greater", "a": "a", "b": "b"}, by_seed, LOOKS, band=2.0)
+    assert (verdict, look, n) == (REPRODUCED, 1, 3)
+    # within ±2 of each other and tight: the claimed effect is absent (equivalence shown)
+    by_seed["b"] = dict(enumerate([10.1, 10.3, 10.3, 10.2, 10.3]))
+    verdict, text, *_ = sequential({"test": "greater", "a": "a", "b": "b"}, by_seed, LOOKS, band=2.0)
+    assert verdict == ABSENT and "TOST ±2" in text
+    # the same data without a band cannot be absent: inconclusive, with a power line
+    verdict, text, look, _ = sequential({"test": "greater", "a": "a", "b": "b"}, by_seed, LOOKS)
+    assert verdict == INCONCLUSIVE and "power:" in text and look == 2  # no seeds beyond 5: no third look
+
+
+def test_power_line_against_a_hand_computed_case():
+    # a = [1, 3, 2], b = [0, 2, 1]: sd 1 each, se = sqrt(2/3), df 4: detectable (t.95 + t.80) · se
+    from scipy import stats
+    line = power_line({"test": "greater", "a": "a", "b": "b"}, {"a": [1.0, 3.0, 2.0], "b": [0.0, 2.0, 1.0]}, 0.05)
+    se = 1.0 * np.sqrt(2 / 3)
+    assert f"{(stats.t.ppf(0.95, 4) + stats.t.ppf(0.8, 4)) * se:.2f}" in line
+    # observed difference 1 with sd 1: the first n with (t.95,2n-2 + t.80,2n-2)·sqrt(2/n) ≤ 1 is 14
+    # (n = 13: 1.0071; n = 14: 0.9681)
+    assert "about 14 seeds" in line
+
+
+def test_evaluations_of_one_model_are_paired():
+    rows = pd.DataFrame({"variant": ["r1", "r2"] * 3, "seed": [0, 0, 1, 1, 2, 2],
+                         "run_id": ["x", "x", "y", "y", "z", "z"], "status": "ok",
+                         "m": [10.0, 10.5, 20.0, 20.4, 15.0, 15.6]})
+    spec = types.SimpleNamespace(CLAIMS=[{"test": "greater", "metric": "m", "a": "r2", "b": "r1"}])
+    (_, verdict, text, *_), = claim_verdicts(spec, rows, looks=[3])
+    # Welch sees seed-to-seed spread of 5 and decides nothing; paired, +0.5 every seed is clear
+    assert verdict == REPRODUCED and "paired t" in text
+    rows["run_id"] = [f"{i}" for i in range(6)]
+    assert claim_verdicts(spec, rows, looks=[3])[0][1] == INCONCLUSIVE
+
+
+def test_the_runner_adds_seeds_only_to_undecided_claims_and_reuses_finished_runs(tmp_path):
+    # two claims on the 'seed' column: a vs b can never be decided (equal values, no band), c vs d is
+    # decided at the first look (equal within a band of 100)
+    spec = types.SimpleNamespace(
+        NAME="seq", MODEL={"arch": "single_head"},
+        VARIANTS=[{"id": v, "model": {"head": "gcn", "k": k}} for v, k in zip("abcd", (3, 5, 7, 9))],
+        PRESETS={"smoke": {"seeds": [2, 3], "train": {"iterations": 2}}},
+        CLAIMS=[{"test": "greater", "metric": "seed", "a": "a", "b": "b"},
+                {"test": "close", "metric": "seed", "a": "c", "b": "d", "band": 100.0}])
+    cfg = preset_config(spec, "smoke")
+    assert run_ablation(spec, cfg, "smoke", str(tmp_path), jobs=1, progress=False) == 2 * 3 + 2 * 2
+    rows = read_rows(str(tmp_path / "seq.csv"))
+    assert rows.groupby("variant")["seed"].max().to_dict() == {"a": 2, "b": 2, "c": 1, "d": 1}
+    assert set(rows["seed_looks"]) == {"[2, 3]"}
+    assert run_ablation(spec, cfg, "smoke", str(tmp_path), jobs=1, progress=False) == 0
+    verdicts = claim_verdicts(spec, read_rows(str(tmp_path / "seq.csv")))
+    assert [(v[1], v[3]) for v in verdicts] == [(INCONCLUSIVE, 2), (REPRODUCED, 1)]
+
+
+def test_the_t_tests_and_spearman_agree_with_scipy():
+    from scipy import stats
+
+    from ablations.verdicts import compare, spearman
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        a, b = rng.normal(0, 1, rng.integers(2, 9)).tolist(), rng.normal(0.3, 2, rng.integers(2, 9)).tolist()
+        t, p = stats.ttest_ind(a, b, equal_var=False)
+        assert compare(a, b)[1] == pytest.approx(p / 2 if t > 0 else 1 - p / 2, abs=1e-9)
+        n = min(len(a), len(b))
+        t, p = stats.ttest_rel(a[:n], b[:n])
+        assert compare(a[:n], b[:n], paired=True)[1] == pytest.approx(p / 2 if t > 0 else 1 - p / 2, abs=1e-9)
+        x, y = rng.integers(0, 4, n + 3), rng.normal(0, 1, n + 3)
+        r, p = stats.spearmanr(x, y)
+        assert spearman(x, y) == pytest.approx((r, p / 2 if r > 0 else 1 - p / 2), abs=1e-9)

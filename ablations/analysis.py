@@ -16,7 +16,7 @@ import os
 import numpy as np
 import torch
 
-from data import atomic_write
+from data import IGNORE_INDEX, atomic_write
 
 ERF_IMAGES = 64  # validation images the effective receptive field is averaged over
 STAGE_IMAGES = 6  # validation images of the stage map
@@ -106,7 +106,68 @@ def stages_analysis(model, val_set, eval_cfg, device):
             "stage": stages.to(torch.uint8).numpy(), "rho": np.float64(rho)}
 
 
-ANALYSES = {"erf": erf_analysis, "stages": stages_analysis}
+# --- does the cascade's mechanism have something to bite on? (Layer Cascade probe) ---------------
+
+PROBE_RHOS = (0.8, 0.985)  # the thresholds the claims compare
+PROBE_IMAGES = 300  # validation images the probe counts over (at most)
+
+
+@torch.no_grad()
+def stage_probe(model, images, labels, rhos=PROBE_RHOS, batch_size=50):
+    """Accuracy of each stage's head on its own, on the feature-resolution pixels (labels sampled at
+    each stride cell's centre, as the losses are), split by stage 1's confidence: "confident" pixels
+    are those stage 1 would decide at threshold rho (top probability > rho, as in the cascade), the
+    rest are "unsure". Every stage runs densely (rho = 1). Returns numpy arrays: rhos [R]; share_unsure
+    [R] (% of the valid pixels); correct and count [R, 2 (confident, unsure), 3 (stage)]; acc =
+    100 correct / count (nan where no pixel). The mechanism is present when the unsure pixels are a
+    minority and stage 3 is clearly more accurate than stage 1 on them."""
+    model.eval()
+    device = next(model.parameters()).device
+    rhos = [float(r) for r in rhos]
+    correct = torch.zeros(len(rhos), 2, 3, dtype=torch.float64)
+    count = torch.zeros(len(rhos), 2, 3, dtype=torch.float64)
+    s = model.stride
+    for start in range(0, len(images), batch_size):
+        out, _ = model.cascade(images[start:start + batch_size].to(device), 1.0)
+        target = labels[start:start + batch_size, s // 2::s, s // 2::s].to(device)
+        valid = target != IGNORE_INDEX
+        conf1 = out[0][1].softmax(1).amax(1)
+        hits = [(logits.argmax(1) == target) & valid for _, logits in out]
+        for r, rho in enumerate(rhos):
+            for c, part in enumerate((conf1 > rho, conf1 <= rho)):
+                sel = part & valid
+                for i, hit in enumerate(hits):
+                    correct[r, c, i] += float((hit & sel).sum())
+                    count[r, c, i] += float(sel.sum())
+    acc = torch.where(count > 0, 100 * correct / count.clamp(min=1), torch.full_like(count, math.nan))
+    total = count[:, :, 0].sum(1)
+    share = torch.where(total > 0, 100 * count[:, 1, 0] / total.clamp(min=1), torch.full_like(total, math.nan))
+    return {"rhos": np.array(rhos), "share_unsure": share.numpy(), "correct": correct.numpy(),
+            "count": count.numpy(), "acc": acc.numpy()}
+
+
+def stage_probe_analysis(model, val_set, eval_cfg, device):
+    """stage_probe over the first PROBE_IMAGES validation images at PROBE_RHOS (an analysis of a
+    DSN-trained cascade; the plan's own rho does not enter)."""
+    n = min(PROBE_IMAGES, len(val_set))
+    images = torch.stack([val_set[i][0] for i in range(n)])
+    labels = torch.stack([val_set[i][1] for i in range(n)])
+    model.to(device)
+    return stage_probe(model, images, labels)
+
+
+def format_probe(probe):
+    """The probe as text lines (for the probe script and the report's deviations)."""
+    lines = []
+    for r, rho in enumerate(probe["rhos"]):
+        acc = probe["acc"][r]
+        lines.append(f"rho {rho:g}: unsure {probe['share_unsure'][r]:.1f}% of pixels; accuracy of stage 1/2/3 "
+                     f"on unsure {acc[1][0]:.1f}/{acc[1][1]:.1f}/{acc[1][2]:.1f}, "
+                     f"on confident {acc[0][0]:.1f}/{acc[0][1]:.1f}/{acc[0][2]:.1f}")
+    return lines
+
+
+ANALYSES = {"erf": erf_analysis, "stages": stages_analysis, "stage_probe": stage_probe_analysis}
 
 
 # --- architecture measurements (PSPNet's context task) -----------------------------------------

@@ -18,6 +18,18 @@ from the whole image (global pooling) tells the look-alikes apart. `class_groups
 gives each class's band (None for background), from which evaluation computes "context accuracy"
 (and `class_groups["shape"]` its shape: "shape accuracy").
 
+Difficulty mode (`hard=True`, for the layer cascade): most pixels easy, a few hard. Small objects
+(radius 0.12-0.18 of the image) of two shapes (circle, square) on the wide smooth background, so
+objects are a small minority of the pixels. Each object is one of a look-alike pair: "plain" or
+"ringed". A ringed object has a thin ring of one solid random colour around it, concentric, at a
+gap of 0.09-0.14 of the image beyond its edge (the ring's pixels are labelled background: it is a
+marker, like the context band). Plain and ringed objects share shape, texture and colour
+statistics; only the ring, 12-18 px (at 128 px) from the object's edge and 27-41 px from its centre,
+tells them apart, so a pixel of the object needs a receptive field reaching the ring (the later,
+dilated stages of the cascade's trunk) while background pixels are decided by a shallow one.
+Objects are placed so that no object lies inside another's ring. Classes: background, circle,
+square, circle-ringed, square-ringed.
+
 Scenes are a pure function of (seed, split, index). A built dataset is cached on disk (one .pt
 file per configuration), so every run and every process reads the same tensors.
 """
@@ -38,6 +50,11 @@ CUE_BAND = 1 / 16  # the band covers the top 1/16 of the image
 OBJECT_TOP = 7 / 16  # no object pixel above this: the gap to the band is 7/16 - 1/16 = 3/8
 CONTEXT_RADIUS = (0.16, 0.28)  # default object size in context mode (2 × 0.28 fits below OBJECT_TOP)
 _SPLIT_ID = {"train": 0, "val": 1}
+# difficulty mode: the shapes, the object size and the ring's gap and width as fractions of the size
+HARD_SHAPES = ("circle", "square")
+HARD_RADIUS = (0.12, 0.18)
+HARD_GAP = (0.09, 0.14)
+HARD_RING_WIDTH = 3 / 128
 
 
 def _texture(rng, h, w):
@@ -91,7 +108,9 @@ def shape_mask(shape, h, w, cy, cx, r):
     raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
 
 
-def class_names(context=False):
+def class_names(context=False, hard=False):
+    if hard:
+        return ("background",) + HARD_SHAPES + tuple(f"{shape}-ringed" for shape in HARD_SHAPES)
     if not context:
         return ("background",) + SHAPES
     return ("background",) + tuple(f"{shape}-{ctx}" for ctx in CONTEXTS for shape in SHAPES)
@@ -100,6 +119,38 @@ def class_names(context=False):
 def cue_rows(image_size):
     """Rows [0, cue_rows) hold the band in context mode."""
     return int(round(CUE_BAND * image_size))
+
+
+def make_hard_scene(seed, split, index, image_size=128, max_objects=2, radius=HARD_RADIUS, noise=0.03):
+    """One scene of the difficulty mode (module docstring): label 0 = background, 1 + shape index
+    (plain), 1 + len(HARD_SHAPES) + shape index (ringed). The ring's pixels are background."""
+    rng = np.random.default_rng([seed, _SPLIT_ID[split], index, 7])  # 7: not the default mode's stream
+    h = w = image_size
+    image = _background(rng, h, w)
+    label = np.zeros((h, w), np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    placed = []  # (cy, cx, r, ring radius): no object inside another's ring
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        for _attempt in range(30):
+            r = rng.uniform(*radius) * image_size
+            ring = r + rng.uniform(*HARD_GAP) * image_size
+            cy, cx = rng.uniform(0.12, 0.88, 2) * image_size
+            if all(np.hypot(cy - y, cx - x) > max(ring + q, g + r) + 3 for y, x, q, g in placed):
+                break
+        else:
+            continue
+        placed.append((cy, cx, r, ring))
+        cls = int(rng.integers(len(HARD_SHAPES)))
+        ringed = bool(rng.integers(2))
+        if ringed:
+            dist = np.hypot(yy - cy, xx - cx)
+            band = np.abs(dist - ring) <= HARD_RING_WIDTH * image_size / 2
+            image[band] = rng.uniform(0, 1, 3).astype(np.float32)
+        mask = shape_mask(HARD_SHAPES[cls], h, w, cy, cx, r)
+        image[mask] = _texture(rng, h, w)[mask]
+        label[mask] = cls + 1 + (len(HARD_SHAPES) if ringed else 0)
+    image = image + rng.normal(0, noise, image.shape).astype(np.float32)
+    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), label
 
 
 def make_scene(seed, split, index, image_size=128, max_objects=2, radius=(0.22, 0.40), noise=0.03,
@@ -135,11 +186,14 @@ def make_scene(seed, split, index, image_size=128, max_objects=2, radius=(0.22, 
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), label
 
 
-def build_split(split, n, seed, image_size, max_objects, radius, context=False):
+def build_split(split, n, seed, image_size, max_objects, radius, context=False, hard=False):
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     labels = np.empty((n, image_size, image_size), np.uint8)
     for i in range(n):
-        images[i], labels[i] = make_scene(seed, split, i, image_size, max_objects, radius, context=context)
+        if hard:
+            images[i], labels[i] = make_hard_scene(seed, split, i, image_size, max_objects, radius)
+        else:
+            images[i], labels[i] = make_scene(seed, split, i, image_size, max_objects, radius, context=context)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 
@@ -149,17 +203,23 @@ class SyntheticScenes(torch.utils.data.Dataset):
     ignore_index = 255
 
     def __init__(self, split="train", image_size=128, n_train=2000, n_val=300, seed=0,
-                 max_objects=2, radius=None, context=False, cache_dir=None, **unused):
+                 max_objects=2, radius=None, context=False, hard=False, cache_dir=None, **unused):
         if unused:
             raise ValueError(f"synthetic dataset: unknown options {sorted(unused)}")
+        for name, flag in (("context", context), ("hard", hard)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"synthetic dataset: option {name} must be true or false, got {flag!r}")
+        if context and hard:
+            raise ValueError("synthetic dataset: choose one of the context and hard modes, not both")
         if image_size < 32 or image_size % 8:
             raise ValueError(f"synthetic image_size must be a multiple of 8 and >= 32, got {image_size}")
-        radius = tuple(radius) if radius is not None else (CONTEXT_RADIUS if context else (0.22, 0.40))
+        radius = tuple(radius) if radius is not None else (
+            CONTEXT_RADIUS if context else HARD_RADIUS if hard else (0.22, 0.40))
         if context and 2 * radius[1] > 1 - OBJECT_TOP:
             raise ValueError(f"synthetic context mode: objects must fit below the band's gap "
                              f"(radius <= {(1 - OBJECT_TOP) / 2:.4g} of the image), got radius {list(radius)}")
         self.split = split
-        self.class_names = class_names(context)
+        self.class_names = class_names(context, hard)
         self.num_classes = len(self.class_names)
         if context:  # each class's kind of scene and shape: evaluation reports context_acc, shape_acc
             self.class_groups = {"context": [None] + [i for i in range(len(CONTEXTS)) for _ in SHAPES],
@@ -169,6 +229,8 @@ class SyntheticScenes(torch.utils.data.Dataset):
                       radius=list(radius), version=1)
         if context:  # only when set, so the plain dataset's cache files keep their names
             params["context"] = True
+        if hard:  # likewise
+            params["hard"] = True
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
         cache_dir = cache_dir or default_cache_dir()
         path = os.path.join(cache_dir, f"synthetic-{split}-{n}-{image_size}px-{key}.pt")
@@ -181,7 +243,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
                 raise ValueError(f"synthetic dataset cache {path} is unreadable ({type(err).__name__}: {why}); "
                                  "delete it to regenerate") from None
         else:
-            images, labels = build_split(split, n, seed, image_size, max_objects, radius, context)
+            images, labels = build_split(split, n, seed, image_size, max_objects, radius, context, hard)
             blob = {"images": images, "labels": labels, "params": json.dumps(params)}
             os.makedirs(cache_dir, exist_ok=True)
             atomic_write(path, lambda tmp: torch.save(blob, tmp))  # parallel runs may build the same file

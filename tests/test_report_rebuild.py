@@ -70,8 +70,11 @@ def test_runs_save_their_analyses(smoke):
         assert data[key].shape == (6, 64, 64) and data[key].dtype == "uint8", key
     assert set(data["stage"].ravel().tolist()) <= {1, 2, 3}
     assert float(data["rho"]) == 0.985
+    dsn = rows[rows["variant"] == "r1"].iloc[0]  # the DSN row keeps the probe of the mechanism
+    probe = load_analysis(analysis_file(str(out), dsn["run_id"], dsn["eval_id"], "stage_probe"))
+    assert probe["acc"].shape == (2, 2, 3) and list(probe["rhos"]) == [0.8, 0.985]
     # only the variants that list an analysis have one
-    assert len(os.listdir(out / "analysis")) == len(gcn_k.ERF_VARIANTS) + 1
+    assert len(os.listdir(out / "analysis")) == len(gcn_k.ERF_VARIANTS) + 2
 
 
 def test_report_rebuilds_identically_without_the_run_folders(smoke):

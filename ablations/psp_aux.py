@@ -20,7 +20,7 @@ X_LABEL = "auxiliary loss weight α (0 = no auxiliary head)"
 
 MODEL = {"arch": "pspnet", "bins": []}
 # convs per stage of the trunk (psp_common.SMALL_OS8: [1, 2, 2, 1]); the auxiliary head stays on
-# s3, the stage before last, with 8 conv layers below it and 8 + the head's above it
+# s3, the stage before last, with 11 conv layers below it and 8 (+ the head's) above it
 DEEP_CONVS = [1, 2, 8, 8]
 ALPHAS = (0.3, 0.4, 0.6, 0.9)
 VARIANTS = [{"id": "no_aux", "label": "without auxiliary loss", "x": 0.0, "model": {"aux_weight": 0.0},

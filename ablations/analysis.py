@@ -3,13 +3,14 @@
 committed data and never needs the run folders (model files are not committed).
 
 ANALYSES maps the names a variant lists under "analyses" to a function
-(model, val_set, eval_cfg, device) -> {name: numpy array}; ablations.runs.run_group calls them
-after evaluating the plan and saves the result with save_analysis. No report code lives here.
+(model, val_set, eval_cfg, device, run_dir) -> {name: numpy array}; ablations.runs.run_group calls
+them after evaluating the plan and saves the result with save_analysis. No report code lives here.
 
 Also here: measurements of an architecture the report uses (upward_reach, band_distances).
 """
 import copy
 import io
+import json
 import math
 import os
 
@@ -69,7 +70,7 @@ def effective_receptive_field(model, images, batch_size=16):
     return total / len(images)
 
 
-def erf_analysis(model, val_set, eval_cfg, device):
+def erf_analysis(model, val_set, eval_cfg, device, run_dir=None):
     """The run's ERF over the first ERF_IMAGES validation images of the first image's size (real
     validation sets vary in size: the maps must line up). The model's plain forward is used: the
     ERF is asked of GCN-style heads, which take no evaluation options."""
@@ -84,7 +85,7 @@ def erf_analysis(model, val_set, eval_cfg, device):
 # --- which cascade stage decides each pixel (Layer Cascade, Fig. 5 idea) --------------------------
 
 @torch.no_grad()
-def stages_analysis(model, val_set, eval_cfg, device):
+def stages_analysis(model, val_set, eval_cfg, device, run_dir=None):
     """For the first STAGE_IMAGES validation images at the plan's eval rho: the image for display
     (uint8 [N,H,W,3], min-max scaled over these images), the label and the prediction (uint8
     [N,H,W], void = data.IGNORE_INDEX = 255) and the stage (1, 2, 3) that decided each pixel (uint8 [N,H,W], the
@@ -146,7 +147,7 @@ def stage_probe(model, images, labels, rhos=PROBE_RHOS, batch_size=50):
             "count": count.numpy(), "acc": acc.numpy()}
 
 
-def stage_probe_analysis(model, val_set, eval_cfg, device):
+def stage_probe_analysis(model, val_set, eval_cfg, device, run_dir=None):
     """stage_probe over the first PROBE_IMAGES validation images at PROBE_RHOS (an analysis of a
     DSN-trained cascade; the plan's own rho does not enter)."""
     n = min(PROBE_IMAGES, len(val_set))
@@ -167,7 +168,36 @@ def format_probe(probe):
     return lines
 
 
-ANALYSES = {"erf": erf_analysis, "stages": stages_analysis, "stage_probe": stage_probe_analysis}
+
+# --- training curve ----------------------------------------------------------------------------
+
+def read_curve(log_path):
+    """{key: array} of a run's log.jsonl (ablations.train writes one line every LOG_EVERY
+    iterations): iteration, loss, lr and the loss parts the model reports (main_loss, aux_loss…).
+    A resumed run logs again the iterations between its checkpoint and where it was stopped; the
+    last line of each iteration is kept (exact resume makes them equal). Keys that some lines lack
+    are left out."""
+    lines = {}
+    with open(log_path) as f:
+        for line in f:
+            if line.strip():
+                entry = json.loads(line)
+                lines[int(entry["iteration"])] = entry
+    if not lines:
+        raise ValueError(f"empty training log: {log_path}")
+    entries = [lines[i] for i in sorted(lines)]
+    keys = [k for k in entries[0] if all(k in e for e in entries)]
+    return {k: np.array([e[k] for e in entries], dtype=np.int64 if k == "iteration" else np.float64)
+            for k in keys}
+
+
+def curve_analysis(model, val_set, eval_cfg, device, run_dir=None):
+    """The run's training curve, from run_dir/log.jsonl (see read_curve)."""
+    return read_curve(os.path.join(run_dir, "log.jsonl"))
+
+
+ANALYSES = {"erf": erf_analysis, "stages": stages_analysis, "stage_probe": stage_probe_analysis,
+            "curve": curve_analysis}
 
 
 # --- architecture measurements (PSPNet's context task) -----------------------------------------

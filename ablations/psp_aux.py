@@ -1,5 +1,10 @@
 """PSPNet Table 2: weight α of the auxiliary loss (an FCN head on the stage before last), on the
-baseline without pyramid pooling. The α = 0.4 run is the psp_pool baseline: trained once.
+baseline without pyramid pooling.
+
+Deep supervision is an aid to optimising a deep net, so this table trains a deeper trunk than
+psp_pool's (DEEP_CONVS 3×3 conv-BN-ReLU layers per stage instead of psp_common.SMALL_OS8's), chosen
+by a probe of whether the auxiliary loss speeds up the main loss's descent (see DEVIATIONS). Its
+α = 0.4 run is therefore no longer psp_pool's baseline: the two tables share no run.
 
 Run alone: python -m ablations psp_aux [--preset quick]
 """
@@ -14,9 +19,13 @@ REPORT_COLUMNS = ["context_acc", "shape_acc", "train_img_per_s"]
 X_LABEL = "auxiliary loss weight α (0 = no auxiliary head)"
 
 MODEL = {"arch": "pspnet", "bins": []}
+# convs per stage of the trunk (psp_common.SMALL_OS8: [1, 2, 2, 1]); the auxiliary head stays on
+# s3, the stage before last, with 11 conv layers below it and 8 (+ the head's) above it
+DEEP_CONVS = [1, 2, 8, 8]
 ALPHAS = (0.3, 0.4, 0.6, 0.9)
-VARIANTS = [{"id": "no_aux", "label": "without auxiliary loss", "x": 0.0, "model": {"aux_weight": 0.0}}] + [
-    {"id": f"a{a}", "label": f"α = {a}", "x": a, "model": {"aux_weight": a}} for a in ALPHAS]
+VARIANTS = [{"id": "no_aux", "label": "without auxiliary loss", "x": 0.0, "model": {"aux_weight": 0.0},
+             "analyses": ["curve"]}] + [
+    {"id": f"a{a}", "label": f"α = {a}", "x": a, "model": {"aux_weight": a}, "analyses": ["curve"]} for a in ALPHAS]
 
 PUBLISHED = {
     "no_aux": {"mIoU": 35.82, "pixel_acc": 77.07},
@@ -36,8 +45,32 @@ CLAIMS = [{"text": f"an auxiliary loss helps: α = {a} beats no auxiliary loss",
      "expected": "a0.4", "candidates": [f"a{a}" for a in ALPHAS]},
 ]
 
-PRESETS = psp_common.PRESETS
+REPORT_SECTIONS = {"psp_curves": {}}
+
+# psp_common's presets with the deeper trunk (the paper preset keeps its ResNet-50)
+PRESETS = {name: ({**preset, "model": {**preset["model"],
+                                       "backbone": {**preset["model"]["backbone"], "convs": DEEP_CONVS}}}
+                  if preset["model"]["backbone"]["name"] == "small" else preset)
+           for name, preset in psp_common.PRESETS.items()}
+
 DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": psp_common.DEVIATIONS["synthetic"] + [
-    "The auxiliary head sits on s3, one 3×3 conv below the main head's input (paper: res4b22, a whole "
-    "stage of bottlenecks below res5 in a 50-layer net): the small net has little depth for the extra "
-    "supervision to help with, so a smaller effect than the paper's is expected."]}
+    "A deeper plain trunk than psp_pool's: 3×3 conv-BN-ReLU layers per stage "
+    f"{DEEP_CONVS} (19 in all, no residuals; psp_pool: [1, 2, 2, 1]), so the auxiliary head on s3 has "
+    "8 conv layers above it and 11 below (paper: res4b22 of a 50-layer ResNet). Its receptive field "
+    "covers the whole image, so unlike psp_pool's baseline this trunk can see the context band.",
+    "How the depth was chosen (a probe of the mechanism, before any run of this table at that depth): "
+    "no auxiliary loss vs α = 0.4, 200 iterations (poly lr over those 200) at the quick data and "
+    "settings, seed 0, the main loss of the training batches logged every 10 iterations and averaged "
+    "over iterations 10-50 / 60-100 / 110-150 / 160-200. Trunk [1, 2, 2, 1] (this table's former one): "
+    "0.426 / 0.361 / 0.335 / 0.335 without, 0.435 / 0.365 / 0.329 / 0.327 with: no speed-up. "
+    "[1, 2, 4, 4]: 0.452 / 0.348 / 0.314 / 0.297 without, 0.437 / 0.349 / 0.307 / 0.283 with: a small "
+    "one. [1, 2, 6, 6] with s3-s4 48 channels wide: 0.497 / 0.411 / 0.378 / 0.372 without, "
+    "0.484 / 0.402 / 0.374 / 0.369 with: a small one. [1, 2, 8, 8] with s3-s4 32 wide: 0.537 / 0.406 / "
+    "0.365 / 0.356 without, 0.535 / 0.441 / 0.396 / 0.384 with: none. [1, 2, 8, 8] (64 wide): "
+    "0.596 / 0.468 / 0.418 / 0.408 without, 0.538 / 0.404 / 0.354 / 0.347 with, and at seed 1 "
+    "0.616 / 0.493 / 0.414 / 0.392 without, 0.537 / 0.414 / 0.373 / 0.356 with: the auxiliary loss "
+    "speeds up the main loss from the first 50 iterations on, by 0.04-0.08 (without it this deep plain "
+    "trunk trains slower than the shallow one). Chosen: [1, 2, 8, 8], 64 wide, the only probed trunk "
+    "where the mechanism is clearly present.",
+    "Deep supervision is expected to help the optimisation most early in training; the training-curve "
+    "section shows whether it still shows in the main loss at the end of the (short) training."]}

@@ -178,7 +178,8 @@ def run_group(plans, out_dir, device, progress=True):
                                                 if not n.startswith("backbone."))
                     write_json(result, eval_path)
                 for name in todo:
-                    save_analysis(analysis_path(out_dir, plan, name), ANALYSES[name](model, val_set, plan["eval"], device))
+                    save_analysis(analysis_path(out_dir, plan, name),
+                                  ANALYSES[name](model, val_set, plan["eval"], device, run_dir))
             results.append(read_json(eval_path) if os.path.exists(eval_path) else {})
     return [(plan, info, result) for plan, result in zip(plans, results)]
 

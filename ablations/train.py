@@ -19,6 +19,8 @@ from tqdm import tqdm
 
 from data import atomic_write
 
+LOG_EVERY = 10  # iterations between lines of run_dir/log.jsonl (the loss and its parts at that iteration)
+
 
 class NonFiniteLoss(RuntimeError):
     pass
@@ -138,7 +140,7 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         opt.step()
         bar.update(1)
         done = it + 1
-        if done % 50 == 0 or done == iterations:
+        if done % LOG_EVERY == 0 or done == iterations:
             bar.set_postfix(loss=f"{loss.item():.3f}")
             log.write(json.dumps({"iteration": done, "loss": loss.item(), "lr": lr,
                                   **{k: float(v) for k, v in parts.items()}}) + "\n")

@@ -1,13 +1,19 @@
-"""PSPNet's own report part, named in psp_pool's REPORT_SECTIONS: why a local receptive field cannot
-solve the embedded dataset's scene-context task."""
+"""PSPNet's own report parts: why a local receptive field cannot solve the embedded dataset's
+scene-context task and how many seeds learned it (psp_pool's REPORT_SECTIONS "psp_context"), and
+the training curves with and without the auxiliary loss (psp_aux's "psp_curves")."""
 import json
 import math
 import os
 
 import numpy as np
 
-from ablations.analysis import band_distances, upward_reach
-from report.common import plt, save_figure
+from ablations.analysis import analysis_file, band_distances, load_analysis, upward_reach
+from ablations.rows import OK
+from report.common import fmt, md_table, plt, save_figure
+
+# A seed "learned the context rule" when its context_acc (chance 50 %) is at least this: fixed
+# before looking at any result, halfway between chance and perfect.
+LEARNED_CONTEXT_ACC = 75.0
 
 HEADS = ("baseline", "control", "b1_ave", "b1236_ave_dr")
 
@@ -21,6 +27,24 @@ def run_model(model_config, num_classes):
     cfg = json.loads(model_config)
     cfg["backbone"] = {k: v for k, v in cfg["backbone"].items() if k != "weights"}
     return build_model(cfg, num_classes)
+
+
+def context_failures(rows, threshold=LEARNED_CONTEXT_ACC):
+    """[(variant, finished seeds, seeds that learned the context rule (context_acc >= threshold),
+    share of seeds that did not, %)] in the rows' variant order; rows without context_acc count
+    as not finished."""
+    ok = rows[(rows["status"] == OK) & rows["context_acc"].notna()] if "context_acc" in rows else rows.iloc[:0]
+    out = []
+    for variant in dict.fromkeys(rows["variant"]):
+        acc = ok.loc[ok["variant"] == variant, "context_acc"].astype(float)
+        learned = int((acc >= threshold).sum())
+        out.append((variant, len(acc), learned, 100.0 * (len(acc) - learned) / len(acc) if len(acc) else math.nan))
+    return out
+
+
+def failures_table(rows, threshold=LEARNED_CONTEXT_ACC):
+    return md_table(["variant", "seeds", f"learned the rule (context_acc ≥ {threshold:g} %)", "failure rate"],
+                    [(v, n, k, f"{fmt(rate, 0)} %" if n else "–") for v, n, k, rate in context_failures(rows, threshold)])
 
 
 def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads=HEADS):
@@ -80,4 +104,93 @@ def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads=HEADS):
         "can only guess the kind of scene (context_acc ≈ 50 %); pyramid pooling sees the whole image.",
         "\n".join(lines),
         f"![{spec.NAME} context]({rel_fig}/{name})",
+        "#### How many seeds learned the context rule",
+        f"A seed counts as having learned the rule when its context_acc is ≥ {LEARNED_CONTEXT_ACC:g} % "
+        "(chance: 50 %; the threshold was fixed before looking at the results). A head that can see the "
+        "band may still fail to learn the rule in the iterations given; the failure rate says how often, "
+        "and a variant's mean ± std mixes the seeds that did with those that did not.",
+        failures_table(rows),
     ])
+
+
+# --- training curves (psp_aux) ------------------------------------------------------------------
+
+CURVE_POINTS = (0.25, 0.5, 1.0)  # fractions of training at which the table gives the main loss
+CURVE_WINDOW = 0.1  # ... as the mean of the logged losses over the last 10 % of training up to there
+
+
+def variant_curves(rows, variant, results_dir):
+    """({key: [seeds, points] array} of the variant's finished seeds that have a saved curve (only
+    the iterations all of them logged), seeds without one)."""
+    ok = rows[(rows["variant"] == variant) & (rows["status"] == OK)]
+    ok = ok.drop_duplicates(["run_id", "eval_id"]).sort_values("seed", kind="stable")
+    curves, missing = [], []
+    for _, row in ok.iterrows():
+        path = analysis_file(results_dir, row["run_id"], row["eval_id"], "curve")
+        if os.path.exists(path):
+            curves.append(load_analysis(path))
+        else:
+            missing.append(int(row["seed"]))
+    if not curves:
+        return {}, missing
+    common = sorted(set.intersection(*(set(c["iteration"].tolist()) for c in curves)))
+    keys = [k for k in curves[0] if all(k in c for c in curves)]
+    out = {}
+    for key in keys:
+        out[key] = np.stack([c[key][np.isin(c["iteration"], common)] for c in curves])
+    return out, missing
+
+
+def loss_at(iterations, losses, fraction, window=CURVE_WINDOW):
+    """Mean of `losses` (any leading axes, last axis along `iterations`) over the logged iterations
+    in (fraction − window, fraction] of training (the last logged iteration being 100 %)."""
+    iterations = np.asarray(iterations, dtype=float)
+    end = iterations.max()
+    keep = (iterations > (fraction - window) * end) & (iterations <= fraction * end)
+    return float(np.mean(np.asarray(losses)[..., keep])) if keep.any() else math.nan
+
+
+def curve_section(spec, rows, results_dir, fig_dir, rel_fig, loss="main_loss"):
+    """Report section (markdown): the main loss against the iteration, mean over seeds per variant
+    (with the auxiliary loss, where there is one, beside it), and a table of the main loss at 25, 50
+    and 100 % of training. One line when no run has a saved curve (analysis "curve")."""
+    curves, notes = {}, []
+    for variant in dict.fromkeys(rows["variant"]):
+        data, missing = variant_curves(rows, variant, results_dir)
+        if data and loss in data:
+            curves[variant] = data
+        if missing:
+            notes.append(f"{variant}: no saved curve for seed(s) {', '.join(map(str, missing))}")
+    title = "### Training curves: does the auxiliary loss speed up the main loss?"
+    if not curves:
+        return f"{title}\n\nNot drawn: no run of this table has a saved training curve (analysis \"curve\")."
+    labels = {v["id"]: v.get("label", v["id"]) for v in getattr(spec, "VARIANTS", [])}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for i, (variant, data) in enumerate(curves.items()):  # one colour per variant in both panels
+        it, style = data["iteration"][0], {"label": labels.get(variant, variant), "color": f"C{i}"}
+        axes[0].plot(it, data[loss].mean(0), **style)
+        if "aux_loss" in data:
+            axes[1].plot(it, data["aux_loss"].mean(0), **style)
+    axes[0].set_title("main loss (mean over seeds)", fontsize=9)
+    axes[1].set_title("auxiliary head's loss (mean over seeds)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("iteration")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("cross-entropy (one batch)")
+    fig.tight_layout()
+    name = f"{spec.NAME}_curves.png"
+    save_figure(fig, os.path.join(fig_dir, name), 100)
+    header = ["variant", "seeds"] + [f"main loss at {int(100 * f)} %" for f in CURVE_POINTS]
+    table = [[labels.get(v, v), len(d[loss])] + [fmt(loss_at(d["iteration"][0], d[loss], f), 3) for f in CURVE_POINTS]
+             for v, d in curves.items()]
+    return "\n\n".join([
+        title,
+        "Deep supervision is an optimisation aid: where it works, the main head's loss falls faster "
+        "early in training. The losses are those of single training batches, logged every few "
+        "iterations (ablations/train.py) and saved per run (analysis \"curve\"); the table gives the "
+        f"mean over seeds and over the logged iterations in the last {int(100 * CURVE_WINDOW)} % of "
+        "training up to each point.",
+        md_table(header, table),
+        f"![{spec.NAME} curves]({rel_fig}/{name})",
+    ] + (["Missing curves: " + "; ".join(notes) + "."] if notes else []))

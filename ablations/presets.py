@@ -24,6 +24,7 @@ PRESETS = {
                   "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 2, "threads": 1},
         # GCN's band is 7 px at 512-px input; scaled to the image size
         "eval": {"batch_size": 8, "boundary_band": 7 * 64 / 512},
+        "tuning": {"holdout": 4, "seeds": 1},
     },
     "quick": {
         "seeds": [3, 5, 8],  # the looks of the sequential design (ablations/verdicts.py)
@@ -32,6 +33,9 @@ PRESETS = {
         "train": {"iterations": 800, "batch_size": 16, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
                   "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 200, "threads": 1},
         "eval": {"batch_size": 50, "boundary_band": 7 * 128 / 512},
+        # learning rates of variants with "tune_lr" are chosen on the last 300 training images,
+        # trained on the other 1,700 (ablations/runs.py tuning_plans)
+        "tuning": {"holdout": 300, "seeds": 1},
     },
     "full": {
         "seeds": [3, 5, 8],
@@ -40,6 +44,7 @@ PRESETS = {
         "train": {"iterations": 8000, "batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
                   "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 1000, "threads": 1},
         "eval": {"batch_size": 100, "boundary_band": 7 * 128 / 512},
+        "tuning": {"holdout": 1000, "seeds": 1},
     },
     "paper": {
         "seeds": 1,
@@ -48,13 +53,14 @@ PRESETS = {
         "train": {"iterations": 30000, "batch_size": 1, "lr": 1e-3, "momentum": 0.99, "weight_decay": 5e-4,
                   "poly_power": 0.9, "head_lr_mult": 10.0, "workers": 4, "checkpoint_every": 1000, "threads": 1},
         "eval": {"batch_size": 1, "boundary_band": 7.0},
+        "tuning": {"holdout": 1000, "seeds": 1},
     },
 }
 
 
 # What each part of a configuration may hold. Anything else is an error, not ignored: a typo would
 # change the run id and silently train something other than what was meant.
-TOP_KEYS = ("seeds", "data", "model", "train", "eval")
+TOP_KEYS = ("seeds", "data", "model", "train", "eval", "tuning")
 TRAIN_KEYS = ("iterations", "batch_size", "lr", "lr_scale", "momentum", "weight_decay", "poly_power",
               "head_lr_mult", "lr_step", "lr_gamma", "workers", "checkpoint_every", "channels_last", "threads")
 # engine keys of the eval config; any other eval key is an evaluation option of the model (e.g. rho)

@@ -16,6 +16,7 @@ import platform
 import subprocess
 import threading
 import time
+import types
 
 import torch
 import torchvision
@@ -35,7 +36,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # train-config keys that do not change what is computed, so stay out of the run id
 NOT_IN_RUN_ID = ("checkpoint_every", "workers")
 REAL_DATA = tuple(d for d in DATASETS if d != "synthetic")
-VARIANT_KEYS = ("id", "label", "x", "series", "model", "train", "eval", "presets", "preset_overrides", "analyses")
+VARIANT_KEYS = ("id", "label", "x", "series", "model", "train", "eval", "presets", "preset_overrides", "analyses",
+                "tune_lr")
+# eval settings a learning-rate selection run leaves out: it is scored, not timed
+NO_TIMING = {"speed_repeats": 0, "train_speed_steps": 0}
 
 
 def config_hash(obj) -> str:
@@ -77,12 +81,14 @@ def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=N
     return cfg
 
 
-def plan_runs(spec, cfg, preset):
+def plan_runs(spec, cfg, preset, lrs=None):
     """One plan per (variant, seed): everything needed to train, evaluate and write its row.
 
     All plans of one call share a plan id: the hash of every variant's resolved configuration (seeds
     aside). The report uses the rows of one plan id per table, so rows of other settings (another
-    --iterations, an edited ablation file) are never pooled with them as extra seeds."""
+    --iterations, an edited ablation file) are never pooled with them as extra seeds.
+    lrs: {variant id: lr} chosen for the variants with "tune_lr" (choose_lrs); until chosen, they
+    plan at the preset's lr (enough to check their configuration)."""
     variants = []
     for variant in spec.VARIANTS:
         check_keys(f"{spec.NAME} variant {variant.get('id')!r}", variant, VARIANT_KEYS)
@@ -95,6 +101,8 @@ def plan_runs(spec, cfg, preset):
         check_keys("train", train_cfg, TRAIN_KEYS)
         if "lr_scale" in train_cfg:  # a variant may scale the preset's lr rather than fix one
             train_cfg["lr"] = round(train_cfg["lr"] * train_cfg.pop("lr_scale"), 12)
+        if variant.get("tune_lr") and lrs and variant["id"] in lrs:
+            train_cfg["lr"] = lrs[variant["id"]]
         eval_cfg = deep_merge(cfg["eval"], own["eval"])
         variants.append((variant, model, train_cfg, eval_cfg))
     data_id = {k: v for k, v in cfg["data"].items() if k != "root"}
@@ -109,6 +117,51 @@ def plan_runs(spec, cfg, preset):
                           "analyses": list(variant.get("analyses", [])), "plan_id": plan_id, "looks": looks,
                           "run_id": config_hash(identity), "eval_id": config_hash(eval_cfg)})
     return plans
+
+
+def tuning_plans(spec, cfg, preset):
+    """The learning-rate selection runs: each variant with "tune_lr": [scales] is trained at the
+    preset's lr × each scale, on the training split less cfg['tuning']['holdout'] images, and scored
+    on those held-out images (data option holdout, data.HeldOut): never on the validation split.
+    Variant ids are '<id>@<scale>'."""
+    grid = []
+    for v in spec.VARIANTS:
+        if v.get("tune_lr") and preset in v.get("presets", PRESETS):
+            for scale in v["tune_lr"]:
+                train_cfg = {**v.get("train", {}), "lr_scale": scale * v.get("train", {}).get("lr_scale", 1.0)}
+                grid.append({"id": f"{v['id']}@{scale:g}", "model": v.get("model", {}), "train": train_cfg,
+                             "eval": {**v.get("eval", {}), **NO_TIMING},
+                             "preset_overrides": v.get("preset_overrides", {})})
+    if not grid:
+        return []
+    if "tuning" not in cfg:
+        raise ValueError(f"{spec.NAME}: variants with tune_lr need the preset's 'tuning' settings (holdout, seeds)")
+    check_keys("tuning", cfg["tuning"], ("holdout", "seeds"))
+    tune_cfg = {**cfg, "data": {**cfg["data"], "holdout": cfg["tuning"]["holdout"]}, "seeds": cfg["tuning"]["seeds"]}
+    grid_spec = types.SimpleNamespace(NAME=spec.NAME, MODEL=getattr(spec, "MODEL", {}), VARIANTS=grid)
+    return plan_runs(grid_spec, tune_cfg, preset)
+
+
+def choose_lrs(spec, rows):
+    """{variant id: lr}: for each variant with "tune_lr", the lr of the best mean held-out mIoU over
+    its selection runs (rows of tuning_plans). An lr at which any run diverged (a failed row) is
+    not chosen: the tuned comparison uses each variant's best stable lr. With no stable lr, the
+    variant keeps none and its tuned rows are not planned (the report says so)."""
+    ok = rows[rows["status"] == OK]
+    failed = set(rows.loc[rows["status"] != OK, "variant"])
+    chosen = {}
+    for v in spec.VARIANTS:
+        if not v.get("tune_lr"):
+            continue
+        scores = {}
+        for scale in v["tune_lr"]:
+            vid = f"{v['id']}@{scale:g}"
+            runs = ok[ok["variant"] == vid]
+            if len(runs) and vid not in failed:
+                scores[float(runs["lr"].iloc[0])] = runs["mIoU"].mean()
+        if scores:
+            chosen[v["id"]] = max(scores, key=lambda lr: (scores[lr], -lr))  # a tie goes to the smaller lr
+    return chosen
 
 
 def check_plans(plans):
@@ -339,12 +392,21 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     # everything that can be checked is checked before anything is written: no run folder for a
     # bad configuration, bad results file or bad data
     csv_path = os.path.join(out_dir, f"{spec.NAME}.csv")
-    plans = plan_runs(spec, cfg, preset)
-    check_plans(plans)
-    check_data(todo_plans(plans, csv_path))
+    plans, tuning = plan_runs(spec, cfg, preset), tuning_plans(spec, cfg, preset)
+    check_plans(plans + tuning)
+    check_data(todo_plans(plans, csv_path) + tuning)
     os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
     remove_stale_tmp(out_dir)
-    looks, wanted, written = plans[0]["looks"], {p["variant"] for p in plans}, 0
+    written = 0
+    if tuning:  # first the learning rates of the "tune_lr" variants, on held-out training images
+        tuning_csv = tuning_csv_path(out_dir, spec.NAME)
+        os.makedirs(os.path.dirname(tuning_csv), exist_ok=True)
+        written += run_plans(spec, tuning, tuning_csv, out_dir, device, jobs, progress, "lr selection")
+        rows = read_rows(tuning_csv)
+        lrs = choose_lrs(spec, rows[rows["plan_id"] == tuning[0]["plan_id"]])
+        untuned = {v["id"] for v in spec.VARIANTS if v.get("tune_lr")} - set(lrs)
+        plans = [p for p in plan_runs(spec, cfg, preset, lrs) if p["variant"] not in untuned]
+    looks, wanted = plans[0]["looks"], {p["variant"] for p in plans}
     for k, n in enumerate(looks, 1):
         look = [p for p in plans if p["seed"] < n and p["variant"] in wanted]
         written += run_plans(spec, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}")
@@ -360,6 +422,11 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
             tqdm.write(f"{spec.NAME}: {len(undecided)} claim(s) undecided after look {k}; seeds up to "
                        f"{looks[k]} for {', '.join(sorted(wanted))}")
     return written
+
+
+def tuning_csv_path(out_dir, name):
+    """Rows of the learning-rate selection runs (held-out scores), beside the ablation's CSV."""
+    return os.path.join(out_dir, "tuning", f"{name}.csv")
 
 
 def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what):

@@ -7,6 +7,8 @@ function of aug_seed, so a resumed run sees exactly the batches it would have se
 """
 import os
 
+import torch
+
 IGNORE_INDEX = 255
 DATASETS = ("synthetic", "voc", "ade20k", "cityscapes")
 DEFAULT_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache")
@@ -36,10 +38,43 @@ def split_item(item):
     return item if isinstance(item, tuple) else (item, None)
 
 
+class HeldOut(torch.utils.data.Dataset):
+    """Part of a training split, standing in for a split of its own: with the data option
+    `holdout: H`, 'train' is the training split's first N − H images and 'val' its last H. Learning
+    rates are chosen on such a part, so the choice never sees the validation split the verdicts use."""
+
+    def __init__(self, dataset, start, stop):
+        self.dataset, self.indices = dataset, range(start, stop)
+        self.num_classes, self.ignore_index = dataset.num_classes, getattr(dataset, "ignore_index", IGNORE_INDEX)
+        self.class_names = getattr(dataset, "class_names", None)
+        if hasattr(dataset, "class_groups"):
+            self.class_groups = dataset.class_groups
+
+    def check(self):
+        if hasattr(self.dataset, "check"):
+            self.dataset.check()
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, item):
+        if isinstance(item, tuple):  # (index, augmentation seed) from the trainer's batches
+            return self.dataset[(self.indices[item[0]], item[1])]
+        return self.dataset[self.indices[item]]
+
+
 def build_dataset(cfg: dict, split: str):
-    """cfg is the resolved data config of a run (plain dict); split is 'train' or 'val'."""
+    """cfg is the resolved data config of a run (plain dict); split is 'train' or 'val'. With
+    cfg['holdout'] = H, both splits are parts of the training split (HeldOut)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if cfg.get("holdout") is not None:
+        holdout, whole = cfg["holdout"], build_dataset({k: v for k, v in cfg.items() if k != "holdout"}, "train")
+        if not isinstance(holdout, int) or not 0 < holdout < len(whole):
+            raise ValueError(f"data option holdout must be an int in 1..{len(whole) - 1} "
+                             f"(images held out of the {len(whole)} training images), got {holdout!r}")
+        cut = len(whole) - holdout
+        return HeldOut(whole, 0, cut) if split == "train" else HeldOut(whole, cut, len(whole))
     name = cfg["name"]
     opts = {k: v for k, v in cfg.items() if k not in ("name", "root")}
     if name == "synthetic":

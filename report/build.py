@@ -16,9 +16,10 @@ import math
 import os
 
 from ablations.rows import OK, ResultsError, read_rows, write_text
+from ablations.runs import choose_lrs, tuning_csv_path
+from ablations.verdicts import ALPHA, DECIDED, claim_variants, claim_verdicts, fact_holds, rows_looks
 from report import deeplab, erf, lc_sections, psp
 from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
-from ablations.verdicts import ALPHA, DECIDED, claim_variants, claim_verdicts, fact_holds, rows_looks
 
 METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
                 "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
@@ -169,6 +170,38 @@ def verdict_summary(results, specs):
         f"{ALPHA * n:.1f} false *reproduced* and {ALPHA * n:.1f} false *contradicted* verdicts in expectation.")
 
 
+def tuning_section(spec, results_dir):
+    """The learning-rate selection of the "tune_lr" variants: held-out mIoU per lr (training
+    images held out of training; never the validation split), diverged runs, the lr chosen."""
+    tuned = [v for v in spec.VARIANTS if v.get("tune_lr")]
+    path = tuning_csv_path(results_dir, spec.NAME)
+    if not tuned or not os.path.exists(path):
+        return None
+    rows, left_out = one_plan(read_rows(path))
+    chosen = choose_lrs(spec, rows)
+    scales = list(dict.fromkeys(s for v in tuned for s in v["tune_lr"]))
+    body = []
+    for v in tuned:
+        line = [v["label"]]
+        for scale in scales:
+            runs = rows[rows["variant"] == f"{v['id']}@{scale:g}"]
+            ok, failed = runs[runs["status"] == OK], int((runs["status"] != OK).sum())
+            line.append("–" if not len(runs) else
+                        f"{fmt(ok['mIoU'].mean()) if len(ok) else 'diverged'}" + (f" ({failed} diverged)" if failed and len(ok) else "")
+                        + f" @ {runs['lr'].iloc[0]:g}")
+        line.append(f"{chosen[v['id']]:g}" if v["id"] in chosen else "none stable: not run")
+        body.append(line)
+    first = rows.iloc[0]
+    data = json.loads(first["data_config"])
+    text = (f"Each `_tuned` variant trains at the lr of the grid (× the preset's lr) with the best mean mIoU "
+            f"on {data['holdout']} images held out of the training split, trained on the rest "
+            f"({int(rows['seed'].max()) + 1} seed(s) per lr); the validation split is never used to choose. "
+            "An lr at which a selection run diverged is not chosen. Cells: held-out mIoU % @ lr.")
+    table = md_table(["variant", *[f"lr × {s:g}" for s in scales], "lr chosen"], body)
+    return "\n\n".join(["### Learning rate of each variant, chosen on held-out training images", text, table]
+                        + [f"- {note}" for note in left_out])
+
+
 def facts_table(spec):
     body = [[f["fact"], fmt(f["computed"]), f.get("formula", ""), fmt(f.get("published")),
              "✓ match" if fact_holds(f) else "✗ MISMATCH"] for f in spec.exact_facts()]
@@ -261,6 +294,9 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results"):
     parts += ["### Published vs reproduced", results_table(spec, rows),
               f"![{spec.NAME}]({rel_fig}/{spec.NAME}.png)",
               "### Claims", claims_table(spec, rows)]
+    tuning = tuning_section(spec, results_dir)
+    if tuning:
+        parts.append(tuning)
     if hasattr(spec, "exact_facts"):
         parts += ["### Exact facts (paper dimensions)", facts_table(spec)]
     parts += extra_sections(spec, rows, results_dir, fig_dir, rel_fig)
@@ -288,6 +324,7 @@ def read_results(results_dir, specs):
             raise ResultsError(f"{path}: no {', '.join(missing)} column (a metric of {spec.NAME}); "
                                "damaged or edited: restore it, or delete it and rerun")
         found[spec.NAME] = rows
+        read_rows(tuning_csv_path(results_dir, spec.NAME))  # checked now too: the report reads it
     return found
 
 

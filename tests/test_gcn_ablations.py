@@ -1,6 +1,7 @@
 """GCN Tables 2–5: exact #params, what the heads are (linear, receptive field, BR's residual form),
 runs shared with gcn_k, the effective-receptive-field figure, and a smoke run of each ablation."""
 import os
+import types
 
 import numpy as np
 import pandas as pd
@@ -12,10 +13,10 @@ import run_all
 from ablations import gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack
 from ablations.analysis import analysis_file, effective_receptive_field, load_analysis, save_analysis
 from ablations.presets import SMALL_BACKBONE
-from ablations.runs import plan_runs, preset_config
+from ablations.runs import choose_lrs, plan_runs, preset_config, tuning_plans
+from ablations.verdicts import REPRODUCED, fact_holds, judge
 from report.common import per_seed
 from report.erf import erf_section, mass_radius
-from ablations.verdicts import REPRODUCED, fact_holds, judge
 from segmodels import build_backbone, build_model
 from segmodels.backbones import receptive_field
 from segmodels.base import count_weights
@@ -108,8 +109,6 @@ def test_runs_shared_with_gcn_k(preset):
     for seed in seeds:
         for k in (3, 5, 7, 9):
             assert table2[(f"gcn_k{k}", seed)] == table1[(f"k{k}", seed)]
-        for k in gcn_vs_conv.LOW_LR_KS:  # another lr: a run of its own
-            assert table2[(f"gcn_k{k}_lowlr", seed)] not in table1.values()
         for k in (3, 5, 7, 9, 11):
             assert table3[(f"gcn_k{k}", seed)] == table1[(f"k{k}", seed)]
         assert table3[("stack_k3", seed)] == table2[("conv_k3", seed)]  # one 3×3 layer is the trivial 3×3 conv
@@ -118,13 +117,52 @@ def test_runs_shared_with_gcn_k(preset):
         assert table5[("gcn_k15_br", seed)] not in table1.values()
 
 
-def test_low_lr_variants_scale_the_preset_lr():
-    for preset in ("quick", "paper"):
-        cfg = preset_config(gcn_vs_conv, preset)
-        lrs = {p["variant"]: p["train"]["lr"] for p in plan_runs(gcn_vs_conv, cfg, preset)}
-        assert lrs["gcn_k9"] == cfg["train"]["lr"]
-        assert lrs["gcn_k9_lowlr"] == lrs["conv_k9_lowlr"] == pytest.approx(cfg["train"]["lr"] * 0.2)
-        assert all("lr_scale" not in p["train"] for p in plan_runs(gcn_vs_conv, cfg, preset))
+def test_tuned_variants_train_at_the_chosen_lr_and_share_the_selection_runs():
+    cfg = preset_config(gcn_vs_conv, "quick")
+    plans = {p["variant"]: p for p in plan_runs(gcn_vs_conv, cfg, "quick", {"gcn_k9_tuned": 0.01})}
+    assert plans["gcn_k9_tuned"]["train"]["lr"] == 0.01 and plans["gcn_k9"]["train"]["lr"] == cfg["train"]["lr"]
+    assert plans["conv_k9_tuned"]["run_id"] == plans["conv_k9"]["run_id"]  # not chosen yet: the preset lr
+    conv = {p["variant"]: p for p in tuning_plans(gcn_vs_conv, cfg, "quick")}
+    stack = {p["variant"]: p for p in tuning_plans(gcn_vs_stack, preset_config(gcn_vs_stack, "quick"), "quick")}
+    assert sorted(conv) == sorted(f"{v}_tuned@{s:g}" for v in ("gcn_k7", "gcn_k9", "conv_k5", "conv_k7", "conv_k9")
+                                  for s in gcn_vs_conv.TUNE_SCALES)
+    assert {p["train"]["lr"] for p in conv.values()} == {0.01, 0.025, 0.05}
+    assert all(p["data"]["holdout"] == 300 and not p["eval"]["speed_repeats"] for p in conv.values())
+    for key in ("gcn_k7_tuned@0.2", "gcn_k9_tuned@1"):  # GCN's selection runs serve both tables
+        assert conv[key]["run_id"] == stack[key]["run_id"]
+
+
+def test_choose_lrs_takes_the_best_stable_lr():
+    spec = types.SimpleNamespace(VARIANTS=[{"id": "a", "tune_lr": [0.2, 1.0]}, {"id": "b", "tune_lr": [0.2, 1.0]},
+                                           {"id": "c", "tune_lr": [1.0]}, {"id": "d"}])
+    rows = pd.DataFrame({
+        "variant": ["a@0.2", "a@1", "a@1", "b@0.2", "b@1", "c@1"],
+        "lr": [0.01, 0.05, 0.05, 0.01, 0.05, 0.05],
+        "mIoU": [50.0, 70.0, None, 60.0, 60.0, None],
+        "status": ["ok", "ok", "failed: non-finite loss", "ok", "ok", "failed: non-finite loss"]})
+    # a: the better lr diverged in one of its runs, so it is not chosen; b: a tie goes to the smaller
+    # lr; c: no stable lr, no choice
+    assert choose_lrs(spec, rows) == {"a": 0.01, "b": 0.01}
+
+
+def test_lr_selection_never_reads_the_validation_split(tmp_path, monkeypatch):
+    import ablations.runs as runs
+    from data import build_dataset
+    seen = []
+
+    def recording(cfg, split):
+        seen.append((cfg.get("holdout"), split))
+        return build_dataset(cfg, split)
+    monkeypatch.setattr(runs, "build_dataset", recording)
+    cfg = preset_config(gcn_vs_conv, "smoke")
+    tuning = tuning_plans(gcn_vs_conv, cfg, "smoke")[:2]
+    runs.run_plans(gcn_vs_conv, tuning, str(tmp_path / "t.csv"), str(tmp_path), "cpu", 1, False, "lr selection")
+    assert seen and all(holdout == cfg["tuning"]["holdout"] for holdout, _ in seen)
+    # and the held-out 'val' images are the training split's last ones, not the validation split's
+    held = build_dataset({**cfg["data"], "holdout": 4}, "val")
+    train = build_dataset(cfg["data"], "train")
+    assert torch.equal(held[0][0], train[len(train) - 4][0])
+    assert not torch.equal(held[0][0], build_dataset(cfg["data"], "val")[0][0])
 
 
 # --- the difference-of-metrics claims (Table 5) --------------------------------------------------
@@ -216,11 +254,16 @@ def test_smoke_shares_runs_and_draws_the_erf(smoke):
     out, report = smoke
     conv, stack = pd.read_csv(out / "gcn_vs_conv.csv"), pd.read_csv(out / "gcn_vs_stack.csv")
     n_runs = len(os.listdir(out / "runs"))
-    assert n_runs == len(set(conv["run_id"]) | set(stack["run_id"]) | set(pd.read_csv(out / "gcn_boundary.csv")["run_id"]))
-    assert n_runs < len(conv) + len(stack) + 3  # GCN k = 3…9 and the 3×3 conv were trained once for both
+    selection = set(pd.read_csv(out / "tuning" / "gcn_vs_conv.csv")["run_id"]) | set(
+        pd.read_csv(out / "tuning" / "gcn_vs_stack.csv")["run_id"])
+    assert n_runs == len(set(conv["run_id"]) | set(stack["run_id"]) | set(pd.read_csv(out / "gcn_boundary.csv")["run_id"])
+                         | selection)
+    assert n_runs < len(conv) + len(stack) + 3 + len(selection)  # GCN k = 3…9 and the 3×3 conv were trained once for both
     assert (report / "figures" / "gcn_vs_conv_erf.png").exists()
-    lowlr = conv[conv["variant"].str.endswith("_lowlr")]
-    assert len(lowlr) == 2 * len(gcn_vs_conv.LOW_LR_KS) and lowlr["lr"].tolist() == [0.01] * len(lowlr)
+    tuned = conv[conv["variant"].str.endswith("_tuned")]
+    tuning = pd.read_csv(out / "tuning" / "gcn_vs_conv.csv")
+    assert len(tuned) == 5 and len(tuning) == 5 * len(gcn_vs_conv.TUNE_SCALES)
+    assert set(tuned["lr"]) <= set(tuning["lr"]) and "chosen on held-out training images" in (report / "REPORT.md").read_text()
 
 
 # --- the full pipeline of the paper's Fig. 2 ----------------------------------------------------

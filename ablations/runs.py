@@ -27,6 +27,7 @@ from ablations.evaluate import evaluate, model_options, time_inference
 from ablations.presets import PRESETS, TOP_KEYS, TRAIN_KEYS, check_keys, deep_merge
 from ablations.rows import OK, file_lock, put_row, read_json, read_rows, row_key, write_json
 from ablations.train import NonFiniteLoss, seed_everything, train
+from ablations.tuning import choose_lrs, tuning_csv_path
 from ablations.verdicts import DECIDED, claim_variants, claim_verdicts, looks_of
 from data import DATASETS, build_dataset
 from segmodels import build_model
@@ -140,28 +141,6 @@ def tuning_plans(spec, cfg, preset):
     tune_cfg = {**cfg, "data": {**cfg["data"], "holdout": cfg["tuning"]["holdout"]}, "seeds": cfg["tuning"]["seeds"]}
     grid_spec = types.SimpleNamespace(NAME=spec.NAME, MODEL=getattr(spec, "MODEL", {}), VARIANTS=grid)
     return plan_runs(grid_spec, tune_cfg, preset)
-
-
-def choose_lrs(spec, rows):
-    """{variant id: lr}: for each variant with "tune_lr", the lr of the best mean held-out mIoU over
-    its selection runs (rows of tuning_plans). An lr at which any run diverged (a failed row) is
-    not chosen: the tuned comparison uses each variant's best stable lr. With no stable lr, the
-    variant keeps none and its tuned rows are not planned (the report says so)."""
-    ok = rows[rows["status"] == OK]
-    failed = set(rows.loc[rows["status"] != OK, "variant"])
-    chosen = {}
-    for v in spec.VARIANTS:
-        if not v.get("tune_lr"):
-            continue
-        scores = {}
-        for scale in v["tune_lr"]:
-            vid = f"{v['id']}@{scale:g}"
-            runs = ok[ok["variant"] == vid]
-            if len(runs) and vid not in failed:
-                scores[float(runs["lr"].iloc[0])] = runs["mIoU"].mean()
-        if scores:
-            chosen[v["id"]] = max(scores, key=lambda lr: (scores[lr], -lr))  # a tie goes to the smaller lr
-    return chosen
 
 
 def check_plans(plans):
@@ -422,11 +401,6 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
             tqdm.write(f"{spec.NAME}: {len(undecided)} claim(s) undecided after look {k}; seeds up to "
                        f"{looks[k]} for {', '.join(sorted(wanted))}")
     return written
-
-
-def tuning_csv_path(out_dir, name):
-    """Rows of the learning-rate selection runs (held-out scores), beside the ablation's CSV."""
-    return os.path.join(out_dir, "tuning", f"{name}.csv")
 
 
 def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what):

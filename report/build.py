@@ -16,7 +16,7 @@ import math
 import os
 
 from ablations.rows import OK, ResultsError, read_rows, write_text
-from ablations.runs import choose_lrs, tuning_csv_path
+from ablations.tuning import choose_lrs, tuning_csv_path
 from ablations.verdicts import ALPHA, DECIDED, claim_variants, claim_verdicts, fact_holds, rows_looks
 from report import deeplab, erf, lc_sections, psp
 from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure

@@ -13,7 +13,8 @@ import run_all
 from ablations import gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack
 from ablations.analysis import analysis_file, effective_receptive_field, load_analysis, save_analysis
 from ablations.presets import SMALL_BACKBONE
-from ablations.runs import choose_lrs, plan_runs, preset_config, tuning_plans
+from ablations.runs import plan_runs, preset_config, tuning_plans
+from ablations.tuning import choose_lrs
 from ablations.verdicts import REPRODUCED, fact_holds, judge
 from report.common import per_seed
 from report.erf import erf_section, mass_radius

@@ -1,0 +1,34 @@
+"""Learning-rate selection, read from rows: where the selection runs' rows go and which lr each
+"tune_lr" variant gets. The runs themselves are planned by ablations/runs.py (tuning_plans); the
+report reads the same rows through these functions, so both choose alike.
+"""
+import os
+
+from ablations.rows import OK
+
+
+def tuning_csv_path(out_dir, name):
+    """Rows of the learning-rate selection runs (held-out scores), beside the ablation's CSV."""
+    return os.path.join(out_dir, "tuning", f"{name}.csv")
+
+
+def choose_lrs(spec, rows):
+    """{variant id: lr}: for each variant with "tune_lr", the lr of the best mean held-out mIoU over
+    its selection runs (rows of tuning_plans). An lr at which any run diverged (a failed row) is
+    not chosen: the tuned comparison uses each variant's best stable lr. With no stable lr, the
+    variant keeps none and its tuned rows are not planned (the report says so)."""
+    ok = rows[rows["status"] == OK]
+    failed = set(rows.loc[rows["status"] != OK, "variant"])
+    chosen = {}
+    for v in spec.VARIANTS:
+        if not v.get("tune_lr"):
+            continue
+        scores = {}
+        for scale in v["tune_lr"]:
+            vid = f"{v['id']}@{scale:g}"
+            runs = ok[ok["variant"] == vid]
+            if len(runs) and vid not in failed:
+                scores[float(runs["lr"].iloc[0])] = runs["mIoU"].mean()
+        if scores:
+            chosen[v["id"]] = max(scores, key=lambda lr: (scores[lr], -lr))  # a tie goes to the smaller lr
+    return chosen

@@ -75,6 +75,7 @@ PUBLISHED_SPEED = {rho_id(0.985): {"infer_ms": 65.1, "fps": 14.7, "stage_ms": (1
 # speed per ρ and the speed-ups of ρ = 0.8 (over ρ = 1 and over the paper's LC), paired by seed;
 # then the stage map of the paper's LC.
 REPORT_SECTIONS = {
+    "lc_probe": {"variant": rho_id(1.0)},
     "lc_speed": {"published": PUBLISHED_SPEED, "speedups": [[rho_id(1.0), rho_id(0.8)], [rho_id(0.985), rho_id(0.8)]]},
     "lc_stages": {"variant": rho_id(TRAIN_RHO)},
 }

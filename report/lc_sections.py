@@ -111,3 +111,29 @@ def stage_map_section(spec, rows, results_dir, fig_dir, rel_fig, variant):
             f"Easy pixels (smooth background, object interiors) should leave at stage 1; the later stages "
             f"should keep the hard ones (object outlines, shapes the shallow stage cannot tell apart)."
             f"\n\n![stage map]({rel_fig}/{name})")
+
+
+def probe_section(spec, rows, results_dir, fig_dir, rel_fig, variant):
+    """The probe of the mechanism, per seed of `variant` (the DSN model: every stage trained on
+    every pixel): share of pixels stage 1 is unsure about at each probed ρ, and each stage's
+    accuracy on them and on the confident rest (analysis "stage_probe")."""
+    title = "### Probe: do the hard pixels need the deep stage?"
+    ok = rows[(rows["variant"] == variant) & (rows["status"] == "ok")].sort_values("seed", kind="stable")
+    body = []
+    for _, row in ok.iterrows():
+        path = analysis_file(results_dir, row["run_id"], row["eval_id"], "stage_probe")
+        if not os.path.exists(path):
+            continue
+        probe = load_analysis(path)
+        for r, rho in enumerate(probe["rhos"]):
+            acc = probe["acc"][r]
+            body.append([int(row["seed"]), f"{rho:g}", fmt(float(probe["share_unsure"][r]), 1),
+                         " / ".join(fmt(float(a), 1) for a in acc[1]), " / ".join(fmt(float(a), 1) for a in acc[0])])
+    if not body:
+        return f"{title}\n\nNo probe data for `{variant}` in the results folder."
+    return "\n\n".join([title, (
+        f"Model `{variant}` (DSN: all three stages trained on every pixel), validation pixels at the feature "
+        "resolution. *Unsure* = stage 1's top probability ≤ ρ (the pixels the cascade sends on). The mechanism "
+        "has something to bite on when the unsure pixels are a minority and stage 3 is clearly more accurate "
+        "than stage 1 on them."),
+        md_table(["seed", "ρ", "unsure % of pixels", "stage 1 / 2 / 3 acc % on unsure", "stage 1 / 2 / 3 acc % on confident"], body)])

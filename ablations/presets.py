@@ -11,8 +11,9 @@ results, so it is part of each run's configuration (and id), and the same run gi
 numbers on any machine with the same torch and CPU capability. Parallelism comes from --jobs.
 
 The CPU presets train in channels_last memory format: one training step of every model the suite
-trains is faster that way on one thread (python -m benchmarks.train_step; 1.1-1.7× on the CPU it
-was measured on). It is part of the run id (it changes the floating-point results).
+trains was faster that way on one thread (python -m benchmarks.train_step --steps 5 --rounds 3, on
+a shared 2-core machine: 1.05× for the cascade's DSN to 1.5× for DeepLab-LargeFOV; one earlier,
+more loaded run had the 3×3 stack at 0.85×, its rerun 1.26×). It is part of the run id.
 """
 import copy
 

@@ -104,9 +104,10 @@ def compiled(model):
 
 
 def compile_error(err):
-    """torch.compile's failure to build a step (no C++ compiler, an unsupported platform) as one line."""
+    """torch.compile's failure to build a step as one line: no C++ compiler on this machine, or a
+    model it cannot compile (the layer cascade's region path, with its data-dependent sizes)."""
     text = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
-    return RuntimeError(f"train.compile: torch.compile cannot compile the training step here ({text}); "
+    return RuntimeError(f"train.compile: torch.compile cannot compile the training step ({text}); "
                         "train without --compile")
 
 

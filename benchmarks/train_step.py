@@ -75,34 +75,53 @@ def bench(name, plan, device, steps, rounds, warmup, modes=MODES):
     # every model's forward is one function (segmodels/base.py): without a reset, dynamo's recompile
     # limit (8) is reached after a few models and the rest would silently run eager
     torch._dynamo.reset()
-    steppers, warm_s = {}, {}
+    steppers, warm_s, failed = {}, {}, {}
+
+    def step(mode):
+        """One step; False (and the mode dropped) if it failed to compile: a recompile (new shapes)
+        can fail after the warm-up."""
+        try:
+            steppers[mode].step()
+            return True
+        except torch._dynamo.exc.BackendCompilerFailed as err:  # reported in the table, not timed
+            failed[mode] = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+            print(f"{name}: {mode} failed: {failed[mode]}", file=sys.stderr, flush=True)
+            del steppers[mode]
+            return False
+
     for mode in modes:
         steppers[mode] = Stepper(plan, images, labels, data.num_classes, mode, device)
         tick = time.perf_counter()
-        for _ in range(warmup):
-            steppers[mode].step()
-        sync()
-        warm_s[mode] = time.perf_counter() - tick
-    times = {mode: [] for mode in modes}
+        if all(step(mode) for _ in range(warmup)):
+            sync()
+            warm_s[mode] = time.perf_counter() - tick
+    times = {mode: [] for mode in steppers}
     for _ in range(rounds):
-        for mode in modes:
+        for mode in list(steppers):
             for _ in range(steps):
                 tick = time.perf_counter()
-                steppers[mode].step()
+                if not step(mode):
+                    break
                 sync()
                 times[mode].append(1000 * (time.perf_counter() - tick))
-    return {mode: statistics.median(t) for mode, t in times.items()}, warm_s
+    return {mode: statistics.median(t) for mode, t in times.items() if mode not in failed}, warm_s, failed
 
 
 def table(results, modes):
+    """Markdown: ms/step per mode, ratio to the first mode, compile warm-ups; 'failed' where a mode
+    did not compile (the reasons follow the table)."""
     head = ["model", *[f"{m} ms" for m in modes], *[f"{m} ×" for m in modes[1:]],
             *[f"{m} warm-up s" for m in modes if m.startswith("compile")]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, (ms, warm) in results.items():
-        cells = [name, *[f"{ms[m]:.1f}" for m in modes], *[f"{ms[modes[0]] / ms[m]:.2f}" for m in modes[1:]],
-                 *[f"{warm[m]:.1f}" for m in modes if m.startswith("compile")]]
+    notes = []
+    for name, (ms, warm, failed) in results.items():
+        cell = lambda m, text: "failed" if m in failed else text()
+        cells = [name, *[cell(m, lambda: f"{ms[m]:.1f}") for m in modes],
+                 *[cell(m, lambda: f"{ms[modes[0]] / ms[m]:.2f}" if modes[0] in ms else "–") for m in modes[1:]],
+                 *[cell(m, lambda: f"{warm[m]:.1f}") for m in modes if m.startswith("compile")]]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        notes += [f"- {name}, {m}: {reason}" for m, reason in failed.items()]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def main(argv=None):

@@ -70,7 +70,8 @@ def test_compile_failure_is_one_clear_line(tmp_path, monkeypatch):
         train_run(tmp_path / "run")
     torch._dynamo.reset()
     message = str(err.value)
-    assert message.startswith("train.compile: torch.compile cannot compile") and "\n" not in message
+    assert message.startswith("train.compile: torch.compile cannot compile") and "C++ compiler" in message
+    assert "\n" not in message
     assert "without --compile" in message
 
 

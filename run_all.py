@@ -31,6 +31,8 @@ def parse_args(argv):
     p.add_argument("--data", choices=DATASETS, help="dataset (default: the preset's)")
     p.add_argument("--data-root", help="folder holding the real dataset")
     p.add_argument("--weights", help="local backbone weights file (instead of torchvision's ImageNet cache)")
+    p.add_argument("--compile", action="store_true",
+                   help="train every run through torch.compile (train.compile: new run ids; needs a C++ compiler on CPU)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs trained side by side in separate processes (default: the CPU's cores; 1 on a GPU)")
@@ -112,7 +114,7 @@ def main(argv=None):
             try:
                 spec = load(name)
                 cfg = preset_config(spec, args.preset, args.seeds, args.data, args.data_root, args.weights,
-                                    args.iterations)
+                                    args.iterations, args.compile)
                 plans = plan_runs(spec, cfg, args.preset)
                 check_plans(plans)
                 unchecked = [p for p in todo_plans(plans, os.path.join(args.out, f"{name}.csv"))

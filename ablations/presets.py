@@ -10,6 +10,11 @@
 Every preset trains with one CPU thread per run: the thread count changes the floating-point
 results, so it is part of each run's configuration (and id), and the same run gives the same
 numbers on any machine with the same torch and CPU capability. Parallelism comes from --jobs.
+
+The CPU presets train in channels_last memory format: one training step of every model the suite
+trains was faster that way on one thread (python -m benchmarks.train_step --steps 5 --rounds 3, on
+a shared 2-core machine: 1.05× for the cascade's DSN to 1.5× for DeepLab-LargeFOV; one earlier,
+more loaded run had the 3×3 stack at 0.85×, its rerun 1.26×). It is part of the run id.
 """
 import copy
 
@@ -21,7 +26,8 @@ PRESETS = {
         "data": {"name": "synthetic", "image_size": 64, "n_train": 16, "n_val": 8},
         "model": {"backbone": SMALL_BACKBONE},
         "train": {"iterations": 3, "batch_size": 4, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
-                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 2, "threads": 1},
+                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 2, "threads": 1,
+                  "channels_last": True},
         # GCN's band is 7 px at 512-px input; scaled to the image size
         "eval": {"batch_size": 8, "boundary_band": 7 * 64 / 512},
         "tuning": {"holdout": 4, "seeds": 1},
@@ -31,7 +37,8 @@ PRESETS = {
         "data": {"name": "synthetic", "image_size": 128, "n_train": 2000, "n_val": 300},
         "model": {"backbone": SMALL_BACKBONE},
         "train": {"iterations": 800, "batch_size": 16, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
-                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 200, "threads": 1},
+                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 200, "threads": 1,
+                  "channels_last": True},
         "eval": {"batch_size": 50, "boundary_band": 7 * 128 / 512},
         # learning rates of variants with "tune_lr" are chosen on the last 300 training images,
         # trained on the other 1,700 (ablations/runs.py tuning_plans)
@@ -42,7 +49,8 @@ PRESETS = {
         "data": {"name": "synthetic", "image_size": 128, "n_train": 10000, "n_val": 1000},
         "model": {"backbone": {"name": "small", "widths": [32, 64, 128], "strides": [2, 2, 2], "convs": [1, 2, 3]}},
         "train": {"iterations": 8000, "batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
-                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 1000, "threads": 1},
+                  "poly_power": 0.9, "head_lr_mult": 1.0, "workers": 0, "checkpoint_every": 1000, "threads": 1,
+                  "channels_last": True},
         "eval": {"batch_size": 100, "boundary_band": 7 * 128 / 512},
         "tuning": {"holdout": 1000, "seeds": 1},
     },
@@ -62,7 +70,8 @@ PRESETS = {
 # change the run id and silently train something other than what was meant.
 TOP_KEYS = ("seeds", "data", "model", "train", "eval", "tuning")
 TRAIN_KEYS = ("iterations", "batch_size", "lr", "lr_scale", "momentum", "weight_decay", "poly_power",
-              "head_lr_mult", "lr_step", "lr_gamma", "workers", "checkpoint_every", "channels_last", "threads")
+              "head_lr_mult", "lr_step", "lr_gamma", "workers", "checkpoint_every", "channels_last", "threads",
+              "compile")
 # engine keys of the eval config; any other eval key is an evaluation option of the model (e.g. rho)
 EVAL_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch", "train_speed_steps")
 

@@ -15,7 +15,7 @@ PRESETS = {
               "model": {"backbone": SMALL_OS8, "head_width": 16, "aux_width": 8}},
     "quick": {"data": {"context": True, "image_size": 128, "n_train": 2000, "n_val": 300},
               "model": {"backbone": SMALL_OS8, "head_width": 64, "aux_width": 32},
-              "train": {"iterations": 400, "batch_size": 16, "lr": 0.05, "channels_last": True}},
+              "train": {"iterations": 400, "batch_size": 16, "lr": 0.05}},
     "full": {"data": {"context": True, "image_size": 128, "n_train": 10000, "n_val": 1000},
              "model": {"backbone": {**SMALL_OS8, "widths": [32, 64, 128, 128]}, "head_width": 128,
                        "aux_width": 64}},

@@ -47,8 +47,10 @@ def config_hash(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=None, iterations=None):
-    """The preset for one ablation: base preset, the ablation's overrides, then the CLI's."""
+def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=None, iterations=None,
+                  compile=False):
+    """The preset for one ablation: base preset, the ablation's overrides, then the CLI's. With
+    compile, every run trains through torch.compile (train.compile, part of the run id)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     cfg = deep_merge(PRESETS[preset], getattr(spec, "PRESETS", {}).get(preset, {}))
@@ -79,6 +81,8 @@ def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=N
         if iterations < 1:
             raise ValueError(f"--iterations must be >= 1, got {iterations}")
         cfg["train"]["iterations"] = iterations
+    if compile:
+        cfg["train"]["compile"] = True
     return cfg
 
 

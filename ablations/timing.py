@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from ablations.train import param_groups
+from ablations.train import compiled, param_groups
 
 
 def time_training(model, dataset, cfg, steps, device="cpu", warmup=3):
@@ -21,12 +21,13 @@ def time_training(model, dataset, cfg, steps, device="cpu", warmup=3):
     labels = torch.stack([b[1] for b in batch]).to(device)
     if cfg.get("channels_last"):
         images = images.contiguous(memory_format=torch.channels_last)
+    forward = compiled(model) if cfg.get("compile") else model  # compiled in the warm-up steps
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     for step in range(warmup + steps):
         if step == warmup:
             sync()
             tick = time.perf_counter()
-        loss, _ = model(images, labels)  # the loss through forward, as in training
+        loss, _ = forward(images, labels)  # the loss through forward, as in training
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -94,6 +94,25 @@ def param_groups(model, lr, head_lr_mult):
     return [{"params": backbone, "lr_mult": 1.0}, {"params": rest, "lr_mult": head_lr_mult}]
 
 
+def compiled(model):
+    """torch.compile(model) for training steps. The wrapper shares model's parameters (its own state
+    dict would prefix every key with `_orig_mod.`, so checkpoints hold model's). The reset: every
+    model's forward is one function (segmodels/base.py) and a worker trains run after run, so the
+    graphs of earlier runs would count towards dynamo's recompile limit (8), past which the rest
+    train eager without a word. (Floats that change every iteration, `progress` and the loss parts,
+    cost one recompile: dynamo then treats them as dynamic.)"""
+    torch._dynamo.reset()
+    return torch.compile(model)
+
+
+def compile_error(err):
+    """torch.compile's failure to build a step as one line: no C++ compiler on this machine, or a
+    model it cannot compile (the layer cascade's region path, with its data-dependent sizes)."""
+    text = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    return RuntimeError(f"train.compile: torch.compile cannot compile the training step ({text}); "
+                        "train without --compile")
+
+
 def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
     """Train `model` for cfg['iterations'] iterations, resuming from run_dir/ckpt.pt if present.
     Writes run_dir/model.pt at the end and returns {'train_img_per_s', 'train_s'}.
@@ -124,6 +143,7 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
     tick = time.perf_counter()
     bar = tqdm(total=iterations, initial=start, desc=os.path.basename(run_dir), disable=not progress,
                leave=False, dynamic_ncols=True)
+    step = compiled(model) if cfg.get("compile") else model
     for it, (images, labels) in enumerate(loader, start=start):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if cfg.get("channels_last"):
@@ -131,12 +151,17 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         lr = learning_rate(cfg, it)
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_mult"]
-        loss, parts = model(images, labels, progress=it / iterations)
-        if not torch.isfinite(loss):
+        try:  # forward and backward: with compile, each is compiled on its first call
+            loss, parts = step(images, labels, progress=it / iterations)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at iteration {it}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        except (NonFiniteLoss, torch._dynamo.exc.BackendCompilerFailed) as err:
             log.close()
-            raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at iteration {it}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+            if isinstance(err, NonFiniteLoss):
+                raise
+            raise compile_error(err) from None
         opt.step()
         bar.update(1)
         done = it + 1
@@ -158,6 +183,9 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
     bar.close()
     log.close()
     atomic_save(model.state_dict(), os.path.join(run_dir, "model.pt"))
+    # back to the layout a model loaded from model.pt has, so evaluating it now gives the very
+    # numbers a later evaluation of the saved model gives
+    model.to(memory_format=torch.contiguous_format)
     if os.path.exists(ckpt_path):
         os.remove(ckpt_path)
     return {"train_img_per_s": iterations * batch_size / elapsed if elapsed > 0 else float("nan"),

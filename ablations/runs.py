@@ -284,7 +284,11 @@ def cpu_model():
         return platform.processor()
 
 
-def make_row(plan, info, result, device, sha):
+def now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def make_row(plan, info, result, device, sha, started=None):
     """One CSV row: what was run (its whole configuration), what it scored, and where and with what
     it ran."""
     backbone = plan["model"]["backbone"]
@@ -314,7 +318,8 @@ def make_row(plan, info, result, device, sha):
         "host": platform.node(), "torch": torch.__version__, "torchvision": torchvision.__version__,
         "git_sha": sha, "seed_looks": json.dumps(plan["looks"]), "plan_id": plan["plan_id"], "run_id": plan["run_id"], "eval_id": plan["eval_id"],
         "status": info["status"],
-        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "call_started_at": started,  # when the run_ablation call that wrote this row began (its wall time)
+        "finished_at": now_iso(),
     })
     return row
 
@@ -380,11 +385,11 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     check_data(todo_plans(plans, csv_path) + tuning)
     os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
     remove_stale_tmp(out_dir)
-    written = 0
+    written, started = 0, now_iso()
     if tuning:  # first the learning rates of the "tune_lr" variants, on held-out training images
         tuning_csv = tuning_csv_path(out_dir, spec.NAME)
         os.makedirs(os.path.dirname(tuning_csv), exist_ok=True)
-        written += run_plans(spec, tuning, tuning_csv, out_dir, device, jobs, progress, "lr selection")
+        written += run_plans(spec, tuning, tuning_csv, out_dir, device, jobs, progress, "lr selection", started)
         rows = read_rows(tuning_csv)
         lrs = choose_lrs(spec, rows[rows["plan_id"] == tuning[0]["plan_id"]])
         untuned = {v["id"] for v in spec.VARIANTS if v.get("tune_lr")} - set(lrs)
@@ -392,7 +397,7 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     looks, wanted = plans[0]["looks"], {p["variant"] for p in plans}
     for k, n in enumerate(looks, 1):
         look = [p for p in plans if p["seed"] < n and p["variant"] in wanted]
-        written += run_plans(spec, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}")
+        written += run_plans(spec, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}", started)
         if k == len(looks):
             break
         rows = read_rows(csv_path)
@@ -407,7 +412,7 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     return written
 
 
-def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what):
+def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what, started=None):
     """Train, evaluate and time the plans not yet done; returns the number of rows written."""
     groups = {}
     for plan in todo_plans(plans, csv_path):
@@ -422,7 +427,7 @@ def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what):
             if info["status"] == OK and needs_timing(plan):
                 timed.append((plan, info, result))  # its row is written after the timing phase
                 continue
-            written += put_row(csv_path, make_row(plan, info, result, device, sha))
+            written += put_row(csv_path, make_row(plan, info, result, device, sha, started))
             if info["status"] != OK:
                 tqdm.write(f"{spec.NAME} {plan['variant']} seed {plan['seed']}: {info['status']} ({info.get('error')})")
         bar.update(1)
@@ -439,5 +444,5 @@ def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what):
                 record(future.result())
     bar.close()
     for plan, info, result in sorted(timed, key=lambda t: (t[0]["seed"], t[0]["variant"])):
-        written += put_row(csv_path, make_row(plan, info, {**result, **timing(plan, out_dir, device)}, device, sha))
+        written += put_row(csv_path, make_row(plan, info, {**result, **timing(plan, out_dir, device)}, device, sha, started))
     return written

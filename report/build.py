@@ -15,6 +15,8 @@ import json
 import math
 import os
 
+import pandas as pd
+
 from ablations.rows import OK, ResultsError, read_rows, write_text
 from ablations.tuning import choose_lrs, tuning_csv_path
 from ablations.verdicts import ALPHA, DECIDED, claim_variants, claim_verdicts, fact_holds, rows_looks
@@ -161,13 +163,16 @@ def verdict_summary(results, specs):
         body.append([f"`{spec.NAME}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{len(verdicts)}", looks])
     n = sum(total.values())
     decided = sum(total[k] for k in DECIDED)
+    walls = [wall_minutes(one_plan(results[spec.NAME])[0]) for spec in specs if spec.NAME in results]
     body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**", ""])
     return md_table(["ablation", *kinds, "decided", "looks (seeds per variant)"], body) + (
         f"\n\nEach claim is judged at its looks, each at α = {ALPHA:g} / (number of looks), and keeps the first "
         f"decision: over all its looks a claim whose effect is absent comes out *reproduced* with probability at "
         f"most {ALPHA:g}, and one whose effect is real comes out *contradicted* with probability at most {ALPHA:g} "
         f"(a simulation test checks both). Over these {n} claims chance alone thus explains at most "
-        f"{ALPHA * n:.1f} false *reproduced* and {ALPHA * n:.1f} false *contradicted* verdicts in expectation.")
+        f"{ALPHA * n:.1f} false *reproduced* and {ALPHA * n:.1f} false *contradicted* verdicts in expectation."
+        + (f"\n\nWall time of the runs behind these verdicts: {sum(walls):.1f} min (the ablations one after another; "
+           "each one's time is under its Settings used)." if walls and None not in walls else ""))
 
 
 def tuning_section(spec, results_dir):
@@ -217,6 +222,15 @@ def load_range(rows, column="load_avg_1m"):
     return f"{values.min():.1f}–{values.max():.1f} (1-min load average; {int(rows['cpu_count'].max())} cores)"
 
 
+def wall_minutes(rows):
+    """Wall time of the run_all calls that wrote these rows: from the first call's start to the last
+    row (includes any pause between calls); None for rows of before call_started_at was recorded."""
+    if "call_started_at" not in rows or rows["call_started_at"].isna().all():
+        return None
+    start = pd.to_datetime(rows["call_started_at"].dropna()).min()
+    return (pd.to_datetime(rows["finished_at"]).max() - start).total_seconds() / 60
+
+
 def settings(rows):
     first = rows.iloc[0]
     seeds = sorted(rows["seed"].unique().tolist())
@@ -240,6 +254,9 @@ def settings(rows):
         *([("machine load during the timing phase", load_range(rows, "timing_load_avg_1m"))]
           if "timing_load_avg_1m" in rows else []),
         ("total run time", f"{rows['wall_s'].sum() / 60:.1f} min summed over runs (runs trained side by side with --jobs overlap in wall time)"),
+        *([("wall time", f"{wall_minutes(rows):.1f} min, from the start of the run_all call to its last row "
+                         "(runs shared with an ablation run earlier were trained there, not counted here)")]
+          if wall_minutes(rows) is not None else []),
         ("code", ", ".join(sorted(rows["git_sha"].astype(str).unique()))),
     ]
     text = "\n".join(f"- **{k}**: {v}" for k, v in items)

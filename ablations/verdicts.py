@@ -297,15 +297,15 @@ def power_line(claim, values, alpha, paired=False):
         se, df = sd * math.sqrt(1 / len(av) + 1 / len(bv)), len(av) + len(bv) - 2
     detectable = (stats.t.ppf(1 - alpha, df) + stats.t.ppf(POWER, df)) * se
     observed = abs(np.mean(av) - np.mean(bv)) - (math.log(claim.get("min_ratio", 1.0)) if log else claim.get("margin", 0.0))
-    need = "∞ (no difference observed)"
+    need = "any number of (no difference observed)"
     if observed > 0 and sd > 0:  # the smallest n per variant whose detectable difference reaches it
         n = np.arange(2, 1001)
         df_n = n - 1 if paired else 2 * n - 2
         reach = (stats.t.ppf(1 - alpha, df_n) + stats.t.ppf(POWER, df_n)) * sd * np.sqrt((1 if paired else 2) / n)
-        need = str(int(n[np.argmax(reach <= observed)])) if (reach <= observed).any() else "> 1000"
+        need = f"about {int(n[np.argmax(reach <= observed)])}" if (reach <= observed).any() else "more than 1000"
     unit = " (on logs)" if log else ""
     return (f"power: these seeds detect a difference of {detectable:.2f}{unit} with {POWER:.0%} power at "
-            f"α = {alpha:.3g}; the observed {observed:.2f} would need about {need} seeds per variant")
+            f"α = {alpha:.3g}; the observed {observed:.2f} would need {need} seeds per variant")
 
 
 def seed_values(rows, metric, minus=None):

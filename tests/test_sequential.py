@@ -67,7 +67,7 @@ def test_power_line_against_a_hand_computed_case():
     assert f"{(stats.t.ppf(0.95, 4) + stats.t.ppf(0.8, 4)) * se:.2f}" in line
     # observed difference 1 with sd 1: the first n with (t.95,2n-2 + t.80,2n-2)·sqrt(2/n) ≤ 1 is 14
     # (n = 13: 1.0071; n = 14: 0.9681)
-    assert "about 14 seeds" in line
+    assert "would need about 14 seeds" in line
 
 
 def test_evaluations_of_one_model_are_paired():

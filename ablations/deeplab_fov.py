@@ -73,6 +73,9 @@ REPORT_SECTIONS = {"deeplab_fov": {}}
 # Dropout 0.1, not 0.5: at 1/16 of the filters, 0.5 cost the 64-filter LargeFOV 11 mIoU points in a probe.
 CPU_BACKBONE = {"name": "vgg", "widths": [8, 16, 32, 32], "convs": [1, 1, 1, 1], "batch_norm": True}
 CPU_MODEL = {"backbone": CPU_BACKBONE, "dropout": 0.1}
+# the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): 63–187 s a run: the first
+# look only
+MAX_RUNS = {"quick": 12}
 PRESETS = {
     # train img/s: timed after training, one run at a time (the timing phase), on a fixed batch
     # (channels_last: every CPU preset's, ablations/presets.py)

@@ -55,6 +55,8 @@ CLAIMS = [
      "test": "best", "metric": "mIoU", "expected": BR, "candidates": ["base", GCN, BR]},
 ]
 
+# the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized)
+MAX_RUNS = {"quick": 15}
 PRESETS = gcn_k.PRESETS  # identical presets, or the shared runs would get new run ids
 
 DEVIATIONS = {

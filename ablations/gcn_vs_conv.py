@@ -79,6 +79,8 @@ CLAIMS = [
 # report sections beyond the standard ones: {section name (report/build.py): its arguments}
 REPORT_SECTIONS = {"erf": {"variants": list(ERF_VARIANTS)}}
 
+# the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized)
+MAX_RUNS = {"quick": 65}
 PRESETS = gcn_k.PRESETS  # identical presets, or the shared GCN runs would get new run ids
 
 DEVIATIONS = {

@@ -79,6 +79,8 @@ CLAIMS = [
 ] + [{"text": f"each at its best lr: GCN beats the 3×3 stack at k = {k}", "test": "greater", "metric": "mIoU",
       "a": f"gcn_k{k}_tuned", "b": f"stack_k{k}_tuned"} for k in TUNED_KS]
 
+# the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized)
+MAX_RUNS = {"quick": 86}
 PRESETS = gcn_k.PRESETS  # identical presets, or the shared GCN runs would get new run ids
 
 DEVIATIONS = {

@@ -40,6 +40,8 @@ VARIANTS = [
      "eval": {"rho": TRAIN_RHO}},
 ]
 
+# the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): ≈ 45 s a run
+MAX_RUNS = {"quick": 22}
 # the same data, model, training settings and seeds as lc_threshold, so the DSN and LC runs are shared
 PRESETS = _THRESHOLD_PRESETS
 

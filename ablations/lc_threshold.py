@@ -105,6 +105,8 @@ SMALL_TRUNK = {"name": "small", "widths": [16, 32, 64], "strides": [2, 2, 2], "c
 SPEED = {"speed_repeats": 20, "speed_warmup": 3}
 HARD = {"hard": True}  # the difficulty mode of the embedded scenes (module docstring, DEVIATIONS)
 QUICK_ITERATIONS = 400  # see DEVIATIONS: the probe shows the mechanism at this length; fits ~8 min
+# the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): ≈ 42 s a run
+MAX_RUNS = {"quick": 22}
 PRESETS = {
     "smoke": {"data": HARD, "model": {"backbone": {**SMALL_TRUNK, "widths": [8, 16, 16]}, "head_width": 8},
               "eval": {"speed_repeats": 2, "speed_warmup": 1}},

@@ -3,7 +3,7 @@
 - smoke: seconds per run on CPU; tests and CI only.
 - quick (default): the embedded dataset, sized so one ablation takes minutes on a 2-core CPU.
   Seeds follow the sequential design: 3 per variant, then 5 and 8 only for the variants of claims
-  still undecided (ablations/verdicts.py).
+  still undecided (ablations/verdicts.py), within each ablation's run budget (its MAX_RUNS).
 - full: the embedded dataset at a larger scale, wider backbone, the same sequential seeds; meant for a GPU.
 - paper: the real dataset and the paper's settings; for GPUs with the data on disk.
 

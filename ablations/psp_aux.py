@@ -47,6 +47,8 @@ CLAIMS = [{"text": f"an auxiliary loss helps: α = {a} beats no auxiliary loss",
 
 REPORT_SECTIONS = {"psp_curves": {}}
 
+# the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): ≈ 88 s a run
+MAX_RUNS = {"quick": 19}
 # psp_common's presets with the deeper trunk (the paper preset keeps its ResNet-50)
 PRESETS = {name: ({**preset, "model": {**preset["model"],
                                        "backbone": {**preset["model"]["backbone"], "convs": DEEP_CONVS}}}

@@ -60,6 +60,8 @@ CLAIMS = [
      "a": "b1236_ave_dr", "b": "control"},
 ]
 
+# the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): ≈ 55 s a run
+MAX_RUNS = {"quick": 28}
 PRESETS = psp_common.PRESETS
 DEVIATIONS = psp_common.DEVIATIONS
 # report sections beyond the standard ones: {section name (report/build.py): its arguments}

@@ -60,6 +60,11 @@ def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=N
             raise ValueError(f"--seeds must be >= 1, got {seeds}")
         cfg["seeds"] = seeds  # a fixed number: one look, no sequential design
     looks_of(cfg["seeds"])
+    max_runs = getattr(spec, "MAX_RUNS", {}).get(preset)  # the run budget of the sequential design
+    if max_runs is not None:
+        if not (isinstance(max_runs, int) and max_runs >= 1):
+            raise ValueError(f"{spec.NAME}: MAX_RUNS[{preset!r}] must be a whole number >= 1, got {max_runs!r}")
+        cfg["max_runs"] = max_runs
     if data is not None and data != cfg["data"]["name"]:
         # A preset's crop size carries over to another real dataset. None of a real dataset's
         # options reach the generated scenes (SyntheticScenes rejects options it does not know):
@@ -382,6 +387,10 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     csv_path = os.path.join(out_dir, f"{spec.NAME}.csv")
     plans, tuning = plan_runs(spec, cfg, preset), tuning_plans(spec, cfg, preset)
     check_plans(plans + tuning)
+    first = {p["run_id"] for p in plans if p["seed"] < p["looks"][0]} | {p["run_id"] for p in tuning}
+    if cfg.get("max_runs") is not None and len(first) > cfg["max_runs"]:
+        raise ValueError(f"{spec.NAME}: max_runs {cfg['max_runs']} is below the {len(first)} runs of the "
+                         "first look and the lr selection")
     check_data(todo_plans(plans, csv_path) + tuning)
     os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
     remove_stale_tmp(out_dir)
@@ -395,6 +404,7 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
         untuned = {v["id"] for v in spec.VARIANTS if v.get("tune_lr")} - set(lrs)
         plans = [p for p in plan_runs(spec, cfg, preset, lrs) if p["variant"] not in untuned]
     looks, wanted = plans[0]["looks"], {p["variant"] for p in plans}
+    planned = {p["run_id"] for p in plans if p["seed"] < looks[0]} | {p["run_id"] for p in tuning}
     for k, n in enumerate(looks, 1):
         look = [p for p in plans if p["seed"] < n and p["variant"] in wanted]
         written += run_plans(spec, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}", started)
@@ -403,13 +413,36 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
         rows = read_rows(csv_path)
         rows = rows[rows["plan_id"] == plans[0]["plan_id"]]
         undecided = [c for c, verdict, *_ in claim_verdicts(spec, rows, looks, upto=k) if verdict not in DECIDED]
-        wanted = {v for claim in undecided for v in claim_variants(claim)}
+        wanted, left = next_look(undecided, plans, looks[k], planned, cfg.get("max_runs"))
+        if progress and left:
+            tqdm.write(f"{spec.NAME}: {len(left)} undecided claim(s) get no more seeds: max_runs "
+                       f"{cfg['max_runs']} reached")
         if not wanted:
             break
         if progress:
             tqdm.write(f"{spec.NAME}: {len(undecided)} claim(s) undecided after look {k}; seeds up to "
                        f"{looks[k]} for {', '.join(sorted(wanted))}")
     return written
+
+
+def next_look(undecided, plans, seeds, planned, max_runs=None):
+    """The variants that get seeds up to `seeds` at the next look, and the undecided claims left out.
+
+    The run budget (the ablation file's MAX_RUNS for the preset: the most distinct training runs
+    the ablation may plan, lr selection and runs shared with other ablations included) is spent on the undecided claims in the order the ablation file declares
+    them; a claim whose extra runs would exceed it gets no more seeds. `planned` (run ids) grows
+    with what is taken. Stopping a claim early keeps the error control: it has used fewer of the
+    looks whose α were fixed in advance."""
+    wanted, left = set(), []
+    for claim in undecided:
+        variants = set(claim_variants(claim))
+        extra = {p["run_id"] for p in plans if p["variant"] in variants and p["seed"] < seeds} - planned
+        if max_runs is not None and len(planned) + len(extra) > max_runs:
+            left.append(claim)
+            continue
+        wanted |= variants
+        planned |= extra
+    return wanted, left
 
 
 def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what, started=None):

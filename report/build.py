@@ -160,6 +160,8 @@ def verdict_summary(results, specs):
         counts = {k: verdicts.count(k) for k in kinds}
         total = {k: total[k] + counts[k] for k in kinds}
         looks = ", ".join(map(str, rows_looks(rows)))
+        budget = getattr(spec, "MAX_RUNS", {}).get(rows["preset"].iloc[0])
+        looks += f"; at most {budget} runs" if budget else ""
         body.append([f"`{spec.NAME}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{len(verdicts)}", looks])
     n = sum(total.values())
     decided = sum(total[k] for k in DECIDED)
@@ -170,7 +172,11 @@ def verdict_summary(results, specs):
         f"decision: over all its looks a claim whose effect is absent comes out *reproduced* with probability at "
         f"most {ALPHA:g}, and one whose effect is real comes out *contradicted* with probability at most {ALPHA:g} "
         f"(a simulation test checks both). Over these {n} claims chance alone thus explains at most "
-        f"{ALPHA * n:.1f} false *reproduced* and {ALPHA * n:.1f} false *contradicted* verdicts in expectation."
+        f"{ALPHA * n:.1f} false *reproduced* and {ALPHA * n:.1f} false *contradicted* verdicts in expectation. "
+        "Where an ablation has a run budget (its file's MAX_RUNS: distinct training runs, lr selection and runs "
+        "shared with other ablations included), a look gives seeds to the undecided claims in the order they "
+        "are listed while the budget lasts; a claim it stops at an earlier look has still been tested at that "
+        "look's α, so the error control holds."
         + (f"\n\nWall time of the runs behind these verdicts: {sum(walls):.1f} min (the ablations one after another; "
            "each one's time is under its Settings used)." if walls and None not in walls else ""))
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ablations.rows import read_rows
-from ablations.runs import preset_config, run_ablation
+from ablations.runs import next_look, preset_config, run_ablation
 from ablations.verdicts import (ABSENT, CONTRADICTED, INCONCLUSIVE, REPRODUCED, claim_verdicts, power_line,
                                 sequential)
 
@@ -99,6 +99,35 @@ def test_the_runner_adds_seeds_only_to_undecided_claims_and_reuses_finished_runs
     assert run_ablation(spec, cfg, "smoke", str(tmp_path), jobs=1, progress=False) == 0
     verdicts = claim_verdicts(spec, read_rows(str(tmp_path / "seq.csv")))
     assert [(v[1], v[3]) for v in verdicts] == [(INCONCLUSIVE, 2), (REPRODUCED, 1)]
+
+
+def test_the_run_budget_goes_to_the_undecided_claims_in_their_declared_order():
+    # variants a..d, seeds 0..4, one run each; looks [3, 5]: 12 runs planned after the first look
+    plans = [{"variant": v, "seed": s, "run_id": f"{v}{s}"} for v in "abcd" for s in range(5)]
+    planned = {p["run_id"] for p in plans if p["seed"] < 3}
+    claims = [{"test": "greater", "a": "c", "b": "d"}, {"test": "greater", "a": "a", "b": "b"},
+              {"test": "greater", "a": "a", "b": "c"}]
+    # 4 more runs fit in 17: the first claim (c, d) takes them; a, b would need 4 more; (a, c) then needs
+    # only a's 2 (c is taken): 12 + 4 + 2 = 18 > 17, so it too is left
+    wanted, left = next_look(claims, plans, 5, set(planned), max_runs=17)
+    assert wanted == {"c", "d"} and left == claims[1:]
+    wanted, left = next_look(claims, plans, 5, set(planned), max_runs=18)
+    assert wanted == {"a", "c", "d"} and left == [claims[1]]
+    wanted, left = next_look(claims, plans, 5, set(planned))  # no budget: every undecided claim
+    assert wanted == set("abcd") and left == []
+
+
+def test_a_run_budget_below_the_first_look_or_not_a_count_is_refused(tmp_path):
+    spec = types.SimpleNamespace(
+        NAME="seq", MODEL={"arch": "single_head"},
+        VARIANTS=[{"id": v, "model": {"head": "gcn", "k": k}} for v, k in zip("ab", (3, 5))],
+        PRESETS={"smoke": {"seeds": [2, 3]}}, MAX_RUNS={"smoke": 3}, CLAIMS=[])
+    with pytest.raises(ValueError, match="max_runs 3 is below the 4 runs of the first look"):
+        run_ablation(spec, preset_config(spec, "smoke"), "smoke", str(tmp_path), progress=False)
+    assert not (tmp_path / "runs").exists()
+    spec.MAX_RUNS["smoke"] = 0
+    with pytest.raises(ValueError, match=r"seq: MAX_RUNS\['smoke'\] must be a whole number >= 1, got 0"):
+        preset_config(spec, "smoke")
 
 
 def test_the_t_tests_and_spearman_agree_with_scipy():

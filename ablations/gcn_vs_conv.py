@@ -15,6 +15,7 @@ the same run ids): they are trained once and shared with Table 1.
 Run alone: python -m ablations gcn_vs_conv [--preset quick]
 """
 from ablations import gcn_k
+from ablations.tuning import tuned
 
 NAME = "gcn_vs_conv"
 TITLE = "GCN Table 2 — GCN vs trivial k×k conv (at the preset lr and each at its best lr)"
@@ -34,16 +35,13 @@ GCN_K_MODEL = {v["id"]: v["model"] for v in gcn_k.VARIANTS}  # shared runs: the 
 # "erf", computed when each run finishes; not part of the run id)
 ERF_VARIANTS = ("gcn_k9", "conv_k9", "gcn_k9_tuned", "conv_k9_tuned")
 
-VARIANTS = (
-    [{"id": f"gcn_k{k}", "label": f"GCN k={k}", "x": k, "series": "GCN, preset lr",
-      "model": GCN_K_MODEL[f"k{k}"]} for k in KS]
-    + [{"id": f"conv_k{k}", "label": f"trivial k×k k={k}", "x": k, "series": "trivial k×k, preset lr",
-        "model": {"head": "conv", "k": k}} for k in KS]
-    + [{"id": f"gcn_k{k}_tuned", "label": f"GCN k={k}, best lr", "x": k, "series": "GCN, best lr",
-        "model": GCN_K_MODEL[f"k{k}"], "tune_lr": TUNE_SCALES} for k in TUNED_KS["gcn"]]
-    + [{"id": f"conv_k{k}_tuned", "label": f"trivial k×k k={k}, best lr", "x": k, "series": "trivial k×k, best lr",
-        "model": {"head": "conv", "k": k}, "tune_lr": TUNE_SCALES} for k in TUNED_KS["conv"]]
-)
+GCN = {k: {"id": f"gcn_k{k}", "label": f"GCN k={k}", "x": k, "series": "GCN, preset lr",
+           "model": GCN_K_MODEL[f"k{k}"]} for k in KS}
+CONV = {k: {"id": f"conv_k{k}", "label": f"trivial k×k k={k}", "x": k, "series": "trivial k×k, preset lr",
+            "model": {"head": "conv", "k": k}} for k in KS}
+VARIANTS = (list(GCN.values()) + list(CONV.values())
+            + [tuned(GCN[k], TUNE_SCALES, "GCN, best lr") for k in TUNED_KS["gcn"]]
+            + [tuned(CONV[k], TUNE_SCALES, "trivial k×k, best lr") for k in TUNED_KS["conv"]])
 VARIANTS = [{**v, "analyses": ["erf"] if v["id"] in ERF_VARIANTS else []} for v in VARIANTS]
 
 GCN_MIOU = {3: 70.1, 5: 71.1, 7: 72.8, 9: 73.4}

@@ -13,6 +13,7 @@ Shared runs: the GCN rows are gcn_k's k = 3…11 runs; the one-layer stack (k = 
 Run alone: python -m ablations gcn_vs_stack [--preset quick]
 """
 from ablations import gcn_k
+from ablations.tuning import tuned
 
 NAME = "gcn_vs_stack"
 TITLE = "GCN Tables 3–4 — GCN vs a stack of 3×3 convs; width of the stack"
@@ -37,20 +38,19 @@ def stack_model(k):
     return {"head": "conv", "k": 3} if k == 3 else {"head": "stack", "k": k}
 
 
+GCN = {k: {"id": f"gcn_k{k}", "label": f"GCN k={k}", "x": k, "series": "GCN", "model": GCN_K_MODEL[f"k{k}"]}
+       for k in KS}
+STACK = {k: {"id": f"stack_k{k}", "label": f"3×3 stack k={k} (m = full)", "x": k, "series": "3×3 stack, m = full",
+             "model": stack_model(k)} for k in KS}
 VARIANTS = (
-    [{"id": f"gcn_k{k}", "label": f"GCN k={k}", "x": k, "series": "GCN", "model": GCN_K_MODEL[f"k{k}"]}
-     for k in KS]
-    + [{"id": f"stack_k{k}", "label": f"3×3 stack k={k} (m = full)", "x": k, "series": "3×3 stack, m = full",
-        "model": stack_model(k)} for k in KS]
+    list(GCN.values()) + list(STACK.values())
     + [{"id": "stack_k7_m2", "label": "3×3 stack k=7, m = full/2", "x": 7, "series": "3×3 stack k=7, m = full/2",
         "model": {"head": "stack", "k": 7, "width_ratio": WIDTH_RATIOS["m/2"]}},
        {"id": "stack_k7_m10", "label": "3×3 stack k=7, m = full·210/2048", "x": 7,
         "series": "3×3 stack k=7, m = full·210/2048",
         "model": {"head": "stack", "k": 7, "width_ratio": WIDTH_RATIOS["m≈m/10"]}}]
-    + [{"id": f"gcn_k{k}_tuned", "label": f"GCN k={k}, best lr", "x": k, "series": "GCN, best lr",
-        "model": GCN_K_MODEL[f"k{k}"], "tune_lr": TUNE_SCALES} for k in TUNED_KS]
-    + [{"id": f"stack_k{k}_tuned", "label": f"3×3 stack k={k}, best lr", "x": k, "series": "3×3 stack, best lr",
-        "model": stack_model(k), "tune_lr": TUNE_SCALES} for k in TUNED_KS]
+    + [tuned(GCN[k], TUNE_SCALES, "GCN, best lr") for k in TUNED_KS]
+    + [tuned(STACK[k], TUNE_SCALES, "3×3 stack, best lr") for k in TUNED_KS]
 )
 
 PUBLISHED = {

@@ -21,7 +21,7 @@ All models have the same number of iterations. lc_schemes (Table 2) reuses the D
 Data: the difficulty mode of the embedded scenes (data/synthetic.py, `hard`): a wide easy
 background and small look-alike objects told apart only by a ring 20-28 px away, so that a few
 pixels need the deep stage. Chosen by a probe of the mechanism before any claim was judged
-(python -m ablations.lc_probe, see DEVIATIONS); the DSN row also keeps that probe as an analysis.
+(python -m probes.lc_stages, see DEVIATIONS); the DSN row also keeps that probe as an analysis.
 
 Speed (Table 3): after the accuracy pass each row times one fixed batch of validation images
 (warm-up passes, then repeated timed passes, median; synchronised on GPU); the model reports each
@@ -123,12 +123,12 @@ PRESETS = {
               "eval": {"speed_repeats": 50, "speed_warmup": 10, "speed_batch": 1}},
 }
 
-# The probe (python -m ablations.lc_probe [--hard] --iterations 400, seed 0: the DSN cascade of the
+# The probe (python -m probes.lc_stages [--hard] --iterations 400, seed 0: the DSN cascade of the
 # quick preset trained 400 iterations, one thread, nice'd on a shared 2-core machine), run before any
 # claim was judged. Per ρ: % of validation pixels stage 1 is unsure about (top prob ≤ ρ); accuracy of
 # stage 1/2/3 heads on them. Mechanism present = unsure pixels a minority, stage 3 clearly above stage 1.
 PROBE_NOTE = (
-    "Scenes chosen by a probe of the mechanism, before any claim was judged (python -m ablations.lc_probe "
+    "Scenes chosen by a probe of the mechanism, before any claim was judged (python -m probes.lc_stages "
     "[--hard] --iterations 400; the DSN cascade, seed 0; accuracy of each stage's head on the pixels "
     "stage 1 is unsure about, top probability ≤ ρ). Default scenes: unsure 26.8% / 33.0% of pixels at "
     "ρ = 0.8 / 0.985, stage 1/2/3 accuracy on them 59.6/91.9/92.7 and 66.4/92.6/93.3 — stage 2 already "

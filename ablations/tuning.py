@@ -7,6 +7,13 @@ import os
 from ablations.rows import OK
 
 
+def tuned(variant, scales, series):
+    """A "_tuned" copy of a variant: the same model, trained at the lr of `scales` × the preset's lr
+    that scores best on held-out training images."""
+    return {**variant, "id": f"{variant['id']}_tuned", "label": f"{variant['label']}, best lr", "series": series,
+            "tune_lr": scales}
+
+
 def tuning_csv_path(out_dir, name):
     """Rows of the learning-rate selection runs (held-out scores), beside the ablation's CSV."""
     return os.path.join(out_dir, "tuning", f"{name}.csv")

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ablations.rows import OK  # noqa: E402
+from ablations.verdicts import seed_values  # noqa: E402
 
 
 def save_figure(fig, path, dpi):
@@ -26,13 +26,8 @@ def fmt(value, digits=2):
 
 
 def per_seed(rows, metric, minus=None):
-    """{variant: [value per seed]} over the finished runs. With `minus`, each run's value is
-    metric − minus (e.g. internal − boundary accuracy: a claim about which one a change lifts more)."""
-    ok = rows[rows["status"] == OK]
-    if metric not in ok or (minus is not None and minus not in ok):
-        return {}
-    column = ok[metric] - ok[minus] if minus is not None else ok[metric]
-    return {v: column[g.index].dropna().tolist() for v, g in ok.groupby("variant")}
+    """{variant: [value per seed]} over the finished runs: verdicts.seed_values without the seeds."""
+    return {v: list(by_seed.values()) for v, by_seed in seed_values(rows, metric, minus).items()}
 
 
 def mean_std(values):

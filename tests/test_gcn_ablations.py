@@ -170,7 +170,7 @@ def test_lr_selection_never_reads_the_validation_split(tmp_path, monkeypatch):
 
 def test_claim_on_a_difference_of_two_metrics():
     # GCN lifts internal acc by +2 and boundary acc by +0.5 in each seed: internal − boundary rises
-    rows = pd.DataFrame({"variant": ["base", "base", "gcn", "gcn"], "status": "ok",
+    rows = pd.DataFrame({"variant": ["base", "base", "gcn", "gcn"], "seed": [0, 1, 0, 1], "status": "ok",
                          "internal_acc": [90.0, 90.4, 92.0, 92.4], "boundary_acc": [70.0, 70.2, 70.5, 70.7]})
     values = per_seed(rows, "internal_acc", minus="boundary_acc")
     assert values == {"base": [20.0, pytest.approx(20.2)], "gcn": [21.5, pytest.approx(21.7)]}

@@ -3,8 +3,8 @@ descent? Trains PSPNet's baseline (no pyramid pooling) at the quick data and set
 run with a given trunk and α, into a folder of its own, and prints the main loss of the logged
 training batches averaged per 50 iterations (the numbers in psp_aux.DEVIATIONS).
 
-    python -m benchmarks.psp_aux_probe --convs 1 2 8 8 --alpha 0.4 --seed 0 --out /tmp/probe
-    python -m benchmarks.psp_aux_probe --convs 1 2 6 6 --widths 24 32 48 48 --alpha 0 ...
+    python -m probes.psp_aux_depth --convs 1 2 8 8 --alpha 0.4 --seed 0 --out /tmp/probe
+    python -m probes.psp_aux_depth --convs 1 2 6 6 --widths 24 32 48 48 --alpha 0 ...
 """
 import argparse
 import os

@@ -6,7 +6,7 @@ briefly, in a temporary folder, then prints ablations.analysis.stage_probe on th
 per threshold ρ, the share of pixels stage 1 is unsure about (top probability ≤ ρ) and each stage's
 accuracy on them and on the confident rest. Nothing is written to results/.
 
-python -m ablations.lc_probe [--hard] [--iterations 400] [--preset quick] [--seed 0]
+python -m probes.lc_stages [--hard] [--iterations 400] [--preset quick] [--seed 0]
 """
 import argparse
 import copy

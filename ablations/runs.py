@@ -387,7 +387,7 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     csv_path = os.path.join(out_dir, f"{spec.NAME}.csv")
     plans, tuning = plan_runs(spec, cfg, preset), tuning_plans(spec, cfg, preset)
     check_plans(plans + tuning)
-    first = {p["run_id"] for p in plans if p["seed"] < p["looks"][0]} | {p["run_id"] for p in tuning}
+    first = first_look_runs(plans, tuning)
     if cfg.get("max_runs") is not None and len(first) > cfg["max_runs"]:
         raise ValueError(f"{spec.NAME}: max_runs {cfg['max_runs']} is below the {len(first)} runs of the "
                          "first look and the lr selection")
@@ -404,7 +404,7 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
         untuned = {v["id"] for v in spec.VARIANTS if v.get("tune_lr")} - set(lrs)
         plans = [p for p in plan_runs(spec, cfg, preset, lrs) if p["variant"] not in untuned]
     looks, wanted = plans[0]["looks"], {p["variant"] for p in plans}
-    planned = {p["run_id"] for p in plans if p["seed"] < looks[0]} | {p["run_id"] for p in tuning}
+    planned = first_look_runs(plans, tuning)
     for k, n in enumerate(looks, 1):
         look = [p for p in plans if p["seed"] < n and p["variant"] in wanted]
         written += run_plans(spec, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}", started)
@@ -425,14 +425,19 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     return written
 
 
+def first_look_runs(plans, tuning):
+    """Run ids of the first look and of the lr selection: what every ablation trains."""
+    return {p["run_id"] for p in plans if p["seed"] < p["looks"][0]} | {p["run_id"] for p in tuning}
+
+
 def next_look(undecided, plans, seeds, planned, max_runs=None):
     """The variants that get seeds up to `seeds` at the next look, and the undecided claims left out.
 
     The run budget (the ablation file's MAX_RUNS for the preset: the most distinct training runs
-    the ablation may plan, lr selection and runs shared with other ablations included) is spent on the undecided claims in the order the ablation file declares
-    them; a claim whose extra runs would exceed it gets no more seeds. `planned` (run ids) grows
-    with what is taken. Stopping a claim early keeps the error control: it has used fewer of the
-    looks whose α were fixed in advance."""
+    the ablation may plan, lr selection and runs shared with other ablations included) is spent on
+    the undecided claims in the order the file lists them; a claim whose extra runs would exceed it
+    gets no more seeds. `planned` (run ids) grows with what is taken. Stopping a claim early keeps
+    the error control: it has used fewer of the looks whose α were fixed in advance."""
     wanted, left = set(), []
     for claim in undecided:
         variants = set(claim_variants(claim))

@@ -34,12 +34,13 @@ def train_run(run_dir, cfg=TRAIN):
     return torch.load(run_dir / "model.pt", weights_only=True)
 
 
+# every run really trains compiled: past 2 compiled versions of a frame (the first call, then
+# dynamic floats) dynamo would fall back to eager; here that is an error. torch's own config.patch,
+# not monkeypatch: pytest 9.2's monkeypatch deletes these config attributes on undo (every later
+# compile then fails with "torch._dynamo.config.recompile_limit does not exist").
+@torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=True)
 def test_compiled_training_resumes_bit_identically_with_plain_state_dicts(tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    # every run really trains compiled: past 2 compiled versions of a frame (the first call, then
-    # dynamic floats) dynamo would fall back to eager; here that is an error
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
-    monkeypatch.setattr(torch._dynamo.config, "fail_on_recompile_limit_hit", True)
     reference = train_run(tmp_path / "reference")
     real_save = train_mod.atomic_save
 
@@ -61,12 +62,11 @@ def test_compiled_training_resumes_bit_identically_with_plain_state_dicts(tmp_pa
     build_model(MODEL, build_dataset(DATA, "val").num_classes).load_state_dict(reference)  # loads as evaluation does
 
 
-def test_compile_failure_is_one_clear_line(tmp_path, monkeypatch):
+def test_compile_failure_is_one_clear_line(tmp_path):
     import torch._inductor.config as inductor_config
     torch._dynamo.reset()  # nothing compiled before may be reused
-    monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "/nonexistent/c++"))
-    monkeypatch.setattr(inductor_config, "force_disable_caches", True)
-    with pytest.raises(RuntimeError) as err:
+    with inductor_config.patch({"cpp.cxx": (None, "/nonexistent/c++"), "force_disable_caches": True}), \
+            pytest.raises(RuntimeError) as err:
         train_run(tmp_path / "run")
     torch._dynamo.reset()
     message = str(err.value)

@@ -94,7 +94,8 @@ PRESETS = {
 NO_CRF = ("No dense CRF yet in these rows: the published Table 2 numbers are after the CRF, the reproduced "
           "ones before it (Table 1(a)'s no-CRF numbers are shown for comparison). The CRF itself is built "
           "(segmodels/crf.py: pydensecrf2, which builds from PyPI with gcc, checked against an exact "
-          "O(N²) PyTorch version); applying it as an evaluation option is not wired in yet.")
+          "O(N²) PyTorch version) and is an evaluation option (eval key crf); choosing its weights on held-out "
+          "training images and the before/after table are not done yet.")
 DEVIATIONS = {
     "synthetic": [
         "Embedded generated scenes (5 classes, 128 px) instead of VOC 2012 (21 classes, ~500 px): "

@@ -8,12 +8,15 @@ import torch
 from ablations.metrics import boundary_counts, confusion_matrix, group_accuracy, scores
 from ablations.presets import EVAL_KEYS as ENGINE_KEYS
 from data import IGNORE_INDEX
+from segmodels.crf import check_crf, crf_labels
 
 
 def model_options(model, cfg):
     """The model's evaluation options in an eval cfg (every key the engine does not use); checked."""
     opts = {k: v for k, v in cfg.items() if k not in ENGINE_KEYS}
     model.eval_options(opts)  # unknown names fail here, before any work
+    if cfg.get("crf") is not None:
+        check_crf(cfg["crf"])
     return opts
 
 
@@ -22,14 +25,15 @@ def evaluate(model, dataset, cfg, device="cpu"):
     """cfg: {'batch_size', 'boundary_band', optional 'speed_repeats' (see time_inference), ...}.
     Any other key is an evaluation option of the model (e.g. a cascade's threshold), passed to
     every model.predict call. Statistics the model returns (e.g. the share of pixels per stage)
-    are averaged per image."""
+    are averaged per image. With cfg['crf'] (segmodels/crf.py), the labels scored are those after
+    DeepLab v1's fully connected CRF; infer_fps stays the network's, crf_ms is the CRF's per image."""
     model_opts = model_options(model, cfg)
     model.to(device).eval()
     n = dataset.num_classes
     cm = torch.zeros(n, n, dtype=torch.int64)
     counts = {"boundary": [0, 0], "internal": [0, 0]}
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=False)
-    infer_s, images_seen = 0.0, 0
+    infer_s, crf_s, images_seen = 0.0, 0.0, 0
     extra_sums = {}
     for images, labels in loader:
         images = images.to(device)
@@ -43,6 +47,10 @@ def evaluate(model, dataset, cfg, device="cpu"):
         infer_s += time.perf_counter() - tick
         images_seen += len(images)
         pred = pred.cpu()
+        if cfg.get("crf") is not None:
+            tick = time.perf_counter()
+            pred = crf_labels(logits.cpu(), dataset.to_rgb(images.cpu()), cfg["crf"])
+            crf_s += time.perf_counter() - tick
         cm += confusion_matrix(pred, labels, n, IGNORE_INDEX)
         for region, (correct, total) in boundary_counts(pred, labels, cfg["boundary_band"]).items():
             counts[region][0] += correct
@@ -57,6 +65,8 @@ def evaluate(model, dataset, cfg, device="cpu"):
         result[f"{region}_acc"] = 100 * correct / total if total else float("nan")
     result["boundary_band"] = cfg["boundary_band"]
     result["infer_fps"] = images_seen / infer_s if infer_s > 0 else float("nan")
+    if cfg.get("crf") is not None:
+        result["crf_ms"] = 1000 * crf_s / images_seen
     result.update({k: v / images_seen for k, v in extra_sums.items()})
     return result
 

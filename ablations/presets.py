@@ -73,7 +73,8 @@ TRAIN_KEYS = ("iterations", "batch_size", "lr", "lr_scale", "momentum", "weight_
               "head_lr_mult", "lr_step", "lr_gamma", "workers", "checkpoint_every", "channels_last", "threads",
               "compile")
 # engine keys of the eval config; any other eval key is an evaluation option of the model (e.g. rho)
-EVAL_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch", "train_speed_steps")
+EVAL_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch", "train_speed_steps",
+             "crf")
 
 
 def check_keys(section, cfg, valid):

@@ -32,6 +32,7 @@ from ablations.verdicts import DECIDED, claim_variants, claim_verdicts, looks_of
 from data import DATASETS, build_dataset
 from segmodels import build_model
 from segmodels.base import count_params
+from segmodels.crf import CRFUnavailable
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # train-config keys that do not change what is computed, so stay out of the run id
@@ -212,7 +213,11 @@ def run_group(plans, out_dir, device, progress=True):
                     model = model or load_model(run_dir, plan["model"], val_set.num_classes)
                 if not os.path.exists(eval_path):
                     started = time.time()
-                    result = evaluate(model, val_set, plan["eval"], device)
+                    try:
+                        result = evaluate(model, val_set, plan["eval"], device)
+                    except CRFUnavailable as err:  # this row fails (a rerun retries it); the others go on
+                        results.append({"status": "failed: CRF unavailable", "error": str(err)})
+                        continue
                     result["eval_wall_s"] = time.time() - started
                     result["params"] = count_params(model)
                     result["head_params"] = sum(p.numel() for n, p in model.named_parameters()
@@ -309,6 +314,8 @@ def make_row(plan, info, result, device, sha, started=None):
         "eval_config": json.dumps(plan["eval"], sort_keys=True),
     }
     for key, value in result.items():  # metrics, plus any a model reports (e.g. per-stage shares)
+        if key in ("status", "error"):  # an evaluation that failed (run_group)
+            continue
         if key == "per_class_iou":
             value = json.dumps(value)
         row[key] = value
@@ -322,7 +329,7 @@ def make_row(plan, info, result, device, sha, started=None):
         "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
         "host": platform.node(), "torch": torch.__version__, "torchvision": torchvision.__version__,
         "git_sha": sha, "seed_looks": json.dumps(plan["looks"]), "plan_id": plan["plan_id"], "run_id": plan["run_id"], "eval_id": plan["eval_id"],
-        "status": info["status"],
+        "status": result.get("status", info["status"]),
         "call_started_at": started,  # when the run_ablation call that wrote this row began (its wall time)
         "finished_at": now_iso(),
     })
@@ -462,12 +469,13 @@ def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what, star
     def record(outputs):
         nonlocal written
         for plan, info, result in outputs:
-            if info["status"] == OK and needs_timing(plan):
+            failure = result if "status" in result else info  # the evaluation's, else the training's
+            if failure["status"] == OK and needs_timing(plan):
                 timed.append((plan, info, result))  # its row is written after the timing phase
                 continue
             written += put_row(csv_path, make_row(plan, info, result, device, sha, started))
-            if info["status"] != OK:
-                tqdm.write(f"{spec.NAME} {plan['variant']} seed {plan['seed']}: {info['status']} ({info.get('error')})")
+            if failure["status"] != OK:
+                tqdm.write(f"{spec.NAME} {plan['variant']} seed {plan['seed']}: {failure['status']} ({failure.get('error')})")
         bar.update(1)
 
     if jobs <= 1 or len(groups) <= 1:

@@ -57,6 +57,9 @@ class HeldOut(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.indices)
 
+    def to_rgb(self, images):
+        return self.dataset.to_rgb(images)
+
     def __getitem__(self, item):
         if isinstance(item, tuple):  # (index, augmentation seed) from the trainer's batches
             return self.dataset[(self.indices[item[0]], item[1])]

@@ -275,6 +275,10 @@ class SyntheticScenes(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.images)
 
+    def to_rgb(self, images):
+        """A batch of __getitem__'s images [N,3,H,W] back to the stored uint8 pixels, [N,H,W,3]."""
+        return images.mul(0.25).add(0.5).mul(255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
     def __getitem__(self, item):
         index, aug_seed = split_item(item)
         image = self.images[index].float().div_(255).sub_(0.5).div_(0.25)

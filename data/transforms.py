@@ -37,6 +37,13 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return pixels.sub_(mean).div_(std)
 
 
+def to_rgb(images: torch.Tensor) -> np.ndarray:
+    """Inverse of to_tensor for a batch [N,3,H,W] -> uint8 [N,H,W,3] (the CRF's colour features)."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (images * std + mean).mul(255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
 def _uniform(gen: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * torch.rand((), generator=gen).item()
 
@@ -178,6 +185,10 @@ class LabelledImageFolder(torch.utils.data.Dataset):
     def find_items(self, root: Path, split: str) -> list:
         """[(image_path, label_path)] for the split; raise missing_data_error(...) if absent."""
         raise NotImplementedError
+
+    def to_rgb(self, images: torch.Tensor) -> np.ndarray:
+        """A batch of this dataset's images as uint8 [N,H,W,3] (padding comes back black)."""
+        return to_rgb(images)
 
     def read_raw_label(self, path: Path) -> np.ndarray:
         return read_label_png(path)

@@ -21,6 +21,35 @@ import numpy as np
 import torch
 
 EPS = 1e-8  # probabilities are clamped before the log: a zero probability is not an infinite energy
+# the evaluation option {"crf": {...}}: w1, θα, θβ are chosen per dataset (cross-validated in the paper);
+# w2 = 3, θγ = 3 and 10 mean-field iterations are DeepLab v1's fixed values
+CRF_KEYS = {"w1": None, "theta_alpha": None, "theta_beta": None, "w2": 3.0, "theta_gamma": 3.0, "iterations": 10}
+
+
+class CRFUnavailable(RuntimeError):
+    """pydensecrf2 cannot be imported: the rows that need the CRF fail, the others go on."""
+
+
+def check_crf(options):
+    """The eval option's settings, complete and in range, or one clear ValueError."""
+    if not isinstance(options, dict):
+        raise ValueError(f"eval option crf must be a dict of {', '.join(CRF_KEYS)}, got {options!r}")
+    unknown = sorted(set(options) - set(CRF_KEYS))
+    missing = [k for k, default in CRF_KEYS.items() if default is None and k not in options]
+    if unknown or missing:
+        raise ValueError(f"eval option crf: unknown {unknown}, missing {missing} (keys: {', '.join(CRF_KEYS)})")
+    settings = {**CRF_KEYS, **options}
+    bad = [k for k, v in settings.items() if not isinstance(v, (int, float)) or v < 0 or (k.startswith("theta") and v <= 0)]
+    if bad or int(settings["iterations"]) != settings["iterations"]:
+        raise ValueError(f"eval option crf: weights >= 0, θ > 0 and a whole number of iterations expected, got {options}")
+    return settings
+
+
+def crf_labels(logits, rgb, options):
+    """Labels (N, H, W) after the CRF of each image: logits (N, C, H, W), rgb (N, H, W, 3) uint8."""
+    settings = check_crf(options)
+    probs = torch.softmax(logits.float(), 1).numpy()
+    return torch.from_numpy(np.stack([dense_crf(p, image, **settings).argmax(0) for p, image in zip(probs, rgb)]))
 
 
 def _check(probs, image):
@@ -57,7 +86,7 @@ def dense_crf(probs, image, w1, theta_alpha, theta_beta, w2=3.0, theta_gamma=3.0
     try:
         import pydensecrf.densecrf as dcrf
     except ImportError as e:
-        raise RuntimeError("the fully connected CRF needs the package pydensecrf2 (pip install pydensecrf2, "
+        raise CRFUnavailable("the fully connected CRF needs the package pydensecrf2 (pip install pydensecrf2, "
                            f"in requirements.txt; it builds with gcc): {e}") from None
     probs, image = np.asarray(probs, dtype=np.float32), np.ascontiguousarray(image, dtype=np.uint8)
     _check(probs, image)

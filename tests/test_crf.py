@@ -1,11 +1,20 @@
 """The fully connected CRF: the exact O(N²) oracle against hand-computed cases, pydensecrf2 against
 the oracle, and a clear error without the package."""
+import json
 import math
+import os
 import sys
+import types
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
+from ablations.rows import read_rows
+from ablations.runs import plan_runs, preset_config, run_ablation
+from data import build_dataset
+from data.transforms import to_rgb, to_tensor
 from segmodels.crf import dense_crf, exact_dense_crf
 
 
@@ -81,3 +90,60 @@ def test_mismatched_shapes_are_refused():
     probs, image, _ = two_colour_scene()
     with pytest.raises(ValueError, match=r"got \(2, 12, 16\) and \(12, 15, 3\)"):
         exact_dense_crf(probs, image[:, :15], w1=1.0, theta_alpha=1.0, theta_beta=1.0)
+
+
+# --- the CRF as an evaluation option ------------------------------------------------------------
+
+def crf_spec(crf):
+    """Two evaluations of one trained model: without and with the CRF."""
+    return types.SimpleNamespace(
+        NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3},
+        VARIANTS=[{"id": "plain"}, {"id": "crf", "eval": {"crf": crf}}], CLAIMS=[])
+
+
+CRF = {"w1": 4.0, "theta_alpha": 8.0, "theta_beta": 5.0}
+
+
+def test_the_crf_is_an_evaluation_option_off_the_run_id(tmp_path):
+    spec = crf_spec(CRF)
+    cfg = preset_config(spec, "smoke")
+    plans = plan_runs(spec, cfg, "smoke")
+    assert plans[0]["run_id"] == plans[1]["run_id"] and plans[0]["eval_id"] != plans[1]["eval_id"]
+    assert run_ablation(spec, cfg, "smoke", str(tmp_path), progress=False) == 2
+    rows = read_rows(str(tmp_path / "crf.csv")).set_index("variant")
+    assert (rows["status"] == "ok").all() and len(os.listdir(tmp_path / "runs")) == 1  # trained once
+    assert json.loads(rows.loc["crf", "eval_config"])["crf"] == CRF  # its settings recorded in the row
+    assert rows.loc["crf", "crf_ms"] > 0 and np.isnan(rows.loc["plain", "crf_ms"])
+
+
+def test_crf_rows_fail_clearly_without_the_package_and_a_rerun_retries_them(tmp_path, monkeypatch):
+    spec = crf_spec(CRF)
+    cfg = preset_config(spec, "smoke")
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "pydensecrf", None)
+        m.setitem(sys.modules, "pydensecrf.densecrf", None)
+        run_ablation(spec, cfg, "smoke", str(tmp_path), progress=False)
+    rows = read_rows(str(tmp_path / "crf.csv")).set_index("variant")
+    assert rows.loc["plain", "status"] == "ok" and rows.loc["crf", "status"] == "failed: CRF unavailable"
+    assert run_ablation(spec, cfg, "smoke", str(tmp_path), progress=False) == 1  # the package is back
+    assert (read_rows(str(tmp_path / "crf.csv"))["status"] == "ok").all()
+
+
+@pytest.mark.parametrize("crf, message", [
+    ({"w1": 4.0, "theta_alpha": 8.0}, r"missing \['theta_beta'\]"),
+    ({**CRF, "sigma": 1.0}, r"unknown \['sigma'\]"),
+    ({**CRF, "theta_beta": 0.0}, "θ > 0"),
+])
+def test_bad_crf_settings_are_refused_before_any_training(tmp_path, crf, message):
+    spec = crf_spec(crf)
+    with pytest.raises(ValueError, match=message):
+        run_ablation(spec, preset_config(spec, "smoke"), "smoke", str(tmp_path), progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_datasets_give_their_images_back_as_8_bit_rgb():
+    data = build_dataset({"name": "synthetic", "image_size": 32, "n_train": 4, "n_val": 4}, "val")
+    images = torch.stack([data[i][0] for i in range(4)])
+    assert np.array_equal(data.to_rgb(images), data.images.permute(0, 2, 3, 1).numpy())
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    assert np.array_equal(to_rgb(to_tensor(Image.fromarray(pixels))[None])[0], pixels)

@@ -11,6 +11,8 @@ variants of its Table 2.
   filters in fc6 and fc7 (DeepLab-LargeFOV).
 - ImageNet initialisation: torchvision's VGG-16 with fc6/fc7 reshaped into convolutions and
   subsampled as the paper did (`vgg16_to_deeplab`).
+- MSc (Table 1(a)'s DeepLab-MSc): a two-layer MLP on the input and on each of the first four max-pool
+  outputs, concatenated to fc7's output before the classifier (`MultiScaleBranches`).
 
 The CPU presets use the same structure scaled down: narrower layers, one conv per block, conv5/
 pool5 dropped (a 4-block trunk, still output stride 8), BatchNorm since they train from scratch.
@@ -18,6 +20,7 @@ pool5 dropped (a 4-block trunk, still output stride 8), BatchNorm since they tra
 from collections import OrderedDict
 from functools import partial
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -95,12 +98,36 @@ class FOVConv(nn.Module):
         return self.conv(F.pad(x, self.padding))
 
 
+MSC_TAPS = 5  # the input and pool1..pool4
+
+
+class MultiScaleBranches(nn.Module):
+    """DeepLab-MSc: on the input and on each of the first four max-pool outputs a two-layer MLP,
+    `width` 3×3 convs then `width` 1×1 convs (the paper: 128 and 128), each with ReLU and dropout;
+    the 3×3 conv strides to the trunk's output stride (8, 4, 2, 1, 1), so the five outputs
+    concatenate to fc7's: +5 × width channels (the paper's +640)."""
+
+    def __init__(self, in_channels, strides, width, dropout):
+        super().__init__()
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"msc_width must be a positive integer, got {width!r}")
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, width, 3, stride=s, padding=1), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                          nn.Conv2d(width, width, 1), nn.ReLU(inplace=True), nn.Dropout(dropout))
+            for c, s in zip(in_channels, strides))
+        self.out_channels = width * len(self.branches)
+
+    def forward(self, taps):
+        return torch.cat([branch(t) for branch, t in zip(self.branches, taps)], 1)
+
+
 class DeepLabVGG(nn.Module):
     """What DeepLab v1 takes from VGG-16 (all of it but the 1000-way classifier): conv trunk, fc6
-    and fc7 as convolutions. Returns fc7's activations at output stride 8."""
+    and fc7 as convolutions. Returns fc7's activations at output stride 8 (with msc_width, the MSc
+    branches' outputs concatenated to them)."""
 
     def __init__(self, widths=VGG16_WIDTHS, convs=VGG16_CONVS, batch_norm=False, fc6_kernel=3,
-                 fc6_dilation=12, fc_channels=1024, dropout=0.5):
+                 fc6_dilation=12, fc_channels=1024, dropout=0.5, msc_width=None):
         super().__init__()
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
@@ -108,16 +135,27 @@ class DeepLabVGG(nn.Module):
         self.fc6 = FOVConv(widths[-1], fc_channels, fc6_kernel, fc6_dilation)
         self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         self.drop = nn.Dropout(dropout)
-        self.out_channels = fc_channels
-        self.output_stride = 1
+        tap_strides, stride = [1], 1  # the input's, then each max pool's output stride
         for m in self.features:
             if isinstance(m, nn.MaxPool2d):
-                self.output_stride *= m.stride
+                stride *= m.stride
+                tap_strides.append(stride)
+        self.output_stride = stride
+        self.msc = None
+        if msc_width is not None:  # the new layers train at the trunk's (base) lr: the paper does not say
+            self.msc = MultiScaleBranches([3, *widths[:MSC_TAPS - 1]],
+                                          [stride // s for s in tap_strides[:MSC_TAPS]], msc_width, dropout)
+        self.out_channels = fc_channels + (self.msc.out_channels if self.msc else 0)
 
     def forward(self, x):
-        x = self.features(x)
-        x = self.drop(F.relu(self.fc6(x), inplace=True))
-        return self.drop(F.relu(self.fc7(x), inplace=True))
+        taps, h = [x], x
+        for m in self.features:
+            h = m(h)
+            if self.msc is not None and isinstance(m, nn.MaxPool2d) and len(taps) < MSC_TAPS:
+                taps.append(h)
+        h = self.drop(F.relu(self.fc6(h), inplace=True))
+        h = self.drop(F.relu(self.fc7(h), inplace=True))
+        return h if self.msc is None else torch.cat([h, self.msc(taps)], 1)
 
 
 def decimation_step(full, reduced, what):
@@ -167,10 +205,12 @@ class DeepLabV1(SegModel):
     backbone cfg: {'name': 'vgg', 'widths', 'convs', 'batch_norm', 'weights'}; weights None,
     'imagenet' (torchvision's VGG-16 file in the torch hub cache) or a local file, VGG-16 layout only.
     fc6_kernel, fc6_dilation, fc_channels: a Table 2 variant (a CPU preset gives its scaled-down
-    values directly); dropout follows fc6 and fc7.
+    values directly); dropout follows fc6 and fc7. msc_width: DeepLab-MSc's branch width (the paper:
+    128); None: no MSc.
     """
 
-    def __init__(self, backbone, num_classes, fc6_kernel=3, fc6_dilation=12, fc_channels=1024, dropout=0.5):
+    def __init__(self, backbone, num_classes, fc6_kernel=3, fc6_dilation=12, fc_channels=1024, dropout=0.5,
+                 msc_width=None):
         super().__init__()
         backbone = dict(backbone)
         name = backbone.pop("name", None)
@@ -181,9 +221,9 @@ class DeepLabV1(SegModel):
         if unknown:
             raise ValueError(f"deeplab_v1: unknown backbone options {sorted(unknown)}; "
                              f"valid: widths, convs, batch_norm, weights")
-        self.backbone = DeepLabVGG(fc6_kernel=fc6_kernel, fc6_dilation=fc6_dilation,
-                                   fc_channels=fc_channels, dropout=dropout, **backbone)
-        self.classifier = nn.Conv2d(fc_channels, num_classes, 1)
+        self.backbone = DeepLabVGG(fc6_kernel=fc6_kernel, fc6_dilation=fc6_dilation, fc_channels=fc_channels,
+                                   dropout=dropout, msc_width=msc_width, **backbone)
+        self.classifier = nn.Conv2d(self.backbone.out_channels, num_classes, 1)
         nn.init.normal_(self.classifier.weight, std=0.01)  # the paper's fc8 initialisation
         nn.init.zeros_(self.classifier.bias)
         if weights is not None:
@@ -191,7 +231,8 @@ class DeepLabV1(SegModel):
                     or tuple(backbone.get("convs", VGG16_CONVS)) != VGG16_CONVS or backbone.get("batch_norm")):
                 raise ValueError("pretrained weights are torchvision's VGG-16 (no BatchNorm): use the "
                                  "default widths/convs and batch_norm false with weights")
-            load_imagenet_weights(self.backbone, "vgg16", weights, ignore_prefixes=("classifier.6.",),
+            # the MSc branches are new layers: VGG-16 has none, they keep their initialisation
+            load_imagenet_weights(self.backbone, "vgg16", weights, ignore_prefixes=("classifier.6.", "msc."),
                                   convert=partial(vgg16_to_deeplab, fc6_kernel=fc6_kernel,
                                                   fc_channels=fc_channels))
 

@@ -193,6 +193,41 @@ def test_imagenet_init_decimates_fc6_fc7(saved_vgg16, variant):
     assert model.classifier.weight.shape == (21, c, 1, 1)  # the 1000-way classifier.6 is not used
 
 
+# --- MSc (Table 1(a)) -----------------------------------------------------------------------------
+
+def test_msc_adds_the_papers_640_channels_and_their_exact_params():
+    # per branch: a 3×3 conv c → 128 (+ bias), a 1×1 conv 128 → 128 (+ bias), on the input (c = 3)
+    # and pool1..pool4 (64, 128, 256, 512); the classifier gains 640 inputs × 21 classes
+    by_hand = sum(9 * c * 128 + 128 for c in (3, 64, 128, 256, 512)) + 5 * (128 * 128 + 128) + 640 * 21
+    assert by_hand == 1_206_016
+    with torch.device("meta"):
+        plain, msc = deeplab("largefov"), deeplab("largefov", msc_width=128)
+    assert msc.backbone.out_channels == 1024 + 640 and msc.classifier.in_channels == 1664
+    assert count_params(msc) - count_params(plain) == by_hand
+
+
+@pytest.mark.parametrize("size", [64, 61])
+def test_msc_branches_meet_fc7_at_output_stride_8(size):
+    cpu = {"name": "vgg", "widths": [8, 16, 32, 32], "convs": [1, 1, 1, 1], "batch_norm": True}
+    model = DeepLabV1(cpu, 5, fc6_kernel=3, fc6_dilation=3, fc_channels=64, msc_width=32).eval()
+    strides = [b[0].stride[0] for b in model.backbone.msc.branches]
+    assert strides == [8, 4, 2, 1, 1]
+    x = torch.randn(2, 3, size, size)
+    features = model.backbone(x)
+    assert features.shape == (2, 64 + 5 * 32, -(-size // 8), -(-size // 8))
+    assert model(x).shape == (2, 5, size, size)
+    # the fc7 part is the plain model's, untouched by the branches
+    plain = DeepLabV1(cpu, 5, fc6_kernel=3, fc6_dilation=3, fc_channels=64).eval()
+    plain.backbone.load_state_dict({k: v for k, v in model.backbone.state_dict().items() if not k.startswith("msc.")})
+    assert torch.equal(features[:, :64], plain.backbone(x))
+
+
+def test_msc_with_imagenet_weights_keeps_its_new_layers(saved_vgg16):
+    model = deeplab("largefov", {"name": "vgg", "weights": "imagenet"}, msc_width=128)
+    assert torch.equal(model.backbone.state_dict()["features.0.weight"], saved_vgg16["features.0.weight"])
+    assert model.backbone.msc.branches[0][0].weight.shape == (128, 3, 3, 3)
+
+
 def test_weights_need_the_vgg16_layout():
     with pytest.raises(ValueError, match="VGG-16"):
         deeplab("largefov", {"name": "vgg", "widths": [8, 16, 32, 32, 32], "weights": "imagenet"})
@@ -203,6 +238,7 @@ def test_weights_need_the_vgg16_layout():
     ({"name": "vgg", "strides": [2, 2, 2]}, {}),
     ({"name": "vgg", "widths": [8, 16, 32]}, {}),
     ({"name": "vgg"}, {"dropout": 1.0}),
+    ({"name": "vgg"}, {"msc_width": 0}),
 ])
 def test_bad_config_is_an_error(backbone, opts):
     with pytest.raises(ValueError):

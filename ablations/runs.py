@@ -27,7 +27,7 @@ from ablations.evaluate import evaluate, model_options, time_inference
 from ablations.presets import PRESETS, TOP_KEYS, TRAIN_KEYS, check_keys, deep_merge
 from ablations.rows import OK, file_lock, put_row, read_json, read_rows, row_key, write_json
 from ablations.train import NonFiniteLoss, seed_everything, train
-from ablations.tuning import choose_lrs, tuning_csv_path
+from ablations.tuning import choose_crfs, choose_lrs, crf_grid, tuning_csv_path
 from ablations.verdicts import DECIDED, claim_variants, claim_verdicts, looks_of
 from data import DATASETS, build_dataset
 from segmodels import build_model
@@ -39,8 +39,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOT_IN_RUN_ID = ("checkpoint_every", "workers")
 REAL_DATA = tuple(d for d in DATASETS if d != "synthetic")
 VARIANT_KEYS = ("id", "label", "x", "series", "model", "train", "eval", "presets", "preset_overrides", "analyses",
-                "tune_lr")
-# eval settings a learning-rate selection run leaves out: it is scored, not timed
+                "tune_lr", "tune_crf")
+# eval settings a selection run leaves out: it is scored, not timed
 NO_TIMING = {"speed_repeats": 0, "train_speed_steps": 0}
 
 
@@ -92,14 +92,16 @@ def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=N
     return cfg
 
 
-def plan_runs(spec, cfg, preset, lrs=None):
+def plan_runs(spec, cfg, preset, lrs=None, crfs=None):
     """One plan per (variant, seed): everything needed to train, evaluate and write its row.
 
     All plans of one call share a plan id: the hash of every variant's resolved configuration (seeds
     aside). The report uses the rows of one plan id per table, so rows of other settings (another
     --iterations, an edited ablation file) are never pooled with them as extra seeds.
     lrs: {variant id: lr} chosen for the variants with "tune_lr" (choose_lrs); until chosen, they
-    plan at the preset's lr (enough to check their configuration)."""
+    plan at the preset's lr (enough to check their configuration).
+    crfs: {variant id: CRF settings} chosen for the variants with "tune_crf" (choose_crfs); until
+    chosen, they plan with the grid's first point."""
     variants = []
     for variant in spec.VARIANTS:
         check_keys(f"{spec.NAME} variant {variant.get('id')!r}", variant, VARIANT_KEYS)
@@ -115,6 +117,8 @@ def plan_runs(spec, cfg, preset, lrs=None):
         if variant.get("tune_lr") and lrs and variant["id"] in lrs:
             train_cfg["lr"] = lrs[variant["id"]]
         eval_cfg = deep_merge(cfg["eval"], own["eval"])
+        if variant.get("tune_crf"):
+            eval_cfg["crf"] = (crfs or {}).get(variant["id"], crf_grid(variant["tune_crf"])[0])
         variants.append((variant, model, train_cfg, eval_cfg))
     data_id = {k: v for k, v in cfg["data"].items() if k != "root"}
     plan_id = config_hash({"data": data_id, "variants": [[v["id"], m, t, e] for v, m, t, e in variants]})
@@ -134,19 +138,28 @@ def tuning_plans(spec, cfg, preset):
     """The learning-rate selection runs: each variant with "tune_lr": [scales] is trained at the
     preset's lr × each scale, on the training split less cfg['tuning']['holdout'] images, and scored
     on those held-out images (data option holdout, data.HeldOut): never on the validation split.
-    Variant ids are '<id>@<scale>'."""
+    Variant ids are '<id>@<scale>'.
+
+    The same for the CRF's settings of a variant with "tune_crf": {setting: [values]}: one model
+    trained on those training images, evaluated at every point of the grid (crf_grid) on the
+    held-out ones; variant ids '<id>@crf<i>' (i: the point's place in the grid)."""
     grid = []
     for v in spec.VARIANTS:
-        if v.get("tune_lr") and preset in v.get("presets", PRESETS):
-            for scale in v["tune_lr"]:
-                train_cfg = {**v.get("train", {}), "lr_scale": scale * v.get("train", {}).get("lr_scale", 1.0)}
-                grid.append({"id": f"{v['id']}@{scale:g}", "model": v.get("model", {}), "train": train_cfg,
-                             "eval": {**v.get("eval", {}), **NO_TIMING},
-                             "preset_overrides": v.get("preset_overrides", {})})
+        if preset not in v.get("presets", PRESETS):
+            continue
+        base = {"model": v.get("model", {}), "preset_overrides": v.get("preset_overrides", {})}
+        for scale in v.get("tune_lr", []):
+            train_cfg = {**v.get("train", {}), "lr_scale": scale * v.get("train", {}).get("lr_scale", 1.0)}
+            grid.append({"id": f"{v['id']}@{scale:g}", **base, "train": train_cfg,
+                         "eval": {**v.get("eval", {}), **NO_TIMING}})
+        for i, crf in enumerate(crf_grid(v["tune_crf"]) if v.get("tune_crf") else []):
+            grid.append({"id": f"{v['id']}@crf{i}", **base, "train": v.get("train", {}),
+                         "eval": {**v.get("eval", {}), **NO_TIMING, "crf": crf}})
     if not grid:
         return []
     if "tuning" not in cfg:
-        raise ValueError(f"{spec.NAME}: variants with tune_lr need the preset's 'tuning' settings (holdout, seeds)")
+        raise ValueError(f"{spec.NAME}: variants with tune_lr or tune_crf need the preset's 'tuning' settings "
+                         "(holdout, seeds)")
     check_keys("tuning", cfg["tuning"], ("holdout", "seeds"))
     tune_cfg = {**cfg, "data": {**cfg["data"], "holdout": cfg["tuning"]["holdout"]}, "seeds": cfg["tuning"]["seeds"]}
     grid_spec = types.SimpleNamespace(NAME=spec.NAME, MODEL=getattr(spec, "MODEL", {}), VARIANTS=grid)
@@ -407,9 +420,11 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
         os.makedirs(os.path.dirname(tuning_csv), exist_ok=True)
         written += run_plans(spec, tuning, tuning_csv, out_dir, device, jobs, progress, "lr selection", started)
         rows = read_rows(tuning_csv)
-        lrs = choose_lrs(spec, rows[rows["plan_id"] == tuning[0]["plan_id"]])
-        untuned = {v["id"] for v in spec.VARIANTS if v.get("tune_lr")} - set(lrs)
-        plans = [p for p in plan_runs(spec, cfg, preset, lrs) if p["variant"] not in untuned]
+        rows = rows[rows["plan_id"] == tuning[0]["plan_id"]]
+        lrs, crfs = choose_lrs(spec, rows), choose_crfs(spec, rows)
+        untuned = ({v["id"] for v in spec.VARIANTS if v.get("tune_lr")} - set(lrs)) | \
+                  ({v["id"] for v in spec.VARIANTS if v.get("tune_crf")} - set(crfs))
+        plans = [p for p in plan_runs(spec, cfg, preset, lrs, crfs) if p["variant"] not in untuned]
     looks, wanted = plans[0]["looks"], {p["variant"] for p in plans}
     planned = first_look_runs(plans, tuning)
     for k, n in enumerate(looks, 1):

@@ -19,6 +19,29 @@ def tuning_csv_path(out_dir, name):
     return os.path.join(out_dir, "tuning", f"{name}.csv")
 
 
+def crf_grid(axes):
+    """The CRF settings of a "tune_crf" grid {setting: [values]}, every combination, in a fixed order
+    (the settings sorted by name, each one's values as listed)."""
+    points = [{}]
+    for name in sorted(axes):
+        points = [{**point, name: value} for point in points for value in axes[name]]
+    return points
+
+
+def choose_crfs(spec, rows):
+    """{variant id: CRF settings}: for each variant with "tune_crf", the grid point of the best mean
+    held-out mIoU (rows of tuning_plans); a tie goes to the earlier point of the grid."""
+    ok = rows[rows["status"] == OK]
+    chosen = {}
+    for v in spec.VARIANTS:
+        scores = [(ok.loc[ok["variant"] == f"{v['id']}@crf{i}", "mIoU"].mean(), -i, point)
+                  for i, point in enumerate(crf_grid(v["tune_crf"]))] if v.get("tune_crf") else []
+        scores = [s for s in scores if s[0] == s[0]]  # NaN: no finished row for that point
+        if scores:
+            chosen[v["id"]] = max(scores, key=lambda s: s[:2])[2]
+    return chosen
+
+
 def choose_lrs(spec, rows):
     """{variant id: lr}: for each variant with "tune_lr", the lr of the best mean held-out mIoU over
     its selection runs (rows of tuning_plans). An lr at which any run diverged (a failed row) is

@@ -7,12 +7,14 @@ import sys
 import types
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
 from ablations.rows import read_rows
 from ablations.runs import plan_runs, preset_config, run_ablation
+from ablations.tuning import choose_crfs, crf_grid
 from data import build_dataset
 from data.transforms import to_rgb, to_tensor
 from segmodels.crf import dense_crf, exact_dense_crf
@@ -147,3 +149,34 @@ def test_datasets_give_their_images_back_as_8_bit_rgb():
     assert np.array_equal(data.to_rgb(images), data.images.permute(0, 2, 3, 1).numpy())
     pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     assert np.array_equal(to_rgb(to_tensor(Image.fromarray(pixels))[None])[0], pixels)
+
+
+# --- the CRF's settings chosen on held-out training images -------------------------------------
+
+def test_the_crf_grid_and_the_choice_of_its_point():
+    grid = crf_grid({"w1": [3.0, 5.0], "theta_beta": [4.0], "theta_alpha": [8.0, 12.0]})
+    assert grid[0] == {"theta_alpha": 8.0, "theta_beta": 4.0, "w1": 3.0} and len(grid) == 4
+    assert grid[1] == {"theta_alpha": 8.0, "theta_beta": 4.0, "w1": 5.0}
+    spec = types.SimpleNamespace(VARIANTS=[{"id": "v", "tune_crf": {"w1": [3.0, 5.0, 7.0]}}])
+    rows = pd.DataFrame({"variant": ["v@crf0", "v@crf0", "v@crf1", "v@crf1", "v@crf2"],
+                         "status": ["ok", "ok", "ok", "ok", "failed: non-finite loss"],
+                         "mIoU": [60.0, 62.0, 61.0, 61.0, float("nan")]})
+    assert choose_crfs(spec, rows) == {"v": {"w1": 3.0}}  # 61 = 61: the earlier point
+    rows.loc[2, "mIoU"] = 64.0
+    assert choose_crfs(spec, rows) == {"v": {"w1": 5.0}}
+
+
+def test_crf_settings_are_chosen_on_held_out_training_images_of_one_trained_model(tmp_path):
+    spec = types.SimpleNamespace(
+        NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3}, CLAIMS=[],
+        VARIANTS=[{"id": "plain"},
+                  {"id": "crf", "tune_crf": {"w1": [0.0, 4.0], "theta_alpha": [8.0], "theta_beta": [5.0]}}])
+    cfg = preset_config(spec, "smoke")
+    run_ablation(spec, cfg, "smoke", str(tmp_path), progress=False)
+    selection = read_rows(str(tmp_path / "tuning" / "crf.csv"))
+    assert sorted(selection["variant"]) == ["crf@crf0", "crf@crf1"] and selection["run_id"].nunique() == 1
+    assert all(json.loads(c)["holdout"] == cfg["tuning"]["holdout"] for c in selection["data_config"])
+    chosen = choose_crfs(spec, selection)["crf"]
+    rows = read_rows(str(tmp_path / "crf.csv")).set_index("variant")
+    assert json.loads(rows.loc["crf", "eval_config"])["crf"] == chosen
+    assert rows.loc["crf", "run_id"] == rows.loc["plain", "run_id"]  # the CRF stays off the run id

@@ -147,6 +147,9 @@ def tuning_plans(spec, cfg, preset):
     for v in spec.VARIANTS:
         if preset not in v.get("presets", PRESETS):
             continue
+        if v.get("tune_lr") and v.get("tune_crf"):  # the CRF grid would be scored at an lr not yet chosen
+            raise ValueError(f"{spec.NAME} variant {v['id']!r}: tune_lr and tune_crf cannot be combined; "
+                             "fix the lr of a variant whose CRF is tuned")
         base = {"model": v.get("model", {}), "preset_overrides": v.get("preset_overrides", {})}
         for scale in v.get("tune_lr", []):
             train_cfg = {**v.get("train", {}), "lr_scale": scale * v.get("train", {}).get("lr_scale", 1.0)}

@@ -180,3 +180,11 @@ def test_crf_settings_are_chosen_on_held_out_training_images_of_one_trained_mode
     rows = read_rows(str(tmp_path / "crf.csv")).set_index("variant")
     assert json.loads(rows.loc["crf", "eval_config"])["crf"] == chosen
     assert rows.loc["crf", "run_id"] == rows.loc["plain", "run_id"]  # the CRF stays off the run id
+
+
+def test_tuning_the_lr_and_the_crf_of_one_variant_is_refused(tmp_path):
+    spec = types.SimpleNamespace(NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3}, CLAIMS=[],
+                                 VARIANTS=[{"id": "v", "tune_lr": [0.5, 1.0], "tune_crf": {"w1": [3.0]}}])
+    with pytest.raises(ValueError, match="tune_lr and tune_crf cannot be combined"):
+        run_ablation(spec, preset_config(spec, "smoke"), "smoke", str(tmp_path), progress=False)
+    assert not (tmp_path / "runs").exists()

@@ -2,6 +2,7 @@
 "tune_lr" variant gets. The runs themselves are planned by ablations/runs.py (tuning_plans); the
 report reads the same rows through these functions, so both choose alike.
 """
+import math
 import os
 
 from ablations.rows import OK
@@ -36,7 +37,7 @@ def choose_crfs(spec, rows):
     for v in spec.VARIANTS:
         scores = [(ok.loc[ok["variant"] == f"{v['id']}@crf{i}", "mIoU"].mean(), -i, point)
                   for i, point in enumerate(crf_grid(v["tune_crf"]))] if v.get("tune_crf") else []
-        scores = [s for s in scores if s[0] == s[0]]  # NaN: no finished row for that point
+        scores = [s for s in scores if not math.isnan(s[0])]  # NaN: no finished row for that point
         if scores:
             chosen[v["id"]] = max(scores, key=lambda s: s[:2])[2]
     return chosen

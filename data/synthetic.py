@@ -41,6 +41,9 @@ import numpy as np
 import torch
 
 from data import atomic_write, cache_dir as default_cache_dir, split_item
+from data.transforms import to_rgb
+
+PIXEL_MEAN, PIXEL_STD = 0.5, 0.25  # the images' normalisation: [0, 1] pixels → about [−2, 2]
 
 SHAPES = ("circle", "square", "triangle", "cross")
 # scene-context mode: the band's colour per kind of scene, and the layout as fractions of the size
@@ -277,11 +280,11 @@ class SyntheticScenes(torch.utils.data.Dataset):
 
     def to_rgb(self, images):
         """A batch of __getitem__'s images [N,3,H,W] back to the stored uint8 pixels, [N,H,W,3]."""
-        return images.mul(0.25).add(0.5).mul(255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+        return to_rgb(images, (PIXEL_MEAN,) * 3, (PIXEL_STD,) * 3)
 
     def __getitem__(self, item):
         index, aug_seed = split_item(item)
-        image = self.images[index].float().div_(255).sub_(0.5).div_(0.25)
+        image = self.images[index].float().div_(255).sub_(PIXEL_MEAN).div_(PIXEL_STD)
         label = self.labels[index].long()
         if aug_seed is not None and self.split == "train":
             if torch.rand((), generator=torch.Generator().manual_seed(aug_seed)) < 0.5:  # horizontal flip

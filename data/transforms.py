@@ -37,10 +37,11 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return pixels.sub_(mean).div_(std)
 
 
-def to_rgb(images: torch.Tensor) -> np.ndarray:
-    """Inverse of to_tensor for a batch [N,3,H,W] -> uint8 [N,H,W,3] (the CRF's colour features)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+def to_rgb(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """Inverse of a normalisation (to_tensor's by default) for a batch [N,3,H,W] -> uint8 [N,H,W,3]
+    (the CRF's colour features)."""
+    mean = torch.tensor(mean).view(1, 3, 1, 1)
+    std = torch.tensor(std).view(1, 3, 1, 1)
     return (images * std + mean).mul(255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 

@@ -21,6 +21,7 @@ from data import IGNORE_INDEX, atomic_write
 
 ERF_IMAGES = 64  # validation images the effective receptive field is averaged over
 STAGE_IMAGES = 6  # validation images of the stage map
+CRF_IMAGES = 4  # validation images shown before and after the CRF
 
 
 def analysis_file(results_dir, run_id, eval_id, name):
@@ -196,8 +197,22 @@ def curve_analysis(model, val_set, eval_cfg, device, run_dir=None):
     return read_curve(os.path.join(run_dir, "log.jsonl"))
 
 
+@torch.no_grad()
+def crf_examples_analysis(model, val_set, eval_cfg, device, run_dir=None):
+    """The first CRF_IMAGES validation images (8-bit RGB), their labels, and the labels predicted before
+    and after the CRF of eval_cfg['crf'] (segmodels/crf.py)."""
+    from segmodels.crf import crf_labels
+    images = torch.stack([val_set[i][0] for i in range(min(CRF_IMAGES, len(val_set)))])
+    labels = torch.stack([val_set[i][1] for i in range(len(images))])
+    model.to(device).eval()
+    logits = model.predict(images.to(device))[0].cpu()
+    rgb = val_set.to_rgb(images)
+    return {"image": rgb, "label": labels.numpy(), "before": logits.argmax(1).numpy(),
+            "after": crf_labels(logits, rgb, eval_cfg["crf"]).numpy()}
+
+
 ANALYSES = {"erf": erf_analysis, "stages": stages_analysis, "stage_probe": stage_probe_analysis,
-            "curve": curve_analysis}
+            "curve": curve_analysis, "crf_examples": crf_examples_analysis}
 
 
 # --- architecture measurements (PSPNet's context task) -----------------------------------------

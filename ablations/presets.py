@@ -69,6 +69,9 @@ PRESETS = {
 # What each part of a configuration may hold. Anything else is an error, not ignored: a typo would
 # change the run id and silently train something other than what was meant.
 TOP_KEYS = ("seeds", "data", "model", "train", "eval", "tuning")
+# tuning: images held out of the training split, selection seeds, and (for "tune_crf" variants) the
+# CRF's grid {setting: [values]}: its scale depends on the images, so it is a preset's setting
+TUNING_KEYS = ("holdout", "seeds", "crf")
 TRAIN_KEYS = ("iterations", "batch_size", "lr", "lr_scale", "momentum", "weight_decay", "poly_power",
               "head_lr_mult", "lr_step", "lr_gamma", "workers", "checkpoint_every", "channels_last", "threads",
               "compile")

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from ablations.analysis import ANALYSES, analysis_file, save_analysis
 from ablations.evaluate import evaluate, model_options, time_inference
-from ablations.presets import PRESETS, TOP_KEYS, TRAIN_KEYS, check_keys, deep_merge
+from ablations.presets import PRESETS, TOP_KEYS, TRAIN_KEYS, TUNING_KEYS, check_keys, deep_merge
 from ablations.rows import OK, file_lock, put_row, read_json, read_rows, row_key, write_json
 from ablations.train import NonFiniteLoss, seed_everything, train
 from ablations.tuning import choose_crfs, choose_lrs, crf_grid, tuning_csv_path
@@ -39,7 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOT_IN_RUN_ID = ("checkpoint_every", "workers")
 REAL_DATA = tuple(d for d in DATASETS if d != "synthetic")
 VARIANT_KEYS = ("id", "label", "x", "series", "model", "train", "eval", "presets", "preset_overrides", "analyses",
-                "tune_lr", "tune_crf")
+                "tune_lr", "tune_crf", "crf_from")
 # eval settings a selection run leaves out: it is scored, not timed
 NO_TIMING = {"speed_repeats": 0, "train_speed_steps": 0}
 
@@ -56,6 +56,7 @@ def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=N
         raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     cfg = deep_merge(PRESETS[preset], getattr(spec, "PRESETS", {}).get(preset, {}))
     check_keys("preset", cfg, TOP_KEYS)
+    check_keys("tuning", cfg.get("tuning", {}), TUNING_KEYS)
     if seeds is not None:
         if seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {seeds}")
@@ -100,9 +101,10 @@ def plan_runs(spec, cfg, preset, lrs=None, crfs=None):
     --iterations, an edited ablation file) are never pooled with them as extra seeds.
     lrs: {variant id: lr} chosen for the variants with "tune_lr" (choose_lrs); until chosen, they
     plan at the preset's lr (enough to check their configuration).
-    crfs: {variant id: CRF settings} chosen for the variants with "tune_crf" (choose_crfs); until
-    chosen, they plan with the grid's first point."""
-    variants = []
+    crfs: {variant id: CRF settings} chosen for the variants with "tune_crf" (choose_crfs); a variant
+    with "crf_from": <id> takes that variant's. Until chosen, they plan with the first point of the
+    preset's CRF grid (cfg["tuning"]["crf"])."""
+    variants, crf_source = [], crf_sources(spec)
     for variant in spec.VARIANTS:
         check_keys(f"{spec.NAME} variant {variant.get('id')!r}", variant, VARIANT_KEYS)
         if preset not in variant.get("presets", PRESETS):  # a variant may be kept to some presets
@@ -117,8 +119,8 @@ def plan_runs(spec, cfg, preset, lrs=None, crfs=None):
         if variant.get("tune_lr") and lrs and variant["id"] in lrs:
             train_cfg["lr"] = lrs[variant["id"]]
         eval_cfg = deep_merge(cfg["eval"], own["eval"])
-        if variant.get("tune_crf"):
-            eval_cfg["crf"] = (crfs or {}).get(variant["id"], crf_grid(variant["tune_crf"])[0])
+        if variant["id"] in crf_source:
+            eval_cfg["crf"] = (crfs or {}).get(crf_source[variant["id"]]) or crf_grid(preset_crf_grid(spec, cfg))[0]
         variants.append((variant, model, train_cfg, eval_cfg))
     data_id = {k: v for k, v in cfg["data"].items() if k != "root"}
     plan_id = config_hash({"data": data_id, "variants": [[v["id"], m, t, e] for v, m, t, e in variants]})
@@ -134,15 +136,38 @@ def plan_runs(spec, cfg, preset, lrs=None, crfs=None):
     return plans
 
 
+def crf_sources(spec):
+    """{variant id: the "tune_crf" variant whose chosen CRF settings it is evaluated with}: itself, or
+    the one its "crf_from" names (several models may share one selection: it costs a training run)."""
+    tuned = {v["id"] for v in spec.VARIANTS if v.get("tune_crf")}
+    sources = {v["id"]: v["id"] for v in spec.VARIANTS if v.get("tune_crf")}
+    for v in spec.VARIANTS:
+        if "crf_from" in v:
+            if v["crf_from"] not in tuned:
+                raise ValueError(f"{spec.NAME} variant {v['id']!r}: crf_from {v['crf_from']!r} is not a variant "
+                                 f"with tune_crf (those: {', '.join(sorted(tuned)) or 'none'})")
+            sources[v["id"]] = v["crf_from"]
+    return sources
+
+
+def preset_crf_grid(spec, cfg):
+    """The preset's CRF grid {setting: [values]} (its tuning "crf"), or one clear error."""
+    grid = cfg.get("tuning", {}).get("crf")
+    if not grid:
+        raise ValueError(f"{spec.NAME}: variants with tune_crf need the preset's CRF grid (tuning: crf: "
+                         "{setting: [values]})")
+    return grid
+
+
 def tuning_plans(spec, cfg, preset):
     """The learning-rate selection runs: each variant with "tune_lr": [scales] is trained at the
     preset's lr × each scale, on the training split less cfg['tuning']['holdout'] images, and scored
     on those held-out images (data option holdout, data.HeldOut): never on the validation split.
     Variant ids are '<id>@<scale>'.
 
-    The same for the CRF's settings of a variant with "tune_crf": {setting: [values]}: one model
-    trained on those training images, evaluated at every point of the grid (crf_grid) on the
-    held-out ones; variant ids '<id>@crf<i>' (i: the point's place in the grid)."""
+    The same for the CRF's settings of a variant with "tune_crf": true: one model trained on those
+    training images, evaluated at every point of the preset's CRF grid (tuning "crf", see crf_grid)
+    on the held-out ones; variant ids '<id>@crf<i>' (i: the point's place in the grid)."""
     grid = []
     for v in spec.VARIANTS:
         if preset not in v.get("presets", PRESETS):
@@ -155,7 +180,7 @@ def tuning_plans(spec, cfg, preset):
             train_cfg = {**v.get("train", {}), "lr_scale": scale * v.get("train", {}).get("lr_scale", 1.0)}
             grid.append({"id": f"{v['id']}@{scale:g}", **base, "train": train_cfg,
                          "eval": {**v.get("eval", {}), **NO_TIMING}})
-        for i, crf in enumerate(crf_grid(v["tune_crf"]) if v.get("tune_crf") else []):
+        for i, crf in enumerate(crf_grid(preset_crf_grid(spec, cfg)) if v.get("tune_crf") else []):
             grid.append({"id": f"{v['id']}@crf{i}", **base, "train": v.get("train", {}),
                          "eval": {**v.get("eval", {}), **NO_TIMING, "crf": crf}})
     if not grid:
@@ -163,7 +188,6 @@ def tuning_plans(spec, cfg, preset):
     if "tuning" not in cfg:
         raise ValueError(f"{spec.NAME}: variants with tune_lr or tune_crf need the preset's 'tuning' settings "
                          "(holdout, seeds)")
-    check_keys("tuning", cfg["tuning"], ("holdout", "seeds"))
     tune_cfg = {**cfg, "data": {**cfg["data"], "holdout": cfg["tuning"]["holdout"]}, "seeds": cfg["tuning"]["seeds"]}
     grid_spec = types.SimpleNamespace(NAME=spec.NAME, MODEL=getattr(spec, "MODEL", {}), VARIANTS=grid)
     return plan_runs(grid_spec, tune_cfg, preset)
@@ -426,7 +450,7 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
         rows = rows[rows["plan_id"] == tuning[0]["plan_id"]]
         lrs, crfs = choose_lrs(spec, rows), choose_crfs(spec, rows)
         untuned = ({v["id"] for v in spec.VARIANTS if v.get("tune_lr")} - set(lrs)) | \
-                  ({v["id"] for v in spec.VARIANTS if v.get("tune_crf")} - set(crfs))
+                  {v for v, source in crf_sources(spec).items() if source not in crfs}
         plans = [p for p in plan_runs(spec, cfg, preset, lrs, crfs) if p["variant"] not in untuned]
     looks, wanted = plans[0]["looks"], {p["variant"] for p in plans}
     planned = first_look_runs(plans, tuning)

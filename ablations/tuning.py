@@ -1,7 +1,9 @@
-"""Learning-rate selection, read from rows: where the selection runs' rows go and which lr each
-"tune_lr" variant gets. The runs themselves are planned by ablations/runs.py (tuning_plans); the
-report reads the same rows through these functions, so both choose alike.
+"""Learning-rate and CRF selection, read from rows: where the selection runs' rows go, which lr each
+"tune_lr" variant gets and which CRF settings each "tune_crf" variant gets. The runs themselves are
+planned by ablations/runs.py (tuning_plans); the report reads the same rows through these
+functions, so both choose alike.
 """
+import json
 import math
 import os
 
@@ -21,8 +23,8 @@ def tuning_csv_path(out_dir, name):
 
 
 def crf_grid(axes):
-    """The CRF settings of a "tune_crf" grid {setting: [values]}, every combination, in a fixed order
-    (the settings sorted by name, each one's values as listed)."""
+    """The CRF settings of a grid {setting: [values]} (a preset's tuning "crf"), every combination, in
+    a fixed order (the settings sorted by name, each one's values as listed)."""
     points = [{}]
     for name in sorted(axes):
         points = [{**point, name: value} for point in points for value in axes[name]]
@@ -30,14 +32,19 @@ def crf_grid(axes):
 
 
 def choose_crfs(spec, rows):
-    """{variant id: CRF settings}: for each variant with "tune_crf", the grid point of the best mean
-    held-out mIoU (rows of tuning_plans); a tie goes to the earlier point of the grid."""
+    """{variant id: CRF settings}: for each variant with "tune_crf", the grid point (its settings read
+    from the rows' eval_config) of the best mean held-out mIoU over the rows of tuning_plans; a tie
+    goes to the earlier point of the grid."""
     ok = rows[rows["status"] == OK]
     chosen = {}
     for v in spec.VARIANTS:
-        scores = [(ok.loc[ok["variant"] == f"{v['id']}@crf{i}", "mIoU"].mean(), -i, point)
-                  for i, point in enumerate(crf_grid(v["tune_crf"]))] if v.get("tune_crf") else []
-        scores = [s for s in scores if not math.isnan(s[0])]  # NaN: no finished row for that point
+        if not v.get("tune_crf"):
+            continue
+        scores = []
+        for vid, runs in ok[ok["variant"].str.startswith(f"{v['id']}@crf")].groupby("variant"):
+            point = int(vid.rsplit("@crf", 1)[1])
+            if not math.isnan(runs["mIoU"].mean()):
+                scores.append((runs["mIoU"].mean(), -point, json.loads(runs["eval_config"].iloc[0])["crf"]))
         if scores:
             chosen[v["id"]] = max(scores, key=lambda s: s[:2])[2]
     return chosen

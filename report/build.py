@@ -296,7 +296,7 @@ def extra_sections(spec, rows, results_dir, fig_dir, rel_fig):
     functions = {"erf": erf.erf_section, "lc_speed": lc_sections.speed_section,
                  "lc_stages": lc_sections.stage_map_section, "lc_probe": lc_sections.probe_section,
                  "psp_context": psp.context_section, "psp_curves": psp.curve_section,
-                 "deeplab_fov": deeplab.fov_sections}
+                 "deeplab_fov": deeplab.fov_sections, "deeplab_crf": deeplab.crf_sections}
     wanted = getattr(spec, "REPORT_SECTIONS", {})
     unknown = sorted(set(wanted) - set(functions))
     if unknown:

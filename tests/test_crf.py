@@ -157,20 +157,27 @@ def test_the_crf_grid_and_the_choice_of_its_point():
     grid = crf_grid({"w1": [3.0, 5.0], "theta_beta": [4.0], "theta_alpha": [8.0, 12.0]})
     assert grid[0] == {"theta_alpha": 8.0, "theta_beta": 4.0, "w1": 3.0} and len(grid) == 4
     assert grid[1] == {"theta_alpha": 8.0, "theta_beta": 4.0, "w1": 5.0}
-    spec = types.SimpleNamespace(VARIANTS=[{"id": "v", "tune_crf": {"w1": [3.0, 5.0, 7.0]}}])
-    rows = pd.DataFrame({"variant": ["v@crf0", "v@crf0", "v@crf1", "v@crf1", "v@crf2"],
-                         "status": ["ok", "ok", "ok", "ok", "failed: non-finite loss"],
-                         "mIoU": [60.0, 62.0, 61.0, 61.0, float("nan")]})
-    assert choose_crfs(spec, rows) == {"v": {"w1": 3.0}}  # 61 = 61: the earlier point
+    spec = types.SimpleNamespace(VARIANTS=[{"id": "v", "tune_crf": True}])
+    points = [0, 0, 1, 1, 2, 10, 10]  # point 10 sorts before point 2 as text: the index decides, not the name
+    rows = pd.DataFrame({"variant": [f"v@crf{i}" for i in points],
+                         "eval_config": [json.dumps({"crf": {"w1": float(i)}}) for i in points],
+                         "status": ["ok"] * 4 + ["failed: non-finite loss", "ok", "ok"],
+                         "mIoU": [60.0, 62.0, 61.0, 61.0, float("nan"), 61.0, 61.0]})
+    assert choose_crfs(spec, rows) == {"v": {"w1": 0.0}}  # 61 = 61 = 61: the earliest point
     rows.loc[2, "mIoU"] = 64.0
-    assert choose_crfs(spec, rows) == {"v": {"w1": 5.0}}
+    assert choose_crfs(spec, rows) == {"v": {"w1": 1.0}}
+
+
+def crf_selection_spec(**shared):
+    return types.SimpleNamespace(
+        NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3}, CLAIMS=[],
+        PRESETS={"smoke": {"tuning": {"crf": {"w1": [0.0, 4.0], "theta_alpha": [8.0], "theta_beta": [5.0]}}}},
+        VARIANTS=[{"id": "plain"}, {"id": "crf", "tune_crf": True},
+                  {"id": "wide", "model": {"k": 5}, **shared}])
 
 
 def test_crf_settings_are_chosen_on_held_out_training_images_of_one_trained_model(tmp_path):
-    spec = types.SimpleNamespace(
-        NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3}, CLAIMS=[],
-        VARIANTS=[{"id": "plain"},
-                  {"id": "crf", "tune_crf": {"w1": [0.0, 4.0], "theta_alpha": [8.0], "theta_beta": [5.0]}}])
+    spec = crf_selection_spec(crf_from="crf")
     cfg = preset_config(spec, "smoke")
     run_ablation(spec, cfg, "smoke", str(tmp_path), progress=False)
     selection = read_rows(str(tmp_path / "tuning" / "crf.csv"))
@@ -180,11 +187,21 @@ def test_crf_settings_are_chosen_on_held_out_training_images_of_one_trained_mode
     rows = read_rows(str(tmp_path / "crf.csv")).set_index("variant")
     assert json.loads(rows.loc["crf", "eval_config"])["crf"] == chosen
     assert rows.loc["crf", "run_id"] == rows.loc["plain", "run_id"]  # the CRF stays off the run id
+    # another model evaluated with the settings chosen on the first one's selection model: no second selection
+    assert json.loads(rows.loc["wide", "eval_config"])["crf"] == chosen
+    assert rows.loc["wide", "run_id"] not in set(selection["run_id"]) | {rows.loc["crf", "run_id"]}
 
 
-def test_tuning_the_lr_and_the_crf_of_one_variant_is_refused(tmp_path):
-    spec = types.SimpleNamespace(NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3}, CLAIMS=[],
-                                 VARIANTS=[{"id": "v", "tune_lr": [0.5, 1.0], "tune_crf": {"w1": [3.0]}}])
-    with pytest.raises(ValueError, match="tune_lr and tune_crf cannot be combined"):
+@pytest.mark.parametrize("spec, message", [
+    (types.SimpleNamespace(NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3}, CLAIMS=[],
+                           VARIANTS=[{"id": "v", "tune_lr": [0.5, 1.0], "tune_crf": True}],
+                           PRESETS={"smoke": {"tuning": {"crf": {"w1": [3.0]}}}}),
+     "tune_lr and tune_crf cannot be combined"),
+    (crf_selection_spec(crf_from="plain"), "crf_from 'plain' is not a variant with tune_crf"),
+    (types.SimpleNamespace(NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3}, CLAIMS=[],
+                           VARIANTS=[{"id": "v", "tune_crf": True}]), "need the preset's CRF grid"),
+])
+def test_bad_crf_selections_are_refused_before_anything_is_written(tmp_path, spec, message):
+    with pytest.raises(ValueError, match=message):
         run_ablation(spec, preset_config(spec, "smoke"), "smoke", str(tmp_path), progress=False)
     assert not (tmp_path / "runs").exists()

@@ -2,6 +2,7 @@
 
 Paper-dimension facts are checked on models built on the meta device (shapes, no storage); the
 forward passes use 64-px inputs; ImageNet weights are a VGG-16-shaped state dict this file saves."""
+import json
 import os
 
 import pandas as pd
@@ -299,3 +300,41 @@ def test_smoke_run(tmp_path):
                     "Table 1(a)", "Variants as run", "Deviations"):
         assert heading in section, heading
     assert "✗ MISMATCH" not in section
+
+
+# --- deeplab_crf: Table 1(a), MSc and the CRF -------------------------------------------------------
+
+def test_msc_facts_hold_and_add_the_hand_counted_params():
+    from ablations import deeplab_crf
+    assert deeplab_crf.msc_params() == 1_206_016  # test_msc_adds_the_papers_640_channels_and_their_exact_params
+    facts = deeplab_crf.exact_facts()
+    assert len(facts) == 2 and all(fact_holds(f) for f in facts)
+    assert facts[0]["computed"] - deeplab_fov.paper_params(4, 4096) == 1_206_016
+
+
+def test_crf_smoke_run_shares_deeplab_fovs_runs_and_evaluates_each_model_twice(tmp_path):
+    out, report = tmp_path / "results", tmp_path / "report"
+    common = ["--preset", "smoke", "--out", str(out), "--report-dir", str(report), "--no-progress", "--jobs", "1"]
+    assert run_all.main(["--ablation", "deeplab_fov", *common]) == 0
+    fov_runs = set(os.listdir(out / "runs"))
+    trained = {r: os.path.getmtime(out / "runs" / r / "model.pt") for r in fov_runs}
+    assert run_all.main(["--ablation", "deeplab_crf", *common]) == 0
+    # deeplab_fov's four models are not trained again; new: the two MSc models and the CRF's selection model
+    assert len(set(os.listdir(out / "runs")) - fov_runs) == 3
+    assert all(os.path.getmtime(out / "runs" / r / "model.pt") == t for r, t in trained.items())
+    rows = pd.read_csv(out / "deeplab_crf.csv").set_index("variant")
+    assert (rows["status"] == "ok").all() and len(rows) == 12
+    selection = pd.read_csv(out / "tuning" / "deeplab_crf.csv")
+    assert selection["run_id"].nunique() == 1 and len(selection) == 8  # the 2 × 2 × 2 grid on one model
+    chosen = json.loads(selection.sort_values("mIoU", ascending=False, kind="stable").iloc[0]["eval_config"])["crf"]
+    for v in ("k4d4", "k4d4_msc", "k7d4", "k4d8", "largefov", "largefov_msc"):
+        assert rows.loc[f"{v}_crf", "run_id"] == rows.loc[v, "run_id"]  # one model, two rows
+        assert json.loads(rows.loc[f"{v}_crf", "eval_config"])["crf"] == chosen
+        assert rows.loc[f"{v}_crf", "crf_ms"] > 0 and "crf" not in json.loads(rows.loc[v, "eval_config"])
+    assert rows.loc["largefov_msc", "params"] > rows.loc["largefov", "params"]
+    text = (report / "REPORT.md").read_text()
+    section = text[text.index("(`deeplab_crf`)"):]
+    for heading in ("Table 1(a): before and after the CRF", "Table 2 after the CRF", "Where the CRF's gain sits",
+                    "chosen on held-out training images", "![CRF examples]", "Exact facts"):
+        assert heading in section, heading
+    assert "✗ MISMATCH" not in section and "**chosen**" in section

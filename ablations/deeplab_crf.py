@@ -1,0 +1,141 @@
+"""DeepLab v1 Table 1(a): the variants (MSc, 7×7, LargeFOV, MSc-LargeFOV) before and after the
+fully connected CRF; with it, Table 2's four field-of-view variants after the CRF.
+
+Every model is evaluated twice, without and with the CRF (an evaluation option: one trained run, two
+rows). The runs of DeepLab, 7×7, 4×4 dil 8 and LargeFOV are deeplab_fov's (the same configuration,
+so the same run ids: run after it, they are not trained again).
+
+Run alone: python -m ablations deeplab_crf [--preset quick]
+"""
+from ablations import deeplab_fov as fov
+
+NAME = "deeplab_crf"
+TITLE = "DeepLab v1 Table 1(a) — MSc and the fully connected CRF"
+PAPER = fov.PAPER
+SOURCE = ("Table 1(a) (mIoU %, PASCAL VOC 2012 val, before / after the CRF) and Table 2's 4×4 dil 8 after the "
+          "CRF, as copied in shared/PAPERS.md §4")
+METRICS = ["mIoU"]
+REPORT_COLUMNS = ["boundary_acc", "internal_acc", "params", "crf_ms"]
+X_LABEL = "variant (1 DeepLab, 2 MSc, 3 7×7, 4 4×4 dil 8, 5 LargeFOV, 6 MSc-LargeFOV)"
+
+MODEL = fov.MODEL
+# MSc's branches at the CPU presets: the paper's 128 ÷ 16, as fc6/fc7's filters (fov.FILTER_SCALE), so the
+# five branches add 40 channels to fc7's 256 (LargeFOV: 64), the paper's 640 to 4096 (1024)
+PAPER_MSC_WIDTH = 128
+CPU_MSC_WIDTH = PAPER_MSC_WIDTH // fov.FILTER_SCALE
+SELECTION = "largefov"  # the model whose held-out images choose the CRF's settings for every variant
+
+
+def _msc(variant, vid, label):
+    """variant with MSc's branches (paper width; CPU presets: CPU_MSC_WIDTH)."""
+    overrides = {p: {"model": {**o["model"], "msc_width": CPU_MSC_WIDTH}} for p, o in variant["preset_overrides"].items()}
+    return {"id": vid, "label": label, "model": {**variant["model"], "msc_width": PAPER_MSC_WIDTH},
+            "preset_overrides": overrides}
+
+
+FOV = {v["id"]: v for v in fov.VARIANTS}
+BASE = [
+    {**FOV["k4d4"], "label": "DeepLab"},
+    _msc(FOV["k4d4"], "k4d4_msc", "DeepLab-MSc"),
+    {**FOV["k7d4"], "label": "DeepLab-7x7"},
+    {**FOV["k4d8"], "label": "DeepLab-4x4 (dil 8; Table 2)"},
+    {**FOV["largefov"], "label": "DeepLab-LargeFOV"},
+    _msc(FOV["largefov"], "largefov_msc", "DeepLab-MSc-LargeFOV"),
+]
+TABLE_1A = ["k4d4", "k4d4_msc", "k7d4", "largefov", "largefov_msc"]
+
+
+def _with_crf(variant):
+    """The same trained model, evaluated after the CRF (not timed again: train speed is the model's). The
+    selection model's variant also keeps a few validation images before and after (the report's figure)."""
+    selection = ({"tune_crf": True, "analyses": ["crf_examples"]} if variant["id"] == SELECTION
+                 else {"crf_from": f"{SELECTION}_crf"})
+    return {**variant, "id": f"{variant['id']}_crf", "label": f"{variant['label']} + CRF", "series": "+ CRF",
+            "eval": {"train_speed_steps": 0}, **selection}
+
+
+VARIANTS = [w for x, v in enumerate(BASE, 1) for w in ({**v, "x": x, "series": "no CRF"}, {**_with_crf(v), "x": x})]
+
+PUBLISHED = {"k4d4": {"mIoU": 59.80}, "k4d4_crf": {"mIoU": 63.74},
+             "k4d4_msc": {"mIoU": 61.30}, "k4d4_msc_crf": {"mIoU": 65.21},
+             "k7d4": {"mIoU": 64.38}, "k7d4_crf": {"mIoU": 67.64},
+             "k4d8_crf": {"mIoU": 67.14},  # Table 2 only: the paper prints no number without the CRF
+             "largefov": {"mIoU": 62.25}, "largefov_crf": {"mIoU": 67.64},
+             "largefov_msc": {"mIoU": 64.21}, "largefov_msc_crf": {"mIoU": 68.70}}
+
+BANDS = {"mIoU": fov.MATCH_MARGIN}  # the suite's one rule: ±2 mIoU ('absent' inside it)
+_LABEL = {v["id"]: v["label"] for v in BASE}
+CLAIMS = [
+    *[{"text": f"the CRF improves {_LABEL[v]} (paper {PUBLISHED[v + '_crf']['mIoU'] - PUBLISHED[v]['mIoU']:+.2f})",
+       "test": "greater", "metric": "mIoU", "a": f"{v}_crf", "b": v} for v in TABLE_1A],  # paired: one model
+    {"text": "MSc improves DeepLab, without the CRF (paper +1.50)", "test": "greater", "metric": "mIoU",
+     "a": "k4d4_msc", "b": "k4d4"},
+    {"text": "MSc improves LargeFOV, without the CRF (paper +1.96)", "test": "greater", "metric": "mIoU",
+     "a": "largefov_msc", "b": "largefov"},
+    {"text": "DeepLab-MSc-LargeFOV + CRF is the best of Table 1(a) (paper 68.70; next 67.64)", "test": "best",
+     "metric": "mIoU", "expected": "largefov_msc_crf", "candidates": [f"{v}_crf" for v in TABLE_1A]},
+]
+
+# report/deeplab.py crf_sections: Table 1(a) and Table 2 (its rows in the paper's order) before / after the CRF
+REPORT_SECTIONS = {"deeplab_crf": {"table_1a": TABLE_1A, "table_2": ["k7d4", "k4d4", "k4d8", "largefov"]}}
+
+# the first look only (6 models × 3 seeds + the CRF's selection model): at ≈ 30–100 s a run, run alone
+# it fills the 15 minutes; after deeplab_fov, 12 of its runs are shared
+MAX_RUNS = {"quick": 19}
+
+# The CRF grid at the CPU presets (128-px images; paper: w1 in 3–6, θα 30–100 px, θβ 3–6 on ~500-px
+# VOC photos, w2 = θγ = 3). θα: the paper's range ends × 128/500. θβ: the paper's 5, and 15 because
+# these images carry pixel noise of σ ≈ 7.7 levels per channel (data/synthetic.py noise 0.03), so two
+# pixels of one colour differ by ≈ 19 levels over the three channels: at θβ = 5 the bilateral kernel
+# would link almost no pixel to any other (exp(−19²/50) ≈ 0.001). Chosen before any CRF was run.
+CPU_CRF_GRID = {"w1": [3, 5], "theta_alpha": [8, 24], "theta_beta": [5, 15]}
+PAPER_CRF_GRID = {"w1": [3, 5], "theta_alpha": [30, 60, 90], "theta_beta": [3, 5]}  # the paper's ranges, coarse
+PRESETS = {p: {**fov.PRESETS[p], "tuning": {"crf": CPU_CRF_GRID if p in fov.CPU_PRESETS else PAPER_CRF_GRID}}
+           for p in fov.PRESETS}
+
+_CRF = ("The CRF's w1, θα, θβ are chosen once, on held-out training images (the quick preset: 300 images held "
+        "out of training, scored with a LargeFOV model trained on the other 1,700), and every variant is "
+        "evaluated with them; the paper cross-validated them on 100 val images. w2 = 3, θγ = 3 and 10 "
+        "mean-field iterations are the paper's (θγ not scaled with the image). The CRF is pydensecrf2 "
+        "(Krähenbühl's code), checked against an exact O(N²) version (segmodels/crf.py).")
+DEVIATIONS = {
+    "synthetic": [d for d in fov.DEVIATIONS["synthetic"] if d != fov.NO_CRF] + [
+        _CRF,
+        "The grid (quick preset): w1 ∈ {3, 5}, θα ∈ {8, 24} px (the paper's 30–100 px × 128/500), θβ ∈ {5, 15} "
+        "(the paper's 3–6 is for photos; these images have pixel noise σ ≈ 7.7 levels per channel, at which "
+        "θβ = 5 links almost no two pixels), fixed before any CRF was run.",
+        f"MSc at a quarter of the paper's scale: branches of {CPU_MSC_WIDTH} (paper {PAPER_MSC_WIDTH}) 3×3 then "
+        f"1×1 filters, as fc6/fc7's filters ÷16, on the input and pool1–4 (+{5 * CPU_MSC_WIDTH} channels); "
+        "dropout 0.1 as fc6/fc7's; the branches train at the trunk's lr (the paper does not say).",
+        "The CRF's time (crf_ms) is one CPU thread per 128-px image with 5 classes.",
+    ],
+    "real": [_CRF],
+    "voc": fov.DEVIATIONS["voc"],
+}
+
+
+def msc_params(channels_in=(3, 64, 128, 256, 512), width=PAPER_MSC_WIDTH, classes=fov.VOC_CLASSES):
+    """MSc's extra #params at paper size, from the layer shapes: per branch a 3×3 conv cin → width and a
+    1×1 conv width → width (biases included), and the classifier's 5·width more inputs."""
+    return sum(9 * c * width + width + width * width + width for c in channels_in) + 5 * width * classes
+
+
+def exact_facts():
+    """#params of the MSc variants at paper size: from the built models, expected from the layer shapes
+    (the paper prints none; Table 2's variants are checked in deeplab_fov)."""
+    import torch
+
+    from segmodels import build_model
+    from segmodels.base import count_params
+    facts = []
+    for v in BASE:
+        if "msc_width" not in v["model"]:
+            continue
+        k, c = v["model"]["fc6_kernel"], v["model"]["fc_channels"]
+        with torch.device("meta"):
+            model = build_model({**MODEL, "backbone": {"name": "vgg"}, **v["model"]}, fov.VOC_CLASSES)
+        facts.append({"fact": f"{v['label']}: #params (all, biases included)", "computed": count_params(model),
+                      "formula": f"{fov.paper_params(k, c):,} (the variant without MSc) + 5 branches "
+                                 f"Σ(9·cin·128 + 128 + 128² + 128), cin = 3, 64, 128, 256, 512, + 640·21",
+                      "expected": fov.paper_params(k, c) + msc_params()})
+    return facts

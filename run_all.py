@@ -33,9 +33,11 @@ def parse_args(argv):
     p.add_argument("--weights", help="local backbone weights file (instead of torchvision's ImageNet cache)")
     p.add_argument("--compile", action="store_true",
                    help="train every run through torch.compile (train.compile: new run ids; needs a C++ compiler on CPU)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda (with --jobs: each worker takes the next visible GPU) or cuda:N (default: cpu)")
     p.add_argument("--jobs", type=int, default=None,
-                   help="runs trained side by side in separate processes (default: the CPU's cores; 1 on a GPU)")
+                   help="runs trained side by side in separate processes (default: the CPU's cores; 1 on a GPU); "
+                        "under torchrun the processes train each run together instead")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--report-dir", default="report", help="where REPORT.md goes (default: report)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the CSVs")
@@ -101,6 +103,7 @@ def main(argv=None):
         read_results(args.out, load_all())
     except USER_ERRORS as err:
         return fail(err)
+    from ablations import distributed
     if not args.report_only:
         import torch
 
@@ -109,6 +112,10 @@ def main(argv=None):
             return fail("--device cuda given but torch sees no CUDA device")
         # one thread per run (the presets' train.threads), so as many runs side by side as cores
         jobs = args.jobs or ((os.cpu_count() or 1) if args.device == "cpu" else 1)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: the processes train each run together
+            if args.jobs not in (None, 1):
+                return fail("--jobs with torchrun: the processes already share each run; give one or the other")
+            jobs, args.device = 1, distributed.init_from_env(args.device)
         todo, checked = {}, set()
         for name in args.ablation:
             try:
@@ -129,11 +136,15 @@ def main(argv=None):
                 written = run_ablation(spec, cfg, args.preset, args.out, args.device, jobs, not args.no_progress)
             except USER_ERRORS as err:
                 return fail(err, name)
-            print(f"{name}: {written} new row(s) in {os.path.join(args.out, name + '.csv')}")
+            if distributed.is_main():
+                print(f"{name}: {written} new row(s) in {os.path.join(args.out, name + '.csv')}")
     try:
-        print(f"report: {build(args.out, args.report_dir)}")
+        if distributed.is_main():
+            print(f"report: {build(args.out, args.report_dir)}")
     except USER_ERRORS as err:
         return fail(err)
+    finally:
+        distributed.finish()
     return 0
 
 

@@ -7,6 +7,7 @@ results/runs/<run_id>/ with config.json, ckpt.pt (while unfinished), model.pt, t
 eval-<eval_id>.json and log.jsonl. A rerun skips what is finished and resumes what is not.
 """
 import concurrent.futures as cf
+import contextlib
 import datetime
 import hashlib
 import json
@@ -23,6 +24,7 @@ import torchvision
 from tqdm import tqdm
 
 from ablations.analysis import ANALYSES, analysis_file, save_analysis
+from ablations.distributed import barrier, is_main, world
 from ablations.evaluate import evaluate, model_options, time_inference
 from ablations.presets import PRESETS, TOP_KEYS, TRAIN_KEYS, TUNING_KEYS, check_keys, deep_merge
 from ablations.rows import OK, file_lock, put_row, read_json, read_rows, row_key, write_json
@@ -219,16 +221,23 @@ def run_dir_of(out_dir, plan):
 def run_group(plans, out_dir, device, progress=True):
     """Train (or resume, or skip) the run that `plans` share, then evaluate each plan and compute
     its analyses. Returns (plan, train info, eval result) per plan. Runs in a worker process when
-    --jobs > 1."""
+    --jobs > 1. Under torchrun every rank trains the run together; rank 0 alone writes and
+    evaluates (the others return no results)."""
     first = plans[0]
+    device = WORKER_DEVICE or device
+    if device.startswith("cuda:"):
+        torch.cuda.set_device(device)  # synchronize() and new tensors go to this GPU
     torch.set_num_threads(first["train"]["threads"])  # part of the run's config: it changes the numbers
     run_dir = run_dir_of(out_dir, first)
     os.makedirs(run_dir, exist_ok=True)
-    with file_lock(os.path.join(run_dir, ".lock")):
-        write_json({k: first[k] for k in ("data", "model", "train", "seed")}, os.path.join(run_dir, "config.json"))
+    main = is_main()
+    with file_lock(os.path.join(run_dir, ".lock")) if main else contextlib.nullcontext():
         train_path = os.path.join(run_dir, "train.json")
-        if os.path.exists(train_path) and read_json(train_path)["status"] != OK:
-            os.remove(train_path)  # a rerun retries a failed run (from its last checkpoint)
+        if main:
+            write_json({k: first[k] for k in ("data", "model", "train", "seed")}, os.path.join(run_dir, "config.json"))
+            if os.path.exists(train_path) and read_json(train_path)["status"] != OK:
+                os.remove(train_path)  # a rerun retries a failed run (from its last checkpoint)
+        barrier()  # every rank sees the same train.json and checkpoint
         model = None
         if not os.path.exists(train_path):
             train_set = build_dataset(first["data"], "train")
@@ -241,8 +250,12 @@ def run_group(plans, out_dir, device, progress=True):
             except NonFiniteLoss as err:
                 info = {"status": "failed: non-finite loss", "error": str(err)}
             info["train_wall_s"] = time.time() - started
-            write_json(info, train_path)
-        info = read_json(train_path)
+            if main:
+                write_json(info, train_path)
+        barrier()
+        if not main:
+            return []
+        info = {**read_json(train_path), "device": device}  # the device of this call (its rows name it)
         results = []
         for plan in plans:
             eval_path = os.path.join(run_dir, f"eval-{plan['eval_id']}.json")
@@ -322,7 +335,31 @@ def git_sha():
 
 
 def device_name(device):
-    return device if device == "cpu" else torch.cuda.get_device_name(torch.device(device))
+    """'cpu', or the GPU's name and index (e.g. 'NVIDIA H200 (cuda:1)')."""
+    if device == "cpu":
+        return device
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    return f"{torch.cuda.get_device_name(index)} (cuda:{index})"
+
+
+def worker_devices(device):
+    """The devices --jobs workers take in turn: every visible GPU for 'cuda', else just `device`."""
+    if device == "cuda":
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or [device]
+    return [device]
+
+
+WORKER_DEVICE = None  # a --jobs worker's own device (start_worker)
+
+
+def start_worker(parent_pid, devices, counter):
+    """Worker initializer: the next device in turn (worker k: devices[k % len]), so with --device
+    cuda each worker has a GPU of its own; and the worker ends with its parent (die_with_parent)."""
+    global WORKER_DEVICE
+    with counter.get_lock():
+        WORKER_DEVICE, counter.value = devices[counter.value % len(devices)], counter.value + 1
+    die_with_parent(parent_pid)
 
 
 def cpu_model():
@@ -362,13 +399,13 @@ def make_row(plan, info, result, device, sha, started=None):
     row.update({
         "train_img_per_s": result.get("train_img_per_s", info.get("train_img_per_s")),
         "wall_s": info.get("train_wall_s", 0) + result.get("eval_wall_s", 0),
-        "device": device_name(device), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "device": device_name(info.get("device", device)), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_model": cpu_model(),
         # the machine's 1-min load average when the row was written: timings taken beside other
         # work (load above the core count) are slower than the same run alone
         "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
         "host": platform.node(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "git_sha": sha, "seed_looks": json.dumps(plan["looks"]), "plan_id": plan["plan_id"], "run_id": plan["run_id"], "eval_id": plan["eval_id"],
+        "git_sha": sha, "world_size": world()[1], "seed_looks": json.dumps(plan["looks"]), "plan_id": plan["plan_id"], "run_id": plan["run_id"], "eval_id": plan["eval_id"],
         "status": result.get("status", info["status"]),
         "call_started_at": started,  # when the run_ablation call that wrote this row began (its wall time)
         "finished_at": now_iso(),
@@ -432,6 +469,7 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     # everything that can be checked is checked before anything is written: no run folder for a
     # bad configuration, bad results file or bad data
     csv_path = os.path.join(out_dir, f"{spec.NAME}.csv")
+    progress = progress and is_main()  # under torchrun, rank 0 speaks for all
     plans, tuning = plan_runs(spec, cfg, preset), tuning_plans(spec, cfg, preset)
     check_plans(plans + tuning)
     first = first_look_runs(plans, tuning)
@@ -505,7 +543,8 @@ def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what, star
     for plan in todo_plans(plans, csv_path):
         groups.setdefault(plan["run_id"], []).append(plan)
     sha, written = git_sha(), 0
-    bar = tqdm(total=len(groups), desc=f"{spec.NAME} runs, {what}", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(groups), desc=f"{spec.NAME} runs, {what}", disable=not (progress and is_main()),
+               dynamic_ncols=True)
     timed = []
 
     def record(outputs):
@@ -525,12 +564,13 @@ def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what, star
             record(run_group(group, out_dir, device, progress=progress))
     else:
         context = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=die_with_parent,
-                                    initargs=(os.getpid(),)) as pool:
+        with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=start_worker,
+                                    initargs=(os.getpid(), worker_devices(device), context.Value("i", 0))) as pool:
             futures = [pool.submit(run_group, g, out_dir, device, False) for g in groups.values()]
             for future in cf.as_completed(futures):
                 record(future.result())
     bar.close()
     for plan, info, result in sorted(timed, key=lambda t: (t[0]["seed"], t[0]["variant"])):
         written += put_row(csv_path, make_row(plan, info, {**result, **timing(plan, out_dir, device)}, device, sha, started))
+    barrier()  # every rank reads the rows rank 0 wrote
     return written

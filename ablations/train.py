@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data import atomic_write
+from ablations.distributed import all_sum, barrier, gather, global_batchnorm, is_main, world
+from data import IGNORE_INDEX, atomic_write
 
 LOG_EVERY = 10  # iterations between lines of run_dir/log.jsonl (the loss and its parts at that iteration)
 
@@ -46,10 +47,13 @@ def seed_everything(seed):
 
 class ResumableBatches(torch.utils.data.Sampler):
     """Batches of (index, aug_seed) for iterations [start, stop): every epoch is a fresh permutation
-    drawn from (seed, epoch), so batch i is the same whether or not the run was interrupted."""
+    drawn from (seed, epoch), so batch i is the same whether or not the run was interrupted.
+    part=(rank, world size): this rank's contiguous slice of each (global) batch."""
 
-    def __init__(self, n, batch_size, seed, start, stop):
+    def __init__(self, n, batch_size, seed, start, stop, part=(0, 1)):
         self.n, self.batch_size, self.seed, self.start, self.stop = n, batch_size, seed, start, stop
+        rank, size = part
+        self.slice = range(rank * batch_size // size, (rank + 1) * batch_size // size)
         self._perm_epoch, self._perm = None, None
 
     def _index(self, pos):
@@ -62,7 +66,7 @@ class ResumableBatches(torch.utils.data.Sampler):
     def __iter__(self):
         for it in range(self.start, self.stop):
             pos = it * self.batch_size
-            yield [(self._index(p), self.seed * 1_000_003 + p) for p in range(pos, pos + self.batch_size)]
+            yield [(self._index(pos + p), self.seed * 1_000_003 + pos + p) for p in self.slice]
 
     def __len__(self):
         return self.stop - self.start
@@ -116,10 +120,24 @@ def compile_error(err):
 def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
     """Train `model` for cfg['iterations'] iterations, resuming from run_dir/ckpt.pt if present.
     Writes run_dir/model.pt at the end and returns {'train_img_per_s', 'train_s'}.
-    Raises NonFiniteLoss if the loss is NaN/inf (the checkpoint stays as it was)."""
+    Raises NonFiniteLoss if the loss is NaN/inf (the checkpoint stays as it was).
+
+    Under torchrun (ablations/distributed.py) every rank calls this together: each trains on its
+    slice of the global batch, with BatchNorm over the global batch, and its loss weighted so that
+    the gradient DDP averages is the gradient of the loss averaged over the global batch's valid
+    pixels, as one process computes it (exact for a loss that is a mean over valid pixels, which is
+    every model's cross-entropy). Rank 0 writes the log, checkpoints (every rank's RNG states) and
+    model.pt."""
     os.makedirs(run_dir, exist_ok=True)
     ckpt_path = os.path.join(run_dir, "ckpt.pt")
     iterations, batch_size = cfg["iterations"], cfg["batch_size"]
+    rank, world_size = world()
+    if world_size > 1:
+        if batch_size % world_size:
+            raise ValueError(f"batch size {batch_size} does not split evenly over {world_size} processes")
+        if cfg.get("compile"):
+            raise ValueError("train.compile is not supported with several processes (torchrun): drop --compile")
+        model = global_batchnorm(model, device)  # before the optimizer takes the parameters
     model.to(device)
     if cfg.get("channels_last"):
         model.to(memory_format=torch.channels_last)
@@ -129,21 +147,29 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
     seed_everything(seed)
     if os.path.exists(ckpt_path):
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ckpt.get("world_size", 1) != world_size:  # each rank's RNG state and batch slice belong to one world size
+            raise ValueError(f"{ckpt_path} was written by {ckpt.get('world_size', 1)} process(es), this run has "
+                             f"{world_size}: resume it with torchrun --nproc_per_node {ckpt.get('world_size', 1)} "
+                             "(or delete the checkpoint to start the run afresh)")
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start, elapsed = ckpt["iteration"], ckpt["train_s"]
-        set_rng_states(ckpt["rng"])
-    batches = ResumableBatches(len(dataset), batch_size, seed, start, iterations)
+        set_rng_states(ckpt["rng_ranks"][rank] if "rng_ranks" in ckpt else ckpt["rng"])
+    batches = ResumableBatches(len(dataset), batch_size, seed, start, iterations, (rank, world_size))
     # the loader's own generator: creating its iterator draws a base seed, which from the global RNG
     # would shift every later dropout mask of a resumed run
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=cfg.get("workers", 0),
                                          pin_memory=device != "cpu", generator=torch.Generator().manual_seed(seed))
-    log = open(os.path.join(run_dir, "log.jsonl"), "a")
+    log = open(os.path.join(run_dir, "log.jsonl") if is_main() else os.devnull, "a")
     model.train()
     tick = time.perf_counter()
-    bar = tqdm(total=iterations, initial=start, desc=os.path.basename(run_dir), disable=not progress,
+    bar = tqdm(total=iterations, initial=start, desc=os.path.basename(run_dir), disable=not (progress and is_main()),
                leave=False, dynamic_ncols=True)
     step = compiled(model) if cfg.get("compile") else model
+    if world_size > 1:
+        step = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.startswith("cuda") else None,
+            find_unused_parameters=True)  # e.g. an auxiliary head at weight 0
     for it, (images, labels) in enumerate(loader, start=start):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if cfg.get("channels_last"):
@@ -153,8 +179,15 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
             group["lr"] = lr * group["lr_mult"]
         try:  # forward and backward: with compile, each is compiled on its first call
             loss, parts = step(images, labels, progress=it / iterations)
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at iteration {it}")
+            if world_size > 1:  # weight: this rank's share of the global batch's valid pixels
+                valid = (labels != IGNORE_INDEX).sum().to(loss.dtype)
+                total = all_sum(torch.stack([loss.detach() * valid, valid]))
+                loss = loss * valid * world_size / total[1]  # DDP divides the summed gradients by world_size
+                loss_value = total[0] / total[1]  # the global batch's loss, identical on every rank
+            else:
+                loss_value = loss
+            if not torch.isfinite(loss_value):
+                raise NonFiniteLoss(f"non-finite loss ({loss_value.item()}) at iteration {it}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
         except (NonFiniteLoss, torch._dynamo.exc.BackendCompilerFailed) as err:
@@ -166,27 +199,33 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         bar.update(1)
         done = it + 1
         if done % LOG_EVERY == 0 or done == iterations:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            log.write(json.dumps({"iteration": done, "loss": loss.item(), "lr": lr,
+            bar.set_postfix(loss=f"{loss_value.item():.3f}")
+            log.write(json.dumps({"iteration": done, "loss": loss_value.item(), "lr": lr,
                                   **{k: float(v) for k, v in parts.items()}}) + "\n")
             log.flush()
         if done % cfg["checkpoint_every"] == 0 and done < iterations:
             if device != "cpu":
                 torch.cuda.synchronize()
             now = time.perf_counter()
-            atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "iteration": done,
-                         "train_s": elapsed + now - tick, "rng": rng_states()}, ckpt_path)
+            states = gather(rng_states())
+            if is_main():
+                atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "iteration": done,
+                             "train_s": elapsed + now - tick, "rng": states[0], "rng_ranks": states,
+                             "world_size": world_size}, ckpt_path)
+            barrier()
             elapsed, tick = elapsed + now - tick, time.perf_counter()
     if device != "cpu":
         torch.cuda.synchronize()
     elapsed += time.perf_counter() - tick
     bar.close()
     log.close()
-    atomic_save(model.state_dict(), os.path.join(run_dir, "model.pt"))
+    if is_main():
+        atomic_save(model.state_dict(), os.path.join(run_dir, "model.pt"))
+        if os.path.exists(ckpt_path):
+            os.remove(ckpt_path)
+    barrier()
     # back to the layout a model loaded from model.pt has, so evaluating it now gives the very
     # numbers a later evaluation of the saved model gives
     model.to(memory_format=torch.contiguous_format)
-    if os.path.exists(ckpt_path):
-        os.remove(ckpt_path)
     return {"train_img_per_s": iterations * batch_size / elapsed if elapsed > 0 else float("nan"),
             "train_s": elapsed}

@@ -33,11 +33,22 @@ def parse_args(argv):
     p.add_argument("--weights", help="local backbone weights file (instead of torchvision's ImageNet cache)")
     p.add_argument("--compile", action="store_true",
                    help="train every run through torch.compile (train.compile: new run ids; needs a C++ compiler on CPU)")
+    p.add_argument("--amp", choices=["bf16"], help="train under bfloat16 autocast (train.amp: new run ids)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="train in channels_last memory format (train.channels_last; the CPU presets already do)")
     p.add_argument("--device", default="cpu",
                    help="cpu, cuda (with --jobs: each worker takes the next visible GPU) or cuda:N (default: cpu)")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs trained side by side in separate processes (default: the CPU's cores; 1 on a GPU); "
                         "under torchrun the processes train each run together instead")
+    p.add_argument("--launcher", choices=["slurm", "local"],
+                   help="run each training run as a submitit job (slurm: a job array per look; local: "
+                        "processes on this machine through submitit's LocalExecutor); needs submitit")
+    p.add_argument("--partition", help="SLURM partition (--launcher slurm)")
+    p.add_argument("--gpus-per-run", type=int, help="GPUs per job (--launcher; default 1 with --device cuda, else 0)")
+    p.add_argument("--cpus-per-run", type=int, default=4, help="CPUs per job (--launcher; default 4)")
+    p.add_argument("--time-limit", type=int, default=240,
+                   help="minutes per job before it is requeued and resumes from its checkpoint (--launcher; default 240)")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--report-dir", default="report", help="where REPORT.md goes (default: report)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the CSVs")
@@ -116,12 +127,22 @@ def main(argv=None):
             if args.jobs not in (None, 1):
                 return fail("--jobs with torchrun: the processes already share each run; give one or the other")
             jobs, args.device = 1, distributed.init_from_env(args.device)
+        launcher = None
+        if args.launcher:
+            from ablations.launch import check_launcher
+            try:
+                launcher = check_launcher({"name": args.launcher, "partition": args.partition,
+                                           "gpus_per_run": args.gpus_per_run if args.gpus_per_run is not None
+                                           else int(args.device.startswith("cuda")), "cpus_per_run": args.cpus_per_run,
+                                           "time_min": args.time_limit, "folder": os.path.join(args.out, "jobs")})
+            except USER_ERRORS as err:
+                return fail(err)
         todo, checked = {}, set()
         for name in args.ablation:
             try:
                 spec = load(name)
                 cfg = preset_config(spec, args.preset, args.seeds, args.data, args.data_root, args.weights,
-                                    args.iterations, args.compile)
+                                    args.iterations, args.compile, args.amp, args.channels_last)
                 plans = plan_runs(spec, cfg, args.preset)
                 check_plans(plans)
                 unchecked = [p for p in todo_plans(plans, os.path.join(args.out, f"{name}.csv"))
@@ -133,7 +154,8 @@ def main(argv=None):
             todo[name] = spec, cfg
         for name, (spec, cfg) in todo.items():
             try:
-                written = run_ablation(spec, cfg, args.preset, args.out, args.device, jobs, not args.no_progress)
+                written = run_ablation(spec, cfg, args.preset, args.out, args.device, jobs, not args.no_progress,
+                                       launcher)
             except USER_ERRORS as err:
                 return fail(err, name)
             if distributed.is_main():

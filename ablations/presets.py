@@ -74,7 +74,7 @@ TOP_KEYS = ("seeds", "data", "model", "train", "eval", "tuning")
 TUNING_KEYS = ("holdout", "seeds", "crf")
 TRAIN_KEYS = ("iterations", "batch_size", "lr", "lr_scale", "momentum", "weight_decay", "poly_power",
               "head_lr_mult", "lr_step", "lr_gamma", "workers", "checkpoint_every", "channels_last", "threads",
-              "compile")
+              "compile", "amp")
 # engine keys of the eval config; any other eval key is an evaluation option of the model (e.g. rho)
 EVAL_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch", "train_speed_steps",
              "crf")

@@ -28,7 +28,7 @@ from ablations.distributed import barrier, is_main, world
 from ablations.evaluate import evaluate, model_options, time_inference
 from ablations.presets import PRESETS, TOP_KEYS, TRAIN_KEYS, TUNING_KEYS, check_keys, deep_merge
 from ablations.rows import OK, file_lock, put_row, read_json, read_rows, row_key, write_json
-from ablations.train import NonFiniteLoss, seed_everything, train
+from ablations.train import AMP_DTYPES, NonFiniteLoss, seed_everything, train
 from ablations.tuning import choose_crfs, choose_lrs, crf_grid, tuning_csv_path
 from ablations.verdicts import DECIDED, claim_variants, claim_verdicts, looks_of
 from data import DATASETS, build_dataset
@@ -51,9 +51,11 @@ def config_hash(obj) -> str:
 
 
 def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=None, iterations=None,
-                  compile=False):
+                  compile=False, amp=None, channels_last=False):
     """The preset for one ablation: base preset, the ablation's overrides, then the CLI's. With
-    compile, every run trains through torch.compile (train.compile, part of the run id)."""
+    compile, every run trains through torch.compile (train.compile); with amp "bf16", its forward
+    passes run under bfloat16 autocast (train.amp); with channels_last, in that memory format
+    (train.channels_last, which the CPU presets already set). Each is part of the run id."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     cfg = deep_merge(PRESETS[preset], getattr(spec, "PRESETS", {}).get(preset, {}))
@@ -92,6 +94,12 @@ def preset_config(spec, preset, seeds=None, data=None, data_root=None, weights=N
         cfg["train"]["iterations"] = iterations
     if compile:
         cfg["train"]["compile"] = True
+    if amp is not None:
+        if amp not in AMP_DTYPES:
+            raise ValueError(f"--amp must be one of {', '.join(AMP_DTYPES)}, got {amp!r}")
+        cfg["train"]["amp"] = amp
+    if channels_last:
+        cfg["train"]["channels_last"] = True
     return cfg
 
 
@@ -458,7 +466,7 @@ def check_data(plans):
                 dataset.check()
 
 
-def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, progress=True):
+def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, progress=True, launcher=None):
     """Train and evaluate the runs of one ablation; rows go to out_dir/<name>.csv. Returns the
     number of rows written by this call.
 
@@ -483,7 +491,8 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     if tuning:  # first the learning rates of the "tune_lr" variants, on held-out training images
         tuning_csv = tuning_csv_path(out_dir, spec.NAME)
         os.makedirs(os.path.dirname(tuning_csv), exist_ok=True)
-        written += run_plans(spec, tuning, tuning_csv, out_dir, device, jobs, progress, "lr selection", started)
+        written += run_plans(spec, tuning, tuning_csv, out_dir, device, jobs, progress, "lr selection", started,
+                             launcher)
         rows = read_rows(tuning_csv)
         rows = rows[rows["plan_id"] == tuning[0]["plan_id"]]
         lrs, crfs = choose_lrs(spec, rows), choose_crfs(spec, rows)
@@ -494,7 +503,8 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
     planned = first_look_runs(plans, tuning)
     for k, n in enumerate(looks, 1):
         look = [p for p in plans if p["seed"] < n and p["variant"] in wanted]
-        written += run_plans(spec, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}", started)
+        written += run_plans(spec, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}", started,
+                             launcher)
         if k == len(looks):
             break
         rows = read_rows(csv_path)
@@ -537,8 +547,38 @@ def next_look(undecided, plans, seeds, planned, max_runs=None):
     return wanted, left
 
 
-def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what, started=None):
-    """Train, evaluate and time the plans not yet done; returns the number of rows written."""
+class RunJob:
+    """One run group as a cluster job (ablations/launch.py): train, evaluate and time it, then write
+    its rows into the run folder (rows-<id>.json) for the submitting process to merge. Requeued at
+    its time limit, it resumes from the run's checkpoint."""
+
+    def __init__(self, plans, out_dir, device, sha, started):
+        self.plans, self.out_dir, self.device, self.sha, self.started = plans, out_dir, device, sha, started
+
+    def rows_path(self):
+        keys = sorted(row_key(p) for p in self.plans)
+        return os.path.join(run_dir_of(self.out_dir, self.plans[0]), f"rows-{config_hash(keys)}.json")
+
+    def __call__(self):
+        rows = []
+        for plan, info, result in run_group(self.plans, self.out_dir, self.device, progress=False):
+            failure = result if "status" in result else info
+            if failure["status"] == OK and needs_timing(plan):  # the job has its node to itself
+                result = {**result, **timing(plan, self.out_dir, self.device)}
+            rows.append(make_row(plan, info, result, self.device, self.sha, self.started))
+        write_json(rows, self.rows_path())
+        return self.rows_path()
+
+    def checkpoint(self, *args, **kwargs):
+        """submitit calls this at the time limit (or on preemption): the same job again; training
+        resumes from ckpt.pt and finished evaluations are kept."""
+        import submitit
+        return submitit.helpers.DelayedSubmission(RunJob(self.plans, self.out_dir, self.device, self.sha, self.started))
+
+
+def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what, started=None, launcher=None):
+    """Train, evaluate and time the plans not yet done; returns the number of rows written. With a
+    launcher (ablations/launch.py), each run group is a cluster job; its rows are merged here."""
     groups = {}
     for plan in todo_plans(plans, csv_path):
         groups.setdefault(plan["run_id"], []).append(plan)
@@ -559,7 +599,17 @@ def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what, star
                 tqdm.write(f"{spec.NAME} {plan['variant']} seed {plan['seed']}: {failure['status']} ({failure.get('error')})")
         bar.update(1)
 
-    if jobs <= 1 or len(groups) <= 1:
+    if launcher:
+        from ablations.launch import run_jobs
+        paths = run_jobs(launcher, [RunJob(g, out_dir, device, sha, started) for g in groups.values()],
+                         f"{spec.NAME}-{what.replace(' ', '-').replace('/', '-of-')}")
+        for path in paths:
+            for row in read_json(path):
+                written += put_row(csv_path, row)
+                if row["status"] != OK:
+                    tqdm.write(f"{spec.NAME} {row['variant']} seed {row['seed']}: {row['status']}")
+            bar.update(1)
+    elif jobs <= 1 or len(groups) <= 1:
         for group in groups.values():
             record(run_group(group, out_dir, device, progress=progress))
     else:

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from ablations.train import compiled, param_groups
+from ablations.train import autocast, compiled, param_groups
 
 
 def time_training(model, dataset, cfg, steps, device="cpu", warmup=3):
@@ -27,7 +27,8 @@ def time_training(model, dataset, cfg, steps, device="cpu", warmup=3):
         if step == warmup:
             sync()
             tick = time.perf_counter()
-        loss, _ = forward(images, labels)  # the loss through forward, as in training
+        with autocast(cfg, device):
+            loss, _ = forward(images, labels)  # the loss through forward, as in training
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

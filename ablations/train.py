@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ablations.distributed import all_sum, barrier, gather, global_batchnorm, is_main, world
 from data import IGNORE_INDEX, atomic_write
 
+AMP_DTYPES = {"bf16": torch.bfloat16}  # train.amp: the autocast dtype of the forward pass
 LOG_EVERY = 10  # iterations between lines of run_dir/log.jsonl (the loss and its parts at that iteration)
 
 
@@ -96,6 +97,12 @@ def param_groups(model, lr, head_lr_mult):
     backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.") and p.requires_grad]
     rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
     return [{"params": backbone, "lr_mult": 1.0}, {"params": rest, "lr_mult": head_lr_mult}]
+
+
+def autocast(cfg, device):
+    """The forward pass's autocast context: bfloat16 with train.amp "bf16", else off."""
+    return torch.autocast(torch.device(device).type, AMP_DTYPES.get(cfg.get("amp"), torch.bfloat16),
+                          enabled=bool(cfg.get("amp")))
 
 
 def compiled(model):
@@ -178,7 +185,9 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_mult"]
         try:  # forward and backward: with compile, each is compiled on its first call
-            loss, parts = step(images, labels, progress=it / iterations)
+            with autocast(cfg, device):
+                loss, parts = step(images, labels, progress=it / iterations)
+            loss = loss.float()
             if world_size > 1:  # weight: this rank's share of the global batch's valid pixels
                 valid = (labels != IGNORE_INDEX).sum().to(loss.dtype)
                 total = all_sum(torch.stack([loss.detach() * valid, valid]))

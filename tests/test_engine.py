@@ -176,3 +176,22 @@ def test_numbers_do_not_depend_on_jobs(tmp_path):
     for run_id in one["run_id"]:
         a, b = (torch.load(tmp_path / f"jobs{j}" / "runs" / run_id / "model.pt", weights_only=True) for j in (1, 2))
         assert all(torch.equal(a[k], b[k]) for k in a), run_id
+
+
+def test_amp_bf16_runs_the_forward_pass_in_bfloat16_and_is_part_of_the_run_id(tmp_path):
+    spec = tiny_spec()
+    plain = {p["variant"]: p for p in plan_runs(spec, config(spec), "smoke")}
+    cfg = preset_config(spec, "smoke", amp="bf16", channels_last=True)
+    amp = {p["variant"]: p for p in plan_runs(spec, cfg, "smoke")}
+    assert amp["k3"]["train"]["amp"] == "bf16" and amp["k3"]["run_id"] != plain["k3"]["run_id"]
+    with pytest.raises(ValueError, match="--amp must be one of bf16"):
+        preset_config(spec, "smoke", amp="fp8")
+    from data import build_dataset
+    from segmodels import build_model
+    data = build_dataset(amp["k3"]["data"], "train")
+    model = build_model(amp["k3"]["model"], data.num_classes)
+    seen = []
+    model.head.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    train_mod.train(model, data, amp["k3"]["train"], 0, str(tmp_path), progress=False)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the weights stay fp32

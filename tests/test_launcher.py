@@ -1,0 +1,52 @@
+"""--launcher local: every run group is a submitit job (LocalExecutor: processes on this machine),
+writes its rows into its run folder, and the submitting process merges them into the CSV. The same
+path as --launcher slurm but the executor."""
+import os
+
+import pandas as pd
+import pytest
+
+import run_all
+from ablations.launch import check_launcher
+from ablations.runs import RunJob
+
+COMMON = ["--ablation", "gcn_k", "--preset", "smoke", "--no-progress"]
+
+
+def test_launcher_local_writes_the_rows_a_plain_run_writes(tmp_path):
+    pytest.importorskip("submitit")
+    plain, launched = tmp_path / "plain", tmp_path / "launched"
+    assert run_all.main(COMMON + ["--jobs", "1", "--out", str(plain), "--report-dir", str(plain / "report")]) == 0
+    assert run_all.main(COMMON + ["--launcher", "local", "--cpus-per-run", "1", "--out", str(launched),
+                                  "--report-dir", str(launched / "report")]) == 0
+    a = pd.read_csv(plain / "gcn_k.csv").set_index("variant").sort_index()
+    b = pd.read_csv(launched / "gcn_k.csv").set_index("variant").sort_index()
+    assert b.index.is_unique and list(a.index) == list(b.index) and (b["status"] == "ok").all()
+    assert (a["run_id"] == b["run_id"]).all() and (a["mIoU"] == b["mIoU"]).all()  # the same computation
+    for run_id in b["run_id"]:  # each job left its rows in its run folder, and its log under jobs/
+        assert any(name.startswith("rows-") for name in os.listdir(launched / "runs" / run_id))
+    assert os.listdir(launched / "jobs")
+    # a rerun finds every row done: no job is submitted
+    before = sorted(os.listdir(launched / "jobs"))
+    assert run_all.main(COMMON + ["--launcher", "local", "--out", str(launched), "--report-dir",
+                                  str(launched / "report")]) == 0
+    assert sorted(os.listdir(launched / "jobs")) == before
+
+
+def test_a_job_at_its_time_limit_is_submitted_again_as_itself():
+    pytest.importorskip("submitit")
+    job = RunJob([{"run_id": "r", "plan_id": "p", "variant": "v", "seed": 0, "eval_id": "e"}], "out", "cpu", "sha", None)
+    again = job.checkpoint()
+    assert isinstance(again.function, RunJob) and again.function.plans == job.plans
+    assert again.function.rows_path() == job.rows_path()  # the same run folder: training resumes from ckpt.pt
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"name": "pbs"}, "unknown launcher 'pbs'"),
+    ({"name": "local", "gpus_per_run": 0, "cpus_per_run": 0, "time_min": 10, "folder": "f"}, "cpus_per_run"),
+    ({"name": "local", "gpus_per_run": 0, "cpus_per_run": 1, "time_min": 10, "folder": "f", "queue": "x"},
+     "unknown launcher option"),
+])
+def test_bad_launcher_options_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        check_launcher(options)

@@ -53,6 +53,10 @@ def parse_args(argv):
     p.add_argument("--report-dir", default="report", help="where REPORT.md goes (default: report)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the CSVs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --preset paper: prove each ablation's paper run starts (stand-in data in the real "
+                        "layout, 2 iterations at the paper's crop, checkpoint and resume, 2 val images) and print "
+                        "its cost; writes nothing into --out")
     args = p.parse_args(argv)
     names = []
     for name in args.ablation:
@@ -99,6 +103,16 @@ def main(argv=None):
     if args.list:
         for name in ABLATIONS:
             print(f"{name:14s} {load(name).TITLE}")
+        return 0
+    if args.dry_run:
+        if args.preset != "paper":
+            return fail(f"--dry-run checks the paper preset: add --preset paper (got {args.preset})")
+        from ablations.dryrun import dry_run_alone, summary
+        for name in args.ablation:
+            try:
+                print(summary(dry_run_alone(name, args.data, args.weights, args.device)), flush=True)
+            except USER_ERRORS as err:
+                return fail(err, name)
         return 0
     from ablations import load_all
     from report.build import build, read_results

@@ -8,6 +8,7 @@ import torch
 from ablations.metrics import boundary_counts, confusion_matrix, group_accuracy, scores
 from ablations.presets import EVAL_KEYS as ENGINE_KEYS
 from data import IGNORE_INDEX
+from data.transforms import pad_collate
 from segmodels.crf import check_crf, crf_labels
 
 
@@ -32,7 +33,9 @@ def evaluate(model, dataset, cfg, device="cpu"):
     n = dataset.num_classes
     cm = torch.zeros(n, n, dtype=torch.int64)
     counts = {"boundary": [0, 0], "internal": [0, 0]}
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=False)
+    # real validation images differ in size: a batch is padded to its largest (labels with ignore)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=False,
+                                         collate_fn=lambda batch: pad_collate(batch, IGNORE_INDEX))
     infer_s, crf_s, images_seen = 0.0, 0.0, 0
     extra_sums = {}
     for images, labels in loader:

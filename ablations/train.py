@@ -124,10 +124,11 @@ def compile_error(err):
                         "train without --compile")
 
 
-def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
+def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True, stop_at=None):
     """Train `model` for cfg['iterations'] iterations, resuming from run_dir/ckpt.pt if present.
     Writes run_dir/model.pt at the end and returns {'train_img_per_s', 'train_s'}.
-    Raises NonFiniteLoss if the loss is NaN/inf (the checkpoint stays as it was).
+    Raises NonFiniteLoss if the loss is NaN/inf (the checkpoint stays as it was). With stop_at, the
+    call ends (returning None) right after the checkpoint at that iteration, as if killed there.
 
     Under torchrun (ablations/distributed.py) every rank calls this together: each trains on its
     slice of the global batch, with BatchNorm over the global batch, and its loss weighted so that
@@ -223,6 +224,10 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True):
                              "world_size": world_size}, ckpt_path)
             barrier()
             elapsed, tick = elapsed + now - tick, time.perf_counter()
+            if done == stop_at:
+                bar.close()
+                log.close()
+                return None
     if device != "cpu":
         torch.cuda.synchronize()
     elapsed += time.perf_counter() - tick

@@ -116,6 +116,15 @@ def eval_transform(image: Image.Image, label: np.ndarray, pad_to: int | None, mu
     return _pad(img, lab, height, width, ignore_index)
 
 
+def pad_collate(batch, ignore_index=IGNORE_INDEX):
+    """A batch of (image, label) of different sizes (real validation images): each padded bottom/right
+    to the largest height and width, the label with ignore_index so the padding is never scored."""
+    height = max(image.shape[1] for image, _ in batch)
+    width = max(image.shape[2] for image, _ in batch)
+    padded = [_pad(image, label, height, width, ignore_index) for image, label in batch]
+    return torch.stack([p[0] for p in padded]), torch.stack([p[1] for p in padded])
+
+
 def missing_data_error(dataset: str, looked_for, how_to_get: str) -> FileNotFoundError:
     """The error for a dataset that is not where --data-root says: every path looked for, and how
     to get the data (one line, as the command line prints it)."""

@@ -1,0 +1,48 @@
+"""--preset paper --dry-run: each ablation's paper-shape run starts on a CPU, on stand-ins of the real
+datasets in their real layouts and sizes, with a checkpoint and a resume, and costs what it prints;
+and the pieces it needs (stand-in trees, batches of validation images of different sizes)."""
+import os
+
+import pytest
+import torch
+
+import run_all
+from data import build_dataset
+from data.standin import SIZES, make_standin
+from data.transforms import pad_collate
+
+
+def test_a_batch_of_different_sizes_is_padded_to_its_largest_with_ignored_labels():
+    a = (torch.ones(3, 2, 4), torch.zeros(2, 4, dtype=torch.long))
+    b = (torch.ones(3, 3, 2), torch.ones(3, 2, dtype=torch.long))
+    images, labels = pad_collate([a, b])
+    assert images.shape == (2, 3, 3, 4) and labels.shape == (2, 3, 4)
+    assert labels[0, 2].tolist() == [255] * 4 and labels[1, :, 2:].eq(255).all()
+    assert images[0, :, 2].eq(0).all() and images[1, :, :, :2].eq(1).all()
+
+
+@pytest.mark.parametrize("name, crop", [("voc", 321), ("ade20k", 473), ("cityscapes", 713)])
+def test_stand_ins_are_read_by_the_real_loaders_at_real_sizes(tmp_path, name, crop):
+    make_standin(name, tmp_path)
+    train, val = (build_dataset({"name": name, "root": str(tmp_path), "crop_size": crop}, s) for s in ("train", "val"))
+    train.check()
+    assert len(train) == 4 and len(val) == 2
+    assert train[(0, 1)][0].shape == (3, crop, crop)
+    width, height = SIZES[name][0]
+    image, label = val[0]  # padded bottom/right only: the real size sits in the corner
+    assert image.shape[1] >= height and image.shape[2] >= width and label[:height, :width].ne(255).any()
+    assert label.max() < 255 or label.eq(255).any()
+
+
+@pytest.mark.parametrize("name", ["gcn_k", "psp_pool"])
+def test_paper_dry_run_starts_resumes_and_writes_nothing(tmp_path, capsys, name):
+    out = tmp_path / "results"
+    assert run_all.main(["--ablation", name, "--preset", "paper", "--dry-run", "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(f"{name}: ") and "stopped after 1 and resumed" in line and "PFLOP" in line
+    assert not out.exists()  # nothing written into the results folder
+
+
+def test_dry_run_is_for_the_paper_preset(capsys):
+    assert run_all.main(["--ablation", "gcn_k", "--dry-run"]) == 2
+    assert "--dry-run checks the paper preset" in capsys.readouterr().err

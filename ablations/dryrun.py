@@ -57,10 +57,11 @@ def write_standin_weights(backbone):
     torch.save(model.state_dict(), path)
 
 
-def train_step_flops(model_cfg, num_classes, batch, crop):
+def train_step_flops(model_cfg, num_classes, batch, crop, device="cpu"):
     """FLOPs of one training step (forward and backward) at `batch` × crop²: counted on the meta device
     (no compute), or, for a model that reads values in its step (a loss part's .item(), the cascade's
-    region sizes), on one real image on the CPU, × batch."""
+    region sizes), on two real images on `device`, × batch / 2 (two: BatchNorm after a 1×1 pooling
+    needs more than one value per channel)."""
     from torch.utils.flop_counter import FlopCounterMode
     cfg = {**model_cfg, "backbone": {k: v for k, v in model_cfg["backbone"].items() if k != "weights"}}
 
@@ -76,7 +77,7 @@ def train_step_flops(model_cfg, num_classes, batch, crop):
     try:
         return count("meta", batch)
     except (RuntimeError, NotImplementedError):
-        return count("cpu", 1) * batch
+        return count(device, 2) * batch // 2
 
 
 def largest(plans, num_classes):

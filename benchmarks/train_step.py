@@ -1,5 +1,8 @@
 """One training step of each model the suite trains, four ways: eager, channels_last, torch.compile,
-and compile + channels_last.
+and compile + channels_last; or, with --preset paper, of the paper-shape models (PSPNet-ResNet50 at
+473², GCN-ResNet152 at 512², DeepLab-LargeFOV at 321², at the paper's batch or --batch) three ways:
+fp32 eager, bf16 autocast + channels_last, and that compiled, with images/s, peak GPU memory and MFU
+(FLOPs of a step from torch.utils.flop_counter / step time / the device's peak, --peak-tflops).
 
 The models are the quick preset's (or --preset's), built from the ablation files' resolved plans,
 one variant per distinct architecture. A step is what ablations/train.py does: the loss through
@@ -12,6 +15,7 @@ synchronised on GPU; the ratios are eager's median over the mode's (> 1: faster 
 
     python -m benchmarks.train_step [--steps 5 --rounds 3] [--models gcn_k7,lc] [--out FILE]
     python -m benchmarks.train_step --device cuda
+    python -m benchmarks.train_step --device cuda --preset paper [--batch 16] [--peak-tflops 989]
 """
 import argparse
 import statistics
@@ -27,6 +31,13 @@ MODELS = (("gcn_k7", "gcn_k", "k7"), ("base_1x1", "gcn_k", "base"), ("conv_k7", 
           ("lc_dsn", "lc_threshold", "r1"), ("lc", "lc_threshold", "r0985"),
           ("largefov", "deeplab_fov", "largefov"), ("k7d4", "deeplab_fov", "k7d4"))
 MODES = ("eager", "channels_last", "compile", "compile+cl")
+# the paper-shape models (random weights and random images at the paper's crop: no data needed)
+PAPER_MODELS = (("psp_resnet50", "psp_pool", "b1236_ave_dr"), ("gcn_resnet152", "gcn_k", "k15"),
+                ("largefov_vgg16", "deeplab_fov", "largefov"))
+PAPER_MODES = ("eager", "bf16+cl", "bf16+cl+compile")
+CLASSES = {"voc": 21, "ade20k": 150, "cityscapes": 19}
+# dense bf16 peak TFLOP/s of known GPUs (vendor data sheets), for MFU without --peak-tflops
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 PROGRESS = 0.75  # training progress passed to forward: past the cascade's start (LC trains its cascade)
 
 
@@ -48,30 +59,46 @@ class Stepper:
         cfg = plan["train"]
         seed_everything(0)
         self.model = build_model(plan["model"], num_classes).to(device).train()
-        channels_last = mode in ("channels_last", "compile+cl")
+        channels_last = mode in ("channels_last", "compile+cl") or "+cl" in mode
+        self.amp = "bf16" in mode
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
             images = images.contiguous(memory_format=torch.channels_last)
         self.images, self.labels = images, labels
         self.opt = torch.optim.SGD(param_groups(self.model, cfg["lr"], cfg["head_lr_mult"]), lr=cfg["lr"],
                                    momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
-        self.forward = torch.compile(self.model) if mode.startswith("compile") else self.model
+        self.forward = torch.compile(self.model) if "compile" in mode else self.model
+        self.device = device
 
     def step(self):
-        loss, _ = self.forward(self.images, self.labels, progress=PROGRESS)
+        with torch.autocast(torch.device(self.device).type, torch.bfloat16, enabled=self.amp):
+            loss, _ = self.forward(self.images, self.labels, progress=PROGRESS)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
 
 
-def bench(name, plan, device, steps, rounds, warmup, modes=MODES):
-    """Median ms/step of each mode and the compiling modes' warm-up seconds."""
+def batch_of(plan, device):
+    """(images, labels, number of classes): a batch of the plan's dataset (the embedded one), or, for a
+    real dataset, random images and labels at its crop size (the step's cost does not depend on them)."""
     from data import build_dataset
+    n = plan["train"]["batch_size"]
+    if plan["data"]["name"] == "synthetic":
+        data = build_dataset({**plan["data"], "n_train": n}, "train")
+        batch = [data[(i, i)] for i in range(n)]
+        return (torch.stack([b[0] for b in batch]).to(device), torch.stack([b[1] for b in batch]).to(device),
+                data.num_classes)
+    crop, classes = plan["data"]["crop_size"], CLASSES[plan["data"]["name"]]
+    gen = torch.Generator().manual_seed(0)
+    return (torch.randn(n, 3, crop, crop, generator=gen).to(device),
+            torch.randint(0, classes, (n, crop, crop), generator=gen).to(device), classes)
+
+
+def bench(name, plan, device, steps, rounds, warmup, modes=MODES):
+    """Median ms/step of each mode, the compiling modes' warm-up seconds, failures, and each mode's
+    peak GPU memory (MB; empty on a CPU)."""
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    data = build_dataset({**plan["data"], "n_train": plan["train"]["batch_size"]}, "train")
-    batch = [data[(i, i)] for i in range(plan["train"]["batch_size"])]
-    images = torch.stack([b[0] for b in batch]).to(device)
-    labels = torch.stack([b[1] for b in batch]).to(device)
+    images, labels, num_classes = batch_of(plan, device)
     # every model's forward is one function (segmodels/base.py): without a reset, dynamo's recompile
     # limit (8) is reached after a few models and the rest would silently run eager
     torch._dynamo.reset()
@@ -89,12 +116,18 @@ def bench(name, plan, device, steps, rounds, warmup, modes=MODES):
             del steppers[mode]
             return False
 
+    peak_mb = {}
     for mode in modes:
-        steppers[mode] = Stepper(plan, images, labels, data.num_classes, mode, device)
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        steppers[mode] = Stepper(plan, images, labels, num_classes, mode, device)
         tick = time.perf_counter()
         if all(step(mode) for _ in range(warmup)):
             sync()
             warm_s[mode] = time.perf_counter() - tick
+        if device.startswith("cuda"):
+            peak_mb[mode] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     times = {mode: [] for mode in steppers}
     for _ in range(rounds):
         for mode in list(steppers):
@@ -104,35 +137,59 @@ def bench(name, plan, device, steps, rounds, warmup, modes=MODES):
                     break
                 sync()
                 times[mode].append(1000 * (time.perf_counter() - tick))
-    return {mode: statistics.median(t) for mode, t in times.items() if mode not in failed}, warm_s, failed
+    ms = {mode: statistics.median(t) for mode, t in times.items() if mode not in failed}
+    return ms, warm_s, failed, peak_mb
 
 
-def table(results, modes):
+def table(results, modes, shapes=None, peak_tflops=None):
     """Markdown: ms/step per mode, ratio to the first mode, compile warm-ups; 'failed' where a mode
-    did not compile (the reasons follow the table)."""
+    did not compile (the reasons follow the table). With shapes ({model: (batch, FLOPs a step)}):
+    images/s, peak GPU memory and MFU (FLOPs a step / step time / peak_tflops) per mode as well."""
     head = ["model", *[f"{m} ms" for m in modes], *[f"{m} ×" for m in modes[1:]],
-            *[f"{m} warm-up s" for m in modes if m.startswith("compile")]]
+            *[f"{m} warm-up s" for m in modes if "compile" in m]]
+    if shapes is not None:
+        head += [*[f"{m} img/s" for m in modes], *[f"{m} peak MB" for m in modes], *[f"{m} MFU %" for m in modes]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
-    for name, (ms, warm, failed) in results.items():
+    for name, (ms, warm, failed, peak_mb) in results.items():
         cell = lambda m, text: "failed" if m in failed else text()
         cells = [name, *[cell(m, lambda: f"{ms[m]:.1f}") for m in modes],
                  *[cell(m, lambda: f"{ms[modes[0]] / ms[m]:.2f}" if modes[0] in ms else "–") for m in modes[1:]],
-                 *[cell(m, lambda: f"{warm[m]:.1f}") for m in modes if m.startswith("compile")]]
+                 *[cell(m, lambda: f"{warm[m]:.1f}") for m in modes if "compile" in m]]
+        if shapes is not None:
+            batch, flops = shapes[name]
+            cells += [*[cell(m, lambda: f"{1000 * batch / ms[m]:.1f}") for m in modes],
+                      *[cell(m, lambda: f"{peak_mb[m]:.0f}" if m in peak_mb else "–") for m in modes],
+                      *[cell(m, lambda: f"{100 * flops / (ms[m] / 1000) / (peak_tflops * 1e12):.1f}"
+                             if flops and peak_tflops else "–") for m in modes]]
         lines.append("| " + " | ".join(cells) + " |")
         notes += [f"- {name}, {m}: {reason}" for m, reason in failed.items()]
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
+def paper_plan(ablation, variant, batch=None, crop=None):
+    """A paper-shape plan: the variant at the paper preset, without weights files (random init), at
+    the preset's batch and crop or the ones given."""
+    plan = plan_of(ablation, variant, "paper")
+    model = {**plan["model"], "backbone": {k: v for k, v in plan["model"]["backbone"].items() if k != "weights"}}
+    return {**plan, "model": model, "train": {**plan["train"], "batch_size": batch or plan["train"]["batch_size"]},
+            "data": {**plan["data"], "crop_size": crop or plan["data"]["crop_size"]}}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="quick", choices=("smoke", "quick", "full"))
+    p.add_argument("--preset", default="quick", choices=("smoke", "quick", "full", "paper"),
+                   help="the models of a CPU preset, or the paper-shape models (paper)")
+    p.add_argument("--batch", type=int, help="paper: images per step (default: each paper preset's)")
+    p.add_argument("--crop", type=int, help="paper: crop size (default: each paper preset's)")
+    p.add_argument("--peak-tflops", type=float,
+                   help="paper: the device's peak TFLOP/s for MFU (default: bf16 peak of a known GPU, else no MFU)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--steps", type=int, default=5, help="timed steps per mode per round (default 5)")
     p.add_argument("--rounds", type=int, default=3, help="rounds the modes take turns in (default 3)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per mode first (default 2; incl. compile)")
     p.add_argument("--models", help=f"comma-separated subset of: {', '.join(m[0] for m in MODELS)}")
-    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of: {', '.join(MODES)}")
+    p.add_argument("--modes", help=f"comma-separated subset of: {', '.join(MODES)} (paper: {', '.join(PAPER_MODES)})")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as every run of the suite)")
     p.add_argument("--out", help="also write the markdown table to this file")
     args = p.parse_args(argv)
@@ -140,24 +197,40 @@ def main(argv=None):
         p.error("--device cuda given but torch sees no CUDA device")
     if min(args.steps, args.rounds, args.warmup, args.threads) < 1:
         p.error("--steps, --rounds, --warmup and --threads must be >= 1")
-    names = [m[0] for m in MODELS]
+    paper = args.preset == "paper"
+    models, all_modes = (PAPER_MODELS, PAPER_MODES) if paper else (MODELS, MODES)
+    names = [m[0] for m in models]
     chosen = args.models.split(",") if args.models else names
-    modes = args.modes.split(",")
-    unknown = sorted(set(chosen) - set(names)) + sorted(set(modes) - set(MODES))
+    modes = args.modes.split(",") if args.modes else list(all_modes)
+    unknown = sorted(set(chosen) - set(names)) + sorted(set(modes) - set(all_modes))
     if unknown:
-        p.error(f"unknown model(s)/mode(s) {unknown}; models: {', '.join(names)}; modes: {', '.join(MODES)}")
+        p.error(f"unknown model(s)/mode(s) {unknown}; models: {', '.join(names)}; modes: {', '.join(all_modes)}")
+    if min(args.batch or 1, args.crop or 1) < 1:
+        p.error("--batch and --crop must be >= 1")
     torch.set_num_threads(args.threads)
-    results = {}
-    for name, ablation, variant in MODELS:
+    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu, {args.threads} thread(s)"
+    peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in where), None)
+    results, shapes = {}, {}
+    for name, ablation, variant in models:
         if name in chosen:
-            results[name] = bench(name, plan_of(ablation, variant, args.preset), args.device, args.steps,
-                                  args.rounds, args.warmup, modes)
+            plan = paper_plan(ablation, variant, args.batch, args.crop) if paper else plan_of(ablation, variant, args.preset)
+            results[name] = bench(name, plan, args.device, args.steps, args.rounds, args.warmup, modes)
+            if paper:
+                from ablations.dryrun import train_step_flops
+                shapes[name] = (plan["train"]["batch_size"],
+                                train_step_flops(plan["model"], CLASSES[plan["data"]["name"]], plan["train"]["batch_size"],
+                                                 plan["data"]["crop_size"], args.device))
             print(f"{name}: " + ", ".join(f"{m} {v:.1f} ms" for m, v in results[name][0].items()),
                   file=sys.stderr, flush=True)
-    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu, {args.threads} thread(s)"
     text = (f"Training step ({args.preset} preset, {where}, torch {torch.__version__}): median ms/step of "
             f"{args.rounds} rounds × {args.steps} steps after {args.warmup} warm-up steps per mode; "
-            f"× = eager ms / mode ms\n\n{table(results, modes)}\n")
+            f"× = eager ms / mode ms")
+    if paper:
+        crops = {n: paper_plan(a, v, args.batch, args.crop)["data"]["crop_size"] for n, a, v in models if n in shapes}
+        text += "; batch × crop: " + ", ".join(f"{n} {shapes[n][0]} × {crops[n]}²" for n in shapes)
+        text += f"; MFU against {peak:g} TFLOP/s" if peak else "; no MFU (no --peak-tflops)"
+        text += "; peak MB includes the other modes' models and optimiser states, not their activations"
+    text += f"\n\n{table(results, modes, shapes if paper else None, peak)}\n"
     print(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -14,5 +14,19 @@ def test_every_model_is_timed_in_each_mode(tmp_path):
 
 
 def test_a_mode_that_did_not_compile_is_marked_failed():
-    text = train_step.table({"lc": ({"eager": 10.0}, {}, {"compile": "InductorError: x"})}, ["eager", "compile"])
+    text = train_step.table({"lc": ({"eager": 10.0}, {}, {"compile": "InductorError: x"}, {})}, ["eager", "compile"])
     assert "| lc | 10.0 | failed | failed | failed |" in text and "- lc, compile: InductorError: x" in text
+
+
+def test_paper_shapes_give_images_per_second_and_mfu(tmp_path):
+    out = tmp_path / "paper.md"
+    assert train_step.main(["--preset", "paper", "--models", "largefov_vgg16", "--batch", "2", "--crop", "64",
+                            "--steps", "1", "--rounds", "1", "--warmup", "1", "--modes", "eager,bf16+cl",
+                            "--peak-tflops", "1", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "largefov_vgg16 2 × 64²" in text
+    header, row = [line.split(" | ") for line in text.splitlines() if line.startswith("| ")]
+    cells = dict(zip([h.strip("| ") for h in header], [c.strip(" |") for c in row]))
+    eager_ms, img_s, mfu = float(cells["eager ms"]), float(cells["eager img/s"]), float(cells["eager MFU %"])
+    assert abs(img_s - 2000 / eager_ms) < 0.05 + 0.01 * img_s and mfu > 0
+    assert cells["eager peak MB"] == "–"  # GPU memory only

@@ -1,7 +1,6 @@
 """--preset paper --dry-run: each ablation's paper-shape run starts on a CPU, on stand-ins of the real
 datasets in their real layouts and sizes, with a checkpoint and a resume, and costs what it prints;
 and the pieces it needs (stand-in trees, batches of validation images of different sizes)."""
-import os
 
 import pytest
 import torch

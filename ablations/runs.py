@@ -510,7 +510,11 @@ def run_ablation(spec, cfg, preset, out_dir="results", device="cpu", jobs=1, pro
         rows = read_rows(csv_path)
         rows = rows[rows["plan_id"] == plans[0]["plan_id"]]
         undecided = [c for c, verdict, *_ in claim_verdicts(spec, rows, looks, upto=k) if verdict not in DECIDED]
-        wanted, left = next_look(undecided, plans, looks[k], planned, cfg.get("max_runs"))
+        failed = {v for v, g in rows.groupby("variant") if (g["status"] != OK).all()}
+        wanted, left, hopeless = next_look(undecided, plans, looks[k], planned, cfg.get("max_runs"), failed)
+        if progress and hopeless:
+            tqdm.write(f"{spec.NAME}: {len(hopeless)} undecided claim(s) get no more seeds: every run of "
+                       f"{', '.join(sorted(failed & {v for c in hopeless for v in claim_variants(c)}))} failed")
         if progress and left:
             tqdm.write(f"{spec.NAME}: {len(left)} undecided claim(s) get no more seeds: max_runs "
                        f"{cfg['max_runs']} reached")
@@ -527,24 +531,30 @@ def first_look_runs(plans, tuning):
     return {p["run_id"] for p in plans if p["seed"] < p["looks"][0]} | {p["run_id"] for p in tuning}
 
 
-def next_look(undecided, plans, seeds, planned, max_runs=None):
-    """The variants that get seeds up to `seeds` at the next look, and the undecided claims left out.
+def next_look(undecided, plans, seeds, planned, max_runs=None, failed=frozenset()):
+    """The variants that get seeds up to `seeds` at the next look, the undecided claims the run budget
+    leaves out, and those left out because a variant they read has failed in every run so far
+    (`failed`: e.g. a deep linear stack that diverges at the preset's lr; more seeds of it would
+    only fail again, and they would take budget from claims that can still be decided).
 
     The run budget (the ablation file's MAX_RUNS for the preset: the most distinct training runs
     the ablation may plan, lr selection and runs shared with other ablations included) is spent on
     the undecided claims in the order the file lists them; a claim whose extra runs would exceed it
     gets no more seeds. `planned` (run ids) grows with what is taken. Stopping a claim early keeps
     the error control: it has used fewer of the looks whose α were fixed in advance."""
-    wanted, left = set(), []
+    wanted, left, hopeless = set(), [], []
     for claim in undecided:
         variants = set(claim_variants(claim))
+        if variants & set(failed):
+            hopeless.append(claim)
+            continue
         extra = {p["run_id"] for p in plans if p["variant"] in variants and p["seed"] < seeds} - planned
         if max_runs is not None and len(planned) + len(extra) > max_runs:
             left.append(claim)
             continue
         wanted |= variants
         planned |= extra
-    return wanted, left
+    return wanted, left, hopeless
 
 
 class RunJob:

@@ -109,12 +109,15 @@ def test_the_run_budget_goes_to_the_undecided_claims_in_their_declared_order():
               {"test": "greater", "a": "a", "b": "c"}]
     # 4 more runs fit in 17: the first claim (c, d) takes them; a, b would need 4 more; (a, c) then needs
     # only a's 2 (c is taken): 12 + 4 + 2 = 18 > 17, so it too is left
-    wanted, left = next_look(claims, plans, 5, set(planned), max_runs=17)
+    wanted, left, _ = next_look(claims, plans, 5, set(planned), max_runs=17)
     assert wanted == {"c", "d"} and left == claims[1:]
-    wanted, left = next_look(claims, plans, 5, set(planned), max_runs=18)
+    wanted, left, _ = next_look(claims, plans, 5, set(planned), max_runs=18)
     assert wanted == {"a", "c", "d"} and left == [claims[1]]
-    wanted, left = next_look(claims, plans, 5, set(planned))  # no budget: every undecided claim
+    wanted, left, _ = next_look(claims, plans, 5, set(planned))  # no budget: every undecided claim
     assert wanted == set("abcd") and left == []
+    # c failed in every run so far: the claims that read it get no seeds, and their budget goes to (a, b)
+    wanted, left, hopeless = next_look(claims, plans, 5, set(planned), max_runs=16, failed={"c"})
+    assert wanted == {"a", "b"} and left == [] and hopeless == [claims[0], claims[2]]
 
 
 def test_a_run_budget_below_the_first_look_or_not_a_count_is_refused(tmp_path):

@@ -176,8 +176,8 @@ def verdict_summary(results, specs):
         "Where an ablation has a run budget (its file's MAX_RUNS: distinct training runs, lr selection and runs "
         "shared with other ablations included), a look gives seeds to the undecided claims in the order they "
         "are listed while the budget lasts; a claim it stops at an earlier look has still been tested at that "
-        "look's α, so the error control holds. A claim that reads a variant whose every run so far failed (e.g. "
-        "diverged) gets no more seeds either: they would fail again and take budget from the others."
+        "look's α, so the error control holds. A claim that reads a variant whose every run so far failed, e.g. "
+        "diverged, gets no more seeds either: they would fail again and take budget from the others."
         + (f"\n\nWall time of the runs behind these verdicts: {sum(walls):.1f} min (the ablations one after another; "
            "each one's time is under its Settings used)." if walls and None not in walls else ""))
 

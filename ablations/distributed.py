@@ -70,9 +70,9 @@ def gather(obj):
 
 
 class CrossProcessBatchNorm(nn.BatchNorm2d):
-    """BatchNorm2d whose training statistics are those of the global batch (every rank's pixels):
-    per-channel sum, sum of squares and count are summed over ranks by a differentiable all-reduce,
-    so the gradients also flow as in one process. Running statistics update as BatchNorm2d's (the
+    """BatchNorm2d whose training statistics are those of the global batch (every rank's pixels): the
+    per-channel sums and count, then the squared deviations from the global mean, are summed over
+    ranks by a differentiable all-reduce, so the gradients also flow as in one process. Running statistics update as BatchNorm2d's (the
     unbiased variance of the global batch). Evaluation: plain BatchNorm2d."""
 
     def forward(self, x):

@@ -19,9 +19,9 @@ import torch
 from ablations.evaluate import evaluate
 from ablations.runs import check_plans, plan_runs, preset_config
 from ablations.train import seed_everything, train
-from data import build_dataset
+from data import HeldOut, build_dataset
 from data.standin import make_standin
-from segmodels import build_model
+from segmodels import build_model, without_weights
 from segmodels.backbones import imagenet_checkpoint
 from segmodels.base import count_params
 
@@ -63,7 +63,7 @@ def train_step_flops(model_cfg, num_classes, batch, crop, device="cpu"):
     region sizes), on two real images on `device`, × batch / 2 (two: BatchNorm after a 1×1 pooling
     needs more than one value per channel)."""
     from torch.utils.flop_counter import FlopCounterMode
-    cfg = {**model_cfg, "backbone": {k: v for k, v in model_cfg["backbone"].items() if k != "weights"}}
+    cfg = without_weights(model_cfg)
 
     def count(device, n):
         with torch.device(device):
@@ -83,9 +83,8 @@ def train_step_flops(model_cfg, num_classes, batch, crop, device="cpu"):
 def largest(plans, num_classes):
     """The plan whose model has the most parameters (counted on the meta device)."""
     def size(plan):
-        cfg = {**plan["model"], "backbone": {k: v for k, v in plan["model"]["backbone"].items() if k != "weights"}}
         with torch.device("meta"):
-            return count_params(build_model(cfg, num_classes))
+            return count_params(build_model(without_weights(plan["model"]), num_classes))
     return max(plans, key=size)
 
 
@@ -121,12 +120,11 @@ def dry_run(spec, data=None, weights=None, device="cpu"):
         os.environ["TORCH_HOME"] = os.path.join(tmp, "torch")
         try:
             name = cfg["data"]["name"]
-            root = make_standin(name, os.path.join(tmp, name))
-            plan = largest([{**p, "data": {**p["data"], "root": str(root)}} for p in plans],
-                           build_dataset({**plans[0]["data"], "root": str(root)}, "val").num_classes)
+            data_cfg = {**cfg["data"], "root": str(make_standin(name, os.path.join(tmp, name)))}
+            train_set, val_set = build_dataset(data_cfg, "train"), build_dataset(data_cfg, "val")
+            plan = {**largest(plans, val_set.num_classes), "data": data_cfg}
             if plan["model"]["backbone"].get("weights") == "imagenet":
                 write_standin_weights(plan["model"]["backbone"])
-            train_set, val_set = build_dataset(plan["data"], "train"), build_dataset(plan["data"], "val")
             batch = plan["train"]["batch_size"] if device.startswith("cuda") else min(CPU_BATCH, plan["train"]["batch_size"])
             train_cfg = {**plan["train"], "iterations": ITERATIONS, "checkpoint_every": 1, "batch_size": batch,
                          "workers": 0, "threads": os.cpu_count() or 1}
@@ -144,7 +142,7 @@ def dry_run(spec, data=None, weights=None, device="cpu"):
             model = build_model(plan["model"], train_set.num_classes)
             info = train(model, train_set, train_cfg, 0, run_dir, device, progress=False)  # resumes at 1
             step_s = (time.perf_counter() - started) / ITERATIONS
-            scores = evaluate(model, FirstImages(val_set, EVAL_IMAGES), {**plan["eval"], "batch_size": EVAL_IMAGES},
+            scores = evaluate(model, HeldOut(val_set, 0, EVAL_IMAGES), {**plan["eval"], "batch_size": EVAL_IMAGES},
                               device)
             crop = plan["data"]["crop_size"]
             flops = train_step_flops(plan["model"], train_set.num_classes, plan["train"]["batch_size"], crop)
@@ -164,22 +162,6 @@ def dry_run(spec, data=None, weights=None, device="cpu"):
                 os.environ.pop("TORCH_HOME", None)
             else:
                 os.environ["TORCH_HOME"] = old_home
-
-
-class FirstImages(torch.utils.data.Dataset):
-    """The first n images of a dataset (keeps its num_classes and to_rgb, which evaluate uses)."""
-
-    def __init__(self, dataset, n):
-        self.dataset, self.n, self.num_classes = dataset, n, dataset.num_classes
-
-    def __len__(self):
-        return min(self.n, len(self.dataset))
-
-    def __getitem__(self, index):
-        return self.dataset[index]
-
-    def to_rgb(self, images):
-        return self.dataset.to_rgb(images)
 
 
 def summary(result):

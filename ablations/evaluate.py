@@ -34,8 +34,7 @@ def evaluate(model, dataset, cfg, device="cpu"):
     cm = torch.zeros(n, n, dtype=torch.int64)
     counts = {"boundary": [0, 0], "internal": [0, 0]}
     # real validation images differ in size: a batch is padded to its largest (labels with ignore)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=False,
-                                         collate_fn=lambda batch: pad_collate(batch, IGNORE_INDEX))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=False, collate_fn=pad_collate)
     infer_s, crf_s, images_seen = 0.0, 0.0, 0
     extra_sums = {}
     for images, labels in loader:

@@ -557,6 +557,12 @@ def next_look(undecided, plans, seeds, planned, max_runs=None, failed=frozenset(
     return wanted, left, hopeless
 
 
+def outcome(info, result):
+    """Where a plan's status lies: its evaluation's if that failed (e.g. CRF unavailable), else its
+    training's."""
+    return result if "status" in result else info
+
+
 class RunJob:
     """One run group as a cluster job (ablations/launch.py): train, evaluate and time it, then write
     its rows into the run folder (rows-<id>.json) for the submitting process to merge. Requeued at
@@ -572,8 +578,7 @@ class RunJob:
     def __call__(self):
         rows = []
         for plan, info, result in run_group(self.plans, self.out_dir, self.device, progress=False):
-            failure = result if "status" in result else info
-            if failure["status"] == OK and needs_timing(plan):  # the job has its node to itself
+            if outcome(info, result)["status"] == OK and needs_timing(plan):  # the job has its node to itself
                 result = {**result, **timing(plan, self.out_dir, self.device)}
             rows.append(make_row(plan, info, result, self.device, self.sha, self.started))
         write_json(rows, self.rows_path())
@@ -583,7 +588,7 @@ class RunJob:
         """submitit calls this at the time limit (or on preemption): the same job again; training
         resumes from ckpt.pt and finished evaluations are kept."""
         import submitit
-        return submitit.helpers.DelayedSubmission(RunJob(self.plans, self.out_dir, self.device, self.sha, self.started))
+        return submitit.helpers.DelayedSubmission(self)
 
 
 def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what, started=None, launcher=None):
@@ -600,7 +605,7 @@ def run_plans(spec, plans, csv_path, out_dir, device, jobs, progress, what, star
     def record(outputs):
         nonlocal written
         for plan, info, result in outputs:
-            failure = result if "status" in result else info  # the evaluation's, else the training's
+            failure = outcome(info, result)
             if failure["status"] == OK and needs_timing(plan):
                 timed.append((plan, info, result))  # its row is written after the timing phase
                 continue

@@ -162,7 +162,7 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True, stop_
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start, elapsed = ckpt["iteration"], ckpt["train_s"]
-        set_rng_states(ckpt["rng_ranks"][rank] if "rng_ranks" in ckpt else ckpt["rng"])
+        set_rng_states(ckpt["rng_ranks"][rank] if "rng_ranks" in ckpt else ckpt["rng"])  # "rng": older checkpoints
     batches = ResumableBatches(len(dataset), batch_size, seed, start, iterations, (rank, world_size))
     # the loader's own generator: creating its iterator draws a base seed, which from the global RNG
     # would shift every later dropout mask of a resumed run
@@ -220,7 +220,7 @@ def train(model, dataset, cfg, seed, run_dir, device="cpu", progress=True, stop_
             states = gather(rng_states())
             if is_main():
                 atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "iteration": done,
-                             "train_s": elapsed + now - tick, "rng": states[0], "rng_ranks": states,
+                             "train_s": elapsed + now - tick, "rng_ranks": states,
                              "world_size": world_size}, ckpt_path)
             barrier()
             elapsed, tick = elapsed + now - tick, time.perf_counter()

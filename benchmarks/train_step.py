@@ -24,6 +24,8 @@ import time
 
 import torch
 
+from ablations.train import autocast
+
 # (name, ablation, variant id): one variant per distinct architecture of the suite
 MODELS = (("gcn_k7", "gcn_k", "k7"), ("base_1x1", "gcn_k", "base"), ("conv_k7", "gcn_vs_conv", "conv_k7"),
           ("stack_k7", "gcn_vs_stack", "stack_k7"), ("gcn_br", "gcn_boundary", "gcn_k15_br"),
@@ -35,7 +37,6 @@ MODES = ("eager", "channels_last", "compile", "compile+cl")
 PAPER_MODELS = (("psp_resnet50", "psp_pool", "b1236_ave_dr"), ("gcn_resnet152", "gcn_k", "k15"),
                 ("largefov_vgg16", "deeplab_fov", "largefov"))
 PAPER_MODES = ("eager", "bf16+cl", "bf16+cl+compile")
-CLASSES = {"voc": 21, "ade20k": 150, "cityscapes": 19}
 # dense bf16 peak TFLOP/s of known GPUs (vendor data sheets), for MFU without --peak-tflops
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 PROGRESS = 0.75  # training progress passed to forward: past the cascade's start (LC trains its cascade)
@@ -59,8 +60,8 @@ class Stepper:
         cfg = plan["train"]
         seed_everything(0)
         self.model = build_model(plan["model"], num_classes).to(device).train()
-        channels_last = mode in ("channels_last", "compile+cl") or "+cl" in mode
-        self.amp = "bf16" in mode
+        channels_last = mode == "channels_last" or "+cl" in mode
+        self.cfg = {**cfg, "amp": "bf16"} if "bf16" in mode else cfg  # train.amp, as training reads it
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
             images = images.contiguous(memory_format=torch.channels_last)
@@ -71,7 +72,7 @@ class Stepper:
         self.device = device
 
     def step(self):
-        with torch.autocast(torch.device(self.device).type, torch.bfloat16, enabled=self.amp):
+        with autocast(self.cfg, self.device):
             loss, _ = self.forward(self.images, self.labels, progress=PROGRESS)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -81,14 +82,14 @@ class Stepper:
 def batch_of(plan, device):
     """(images, labels, number of classes): a batch of the plan's dataset (the embedded one), or, for a
     real dataset, random images and labels at its crop size (the step's cost does not depend on them)."""
-    from data import build_dataset
+    from data import build_dataset, real_dataset
     n = plan["train"]["batch_size"]
     if plan["data"]["name"] == "synthetic":
         data = build_dataset({**plan["data"], "n_train": n}, "train")
         batch = [data[(i, i)] for i in range(n)]
         return (torch.stack([b[0] for b in batch]).to(device), torch.stack([b[1] for b in batch]).to(device),
                 data.num_classes)
-    crop, classes = plan["data"]["crop_size"], CLASSES[plan["data"]["name"]]
+    crop, classes = plan["data"]["crop_size"], real_dataset(plan["data"]["name"]).num_classes
     gen = torch.Generator().manual_seed(0)
     return (torch.randn(n, 3, crop, crop, generator=gen).to(device),
             torch.randint(0, classes, (n, crop, crop), generator=gen).to(device), classes)
@@ -171,8 +172,8 @@ def paper_plan(ablation, variant, batch=None, crop=None):
     """A paper-shape plan: the variant at the paper preset, without weights files (random init), at
     the preset's batch and crop or the ones given."""
     plan = plan_of(ablation, variant, "paper")
-    model = {**plan["model"], "backbone": {k: v for k, v in plan["model"]["backbone"].items() if k != "weights"}}
-    return {**plan, "model": model, "train": {**plan["train"], "batch_size": batch or plan["train"]["batch_size"]},
+    from segmodels import without_weights
+    return {**plan, "model": without_weights(plan["model"]), "train": {**plan["train"], "batch_size": batch or plan["train"]["batch_size"]},
             "data": {**plan["data"], "crop_size": crop or plan["data"]["crop_size"]}}
 
 
@@ -217,8 +218,9 @@ def main(argv=None):
             results[name] = bench(name, plan, args.device, args.steps, args.rounds, args.warmup, modes)
             if paper:
                 from ablations.dryrun import train_step_flops
+                from data import real_dataset
                 shapes[name] = (plan["train"]["batch_size"],
-                                train_step_flops(plan["model"], CLASSES[plan["data"]["name"]], plan["train"]["batch_size"],
+                                train_step_flops(plan["model"], real_dataset(plan["data"]["name"]).num_classes, plan["train"]["batch_size"],
                                                  plan["data"]["crop_size"], args.device))
             print(f"{name}: " + ", ".join(f"{m} {v:.1f} ms" for m, v in results[name][0].items()),
                   file=sys.stderr, flush=True)

@@ -41,7 +41,8 @@ def split_item(item):
 class HeldOut(torch.utils.data.Dataset):
     """Part of a training split, standing in for a split of its own: with the data option
     `holdout: H`, 'train' is the training split's first N − H images and 'val' its last H. Learning
-    rates are chosen on such a part, so the choice never sees the validation split the verdicts use."""
+    rates are chosen on such a part, so the choice never sees the validation split the verdicts use.
+    (Any dataset's images start..stop: a dry run evaluates the first few validation images so.)"""
 
     def __init__(self, dataset, start, stop):
         self.dataset, self.indices = dataset, range(start, stop)
@@ -86,11 +87,19 @@ def build_dataset(cfg: dict, split: str):
     if name in ("voc", "ade20k", "cityscapes"):
         if not cfg.get("root"):
             raise ValueError(f"--data {name} needs --data-root DIR (the folder that holds the dataset)")
-        if name == "voc":
-            from data.voc import VOCSegmentation as cls
-        elif name == "ade20k":
-            from data.ade20k import ADE20K as cls
-        else:
-            from data.cityscapes import Cityscapes as cls
-        return cls(cfg["root"], split, **opts)
+        return real_dataset(name)(cfg["root"], split, **opts)
     raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def real_dataset(name):
+    """The class of a real dataset (voc, ade20k, cityscapes): its num_classes, class_names, loader."""
+    if name == "voc":
+        from data.voc import VOCSegmentation
+        return VOCSegmentation
+    if name == "ade20k":
+        from data.ade20k import ADE20K
+        return ADE20K
+    if name == "cityscapes":
+        from data.cityscapes import Cityscapes
+        return Cityscapes
+    raise ValueError(f"unknown real dataset {name!r}; choose one of: voc, ade20k, cityscapes")

@@ -1,8 +1,9 @@
 """What the report's modules share: matplotlib set up for files (Agg), byte-reproducible figures,
-number formatting, markdown tables, and per-seed values of a metric."""
+grids of images and label maps, number formatting, markdown tables, and per-seed values of a metric."""
 import math
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -15,6 +16,37 @@ def save_figure(fig, path, dpi):
     """Save and close a figure, byte-reproducibly: no 'Software' (matplotlib version) entry in the PNG."""
     fig.savefig(path, dpi=dpi, metadata={"Software": None})
     plt.close(fig)
+
+
+LABEL_COLOURS = {"cmap": "tab10", "vmin": 0, "vmax": 9}  # imshow options of a label map: a colour per class
+
+
+def shown_label(label):
+    """A label map for imshow: ignored pixels (255) left blank."""
+    shown = label.astype(float)
+    shown[shown == 255] = np.nan
+    return shown
+
+
+def image_grid(panels, path, suptitle, **suptitle_options):
+    """Save a figure of rows of images, one column per image: panels [(row title, [image per column],
+    imshow options)]; the row titles on the first column."""
+    n = len(panels[0][1])
+    fig, axes = plt.subplots(len(panels), n, figsize=(2 * n, 2.05 * len(panels)), squeeze=False)
+    for r, (title, images, options) in enumerate(panels):
+        for i, image in enumerate(images):
+            axes[r, i].imshow(image, interpolation="nearest", **options)
+            axes[r, i].axis("off")
+        axes[r, 0].set_title(title, fontsize=9, loc="left")
+    fig.suptitle(suptitle, **suptitle_options)
+    fig.tight_layout()
+    save_figure(fig, path, 90)
+
+
+def mean_text(values):
+    """'mean ± std (n)' of per-seed values, or 'not run'."""
+    mean, std, n = mean_std(values)
+    return f"{fmt(mean)} ± {fmt(std)} ({n})" if n else "not run"
 
 
 def fmt(value, digits=2):

@@ -6,24 +6,21 @@ import json
 import math
 import os
 
-import numpy as np
 import torch
 
 from ablations.analysis import analysis_file, load_analysis
 from ablations.rows import OK, read_rows
 from ablations.tuning import choose_crfs, tuning_csv_path
 from ablations.verdicts import seed_values
-from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
+from report.common import LABEL_COLOURS, fmt, image_grid, md_table, mean_std, mean_text, per_seed, shown_label
 
 
 def run_model(model_config):
     """The network a row trained, rebuilt on the meta device (shapes only, no weights read) from
     its model_config column: the report never re-plans runs from the current ablation file."""
-    from segmodels import build_model
-    cfg = json.loads(model_config)
-    cfg["backbone"] = {k: v for k, v in cfg["backbone"].items() if k != "weights"}
+    from segmodels import build_model, without_weights
     with torch.device("meta"):
-        return build_model(cfg, 2)
+        return build_model(without_weights(json.loads(model_config)), 2)
 
 
 def fov_sections(spec, rows, results_dir, fig_dir, rel_fig):
@@ -74,20 +71,13 @@ def fov_sections(spec, rows, results_dir, fig_dir, rel_fig):
     miou = per_seed(rows, "mIoU")
     body = []
     for v in spec.VARIANTS:
-        mean, std, n = mean_std(miou.get(v["id"], []))
-        pub = spec.PUBLISHED_NO_CRF.get(v["id"])
-        body.append([v["label"], fmt(pub), fmt(spec.PUBLISHED[v["id"]]["mIoU"]),
-                     f"{fmt(mean)} ± {fmt(std)} ({n})" if n else "not run"])
+        body.append([v["label"], fmt(spec.PUBLISHED_NO_CRF.get(v["id"])), fmt(spec.PUBLISHED[v["id"]]["mIoU"]),
+                     mean_text(miou.get(v["id"], []))])
     parts += ["### Table 1(a): before the CRF (as reproduced here)",
               "Without the CRF the paper's LargeFOV (62.25) is 2.1 points below 7×7 (64.38); the "
               "'matches' of Table 2 holds after the CRF.",
               md_table(["variant", "published no CRF", "published + CRF (Table 2)", "reproduced (no CRF)"], body)]
     return "\n\n".join(parts)
-
-
-def mean_text(values):
-    mean, std, n = mean_std(values)
-    return f"{fmt(mean)} ± {fmt(std)} ({n})" if n else "not run"
 
 
 def crf_gain(rows, variant, metric="mIoU"):
@@ -173,21 +163,9 @@ def crf_figure(spec, rows, results_dir, fig_dir, rel_fig):
     if not os.path.exists(path):
         return f"Figure not drawn: {os.path.relpath(path, results_dir)} is not in the results folder."
     data = load_analysis(path)
-    n = len(data["image"])
-    fig, axes = plt.subplots(4, n, figsize=(2 * n, 8.2), squeeze=False)
-    for i in range(n):
-        label = data["label"][i].astype(float)
-        label[label == 255] = np.nan
-        for r, (title, img, kwargs) in enumerate((("image", data["image"][i], {}),
-                                                  ("label", label, {"cmap": "tab10", "vmin": 0, "vmax": 9}),
-                                                  ("before CRF", data["before"][i], {"cmap": "tab10", "vmin": 0, "vmax": 9}),
-                                                  ("after CRF", data["after"][i], {"cmap": "tab10", "vmin": 0, "vmax": 9}))):
-            axes[r, i].imshow(img, interpolation="nearest", **kwargs)
-            axes[r, i].axis("off")
-            if i == 0:
-                axes[r, i].set_title(title, fontsize=9, loc="left")
-    fig.suptitle(f"{variant}, seed {int(row['seed'])}: validation images before and after the CRF")
-    fig.tight_layout()
     name = f"{spec.NAME}_examples.png"
-    save_figure(fig, os.path.join(fig_dir, name), 90)
+    image_grid([("image", list(data["image"]), {}),
+                ("label", [shown_label(label) for label in data["label"]], LABEL_COLOURS),
+                ("before CRF", list(data["before"]), LABEL_COLOURS), ("after CRF", list(data["after"]), LABEL_COLOURS)],
+               os.path.join(fig_dir, name), f"{variant}, seed {int(row['seed'])}: validation images before and after the CRF")
     return f"### Before and after the CRF\n\n![CRF examples]({rel_fig}/{name})"

@@ -3,11 +3,10 @@
 pixel of a few validation images, from the "stages" analysis saved when the run finished)."""
 import os
 
-import numpy as np
 from matplotlib.colors import ListedColormap
 
 from ablations.analysis import analysis_file, load_analysis
-from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
+from report.common import LABEL_COLOURS, fmt, image_grid, md_table, mean_std, per_seed, shown_label
 
 
 def _cell(values, digits=2):
@@ -88,25 +87,16 @@ def stage_map_section(spec, rows, results_dir, fig_dir, rel_fig, variant):
     rho = float(data["rho"])
     stages = data["stage"]
     n = len(stages)
-    fig, axes = plt.subplots(4, n, figsize=(2 * n, 8.2), squeeze=False)
     cmap_stage = ListedColormap(["#fde0a1", "#f07b3f", "#5c1a33"])  # stage 1, 2, 3
-    for i in range(n):
-        lab = data["label"][i].astype(float)
-        lab[lab == 255] = np.nan
-        for ax, img, kwargs in ((axes[0, i], data["image"][i], {}),
-                                (axes[1, i], lab, {"cmap": "tab10", "vmin": 0, "vmax": 9}),
-                                (axes[2, i], data["prediction"][i], {"cmap": "tab10", "vmin": 0, "vmax": 9}),
-                                (axes[3, i], stages[i], {"cmap": cmap_stage, "vmin": 1, "vmax": 3})):
-            ax.imshow(img, interpolation="nearest", **kwargs)
-            ax.axis("off")
-    for r, name in enumerate(("image", "label", "prediction", "deciding stage")):
-        axes[r, 0].set_title(name, fontsize=9, loc="left")
     share = [100 * float((stages == s).mean()) for s in (1, 2, 3)]
-    fig.suptitle(f"stage that decides each pixel at ρ = {rho:g} (light = stage 1, mid = 2, dark = 3); "
-                 f"these images: {share[0]:.0f} / {share[1]:.0f} / {share[2]:.0f} %", fontsize=10)
-    fig.tight_layout()
     name = f"{spec.NAME}_stages.png"
-    save_figure(fig, os.path.join(fig_dir, name), 90)
+    image_grid([("image", list(data["image"]), {}),
+                ("label", [shown_label(label) for label in data["label"]], LABEL_COLOURS),
+                ("prediction", list(data["prediction"]), LABEL_COLOURS),
+                ("deciding stage", list(stages), {"cmap": cmap_stage, "vmin": 1, "vmax": 3})],
+               os.path.join(fig_dir, name),
+               f"stage that decides each pixel at ρ = {rho:g} (light = stage 1, mid = 2, dark = 3); "
+               f"these images: {share[0]:.0f} / {share[1]:.0f} / {share[2]:.0f} %", fontsize=10)
     return (f"{title}\n\nModel `{variant}`, seed {int(row['seed'])}, at ρ = {rho:g}; first {n} validation images. "
             f"Easy pixels (smooth background, object interiors) should leave at stage 1; the later stages "
             f"should keep the hard ones (object outlines, shapes the shallow stage cannot tell apart)."

@@ -23,10 +23,8 @@ def run_model(model_config, num_classes):
     depends on the architecture only (upward_reach makes every weight positive), so no trained
     weights, and no analysis file, are needed, and the section stays exact for any committed CSV.
     Pretrained weights are not loaded (they would not change the reach)."""
-    from segmodels import build_model
-    cfg = json.loads(model_config)
-    cfg["backbone"] = {k: v for k, v in cfg["backbone"].items() if k != "weights"}
-    return build_model(cfg, num_classes)
+    from segmodels import build_model, without_weights
+    return build_model(without_weights(json.loads(model_config)), num_classes)
 
 
 def context_failures(rows, threshold=LEARNED_CONTEXT_ACC):

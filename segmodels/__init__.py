@@ -12,6 +12,12 @@ def build_backbone(cfg: dict):
     raise ValueError(f"unknown backbone {cfg['name']!r}; choose one of: small, resnet")
 
 
+def without_weights(cfg: dict) -> dict:
+    """A copy of a model config whose backbone reads no weights file (random init): for networks built
+    only for their shapes or cost (the report, dry runs, benchmarks)."""
+    return {**cfg, "backbone": {k: v for k, v in cfg["backbone"].items() if k != "weights"}}
+
+
 def build_model(cfg: dict, num_classes: int):
     """cfg = {'arch': ..., 'backbone': {...}, **arch options}."""
     opts = {k: v for k, v in cfg.items() if k not in ("arch", "backbone")}

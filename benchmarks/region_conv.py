@@ -2,11 +2,13 @@
 
 For each active fraction (0, 0.1, …, 1) a random mask of that many positions is drawn; the region
 path computes only those positions (gathered k×k windows × weight matrix, segmodels/region_conv.py),
-the dense path is the ordinary convolution of the whole map. Two layers are timed: one 3×3 conv
-and one residual unit (two 3×3 convs with BN, ReLU and the skip). Times are medians over
+the dense path is the ordinary convolution of the whole map, and the dispatched path is what the
+cascade runs: the region path up to DENSE_ABOVE of the positions active, the dense convolution read
+at the region above. Two layers are timed: one 3×3 conv and one residual unit (two 3×3 convs with
+BN, ReLU and the skip). Times are medians over
 repetitions after a warm-up, synchronised on GPU; the region times include building the region
 (indices) and the layout changes from and to NCHW, which a cascade stage pays once, not per layer.
-The four layers take turns in every repetition, so a busy machine slows them alike; on a shared
+The six calls take turns in every repetition, so a busy machine slows them alike; on a shared
 CPU `--clock cpu` measures CPU time (the work done) instead of wall time.
 
     python -m benchmarks.region_conv                          # CPU: 50 maps of 16×16, 64 channels
@@ -19,6 +21,7 @@ CPU `--clock cpu` measures CPU time (the work done) instead of wall time.
 Writes a table to stdout and a CSV (--csv, default results/region_conv_<device>_<size>.csv).
 """
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -28,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from segmodels.cascade import ResidualUnit
-from segmodels.region_conv import region_conv2d, region_residual
+from segmodels.region_conv import DENSE_ABOVE, region_conv2d, region_residual
 
 
 def median_times(fns, device, warmup, repeats, clock=time.perf_counter):
@@ -59,7 +62,7 @@ def random_mask(batch, size, fraction, generator, device):
 
 @torch.no_grad()
 def run(device="cpu", size=16, channels=64, batch=50, dilation=1, warmup=3, repeats=20, seed=0, clock="wall"):
-    """One row per active fraction: dense and region times (ms) of a conv and a residual unit."""
+    """One row per active fraction: dense, region and dispatched times (ms) of a conv and a residual unit."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     conv = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False).to(device).eval()
@@ -70,13 +73,16 @@ def run(device="cpu", size=16, channels=64, batch=50, dilation=1, warmup=3, repe
     for i in range(11):
         fraction = i / 10
         mask = random_mask(batch, size, fraction, g, device)
-        dense_c, region_c, dense_u, region_u = median_times(
-            [lambda: conv(x), lambda: region_conv2d(conv, x, mask), lambda: unit(x),
+        dense_c, region_c, dispatched_c, dense_u, region_u, dispatched_u = median_times(
+            [lambda: conv(x), lambda: region_conv2d(conv, x, mask, math.inf), lambda: region_conv2d(conv, x, mask),
+             lambda: unit(x), lambda: region_residual(unit, x, mask, math.inf),
              lambda: region_residual(unit, x, mask)], device, warmup, repeats, timer)
         rows.append({"device": device, "size": size, "channels": channels, "batch": batch, "dilation": dilation,
-                     "clock": clock, "active_fraction": fraction, "dense_conv_ms": dense_c, "region_conv_ms": region_c,
-                     "conv_speedup": dense_c / region_c, "dense_unit_ms": dense_u,
-                     "region_unit_ms": region_u, "unit_speedup": dense_u / region_u})
+                     "clock": clock, "dense_above": DENSE_ABOVE, "active_fraction": fraction,
+                     "dense_conv_ms": dense_c, "region_conv_ms": region_c, "dispatched_conv_ms": dispatched_c,
+                     "conv_speedup": dense_c / region_c, "dispatched_conv_speedup": dense_c / dispatched_c,
+                     "dense_unit_ms": dense_u, "region_unit_ms": region_u, "dispatched_unit_ms": dispatched_u,
+                     "unit_speedup": dense_u / region_u, "dispatched_unit_speedup": dense_u / dispatched_u})
     return rows
 
 
@@ -109,11 +115,14 @@ def main(argv=None):
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)"
     print(f"region vs dense, {name}: batch {args.batch} × {args.channels} ch × {args.size}², 3×3 conv at "
           f"dilation {args.dilation}; median {args.clock} time of {args.repeats} after {args.warmup} warm-up (ms)")
-    print(f"{'active':>7} {'dense conv':>11} {'region conv':>12} {'speed-up':>9} {'dense unit':>11} "
-          f"{'region unit':>12} {'speed-up':>9}")
+    print(f"speed-up = dense / other; dispatched = region up to {DENSE_ABOVE:.0%} active, dense above")
+    print(f"{'active':>6} | {'conv: dense':>11} {'region':>7} {'dispatched':>10} {'speed-ups':>13} | "
+          f"{'unit: dense':>11} {'region':>7} {'dispatched':>10} {'speed-ups':>13}")
     for r in rows:
-        print(f"{r['active_fraction']:7.1f} {r['dense_conv_ms']:11.3f} {r['region_conv_ms']:12.3f} "
-              f"{r['conv_speedup']:8.2f}× {r['dense_unit_ms']:11.3f} {r['region_unit_ms']:12.3f} {r['unit_speedup']:8.2f}×")
+        print(f"{r['active_fraction']:6.1f} | {r['dense_conv_ms']:11.3f} {r['region_conv_ms']:7.3f} "
+              f"{r['dispatched_conv_ms']:10.3f} {r['conv_speedup']:5.2f}× {r['dispatched_conv_speedup']:5.2f}× | "
+              f"{r['dense_unit_ms']:11.3f} {r['region_unit_ms']:7.3f} {r['dispatched_unit_ms']:10.3f} "
+              f"{r['unit_speedup']:5.2f}× {r['dispatched_unit_speedup']:5.2f}×")
     path = args.csv or os.path.join("results", f"region_conv_{args.device.replace(':', '')}_{args.size}.csv")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     import pandas as pd

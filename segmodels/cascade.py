@@ -4,7 +4,8 @@ The net is a backbone cut into three stages that all work at output stride 8; ea
 a head of two 3×3 conv layers and its own classifier. At inference a pixel whose top softmax
 probability at stage i exceeds ρ is decided there; stage 3 decides whatever is left, and ρ = 1
 means no pixel leaves early (= deep supervision, DSN). The later stages run on the undecided
-pixels only, through region convolution (segmodels/region_conv.py).
+pixels only, through region convolution (segmodels/region_conv.py), or, when those are more than
+DENSE_ABOVE of the pixels, through the dense convolutions with masks, which are faster there.
 """
 import math
 import time
@@ -16,7 +17,8 @@ import torch.nn.functional as F
 from data import IGNORE_INDEX
 from segmodels.backbones import ResNetBackbone, SmallCNN
 from segmodels.base import SegModel
-from segmodels.region_conv import Region, region_head, region_unit, to_flat, unit_parts
+from segmodels.region_conv import (DENSE_ABOVE, Region, masked_head, masked_unit, region_head, region_unit, to_flat,
+                                  unit_parts)
 
 SCHEDULES = ("final", "deep", "cascade", "model_cascade")
 
@@ -123,7 +125,8 @@ class LayerCascade(SegModel):
     centre (DeepLab's practice), averaged over the stage's own pixels.
 
     Evaluation options: rho, the threshold at inference; force_region runs stages 2-3 on the region
-    path even when their region is every pixel (tests, benchmarks).
+    path even when their region is every pixel, and never dispatches a large region's convolutions
+    to the dense path (tests, benchmarks).
     """
     EVAL_OPTIONS = {"rho": 1.0, "force_region": False}
 
@@ -161,15 +164,17 @@ class LayerCascade(SegModel):
 
     def stage(self, i, feat, region):
         """Stage i (1 or 2, zero-based) on `feat`: an NCHW map when region is None (every pixel:
-        dense path) or a flat padded map (region path). Returns (features, logits): NCHW and
-        [B,K,h,w] on the dense path, the flat map and rows [N,K] on the region path."""
+        dense path) or dense (more than DENSE_ABOVE of the pixels: masked dense path), else a flat
+        padded map (region path). Returns (features, logits): NCHW and [B,K,h,w] on the dense path,
+        NCHW and rows [N,K] on the masked dense path, the flat map and rows [N,K] on the region path."""
         if region is None:
             for unit in self.backbone.units[i]:
                 feat = unit(feat)
             return feat, self.heads[i](feat)
+        unit_on, head_on = (masked_unit, masked_head) if region.dense else (region_unit, region_head)
         for unit in self.backbone.units[i]:
-            feat = region_unit(unit, feat, region)
-        return feat, region_head(self.heads[i], feat, region)
+            feat = unit_on(unit, feat, region)
+        return feat, head_on(self.heads[i], feat, region)
 
     def stage_modules(self, i):
         return ([self.backbone.stem] if i == 0 else []) + [self.backbone.units[i], self.heads[i]]
@@ -193,10 +198,12 @@ class LayerCascade(SegModel):
                 times.append(time.perf_counter() - tick)
                 tick = time.perf_counter()
             if region is None and not (bool(undecided.all()) and not force_region):
-                region = Region(undecided, self.pad)  # leave the dense path for the region path
-                feat = to_flat(feat, self.pad)
+                # leave the dense path for the region path (or its masked dense form, for a dense region)
+                region = Region(undecided, self.pad, math.inf if force_region else DENSE_ABOVE)
             elif region is not None:
                 region = region.subregion(undecided)
+            if region is not None and not region.dense and feat.dim() == 4:  # regions only shrink: once
+                feat = to_flat(feat, self.pad)
             if region is not None and region.n == 0:  # nothing left to decide
                 out.append((region, logits.new_zeros(0, self.num_classes)))
                 undecided = torch.zeros(0, dtype=torch.bool, device=x.device)

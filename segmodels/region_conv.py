@@ -3,9 +3,10 @@ positions, for the Deep Layer Cascade (segmodels/cascade.py), whose later stages
 earlier stage has decided.
 
 A later stage computes only at its region's positions (the pixels still undecided, at the feature
-resolution). Its convolutions never run densely: the k×k input window of every active position is
-gathered (with the halo the kernel needs, read from the zero-padded map) into one matrix [N, k·k·C] and multiplied with the weight [k·k·C, C_out] — work and memory scale
-with the number N of active positions. A conv layer inside a unit gives its output at the region
+resolution). On the region path its convolutions never run densely: the k×k input window of every
+active position is gathered (with the halo the kernel needs, read from the zero-padded map) into one
+matrix [N, k·k·C] and multiplied with the weight [k·k·C, C_out] — work and memory scale with the
+number N of active positions. A conv layer inside a unit gives its output at the region
 and 0 elsewhere (the next conv reads those zeros in its halo); a residual unit gives
 h(I) = relu(I + F(I)) inside the region and I outside (I ≥ 0 after the ReLU of the previous unit,
 so relu(I) = I there). A unit that changes the channel count (ResNet's projection) gives 0 outside.
@@ -14,9 +15,15 @@ The product runs as a 1×1 convolution (rows_times_weight) so that on a CPU it g
 library every dense model of the suite runs on, not to MKL's GEMM (torch's matmul): MKL picks its
 kernels by CPU vendor and model, oneDNN by instruction set only, so a cascade gives the same
 numbers wherever a dense model does (same torch, same CPU capability). It is as fast as the
-matmul at the cascade's shapes. Cost: with 64 channels the region path beats the dense conv below
-roughly a third of the positions active (benchmarks/region_conv.py measures it). On a GPU the
-same code is one index_select and one cuDNN 1×1 convolution per conv (not yet timed there).
+matmul at the cascade's shapes. Cost: gathering k·k windows moves k·k times the map's bytes, so
+above some share of active positions the dense convolution is faster: on this CPU (64 channels,
+benchmarks/region_conv.py) a conv breaks even near 45 % and a residual unit near 60 %. So a region
+holding more than DENSE_ABOVE of its map is "dense": its units and heads run as the ordinary
+convolutions of the whole NCHW map, each layer's output zeroed outside the region (`masked_unit`,
+`masked_head`; BatchNorm still takes the region's statistics) — the region path's values up to
+float rounding, at the dense path's cost plus a few masks. The region path thus never loses much to
+dense. On a GPU the region path is one index_select and one cuDNN 1×1 convolution per conv (its
+break-even not yet measured there; the CPU's is used).
 
 Layout on the region path: one zero-padded channels-last map flattened to [B·(H+2p)·(W+2p), C]
 ("flat map"); a region holds the flat indices of its active positions and their tap indices.
@@ -25,20 +32,27 @@ Intermediate activations inside a unit or head are "rows" [N, C] (zero outside t
 import torch
 import torch.nn.functional as F
 
+# Share of active positions above which a region is computed densely with masks (see the module
+# docstring): a little below the conv's CPU break-even, so the dispatch never picks the slower path.
+DENSE_ABOVE = 0.4
+
 
 class Region:
-    """The active positions of a mask [B, H, W] on a flat map padded by `pad` on every side."""
+    """The active positions of a mask [B, H, W] on a flat map padded by `pad` on every side.
+    dense_above: the share of active positions above which the region is computed densely with
+    masks (`dense`; 1 or more: never)."""
 
-    def __init__(self, mask, pad):
+    def __init__(self, mask, pad, dense_above=DENSE_ABOVE):
         if mask.dim() != 3 or mask.dtype != torch.bool:
             raise ValueError(f"region mask must be a bool tensor [B, H, W], got {mask.dtype} {tuple(mask.shape)}")
-        self.mask, self.pad = mask, pad
+        self.mask, self.pad, self.dense_above = mask, pad, dense_above
         self.B, self.H, self.W = mask.shape
         self.Hp, self.Wp = self.H + 2 * pad, self.W + 2 * pad
         b, y, x = mask.nonzero(as_tuple=True)
         self.flat = (b * self.H + y) * self.W + x  # index into an unpadded [B·H·W] map
         self.pos = (b * self.Hp + y + pad) * self.Wp + x + pad  # index into the flat padded map
         self.n = len(self.pos)
+        self.dense = self.n > dense_above * mask.numel()
         self._taps, self._row_taps, self._lut = {}, {}, None
 
     @property
@@ -49,7 +63,7 @@ class Region:
         """The region of the rows where `keep` [N] is true (same padding and map)."""
         mask = torch.zeros_like(self.mask).view(-1)
         mask[self.flat[keep]] = True
-        return Region(mask.view_as(self.mask), self.pad)
+        return Region(mask.view_as(self.mask), self.pad, self.dense_above)
 
     def taps(self, k, dilation):
         """[N, k·k] flat indices of each active position's k×k window (row-major, as conv weights)."""
@@ -155,6 +169,39 @@ def region_unit(block, flat, region):
     return flat.new_zeros(region.numel, out.shape[1]).index_copy_(0, region.pos, out)
 
 
+def masked_bn(bn, x, region):
+    """BatchNorm of an NCHW map as region_bn gives it at the region's positions: in training with
+    the region's batch statistics (the map is 0 outside the region then), else bn in eval form."""
+    if bn.training and region.n > 1:
+        rows = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).index_select(0, region.flat)
+        return from_rows(region_bn(bn, rows), region)
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+
+def masked_unit(block, x, region):
+    """region_unit computed densely on an NCHW map (for a dense region): each conv's output is
+    zeroed outside the region, so the next conv reads the zeros the region path reads."""
+    convs, proj = unit_parts(block)
+    m = region.mask[:, None]
+    h = x
+    for i, (conv, bn) in enumerate(convs):
+        h = masked_bn(bn, conv(h), region)
+        if i < len(convs) - 1:
+            h = F.relu(h) * m
+    if proj is None:
+        return torch.where(m, F.relu(x + h), x)
+    return torch.where(m, F.relu(masked_bn(proj[1], proj[0](x), region) + h), 0.0)
+
+
+def masked_head(head, x, region):
+    """region_head computed densely on an NCHW map (for a dense region): logits [N, K] at the region."""
+    m = region.mask[:, None]
+    h = F.relu(masked_bn(head.bn1, head.conv1(x), region)) * m
+    h = F.relu(masked_bn(head.bn2, head.conv2(h), region)) * m
+    logits = head.classifier(head.dropout(h))
+    return logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1]).index_select(0, region.flat)
+
+
 def region_head(head, flat, region):
     """A stage head (two conv-BN-ReLU layers, dropout, classifier) on the region: logits [N, K]."""
     rows = F.relu(region_bn(head.bn1, region_conv(head.conv1, region, flat=flat)))
@@ -182,17 +229,22 @@ def unflatten(flat, region, channels):
     return m[:, p:p + region.H, p:p + region.W].permute(0, 3, 1, 2)
 
 
-def region_conv2d(conv, x, mask):
+def region_conv2d(conv, x, mask, dense_above=DENSE_ABOVE):
     """Region convolution with a dense interface (tests, benchmark): conv(x) at mask, 0 elsewhere.
-    Only the active positions are computed."""
-    region = Region(mask, conv.dilation[0] * (conv.kernel_size[0] // 2))
+    Only the active positions are computed, unless more than dense_above of them are active."""
+    region = Region(mask, conv.dilation[0] * (conv.kernel_size[0] // 2), dense_above)
+    if region.dense:
+        check_region_conv(conv)
+        return conv(x) * mask[:, None]
     return from_rows(region_conv(conv, region, flat=to_flat(x, region.pad)), region)
 
 
-def region_residual(block, x, mask):
+def region_residual(block, x, mask, dense_above=DENSE_ABOVE):
     """A residual unit on a region with a dense interface: h(I) inside the mask, I outside."""
     convs, proj = unit_parts(block)
     pad = max(c.dilation[0] * (c.kernel_size[0] // 2) for c, _ in convs)
-    region = Region(mask, pad)
+    region = Region(mask, pad, dense_above)
+    if region.dense:
+        return masked_unit(block, x, region)
     flat = region_unit(block, to_flat(x, pad), region)
     return unflatten(flat, region, flat.shape[1])

@@ -1,5 +1,6 @@
 """Layer Cascade: region convolution exactness, cascade inference and training, the speed claim
 test, the region-conv benchmark and the lc ablations end to end (smoke preset)."""
+import math
 import os
 
 import pandas as pd
@@ -12,10 +13,13 @@ import torchvision
 import run_all
 from ablations.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, judge
 from segmodels import build_model
-from segmodels.cascade import LayerCascade, ResidualUnit, small_trunk
-from segmodels.region_conv import Region, region_conv2d, region_residual, unit_parts
+from segmodels.cascade import LayerCascade, ResidualUnit, StageHead, small_trunk
+from segmodels.region_conv import (DENSE_ABOVE, Region, masked_head, region_conv2d, region_head, region_residual,
+                                   to_flat, unit_parts)
 
 TOL = dict(atol=1e-5, rtol=1e-4)
+# dense_above of a region: gathered windows only, dense convs for every region, the default dispatch
+PATHS = {"region": math.inf, "dense": 0.0, "dispatch": DENSE_ABOVE}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -59,14 +63,15 @@ def masked_unit_reference(block, x, mask):
     return torch.where(mask[:, None], F.relu(skip + h), outside)
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("k, dilation, bias", [(3, 1, False), (3, 2, True), (1, 1, True), (5, 1, False)])
-def test_region_conv_equals_dense_conv_inside_and_zero_outside(k, dilation, bias):
+def test_region_conv_equals_dense_conv_inside_and_zero_outside(k, dilation, bias, path):
     gen = torch.Generator().manual_seed(k * 10 + dilation)
     torch.manual_seed(k + dilation)
     conv = nn.Conv2d(5, 7, k, padding=dilation * (k // 2), dilation=dilation, bias=bias)
     x = torch.randn(2, 5, 9, 12, generator=gen)
     for name, mask in masks(gen, (2, 9, 12)).items():
-        out = region_conv2d(conv, x, mask)
+        out = region_conv2d(conv, x, mask, PATHS[path])
         expected = conv(x) * mask[:, None]
         assert out.shape == expected.shape
         torch.testing.assert_close(out, expected, **TOL, msg=f"mask {name}")
@@ -87,14 +92,15 @@ def test_region_conv_rejects_strided_or_unpadded_conv():
     lambda: torchvision.models.resnet.Bottleneck(
         6, 2, downsample=nn.Sequential(nn.Conv2d(6, 8, 1, bias=False), nn.BatchNorm2d(8)), dilation=2),
 ], ids=["unit", "dilated-unit", "bottleneck-projection"])
-def test_region_residual_unit_equals_masked_dense(make_block):
+@pytest.mark.parametrize("path", PATHS)
+def test_region_residual_unit_equals_masked_dense(make_block, path):
     gen = torch.Generator().manual_seed(1)
     torch.manual_seed(1)
     block = randomise_bn(make_block(), gen)
     x = F.relu(torch.randn(2, 6, 10, 9, generator=gen))  # a unit's input is a ReLU output
     with torch.no_grad():
         for name, mask in masks(gen, (2, 10, 9)).items():
-            out = region_residual(block, x, mask)
+            out = region_residual(block, x, mask, PATHS[path])
             torch.testing.assert_close(out, masked_unit_reference(block, x, mask), **TOL, msg=f"mask {name}")
             if name == "full":  # a full region is the ordinary unit
                 torch.testing.assert_close(out, block(x), **TOL)
@@ -117,6 +123,36 @@ def test_region_residual_gradients_equal_masked_dense():
         (fn(block, xi, mask) * weight).sum().backward()
         grads.append([xi.grad] + [p.grad.clone() for p in block.parameters()])
     for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_dense_dispatch_trains_as_the_region_path():
+    """In training (BN statistics of the region's rows) a dense region computed with masks gives the
+    region path's outputs, BN running statistics and gradients: a residual unit and a stage head."""
+    gen = torch.Generator().manual_seed(7)
+    x = F.relu(torch.randn(2, 4, 8, 8, generator=gen))
+    mask = torch.rand(2, 8, 8, generator=gen) < 0.6
+    weight = torch.randn(2, 4, 8, 8, generator=gen)
+    results = []
+    for dense_above in (math.inf, 0.0):
+        torch.manual_seed(3)
+        block = randomise_bn(ResidualUnit(4, dilation=2), torch.Generator().manual_seed(8)).train()
+        xi = x.clone().requires_grad_(True)
+        out = region_residual(block, xi, mask, dense_above)
+        (out * weight).sum().backward()
+        results.append([out.detach(), xi.grad] + [p.grad for p in block.parameters()] + list(block.buffers()))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, **TOL)
+    heads = []
+    for dense_above in (math.inf, 0.0):  # a stage head: logits at the region, gradients, BN statistics
+        torch.manual_seed(4)
+        head = randomise_bn(StageHead(4, 5, 3), torch.Generator().manual_seed(9)).train()
+        region = Region(mask, 1, dense_above)
+        xi = x.clone().requires_grad_(True)
+        logits = masked_head(head, xi, region) if region.dense else region_head(head, to_flat(xi, 1), region)
+        (logits * weight.permute(0, 2, 3, 1).reshape(-1, 4)[region.flat, :3]).sum().backward()
+        heads.append([logits.detach(), xi.grad] + [p.grad for p in head.parameters()] + list(head.buffers()))
+    for a, b in zip(*heads):
         torch.testing.assert_close(a, b, **TOL)
 
 
@@ -163,9 +199,11 @@ def test_cascade_inference_equals_masked_dense_cascade():
             stage_of[undecided] = i + 1
             undecided = undecided & (stage_logits.softmax(1).amax(1) <= rho)
         expected = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        out, stats = net.predict(x, rho=rho)
+        out, stats = net.predict(x, rho=rho)  # stage 2's region is about half: its convs run densely
+        region_only, _ = net.predict(x, rho=rho, force_region=True)
         decided = net.decision_map(x, rho)
     torch.testing.assert_close(out, expected, **TOL)
+    torch.testing.assert_close(region_only, expected, **TOL)
     assert torch.equal(decided, stage_of)
     shares = [100 * float((stage_of == s).float().mean()) for s in (1, 2, 3)]
     for s, share in enumerate(shares, start=1):
@@ -274,7 +312,9 @@ def test_region_conv_benchmark_writes_a_row_per_fraction(tmp_path):
                              "--csv", str(path)]) == 0
     table = pd.read_csv(path)
     assert table["active_fraction"].tolist() == pytest.approx([i / 10 for i in range(11)])
-    assert (table[["dense_conv_ms", "region_conv_ms", "dense_unit_ms", "region_unit_ms"]] > 0).all().all()
+    times = ["dense_conv_ms", "region_conv_ms", "dispatched_conv_ms", "dense_unit_ms", "region_unit_ms",
+             "dispatched_unit_ms"]
+    assert (table[times] > 0).all().all()
 
 
 @pytest.fixture(scope="module")

@@ -250,8 +250,10 @@ def sequential(claim, by_seed, looks, band=None, same_run=frozenset(), upto=None
     by_seed: {variant: {seed: value}} (finished runs). At look k the claim sees each variant's
     seeds < looks[k] and is tested at ALPHA / len(looks). same_run: pairs {a, b} whose rows come
     from the same trained model at every seed (then the paired test). Returns
-    (verdict, statistic, look number (1-based), seeds per variant at that look). upto: judge only
-    the first `upto` looks (the runner, between looks); the level stays that of all the looks."""
+    (verdict, statistic, look number (1-based), seeds per variant at that look, seeds per variant
+    a decision would need at the observed difference: 0 once decided, math.inf when none is in
+    sight). upto: judge only the first `upto` looks (the runner, between looks); the level stays
+    that of all the looks."""
     alpha = ALPHA / len(looks)
     pair = claim.get("a"), claim.get("b")
     paired = claim["test"] in ("greater", "ratio", "close") and frozenset(pair) in same_run
@@ -263,21 +265,36 @@ def sequential(claim, by_seed, looks, band=None, same_run=frozenset(), upto=None
             values = {v: [x for s, x in sorted(d.items()) if s < n] for v, d in by_seed.items()}
         verdict, text = judge(claim, values, alpha, band, paired)
         if verdict in DECIDED:
-            return verdict, text, k, n
+            return verdict, text, k, n, 0
         # no more seeds beyond this look: a later look would see the same data
         if all(max(by_seed.get(v, {0: 0}), default=0) < n for v in claim_variants(claim)):
             break
-    return verdict, text + "; " + power_line(claim, values, alpha, paired), k, n
+    line, need = power(claim, values, alpha, claim.get("band", band), paired)
+    return verdict, text + "; " + line, k, n, need
 
 
-def power_line(claim, values, alpha, paired=False):
-    """For a claim left inconclusive: the difference its seeds could have detected (one-sided t
-    at `alpha`, power POWER), and the seeds per variant its observed difference would need."""
+def seeds_to_reach(distance, sd, alpha, paired):
+    """The smallest n per variant (2 … 1000) whose one-sided t test at `alpha` detects `distance`
+    with power POWER at this seed spread, or math.inf."""
+    if not (distance > 0 and sd > 0):
+        return math.inf
+    n = np.arange(2, 1001)
+    df_n = n - 1 if paired else 2 * n - 2
+    reach = (stats.t.ppf(1 - alpha, df_n) + stats.t.ppf(POWER, df_n)) * sd * np.sqrt((1 if paired else 2) / n)
+    return int(n[np.argmax(reach <= distance)]) if (reach <= distance).any() else math.inf
+
+
+def power(claim, values, alpha, band=None, paired=False):
+    """For a claim left inconclusive: (power line, seeds per variant its nearest decision would need).
+    The line gives the difference its seeds could have detected (one-sided t at `alpha`, power
+    POWER) and the seeds the observed difference would need: to be significant, or, with an
+    equivalence band, to be shown inside it (an equivalence claim: inside, or outside at α/2) —
+    the nearer of these. The runner spends its run budget on the claims nearest a decision first."""
     if claim["test"] == "best":
         means = {c: np.mean(_clean(values.get(c, []))) for c in claim["candidates"] if _clean(values.get(c, []))}
         others = sorted((c for c in means if c != claim["expected"]), key=means.get, reverse=True)
         if claim["expected"] not in means or not others:
-            return "power: missing results"
+            return "power: missing results", math.inf
         a, b = claim["expected"], others[0]
     elif claim["test"] == "increasing":  # the two ends of the trend
         a, b = claim["order"][-1], claim["order"][0]
@@ -287,8 +304,9 @@ def power_line(claim, values, alpha, paired=False):
     log = claim["test"] == "ratio"
     if log:
         av, bv = [math.log(v) for v in av if v > 0], [math.log(v) for v in bv if v > 0]
+        band = math.log(band) if band else None
     if len(av) < 2 or len(bv) < 2:
-        return "power: needs ≥ 2 seeds per variant"
+        return "power: needs ≥ 2 seeds per variant", math.inf
     if paired:
         sd, n_eff, df = np.std(np.subtract(av, bv), ddof=1), len(av), len(av) - 1
         se = sd / math.sqrt(n_eff)
@@ -296,16 +314,27 @@ def power_line(claim, values, alpha, paired=False):
         sd = math.sqrt((np.var(av, ddof=1) * (len(av) - 1) + np.var(bv, ddof=1) * (len(bv) - 1)) / (len(av) + len(bv) - 2))
         se, df = sd * math.sqrt(1 / len(av) + 1 / len(bv)), len(av) + len(bv) - 2
     detectable = (stats.t.ppf(1 - alpha, df) + stats.t.ppf(POWER, df)) * se
-    observed = abs(np.mean(av) - np.mean(bv)) - (math.log(claim.get("min_ratio", 1.0)) if log else claim.get("margin", 0.0))
-    need = "any number of (no difference observed)"
-    if observed > 0 and sd > 0:  # the smallest n per variant whose detectable difference reaches it
-        n = np.arange(2, 1001)
-        df_n = n - 1 if paired else 2 * n - 2
-        reach = (stats.t.ppf(1 - alpha, df_n) + stats.t.ppf(POWER, df_n)) * sd * np.sqrt((1 if paired else 2) / n)
-        need = f"about {int(n[np.argmax(reach <= observed)])}" if (reach <= observed).any() else "more than 1000"
+    gap = abs(np.mean(av) - np.mean(bv))
     unit = " (on logs)" if log else ""
-    return (f"power: these seeds detect a difference of {detectable:.2f}{unit} with {POWER:.0%} power at "
-            f"α = {alpha:.3g}; the observed {observed:.2f} would need {need} seeds per variant")
+    line = f"power: these seeds detect a difference of {detectable:.2f}{unit} with {POWER:.0%} power at α = {alpha:.3g}"
+    if claim["test"] == "close":  # the observed difference shown inside the band, or outside it (α/2)
+        inside, outside = seeds_to_reach(band - gap, sd, alpha, paired), seeds_to_reach(gap - band, sd, alpha / 2, paired)
+        need = min(inside, outside)
+        return line + (f"; showing the observed {gap:.2f} {'inside' if inside <= outside else 'outside'} ±{band:g} "
+                       f"would need {need_text(need, gap != band)} seeds per variant"), need
+    observed = gap - (math.log(claim.get("min_ratio", 1.0)) if log else claim.get("margin", 0.0))
+    significant = seeds_to_reach(observed, sd, alpha, paired)
+    line += f"; the observed {observed:.2f} would need {need_text(significant, observed > 0)} seeds per variant"
+    if not band:
+        return line, significant
+    absent = seeds_to_reach(band - gap, sd, alpha, paired)  # TOST: each side at alpha
+    return line + f" (absent within ±{band:.3g}: {need_text(absent, gap < band)})", min(significant, absent)
+
+
+def need_text(need, possible):
+    if not possible:
+        return "any number of"
+    return f"about {need}" if need != math.inf else "more than 1000"
 
 
 def seed_values(rows, metric, minus=None):
@@ -345,16 +374,16 @@ def rows_looks(rows):
 
 
 def claim_verdicts(spec, rows, looks=None, upto=None):
-    """[(claim, verdict, statistic, look, seeds at that look, number of looks)] for every claim of
-    an ablation, from its rows (one plan). The runner (between looks: `upto`) and the report both
-    call this. looks: default, the design of the latest row."""
+    """[(claim, verdict, statistic, look, seeds at that look, number of looks, seeds a decision would
+    need)] for every claim of an ablation, from its rows (one plan). The runner (between looks:
+    `upto`) and the report both call this. looks: default, the design of the latest row."""
     looks, pairs = looks or rows_looks(rows), same_run_pairs(rows)
     out = []
     for claim in spec.CLAIMS:
         band = getattr(spec, "BANDS", {}).get(claim["metric"])  # claim["band"], if any, wins (judge)
         by_seed = seed_values(rows, claim["metric"], claim.get("minus"))
-        verdict, text, look, n = sequential(claim, by_seed, looks, band, pairs, upto)
-        out.append((claim, verdict, text, look, n, len(looks)))
+        verdict, text, look, n, need = sequential(claim, by_seed, looks, band, pairs, upto)
+        out.append((claim, verdict, text, look, n, len(looks), need))
     return out
 
 

@@ -140,7 +140,7 @@ def failed_runs(rows, claim):
 
 def claims_table(spec, rows):
     body = []
-    for claim, verdict, statistic, look, n, looks in claim_verdicts(spec, rows):
+    for claim, verdict, statistic, look, n, looks, _ in claim_verdicts(spec, rows):
         failed = failed_runs(rows, claim)
         if failed:
             statistic += f"; failed runs left out: {', '.join(failed)}"
@@ -174,9 +174,10 @@ def verdict_summary(results, specs):
         f"(a simulation test checks both). Over these {n} claims chance alone thus explains at most "
         f"{ALPHA * n:.1f} false *reproduced* and {ALPHA * n:.1f} false *contradicted* verdicts in expectation. "
         "Where an ablation has a run budget (its file's MAX_RUNS: distinct training runs, lr selection and runs "
-        "shared with other ablations included), a look gives seeds to the undecided claims in the order they "
-        "are listed while the budget lasts; a claim it stops at an earlier look has still been tested at that "
-        "look's α, so the error control holds. A claim that reads a variant whose every run so far failed, e.g. "
+        "shared with other ablations included), a look gives seeds to the undecided claims nearest a decision "
+        "first (the fewest seeds their observed difference would need, as in their power lines) while the budget "
+        "lasts; a claim it stops at an earlier look has still been tested at that look's α, so the error control "
+        "holds. A claim that reads a variant whose every run so far failed, e.g. "
         "diverged, gets no more seeds either: they would fail again and take budget from the others."
         + (f"\n\nWall time of the runs behind these verdicts: {sum(walls):.1f} min (the ablations one after another; "
            "each one's time is under its Settings used)." if walls and None not in walls else ""))

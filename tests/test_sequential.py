@@ -1,5 +1,6 @@
 """The sequential design: error control under the null (simulated), the 'absent' outcome, the
 paired test, power lines, and a runner that adds seeds only where a claim needs them."""
+import math
 import types
 
 import numpy as np
@@ -8,8 +9,7 @@ import pytest
 
 from ablations.rows import read_rows
 from ablations.runs import next_look, preset_config, run_ablation
-from ablations.verdicts import (ABSENT, CONTRADICTED, INCONCLUSIVE, REPRODUCED, claim_verdicts, power_line,
-                                sequential)
+from ablations.verdicts import ABSENT, CONTRADICTED, INCONCLUSIVE, REPRODUCED, claim_verdicts, power, sequential
 
 LOOKS = [3, 5, 8]
 NULL_CLAIMS = {
@@ -48,26 +48,37 @@ def test_under_the_null_each_wrong_direction_is_at_most_five_percent(name):
 
 def test_a_real_effect_is_found_at_the_first_look_and_a_null_one_is_absent():
     by_seed = {"a": dict(enumerate([10.0, 10.5, 10.2, 10.4, 10.1])), "b": dict(enumerate([5.0, 5.3, 5.1, 5.2, 5.4]))}
-    verdict, _, look, n = sequential({"test": "greater", "a": "a", "b": "b"}, by_seed, LOOKS, band=2.0)
-    assert (verdict, look, n) == (REPRODUCED, 1, 3)
+    verdict, _, look, n, need = sequential({"test": "greater", "a": "a", "b": "b"}, by_seed, LOOKS, band=2.0)
+    assert (verdict, look, n, need) == (REPRODUCED, 1, 3, 0)
     # within ±2 of each other and tight: the claimed effect is absent (equivalence shown)
     by_seed["b"] = dict(enumerate([10.1, 10.3, 10.3, 10.2, 10.3]))
     verdict, text, *_ = sequential({"test": "greater", "a": "a", "b": "b"}, by_seed, LOOKS, band=2.0)
     assert verdict == ABSENT and "TOST ±2" in text
     # the same data without a band cannot be absent: inconclusive, with a power line
-    verdict, text, look, _ = sequential({"test": "greater", "a": "a", "b": "b"}, by_seed, LOOKS)
+    verdict, text, look, *_ = sequential({"test": "greater", "a": "a", "b": "b"}, by_seed, LOOKS)
     assert verdict == INCONCLUSIVE and "power:" in text and look == 2  # no seeds beyond 5: no third look
 
 
 def test_power_line_against_a_hand_computed_case():
     # a = [1, 3, 2], b = [0, 2, 1]: sd 1 each, se = sqrt(2/3), df 4: detectable (t.95 + t.80) · se
     from scipy import stats
-    line = power_line({"test": "greater", "a": "a", "b": "b"}, {"a": [1.0, 3.0, 2.0], "b": [0.0, 2.0, 1.0]}, 0.05)
+    values = {"a": [1.0, 3.0, 2.0], "b": [0.0, 2.0, 1.0]}
+    line, need = power({"test": "greater", "a": "a", "b": "b"}, values, 0.05)
     se = 1.0 * np.sqrt(2 / 3)
     assert f"{(stats.t.ppf(0.95, 4) + stats.t.ppf(0.8, 4)) * se:.2f}" in line
     # observed difference 1 with sd 1: the first n with (t.95,2n-2 + t.80,2n-2)·sqrt(2/n) ≤ 1 is 14
     # (n = 13: 1.0071; n = 14: 0.9681)
-    assert "would need about 14 seeds" in line
+    assert "would need about 14 seeds" in line and need == 14
+    # with a band of ±3 the nearer decision is 'absent': 3 − 1 = 2 within reach at n = 5 (n = 4: 2.014;
+    # n = 5: 1.738)
+    line, need = power({"test": "greater", "a": "a", "b": "b"}, values, 0.05, band=3.0)
+    assert "absent within ±3: about 5" in line and need == 5
+    # an equivalence claim: inside ±3 as above; outside ±0.5 (1 − 0.5, at α/2 = 0.025) first at n = 64
+    # ((t.975,2n-2 + t.80,2n-2)·sqrt(2/n): n = 63: 0.5031, n = 64: 0.4991)
+    assert power({"test": "close", "a": "a", "b": "b", "band": 3.0}, values, 0.05, band=3.0)[1] == 5
+    line, need = power({"test": "close", "a": "a", "b": "b", "band": 0.5}, values, 0.05, band=0.5)
+    assert "observed 1.00 outside ±0.5 would need about 64 seeds" in line and need == 64
+    assert power({"test": "greater", "a": "a", "b": "b"}, {"a": [1.0, 2.0], "b": [1.0, 2.0]}, 0.05)[1] == math.inf
 
 
 def test_evaluations_of_one_model_are_paired():
@@ -118,6 +129,38 @@ def test_the_run_budget_goes_to_the_undecided_claims_in_their_declared_order():
     # c failed in every run so far: the claims that read it get no seeds, and their budget goes to (a, b)
     wanted, left, hopeless = next_look(claims, plans, 5, set(planned), max_runs=16, failed={"c"})
     assert wanted == {"a", "b"} and left == [] and hopeless == [claims[0], claims[2]]
+
+
+def test_the_runner_gives_the_budget_to_the_claim_nearest_a_decision_first(tmp_path, monkeypatch):
+    """Listed first, a vs b (a gap of 1 at a spread of 5) would need hundreds of seeds; c vs d (a gap of
+    3 at a spread of 1) about 3 more: with room for two more runs, c and d get them."""
+    spec = types.SimpleNamespace(
+        NAME="seq", MODEL={"arch": "single_head"},
+        VARIANTS=[{"id": v, "model": {"head": "gcn", "k": k}} for v, k in zip("abcd", (3, 5, 7, 9))],
+        PRESETS={"smoke": {"seeds": [2, 3], "train": {"iterations": 1}}}, MAX_RUNS={"smoke": 10},
+        CLAIMS=[{"test": "greater", "metric": "score", "a": "a", "b": "b"},
+                {"test": "greater", "metric": "score", "a": "c", "b": "d"}])
+    scores = {"a": [10.0, 20.0], "b": [9.0, 19.0], "c": [12.0, 10.0], "d": [9.0, 7.0]}
+    rows = pd.DataFrame([{"variant": v, "seed": s, "run_id": f"{v}{s}", "status": "ok", "score": x}
+                         for v, xs in scores.items() for s, x in enumerate(xs)])
+    needs = [v[-1] for v in claim_verdicts(spec, rows, looks=[2, 3], upto=1)]
+    assert needs[1] < 8 < needs[0]
+    import ablations.runs as runs
+    trained = []
+
+    def fake_run_plans(spec, plans, csv_path, *args, **kwargs):  # rows with the scores above, no training
+        todo = [p for p in plans if (p["variant"], p["seed"]) not in trained]
+        trained.extend((p["variant"], p["seed"]) for p in todo)
+        rows = pd.DataFrame([{"variant": p["variant"], "seed": p["seed"], "run_id": p["run_id"],
+                              "plan_id": p["plan_id"], "ablation": "seq", "eval_id": p["eval_id"],
+                              "finished_at": "now", "status": "ok",
+                              "score": scores[p["variant"]][p["seed"]] if p["seed"] < 2 else 0.0} for p in todo])
+        pd.concat([read_rows(csv_path), rows]).to_csv(csv_path, index=False)
+        return len(rows)
+
+    monkeypatch.setattr(runs, "run_plans", fake_run_plans)
+    run_ablation(spec, preset_config(spec, "smoke"), "smoke", str(tmp_path), jobs=1, progress=False)
+    assert sorted(trained) == sorted([(v, s) for v in "abcd" for s in (0, 1)] + [("c", 2), ("d", 2)])
 
 
 def test_a_run_budget_below_the_first_look_or_not_a_count_is_refused(tmp_path):

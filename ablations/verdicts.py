@@ -318,22 +318,23 @@ def power(claim, values, alpha, band=None, paired=False):
     unit = " (on logs)" if log else ""
     line = f"power: these seeds detect a difference of {detectable:.2f}{unit} with {POWER:.0%} power at α = {alpha:.3g}"
     if claim["test"] == "close":  # the observed difference shown inside the band, or outside it (α/2)
-        inside, outside = seeds_to_reach(band - gap, sd, alpha, paired), seeds_to_reach(gap - band, sd, alpha / 2, paired)
-        need = min(inside, outside)
-        return line + (f"; showing the observed {gap:.2f} {'inside' if inside <= outside else 'outside'} ±{band:g} "
-                       f"would need {need_text(need, gap != band)} seeds per variant"), need
+        if gap == band:
+            return line + f"; the observed {gap:.2f} lies on the band's edge ±{band:g}", math.inf
+        inside = gap < band
+        need = seeds_to_reach(band - gap, sd, alpha, paired) if inside else seeds_to_reach(gap - band, sd, alpha / 2, paired)
+        return line + (f"; showing the observed {gap:.2f} {'inside' if inside else 'outside'} ±{band:g} would need "
+                       f"{need_text(need)} seeds per variant"), need
     observed = gap - (math.log(claim.get("min_ratio", 1.0)) if log else claim.get("margin", 0.0))
     significant = seeds_to_reach(observed, sd, alpha, paired)
-    line += f"; the observed {observed:.2f} would need {need_text(significant, observed > 0)} seeds per variant"
-    if not band:
+    line += (f"; the observed {observed:.2f} would need {need_text(significant)} seeds per variant" if observed > 0
+             else f"; the observed {observed:.2f}: no difference beyond the margin to detect")
+    if not band or gap >= band:
         return line, significant
     absent = seeds_to_reach(band - gap, sd, alpha, paired)  # TOST: each side at alpha
-    return line + f" (absent within ±{band:.3g}: {need_text(absent, gap < band)})", min(significant, absent)
+    return line + f" (absent within ±{band:.3g}: {need_text(absent)})", min(significant, absent)
 
 
-def need_text(need, possible):
-    if not possible:
-        return "any number of"
+def need_text(need):
     return f"about {need}" if need != math.inf else "more than 1000"
 
 

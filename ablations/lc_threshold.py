@@ -26,7 +26,8 @@ pixels need the deep stage. Chosen by a probe of the mechanism before any claim 
 Speed (Table 3): after the accuracy pass each row times one fixed batch of validation images
 (warm-up passes, then repeated timed passes, median; synchronised on GPU); the model reports each
 stage's time. Region convolution (segmodels/region_conv.py) really skips the decided pixels, so a lower
-ρ is faster only as far as fewer pixels reach the later stages.
+ρ is faster only as far as fewer pixels reach the later stages; a stage that receives more than 40 %
+of the pixels runs its dense convolutions with masks instead (faster there), so no ρ is slower than DSN.
 
 Run alone: python -m ablations lc_threshold [--preset quick]
 """

@@ -187,17 +187,17 @@ def masked_unit(block, x, region):
     for i, (conv, bn) in enumerate(convs):
         h = masked_bn(bn, conv(h), region)
         if i < len(convs) - 1:
-            h = F.relu(h) * m
+            h = F.relu_(h.mul_(m))  # in place: neither BatchNorm's backward nor the mask's needs h
     if proj is None:
-        return torch.where(m, F.relu(x + h), x)
-    return torch.where(m, F.relu(masked_bn(proj[1], proj[0](x), region) + h), 0.0)
+        return torch.where(m, F.relu_(h.add_(x)), x)
+    return torch.where(m, F.relu_(h.add_(masked_bn(proj[1], proj[0](x), region))), 0.0)
 
 
 def masked_head(head, x, region):
     """region_head computed densely on an NCHW map (for a dense region): logits [N, K] at the region."""
     m = region.mask[:, None]
-    h = F.relu(masked_bn(head.bn1, head.conv1(x), region)) * m
-    h = F.relu(masked_bn(head.bn2, head.conv2(h), region)) * m
+    h = F.relu_(masked_bn(head.bn1, head.conv1(x), region).mul_(m))
+    h = F.relu_(masked_bn(head.bn2, head.conv2(h), region).mul_(m))
     logits = head.classifier(head.dropout(h))
     return logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1]).index_select(0, region.flat)
 
@@ -235,7 +235,7 @@ def region_conv2d(conv, x, mask, dense_above=DENSE_ABOVE):
     region = Region(mask, conv.dilation[0] * (conv.kernel_size[0] // 2), dense_above)
     if region.dense:
         check_region_conv(conv)
-        return conv(x) * mask[:, None]
+        return conv(x).mul_(mask[:, None])
     return from_rows(region_conv(conv, region, flat=to_flat(x, region.pad)), region)
 
 

@@ -138,12 +138,35 @@ def failed_runs(rows, claim):
     return [f"{v} ×{failed[v]}" for v in claim_variants(claim) if v in failed]
 
 
+def why_undecided(spec, rows, claim, n, need):
+    """Why an inconclusive claim stayed so, from its runs and the design: a variant that never
+    trained, a difference out of the design's reach, or a run budget spent on nearer claims."""
+    trained = set(rows[rows["status"] == OK]["variant"])
+    never = [v for v in claim_variants(claim) if v not in trained]
+    if never:
+        return f"every run of {', '.join(never)} failed, so there is nothing to compare"
+    most = rows_looks(rows)[-1]
+    if need == math.inf:
+        return "no difference in reach: against the seed spread the observed one is as good as none"
+    if need > most:
+        return (f"the observed difference is small against the seed spread: about {need} seeds per variant, "
+                f"more than the design's {most}")
+    if n < most:
+        budget = getattr(spec, "MAX_RUNS", {}).get(rows["preset"].iloc[0])
+        return (f"about {need} seeds per variant would do, within the design's {most}, but the run budget "
+                f"({budget} runs) was spent before its next look" if budget else
+                f"about {need} seeds per variant would do, but the later looks were not run")
+    return f"at the design's {most} seeds; the estimate of about {need} is itself uncertain at so few seeds"
+
+
 def claims_table(spec, rows):
     body = []
-    for claim, verdict, statistic, look, n, looks, _ in claim_verdicts(spec, rows):
+    for claim, verdict, statistic, look, n, looks, need in claim_verdicts(spec, rows):
         failed = failed_runs(rows, claim)
         if failed:
             statistic += f"; failed runs left out: {', '.join(failed)}"
+        if verdict not in DECIDED:
+            statistic += f". **Why undecided:** {why_undecided(spec, rows, claim, n, need)}"
         body.append([claim["text"], f"**{verdict}**", f"{look} of {looks} (seeds < {n})", statistic])
     return md_table(["claim (paper)", "verdict", "look", "statistic"], body)
 
@@ -380,7 +403,8 @@ def build(results_dir="results", report_dir="report", specs=None):
             "holds and is significant across seeds, *contradicted* = significant the other way, *absent* = "
             "neither, and an equivalence test (TOST) puts the difference inside the band the ablation file "
             "declares (e.g. ±2 mIoU), *inconclusive* = none of these (the statistic then says what the seeds "
-            "could have detected, and how many the observed difference would need).",
+            "could have detected, how many the observed difference would need, and why the claim stayed "
+            "undecided).",
             "## Verdicts", verdict_summary(results, specs)]
     if synthetic_rows is not None:
         dataset_preview(synthetic_rows, os.path.join(fig_dir, "dataset.png"))

@@ -64,3 +64,21 @@ def test_speedups_pair_rows_by_seed_not_by_row_order():
     assert speedup(rows, "r1", "r08") == {0: 2.0, 1: 2.0, 2: 3.0}
     assert speedup(rows, "r1", "missing") == {}
     assert speedup(rows.drop(columns="infer_ms"), "r1", "r08") == {}
+
+
+def test_every_undecided_claim_says_why():
+    """why_undecided: a variant that never trained, a difference out of reach or beyond the design's
+    seeds, a run budget spent before the next look, the design's maximum reached."""
+    import math
+
+    from report.build import why_undecided
+    rows = pd.DataFrame({"variant": ["a"] * 3 + ["b"] * 3 + ["c"] * 3, "seed": [0, 1, 2] * 3,
+                         "status": ["ok"] * 6 + ["diverged"] * 3, "preset": "quick", "seed_looks": "[3, 5, 8]"})
+    spec = types.SimpleNamespace(MAX_RUNS={"quick": 10})
+    ab, ac = {"a": "a", "b": "b"}, {"a": "a", "b": "c"}
+    assert why_undecided(spec, rows, ac, 3, math.inf) == "every run of c failed, so there is nothing to compare"
+    assert "no difference in reach" in why_undecided(spec, rows, ab, 3, math.inf)
+    assert "about 20 seeds per variant, more than the design's 8" in why_undecided(spec, rows, ab, 3, 20)
+    assert "within the design's 8, but the run budget (10 runs) was spent" in why_undecided(spec, rows, ab, 3, 5)
+    assert "later looks were not run" in why_undecided(types.SimpleNamespace(), rows, ab, 3, 5)
+    assert why_undecided(spec, rows, ab, 8, 5).startswith("at the design's 8 seeds")

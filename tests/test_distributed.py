@@ -12,6 +12,7 @@ import torch
 import torch.multiprocessing as mp
 
 from ablations.distributed import world
+from ablations.runs import plan_runs, preset_config
 from ablations.train import ResumableBatches, rng_states, seed_everything, train
 from data import build_dataset
 from segmodels import build_model
@@ -104,13 +105,25 @@ def test_torchrun_writes_each_row_once_with_the_one_process_numbers(tmp_path):
     # half batches, the gradient all-reduce), and 20 SGD steps at lr 0.05 amplify those float
     # differences: measured, 7 of the 8 variants within 0.003 mIoU (5 equal), GCN k = 13 at 0.10
     # (its weights within 2e-3 of the one-process run's; on 8 val images of 64 px, a few pixels). That
-    # is the run's own sensitivity: in one process, scaling k = 13's initial weights by 1 ± 1e-6
-    # (random per weight) moves its mIoU by +0.107 / −0.005, by 1 ± 1e-5 by −0.64 / −0.88, and 2
-    # threads instead of 1 by +0.025; k = 5 (2 threads) moves up to 0.03 at 1 ± 1e-7 (measured on this CPU).
+    # is the run's own sensitivity (python -m probes.float_sensitivity k13 k5): in one process, scaling
+    # k = 13's initial weights by 1 ± 1e-6 (random per weight) moves its mIoU by +0.107 / −0.005, by
+    # 1 ± 1e-5 by −0.64 / −0.88, and 2 threads instead of 1 by +0.025; k = 5 moves by 0.0024 at
+    # 1 + 1e-7, its torchrun gap (measured on this CPU).
     # test_two_processes_train_what_one_process_trains checks the equality itself, on the weights.
     gaps = (one["mIoU"] - two["mIoU"]).abs()
     assert (gaps < 0.05).sum() >= 6 and gaps.max() < 0.25, gaps.to_dict()
     assert (tmp_path / "two" / "report" / "REPORT.md").exists()
+    # the probe trains this very run: unperturbed, it gives the one-process row's mIoU
+    from ablations import gcn_k
+    from probes.float_sensitivity import perturbed_miou
+    plan, = [p for p in plan_runs(gcn_k, preset_config(gcn_k, "smoke", iterations=20), "smoke")
+             if p["variant"] == "k13" and p["seed"] == 0]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the preset's runs
+    try:
+        assert perturbed_miou(plan, 0.0) == one.loc["k13", "mIoU"]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_jobs_workers_take_the_devices_in_turn_and_rows_name_theirs():

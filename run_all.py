@@ -4,15 +4,15 @@
     python run_all.py --ablation all --preset smoke
     python run_all.py --report-only                 # rebuild report/REPORT.md from results/*.csv
     python run_all.py --list
+    python run_all.py --show-config gcn_k [k7] [--preset quick] [--set train.lr=0.01]   # what would run
 """
 import argparse
-import json
 import os
 import sys
 
 from ablations import ABLATIONS, load
-from ablations.presets import PRESETS
 from data import DATASETS
+from engine.presets import PRESETS
 
 
 class OneLineErrors(argparse.ArgumentParser):
@@ -30,6 +30,13 @@ def parse_args(argv):
     p.add_argument("--iterations", type=int, help="training iterations per run (default: the preset's)")
     p.add_argument("--data", choices=DATASETS, help="dataset (default: the preset's)")
     p.add_argument("--data-root", help="folder holding the real dataset")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                   help="set any allowed setting of every variant, laid over all other layers (engine/config.py), "
+                        "e.g. train.lr=0.01, model.head_width=32, data.n_train=500, seeds=2; values are JSON "
+                        "(repeatable; part of the run id)")
+    p.add_argument("--show-config", nargs="+", metavar=("ABLATION", "VARIANT"),
+                   help="print each resolved plan of ABLATION (or of one VARIANT) — data, model, train, eval, "
+                        "run and eval ids — and exit without training")
     p.add_argument("--weights", help="local backbone weights file (instead of torchvision's ImageNet cache)")
     p.add_argument("--compile", action="store_true",
                    help="train every run through torch.compile (train.compile: new run ids; needs a C++ compiler on CPU)")
@@ -67,8 +74,13 @@ def parse_args(argv):
         else:
             names.append(name)
     args.ablation = list(dict.fromkeys(names))
-    if not (args.ablation or args.list or args.report_only):
-        p.error("nothing to do: give --ablation NAME (or all), --list or --report-only")
+    if args.show_config:
+        if len(args.show_config) > 2:
+            p.error(f"--show-config takes ABLATION [VARIANT], got {' '.join(args.show_config)}")
+        if args.show_config[0] not in ABLATIONS:
+            p.error(f"unknown ablation {args.show_config[0]!r}; choose from: {', '.join(ABLATIONS)}")
+    if not (args.ablation or args.list or args.report_only or args.show_config):
+        p.error("nothing to do: give --ablation NAME (or all), --list, --show-config or --report-only")
     if args.jobs is not None and args.jobs < 1:
         p.error(f"--jobs must be >= 1, got {args.jobs}")
     if args.device != "cpu" and not args.device.startswith("cuda"):
@@ -98,16 +110,37 @@ def check_folder(flag, path):
         raise PermissionError(f"{flag} {path}: cannot write in {probe}")
 
 
+def command_line(args):
+    """The options that make a run's configuration (engine/config.py's layer 6)."""
+    from engine.config import CommandLine, parse_set
+    return CommandLine(seeds=args.seeds, iterations=args.iterations, data=args.data, data_root=args.data_root,
+                       weights=args.weights, compile=args.compile, amp=args.amp, channels_last=args.channels_last,
+                       sets=tuple(parse_set(text) for text in args.sets))
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
         for name in ABLATIONS:
-            print(f"{name:14s} {load(name).TITLE}")
+            try:
+                print(f"{name:14s} {load(name).title}")
+            except USER_ERRORS as err:
+                return fail(err)
+        return 0
+    if args.show_config:
+        from engine.config import settings
+        from engine.plans import prepare, show_config
+        try:
+            spec = load(args.show_config[0])
+            prepared = prepare(spec, settings(spec, args.preset, command_line(args)), args.out, with_data=False)
+            print(show_config(prepared, args.out, *args.show_config[1:]))
+        except USER_ERRORS as err:
+            return fail(err, args.show_config[0])
         return 0
     if args.dry_run:
         if args.preset != "paper":
             return fail(f"--dry-run checks the paper preset: add --preset paper (got {args.preset})")
-        from ablations.dryrun import dry_run_alone, summary
+        from engine.dryrun import dry_run_alone, summary
         for name in args.ablation:
             try:
                 print(summary(dry_run_alone(name, args.data, args.weights, args.device)), flush=True)
@@ -128,11 +161,13 @@ def main(argv=None):
         read_results(args.out, load_all())
     except USER_ERRORS as err:
         return fail(err)
-    from ablations import distributed
+    from engine import distributed
     if not args.report_only:
         import torch
 
-        from ablations.runs import check_data, check_plans, plan_runs, preset_config, run_ablation, todo_plans
+        from engine.config import settings
+        from engine.plans import prepare
+        from engine.runner import run_ablation
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             return fail("--device cuda given but torch sees no CUDA device")
         # one thread per run (the presets' train.threads), so as many runs side by side as cores
@@ -143,7 +178,7 @@ def main(argv=None):
             jobs, args.device = 1, distributed.init_from_env(args.device)
         launcher = None
         if args.launcher:
-            from ablations.launch import check_launcher
+            from engine.launch import check_launcher
             try:
                 launcher = check_launcher({"name": args.launcher, "partition": args.partition,
                                            "gpus_per_run": args.gpus_per_run if args.gpus_per_run is not None
@@ -151,25 +186,17 @@ def main(argv=None):
                                            "time_min": args.time_limit, "folder": os.path.join(args.out, "jobs")})
             except USER_ERRORS as err:
                 return fail(err)
+        # every ablation is planned and checked (models, options, budget, data) before any is run
         todo, checked = {}, set()
         for name in args.ablation:
             try:
                 spec = load(name)
-                cfg = preset_config(spec, args.preset, args.seeds, args.data, args.data_root, args.weights,
-                                    args.iterations, args.compile, args.amp, args.channels_last)
-                plans = plan_runs(spec, cfg, args.preset)
-                check_plans(plans)
-                unchecked = [p for p in todo_plans(plans, os.path.join(args.out, f"{name}.csv"))
-                             if json.dumps(p["data"], sort_keys=True) not in checked]
-                check_data(unchecked)
-                checked |= {json.dumps(p["data"], sort_keys=True) for p in unchecked}
+                todo[name] = prepare(spec, settings(spec, args.preset, command_line(args)), args.out, checked)
             except USER_ERRORS as err:
                 return fail(err, name)
-            todo[name] = spec, cfg
-        for name, (spec, cfg) in todo.items():
+        for name, prepared in todo.items():
             try:
-                written = run_ablation(spec, cfg, args.preset, args.out, args.device, jobs, not args.no_progress,
-                                       launcher)
+                written = run_ablation(prepared, args.out, args.device, jobs, not args.no_progress, launcher)
             except USER_ERRORS as err:
                 return fail(err, name)
             if distributed.is_main():

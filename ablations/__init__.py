@@ -1,11 +1,16 @@
-"""What is compared: one declarative file per ablation, plus the engine (train, evaluate, runs).
+"""What is compared: one declarative file per ablation, and nothing else (the engine is engine/).
 
 ABLATIONS maps each name `run_all.py --ablation NAME` takes to its module, in the report's order;
-the names are the modules' own NAME. Adding an ablation is one file and one entry in MODULES.
+the names are the modules' own NAME. load() gives an ablation's checked, typed record
+(engine.spec.Ablation): a mistake in the file is one line naming the file and the key. Adding an
+ablation is one file and one entry in MODULES.
 Run one ablation alone: python -m ablations NAME [run_all.py's options].
 """
+import functools
+
 from ablations import (deeplab_crf, deeplab_fov, gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack, lc_schemes,
                        lc_threshold, psp_aux, psp_pool)
+from engine.spec import from_module
 
 MODULES = (gcn_k, gcn_vs_conv, gcn_vs_stack, gcn_boundary, lc_threshold, lc_schemes, psp_pool, psp_aux, deeplab_fov,
            deeplab_crf)
@@ -13,10 +18,16 @@ ABLATIONS = {m.NAME: m for m in MODULES}
 
 
 def load(name):
+    """The checked record (engine.spec.Ablation) of ablation `name`."""
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; choose from: {', '.join(ABLATIONS)}, all")
-    return ABLATIONS[name]
+    return _checked(name)
+
+
+@functools.cache
+def _checked(name):
+    return from_module(ABLATIONS[name])
 
 
 def load_all():
-    return list(MODULES)
+    return [load(name) for name in ABLATIONS]

@@ -8,6 +8,7 @@ so the same run ids: run after it, they are not trained again).
 Run alone: python -m ablations deeplab_crf [--preset quick]
 """
 from ablations import deeplab_fov as fov
+from engine.claims import Best, Greater
 
 NAME = "deeplab_crf"
 TITLE = "DeepLab v1 Table 1(a) — MSc and the fully connected CRF"
@@ -63,17 +64,14 @@ PUBLISHED = {"k4d4": {"mIoU": 59.80}, "k4d4_crf": {"mIoU": 63.74},
              "largefov": {"mIoU": 62.25}, "largefov_crf": {"mIoU": 67.64},
              "largefov_msc": {"mIoU": 64.21}, "largefov_msc_crf": {"mIoU": 68.70}}
 
-BANDS = {"mIoU": fov.MATCH_MARGIN}  # the suite's one rule: ±2 mIoU ('absent' inside it)
 _LABEL = {v["id"]: v["label"] for v in BASE}
 CLAIMS = [
-    *[{"text": f"the CRF improves {_LABEL[v]} (paper {PUBLISHED[v + '_crf']['mIoU'] - PUBLISHED[v]['mIoU']:+.2f})",
-       "test": "greater", "metric": "mIoU", "a": f"{v}_crf", "b": v} for v in TABLE_1A],  # paired: one model
-    {"text": "MSc improves DeepLab, without the CRF (paper +1.50)", "test": "greater", "metric": "mIoU",
-     "a": "k4d4_msc", "b": "k4d4"},
-    {"text": "MSc improves LargeFOV, without the CRF (paper +1.96)", "test": "greater", "metric": "mIoU",
-     "a": "largefov_msc", "b": "largefov"},
-    {"text": "DeepLab-MSc-LargeFOV + CRF is the best of Table 1(a) (paper 68.70; next 67.64)", "test": "best",
-     "metric": "mIoU", "expected": "largefov_msc_crf", "candidates": [f"{v}_crf" for v in TABLE_1A]},
+    *[Greater(f"the CRF improves {_LABEL[v]} (paper {PUBLISHED[v + '_crf']['mIoU'] - PUBLISHED[v]['mIoU']:+.2f})",
+              "mIoU", a=f"{v}_crf", b=v) for v in TABLE_1A],  # paired: one model
+    Greater("MSc improves DeepLab, without the CRF (paper +1.50)", "mIoU", a="k4d4_msc", b="k4d4"),
+    Greater("MSc improves LargeFOV, without the CRF (paper +1.96)", "mIoU", a="largefov_msc", b="largefov"),
+    Best("DeepLab-MSc-LargeFOV + CRF is the best of Table 1(a) (paper 68.70; next 67.64)", "mIoU",
+         expected="largefov_msc_crf", candidates=[f"{v}_crf" for v in TABLE_1A]),
 ]
 
 # report/deeplab.py crf_sections: Table 1(a) and Table 2 (its rows in the paper's order) before / after the CRF

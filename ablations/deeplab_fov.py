@@ -2,6 +2,8 @@
 
 Run alone: python -m ablations deeplab_fov [--preset quick]
 """
+from engine.claims import Close, Greater
+
 NAME = "deeplab_fov"
 TITLE = "DeepLab v1 Table 2 — field of view"
 PAPER = ("Chen, Papandreou, Kokkinos, Murphy, Yuille. Semantic Image Segmentation with Deep "
@@ -23,14 +25,15 @@ def _cpu(dilation, filters):
     return {preset: {"model": {"fc6_dilation": dilation, "fc_channels": filters}} for preset in CPU_PRESETS}
 
 
+# analysis "fov": each model's field of view as run (fc6 and receptive fields), for the report's mapping
 VARIANTS = [
-    {"id": "k7d4", "label": "DeepLab-7x7 (7×7, dil 4)",
+    {"id": "k7d4", "label": "DeepLab-7x7 (7×7, dil 4)", "analyses": ["fov"],
      "model": {"fc6_kernel": 7, "fc6_dilation": 4, "fc_channels": 4096}, "preset_overrides": _cpu(1, 256)},
-    {"id": "k4d4", "label": "DeepLab (4×4, dil 4)",
+    {"id": "k4d4", "label": "DeepLab (4×4, dil 4)", "analyses": ["fov"],
      "model": {"fc6_kernel": 4, "fc6_dilation": 4, "fc_channels": 4096}, "preset_overrides": _cpu(1, 256)},
-    {"id": "k4d8", "label": "DeepLab-4x4 (4×4, dil 8)",
+    {"id": "k4d8", "label": "DeepLab-4x4 (4×4, dil 8)", "analyses": ["fov"],
      "model": {"fc6_kernel": 4, "fc6_dilation": 8, "fc_channels": 4096}, "preset_overrides": _cpu(2, 256)},
-    {"id": "largefov", "label": "DeepLab-LargeFOV (3×3, dil 12, 1024)",
+    {"id": "largefov", "label": "DeepLab-LargeFOV (3×3, dil 12, 1024)", "analyses": ["fov"],
      "model": {"fc6_kernel": 3, "fc6_dilation": 12, "fc_channels": 1024}, "preset_overrides": _cpu(3, 64)},
 ]
 
@@ -45,25 +48,20 @@ RECEPTIVE_FIELD = {"k7d4": 224, "k4d4": 128, "k4d8": 224, "largefov": 224}
 
 # "matches" / "recovers" judged as agreement within ±2 mIoU points, fixed before any run: about
 # half the field-of-view effect the paper reports (3.4 to 3.9 points).
-MATCH_MARGIN = 2.0
-BANDS = {"mIoU": MATCH_MARGIN}  # the equivalence band of every mIoU claim ('absent' inside it)
+MATCH_MARGIN = 2.0  # (the suite's mIoU band, engine/spec.py DEFAULT_BANDS, is the same ±2)
 CLAIMS = [
-    {"text": "receptive field, not kernel size, drives accuracy: 4×4 at dilation 8 beats 4×4 at "
-             "dilation 4 (paper +3.40)", "test": "greater", "metric": "mIoU", "a": "k4d8", "b": "k4d4"},
-    {"text": "4×4 at dilation 4 (the smaller field of view) loses against 7×7 (paper −3.90)",
-     "test": "greater", "metric": "mIoU", "a": "k7d4", "b": "k4d4"},
-    {"text": f"4×4 at dilation 8 recovers 7×7's accuracy (paper −0.50; within ±{MATCH_MARGIN:g})",
-     "test": "close", "metric": "mIoU", "a": "k4d8", "b": "k7d4", "band": MATCH_MARGIN},
-    {"text": f"LargeFOV matches 7×7 (paper 67.64 = 67.64; within ±{MATCH_MARGIN:g}) with ~6.5× fewer "
-             "parameters (exact facts below)",
-     "test": "close", "metric": "mIoU", "a": "largefov", "b": "k7d4", "band": MATCH_MARGIN},
-    {"text": "LargeFOV trains faster than 7×7 (paper 3.36×; measured ratios below)",
-     "test": "greater", "metric": "train_img_per_s", "a": "largefov", "b": "k7d4"},
+    Greater("receptive field, not kernel size, drives accuracy: 4×4 at dilation 8 beats 4×4 at "
+            "dilation 4 (paper +3.40)", "mIoU", a="k4d8", b="k4d4"),
+    Greater("4×4 at dilation 4 (the smaller field of view) loses against 7×7 (paper −3.90)", "mIoU",
+            a="k7d4", b="k4d4"),
+    Close(f"4×4 at dilation 8 recovers 7×7's accuracy (paper −0.50; within ±{MATCH_MARGIN:g})", "mIoU",
+          a="k4d8", b="k7d4", band=MATCH_MARGIN),
+    Close(f"LargeFOV matches 7×7 (paper 67.64 = 67.64; within ±{MATCH_MARGIN:g}) with ~6.5× fewer "
+          "parameters (exact facts below)", "mIoU", a="largefov", b="k7d4", band=MATCH_MARGIN),
+    Greater("LargeFOV trains faster than 7×7 (paper 3.36×; measured ratios below)", "train_img_per_s",
+            a="largefov", b="k7d4"),
 ]
 
-# report sections beyond the standard ones: {section name (report/build.py): its arguments};
-# report/deeplab.py: the variants as run beside the paper's, training-speed ratios, Table 1(a)
-REPORT_SECTIONS = {"deeplab_fov": {}}
 
 # CPU presets: the paper's net at a quarter of its scale, on 128-px images (VOC's are ~500 px).
 # The trunk keeps DeepLab's shape up to pool4 (3×3 pools, pool1-3 stride 2, pool4 stride 1: output
@@ -138,6 +136,23 @@ def paper_model(variant_id):
     variant = next(v for v in VARIANTS if v["id"] == variant_id)
     with torch.device("meta"):
         return build_model({**MODEL, "backbone": {"name": "vgg"}, **variant["model"]}, 21)
+
+
+# report sections beyond the standard ones: {section name (report/build.py): its arguments};
+# report/deeplab.py: the variants as run (analysis "fov") beside the paper's (paper_fov: at paper size,
+# from the config alone), training-speed ratios, Table 1(a)
+def paper_fov(variant_id):
+    """A variant's field of view at the paper's dimensions: fc6 (kernel, dilation, filters) and the
+    receptive field of the conv trunk before fc6 (the report's mapping of the variants as run)."""
+    from segmodels.backbones import receptive_field
+    model = paper_model(variant_id)
+    fc6 = model.backbone.fc6
+    return {"fc6": (fc6.kernel_size, fc6.dilation, fc6.conv.out_channels),
+            "trunk_receptive_field": receptive_field(model.backbone.features)}
+
+
+REPORT_SECTIONS = {"deeplab_fov": {"paper_fov": paper_fov, "published_no_crf": PUBLISHED_NO_CRF,
+                                   "receptive_field": RECEPTIVE_FIELD}}
 
 
 # The paper's layer shapes, for counting #params by hand: VGG-16's 13 3×3 convs (output widths), fc6

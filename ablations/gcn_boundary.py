@@ -8,6 +8,7 @@ full and paper presets).
 Run alone: python -m ablations gcn_boundary [--preset quick]
 """
 from ablations import gcn_k
+from engine.claims import Best, Greater
 
 NAME = "gcn_boundary"
 TITLE = "GCN Table 5 — boundary vs internal accuracy of GCN and Boundary Refinement"
@@ -36,23 +37,19 @@ PUBLISHED = {"base": {"boundary_acc": 71.3, "internal_acc": 93.9, "mIoU": 69.0},
              f"gcn_k{K}_br": {"boundary_acc": 73.4, "internal_acc": 95.1, "mIoU": 74.7}}
 
 GCN, BR = f"gcn_k{K}", f"gcn_k{K}_br"
-# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
-# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
-BANDS = {"mIoU": 2.0, "boundary_acc": 1.0, "internal_acc": 1.0}
 CLAIMS = [
-    {"text": f"GCN (k = {K}) lifts internal accuracy over the 1×1 base (paper: 95.0 vs 93.9)",
-     "test": "greater", "metric": "internal_acc", "a": GCN, "b": "base"},
+    Greater(f"GCN (k = {K}) lifts internal accuracy over the 1×1 base (paper: 95.0 vs 93.9)", "internal_acc",
+            a=GCN, b="base"),
     # per run: internal − boundary accuracy; the claim is that GCN raises it (Welch across seeds)
-    {"text": f"GCN (k = {K}) lifts internal accuracy more than boundary accuracy, vs the base "
-             "(paper: +1.1 vs +0.2; statistic: internal − boundary acc)",
-     "test": "greater", "metric": "internal_acc", "minus": "boundary_acc", "a": GCN, "b": "base"},
-    {"text": "BR lifts boundary accuracy over GCN alone (paper: 73.4 vs 71.5)",
-     "test": "greater", "metric": "boundary_acc", "a": BR, "b": GCN},
-    {"text": "BR lifts boundary accuracy more than internal accuracy, vs GCN alone "
-             "(paper: +1.9 vs +0.1; statistic: boundary − internal acc)",
-     "test": "greater", "metric": "boundary_acc", "minus": "internal_acc", "a": BR, "b": GCN},
-    {"text": "GCN + BR has the best mIoU (paper: 74.7 vs 74.5 vs 69.0)",
-     "test": "best", "metric": "mIoU", "expected": BR, "candidates": ["base", GCN, BR]},
+    Greater(f"GCN (k = {K}) lifts internal accuracy more than boundary accuracy, vs the base "
+            "(paper: +1.1 vs +0.2; statistic: internal − boundary acc)", "internal_acc", minus="boundary_acc",
+            a=GCN, b="base"),
+    Greater("BR lifts boundary accuracy over GCN alone (paper: 73.4 vs 71.5)", "boundary_acc", a=BR, b=GCN),
+    Greater("BR lifts boundary accuracy more than internal accuracy, vs GCN alone "
+            "(paper: +1.9 vs +0.1; statistic: boundary − internal acc)", "boundary_acc", minus="internal_acc",
+            a=BR, b=GCN),
+    Best("GCN + BR has the best mIoU (paper: 74.7 vs 74.5 vs 69.0)", "mIoU", expected=BR,
+         candidates=["base", GCN, BR]),
 ]
 
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized)

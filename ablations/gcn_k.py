@@ -2,6 +2,8 @@
 
 Run alone: python -m ablations gcn_k [--preset quick]
 """
+from engine.claims import Greater, Increasing
+
 NAME = "gcn_k"
 TITLE = "GCN Table 1 — kernel size k"
 PAPER = ("Peng, Zhang, Yu, Luo, Sun. Large Kernel Matters: Improve Semantic Segmentation by Global "
@@ -23,21 +25,18 @@ VARIANTS = [{"id": "base", "label": "base (1×1 conv)", "x": 1, "model": {"head"
 PUBLISHED = {"base": {"mIoU": 69.0}, "k3": {"mIoU": 70.1}, "k5": {"mIoU": 71.1}, "k7": {"mIoU": 72.8},
              "k9": {"mIoU": 73.4}, "k11": {"mIoU": 73.7}, "k13": {"mIoU": 74.0}, "k15": {"mIoU": 74.5}}
 
-# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
-# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
-BANDS = {"mIoU": 2.0}
+# (equivalence bands: the suite's, engine/spec.py DEFAULT_BANDS)
 CLAIMS = [
-    {"text": "mIoU rises monotonically with the kernel size k (1×1 base, then k = 3 … 15)",
-     "test": "increasing", "metric": "mIoU",
-     "order": [v["id"] for v in VARIANTS], "x": [v["x"] for v in VARIANTS]},
-    {"text": "GCN k = 15 (kernel ≈ the feature map) beats the 1×1 baseline (paper: +5.5 mIoU)",
-     "test": "greater", "metric": "mIoU", "a": "k15", "b": "base"},
+    Increasing("mIoU rises monotonically with the kernel size k (1×1 base, then k = 3 … 15)", "mIoU",
+               order=[v["id"] for v in VARIANTS], x=[v["x"] for v in VARIANTS]),
+    Greater("GCN k = 15 (kernel ≈ the feature map) beats the 1×1 baseline (paper: +5.5 mIoU)", "mIoU",
+            a="k15", b="base"),
 ]
 
 # report sections beyond the standard ones: {section name (report/build.py): its arguments}
 REPORT_SECTIONS = {"erf": {"variants": list(ERF_VARIANTS)}}
 
-# The run budget of the sequential design at each preset (ablations/runs.py next_look): the most
+# The run budget of the sequential design at each preset (engine/design.py next_look): the most
 # distinct training runs this table may plan, lr selection and shared runs included. Quick: sized for
 # the time budget on 2 cores (≤ 15 min an ablation, 90 for the suite) at ≈ 27 s a GCN run, two at
 # a time; a run shared with an ablation run earlier costs nothing but still counts.

@@ -5,7 +5,7 @@ Why: the paper blames the trivial k×k conv's decline on large kernels being "ha
 statement about optimisation, and at lr/5 the earlier results flipped (the trivial k = 9 beat
 k = 5). An architecture claim should not rest on one shared lr: the "_tuned" variants train each
 head at the lr of the grid TUNE_SCALES × the preset's lr that scores best on 300 held-out
-training images (ablations/runs.py tuning_plans; never the validation split). The fixed-lr rows
+training images (engine/plans.py selection_plans; never the validation split). The fixed-lr rows
 stay beside them, and the held-out scores per lr are in the report: the lr-sensitivity is itself a
 finding.
 
@@ -15,7 +15,8 @@ the same run ids): they are trained once and shared with Table 1.
 Run alone: python -m ablations gcn_vs_conv [--preset quick]
 """
 from ablations import gcn_k
-from ablations.tuning import tuned
+from engine.claims import Greater, Increasing
+from engine.tuning import tuned
 
 NAME = "gcn_vs_conv"
 TITLE = "GCN Table 2 — GCN vs trivial k×k conv (at the preset lr and each at its best lr)"
@@ -52,26 +53,21 @@ PUBLISHED = {**{f"gcn_k{k}": {"mIoU": v} for k, v in GCN_MIOU.items()},
 
 
 # each claim is judged at the preset lr, or with each head at its best lr (the _tuned variants)
-# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
-# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
-BANDS = {"mIoU": 2.0}
 CLAIMS = [
-    {"text": "at the preset lr: trivial k×k stops improving after k = 5: k = 7 scores below k = 5 "
-             "(paper: 69.6 vs 70.4)", "test": "greater", "metric": "mIoU", "a": "conv_k5", "b": "conv_k7"},
-    {"text": "at the preset lr: trivial k×k degrades at large k: k = 9 scores below k = 5 (paper: 68.8 vs 70.4)",
-     "test": "greater", "metric": "mIoU", "a": "conv_k5", "b": "conv_k9"},
-    {"text": "at the preset lr: GCN beats the trivial k×k conv at k = 7 (paper: 72.8 vs 69.6)",
-     "test": "greater", "metric": "mIoU", "a": "gcn_k7", "b": "conv_k7"},
-    {"text": "at the preset lr: GCN beats the trivial k×k conv at k = 9 (paper: 73.4 vs 68.8)",
-     "test": "greater", "metric": "mIoU", "a": "gcn_k9", "b": "conv_k9"},
-    {"text": "at the preset lr: GCN keeps improving with k (k = 3, 5, 7, 9)",
-     "test": "increasing", "metric": "mIoU", "order": [f"gcn_k{k}" for k in KS], "x": list(KS)},
-    {"text": "each at its best lr: trivial k×k degrades at large k: k = 9 scores below k = 5",
-     "test": "greater", "metric": "mIoU", "a": "conv_k5_tuned", "b": "conv_k9_tuned"},
-    {"text": "each at its best lr: GCN beats the trivial k×k conv at k = 7",
-     "test": "greater", "metric": "mIoU", "a": "gcn_k7_tuned", "b": "conv_k7_tuned"},
-    {"text": "each at its best lr: GCN beats the trivial k×k conv at k = 9",
-     "test": "greater", "metric": "mIoU", "a": "gcn_k9_tuned", "b": "conv_k9_tuned"},
+    Greater("at the preset lr: trivial k×k stops improving after k = 5: k = 7 scores below k = 5 "
+            "(paper: 69.6 vs 70.4)", "mIoU", a="conv_k5", b="conv_k7"),
+    Greater("at the preset lr: trivial k×k degrades at large k: k = 9 scores below k = 5 (paper: 68.8 vs 70.4)",
+            "mIoU", a="conv_k5", b="conv_k9"),
+    Greater("at the preset lr: GCN beats the trivial k×k conv at k = 7 (paper: 72.8 vs 69.6)", "mIoU",
+            a="gcn_k7", b="conv_k7"),
+    Greater("at the preset lr: GCN beats the trivial k×k conv at k = 9 (paper: 73.4 vs 68.8)", "mIoU",
+            a="gcn_k9", b="conv_k9"),
+    Increasing("at the preset lr: GCN keeps improving with k (k = 3, 5, 7, 9)", "mIoU",
+               order=[f"gcn_k{k}" for k in KS], x=list(KS)),
+    Greater("each at its best lr: trivial k×k degrades at large k: k = 9 scores below k = 5", "mIoU",
+            a="conv_k5_tuned", b="conv_k9_tuned"),
+    Greater("each at its best lr: GCN beats the trivial k×k conv at k = 7", "mIoU", a="gcn_k7_tuned", b="conv_k7_tuned"),
+    Greater("each at its best lr: GCN beats the trivial k×k conv at k = 9", "mIoU", a="gcn_k9_tuned", b="conv_k9_tuned"),
 ]
 
 # report sections beyond the standard ones: {section name (report/build.py): its arguments}

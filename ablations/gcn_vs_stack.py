@@ -13,7 +13,8 @@ Shared runs: the GCN rows are gcn_k's k = 3…11 runs; the one-layer stack (k = 
 Run alone: python -m ablations gcn_vs_stack [--preset quick]
 """
 from ablations import gcn_k
-from ablations.tuning import tuned
+from engine.claims import Greater
+from engine.tuning import tuned
 
 NAME = "gcn_vs_stack"
 TITLE = "GCN Tables 3–4 — GCN vs a stack of 3×3 convs; width of the stack"
@@ -59,25 +60,18 @@ PUBLISHED = {
     "stack_k7_m2": {"mIoU": 70.4}, "stack_k7_m10": {"mIoU": 68.8},
 }
 
-# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
-# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
-BANDS = {"mIoU": 2.0}
 CLAIMS = [
-    {"text": "GCN beats the 3×3 stack at k = 7 (paper: 72.8 vs 71.3)",
-     "test": "greater", "metric": "mIoU", "a": "gcn_k7", "b": "stack_k7"},
-    {"text": "GCN beats the 3×3 stack at k = 9 (paper: 73.4 vs 69.5)",
-     "test": "greater", "metric": "mIoU", "a": "gcn_k9", "b": "stack_k9"},
-    {"text": "GCN beats the 3×3 stack at k = 11 (paper: 73.7 vs 67.5)",
-     "test": "greater", "metric": "mIoU", "a": "gcn_k11", "b": "stack_k11"},
-    {"text": "narrowing the k = 7 stack loses accuracy: full width beats m/2 (paper: 71.3 vs 70.4)",
-     "test": "greater", "metric": "mIoU", "a": "stack_k7", "b": "stack_k7_m2"},
-    {"text": "narrowing the k = 7 stack loses accuracy: m/2 beats m·210/2048 (paper: 70.4 vs 68.8)",
-     "test": "greater", "metric": "mIoU", "a": "stack_k7_m2", "b": "stack_k7_m10"},
-    {"text": "GCN k = 7 beats the narrowest k = 7 stack (m·210/2048, in the paper still 7× GCN's "
-             "#params; paper: 72.8 vs 68.8)",
-     "test": "greater", "metric": "mIoU", "a": "gcn_k7", "b": "stack_k7_m10"},
-] + [{"text": f"each at its best lr: GCN beats the 3×3 stack at k = {k}", "test": "greater", "metric": "mIoU",
-      "a": f"gcn_k{k}_tuned", "b": f"stack_k{k}_tuned"} for k in TUNED_KS]
+    Greater("GCN beats the 3×3 stack at k = 7 (paper: 72.8 vs 71.3)", "mIoU", a="gcn_k7", b="stack_k7"),
+    Greater("GCN beats the 3×3 stack at k = 9 (paper: 73.4 vs 69.5)", "mIoU", a="gcn_k9", b="stack_k9"),
+    Greater("GCN beats the 3×3 stack at k = 11 (paper: 73.7 vs 67.5)", "mIoU", a="gcn_k11", b="stack_k11"),
+    Greater("narrowing the k = 7 stack loses accuracy: full width beats m/2 (paper: 71.3 vs 70.4)", "mIoU",
+            a="stack_k7", b="stack_k7_m2"),
+    Greater("narrowing the k = 7 stack loses accuracy: m/2 beats m·210/2048 (paper: 70.4 vs 68.8)", "mIoU",
+            a="stack_k7_m2", b="stack_k7_m10"),
+    Greater("GCN k = 7 beats the narrowest k = 7 stack (m·210/2048, in the paper still 7× GCN's "
+            "#params; paper: 72.8 vs 68.8)", "mIoU", a="gcn_k7", b="stack_k7_m10"),
+] + [Greater(f"each at its best lr: GCN beats the 3×3 stack at k = {k}", "mIoU", a=f"gcn_k{k}_tuned",
+             b=f"stack_k{k}_tuned") for k in TUNED_KS]
 
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized)
 MAX_RUNS = {"quick": 86}

@@ -19,6 +19,7 @@ Run alone: python -m ablations lc_schemes [--preset quick]
 from ablations.lc_threshold import DEVIATIONS as _THRESHOLD_DEVIATIONS
 from ablations.lc_threshold import DSN, LC, MODEL, PAPER, TRAIN_RHO  # noqa: F401 (spec fields)
 from ablations.lc_threshold import PRESETS as _THRESHOLD_PRESETS
+from engine.claims import Greater
 
 NAME = "lc_schemes"
 TITLE = "Layer Cascade Table 2 — related schemes (plain, DSN, DSN + dropout, MC, LC)"
@@ -48,14 +49,9 @@ PRESETS = _THRESHOLD_PRESETS
 PUBLISHED = {"plain": {"mIoU": 72.22}, "dsn": {"mIoU": 72.70}, "dsn_dropout": {"mIoU": 72.63},
              "mc": {"mIoU": 44.20}, "lc": {"mIoU": 73.91}}
 
-# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
-# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
-BANDS = {"mIoU": 2.0}
 CLAIMS = [
-    {"text": "Layer Cascade beats DSN (paper: 73.91 vs 72.70)", "test": "greater", "metric": "mIoU",
-     "a": "lc", "b": "dsn"},
-    {"text": "Layer Cascade beats Model Cascade (paper: 73.91 vs 44.20)", "test": "greater", "metric": "mIoU",
-     "a": "lc", "b": "mc"},
+    Greater("Layer Cascade beats DSN (paper: 73.91 vs 72.70)", "mIoU", a="lc", b="dsn"),
+    Greater("Layer Cascade beats Model Cascade (paper: 73.91 vs 44.20)", "mIoU", a="lc", b="mc"),
 ]
 
 DEVIATIONS = {

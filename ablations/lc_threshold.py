@@ -31,6 +31,8 @@ of the pixels runs its dense convolutions with masks instead (faster there), so 
 
 Run alone: python -m ablations lc_threshold [--preset quick]
 """
+from engine.claims import Greater, Increasing, Ratio
+
 NAME = "lc_threshold"
 TITLE = "Layer Cascade Tables 1 & 3 — threshold ρ"
 PAPER = ("Li, Liu, Luo, Loy, Tang. Not All Pixels Are Equal: Difficulty-aware Semantic Segmentation "
@@ -83,20 +85,13 @@ REPORT_SECTIONS = {
 
 _ORDER = [v["id"] for v in VARIANTS]  # ρ descending
 _X = [round(1 - v["x"], 3) for v in VARIANTS]
-# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
-# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
-BANDS = {"mIoU": 2.0}
 CLAIMS = [
-    {"text": "a moderate ρ (0.985, the paper's LC) beats ρ = 1 (DSN)",
-     "test": "greater", "metric": "mIoU", "a": rho_id(0.985), "b": rho_id(1.0)},
-    {"text": "too small a ρ hurts: ρ = 0.8 is below ρ = 0.985",
-     "test": "greater", "metric": "mIoU", "a": rho_id(0.985), "b": rho_id(0.8)},
-    {"text": "lower ρ decides more pixels at stage 1", "test": "increasing", "metric": "stage1_pct",
-     "order": _ORDER, "x": _X},
-    {"text": "lower ρ is faster (images/s rise as ρ falls)", "test": "increasing",
-     "metric": "infer_fps_median", "order": _ORDER, "x": _X},
-    {"text": "ρ = 0.8 is faster than ρ = 0.985 (paper: 65.1 → 42.5 ms, 1.53×)", "test": "ratio",
-     "metric": "infer_ms", "a": rho_id(0.985), "b": rho_id(0.8), "min_ratio": 1.0},
+    Greater("a moderate ρ (0.985, the paper's LC) beats ρ = 1 (DSN)", "mIoU", a=rho_id(0.985), b=rho_id(1.0)),
+    Greater("too small a ρ hurts: ρ = 0.8 is below ρ = 0.985", "mIoU", a=rho_id(0.985), b=rho_id(0.8)),
+    Increasing("lower ρ decides more pixels at stage 1", "stage1_pct", order=_ORDER, x=_X),
+    Increasing("lower ρ is faster (images/s rise as ρ falls)", "infer_fps_median", order=_ORDER, x=_X),
+    Ratio("ρ = 0.8 is faster than ρ = 0.985 (paper: 65.1 → 42.5 ms, 1.53×)", "infer_ms", a=rho_id(0.985),
+          b=rho_id(0.8), min_ratio=1.0),
 ]
 
 # Three-stage small trunk for the CPU presets: a light stem to stride 8, then residual units at

@@ -9,6 +9,7 @@ by a probe of whether the auxiliary loss speeds up the main loss's descent (see 
 Run alone: python -m ablations psp_aux [--preset quick]
 """
 from ablations import psp_common
+from engine.claims import Best, Greater
 
 NAME = "psp_aux"
 TITLE = "PSPNet Table 2 — auxiliary loss weight α"
@@ -35,14 +36,10 @@ PUBLISHED = {
     "a0.9": {"mIoU": 36.99, "pixel_acc": 77.87},
 }
 
-# Equivalence bands, fixed before running, one rule for the whole suite: ±2 mIoU points, ±1 point
-# of a per-pixel accuracy. A claim whose difference is shown to lie inside its band is 'absent'.
-BANDS = {"mIoU": 2.0}
-CLAIMS = [{"text": f"an auxiliary loss helps: α = {a} beats no auxiliary loss", "test": "greater",
-           "metric": "mIoU", "a": f"a{a}", "b": "no_aux"} for a in ALPHAS] + [
-    {"text": "α = 0.4 is the best weight (a shallow optimum: with seed noise of a few mIoU an argmax "
-             "over close values is often inconclusive)", "test": "best", "metric": "mIoU",
-     "expected": "a0.4", "candidates": [f"a{a}" for a in ALPHAS]},
+CLAIMS = [Greater(f"an auxiliary loss helps: α = {a} beats no auxiliary loss", "mIoU", a=f"a{a}", b="no_aux")
+          for a in ALPHAS] + [
+    Best("α = 0.4 is the best weight (a shallow optimum: with seed noise of a few mIoU an argmax "
+         "over close values is often inconclusive)", "mIoU", expected="a0.4", candidates=[f"a{a}" for a in ALPHAS]),
 ]
 
 REPORT_SECTIONS = {"psp_curves": {}}

@@ -14,16 +14,15 @@ import multiprocessing
 import os
 import statistics
 import sys
-import time
 
 import torch
 
 
 def one_run(steps, threads, start=None):
     """Images/s of `steps` training steps of the benchmark model with `threads` threads."""
-    from ablations.presets import PRESETS
-    from ablations.timing import time_training
     from data import build_dataset
+    from engine.presets import PRESETS
+    from engine.timing import time_training
     from segmodels import build_model
     torch.set_num_threads(threads)
     preset = PRESETS["quick"]

@@ -5,8 +5,8 @@ fp32 eager, bf16 autocast + channels_last, and that compiled, with images/s, pea
 (FLOPs of a step from torch.utils.flop_counter / step time / the device's peak, --peak-tflops).
 
 The models are the quick preset's (or --preset's), built from the ablation files' resolved plans,
-one variant per distinct architecture. A step is what ablations/train.py does: the loss through
-forward (model(images, labels, progress=...)), backward, an SGD step, on one fixed batch of the
+one variant per distinct architecture. A step is engine/step.py's train_step, as in training: the
+loss through forward (model(images, labels, progress=...)), backward, an SGD step, on one fixed batch of the
 preset's batch size from the preset's dataset, with one thread (train.threads of every preset). The
 four modes of a model take turns in `--rounds` rounds of `--steps` timed steps each, so a load change
 slows them alike; the first `--warmup` steps of each mode are untimed, and the compiling modes'
@@ -18,13 +18,14 @@ synchronised on GPU; the ratios are eager's median over the mode's (> 1: faster 
     python -m benchmarks.train_step --device cuda --preset paper [--batch 16] [--peak-tflops 989]
 """
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
 
 import torch
 
-from ablations.train import autocast
+from engine.step import make_optimizer, train_step
 
 # (name, ablation, variant id): one variant per distinct architecture of the suite
 MODELS = (("gcn_k7", "gcn_k", "k7"), ("base_1x1", "gcn_k", "base"), ("conv_k7", "gcn_vs_conv", "conv_k7"),
@@ -45,51 +46,48 @@ PROGRESS = 0.75  # training progress passed to forward: past the cascade's start
 def plan_of(ablation, variant, preset):
     """The resolved plan (model, train and data config) of one variant at `preset`, seed 0."""
     from ablations import load
-    from ablations.runs import plan_runs, preset_config
+    from engine.config import CommandLine, settings
+    from engine.plans import plan_runs
     spec = load(ablation)
-    plans = plan_runs(spec, preset_config(spec, preset, seeds=1), preset)
-    return next(p for p in plans if p["variant"] == variant)
+    plans = plan_runs(spec, settings(spec, preset, CommandLine(seeds=1)))
+    return next(p for p in plans if p.variant == variant)
 
 
 class Stepper:
     """One mode's model, optimiser and batch; step() runs one training step."""
 
     def __init__(self, plan, images, labels, num_classes, mode, device):
-        from ablations.train import param_groups, seed_everything
+        from engine.trainer import seed_everything
         from segmodels import build_model
-        cfg = plan["train"]
+        cfg = plan.train
         seed_everything(0)
-        self.model = build_model(plan["model"], num_classes).to(device).train()
+        self.model = build_model(plan.model, num_classes).to(device).train()
         channels_last = mode == "channels_last" or "+cl" in mode
         self.cfg = {**cfg, "amp": "bf16"} if "bf16" in mode else cfg  # train.amp, as training reads it
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
             images = images.contiguous(memory_format=torch.channels_last)
         self.images, self.labels = images, labels
-        self.opt = torch.optim.SGD(param_groups(self.model, cfg["lr"], cfg["head_lr_mult"]), lr=cfg["lr"],
-                                   momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+        self.opt = make_optimizer(self.model, cfg)
         self.forward = torch.compile(self.model) if "compile" in mode else self.model
         self.device = device
 
     def step(self):
-        with autocast(self.cfg, self.device):
-            loss, _ = self.forward(self.images, self.labels, progress=PROGRESS)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        train_step(self.forward, self.opt, self.images, self.labels, self.cfg, self.device, PROGRESS,
+                   check_finite=False)
 
 
 def batch_of(plan, device):
     """(images, labels, number of classes): a batch of the plan's dataset (the embedded one), or, for a
     real dataset, random images and labels at its crop size (the step's cost does not depend on them)."""
     from data import build_dataset, real_dataset
-    n = plan["train"]["batch_size"]
-    if plan["data"]["name"] == "synthetic":
-        data = build_dataset({**plan["data"], "n_train": n}, "train")
+    n = plan.train["batch_size"]
+    if plan.data["name"] == "synthetic":
+        data = build_dataset({**plan.data, "n_train": n}, "train")
         batch = [data[(i, i)] for i in range(n)]
         return (torch.stack([b[0] for b in batch]).to(device), torch.stack([b[1] for b in batch]).to(device),
                 data.num_classes)
-    crop, classes = plan["data"]["crop_size"], real_dataset(plan["data"]["name"]).num_classes
+    crop, classes = plan.data["crop_size"], real_dataset(plan.data["name"]).num_classes
     gen = torch.Generator().manual_seed(0)
     return (torch.randn(n, 3, crop, crop, generator=gen).to(device),
             torch.randint(0, classes, (n, crop, crop), generator=gen).to(device), classes)
@@ -173,8 +171,9 @@ def paper_plan(ablation, variant, batch=None, crop=None):
     the preset's batch and crop or the ones given."""
     plan = plan_of(ablation, variant, "paper")
     from segmodels import without_weights
-    return {**plan, "model": without_weights(plan["model"]), "train": {**plan["train"], "batch_size": batch or plan["train"]["batch_size"]},
-            "data": {**plan["data"], "crop_size": crop or plan["data"]["crop_size"]}}
+    return dataclasses.replace(plan, model=without_weights(plan.model),
+                               train={**plan.train, "batch_size": batch or plan.train["batch_size"]},
+                               data={**plan.data, "crop_size": crop or plan.data["crop_size"]})
 
 
 def main(argv=None):
@@ -217,18 +216,18 @@ def main(argv=None):
             plan = paper_plan(ablation, variant, args.batch, args.crop) if paper else plan_of(ablation, variant, args.preset)
             results[name] = bench(name, plan, args.device, args.steps, args.rounds, args.warmup, modes)
             if paper:
-                from ablations.dryrun import train_step_flops
                 from data import real_dataset
-                shapes[name] = (plan["train"]["batch_size"],
-                                train_step_flops(plan["model"], real_dataset(plan["data"]["name"]).num_classes, plan["train"]["batch_size"],
-                                                 plan["data"]["crop_size"], args.device))
+                from engine.dryrun import train_step_flops
+                shapes[name] = (plan.train["batch_size"],
+                                train_step_flops(plan.model, real_dataset(plan.data["name"]).num_classes,
+                                                 plan.train["batch_size"], plan.data["crop_size"], args.device))
             print(f"{name}: " + ", ".join(f"{m} {v:.1f} ms" for m, v in results[name][0].items()),
                   file=sys.stderr, flush=True)
     text = (f"Training step ({args.preset} preset, {where}, torch {torch.__version__}): median ms/step of "
             f"{args.rounds} rounds × {args.steps} steps after {args.warmup} warm-up steps per mode; "
             f"× = eager ms / mode ms")
     if paper:
-        crops = {n: paper_plan(a, v, args.batch, args.crop)["data"]["crop_size"] for n, a, v in models if n in shapes}
+        crops = {n: paper_plan(a, v, args.batch, args.crop).data["crop_size"] for n, a, v in models if n in shapes}
         text += "; batch × crop: " + ", ".join(f"{n} {shapes[n][0]} × {crops[n]}²" for n in shapes)
         text += f"; MFU against {peak:g} TFLOP/s" if peak else "; no MFU (no --peak-tflops)"
         text += "; peak MB includes the other modes' models and optimiser states, not their activations"

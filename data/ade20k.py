@@ -5,7 +5,7 @@ Annotations store 0 for "other" (not one of the 150) and 1..150 for the classes;
 import numpy as np
 
 from data import IGNORE_INDEX
-from data.transforms import LabelledImageFolder, missing_data_error, pair_files
+from data.folder import LabelledImageFolder, missing_data_error, pair_files
 
 HOW_TO_GET = ("Get ADEChallengeData2016.zip from the MIT Scene Parsing benchmark "
               "(sceneparsing.csail.mit.edu).")

@@ -2,7 +2,7 @@
 import numpy as np
 
 from data import IGNORE_INDEX
-from data.transforms import LabelledImageFolder, missing_data_error, pair_files, read_label_png
+from data.folder import LabelledImageFolder, missing_data_error, pair_files, read_label_png
 
 HOW_TO_GET = ("Get leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from the Cityscapes site "
               "(www.cityscapes-dataset.com, registration needed) and extract both into the same folder.")

@@ -31,11 +31,15 @@ Objects are placed so that no object lies inside another's ring. Classes: backgr
 square, circle-ringed, square-ringed.
 
 Scenes are a pure function of (seed, split, index). A built dataset is cached on disk (one .pt
-file per configuration), so every run and every process reads the same tensors.
+file per configuration), so every run and every process reads the same tensors. The three kinds of
+scene (plain, context, hard) are MODES; the data config's two switches `context` and `hard` name
+one of them (scene_mode).
 """
+import functools
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -111,14 +115,6 @@ def shape_mask(shape, h, w, cy, cx, r):
     raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
 
 
-def class_names(context=False, hard=False):
-    if hard:
-        return ("background",) + HARD_SHAPES + tuple(f"{shape}-ringed" for shape in HARD_SHAPES)
-    if not context:
-        return ("background",) + SHAPES
-    return ("background",) + tuple(f"{shape}-{ctx}" for ctx in CONTEXTS for shape in SHAPES)
-
-
 def cue_rows(image_size):
     """Rows [0, cue_rows) hold the band in context mode."""
     return int(round(CUE_BAND * image_size))
@@ -189,14 +185,37 @@ def make_scene(seed, split, index, image_size=128, max_objects=2, radius=(0.22, 
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), label
 
 
-def build_split(split, n, seed, image_size, max_objects, radius, context=False, hard=False):
+@dataclass(frozen=True)
+class SceneMode:
+    """One kind of scene: its generator (seed, split, index, image_size, max_objects, radius) ->
+    (image, label), its classes and its default object radius (fraction of the image)."""
+    make: object
+    class_names: tuple
+    radius: tuple
+
+
+MODES = {
+    "plain": SceneMode(functools.partial(make_scene, context=False), ("background",) + SHAPES, (0.22, 0.40)),
+    "context": SceneMode(functools.partial(make_scene, context=True),
+                         ("background",) + tuple(f"{shape}-{ctx}" for ctx in CONTEXTS for shape in SHAPES),
+                         CONTEXT_RADIUS),
+    "hard": SceneMode(make_hard_scene, ("background",) + HARD_SHAPES + tuple(f"{s}-ringed" for s in HARD_SHAPES),
+                      HARD_RADIUS),
+}
+
+
+def scene_mode(context=False, hard=False):
+    """The MODES name of a data config's switches (kept as two booleans: they are part of every run id)."""
+    if context and hard:
+        raise ValueError("synthetic dataset: choose one of the context and hard modes, not both")
+    return "context" if context else "hard" if hard else "plain"
+
+
+def build_split(split, n, seed, image_size, max_objects, radius, mode="plain"):
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     labels = np.empty((n, image_size, image_size), np.uint8)
     for i in range(n):
-        if hard:
-            images[i], labels[i] = make_hard_scene(seed, split, i, image_size, max_objects, radius)
-        else:
-            images[i], labels[i] = make_scene(seed, split, i, image_size, max_objects, radius, context=context)
+        images[i], labels[i] = MODES[mode].make(seed, split, i, image_size, max_objects, radius)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 
@@ -212,17 +231,15 @@ class SyntheticScenes(torch.utils.data.Dataset):
         for name, flag in (("context", context), ("hard", hard)):
             if not isinstance(flag, bool):
                 raise ValueError(f"synthetic dataset: option {name} must be true or false, got {flag!r}")
-        if context and hard:
-            raise ValueError("synthetic dataset: choose one of the context and hard modes, not both")
+        mode = scene_mode(context, hard)
         if image_size < 32 or image_size % 8:
             raise ValueError(f"synthetic image_size must be a multiple of 8 and >= 32, got {image_size}")
-        radius = tuple(radius) if radius is not None else (
-            CONTEXT_RADIUS if context else HARD_RADIUS if hard else (0.22, 0.40))
+        radius = tuple(radius) if radius is not None else MODES[mode].radius
         if context and 2 * radius[1] > 1 - OBJECT_TOP:
             raise ValueError(f"synthetic context mode: objects must fit below the band's gap "
                              f"(radius <= {(1 - OBJECT_TOP) / 2:.4g} of the image), got radius {list(radius)}")
-        self.split = split
-        self.class_names = class_names(context, hard)
+        self.split, self.mode = split, mode
+        self.class_names = MODES[mode].class_names
         self.num_classes = len(self.class_names)
         if context:  # each class's kind of scene and shape: evaluation reports context_acc, shape_acc
             self.class_groups = {"context": [None] + [i for i in range(len(CONTEXTS)) for _ in SHAPES],
@@ -246,7 +263,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
                 raise ValueError(f"synthetic dataset cache {path} is unreadable ({type(err).__name__}: {why}); "
                                  "delete it to regenerate") from None
         else:
-            images, labels = build_split(split, n, seed, image_size, max_objects, radius, context, hard)
+            images, labels = build_split(split, n, seed, image_size, max_objects, radius, mode)
             blob = {"images": images, "labels": labels, "params": json.dumps(params)}
             os.makedirs(cache_dir, exist_ok=True)
             atomic_write(path, lambda tmp: torch.save(blob, tmp))  # parallel runs may build the same file

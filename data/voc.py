@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from data.transforms import LabelledImageFolder, missing_data_error, read_label_png
+from data.folder import LabelledImageFolder, missing_data_error, read_label_png
 
 HOW_TO_GET = (
     "Get VOC2012 (VOCtrainval_11-May-2012.tar) from the PASCAL VOC site "

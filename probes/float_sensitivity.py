@@ -13,26 +13,27 @@ import tempfile
 
 import torch
 
-from ablations import gcn_k
-from ablations.evaluate import evaluate
-from ablations.runs import plan_runs, preset_config
-from ablations.train import seed_everything, train
+from ablations import load
 from data import build_dataset
+from engine.config import CommandLine, settings
+from engine.evaluate import evaluate
+from engine.plans import plan_runs
+from engine.trainer import seed_everything, train
 from segmodels import build_model
 
 
 def perturbed_miou(plan, eps, noise_seed=1):
     """mIoU of the plan's run trained from its initial weights × (1 + eps·N(0, 1))."""
-    train_set = build_dataset(plan["data"], "train")
-    seed_everything(plan["seed"])
-    model = build_model(plan["model"], train_set.num_classes)
+    train_set = build_dataset(plan.data, "train")
+    seed_everything(plan.seed)
+    model = build_model(plan.model, train_set.num_classes)
     noise = torch.Generator().manual_seed(noise_seed)  # its own generator: the run's RNG stream is untouched
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(1 + eps * torch.randn(p.shape, generator=noise))
     with tempfile.TemporaryDirectory() as run_dir:
-        train(model, train_set, plan["train"], plan["seed"], run_dir, progress=False)
-    return evaluate(model, build_dataset(plan["data"], "val"), plan["eval"], "cpu")["mIoU"]
+        train(model, train_set, plan.train, plan.seed, run_dir, progress=False)
+    return evaluate(model, build_dataset(plan.data, "val"), plan.eval, "cpu")["mIoU"]
 
 
 def main(argv=None):
@@ -43,8 +44,9 @@ def main(argv=None):
     p.add_argument("--eps", type=float, nargs="+", default=[1e-7, -1e-7, 1e-6, -1e-6, 1e-5, -1e-5])
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    plans = {q["variant"]: q for q in plan_runs(gcn_k, preset_config(gcn_k, "smoke", iterations=args.iterations),
-                                                "smoke") if q["seed"] == 0}
+    gcn_k = load("gcn_k")
+    plans = {q.variant: q for q in plan_runs(gcn_k, settings(gcn_k, "smoke", CommandLine(iterations=args.iterations)))
+             if q.seed == 0}
     unknown = [v for v in args.variants if v not in plans]
     if unknown:
         p.error(f"unknown gcn_k variant(s) {', '.join(unknown)}; choose from {', '.join(plans)}")

@@ -2,7 +2,7 @@
 pixels that stage 1 is unsure about and that the deeper stages get right?
 
 Trains the DSN cascade (schedule "deep", the lc_threshold preset's model) on the embedded scenes,
-briefly, in a temporary folder, then prints ablations.analysis.stage_probe on the validation set:
+briefly, in a temporary folder, then prints engine.analysis.stage_probe on the validation set:
 per threshold ρ, the share of pixels stage 1 is unsure about (top probability ≤ ρ) and each stage's
 accuracy on them and on the confident rest. Nothing is written to results/.
 
@@ -15,28 +15,28 @@ import time
 
 import torch
 
-from ablations import lc_threshold
-from ablations.analysis import format_probe, stage_probe_analysis
-from ablations.runs import preset_config
-from ablations.train import seed_everything, train
+from ablations import load
 from data import build_dataset
+from engine.analysis import format_probe, stage_probe_analysis
+from engine.config import CommandLine, resolve, settings
+from engine.trainer import seed_everything, train
 from segmodels import build_model
-from ablations.presets import deep_merge
 
 
 def probe(preset="quick", hard=False, iterations=None, seed=0, progress=False):
     """Train the DSN cascade of lc_threshold's preset (data in hard mode or not, `iterations` if
     given) and return (probe arrays, train seconds)."""
-    cfg = preset_config(lc_threshold, preset, iterations=iterations)
-    data = copy.deepcopy(cfg["data"])
+    spec = load("lc_threshold")
+    lc = settings(spec, preset, CommandLine(iterations=iterations))
+    cfg = resolve(spec, lc, spec.variant("r1"))  # the DSN model (ρ = 1)
+    data = copy.deepcopy(lc.data)
     data.pop("hard", None)
     if hard:
         data["hard"] = True
-    model_cfg = deep_merge(deep_merge(cfg["model"], lc_threshold.MODEL), lc_threshold.DSN)
     train_set, val_set = build_dataset(data, "train"), build_dataset(data, "val")
     torch.set_num_threads(cfg["train"]["threads"])
     seed_everything(seed)
-    model = build_model(model_cfg, train_set.num_classes)
+    model = build_model(cfg["model"], train_set.num_classes)
     started = time.time()
     with tempfile.TemporaryDirectory() as run_dir:
         train(model, train_set, cfg["train"], seed, run_dir, "cpu", progress)

@@ -12,11 +12,11 @@ import os
 import numpy as np
 import torch
 
-from ablations.analysis import read_curve
-from ablations.presets import PRESETS as BASE_PRESETS
 from ablations.psp_common import PRESETS, SMALL_OS8
-from ablations.train import seed_everything, train
 from data import build_dataset
+from engine.analysis import read_curve
+from engine.presets import PRESETS as BASE_PRESETS
+from engine.trainer import seed_everything, train
 from segmodels import build_model
 
 

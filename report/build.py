@@ -6,9 +6,10 @@ ablation names in REPORT_SECTIONS, the settings used and the known deviations fr
 Run: python -m report.build [--results DIR] [--report-dir DIR]
 
 The report reads only the CSV rows, the analysis data saved beside them
-(results/analysis/*.npz) and the ablation files: never the run folders (not committed), and it
-never re-plans runs. REPORT.md is a pure function of these, and the figures are saved without
-version metadata, so rebuilding from the same data gives the same bytes.
+(results/analysis/*.npz) and the ablation files: never the run folders (not committed); it never
+re-plans runs, rebuilds a dataset or builds a trained network. REPORT.md is a pure function of
+these, and the figures are saved without version metadata, so rebuilding from the same data gives
+the same bytes.
 """
 import argparse
 import json
@@ -17,9 +18,13 @@ import os
 
 import pandas as pd
 
-from ablations.rows import OK, ResultsError, read_rows, write_text
-from ablations.tuning import choose_lrs, tuning_csv_path
-from ablations.verdicts import ALPHA, DECIDED, claim_variants, claim_verdicts, fact_holds, rows_looks
+from engine.analysis import data_analysis_file, load_analysis
+from engine.claims import DECIDED, fact_holds
+from engine.design import claim_verdicts, rows_looks
+from engine.rows import OK, ResultsError, read_rows, write_text
+from engine.spec import SECTIONS
+from engine.stats import ALPHA
+from engine.tuning import choose_lrs, lr_point_id, selection_csv
 from report import deeplab, erf, lc_sections, psp
 from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
 
@@ -73,16 +78,16 @@ def one_plan(rows):
 def results_table(spec, rows):
     """Published vs reproduced, one row per variant."""
     header = ["variant"]
-    for m in spec.METRICS:
+    for m in spec.metrics:
         header += [f"published {METRIC_NAMES.get(m, m)}", f"reproduced {METRIC_NAMES.get(m, m)} (mean ± std, n)", "Δ"]
-    extra = [c for c in getattr(spec, "REPORT_COLUMNS", []) if c in rows]
+    extra = [c for c in spec.report_columns if c in rows]
     header += [METRIC_NAMES.get(c, c) for c in extra]
     body = []
-    for v in spec.VARIANTS:
+    for v in spec.variants:
         line = [v["label"]]
         failed = int(((rows["variant"] == v["id"]) & (rows["status"] != OK)).sum())
-        for m in spec.METRICS:
-            pub = spec.PUBLISHED.get(v["id"], {}).get(m)
+        for m in spec.metrics:
+            pub = spec.published.get(v["id"], {}).get(m)
             mean, std, n = mean_std(per_seed(rows, m).get(v["id"], []))
             missing = f"failed ({failed} run(s))" if failed else "not run"
             line += [fmt(pub), f"{fmt(mean)} ± {fmt(std)} ({n})" + (f"; {failed} failed" if failed else "")
@@ -98,17 +103,17 @@ def results_table(spec, rows):
 def plot(spec, rows, path):
     """Published and reproduced series side by side (their scales differ: two panels). Variants
     with a "series" key are drawn as one line per series (e.g. GCN vs trivial conv over k)."""
-    metric = spec.METRICS[0]
+    metric = spec.metrics[0]
     values = per_seed(rows, metric)
-    has_x = all("x" in v for v in spec.VARIANTS)
-    xs = [v["x"] if has_x else i for i, v in enumerate(spec.VARIANTS)]
+    has_x = all("x" in v for v in spec.variants)
+    xs = [v["x"] if has_x else i for i, v in enumerate(spec.variants)]
     series = {}  # series name -> [(x, variant)], in the spec's order
-    for x, v in zip(xs, spec.VARIANTS):
+    for x, v in zip(xs, spec.variants):
         series.setdefault(v.get("series"), []).append((x, v))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for i, (name, members) in enumerate(series.items()):
         sx, color = [x for x, _ in members], f"C{i}"
-        pub = [spec.PUBLISHED.get(v["id"], {}).get(metric, math.nan) for _, v in members]
+        pub = [spec.published.get(v["id"], {}).get(metric, math.nan) for _, v in members]
         if not all(math.isnan(p) for p in pub):
             axes[0].plot(sx, pub, "o-", color=color, label=name)
         for x, v in members:
@@ -123,11 +128,11 @@ def plot(spec, rows, path):
         axes[1].legend(fontsize=7)
     for ax in axes:
         ax.set_ylabel(METRIC_NAMES.get(metric, metric))
-        ax.set_xlabel(getattr(spec, "X_LABEL", "variant"))
+        ax.set_xlabel(spec.x_label)
         if not has_x:
-            ax.set_xticks(xs, [v["id"] for v in spec.VARIANTS], rotation=30)
+            ax.set_xticks(xs, [v["id"] for v in spec.variants], rotation=30)
         ax.grid(alpha=0.3)
-    fig.suptitle(spec.TITLE)
+    fig.suptitle(spec.title)
     fig.tight_layout()
     save_figure(fig, path, 110)
 
@@ -135,14 +140,15 @@ def plot(spec, rows, path):
 def failed_runs(rows, claim):
     """'variant ×n' for the claim's variants with failed runs (left out of its statistic)."""
     failed = rows[rows["status"] != OK]["variant"].value_counts()
-    return [f"{v} ×{failed[v]}" for v in claim_variants(claim) if v in failed]
+    return [f"{v} ×{failed[v]}" for v in claim.variants() if v in failed]
 
 
-def why_undecided(spec, rows, claim, n, need):
+def why_undecided(spec, rows, verdict):
     """Why an inconclusive claim stayed so, from its runs and the design: a variant that never
     trained, a difference out of the design's reach, or a run budget spent on nearer claims."""
     trained = set(rows[rows["status"] == OK]["variant"])
-    never = [v for v in claim_variants(claim) if v not in trained]
+    never = [v for v in verdict.claim.variants() if v not in trained]
+    n, need = verdict.seeds, verdict.need
     if never:
         return f"every run of {', '.join(never)} failed, so there is nothing to compare"
     most = rows_looks(rows)[-1]
@@ -152,7 +158,7 @@ def why_undecided(spec, rows, claim, n, need):
         return (f"the observed difference is small against the seed spread: about {need} seeds per variant, "
                 f"more than the design's {most}")
     if n < most:
-        budget = getattr(spec, "MAX_RUNS", {}).get(rows["preset"].iloc[0])
+        budget = spec.max_runs.get(rows["preset"].iloc[0])
         return (f"about {need} seeds per variant would do, within the design's {most}, but the run budget "
                 f"({budget} runs) was spent before its next look" if budget else
                 f"about {need} seeds per variant would do, but the later looks were not run")
@@ -161,13 +167,14 @@ def why_undecided(spec, rows, claim, n, need):
 
 def claims_table(spec, rows):
     body = []
-    for claim, verdict, statistic, look, n, looks, need in claim_verdicts(spec, rows):
-        failed = failed_runs(rows, claim)
+    for verdict in claim_verdicts(spec, rows):
+        statistic, failed = verdict.statistic, failed_runs(rows, verdict.claim)
         if failed:
             statistic += f"; failed runs left out: {', '.join(failed)}"
-        if verdict not in DECIDED:
-            statistic += f". **Why undecided:** {why_undecided(spec, rows, claim, n, need)}"
-        body.append([claim["text"], f"**{verdict}**", f"{look} of {looks} (seeds < {n})", statistic])
+        if not verdict.decided:
+            statistic += f". **Why undecided:** {why_undecided(spec, rows, verdict)}"
+        body.append([verdict.claim.text, f"**{verdict.outcome}**", f"{verdict.look} of {verdict.looks} "
+                     f"(seeds < {verdict.seeds})", statistic])
     return md_table(["claim (paper)", "verdict", "look", "statistic"], body)
 
 
@@ -176,19 +183,19 @@ def verdict_summary(results, specs):
     kinds = list(DECIDED) + ["inconclusive"]
     body, total = [], dict.fromkeys(kinds, 0)
     for spec in specs:
-        if spec.NAME not in results:
+        if spec.name not in results:
             continue
-        rows, _ = one_plan(results[spec.NAME])
-        verdicts = [v[1] for v in claim_verdicts(spec, rows)]
+        rows, _ = one_plan(results[spec.name])
+        verdicts = [v.outcome for v in claim_verdicts(spec, rows)]
         counts = {k: verdicts.count(k) for k in kinds}
         total = {k: total[k] + counts[k] for k in kinds}
         looks = ", ".join(map(str, rows_looks(rows)))
-        budget = getattr(spec, "MAX_RUNS", {}).get(rows["preset"].iloc[0])
+        budget = spec.max_runs.get(rows["preset"].iloc[0])
         looks += f"; at most {budget} runs" if budget else ""
-        body.append([f"`{spec.NAME}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{len(verdicts)}", looks])
+        body.append([f"`{spec.name}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{len(verdicts)}", looks])
     n = sum(total.values())
     decided = sum(total[k] for k in DECIDED)
-    walls = [wall_minutes(one_plan(results[spec.NAME])[0]) for spec in specs if spec.NAME in results]
+    walls = [wall_minutes(one_plan(results[spec.name])[0]) for spec in specs if spec.name in results]
     body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**", ""])
     return md_table(["ablation", *kinds, "decided", "looks (seeds per variant)"], body) + (
         f"\n\nEach claim is judged at its looks, each at α = {ALPHA:g} / (number of looks), and keeps the first "
@@ -209,8 +216,8 @@ def verdict_summary(results, specs):
 def tuning_section(spec, results_dir):
     """The learning-rate selection of the "tune_lr" variants: held-out mIoU per lr (training
     images held out of training; never the validation split), diverged runs, the lr chosen."""
-    tuned = [v for v in spec.VARIANTS if v.get("tune_lr")]
-    path = tuning_csv_path(results_dir, spec.NAME)
+    tuned = [v for v in spec.variants if v.get("tune_lr")]
+    path = selection_csv(results_dir, spec.name)
     if not tuned or not os.path.exists(path):
         return None
     rows, left_out = one_plan(read_rows(path))
@@ -220,7 +227,7 @@ def tuning_section(spec, results_dir):
     for v in tuned:
         line = [v["label"]]
         for scale in scales:
-            runs = rows[rows["variant"] == f"{v['id']}@{scale:g}"]
+            runs = rows[rows["variant"] == lr_point_id(v["id"], scale)]
             ok, failed = runs[runs["status"] == OK], int((runs["status"] != OK).sum())
             line.append("–" if not len(runs) else
                         f"{fmt(ok['mIoU'].mean()) if len(ok) else 'diverged'}" + (f" ({failed} diverged)" if failed and len(ok) else "")
@@ -296,61 +303,64 @@ def settings(rows):
     return text
 
 
-def dataset_preview(rows, path):
-    """Sample images and labels of the embedded dataset the runs used."""
-    from data.synthetic import SyntheticScenes
-    data_cfg = {k: v for k, v in json.loads(rows.iloc[-1]["data_config"]).items() if k not in ("name", "root")}
-    ds = SyntheticScenes("val", **{**data_cfg, "n_val": 8})
-    fig, axes = plt.subplots(2, 8, figsize=(14, 3.8))
-    for i in range(8):
-        image, label = ds.images[i], ds.labels[i]
-        axes[0, i].imshow(image.permute(1, 2, 0).numpy())
-        axes[1, i].imshow(label.numpy(), cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+def dataset_preview(rows, results_dir, path):
+    """Sample images and labels of the embedded dataset the runs used (the "preview" analysis of their
+    data config). Returns False, drawing nothing, when that analysis is not in the results folder."""
+    analysis = data_analysis_file(results_dir, json.loads(rows.iloc[-1]["data_config"]), "preview")
+    if not os.path.exists(analysis):
+        return False
+    preview = load_analysis(analysis)
+    n = len(preview["image"])
+    fig, axes = plt.subplots(2, n, figsize=(14, 3.8))
+    for i in range(n):
+        axes[0, i].imshow(preview["image"][i])
+        axes[1, i].imshow(preview["label"][i], cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
         axes[0, i].axis("off")
         axes[1, i].axis("off")
     fig.suptitle("embedded dataset: images (top) and labels (bottom; " + ", ".join(
-        f"{c}={n}" for c, n in enumerate(ds.class_names)) + ")")
+        f"{c}={name}" for c, name in enumerate(preview["class_names"])) + ")")
     fig.tight_layout()
     save_figure(fig, path, 90)
+    return True
 
 
 def extra_sections(spec, rows, results_dir, fig_dir, rel_fig):
     """The paper-specific sections an ablation names in REPORT_SECTIONS ({section name: its
     arguments}), as markdown, in the order given. Each report function is called as
     fn(spec, rows, results_dir, fig_dir, rel_fig, **arguments)."""
-    functions = {"erf": erf.erf_section, "lc_speed": lc_sections.speed_section,
-                 "lc_stages": lc_sections.stage_map_section, "lc_probe": lc_sections.probe_section,
-                 "psp_context": psp.context_section, "psp_curves": psp.curve_section,
-                 "deeplab_fov": deeplab.fov_sections, "deeplab_crf": deeplab.crf_sections}
-    wanted = getattr(spec, "REPORT_SECTIONS", {})
-    unknown = sorted(set(wanted) - set(functions))
-    if unknown:
-        raise ValueError(f"{spec.NAME}.REPORT_SECTIONS: unknown section(s) {unknown}; known: {', '.join(functions)}")
-    texts = [functions[name](spec, rows, results_dir, fig_dir, rel_fig, **(kwargs or {}))
-             for name, kwargs in wanted.items()]
+    texts = [SECTION_FUNCTIONS[name](spec, rows, results_dir, fig_dir, rel_fig, **(kwargs or {}))
+             for name, kwargs in spec.report_sections.items()]  # names checked when the file was loaded
     return [t for t in texts if t]
+
+
+# the functions of engine/spec.py's SECTIONS (the names an ablation file may ask for)
+SECTION_FUNCTIONS = {"erf": erf.erf_section, "lc_speed": lc_sections.speed_section,
+                     "lc_stages": lc_sections.stage_map_section, "lc_probe": lc_sections.probe_section,
+                     "psp_context": psp.context_section, "psp_curves": psp.curve_section,
+                     "deeplab_fov": deeplab.fov_sections, "deeplab_crf": deeplab.crf_sections}
+assert set(SECTION_FUNCTIONS) == set(SECTIONS), "report/build.py draws exactly engine/spec.py's SECTIONS"
 
 
 def section(spec, all_rows, fig_dir, rel_fig, results_dir="results"):
     rows, left_out = one_plan(all_rows)
     dataset = str(rows.iloc[0]["dataset"])
-    plot(spec, rows, os.path.join(fig_dir, f"{spec.NAME}.png"))
-    parts = [f"## {spec.TITLE} (`{spec.NAME}`)", f"*{spec.PAPER}.* Published numbers: {spec.SOURCE}."]
+    plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"))
+    parts = [f"## {spec.title} (`{spec.name}`)", f"*{spec.paper}.* Published numbers: {spec.source}."]
     if dataset == "synthetic":
         parts.append("> Reproduced on the **embedded generated dataset**, not on the paper's data: compare "
                      "directions and claims, not absolute numbers. Δ = reproduced − published.")
     parts += ["### Published vs reproduced", results_table(spec, rows),
-              f"![{spec.NAME}]({rel_fig}/{spec.NAME}.png)",
+              f"![{spec.name}]({rel_fig}/{spec.name}.png)",
               "### Claims", claims_table(spec, rows)]
     tuning = tuning_section(spec, results_dir)
     if tuning:
         parts.append(tuning)
-    if hasattr(spec, "exact_facts"):
+    if spec.exact_facts is not None:
         parts += ["### Exact facts (paper dimensions)", facts_table(spec)]
     parts += extra_sections(spec, rows, results_dir, fig_dir, rel_fig)
     parts += ["### Settings used", settings(rows) + "".join(f"\n- {note}" for note in left_out)]
-    deviations = getattr(spec, "DEVIATIONS", {}).get(dataset if dataset == "synthetic" else "real", []) + \
-        ([] if dataset == "synthetic" else getattr(spec, "DEVIATIONS", {}).get(dataset, []))
+    deviations = spec.deviations.get(dataset if dataset == "synthetic" else "real", []) + \
+        ([] if dataset == "synthetic" else spec.deviations.get(dataset, []))
     if deviations:
         parts += ["### Deviations from the paper", "\n".join(f"- {d}" for d in deviations)]
     return "\n\n".join(parts)
@@ -363,21 +373,21 @@ def read_results(results_dir, specs):
     show every variant as "not run")."""
     found = {}
     for spec in specs:
-        path = os.path.join(results_dir, f"{spec.NAME}.csv")
+        path = os.path.join(results_dir, f"{spec.name}.csv")
         rows = read_rows(path)
         if not len(rows):
             continue
-        missing = [m for m in spec.METRICS if m not in rows] if (rows["status"] == OK).any() else []
+        missing = [m for m in spec.metrics if m not in rows] if (rows["status"] == OK).any() else []
         if missing:
-            raise ResultsError(f"{path}: no {', '.join(missing)} column (a metric of {spec.NAME}); "
+            raise ResultsError(f"{path}: no {', '.join(missing)} column (a metric of {spec.name}); "
                                "damaged or edited: restore it, or delete it and rerun")
-        found[spec.NAME] = rows
-        read_rows(tuning_csv_path(results_dir, spec.NAME))  # checked now too: the report reads it
+        found[spec.name] = rows
+        read_rows(selection_csv(results_dir, spec.name))  # checked now too: the report reads it
     return found
 
 
 def build(results_dir="results", report_dir="report", specs=None):
-    """Write report_dir/REPORT.md; returns its path. specs: ablation modules (default: all).
+    """Write report_dir/REPORT.md; returns its path. specs: ablation records (default: all).
     With no results to report (or a bad results file), raises ResultsError and writes nothing."""
     from ablations import load_all
     specs = specs or load_all()
@@ -385,15 +395,15 @@ def build(results_dir="results", report_dir="report", specs=None):
     if not results:
         raise ResultsError(f"results folder {results_dir} not found" if not os.path.isdir(results_dir) else
                            f"no results in {results_dir} (no rows in any of "
-                           f"{', '.join(spec.NAME + '.csv' for spec in specs)}): nothing to report")
+                           f"{', '.join(spec.name + '.csv' for spec in specs)}): nothing to report")
     fig_dir = os.path.join(report_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     sections, missing, synthetic_rows = [], [], None
     for spec in specs:
-        if spec.NAME not in results:
-            missing.append(spec.NAME)
+        if spec.name not in results:
+            missing.append(spec.name)
             continue
-        rows = results[spec.NAME]
+        rows = results[spec.name]
         sections.append(section(spec, rows, fig_dir, "figures", results_dir))
         if synthetic_rows is None and str(rows.iloc[-1]["dataset"]) == "synthetic":
             synthetic_rows = rows
@@ -407,8 +417,11 @@ def build(results_dir="results", report_dir="report", specs=None):
             "undecided).",
             "## Verdicts", verdict_summary(results, specs)]
     if synthetic_rows is not None:
-        dataset_preview(synthetic_rows, os.path.join(fig_dir, "dataset.png"))
-        head.append("![embedded dataset](figures/dataset.png)")
+        if dataset_preview(synthetic_rows, results_dir, os.path.join(fig_dir, "dataset.png")):
+            head.append("![embedded dataset](figures/dataset.png)")
+        else:
+            head.append("The figure of the embedded dataset is not drawn: its \"preview\" analysis is not in "
+                        f"`{results_dir}/analysis/` (a rerun of the ablation computes it without training).")
     if missing:
         head.append("Not run yet: " + ", ".join(f"`{m}`" for m in missing) + ".")
     out = os.path.join(report_dir, "REPORT.md")

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ablations.verdicts import seed_values  # noqa: E402
+from engine.design import seed_values  # noqa: E402
 
 
 def save_figure(fig, path, dpi):
@@ -58,7 +58,7 @@ def fmt(value, digits=2):
 
 
 def per_seed(rows, metric, minus=None):
-    """{variant: [value per seed]} over the finished runs: verdicts.seed_values without the seeds."""
+    """{variant: [value per seed]} over the finished runs: engine.design.seed_values without the seeds."""
     return {v: list(by_seed.values()) for v, by_seed in seed_values(rows, metric, minus).items()}
 
 

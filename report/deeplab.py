@@ -6,49 +6,46 @@ import json
 import math
 import os
 
-import torch
-
-from ablations.analysis import analysis_file, load_analysis
-from ablations.rows import OK, read_rows
-from ablations.tuning import choose_crfs, tuning_csv_path
-from ablations.verdicts import seed_values
+from engine.analysis import analysis_file, load_analysis, model_analysis_file
+from engine.design import seed_values
+from engine.rows import OK, read_rows
+from engine.tuning import choose_crfs, selection_csv
 from report.common import LABEL_COLOURS, fmt, image_grid, md_table, mean_std, mean_text, per_seed, shown_label
 
 
-def run_model(model_config):
-    """The network a row trained, rebuilt on the meta device (shapes only, no weights read) from
-    its model_config column: the report never re-plans runs from the current ablation file."""
-    from segmodels import build_model, without_weights
-    with torch.device("meta"):
-        return build_model(without_weights(json.loads(model_config)), 2)
+def run_fov(rows, results_dir, variant):
+    """The "fov" analysis of the network `variant`'s rows trained (its data and model config), or None."""
+    ok = rows[rows["variant"] == variant]
+    if not len(ok):
+        return None
+    row = ok.iloc[0]
+    path = model_analysis_file(results_dir, json.loads(row["data_config"]), json.loads(row["model_config"]), "fov")
+    return load_analysis(path) if os.path.exists(path) else None
 
 
-def fov_sections(spec, rows, results_dir, fig_dir, rel_fig):
-    """Markdown: the mapping of each variant as run (rebuilt from its rows' model_config) to the
-    paper's, training-speed ratios to 7×7 beside the paper's, and Table 1(a) beside the reproduced mIoU."""
-    from segmodels.backbones import receptive_field
-    from segmodels.deeplab import fov_receptive_field
-
+def fov_sections(spec, rows, results_dir, fig_dir, rel_fig, paper_fov, published_no_crf, receptive_field):
+    """Markdown: the mapping of each variant as run (its rows' "fov" analysis) to the paper's
+    (paper_fov(variant id): at paper size, from the config alone; receptive_field: the paper's Table 2),
+    training-speed ratios to 7×7 beside the paper's, and Table 1(a) (published_no_crf) beside the
+    reproduced mIoU."""
     preset = ", ".join(sorted(rows["preset"].astype(str).unique()))
-    configs = {v: g.iloc[0]["model_config"] for v, g in rows.groupby("variant", sort=False)}
     params = per_seed(rows, "params")
     mapping, run = [], None
-    for v in spec.VARIANTS:
-        paper = spec.paper_model(v["id"]).backbone.fc6
-        line = [v["label"], f"{paper.kernel_size}×{paper.kernel_size}, dil {paper.dilation}, "
-                f"{paper.conv.out_channels}", spec.RECEPTIVE_FIELD[v["id"]],
-                fmt(spec.PUBLISHED[v["id"]]["params"] / 1e6, 1) + "M"]
-        if v["id"] in configs:
-            run = run_model(configs[v["id"]])
-            fc6 = run.backbone.fc6
-            line += [f"{fc6.kernel_size}×{fc6.kernel_size}, dil {fc6.dilation}, {fc6.conv.out_channels}",
-                     fov_receptive_field(run), fmt(mean_std(params.get(v["id"], []))[0])]
+    for v in spec.variants:
+        k, d, c = paper_fov(v["id"])["fc6"]
+        line = [v["label"], f"{k}×{k}, dil {d}, {c}", receptive_field[v["id"]],
+                fmt(spec.published[v["id"]]["params"] / 1e6, 1) + "M"]
+        fov = run_fov(rows, results_dir, v["id"])
+        if fov is not None:
+            run = fov
+            k, d, c = (int(x) for x in fov["fc6"])
+            line += [f"{k}×{k}, dil {d}, {c}", int(fov["receptive_field"]), fmt(mean_std(params.get(v["id"], []))[0])]
         else:
-            line += ["not run", "–", "–"]
+            line += ["not run" if v["id"] not in set(rows["variant"]) else "no fov analysis", "–", "–"]
         mapping.append(line)
     trunk = (f"Receptive field of the conv trunk alone (before fc6): paper "
-             f"{receptive_field(spec.paper_model('largefov').backbone.features)} px"
-             + (f", run {receptive_field(run.backbone.features)} px" if run is not None else "")
+             f"{paper_fov('largefov')['trunk_receptive_field']} px"
+             + (f", run {int(run['trunk_receptive_field'])} px" if run is not None else "")
              + f" (image: {rows.iloc[0].get('image_size')} px).")
     parts = [f"### Variants as run (preset `{preset}`) beside the paper's",
              md_table(["variant", "paper fc6 (k, dil, filters)", "paper receptive field", "paper #params",
@@ -58,10 +55,10 @@ def fov_sections(spec, rows, results_dir, fig_dir, rel_fig):
     speed = per_seed(rows, "train_img_per_s")
     base = mean_std(speed.get("k7d4", []))[0]
     body = []
-    for v in spec.VARIANTS:
+    for v in spec.variants:
         mean, std, n = mean_std(speed.get(v["id"], []))
-        pub = spec.PUBLISHED[v["id"]]["train_img_per_s"]
-        body.append([v["label"], fmt(pub), fmt(pub / spec.PUBLISHED["k7d4"]["train_img_per_s"]) + "×",
+        pub = spec.published[v["id"]]["train_img_per_s"]
+        body.append([v["label"], fmt(pub), fmt(pub / spec.published["k7d4"]["train_img_per_s"]) + "×",
                      f"{fmt(mean, 1)} ± {fmt(std, 1)} ({n})" if n else "not run",
                      fmt(mean / base) + "×" if n and not math.isnan(base) else "–"])
     parts += ["### Training speed: ratio to 7×7 (timed after training, one run at a time, on a fixed batch)",
@@ -70,8 +67,8 @@ def fov_sections(spec, rows, results_dir, fig_dir, rel_fig):
 
     miou = per_seed(rows, "mIoU")
     body = []
-    for v in spec.VARIANTS:
-        body.append([v["label"], fmt(spec.PUBLISHED_NO_CRF.get(v["id"])), fmt(spec.PUBLISHED[v["id"]]["mIoU"]),
+    for v in spec.variants:
+        body.append([v["label"], fmt(published_no_crf.get(v["id"])), fmt(spec.published[v["id"]]["mIoU"]),
                      mean_text(miou.get(v["id"], []))])
     parts += ["### Table 1(a): before the CRF (as reproduced here)",
               "Without the CRF the paper's LargeFOV (62.25) is 2.1 points below 7×7 (64.38); the "
@@ -91,9 +88,9 @@ def crf_gain(rows, variant, metric="mIoU"):
 def crf_sections(spec, rows, results_dir, fig_dir, rel_fig, table_1a, table_2):
     """Markdown: Table 1(a) and Table 2 before / after the CRF beside the paper's, the CRF's gain on
     boundary and internal pixels, its settings as chosen on held-out training images, and a figure."""
-    label = {v["id"]: v["label"] for v in spec.VARIANTS}
+    label = {v["id"]: v["label"] for v in spec.variants}
     miou = per_seed(rows, "mIoU")
-    pub = {v: spec.PUBLISHED.get(v, {}).get("mIoU") for v in label}
+    pub = {v: spec.published.get(v, {}).get("mIoU") for v in label}
     body = [[label[v], fmt(pub[v]), fmt(pub[f"{v}_crf"]), fmt(pub[f"{v}_crf"] - pub[v]),
              mean_text(miou.get(v, [])), mean_text(miou.get(f"{v}_crf", [])), mean_text(crf_gain(rows, v))]
             for v in table_1a]
@@ -129,7 +126,7 @@ def crf_sections(spec, rows, results_dir, fig_dir, rel_fig, table_1a, table_2):
 
 def crf_selection(spec, results_dir):
     """The CRF grid on held-out training images: each point's settings and mIoU, the point chosen."""
-    path = tuning_csv_path(results_dir, spec.NAME)
+    path = selection_csv(results_dir, spec.name)
     if not os.path.exists(path):
         return None
     rows = read_rows(path)
@@ -154,7 +151,7 @@ def crf_selection(spec, results_dir):
 def crf_figure(spec, rows, results_dir, fig_dir, rel_fig):
     """Image, label, before and after the CRF for a few validation images: the "crf_examples" analysis
     of the lowest seed's run of the variant that keeps it."""
-    variant = next((v["id"] for v in spec.VARIANTS if "crf_examples" in v.get("analyses", [])), None)
+    variant = next((v["id"] for v in spec.variants if "crf_examples" in v.get("analyses", [])), None)
     ok = rows[(rows["variant"] == variant) & (rows["status"] == OK)].sort_values("seed", kind="stable")
     if not len(ok):
         return None
@@ -163,7 +160,7 @@ def crf_figure(spec, rows, results_dir, fig_dir, rel_fig):
     if not os.path.exists(path):
         return f"Figure not drawn: {os.path.relpath(path, results_dir)} is not in the results folder."
     data = load_analysis(path)
-    name = f"{spec.NAME}_examples.png"
+    name = f"{spec.name}_examples.png"
     image_grid([("image", list(data["image"]), {}),
                 ("label", [shown_label(label) for label in data["label"]], LABEL_COLOURS),
                 ("before CRF", list(data["before"]), LABEL_COLOURS), ("after CRF", list(data["after"]), LABEL_COLOURS)],

@@ -3,7 +3,7 @@ input pixel moves the score of one output pixel, |∂ score / ∂ input|, averag
 images. GCN's Fig. 3 argues with the *valid* receptive field; this measures it on the trained
 models of a table instead of asserting it.
 
-The maps are computed when a run finishes (ablations/analysis.py, analysis "erf") and kept in
+The maps are computed when a run finishes (engine/analysis.py, analysis "erf") and kept in
 results/analysis/; this module only draws them: a figure and a table of mass radii.
 """
 import math
@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from ablations.analysis import analysis_file, load_analysis
+from engine.analysis import analysis_file, load_analysis
 from report.common import md_table, plt, save_figure
 
 MASS_FRACTIONS = (0.5, 0.9)
@@ -51,9 +51,9 @@ def variant_erf(rows, variant, results_dir):
 
 def erf_section(spec, rows, results_dir, fig_dir, rel_fig, variants):
     """Markdown (figure + table) comparing the effective receptive fields of `variants` (ids of
-    spec.VARIANTS), from the analysis files of the rows used. A variant or seed without its file
+    spec.variants), from the analysis files of the rows used. A variant or seed without its file
     gets one line saying so; the section never fails for a missing file."""
-    labels = {v["id"]: v["label"] for v in spec.VARIANTS}
+    labels = {v["id"]: v["label"] for v in spec.variants}
     found, notes, n_images = [], [], set()
     for vid in variants:
         label = labels.get(vid, vid)
@@ -70,7 +70,7 @@ def erf_section(spec, rows, results_dir, fig_dir, rel_fig, variants):
     parts = ["### Effective receptive field (beyond the paper)",
              f"Mean |∂ score / ∂ input| of the centre output pixel's predicted-class logit over {images} "
              "validation images, averaged over the seeds listed, summed over colour channels; computed when "
-             "each run finished (ablations/analysis.py) and kept in the results folder. Each panel is scaled "
+             "each run finished (engine/analysis.py) and kept in the results folder. Each panel is scaled "
              "to its own maximum. The radii are those of the smallest disc around the centre that holds "
              "50 % / 90 % of the gradient mass."]
     if found:
@@ -87,8 +87,8 @@ def erf_section(spec, rows, results_dir, fig_dir, rel_fig, variants):
             ax.axis("off")
         fig.suptitle("effective receptive field of the centre pixel (circles: 50 % / 90 % of the mass)", fontsize=9)
         fig.tight_layout()
-        save_figure(fig, os.path.join(fig_dir, f"{spec.NAME}_erf.png"), 100)
-        parts.append(f"![{spec.NAME} effective receptive field]({rel_fig}/{spec.NAME}_erf.png)")
+        save_figure(fig, os.path.join(fig_dir, f"{spec.name}_erf.png"), 100)
+        parts.append(f"![{spec.name} effective receptive field]({rel_fig}/{spec.name}_erf.png)")
         header = ["model", "seeds"] + [f"{int(100 * f)} % mass radius (px)" for f in MASS_FRACTIONS]
         body = [[label, ", ".join(map(str, used))] + [f"{mass_radius(erf, f):.1f}" for f in MASS_FRACTIONS]
                 for label, erf, used in found]

@@ -5,7 +5,7 @@ import os
 
 from matplotlib.colors import ListedColormap
 
-from ablations.analysis import analysis_file, load_analysis
+from engine.analysis import analysis_file, load_analysis
 from report.common import LABEL_COLOURS, fmt, image_grid, md_table, mean_std, per_seed, shown_label
 
 
@@ -34,7 +34,7 @@ def speed_section(spec, rows, results_dir, fig_dir, rel_fig, published, speedups
     """Table 3 as reproduced: per ρ the median ms/image, images/s and per-stage ms (mean ± std over
     seeds), the paper's numbers beside where it has them (`published`: {variant: {'infer_ms', 'fps',
     'stage_ms'}}), then the speed-up of each [slow, fast] pair in `speedups`, paired by seed."""
-    variants = spec.VARIANTS
+    variants = spec.variants
     if "infer_ms" not in rows:
         return "### Speed (Table 3)\n\nNo timings in these results (eval without `speed_repeats`)."
     body = []
@@ -89,7 +89,7 @@ def stage_map_section(spec, rows, results_dir, fig_dir, rel_fig, variant):
     n = len(stages)
     cmap_stage = ListedColormap(["#fde0a1", "#f07b3f", "#5c1a33"])  # stage 1, 2, 3
     share = [100 * float((stages == s).mean()) for s in (1, 2, 3)]
-    name = f"{spec.NAME}_stages.png"
+    name = f"{spec.name}_stages.png"
     image_grid([("image", list(data["image"]), {}),
                 ("label", [shown_label(label) for label in data["label"]], LABEL_COLOURS),
                 ("prediction", list(data["prediction"]), LABEL_COLOURS),

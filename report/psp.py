@@ -7,24 +7,13 @@ import os
 
 import numpy as np
 
-from ablations.analysis import analysis_file, band_distances, load_analysis, upward_reach
-from ablations.rows import OK
+from engine.analysis import analysis_file, data_analysis_file, load_analysis, model_analysis_file
+from engine.rows import OK
 from report.common import fmt, md_table, plt, save_figure
 
 # A seed "learned the context rule" when its context_acc (chance 50 %) is at least this: fixed
 # before looking at any result, halfway between chance and perfect.
 LEARNED_CONTEXT_ACC = 75.0
-
-HEADS = ("baseline", "control", "b1_ave", "b1236_ave_dr")
-
-
-def run_model(model_config, num_classes):
-    """The network a row trained, rebuilt from its model_config column, untrained: the upward reach
-    depends on the architecture only (upward_reach makes every weight positive), so no trained
-    weights, and no analysis file, are needed, and the section stays exact for any committed CSV.
-    Pretrained weights are not loaded (they would not change the reach)."""
-    from segmodels import build_model, without_weights
-    return build_model(without_weights(json.loads(model_config)), num_classes)
 
 
 def context_failures(rows, threshold=LEARNED_CONTEXT_ACC):
@@ -45,43 +34,47 @@ def failures_table(rows, threshold=LEARNED_CONTEXT_ACC):
                     [(v, n, k, f"{fmt(rate, 0)} %" if n else "–") for v, n, k, rate in context_failures(rows, threshold)])
 
 
-def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads=HEADS):
-    """Report section (markdown): for each kind of head, the share of object pixels whose receptive
-    field contains a band pixel, a histogram of object-to-band distances against the baseline's
-    reach, and a sample scene with the receptive field drawn. Only for the embedded dataset in
-    scene-context mode (empty otherwise)."""
-    from data.synthetic import SyntheticScenes, cue_rows
-
+def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads):
+    """Report section (markdown): for each kind of head in `heads`, the share of object pixels whose
+    receptive field contains a band pixel (its network's "reach" analysis), a histogram of
+    object-to-band distances against the baseline's reach, and a sample scene with the receptive field
+    drawn (the dataset's "context_bands" analysis). Only for the embedded dataset in scene-context
+    mode (empty otherwise)."""
     data_cfg = json.loads(rows.iloc[0]["data_config"])
     if data_cfg.get("name") != "synthetic" or not data_cfg.get("context"):
         return ""
+    title = "### Why a local receptive field cannot solve the context task"
+    bands_file = data_analysis_file(results_dir, data_cfg, "context_bands")
+    if not os.path.exists(bands_file):
+        return f"{title}\n\nNot drawn: {os.path.relpath(bands_file, results_dir)} is not in the results folder."
+    bands = load_analysis(bands_file)
+    size, band = int(bands["size"]), int(bands["band_rows"])
+    distances, counts = bands["distances"], bands["counts"]
     configs = {v: g.iloc[0]["model_config"] for v, g in rows.groupby("variant", sort=False)}
-    val = SyntheticScenes("val", **{k: v for k, v in data_cfg.items() if k != "name"})
-    size, band = val.labels.shape[-1], cue_rows(val.labels.shape[-1])
-    dist = band_distances(val)
     lines = ["| head | reach upwards (px) | object pixels whose receptive field holds a band pixel |",
              "|---|---|---|"]
     reach_of = {}
     for variant in heads:
-        if variant not in configs:
+        path = model_analysis_file(results_dir, data_cfg, json.loads(configs[variant]), "reach") \
+            if variant in configs else None
+        if path is None or not os.path.exists(path):
             continue
-        reach = upward_reach(run_model(configs[variant], val.num_classes), size)
+        reach = float(load_analysis(path)["reach"])
+        reach = reach if math.isinf(reach) else int(reach)
         reach_of[variant] = reach
         lines.append(f"| {variant} | {'whole image' if math.isinf(reach) else reach} | "
-                     f"{100 * np.mean(dist <= reach):.1f} % |")
+                     f"{100 * (counts[distances <= reach].sum() / counts.sum()):.1f} % |")
     local = min(reach_of.get("baseline", size), size)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    axes[0].hist(dist, bins=np.arange(0, size + 2, 2) - 0.5, color="tab:blue")  # 2-row bins
+    axes[0].hist(distances, bins=np.arange(0, size + 2, 2) - 0.5, weights=counts, color="tab:blue")  # 2-row bins
     axes[0].set_xlim(0, size)
     axes[0].axvline(local, color="tab:red", label=f"baseline reach ({local} px)")
     axes[0].set_xlabel("rows from an object pixel up to the band")
     axes[0].set_ylabel("object pixels (val)")
     axes[0].legend()
-    i = int(np.argmin([(lab > 0).nonzero()[:, 0].min().item() if (lab > 0).any() else size
-                       for lab in val.labels[:50]]))  # the scene whose object comes nearest the band
-    axes[1].imshow(val.images[i].permute(1, 2, 0).numpy())
-    ys, xs = (val.labels[i] > 0).nonzero(as_tuple=True)
+    axes[1].imshow(bands["image"])  # the scene whose object comes nearest the band
+    ys, xs = (bands["label"] > 0).nonzero()
     top = int(ys.argmin())
     y, x = int(ys[top]), int(xs[top])
     axes[1].add_patch(plt.Rectangle((x - local, y - local), 2 * local, 2 * local, fill=False, color="white",
@@ -91,17 +84,17 @@ def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads=HEADS):
                       f"(band: rows 0-{band - 1})", fontsize=9)
     axes[1].axis("off")
     fig.tight_layout()
-    name = f"{spec.NAME}_context.png"
+    name = f"{spec.name}_context.png"
     save_figure(fig, os.path.join(fig_dir, name), 100)
     return "\n\n".join([
-        "### Why a local receptive field cannot solve the context task",
+        title,
         f"The kind of scene (which decides between look-alike classes) is shown only by the band in "
-        f"rows 0–{band - 1}; every object lies ≥ {int(dist.min())} rows below it. The reach is the "
+        f"rows 0–{band - 1}; every object lies ≥ {int(distances.min())} rows below it. The reach is the "
         "exact receptive field of the architecture each row trained (its model_config), upwards "
-        "(ablations/analysis.upward_reach). Where no object pixel's receptive field holds a band pixel, a head "
+        "(engine/analysis.upward_reach). Where no object pixel's receptive field holds a band pixel, a head "
         "can only guess the kind of scene (context_acc ≈ 50 %); pyramid pooling sees the whole image.",
         "\n".join(lines),
-        f"![{spec.NAME} context]({rel_fig}/{name})",
+        f"![{spec.name} context]({rel_fig}/{name})",
         "#### How many seeds learned the context rule",
         f"A seed counts as having learned the rule when its context_acc is ≥ {LEARNED_CONTEXT_ACC:g} % "
         "(chance: 50 %; the threshold was fixed before looking at the results). A head that can see the "
@@ -162,7 +155,7 @@ def curve_section(spec, rows, results_dir, fig_dir, rel_fig, loss="main_loss"):
     title = "### Training curves: does the auxiliary loss speed up the main loss?"
     if not curves:
         return f"{title}\n\nNot drawn: no run of this table has a saved training curve (analysis \"curve\")."
-    labels = {v["id"]: v.get("label", v["id"]) for v in getattr(spec, "VARIANTS", [])}
+    labels = {v["id"]: v.get("label", v["id"]) for v in spec.variants}
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for i, (variant, data) in enumerate(curves.items()):  # one colour per variant in both panels
         it, style = data["iteration"][0], {"label": labels.get(variant, variant), "color": f"C{i}"}
@@ -177,7 +170,7 @@ def curve_section(spec, rows, results_dir, fig_dir, rel_fig, loss="main_loss"):
         ax.legend(fontsize=8)
     axes[0].set_ylabel("cross-entropy (one batch)")
     fig.tight_layout()
-    name = f"{spec.NAME}_curves.png"
+    name = f"{spec.name}_curves.png"
     save_figure(fig, os.path.join(fig_dir, name), 100)
     header = ["variant", "seeds"] + [f"main loss at {int(100 * f)} %" for f in CURVE_POINTS]
     table = [[labels.get(v, v), len(d[loss])] + [fmt(loss_at(d["iteration"][0], d[loss], f), 3) for f in CURVE_POINTS]
@@ -186,9 +179,9 @@ def curve_section(spec, rows, results_dir, fig_dir, rel_fig, loss="main_loss"):
         title,
         "Deep supervision is an optimisation aid: where it works, the main head's loss falls faster "
         "early in training. The losses are those of single training batches, logged every few "
-        "iterations (ablations/train.py) and saved per run (analysis \"curve\"); the table gives the "
+        "iterations (engine/trainer.py) and saved per run (analysis \"curve\"); the table gives the "
         f"mean over seeds and over the logged iterations in the last {int(100 * CURVE_WINDOW)} % of "
         "training up to each point.",
         md_table(header, table),
-        f"![{spec.NAME} curves]({rel_fig}/{name})",
+        f"![{spec.name} curves]({rel_fig}/{name})",
     ] + (["Missing curves: " + "; ".join(notes) + "."] if notes else []))

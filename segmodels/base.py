@@ -1,13 +1,15 @@
 """The one protocol every segmentation model follows, and the parameter counts the papers use.
 
     model(images)                             -> logits [B, K, H, W] at the input size
-    model(images, labels, progress=it / its)  -> (loss, {part: float})   training
+    model(images, labels, progress=it / its)  -> (loss, {part: tensor})  training
     model.predict(images, **eval_options)     -> (logits, {stat: float}) evaluation
+    model.parameter_groups()                  -> (backbone parameters, new layers' parameters)
 
 Training goes through forward so that DistributedDataParallel (which syncs gradients only through
 forward) works for every model. Evaluation options (a cascade's threshold ρ) are arguments, never
 state on the model, so one plan's options cannot leak into the next; statistics of a pass (the
-share of pixels per stage, per-stage times) are returned by that pass.
+share of pixels per stage, per-stage times) are returned by that pass. Loss parts are returned as
+tensors (detached), so a training step never waits for them; the trainer reads them when it logs.
 """
 import torch.nn as nn
 import torch.nn.functional as F
@@ -44,6 +46,15 @@ class SegModel(nn.Module):
     def training_loss(self, images, labels, progress=0.0):
         """Cross-entropy of the logits; progress (iteration / iterations) is for schedules that change."""
         return F.cross_entropy(self.logits(images), labels, ignore_index=IGNORE_INDEX), {}
+
+    def parameter_groups(self):
+        """(backbone parameters, new layers' parameters), in the model's order: the backbone (what
+        ImageNet weights initialise, self.backbone) trains at the base lr, the new layers at
+        head_lr_mult × it (engine/step.py make_optimizer). A model whose pretrained part is
+        elsewhere overrides this."""
+        backbone = {id(p) for p in self.backbone.parameters()}
+        params = list(self.parameters())
+        return [p for p in params if id(p) in backbone], [p for p in params if id(p) not in backbone]
 
 
 def count_params(model):

@@ -233,7 +233,7 @@ class LayerCascade(SegModel):
             loss = stage_loss(self.heads[2](feat), target)
             if loss is None:
                 loss = sum(p.sum() for p in self.parameters()) * 0.0
-            return loss, {"loss3": loss.item()}
+            return loss, {"loss3": loss.detach()}
         first = min(int(progress * 3), 2) if mode == "model_cascade" else 0
         for i in range(first):  # frozen stages keep their BN statistics
             for m in self.stage_modules(i):
@@ -249,7 +249,7 @@ class LayerCascade(SegModel):
             loss = stage_loss(logits, target if region is None else target.reshape(-1)[region.flat])
             if loss is not None:
                 total = loss if total is None else total + loss
-                parts[f"loss{i + 1}"] = loss.item()
+                parts[f"loss{i + 1}"] = loss.detach()
         if total is None:  # every pixel a stage received is ignored: a zero loss that keeps the graph
             total = sum(p.sum() for p in self.parameters()) * 0.0
         return total, parts

@@ -114,9 +114,9 @@ class PSPNet(SegModel):
         main = F.interpolate(self._main(feats), size=size, mode="bilinear", align_corners=False)
         main_loss = F.cross_entropy(main, labels, ignore_index=IGNORE_INDEX)
         if self.aux is None:
-            return main_loss, {"main_loss": main_loss.item()}
+            return main_loss, {"main_loss": main_loss.detach()}
         aux_in = list(feats.values())[-2]
         aux = F.interpolate(self.aux(aux_in), size=size, mode="bilinear", align_corners=False)
         aux_loss = F.cross_entropy(aux, labels, ignore_index=IGNORE_INDEX)
-        return main_loss + self.aux_weight * aux_loss, {"main_loss": main_loss.item(),
-                                                        "aux_loss": aux_loss.item()}
+        return main_loss + self.aux_weight * aux_loss, {"main_loss": main_loss.detach(),
+                                                        "aux_loss": aux_loss.detach()}

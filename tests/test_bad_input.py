@@ -9,7 +9,7 @@ import torch
 
 import run_all
 from ablations import load_all
-from ablations.runs import plan_runs, preset_config
+from helpers import plans_of, settings_of
 from data import build_dataset
 from data.ade20k import ADE20K
 from data.cityscapes import Cityscapes
@@ -192,7 +192,7 @@ def test_check_passes_on_good_trees_and_names_bad_files(tmp_path):
 
 def test_damaged_synthetic_cache_is_found_before_training(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SEGABL_CACHE", str(tmp_path / "cache"))
-    data_cfg = preset_config(load_all()[0], "smoke")["data"]
+    data_cfg = settings_of("gcn_k", "smoke").data
     good = build_dataset(data_cfg, "val")
     good.check()
     torch.save({"images": good.images, "labels": good.labels.clamp(max=9) * 0 + 9, "params": good.cached_params},
@@ -251,9 +251,8 @@ def test_bad_results_csv_is_one_line_and_left_as_it_is(damage, results_copy, cap
 
 def test_paper_preset_on_the_embedded_data_resolves():
     for spec in load_all():
-        cfg = preset_config(spec, "paper", data="synthetic")
-        for data_cfg in {str(p["data"]): p["data"] for p in plan_runs(spec, cfg, "paper")}.values():
-            assert data_cfg == {"name": "synthetic"}, spec.NAME  # no crop_size, scale, flip, rotate, blur
+        for data_cfg in {str(p.data): p.data for p in plans_of(spec, "paper", data="synthetic")}.values():
+            assert data_cfg == {"name": "synthetic"}, spec.name  # no crop_size, scale, flip, rotate, blur
             for split in ("train", "val"):  # SyntheticScenes takes it (it rejects unknown options)
                 small = {**data_cfg, "image_size": 32, "n_train": 2, "n_val": 2}
                 assert isinstance(build_dataset(small, split), SyntheticScenes)

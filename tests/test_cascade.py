@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import torchvision
 
 import run_all
-from ablations.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, judge
+from engine.claims import Outcome, Ratio
 from segmodels import build_model
 from segmodels.cascade import LayerCascade, ResidualUnit, StageHead, small_trunk
 from segmodels.region_conv import (DENSE_ABOVE, Region, masked_head, region_conv2d, region_head, region_residual,
@@ -298,11 +298,10 @@ def test_resnet_trunk_region_path_matches_dense_at_rho_one():
 
 def test_ratio_claim_test():
     values = {"slow": [10.0, 10.4, 9.8], "fast": [5.0, 5.2, 4.9]}
-    verdict, text = judge({"test": "ratio", "a": "slow", "b": "fast", "min_ratio": 1.5}, values)
-    assert verdict == REPRODUCED and "2.00×" in text
-    assert judge({"test": "ratio", "a": "slow", "b": "fast", "min_ratio": 2.5}, values)[0] == CONTRADICTED
-    assert judge({"test": "ratio", "a": "slow", "b": "fast", "min_ratio": 1.0}, {"slow": [2.0], "fast": [1.0]})[0] \
-        == INCONCLUSIVE
+    verdict, text = Ratio("", "infer_ms", a="slow", b="fast", min_ratio=1.5).judge(values)
+    assert verdict == Outcome.REPRODUCED and "2.00×" in text
+    assert Ratio("", "infer_ms", a="slow", b="fast", min_ratio=2.5).judge(values)[0] == Outcome.CONTRADICTED
+    assert Ratio("", "infer_ms", a="slow", b="fast").judge({"slow": [2.0], "fast": [1.0]})[0] == Outcome.INCONCLUSIVE
 
 
 def test_region_conv_benchmark_writes_a_row_per_fraction(tmp_path):
@@ -334,12 +333,12 @@ def test_lc_ablation_smoke_run(name, lc_smoke_run):
     rows = pd.read_csv(out / f"{name}.csv")
     from ablations import load
     spec = load(name)
-    assert sorted(rows["variant"]) == sorted(v["id"] for v in spec.VARIANTS)
+    assert sorted(rows["variant"]) == sorted(v["id"] for v in spec.variants)
     assert (rows["status"] == "ok").all()
     assert ((rows["stage1_pct"] + rows["stage2_pct"] + rows["stage3_pct"]).round(6) == 100).all()
     assert (rows["infer_ms"] > 0).all()
     # variants that differ only in their eval options (ρ) share one trained model
-    assert rows["run_id"].nunique() == len({str(v["model"]) for v in spec.VARIANTS})
+    assert rows["run_id"].nunique() == len({str(v["model"]) for v in spec.variants})
     report = (rep / "REPORT.md").read_text()
     assert f"(`{name}`)" in report
     if name == "lc_threshold":

@@ -56,3 +56,58 @@ def test_missing_real_data_is_a_clear_error(tmp_path, capsys):
 def test_list(capsys):
     assert run_all.main(["--list"]) == 0
     assert "gcn_k" in capsys.readouterr().out
+
+
+def test_show_config_prints_each_resolved_plan_without_training(tmp_path, capsys):
+    from helpers import plans_of
+    assert run_all.main(["--show-config", "gcn_k", "k7", "--preset", "smoke", "--seeds", "2",
+                         "--out", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    plans = [p for p in plans_of("gcn_k", seeds=2) if p.variant == "k7"]
+    assert f"plan {plans[0].plan_id}" in out and "## variant k7" in out and "## variant k3" not in out
+    assert f"run ids: seed 0 {plans[0].run_id}, seed 1 {plans[1].run_id}" in out
+    assert f"eval id: {plans[0].eval_id}" in out
+    assert '"head": "gcn", "k": 7' in out and '"iterations": 3' in out and '"threads": 1' in out
+    assert not (tmp_path / "results").exists()  # nothing planned is trained or written
+    # every variant, and the selection runs of a tuned ablation, with the lr still to be chosen
+    assert run_all.main(["--show-config", "gcn_vs_conv", "--preset", "smoke", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("## variant ") == 13 and "## selection run gcn_k7_tuned@0.2" in out
+    assert "## variant conv_k9_tuned (lr or CRF settings to be chosen by its selection runs" in out
+
+
+def test_set_lays_a_setting_over_every_variant_and_is_part_of_the_run_id(tmp_path):
+    from helpers import plans_of, selection_of
+    plain = {p.variant: p for p in plans_of("gcn_vs_conv")}
+    faster = {p.variant: p for p in plans_of("gcn_vs_conv", sets=(("train.lr", 0.01), ("model.head_width", 4)))}
+    assert {p.train["lr"] for p in faster.values()} == {0.01} and faster["conv_k3"].model["head_width"] == 4
+    assert all(faster[v].run_id != plain[v].run_id for v in plain)
+    # laid over the variants, under the lr a selection run scales: × 0.2 of the lr set
+    assert {p.train["lr"] for p in selection_of("gcn_vs_conv", sets=(("train.lr", 0.01),))} == {0.002, 0.005, 0.01}
+    seeds = plans_of("gcn_k", sets=(("seeds", [1, 2]), ("data.n_train", 8)))
+    assert max(p.seed for p in seeds) == 1 and seeds[0].looks == (1, 2) and seeds[0].data["n_train"] == 8
+    # end to end: the rows are the runs of the setting given
+    out = tmp_path / "results"
+    assert run_all.main(["--ablation", "gcn_boundary", "--preset", "smoke", "--set", "train.iterations=2",
+                         "--out", str(out), "--report-dir", str(tmp_path / "report"), "--no-progress",
+                         "--jobs", "1"]) == 0
+    rows = pd.read_csv(out / "gcn_boundary.csv")
+    assert (rows["iterations"] == 2).all() and (rows["status"] == "ok").all()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.lrr=0.1", "unknown train option(s) ['lrr']"),
+    ("model.kernel=3", "bad model options for arch 'single_head'"),
+    ("eval.rho=0.9", "unknown evaluation options ['rho']"),
+    ("optimiser.lr=0.1", "unknown section 'optimiser'"),
+    ("train.lr", "expected KEY=VALUE"),
+    ("seeds.n=3", "seeds takes no sub-key"),
+    ("seeds=0", "seeds must be an int >= 1"),
+    ("tuning.grid=[1]", "unknown tuning option(s) ['grid']"),
+])
+def test_a_bad_set_is_a_one_line_error_before_anything_runs(setting, message, tmp_path, capsys):
+    code = run_all.main(["--ablation", "gcn_k", "--preset", "smoke", "--set", setting, "--out", str(tmp_path / "r"),
+                         "--report-dir", str(tmp_path / "rep"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists()

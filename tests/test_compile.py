@@ -7,10 +7,10 @@ import os
 import pytest
 import torch
 
-import ablations.train as train_mod
+import engine.trainer as train_mod
 import run_all
 from ablations import gcn_k
-from ablations.runs import plan_runs, preset_config
+from helpers import plans_of
 from data import build_dataset
 from segmodels import build_model
 
@@ -76,10 +76,9 @@ def test_compile_failure_is_one_clear_line(tmp_path):
 
 
 def test_compile_flag_sets_the_train_key_and_changes_run_ids(monkeypatch):
-    plain = plan_runs(gcn_k, preset_config(gcn_k, "smoke"), "smoke")
-    compiled = plan_runs(gcn_k, preset_config(gcn_k, "smoke", compile=True), "smoke")
-    assert all(p["train"]["compile"] is True for p in compiled)
-    assert all("compile" not in p["train"] for p in plain)
-    assert {p["run_id"] for p in plain}.isdisjoint(p["run_id"] for p in compiled)
+    plain, compiled = plans_of(gcn_k), plans_of(gcn_k, compile=True)
+    assert all(p.train["compile"] is True for p in compiled)
+    assert all("compile" not in p.train for p in plain)
+    assert {p.run_id for p in plain}.isdisjoint(p.run_id for p in compiled)
     assert run_all.parse_args(["--ablation", "gcn_k", "--compile"]).compile
     assert not run_all.parse_args(["--ablation", "gcn_k"]).compile

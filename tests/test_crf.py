@@ -12,10 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ablations.rows import read_rows
-from ablations.runs import plan_runs, preset_config, run_ablation
-from ablations.tuning import choose_crfs, crf_grid
 from data import build_dataset
+from engine.rows import read_rows
+from engine.spec import from_module
+from engine.tuning import choose_crfs, crf_grid
+from helpers import ablation_file, plans_of, run, settings_of, tiny
 from data.transforms import to_rgb, to_tensor
 from segmodels.crf import dense_crf, exact_dense_crf
 
@@ -98,9 +99,8 @@ def test_mismatched_shapes_are_refused():
 
 def crf_spec(crf):
     """Two evaluations of one trained model: without and with the CRF."""
-    return types.SimpleNamespace(
-        NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3},
-        VARIANTS=[{"id": "plain"}, {"id": "crf", "eval": {"crf": crf}}], CLAIMS=[])
+    return tiny("crf", [{"id": "plain"}, {"id": "crf", "eval": {"crf": crf}}],
+                model={"arch": "single_head", "head": "gcn", "k": 3}, presets={})
 
 
 CRF = {"w1": 4.0, "theta_alpha": 8.0, "theta_beta": 5.0}
@@ -108,10 +108,9 @@ CRF = {"w1": 4.0, "theta_alpha": 8.0, "theta_beta": 5.0}
 
 def test_the_crf_is_an_evaluation_option_off_the_run_id(tmp_path):
     spec = crf_spec(CRF)
-    cfg = preset_config(spec, "smoke")
-    plans = plan_runs(spec, cfg, "smoke")
-    assert plans[0]["run_id"] == plans[1]["run_id"] and plans[0]["eval_id"] != plans[1]["eval_id"]
-    assert run_ablation(spec, cfg, "smoke", str(tmp_path), progress=False) == 2
+    plans = plans_of(spec)
+    assert plans[0].run_id == plans[1].run_id and plans[0].eval_id != plans[1].eval_id
+    assert run(spec, tmp_path) == 2
     rows = read_rows(str(tmp_path / "crf.csv")).set_index("variant")
     assert (rows["status"] == "ok").all() and len(os.listdir(tmp_path / "runs")) == 1  # trained once
     assert json.loads(rows.loc["crf", "eval_config"])["crf"] == CRF  # its settings recorded in the row
@@ -120,14 +119,13 @@ def test_the_crf_is_an_evaluation_option_off_the_run_id(tmp_path):
 
 def test_crf_rows_fail_clearly_without_the_package_and_a_rerun_retries_them(tmp_path, monkeypatch):
     spec = crf_spec(CRF)
-    cfg = preset_config(spec, "smoke")
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "pydensecrf", None)
         m.setitem(sys.modules, "pydensecrf.densecrf", None)
-        run_ablation(spec, cfg, "smoke", str(tmp_path), progress=False)
+        run(spec, tmp_path)
     rows = read_rows(str(tmp_path / "crf.csv")).set_index("variant")
     assert rows.loc["plain", "status"] == "ok" and rows.loc["crf", "status"] == "failed: CRF unavailable"
-    assert run_ablation(spec, cfg, "smoke", str(tmp_path), progress=False) == 1  # the package is back
+    assert run(spec, tmp_path) == 1  # the package is back
     assert (read_rows(str(tmp_path / "crf.csv"))["status"] == "ok").all()
 
 
@@ -139,7 +137,7 @@ def test_crf_rows_fail_clearly_without_the_package_and_a_rerun_retries_them(tmp_
 def test_bad_crf_settings_are_refused_before_any_training(tmp_path, crf, message):
     spec = crf_spec(crf)
     with pytest.raises(ValueError, match=message):
-        run_ablation(spec, preset_config(spec, "smoke"), "smoke", str(tmp_path), progress=False)
+        run(spec, tmp_path)
     assert not (tmp_path / "runs").exists()
 
 
@@ -157,7 +155,7 @@ def test_the_crf_grid_and_the_choice_of_its_point():
     grid = crf_grid({"w1": [3.0, 5.0], "theta_beta": [4.0], "theta_alpha": [8.0, 12.0]})
     assert grid[0] == {"theta_alpha": 8.0, "theta_beta": 4.0, "w1": 3.0} and len(grid) == 4
     assert grid[1] == {"theta_alpha": 8.0, "theta_beta": 4.0, "w1": 5.0}
-    spec = types.SimpleNamespace(VARIANTS=[{"id": "v", "tune_crf": True}])
+    spec = types.SimpleNamespace(variants=[{"id": "v", "tune_crf": True}])
     points = [0, 0, 1, 1, 2, 10, 10]  # point 10 sorts before point 2 as text: the index decides, not the name
     rows = pd.DataFrame({"variant": [f"v@crf{i}" for i in points],
                          "eval_config": [json.dumps({"crf": {"w1": float(i)}}) for i in points],
@@ -168,21 +166,22 @@ def test_the_crf_grid_and_the_choice_of_its_point():
     assert choose_crfs(spec, rows) == {"v": {"w1": 1.0}}
 
 
+SELECTION = {"MODEL": {"arch": "single_head", "head": "gcn", "k": 3},
+             "PRESETS": {"smoke": {"tuning": {"crf": {"w1": [0.0, 4.0], "theta_alpha": [8.0], "theta_beta": [5.0]}}}}}
+
+
 def crf_selection_spec(**shared):
-    return types.SimpleNamespace(
-        NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3}, CLAIMS=[],
-        PRESETS={"smoke": {"tuning": {"crf": {"w1": [0.0, 4.0], "theta_alpha": [8.0], "theta_beta": [5.0]}}}},
-        VARIANTS=[{"id": "plain"}, {"id": "crf", "tune_crf": True},
-                  {"id": "wide", "model": {"k": 5}, **shared}])
+    return ablation_file("crf", **SELECTION, VARIANTS=[{"id": "plain"}, {"id": "crf", "tune_crf": True},
+                                                       {"id": "wide", "model": {"k": 5}, **shared}])
 
 
 def test_crf_settings_are_chosen_on_held_out_training_images_of_one_trained_model(tmp_path):
-    spec = crf_selection_spec(crf_from="crf")
-    cfg = preset_config(spec, "smoke")
-    run_ablation(spec, cfg, "smoke", str(tmp_path), progress=False)
+    spec = from_module(crf_selection_spec(crf_from="crf"))
+    run(spec, tmp_path)
     selection = read_rows(str(tmp_path / "tuning" / "crf.csv"))
     assert sorted(selection["variant"]) == ["crf@crf0", "crf@crf1"] and selection["run_id"].nunique() == 1
-    assert all(json.loads(c)["holdout"] == cfg["tuning"]["holdout"] for c in selection["data_config"])
+    holdout = settings_of(spec).tuning["holdout"]
+    assert all(json.loads(c)["holdout"] == holdout for c in selection["data_config"])
     chosen = choose_crfs(spec, selection)["crf"]
     rows = read_rows(str(tmp_path / "crf.csv")).set_index("variant")
     assert json.loads(rows.loc["crf", "eval_config"])["crf"] == chosen
@@ -192,16 +191,14 @@ def test_crf_settings_are_chosen_on_held_out_training_images_of_one_trained_mode
     assert rows.loc["wide", "run_id"] not in set(selection["run_id"]) | {rows.loc["crf", "run_id"]}
 
 
-@pytest.mark.parametrize("spec, message", [
-    (types.SimpleNamespace(NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3}, CLAIMS=[],
-                           VARIANTS=[{"id": "v", "tune_lr": [0.5, 1.0], "tune_crf": True}],
-                           PRESETS={"smoke": {"tuning": {"crf": {"w1": [3.0]}}}}),
-     "tune_lr and tune_crf cannot be combined"),
+@pytest.mark.parametrize("module, message", [
+    (ablation_file("crf", **SELECTION, VARIANTS=[{"id": "v", "tune_lr": [0.5, 1.0], "tune_crf": True}]),
+     r"ablations/crf.py: VARIANTS\[0\] \('v'\): tune_lr and tune_crf cannot be combined"),
     (crf_selection_spec(crf_from="plain"), "crf_from 'plain' is not a variant with tune_crf"),
-    (types.SimpleNamespace(NAME="crf", MODEL={"arch": "single_head", "head": "gcn", "k": 3}, CLAIMS=[],
-                           VARIANTS=[{"id": "v", "tune_crf": True}]), "need the preset's CRF grid"),
+    (ablation_file("crf", MODEL=SELECTION["MODEL"], VARIANTS=[{"id": "v", "tune_crf": True}]),
+     "need the preset's CRF grid"),
 ])
-def test_bad_crf_selections_are_refused_before_anything_is_written(tmp_path, spec, message):
+def test_bad_crf_selections_are_refused_before_anything_is_written(tmp_path, module, message):
     with pytest.raises(ValueError, match=message):
-        run_ablation(spec, preset_config(spec, "smoke"), "smoke", str(tmp_path), progress=False)
+        run(from_module(module), tmp_path)  # the first two when the file is loaded, the last when it is planned
     assert not (tmp_path / "runs").exists()

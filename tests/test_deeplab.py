@@ -12,9 +12,10 @@ import torch.nn as nn
 
 import run_all
 from ablations import deeplab_fov
-from ablations.presets import deep_merge
-from ablations.train import learning_rate
-from ablations.verdicts import CONTRADICTED, INCONCLUSIVE, REPRODUCED, close, fact_holds
+from engine.presets import deep_merge
+from engine.trainer import learning_rate
+from engine.claims import Close, Outcome, fact_holds
+from helpers import plans_of
 from segmodels import build_model
 from segmodels.backbones import imagenet_checkpoint
 from segmodels.base import count_params
@@ -63,7 +64,6 @@ def test_expected_params_are_counted_from_the_papers_layer_shapes():
 def test_cpu_presets_give_each_variant_the_papers_values_divided():
     """preset_overrides: fc6 dilation ÷4 and fc filters ÷16 exactly (4/4, 4/4, 8/4, 12/4; 4096/16,
     1024/16), the paper's values at the paper preset."""
-    from ablations.runs import plan_runs, preset_config
     for v in deeplab_fov.VARIANTS:
         for preset in deeplab_fov.CPU_PRESETS:
             cpu = v["preset_overrides"][preset]["model"]
@@ -71,11 +71,11 @@ def test_cpu_presets_give_each_variant_the_papers_values_divided():
             assert cpu["fc_channels"] * deeplab_fov.FILTER_SCALE == v["model"]["fc_channels"]
     expected = {"k7d4": (1, 256), "k4d4": (1, 256), "k4d8": (2, 256), "largefov": (3, 64)}
     for preset in ("smoke", "quick", "full", "paper"):
-        for p in plan_runs(deeplab_fov, preset_config(deeplab_fov, preset), preset):
-            k, d, c = TABLE2[p["variant"]]
-            want = expected[p["variant"]] if preset != "paper" else (d, c)
-            assert (p["model"]["fc6_dilation"], p["model"]["fc_channels"]) == want
-            assert p["model"]["fc6_kernel"] == k
+        for p in plans_of(deeplab_fov, preset):
+            k, d, c = TABLE2[p.variant]
+            want = expected[p.variant] if preset != "paper" else (d, c)
+            assert (p.model["fc6_dilation"], p.model["fc_channels"]) == want
+            assert p.model["fc6_kernel"] == k
 
 
 def test_output_stride_8_at_paper_dims():
@@ -250,11 +250,9 @@ def test_bad_config_is_an_error(backbone, opts):
 def test_cpu_preset_keeps_the_papers_relations():
     """Three variants share one receptive field, 4×4 dil 4 has a smaller one, LargeFOV has the
     fewest parameters and 7×7 the most; 4×4 at dil 4 and 8 have the same count."""
-    from ablations.runs import plan_runs, preset_config
     for preset in ("smoke", "quick"):
-        plans = {p["variant"]: p for p in plan_runs(deeplab_fov, preset_config(deeplab_fov, preset), preset)
-                 if p["seed"] == 0}
-        models = {v: build_model(p["model"], 5) for v, p in plans.items()}
+        plans = {p.variant: p for p in plans_of(deeplab_fov, preset) if p.seed == 0}
+        models = {v: build_model(p.model, 5) for v, p in plans.items()}
         rf = {v: fov_receptive_field(m) for v, m in models.items()}
         params = {v: count_params(m) for v, m in models.items()}
         assert rf["k7d4"] == rf["k4d8"] == rf["largefov"] > rf["k4d4"]
@@ -275,15 +273,16 @@ def test_step_learning_rate():
 
 
 def test_close_verdict():
+    claim = Close("a matches b", "mIoU", a="a", b="b", band=2.0)
     same = {"a": [50.0, 50.4, 49.8], "b": [50.1, 50.2, 49.9]}
-    assert close(same, "a", "b", 2.0)[0] == REPRODUCED
+    assert claim.judge(same, band=2.0)[0] == Outcome.REPRODUCED
     apart = {"a": [60.0, 60.4, 59.8], "b": [50.1, 50.2, 49.9]}
-    assert close(apart, "a", "b", 2.0)[0] == CONTRADICTED
+    assert claim.judge(apart, band=2.0)[0] == Outcome.CONTRADICTED
     noisy = {"a": [45.0, 55.0], "b": [50.0, 51.0]}
-    assert close(noisy, "a", "b", 2.0)[0] == INCONCLUSIVE
-    assert close({"a": [50.0], "b": [50.0]}, "a", "b", 2.0)[0] == INCONCLUSIVE
+    assert claim.judge(noisy, band=2.0)[0] == Outcome.INCONCLUSIVE
+    assert claim.judge({"a": [50.0], "b": [50.0]}, band=2.0)[0] == Outcome.INCONCLUSIVE
     with pytest.raises(ValueError):
-        close(same, "a", "b", 0)
+        claim.judge(same, band=0)
 
 
 def test_smoke_run(tmp_path):

@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from ablations.distributed import world
-from ablations.runs import plan_runs, preset_config
-from ablations.train import ResumableBatches, rng_states, seed_everything, train
+from engine.distributed import world
+from helpers import plans_of
+from engine.trainer import ResumableBatches, rng_states, seed_everything, train
 from data import build_dataset
 from segmodels import build_model
 
@@ -114,10 +114,8 @@ def test_torchrun_writes_each_row_once_with_the_one_process_numbers(tmp_path):
     assert (gaps < 0.05).sum() >= 6 and gaps.max() < 0.25, gaps.to_dict()
     assert (tmp_path / "two" / "report" / "REPORT.md").exists()
     # the probe trains this very run: unperturbed, it gives the one-process row's mIoU
-    from ablations import gcn_k
     from probes.float_sensitivity import perturbed_miou
-    plan, = [p for p in plan_runs(gcn_k, preset_config(gcn_k, "smoke", iterations=20), "smoke")
-             if p["variant"] == "k13" and p["seed"] == 0]
+    plan, = [p for p in plans_of("gcn_k", iterations=20) if p.variant == "k13" and p.seed == 0]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the preset's runs
     try:
@@ -129,12 +127,12 @@ def test_torchrun_writes_each_row_once_with_the_one_process_numbers(tmp_path):
 def test_jobs_workers_take_the_devices_in_turn_and_rows_name_theirs():
     import multiprocessing
 
-    from ablations import runs
+    from engine import execute, run
     counter = multiprocessing.get_context("spawn").Value("i", 0)
     taken = []
     for _ in range(5):  # five workers starting, over two GPUs
-        runs.start_worker(os.getppid(), ["cuda:0", "cuda:1"], counter)
-        taken.append(runs.WORKER_DEVICE)
-    runs.WORKER_DEVICE = None
+        execute.start_worker(os.getppid(), ["cuda:0", "cuda:1"], counter)
+        taken.append(run.WORKER_DEVICE)
+    run.WORKER_DEVICE = None
     assert taken == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
-    assert runs.worker_devices("cuda:1") == ["cuda:1"] and runs.worker_devices("cpu") == ["cpu"]
+    assert execute.worker_devices("cuda:1") == ["cuda:1"] and execute.worker_devices("cpu") == ["cpu"]

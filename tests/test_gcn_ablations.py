@@ -1,7 +1,7 @@
 """GCN Tables 2–5: exact #params, what the heads are (linear, receptive field, BR's residual form),
 runs shared with gcn_k, the effective-receptive-field figure, and a smoke run of each ablation."""
 import os
-import types
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -10,12 +10,12 @@ import torch
 import torch.nn as nn
 
 import run_all
-from ablations import gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack
-from ablations.analysis import analysis_file, effective_receptive_field, load_analysis, save_analysis
-from ablations.presets import SMALL_BACKBONE
-from ablations.runs import plan_runs, preset_config, tuning_plans
-from ablations.tuning import choose_lrs
-from ablations.verdicts import REPRODUCED, fact_holds, judge
+from ablations import gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack, load
+from engine.analysis import analysis_file, effective_receptive_field, load_analysis, save_analysis
+from engine.presets import SMALL_BACKBONE
+from engine.claims import Greater, Outcome, fact_holds
+from engine.tuning import choose_lrs
+from helpers import plans_of, selection_of, settings_of
 from report.common import per_seed
 from report.erf import erf_section, mass_radius
 from segmodels import build_backbone, build_model
@@ -98,8 +98,11 @@ def test_gcn_block_is_linear():
 
 # --- shared runs ---------------------------------------------------------------------------------
 
+REPRODUCED = Outcome.REPRODUCED
+
+
 def run_ids(spec, preset):
-    return {(p["variant"], p["seed"]): p["run_id"] for p in plan_runs(spec, preset_config(spec, preset), preset)}
+    return {(p.variant, p.seed): p.run_id for p in plans_of(spec, preset)}
 
 
 @pytest.mark.parametrize("preset", ["smoke", "quick", "full", "paper"])
@@ -119,23 +122,23 @@ def test_runs_shared_with_gcn_k(preset):
 
 
 def test_tuned_variants_train_at_the_chosen_lr_and_share_the_selection_runs():
-    cfg = preset_config(gcn_vs_conv, "quick")
-    plans = {p["variant"]: p for p in plan_runs(gcn_vs_conv, cfg, "quick", {"gcn_k9_tuned": 0.01})}
-    assert plans["gcn_k9_tuned"]["train"]["lr"] == 0.01 and plans["gcn_k9"]["train"]["lr"] == cfg["train"]["lr"]
-    assert plans["conv_k9_tuned"]["run_id"] == plans["conv_k9"]["run_id"]  # not chosen yet: the preset lr
-    conv = {p["variant"]: p for p in tuning_plans(gcn_vs_conv, cfg, "quick")}
-    stack = {p["variant"]: p for p in tuning_plans(gcn_vs_stack, preset_config(gcn_vs_stack, "quick"), "quick")}
+    preset_lr = settings_of(gcn_vs_conv, "quick").base["train"]["lr"]
+    plans = {p.variant: p for p in plans_of(gcn_vs_conv, "quick", lrs={"gcn_k9_tuned": 0.01})}
+    assert plans["gcn_k9_tuned"].train["lr"] == 0.01 and plans["gcn_k9"].train["lr"] == preset_lr
+    assert plans["conv_k9_tuned"].run_id == plans["conv_k9"].run_id  # not chosen yet: the preset lr
+    conv = {p.variant: p for p in selection_of(gcn_vs_conv, "quick")}
+    stack = {p.variant: p for p in selection_of(gcn_vs_stack, "quick")}
     assert sorted(conv) == sorted(f"{v}_tuned@{s:g}" for v in ("gcn_k7", "gcn_k9", "conv_k5", "conv_k7", "conv_k9")
                                   for s in gcn_vs_conv.TUNE_SCALES)
-    assert {p["train"]["lr"] for p in conv.values()} == {0.01, 0.025, 0.05}
-    assert all(p["data"]["holdout"] == 300 and not p["eval"]["speed_repeats"] for p in conv.values())
+    assert {p.train["lr"] for p in conv.values()} == {0.01, 0.025, 0.05}
+    assert all(p.data["holdout"] == 300 and not p.eval["speed_repeats"] for p in conv.values())
     for key in ("gcn_k7_tuned@0.2", "gcn_k9_tuned@1"):  # GCN's selection runs serve both tables
-        assert conv[key]["run_id"] == stack[key]["run_id"]
+        assert conv[key].run_id == stack[key].run_id
 
 
 def test_choose_lrs_takes_the_best_stable_lr():
-    spec = types.SimpleNamespace(VARIANTS=[{"id": "a", "tune_lr": [0.2, 1.0]}, {"id": "b", "tune_lr": [0.2, 1.0]},
-                                           {"id": "c", "tune_lr": [1.0]}, {"id": "d"}])
+    spec = SimpleNamespace(variants=[{"id": "a", "tune_lr": [0.2, 1.0]}, {"id": "b", "tune_lr": [0.2, 1.0]},
+                                     {"id": "c", "tune_lr": [1.0]}, {"id": "d"}])
     rows = pd.DataFrame({
         "variant": ["a@0.2", "a@1", "a@1", "b@0.2", "b@1", "c@1"],
         "lr": [0.01, 0.05, 0.05, 0.01, 0.05, 0.05],
@@ -147,23 +150,24 @@ def test_choose_lrs_takes_the_best_stable_lr():
 
 
 def test_lr_selection_never_reads_the_validation_split(tmp_path, monkeypatch):
-    import ablations.runs as runs
+    import engine.run
     from data import build_dataset
+    from engine.execute import run_plans
     seen = []
 
     def recording(cfg, split):
         seen.append((cfg.get("holdout"), split))
         return build_dataset(cfg, split)
-    monkeypatch.setattr(runs, "build_dataset", recording)
-    cfg = preset_config(gcn_vs_conv, "smoke")
-    tuning = tuning_plans(gcn_vs_conv, cfg, "smoke")[:2]
-    runs.run_plans(gcn_vs_conv, tuning, str(tmp_path / "t.csv"), str(tmp_path), "cpu", 1, False, "lr selection")
-    assert seen and all(holdout == cfg["tuning"]["holdout"] for holdout, _ in seen)
+    monkeypatch.setattr(engine.run, "build_dataset", recording)
+    smoke = settings_of(gcn_vs_conv, "smoke")
+    tuning = selection_of(gcn_vs_conv, "smoke")[:2]
+    run_plans("gcn_vs_conv", tuning, str(tmp_path / "t.csv"), str(tmp_path), "cpu", 1, False, "lr selection")
+    assert seen and all(holdout == smoke.tuning["holdout"] for holdout, _ in seen)
     # and the held-out 'val' images are the training split's last ones, not the validation split's
-    held = build_dataset({**cfg["data"], "holdout": 4}, "val")
-    train = build_dataset(cfg["data"], "train")
+    held = build_dataset({**smoke.data, "holdout": 4}, "val")
+    train = build_dataset(smoke.data, "train")
     assert torch.equal(held[0][0], train[len(train) - 4][0])
-    assert not torch.equal(held[0][0], build_dataset(cfg["data"], "val")[0][0])
+    assert not torch.equal(held[0][0], build_dataset(smoke.data, "val")[0][0])
 
 
 # --- the difference-of-metrics claims (Table 5) --------------------------------------------------
@@ -174,10 +178,10 @@ def test_claim_on_a_difference_of_two_metrics():
                          "internal_acc": [90.0, 90.4, 92.0, 92.4], "boundary_acc": [70.0, 70.2, 70.5, 70.7]})
     values = per_seed(rows, "internal_acc", minus="boundary_acc")
     assert values == {"base": [20.0, pytest.approx(20.2)], "gcn": [21.5, pytest.approx(21.7)]}
-    claim = {"test": "greater", "metric": "internal_acc", "minus": "boundary_acc", "a": "gcn", "b": "base"}
-    assert judge(claim, values)[0] == REPRODUCED
-    reverse = {**claim, "metric": "boundary_acc", "minus": "internal_acc"}
-    assert judge(reverse, per_seed(rows, "boundary_acc", minus="internal_acc"))[0] == "contradicted"
+    claim = Greater("", "internal_acc", minus="boundary_acc", a="gcn", b="base")
+    assert claim.judge(values)[0] == REPRODUCED
+    reverse = Greater("", "boundary_acc", minus="internal_acc", a="gcn", b="base")
+    assert reverse.judge(per_seed(rows, "boundary_acc", minus="internal_acc"))[0] == "contradicted"
 
 
 # --- effective receptive field ------------------------------------------------------------------
@@ -199,7 +203,7 @@ def test_erf_of_a_kxk_conv_is_its_kernel_square():
 def test_erf_section_skips_missing_analysis_files(tmp_path):
     rows = pd.DataFrame({"variant": ["base", "k3"], "seed": [0, 0], "status": "ok", "run_id": ["nope1", "nope2"],
                          "eval_id": ["e", "e"]})
-    text = erf_section(gcn_k, rows, str(tmp_path), str(tmp_path), "figures", ["base", "k3"])
+    text = erf_section(load("gcn_k"), rows, str(tmp_path), str(tmp_path), "figures", ["base", "k3"])
     assert "base (1×1 conv): no ERF data" in text and "GCN k=3: no ERF data" in text
     assert not os.path.exists(tmp_path / "gcn_k_erf.png")
 
@@ -214,7 +218,7 @@ def test_erf_section_averages_the_seeds_it_has(tmp_path):
         save_analysis(analysis_file(str(tmp_path), run_id, "e", "erf"), {"erf": erf, "n_images": np.int64(5)})
     loaded = load_analysis(analysis_file(str(tmp_path), "r0", "e", "erf"))
     assert np.array_equal(loaded["erf"], maps["r0"]) and int(loaded["n_images"]) == 5
-    text = erf_section(gcn_k, rows, str(tmp_path), str(tmp_path), "figures", ["k3"])
+    text = erf_section(load("gcn_k"), rows, str(tmp_path), str(tmp_path), "figures", ["k3"])
     assert "| GCN k=3 | 0, 1 | 1.0 | 1.0 |" in text  # 2/3 of the mean mass 1 px off the centre
     assert "no ERF data for seed(s) 2" in text and "over 5 validation images" in text
     assert os.path.exists(tmp_path / "gcn_k_erf.png")
@@ -310,5 +314,5 @@ def test_fig2_pipeline_shapes(make_backbone, fused):
 
 def test_fig2_variant_kept_to_its_presets():
     for preset, expected in (("quick", False), ("smoke", True), ("paper", True)):
-        variants = {p["variant"] for p in plan_runs(gcn_boundary, preset_config(gcn_boundary, preset), preset)}
+        variants = {p.variant for p in plans_of(gcn_boundary, preset)}
         assert ("gcn_fig2" in variants) == expected

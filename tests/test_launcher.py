@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 import run_all
-from ablations.launch import check_launcher
-from ablations.runs import RunJob
+from engine.launch import check_launcher
+from engine.execute import RunJob
+from engine.plans import Plan
 
 COMMON = ["--ablation", "gcn_k", "--preset", "smoke", "--no-progress"]
 
@@ -35,7 +36,9 @@ def test_launcher_local_writes_the_rows_a_plain_run_writes(tmp_path):
 
 def test_a_job_at_its_time_limit_is_submitted_again_as_itself():
     pytest.importorskip("submitit")
-    job = RunJob([{"run_id": "r", "plan_id": "p", "variant": "v", "seed": 0, "eval_id": "e"}], "out", "cpu", "sha", None)
+    plan = Plan(ablation="a", variant="v", seed=0, preset="smoke", data={"name": "synthetic"},
+                model={"arch": "single_head"}, train={}, eval={}, plan_id="p", looks=(1,))
+    job = RunJob([plan], "out", "cpu", "sha", None)
     again = job.checkpoint()
     assert isinstance(again.function, RunJob) and again.function.plans == job.plans
     assert again.function.rows_path() == job.rows_path()  # the same run folder: training resumes from ckpt.pt

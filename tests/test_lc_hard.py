@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ablations import load
-from ablations.analysis import ANALYSES, stage_probe
-from ablations.runs import plan_runs, preset_config
+from engine.analysis import ANALYSES, stage_probe
+from helpers import plans_of
 from data import build_dataset
 from data.synthetic import SyntheticScenes, build_split, make_hard_scene, make_scene
 from segmodels import build_model
@@ -120,11 +119,10 @@ def test_stage_probe_against_a_hand_computed_case():
 
 
 def test_stage_probe_analysis_on_a_tiny_cascade():
-    spec = load("lc_threshold")
-    cfg = preset_config(spec, "smoke")
-    val = build_dataset(cfg["data"], "val")
-    model = build_model({**cfg["model"], **spec.MODEL, **spec.DSN}, val.num_classes)
-    out = ANALYSES["stage_probe"](model, val, cfg["eval"], "cpu")
+    (plan,) = [p for p in plans_of("lc_threshold") if p.variant == "r1"]  # the DSN model
+    val = build_dataset(plan.data, "val")
+    model = build_model(plan.model, val.num_classes)
+    out = ANALYSES["stage_probe"].compute(model, val, plan.eval, "cpu", None)
     assert out["acc"].shape == (2, 2, 3) and list(out["rhos"]) == [0.8, 0.985]
     s = model.stride
     valid = int((val.labels[:, s // 2::s, s // 2::s] != 255).sum())
@@ -134,21 +132,15 @@ def test_stage_probe_analysis_on_a_tiny_cascade():
 
 @pytest.mark.parametrize("preset", ["smoke", "quick"])
 def test_lc_plans_a_model_per_compared_rho_and_share_runs(preset):
-    threshold, schemes = load("lc_threshold"), load("lc_schemes")
-    t_plans = plan_runs(threshold, preset_config(threshold, preset), preset)
-    s_plans = plan_runs(schemes, preset_config(schemes, preset), preset)
-    run = lambda plans, variant: {p["run_id"] for p in plans if p["variant"] == variant}
+    t_plans, s_plans = plans_of("lc_threshold", preset), plans_of("lc_schemes", preset)
+    run = lambda plans, variant: {p.run_id for p in plans if p.variant == variant}
     assert run(t_plans, "r1") == run(s_plans, "dsn") == run(s_plans, "dsn_cascade")
     assert run(t_plans, "r0985") == run(s_plans, "lc")
     assert run(t_plans, "r08").isdisjoint(run(t_plans, "r0985"))  # ρ = 0.8 has its own model
     assert run(t_plans, "r08").isdisjoint(run(t_plans, "r1"))
     for other in ("r0995", "r097", "r095", "r093", "r09"):
         assert run(t_plans, other) == run(t_plans, "r0985")
-    r08 = next(p for p in t_plans if p["variant"] == "r08")
-    assert r08["model"]["train_rho"] == 0.8 and r08["eval"]["rho"] == 0.8
-    assert all(p["data"].get("hard") is True for p in t_plans + s_plans)
-    # the claims name variants that exist
-    for spec in (threshold, schemes):
-        ids = {v["id"] for v in spec.VARIANTS}
-        for claim in spec.CLAIMS:
-            assert {claim.get("a"), claim.get("b")} - {None} <= ids and set(claim.get("order", [])) <= ids
+    r08 = next(p for p in t_plans if p.variant == "r08")
+    assert r08.model["train_rho"] == 0.8 and r08.eval["rho"] == 0.8
+    assert all(p.data.get("hard") is True for p in t_plans + s_plans)
+    # (the claims name variants that exist: checked when the files load, test_ablation_files.py)

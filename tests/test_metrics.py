@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from ablations.metrics import boundary_counts, boundary_mask, confusion_matrix, scores
+from engine.metrics import boundary_counts, boundary_mask, confusion_matrix, scores
 from data.synthetic import make_scene
 
 

@@ -2,7 +2,7 @@
 import json
 
 import run_all
-from ablations.rows import read_rows
+from engine.rows import read_rows
 
 
 def test_rerun_with_other_settings_is_not_pooled_as_extra_seeds(tmp_path):

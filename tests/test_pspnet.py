@@ -12,10 +12,10 @@ import torchvision
 
 import run_all
 from ablations import load, psp_aux, psp_pool
-from ablations.analysis import band_distances, upward_reach
-from ablations.metrics import group_accuracy
+from engine.analysis import band_distances, upward_reach
+from engine.metrics import group_accuracy
 from ablations.psp_common import PRESETS
-from ablations.runs import plan_runs, preset_config
+from helpers import plans_of, settings_of
 from data.synthetic import CONTEXTS, CUE_COLOURS, OBJECT_TOP, SHAPES, SyntheticScenes, cue_rows, make_scene
 from segmodels import build_model
 from segmodels.backbones import ResNetBackbone
@@ -123,11 +123,12 @@ def test_dilated_trunk_and_baseline_match_torchvision_fcn_resnet50():
 
 
 def test_paper_preset_is_the_papers_setting():
-    cfg = preset_config(psp_pool, "paper")
-    assert cfg["data"] == {"name": "ade20k", "crop_size": 473, "scale": [0.5, 2.0], "rotate": 10.0,
-                           "blur": True, "flip": True}
-    assert cfg["model"]["backbone"] == {"name": "resnet", "depth": 50, "output_stride": 8, "weights": "imagenet"}
-    t = cfg["train"]
+    paper = settings_of(psp_pool, "paper")
+    assert paper.data == {"name": "ade20k", "crop_size": 473, "scale": [0.5, 2.0], "rotate": 10.0,
+                          "blur": True, "flip": True}
+    assert paper.base["model"]["backbone"] == {"name": "resnet", "depth": 50, "output_stride": 8,
+                                               "weights": "imagenet"}
+    t = paper.base["train"]
     assert (t["lr"], t["poly_power"], t["momentum"], t["weight_decay"], t["batch_size"], t["iterations"],
             t["head_lr_mult"]) == (0.01, 0.9, 0.9, 1e-4, 16, 150000, 10.0)
 
@@ -137,13 +138,13 @@ def test_table2_trains_a_deeper_trunk_than_table1():
     shallow one, so the two tables share no run; the auxiliary head stays on the stage before last."""
     from ablations.psp_common import SMALL_OS8
     for preset in ("smoke", "quick", "full"):
-        pool = {p["variant"]: p for p in plan_runs(psp_pool, preset_config(psp_pool, preset), preset)}
-        aux = {p["variant"]: p for p in plan_runs(psp_aux, preset_config(psp_aux, preset), preset)}
-        assert pool["baseline"]["model"]["backbone"]["convs"] == SMALL_OS8["convs"]
-        deep = aux["a0.4"]["model"]["backbone"]
+        pool = {p.variant: p for p in plans_of(psp_pool, preset)}
+        aux = {p.variant: p for p in plans_of(psp_aux, preset)}
+        assert pool["baseline"].model["backbone"]["convs"] == SMALL_OS8["convs"]
+        deep = aux["a0.4"].model["backbone"]
         assert sum(deep["convs"]) > sum(SMALL_OS8["convs"]) and len(deep["convs"]) == len(SMALL_OS8["convs"])
-        assert not {p["run_id"] for p in pool.values()} & {p["run_id"] for p in aux.values()}
-    model = build_model(aux["a0.4"]["model"], 9)
+        assert not {p.run_id for p in pool.values()} & {p.run_id for p in aux.values()}
+    model = build_model(aux["a0.4"].model, 9)
     assert model.aux is not None and model.aux[0].in_channels == model.backbone.channels["s3"]
     assert all("curve" in v.get("analyses", []) for v in psp_aux.VARIANTS)
 
@@ -164,7 +165,7 @@ def test_context_failure_rate_from_a_rows_table():
 
 def test_training_curve_keeps_the_last_line_of_each_iteration(tmp_path):
     """A resumed run logs again the iterations after its checkpoint: one point per iteration."""
-    from ablations.analysis import read_curve
+    from engine.analysis import read_curve
     lines = [{"iteration": i, "loss": 1.0 / i, "lr": 0.1, "main_loss": 0.5 / i, "aux_loss": 2.0 / i}
              for i in (10, 20, 30, 20, 30, 40)]
     lines[3]["main_loss"] = 7.0  # the resumed run's line wins
@@ -222,7 +223,7 @@ def test_band_lies_outside_the_local_receptive_field():
     data = {k: v for k, v in PRESETS["quick"]["data"].items()}
     val = SyntheticScenes("val", **{**data, "n_val": 50})
     size = data["image_size"]
-    models = {p["variant"]: p["model"] for p in plan_runs(psp_pool, preset_config(psp_pool, "quick"), "quick")}
+    models = {p.variant: p.model for p in plans_of(psp_pool, "quick")}
     nearest = band_distances(val).min()
     for local in ("baseline", "control"):
         reach = upward_reach(build_model(models[local], val.num_classes), size)
@@ -254,19 +255,19 @@ def test_smoke_run(name, tmp_path):
                          str(report_dir), "--no-progress", "--jobs", "1"]) == 0
     rows = pd.read_csv(out / f"{name}.csv")
     spec = load(name)
-    assert sorted(rows["variant"]) == sorted(v["id"] for v in spec.VARIANTS)
+    assert sorted(rows["variant"]) == sorted(v["id"] for v in spec.variants)
     assert (rows["status"] == "ok").all()
     assert {"context_acc", "shape_acc"} <= set(rows.columns)
     if name == "psp_pool":  # (psp_aux's deep trunk predicts no object pixel after 3 iterations: NaN)
         assert rows["context_acc"].notna().any() and rows["shape_acc"].notna().any()
     report = (report_dir / "REPORT.md").read_text()
-    assert spec.TITLE in report
+    assert spec.title in report
     if name == "psp_pool":
         assert "Why a local receptive field cannot solve the context task" in report
         assert "How many seeds learned the context rule" in report
         assert (report_dir / "figures" / "psp_pool_context.png").exists()
     else:
-        from ablations.analysis import analysis_file, load_analysis
+        from engine.analysis import analysis_file, load_analysis
         iterations = int(rows["iterations"].iloc[0])
         for row in rows.itertuples():
             curve = load_analysis(analysis_file(out, row.run_id, row.eval_id, "curve"))

@@ -1,6 +1,7 @@
 """The committed report is rebuilt exactly from committed data: CSV rows, the analysis files saved
 beside them (results/analysis/*.npz) and the ablation files; never from the run folders
 (results/runs/, git-ignored: absent on a fresh clone)."""
+import json
 import os
 import re
 import shutil
@@ -11,7 +12,7 @@ import torch
 
 import run_all
 from ablations import ABLATIONS, gcn_k, lc_threshold
-from ablations.analysis import analysis_file, load_analysis
+from engine.analysis import analysis_file, data_analysis_file, load_analysis
 from report.build import build
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,8 +74,12 @@ def test_runs_save_their_analyses(smoke):
     dsn = rows[rows["variant"] == "r1"].iloc[0]  # the DSN row keeps the probe of the mechanism
     probe = load_analysis(analysis_file(str(out), dsn["run_id"], dsn["eval_id"], "stage_probe"))
     assert probe["acc"].shape == (2, 2, 3) and list(probe["rhos"]) == [0.8, 0.985]
-    # only the variants that list an analysis have one
-    assert len(os.listdir(out / "analysis")) == len(gcn_k.ERF_VARIANTS) + 2
+    # only the variants that list an analysis of their trained model have one; and each dataset its preview
+    names = os.listdir(out / "analysis")
+    assert len([n for n in names if not n.startswith("data-")]) == len(gcn_k.ERF_VARIANTS) + 2
+    assert sorted(n for n in names if n.startswith("data-")) == sorted(
+        os.path.basename(data_analysis_file(str(out), json.loads(rows.iloc[0]["data_config"]), "preview"))
+        for rows in (pd.read_csv(out / f"{name}.csv", dtype=str) for name in ("gcn_k", "lc_threshold")))
 
 
 def test_report_rebuilds_identically_without_the_run_folders(smoke):

@@ -17,28 +17,28 @@ NEEDS = {"erf": "erf", "lc_stages": "stages"}
 
 @pytest.mark.parametrize("name", list(ABLATIONS))
 def test_report_sections_are_data_naming_known_sections(name):
-    import report.build as build
+    from engine.spec import SECTIONS
+    from report.build import SECTION_FUNCTIONS
+    assert set(SECTION_FUNCTIONS) == set(SECTIONS)  # the report draws exactly the sections a file may name
     spec = load(name)
-    assert not hasattr(spec, "extra_sections")
-    sections = getattr(spec, "REPORT_SECTIONS", {})
+    sections = spec.report_sections
     assert isinstance(sections, dict) and all(isinstance(v, dict) for v in sections.values())
-    ids = {v["id"]: v for v in spec.VARIANTS}
+    assert set(sections) <= set(SECTIONS)
+    ids = {v["id"]: v for v in spec.variants}
     for section, kwargs in sections.items():
         need = NEEDS.get(section)
         for vid in kwargs.get("variants", []) + ([kwargs["variant"]] if "variant" in kwargs else []):
             assert vid in ids, (section, vid)
             if need:
                 assert need in ids[vid].get("analyses", []), (section, vid)
-    # unknown names are an error, not silently skipped
-    bad = types.SimpleNamespace(NAME="bad", REPORT_SECTIONS={"nope": {}})
-    with pytest.raises(ValueError, match="nope"):
-        build.extra_sections(bad, pd.DataFrame(), "results", "figures", "figures")
 
 
 def test_no_report_code_in_ablations_and_no_engine_in_report():
-    """The flow is one way: ablation files import no report code, the report does not import the
-    engine (it never re-plans runs or loads run folders)."""
-    for folder, banned in (("ablations", ("report",)), ("report", ("ablations.runs", "ablations.train"))):
+    """The flow is one way: ablation files import no report code; the report does not plan, train or
+    run anything, and builds no dataset or network (it reads rows, analyses and ablation files)."""
+    report_banned = ("engine.plans", "engine.runner", "engine.execute", "engine.run", "engine.trainer", "data",
+                     "segmodels", "torch")
+    for folder, banned in (("ablations", ("report",)), ("report", report_banned)):
         for name in os.listdir(os.path.join(REPO, folder)):
             if not name.endswith(".py"):
                 continue
@@ -71,14 +71,18 @@ def test_every_undecided_claim_says_why():
     seeds, a run budget spent before the next look, the design's maximum reached."""
     import math
 
+    from engine.claims import Greater, Outcome, Verdict
     from report.build import why_undecided
     rows = pd.DataFrame({"variant": ["a"] * 3 + ["b"] * 3 + ["c"] * 3, "seed": [0, 1, 2] * 3,
                          "status": ["ok"] * 6 + ["diverged"] * 3, "preset": "quick", "seed_looks": "[3, 5, 8]"})
-    spec = types.SimpleNamespace(MAX_RUNS={"quick": 10})
-    ab, ac = {"a": "a", "b": "b"}, {"a": "a", "b": "c"}
-    assert why_undecided(spec, rows, ac, 3, math.inf) == "every run of c failed, so there is nothing to compare"
-    assert "no difference in reach" in why_undecided(spec, rows, ab, 3, math.inf)
-    assert "about 20 seeds per variant, more than the design's 8" in why_undecided(spec, rows, ab, 3, 20)
-    assert "within the design's 8, but the run budget (10 runs) was spent" in why_undecided(spec, rows, ab, 3, 5)
-    assert "later looks were not run" in why_undecided(types.SimpleNamespace(), rows, ab, 3, 5)
-    assert why_undecided(spec, rows, ab, 8, 5).startswith("at the design's 8 seeds")
+    spec = types.SimpleNamespace(max_runs={"quick": 10})
+    ab, ac = Greater("", "mIoU", a="a", b="b"), Greater("", "mIoU", a="a", b="c")
+
+    def why(claim, n, need, spec=spec):
+        return why_undecided(spec, rows, Verdict(claim, Outcome.INCONCLUSIVE, "", 1, n, 3, need))
+    assert why(ac, 3, math.inf) == "every run of c failed, so there is nothing to compare"
+    assert "no difference in reach" in why(ab, 3, math.inf)
+    assert "about 20 seeds per variant, more than the design's 8" in why(ab, 3, 20)
+    assert "within the design's 8, but the run budget (10 runs) was spent" in why(ab, 3, 5)
+    assert "later looks were not run" in why(ab, 3, 5, types.SimpleNamespace(max_runs={}))
+    assert why(ab, 8, 5).startswith("at the design's 8 seeds")

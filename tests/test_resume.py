@@ -49,8 +49,8 @@ class Interrupted(Exception):
 
 
 def child(role, root):
-    import ablations.train as train_mod
-    from ablations.evaluate import evaluate
+    import engine.trainer as train_mod
+    from engine.evaluate import evaluate
     from data import build_dataset
     from segmodels import build_model
 

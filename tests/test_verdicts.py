@@ -1,32 +1,44 @@
-from ablations.verdicts import (CONTRADICTED, INCONCLUSIVE, REPRODUCED, best, fact_holds, greater,
-                             increasing)
+from types import SimpleNamespace
+
+from engine.claims import Best, Greater, Increasing, Outcome, fact_holds
+
+CONTRADICTED, INCONCLUSIVE, REPRODUCED = Outcome.CONTRADICTED, Outcome.INCONCLUSIVE, Outcome.REPRODUCED
 
 
 def test_greater():
-    assert greater({"a": [10, 11, 10.5], "b": [5, 5.5, 6]}, "a", "b")[0] == REPRODUCED
-    assert greater({"a": [5, 5.5, 6], "b": [10, 11, 10.5]}, "a", "b")[0] == CONTRADICTED
-    assert greater({"a": [5, 9], "b": [6, 8]}, "a", "b")[0] == INCONCLUSIVE
-    verdict, text = greater({"a": [5], "b": [4]}, "a", "b")
+    claim = Greater("a > b", "mIoU", a="a", b="b")
+    assert claim.judge({"a": [10, 11, 10.5], "b": [5, 5.5, 6]})[0] == REPRODUCED
+    assert claim.judge({"a": [5, 5.5, 6], "b": [10, 11, 10.5]})[0] == CONTRADICTED
+    assert claim.judge({"a": [5, 9], "b": [6, 8]})[0] == INCONCLUSIVE
+    verdict, text = claim.judge({"a": [5], "b": [4]})
     assert verdict == INCONCLUSIVE and "2 seeds" in text
 
 
 def test_increasing():
-    order, xs = ["a", "b", "c", "d"], [1, 3, 5, 7]
+    claim = Increasing("rises", "mIoU", order=["a", "b", "c", "d"], x=[1, 3, 5, 7])
     rising = {"a": [1, 1.2], "b": [2, 2.1], "c": [3, 3.2], "d": [4, 4.1]}
-    assert increasing(rising, order, xs)[0] == REPRODUCED
+    assert claim.judge(rising)[0] == REPRODUCED
     falling = {k: [-v for v in vals] for k, vals in rising.items()}
-    assert increasing(falling, order, xs)[0] == CONTRADICTED
+    assert claim.judge(falling)[0] == CONTRADICTED
     # a rise overall but one clear drop between neighbours: not monotone
     dip = {"a": [1, 1.1], "b": [5, 5.1], "c": [3, 3.1], "d": [8, 8.1]}
-    verdict, text = increasing(dip, order, xs)
+    verdict, text = claim.judge(dip)
     assert verdict == CONTRADICTED and "b→c" in text
 
 
 def test_best():
     vals = {"x": [1, 1.1], "y": [3, 3.1], "z": [2, 2.1]}
-    assert best(vals, "y", ["x", "y", "z"])[0] == REPRODUCED
-    assert best(vals, "x", ["x", "y", "z"])[0] == CONTRADICTED
-    assert best({"x": [1, 3], "y": [2, 2.5]}, "y", ["x", "y"])[0] == INCONCLUSIVE
+    assert Best("", "mIoU", expected="y", candidates=["x", "y", "z"]).judge(vals)[0] == REPRODUCED
+    assert Best("", "mIoU", expected="x", candidates=["x", "y", "z"]).judge(vals)[0] == CONTRADICTED
+    assert Best("", "mIoU", expected="y", candidates=["x", "y"]).judge({"x": [1, 3], "y": [2, 2.5]})[0] == INCONCLUSIVE
+
+
+def test_claims_know_their_variants_and_pairs():
+    assert Greater("", "mIoU", a="a", b="b").variants() == ["a", "b"]
+    assert Greater("", "mIoU", a="a", b="b").pair() == ("a", "b")
+    assert Best("", "mIoU", expected="b", candidates=["a", "b", "c"]).variants() == ["b", "a", "c"]
+    assert Best("", "mIoU", expected="b", candidates=["a", "b"]).pair() is None
+    assert Increasing("", "mIoU", order=["a", "b", "c"], x=[1, 2, 3]).variants() == ["a", "b", "c"]
 
 
 def test_fact_holds_within_the_papers_rounding():
@@ -39,14 +51,12 @@ def test_fact_holds_within_the_papers_rounding():
 
 
 def test_claims_table_names_the_failed_runs_it_left_out():
-    import types
-
     import pandas as pd
 
     from report.build import claims_table
     rows = pd.DataFrame({"variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "run_id": ["w", "x", "y", "z"],
-                         "mIoU": [10.0, 11.0, 5.0, None],
+                         "mIoU": [10.0, 11.0, 5.0, None], "preset": "smoke",
                          "status": ["ok", "ok", "ok", "failed: non-finite loss"]})
-    spec = types.SimpleNamespace(CLAIMS=[{"text": "a > b", "test": "greater", "metric": "mIoU", "a": "a", "b": "b"}])
+    spec = SimpleNamespace(claims=[Greater("a > b", "mIoU", a="a", b="b")], bands={}, max_runs={})
     table = claims_table(spec, rows)
     assert "inconclusive" in table and "failed runs left out: b ×1" in table

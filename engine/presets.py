@@ -1,9 +1,10 @@
-"""The four presets as plain data. An ablation file may override any key (deep merge).
+"""The four presets as plain data, and the keys a configuration may hold. An ablation file may
+override any key (deep merge; the order of all layers: engine/config.py).
 
 - smoke: seconds per run on CPU; tests and CI only.
 - quick (default): the embedded dataset, sized so one ablation takes minutes on a 2-core CPU.
   Seeds follow the sequential design: 3 per variant, then 5 and 8 only for the variants of claims
-  still undecided (ablations/verdicts.py), within each ablation's run budget (its MAX_RUNS).
+  still undecided (engine/design.py), within each ablation's run budget (its MAX_RUNS).
 - full: the embedded dataset at a larger scale, wider backbone, the same sequential seeds; meant for a GPU.
 - paper: the real dataset and the paper's settings; for GPUs with the data on disk.
 
@@ -33,7 +34,7 @@ PRESETS = {
         "tuning": {"holdout": 4, "seeds": 1},
     },
     "quick": {
-        "seeds": [3, 5, 8],  # the looks of the sequential design (ablations/verdicts.py)
+        "seeds": [3, 5, 8],  # the looks of the sequential design (engine/design.py)
         "data": {"name": "synthetic", "image_size": 128, "n_train": 2000, "n_val": 300},
         "model": {"backbone": SMALL_BACKBONE},
         "train": {"iterations": 800, "batch_size": 16, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
@@ -41,7 +42,7 @@ PRESETS = {
                   "channels_last": True},
         "eval": {"batch_size": 50, "boundary_band": 7 * 128 / 512},
         # learning rates of variants with "tune_lr" are chosen on the last 300 training images,
-        # trained on the other 1,700 (ablations/runs.py tuning_plans)
+        # trained on the other 1,700 (engine/plans.py selection_plans)
         "tuning": {"holdout": 300, "seeds": 1},
     },
     "full": {

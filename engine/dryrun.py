@@ -16,10 +16,11 @@ import time
 
 import torch
 
-from ablations.evaluate import evaluate
-from ablations.runs import check_plans, plan_runs, preset_config
-from ablations.train import seed_everything, train
 from data import HeldOut, build_dataset
+from engine.config import CommandLine, settings
+from engine.evaluate import evaluate
+from engine.plans import check_plans, plan_runs
+from engine.trainer import seed_everything, train
 from data.standin import make_standin
 from segmodels import build_model, without_weights
 from segmodels.backbones import imagenet_checkpoint
@@ -84,7 +85,7 @@ def largest(plans, num_classes):
     """The plan whose model has the most parameters (counted on the meta device)."""
     def size(plan):
         with torch.device("meta"):
-            return count_params(build_model(without_weights(plan["model"]), num_classes))
+            return count_params(build_model(without_weights(plan.model), num_classes))
     return max(plans, key=size)
 
 
@@ -111,51 +112,51 @@ def _dry_run_by_name(name, data, weights, device):
 
 def dry_run(spec, data=None, weights=None, device="cpu"):
     """Run the checks above for one ablation; returns a dict of what was measured."""
-    cfg = preset_config(spec, "paper", seeds=1, data=data, data_root="standin", weights=weights)
-    plans = plan_runs(spec, cfg, "paper")
+    paper = settings(spec, "paper", CommandLine(seeds=1, data=data, data_root="standin", weights=weights))
+    plans = plan_runs(spec, paper)
     check_plans(plans)
-    runs = len({p["run_id"] for p in plans})  # the paper preset's runs (one seed each)
-    with tempfile.TemporaryDirectory(prefix=f"dryrun-{spec.NAME}-") as tmp:
+    runs = len({p.run_id for p in plans})  # the paper preset's runs (one seed each)
+    with tempfile.TemporaryDirectory(prefix=f"dryrun-{spec.name}-") as tmp:
         old_home = os.environ.get("TORCH_HOME")
         os.environ["TORCH_HOME"] = os.path.join(tmp, "torch")
         try:
-            name = cfg["data"]["name"]
-            data_cfg = {**cfg["data"], "root": str(make_standin(name, os.path.join(tmp, name)))}
+            name = paper.data["name"]
+            data_cfg = {**paper.data, "root": str(make_standin(name, os.path.join(tmp, name)))}
             train_set, val_set = build_dataset(data_cfg, "train"), build_dataset(data_cfg, "val")
-            plan = {**largest(plans, val_set.num_classes), "data": data_cfg}
-            if plan["model"]["backbone"].get("weights") == "imagenet":
-                write_standin_weights(plan["model"]["backbone"])
-            batch = plan["train"]["batch_size"] if device.startswith("cuda") else min(CPU_BATCH, plan["train"]["batch_size"])
-            train_cfg = {**plan["train"], "iterations": ITERATIONS, "checkpoint_every": 1, "batch_size": batch,
+            plan = largest(plans, val_set.num_classes)
+            if plan.model["backbone"].get("weights") == "imagenet":
+                write_standin_weights(plan.model["backbone"])
+            batch = plan.train["batch_size"] if device.startswith("cuda") else min(CPU_BATCH, plan.train["batch_size"])
+            train_cfg = {**plan.train, "iterations": ITERATIONS, "checkpoint_every": 1, "batch_size": batch,
                          "workers": 0, "threads": os.cpu_count() or 1}
             torch.set_num_threads(train_cfg["threads"])
             run_dir = os.path.join(tmp, "run")
             seed_everything(0)
-            model = build_model(plan["model"], train_set.num_classes)
+            model = build_model(plan.model, train_set.num_classes)
             if device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats(device)
             started = time.perf_counter()
             train(model, train_set, train_cfg, 0, run_dir, device, progress=False, stop_at=1)  # "killed" after 1
             if not os.path.exists(os.path.join(run_dir, "ckpt.pt")):
-                raise RuntimeError(f"{spec.NAME} dry run: no checkpoint after iteration 1")
+                raise RuntimeError(f"{spec.name} dry run: no checkpoint after iteration 1")
             seed_everything(0)
-            model = build_model(plan["model"], train_set.num_classes)
+            model = build_model(plan.model, train_set.num_classes)
             info = train(model, train_set, train_cfg, 0, run_dir, device, progress=False)  # resumes at 1
             step_s = (time.perf_counter() - started) / ITERATIONS
-            scores = evaluate(model, HeldOut(val_set, 0, EVAL_IMAGES), {**plan["eval"], "batch_size": EVAL_IMAGES},
+            scores = evaluate(model, HeldOut(val_set, 0, EVAL_IMAGES), {**plan.eval, "batch_size": EVAL_IMAGES},
                               device)
-            crop = plan["data"]["crop_size"]
-            flops = train_step_flops(plan["model"], train_set.num_classes, plan["train"]["batch_size"], crop)
+            crop = data_cfg["crop_size"]
+            flops = train_step_flops(plan.model, train_set.num_classes, plan.train["batch_size"], crop)
             result = {
-                "ablation": spec.NAME, "variant": plan["variant"], "params": count_params(model),
+                "ablation": spec.name, "variant": plan.variant, "params": count_params(model),
                 "data": f"{name} stand-in, image sizes {sorted({tuple(val_set[i][0].shape[1:]) for i in range(EVAL_IMAGES)})}",
-                "crop": crop, "batch": batch, "preset_batch": plan["train"]["batch_size"],
+                "crop": crop, "batch": batch, "preset_batch": plan.train["batch_size"],
                 "step_s": step_s, "train_img_per_s": info["train_img_per_s"], "peak_mb": peak_memory_mb(device),
-                "eval_mIoU": scores["mIoU"], "flops_per_step": flops, "iterations": plan["train"]["iterations"],
-                "runs": runs, "total_pflop": flops * plan["train"]["iterations"] * runs / 1e15,
+                "eval_mIoU": scores["mIoU"], "flops_per_step": flops, "iterations": plan.train["iterations"],
+                "runs": runs, "total_pflop": flops * plan.train["iterations"] * runs / 1e15,
             }
             if device.startswith("cuda"):
-                result["gpu_hours"] = step_s * plan["train"]["iterations"] * runs / 3600
+                result["gpu_hours"] = step_s * plan.train["iterations"] * runs / 3600
             return result
         finally:
             if old_home is None:

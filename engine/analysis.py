@@ -1,18 +1,24 @@
-"""Analyses of a trained run: small arrays computed when the run finishes, kept beside the CSVs
-(results/analysis/<run_id>-<eval_id>-<name>.npz, committed), so the report draws its figures from
-committed data and never needs the run folders (model files are not committed).
+"""Analyses: small arrays computed by the engine and kept beside the CSVs (results/analysis/*.npz,
+committed), so the report draws its figures from committed data and never needs the run folders
+(model files are not committed), a dataset or a network.
 
-ANALYSES maps the names a variant lists under "analyses" to a function
-(model, val_set, eval_cfg, device, run_dir) -> {name: numpy array}; ablations.runs.run_group calls
-them after evaluating the plan and saves the result with save_analysis. No report code lives here.
-
-Also here: measurements of an architecture the report uses (upward_reach, band_distances).
+ANALYSES maps the names a variant lists under "analyses" to an Analysis of one of three kinds:
+- "run": of the trained model, fn(model, val_set, eval_cfg, device, run_dir), computed when the
+  run is evaluated (engine/run.py); file <run_id>-<eval_id>-<name>.npz;
+- "model": of the network's structure, untrained, fn(model_cfg, val_set) (e.g. how far up an output
+  pixel sees); file model-<hash of data and model config>-<name>.npz;
+- "data": of the dataset, fn(val_set) (e.g. sample images); file data-<hash of data config>-<name>.npz.
+The last two need no trained model, so the runner computes them for every finished row that lacks
+them (engine/runner.py). Every plan gets EVERY_PLAN's. Each returns {name: numpy array}.
+No report code lives here.
 """
 import copy
+import hashlib
 import io
 import json
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,6 +33,61 @@ CRF_IMAGES = 4  # validation images shown before and after the CRF
 def analysis_file(results_dir, run_id, eval_id, name):
     """Where an analysis of one (trained run, evaluation) lies."""
     return os.path.join(results_dir, "analysis", f"{run_id}-{eval_id}-{name}.npz")
+
+
+def config_key(*configs):
+    return hashlib.sha1(json.dumps(configs, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def data_analysis_file(results_dir, data_cfg, name):
+    """Where a "data" analysis of a data config (as in a row's data_config: no root) lies."""
+    return os.path.join(results_dir, "analysis", f"data-{config_key(data_cfg)}-{name}.npz")
+
+
+def model_analysis_file(results_dir, data_cfg, model_cfg, name):
+    """Where a "model" analysis of a (data config, model config) lies."""
+    return os.path.join(results_dir, "analysis", f"model-{config_key(data_cfg, model_cfg)}-{name}.npz")
+
+
+def analysis_path(results_dir, plan, name):
+    """The file of analysis `name` of a plan (engine.plans.Plan), by its kind."""
+    kind, data = ANALYSES[name].kind, {k: v for k, v in plan.data.items() if k != "root"}
+    if kind == "run":
+        return analysis_file(results_dir, plan.run_id, plan.eval_id, name)
+    if kind == "model":
+        return model_analysis_file(results_dir, data, plan.model, name)
+    return data_analysis_file(results_dir, data, name)
+
+
+def missing_analyses(results_dir, plan, kinds=("run",)):
+    """The analyses of `kinds` a plan asks for that are not saved yet."""
+    names = list(plan.analyses) + [n for n in EVERY_PLAN if n not in plan.analyses]
+    return [n for n in names if ANALYSES[n].kind in kinds and not os.path.exists(analysis_path(results_dir, plan, n))]
+
+
+def save_analyses(results_dir, plan, names, model, val_set, device, run_dir):
+    """Compute and save the "run" analyses `names` of a plan's trained model."""
+    for name in names:
+        save_analysis(analysis_path(results_dir, plan, name),
+                      ANALYSES[name].compute(model, val_set, plan.eval, device, run_dir))
+
+
+def save_config_analyses(results_dir, plans):
+    """Compute and save the "model" and "data" analyses the plans lack (no trained model needed)."""
+    from data import build_dataset
+    datasets = {}
+    for plan in plans:
+        for name in missing_analyses(results_dir, plan, ("model", "data")):
+            path = analysis_path(results_dir, plan, name)
+            if os.path.exists(path):  # another plan of this call saved it
+                continue
+            key = json.dumps(plan.data, sort_keys=True)
+            if key not in datasets:
+                datasets[key] = build_dataset(plan.data, "val")
+            val_set = datasets[key]
+            analysis = ANALYSES[name]
+            save_analysis(path, analysis.compute(plan.model, val_set) if analysis.kind == "model"
+                          else analysis.compute(val_set))
 
 
 def save_analysis(path, data):
@@ -173,7 +234,7 @@ def format_probe(probe):
 # --- training curve ----------------------------------------------------------------------------
 
 def read_curve(log_path):
-    """{key: array} of a run's log.jsonl (ablations.train writes one line every LOG_EVERY
+    """{key: array} of a run's log.jsonl (engine/trainer.py writes one line every LOG_EVERY
     iterations): iteration, loss, lr and the loss parts the model reports (main_loss, aux_loss…).
     A resumed run logs again the iterations between its checkpoint and where it was stopped; the
     last line of each iteration is kept (exact resume makes them equal). Keys that some lines lack
@@ -211,8 +272,76 @@ def crf_examples_analysis(model, val_set, eval_cfg, device, run_dir=None):
             "after": crf_labels(logits, rgb, eval_cfg["crf"]).numpy()}
 
 
-ANALYSES = {"erf": erf_analysis, "stages": stages_analysis, "stage_probe": stage_probe_analysis,
-            "curve": curve_analysis, "crf_examples": crf_examples_analysis}
+# --- of the network's structure and of the dataset (no trained model) ---------------------------
+
+PREVIEW_IMAGES = 8  # validation images of the report's dataset figure
+
+
+def preview_analysis(val_set):
+    """The first PREVIEW_IMAGES validation images of the first one's size (8-bit RGB [N,H,W,3]), their
+    labels and the class names: the report's figure of the dataset a table used."""
+    first = val_set[0][0]
+    items = [val_set[i] for i in range(min(PREVIEW_IMAGES, len(val_set)))]
+    items = [(image, label) for image, label in items if image.shape == first.shape]
+    return {"image": val_set.to_rgb(torch.stack([image for image, _ in items])),
+            "label": torch.stack([label for _, label in items]).to(torch.uint8).numpy(),
+            "class_names": np.array(list(val_set.class_names))}
+
+
+def context_bands_analysis(val_set, scenes=50):
+    """The embedded dataset's context task (scene-context mode): how many object pixels lie d rows
+    below the context band, for every d over the split (distances, counts), the band's rows, and the
+    scene among the first `scenes` whose object comes nearest the band (image, label)."""
+    from data.synthetic import cue_rows
+    size = val_set.labels.shape[-1]
+    distances, counts = np.unique(band_distances(val_set), return_counts=True)
+    i = int(np.argmin([(lab > 0).nonzero()[:, 0].min().item() if (lab > 0).any() else size
+                       for lab in val_set.labels[:scenes]]))
+    return {"distances": distances.astype(np.int64), "counts": counts.astype(np.int64),
+            "band_rows": np.int64(cue_rows(size)), "size": np.int64(size),
+            "image": val_set.images[i].permute(1, 2, 0).numpy(), "label": val_set.labels[i].numpy()}
+
+
+def untrained(model_cfg, num_classes, device=None):
+    """The network of a model config, untrained and without pretrained weights (its structure is all
+    a "model" analysis reads); on the meta device (shapes only) if device is "meta"."""
+    from segmodels import build_model, without_weights
+    if device is None:
+        return build_model(without_weights(model_cfg), num_classes)
+    with torch.device(device):
+        return build_model(without_weights(model_cfg), num_classes)
+
+
+def reach_analysis(model_cfg, val_set):
+    """upward_reach of the network (rows; inf: the whole image) at the dataset's image size."""
+    size = val_set[0][0].shape[-1]
+    return {"reach": np.float64(upward_reach(untrained(model_cfg, val_set.num_classes), size))}
+
+
+def fov_analysis(model_cfg, val_set):
+    """DeepLab's field of view as run: fc6's kernel, dilation and filters, the receptive field of fc6
+    (segmodels.deeplab.fov_receptive_field) and of the conv trunk before it."""
+    from segmodels.backbones import receptive_field
+    from segmodels.deeplab import fov_receptive_field
+    model = untrained(model_cfg, 2, "meta")
+    fc6 = model.backbone.fc6
+    return {"fc6": np.array([fc6.kernel_size, fc6.dilation, fc6.conv.out_channels], dtype=np.int64),
+            "receptive_field": np.int64(fov_receptive_field(model)),
+            "trunk_receptive_field": np.int64(receptive_field(model.backbone.features))}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    kind: str  # "run", "model" or "data" (module docstring)
+    compute: object
+
+
+ANALYSES = {"erf": Analysis("run", erf_analysis), "stages": Analysis("run", stages_analysis),
+            "stage_probe": Analysis("run", stage_probe_analysis), "curve": Analysis("run", curve_analysis),
+            "crf_examples": Analysis("run", crf_examples_analysis), "reach": Analysis("model", reach_analysis),
+            "fov": Analysis("model", fov_analysis), "preview": Analysis("data", preview_analysis),
+            "context_bands": Analysis("data", context_bands_analysis)}
+EVERY_PLAN = ("preview",)  # the report shows the dataset of each table
 
 
 # --- architecture measurements (PSPNet's context task) -----------------------------------------

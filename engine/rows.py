@@ -1,4 +1,5 @@
-"""Result rows: one CSV per ablation, read and written here and nowhere else.
+"""Result rows: one CSV per ablation, read and written here and nowhere else; a run's result
+(RunResult, with its Status) and the row it becomes, with its provenance.
 
 A row is one (plan, variant, seed, trained run, evaluation). Writes rewrite the whole file under a
 lock and swap it in atomically, so no reader or crash ever sees a torn row. Reads check the file
@@ -8,10 +9,16 @@ empty is an error, never a silent "not run". Ids are read as strings (pandas wou
 """
 import contextlib
 import csv
+import datetime
 import fcntl
 import io
 import json
 import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -23,16 +30,52 @@ REQUIRED = ("ablation", "variant", "seed", "status", "run_id", "eval_id", "plan_
 CONFIG_COLUMNS = ("data_config", "model_config", "train_config", "eval_config")
 NUMERIC = ("seed", "mIoU", "pixel_acc", "mean_acc", "boundary_acc", "internal_acc", "train_img_per_s",
            "infer_fps", "infer_ms", "wall_s", "params", "head_params", "threads")
-OK = "ok"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Status(StrEnum):
+    """A run's status as its row records it."""
+    OK = "ok"
+    DIVERGED = "failed: non-finite loss"
+    CRF_UNAVAILABLE = "failed: CRF unavailable"
+
+
+OK = Status.OK
 
 
 class ResultsError(ValueError):
     """A results CSV that cannot be used as it is; the message names the file and what is wrong."""
 
 
-def row_key(row):
+class RowKey(NamedTuple):
     """What makes a row unique in its CSV: one plan's (variant, seed, trained run, evaluation)."""
-    return (str(row["plan_id"]), str(row["variant"]), int(row["seed"]), str(row["run_id"]), str(row["eval_id"]))
+    plan_id: str
+    variant: str
+    seed: int
+    run_id: str
+    eval_id: str
+
+
+def row_key(row):
+    """The RowKey of a CSV row (a dict)."""
+    return RowKey(str(row["plan_id"]), str(row["variant"]), int(row["seed"]), str(row["run_id"]), str(row["eval_id"]))
+
+
+@dataclass
+class RunResult:
+    """What one plan gave: its status (its evaluation's if that failed, else its training's) and error,
+    the training's record (train.json: train_img_per_s, train_s, train_wall_s) and the evaluation's
+    scores (eval-<id>.json, with the timing phase's merged in), and the device that ran it."""
+    plan: object  # engine.plans.Plan
+    status: Status
+    train: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)
+    error: str | None = None
+    device: str = "cpu"
+
+    @property
+    def ok(self):
+        return self.status == OK
 
 
 def read_rows(csv_path) -> pd.DataFrame:
@@ -130,3 +173,77 @@ def put_row(csv_path, row):
         table.to_csv(buf, index=False)
         write_text(csv_path, buf.getvalue())
         return True
+
+
+# --- a row and its provenance ---------------------------------------------------------------
+
+def make_row(result, sha, started=None):
+    """One CSV row of a RunResult: what was run (its whole configuration), what it scored, and where
+    and with what it ran. started: when the run_all call that writes it began (its wall time)."""
+    import torch
+    import torchvision
+    from engine.distributed import world
+    plan, info, scores = result.plan, result.train, result.scores
+    backbone = plan.model["backbone"]
+    row = {
+        "ablation": plan.ablation, "variant": plan.variant, "seed": plan.seed, "preset": plan.preset,
+        "dataset": plan.data["name"], "image_size": plan.data.get("image_size", plan.data.get("crop_size")),
+        "backbone": backbone["name"] + (str(backbone.get("depth", "")) if backbone["name"] == "resnet" else ""),
+        "iterations": plan.train["iterations"], "batch_size": plan.train["batch_size"],
+        "lr": plan.train["lr"], "threads": plan.train["threads"],
+        "data_config": json.dumps({k: v for k, v in plan.data.items() if k != "root"}, sort_keys=True),
+        "model_config": json.dumps(plan.model, sort_keys=True),
+        "train_config": json.dumps(plan.train, sort_keys=True),
+        "eval_config": json.dumps(plan.eval, sort_keys=True),
+    }
+    for key, value in scores.items():  # metrics, plus any a model reports (e.g. per-stage shares)
+        row[key] = json.dumps(value) if key == "per_class_iou" else value
+    row.update({
+        "train_img_per_s": scores.get("train_img_per_s", info.get("train_img_per_s")),
+        "wall_s": info.get("train_wall_s", 0) + scores.get("eval_wall_s", 0),
+        "device": device_name(result.device), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_model": cpu_model(),
+        # the machine's 1-min load average when the row was written: timings taken beside other
+        # work (load above the core count) are slower than the same run alone
+        "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
+        "host": platform.node(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "git_sha": sha, "world_size": world()[1], "seed_looks": json.dumps(list(plan.looks)), "plan_id": plan.plan_id,
+        "run_id": plan.run_id, "eval_id": plan.eval_id, "status": str(result.status),
+        "call_started_at": started,
+        "finished_at": now_iso(),
+    })
+    return row
+
+
+def git_sha():
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ablations", "engine", "segmodels", "data"],
+                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name(device):
+    """'cpu', or the GPU's name and index (e.g. 'NVIDIA H200 (cuda:1)')."""
+    if device == "cpu":
+        return device
+    import torch
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    return f"{torch.cuda.get_device_name(index)} (cuda:{index})"
+
+
+def cpu_model():
+    """The CPU's model name (Linux), as a row's provenance beside its CPU capability."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), platform.processor())
+    except OSError:
+        return platform.processor()
+
+
+def now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

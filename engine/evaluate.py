@@ -1,12 +1,12 @@
 """Evaluate a trained model on a validation set: confusion-matrix scores, boundary/internal
-accuracy, per-class-group accuracy (if the dataset groups its classes) and inference speed."""
-import statistics
+accuracy, per-class-group accuracy (if the dataset groups its classes), and the CRF where asked.
+(Speed is measured apart, in the timing phase: engine/timing.py.)"""
 import time
 
 import torch
 
-from ablations.metrics import boundary_counts, confusion_matrix, group_accuracy, scores
-from ablations.presets import EVAL_KEYS as ENGINE_KEYS
+from engine.metrics import boundary_counts, confusion_matrix, group_accuracy, scores
+from engine.presets import EVAL_KEYS as ENGINE_KEYS
 from data import IGNORE_INDEX
 from data.transforms import pad_collate
 from segmodels.crf import check_crf, crf_labels
@@ -71,31 +71,3 @@ def evaluate(model, dataset, cfg, device="cpu"):
         result["crf_ms"] = 1000 * crf_s / images_seen
     result.update({k: v / images_seen for k, v in extra_sums.items()})
     return result
-
-
-@torch.no_grad()
-def time_inference(model, dataset, cfg, device="cpu"):
-    """Inference speed as a benchmark measures it: one fixed batch (the first `speed_batch` images,
-    default the eval batch size), `speed_warmup` untimed passes (default 3), then `speed_repeats`
-    timed passes, synchronised on GPU. Returns infer_ms (median ms per image), infer_fps_median, and
-    for every statistic the model reports in ms (key ending in '_ms', e.g. per-stage times) its
-    median over the timed passes, which replaces the accuracy pass's mean."""
-    model_opts = model_options(model, cfg)
-    n = min(cfg.get("speed_batch", cfg["batch_size"]), len(dataset))
-    images = torch.stack([dataset[i][0] for i in range(n)]).to(device)
-    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
-    for _ in range(cfg.get("speed_warmup", 3)):
-        model.predict(images, **model_opts)
-    times, stats = [], {}
-    for _ in range(cfg["speed_repeats"]):
-        sync()
-        tick = time.perf_counter()
-        _, pass_stats = model.predict(images, **model_opts)
-        sync()
-        times.append(time.perf_counter() - tick)
-        for key, value in pass_stats.items():
-            if key.endswith("_ms"):
-                stats.setdefault(key, []).append(value)
-    infer_ms = 1000 * statistics.median(times) / n
-    return {"infer_ms": infer_ms, "infer_fps_median": 1000 / infer_ms, "speed_batch": n,
-            **{key: statistics.median(values) for key, values in stats.items()}}

@@ -1,0 +1,140 @@
+"""Execution: the plans not yet done, trained and evaluated side by side (--jobs worker processes,
+each a device of its own on a GPU box) or as cluster jobs (--launcher), then timed one at a time, and
+their rows written. Also the process hygiene that keeps a killed suite resumable: workers that die
+with their parent, temporary files of killed writers removed.
+"""
+import concurrent.futures as cf
+import multiprocessing
+import os
+import threading
+import time
+
+import torch
+from tqdm import tqdm
+
+from engine import run
+from engine.distributed import barrier, is_main
+from engine.plans import config_hash, todo_plans
+from engine.rows import git_sha, make_row, put_row, read_json, write_json
+from engine.timing import needs_timing, time_run
+
+
+def worker_devices(device):
+    """The devices --jobs workers take in turn: every visible GPU for 'cuda', else just `device`."""
+    if device == "cuda":
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or [device]
+    return [device]
+
+
+def start_worker(parent_pid, devices, counter):
+    """Worker initializer: the next device in turn (worker k: devices[k % len]), so with --device
+    cuda each worker has a GPU of its own; and the worker ends with its parent (die_with_parent)."""
+    with counter.get_lock():
+        run.WORKER_DEVICE, counter.value = devices[counter.value % len(devices)], counter.value + 1
+    die_with_parent(parent_pid)
+
+
+def die_with_parent(parent_pid):
+    """Worker initializer: end this worker as soon as its parent is gone (kill, kill -9, a
+    scheduler's SIGTERM, the OOM killer), so no orphan goes on training into the results folder."""
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_tmp(out_dir):
+    """Temporary files of writers that were killed mid-write (`<file>.<pid>.tmp` whose pid is gone)."""
+    for folder, _, files in os.walk(out_dir):
+        for name in files:
+            parts = name.split(".")
+            if name.endswith(".tmp") and len(parts) >= 3 and parts[-2].isdigit() and not pid_alive(int(parts[-2])):
+                os.remove(os.path.join(folder, name))
+
+
+class RunJob:
+    """One run group as a cluster job (engine/launch.py): train, evaluate and time it, then write
+    its rows into the run folder (rows-<id>.json) for the submitting process to merge. Requeued at
+    its time limit, it resumes from the run's checkpoint."""
+
+    def __init__(self, plans, out_dir, device, sha, started):
+        self.plans, self.out_dir, self.device, self.sha, self.started = plans, out_dir, device, sha, started
+
+    def rows_path(self):
+        keys = sorted(list(p.key) for p in self.plans)
+        return os.path.join(run.run_dir_of(self.out_dir, self.plans[0]), f"rows-{config_hash(keys)}.json")
+
+    def __call__(self):
+        rows = []
+        for result in run.run_group(self.plans, self.out_dir, self.device, progress=False):
+            if result.ok and needs_timing(result.plan):  # the job has its node to itself
+                result.scores = {**result.scores, **time_run(result.plan, self.out_dir, self.device)}
+            rows.append(make_row(result, self.sha, self.started))
+        write_json(rows, self.rows_path())
+        return self.rows_path()
+
+    def checkpoint(self, *args, **kwargs):
+        """submitit calls this at the time limit (or on preemption): the same job again; training
+        resumes from ckpt.pt and finished evaluations are kept."""
+        import submitit
+        return submitit.helpers.DelayedSubmission(self)
+
+
+def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, started=None, launcher=None):
+    """Train, evaluate and time the plans not yet done; returns the number of rows written. With a
+    launcher (engine/launch.py), each run group is a cluster job; its rows are merged here."""
+    groups = {}
+    for plan in todo_plans(plans, csv_path):
+        groups.setdefault(plan.run_id, []).append(plan)
+    sha, written, timed = git_sha(), 0, []
+    bar = tqdm(total=len(groups), desc=f"{name} runs, {what}", disable=not (progress and is_main()),
+               dynamic_ncols=True)
+
+    def record(results):
+        nonlocal written
+        for result in results:
+            if result.ok and needs_timing(result.plan):
+                timed.append(result)  # its row is written after the timing phase
+                continue
+            written += put_row(csv_path, make_row(result, sha, started))
+            if not result.ok:
+                tqdm.write(f"{name} {result.plan.variant} seed {result.plan.seed}: {result.status} ({result.error})")
+        bar.update(1)
+
+    if launcher:
+        from engine.launch import run_jobs
+        paths = run_jobs(launcher, [RunJob(g, out_dir, device, sha, started) for g in groups.values()],
+                         f"{name}-{what.replace(' ', '-').replace('/', '-of-')}")
+        for path in paths:
+            for row in read_json(path):
+                written += put_row(csv_path, row)
+                if row["status"] != "ok":
+                    tqdm.write(f"{name} {row['variant']} seed {row['seed']}: {row['status']}")
+            bar.update(1)
+    elif jobs <= 1 or len(groups) <= 1:
+        for group in groups.values():
+            record(run.run_group(group, out_dir, device, progress=progress))
+    else:
+        context = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=start_worker,
+                                    initargs=(os.getpid(), worker_devices(device), context.Value("i", 0))) as pool:
+            futures = [pool.submit(run.run_group, g, out_dir, device, False) for g in groups.values()]
+            for future in cf.as_completed(futures):
+                record(future.result())
+    bar.close()
+    for result in sorted(timed, key=lambda r: (r.plan.seed, r.plan.variant)):
+        result.scores = {**result.scores, **time_run(result.plan, out_dir, device)}
+        written += put_row(csv_path, make_row(result, sha, started))
+    barrier()  # every rank reads the rows rank 0 wrote
+    return written

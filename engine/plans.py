@@ -1,0 +1,246 @@
+"""Plans: from an ablation and its settings to the runs it will train and the rows it will write.
+
+A Plan is one row to come: a variant's trained run (data, model, train config, seed) and one
+evaluation of it. Its run id is a hash of what the run computes, so a run two tables share is trained
+once; its eval id a hash of the evaluation settings (e.g. a cascade threshold), which are not part of
+the run id: one trained model can give several rows. All plans of an ablation share a plan id, the
+hash of every variant's resolved configuration (seeds aside): the report uses the rows of one plan
+id per table, so rows of other settings are never pooled with them as extra seeds.
+
+Selection runs choose, on images held out of the training split, the lr of each "tune_lr" variant and
+the CRF settings of each "tune_crf" one (engine/tuning.py); the plans then take what was chosen.
+Everything that can fail is checked once, before anything is trained (prepare).
+"""
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+
+from data import build_dataset
+from engine.config import resolve
+from engine.design import first_look_runs, looks_of
+from engine.evaluate import model_options
+from engine.presets import PRESETS
+from engine.rows import OK, RowKey, read_rows, row_key
+from engine.tuning import choose_crfs, choose_lrs, crf_grid, crf_point_id, lr_point_id, selection_csv
+from segmodels import build_model
+
+# train-config keys that do not change what is computed, so stay out of the run id
+NOT_IN_RUN_ID = ("checkpoint_every", "workers")
+# eval settings a selection run leaves out: it is scored, not timed
+NO_TIMING = {"speed_repeats": 0, "train_speed_steps": 0}
+
+
+def config_hash(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def data_id(data):
+    """A data config as it enters ids: where the data lies (root) does not change what is computed."""
+    return {k: v for k, v in data.items() if k != "root"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One row to come. run_id, eval_id and key are derived from the fields, never stored apart."""
+    ablation: str
+    variant: str
+    seed: int
+    preset: str
+    data: dict
+    model: dict
+    train: dict
+    eval: dict
+    plan_id: str
+    looks: tuple  # the sequential design's seeds per variant at each look
+    analyses: tuple = ()
+
+    @cached_property
+    def run_id(self):
+        train = {k: v for k, v in self.train.items() if k not in NOT_IN_RUN_ID}
+        return config_hash({"data": data_id(self.data), "model": self.model, "train": train, "seed": self.seed})
+
+    @cached_property
+    def eval_id(self):
+        return config_hash(self.eval)
+
+    @property
+    def key(self) -> RowKey:
+        return RowKey(self.plan_id, self.variant, self.seed, self.run_id, self.eval_id)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An ablation ready to run: its record, settings, plans and selection runs, all checked."""
+    spec: object  # engine.spec.Ablation
+    settings: object  # engine.config.Settings
+    plans: list
+    selection: list
+
+
+def crf_sources(variants):
+    """{variant id: the "tune_crf" variant whose chosen CRF settings it is evaluated with}: itself, or
+    the one its "crf_from" names (several models may share one selection: it costs a training run)."""
+    sources = {v["id"]: v["id"] for v in variants if v.get("tune_crf")}
+    sources.update({v["id"]: v["crf_from"] for v in variants if "crf_from" in v})
+    return sources
+
+
+def preset_crf_grid(spec, settings):
+    """The preset's CRF grid {setting: [values]} (its tuning "crf"), or one clear error."""
+    grid = settings.tuning.get("crf")
+    if not grid:
+        raise ValueError(f"{spec.name}: variants with tune_crf need the preset's CRF grid (tuning: crf: "
+                         "{setting: [values]})")
+    return grid
+
+
+def plan_runs(spec, settings, lrs=None, crfs=None, variants=None):
+    """One Plan per (variant, seed) of the settings' preset (engine/config.py resolves each variant).
+    lrs: {variant id: lr} chosen for the "tune_lr" variants; until chosen, they plan at the preset's
+    lr (enough to check their configuration). crfs: {variant id: CRF settings} chosen for the
+    "tune_crf" variants, which those whose "crf_from" names them share; until chosen, the first point
+    of the preset's CRF grid. variants: default the ablation's (selection runs plan their own)."""
+    variants = spec.variants if variants is None else variants
+    sources, resolved = crf_sources(variants), []
+    for variant in variants:
+        if settings.preset not in variant.get("presets", PRESETS):  # a variant may be kept to some presets
+            continue
+        cfg = resolve(spec, settings, variant)
+        if variant.get("tune_lr") and lrs and variant["id"] in lrs:
+            cfg["train"]["lr"] = lrs[variant["id"]]
+        if variant["id"] in sources:
+            cfg["eval"]["crf"] = (crfs or {}).get(sources[variant["id"]]) or crf_grid(preset_crf_grid(spec, settings))[0]
+        resolved.append((variant, cfg))
+    plan_id = config_hash({"data": data_id(settings.data),
+                           "variants": [[v["id"], c["model"], c["train"], c["eval"]] for v, c in resolved]})
+    return [Plan(ablation=spec.name, variant=v["id"], seed=seed, preset=settings.preset, data=settings.data,
+                 model=c["model"], train=c["train"], eval=c["eval"], plan_id=plan_id, looks=settings.looks,
+                 analyses=tuple(v.get("analyses", ())))
+            for v, c in resolved for seed in range(settings.looks[-1])]
+
+
+def selection_plans(spec, settings):
+    """The selection runs, trained on the training split less settings.tuning['holdout'] images and
+    scored on those (data option holdout, data.HeldOut): never on the validation split. Each
+    "tune_lr": [scales] variant is trained at the preset's lr × each scale; each "tune_crf" variant
+    once, evaluated at every point of the preset's CRF grid. Their variant ids: engine/tuning.py."""
+    grid = []
+    for v in spec.variants:
+        if settings.preset not in v.get("presets", PRESETS):
+            continue
+        base = {"model": v.get("model", {}), "preset_overrides": v.get("preset_overrides", {})}
+        for scale in v.get("tune_lr", []):
+            train_cfg = {**v.get("train", {}), "lr_scale": scale * v.get("train", {}).get("lr_scale", 1.0)}
+            grid.append({"id": lr_point_id(v["id"], scale), **base, "train": train_cfg,
+                         "eval": {**v.get("eval", {}), **NO_TIMING}})
+        for i, crf in enumerate(crf_grid(preset_crf_grid(spec, settings)) if v.get("tune_crf") else []):
+            grid.append({"id": crf_point_id(v["id"], i), **base, "train": v.get("train", {}),
+                         "eval": {**v.get("eval", {}), **NO_TIMING, "crf": crf}})
+    if not grid:
+        return []
+    if "holdout" not in settings.tuning:
+        raise ValueError(f"{spec.name}: variants with tune_lr or tune_crf need the preset's 'tuning' settings "
+                         "(holdout, seeds)")
+    held_out = dataclasses.replace(settings, data={**settings.data, "holdout": settings.tuning["holdout"]},
+                                   looks=tuple(looks_of(settings.tuning["seeds"])))
+    return plan_runs(spec, held_out, variants=grid)
+
+
+def chosen(spec, selection, out_dir):
+    """({variant id: lr}, {variant id: CRF settings}) chosen by the selection runs' rows in out_dir
+    (empty before they ran), and the variant ids none could be chosen for (their plans are dropped)."""
+    if not selection:
+        return {}, {}, set()
+    rows = read_rows(selection_csv(out_dir, spec.name))
+    rows = rows[rows["plan_id"] == selection[0].plan_id] if len(rows) else rows
+    lrs, crfs = (choose_lrs(spec, rows), choose_crfs(spec, rows)) if len(rows) else ({}, {})
+    untuned = ({v["id"] for v in spec.variants if v.get("tune_lr")} - set(lrs)) | \
+              {v for v, source in crf_sources(spec.variants).items() if source not in crfs}
+    return lrs, crfs, untuned
+
+
+def check_plans(plans):
+    """Fail before any training on what would fail later: unknown model options or eval options,
+    a backbone given weights it cannot take. Models are built on the meta device (shapes only, no
+    memory, no weights file read)."""
+    for model_cfg in {json.dumps(p.model, sort_keys=True): p.model for p in plans}.values():
+        cfg = json.loads(json.dumps(model_cfg))
+        weights = cfg["backbone"].pop("weights", None)
+        if weights not in (None, "imagenet") and not os.path.isfile(weights):
+            raise FileNotFoundError(f"weights file not found: {weights} (--weights)")
+        try:
+            with torch.device("meta"):
+                model = build_model(cfg, 2)
+        except TypeError as err:  # an option the model's constructor does not take
+            raise ValueError(f"bad model options for arch {cfg['arch']!r}: {err}") from None
+        for plan in plans:
+            if plan.model == model_cfg:
+                model_options(model, plan.eval)  # unknown eval options fail here, not after training
+
+
+def check_data(plans, checked=None):
+    """Fail early on missing or bad data: each dataset the plans train or evaluate on (and that is not
+    in `checked`, data configs as JSON) is opened and its check() (every file it will read) run. Returns
+    the data configs checked so far."""
+    checked = set() if checked is None else checked
+    for data_cfg in {json.dumps(p.data, sort_keys=True) for p in plans} - checked:
+        for split in ("val", "train"):
+            dataset = build_dataset(json.loads(data_cfg), split)
+            if hasattr(dataset, "check"):
+                dataset.check()
+        checked.add(data_cfg)
+    return checked
+
+
+def todo_plans(plans, csv_path):
+    """The plans without a finished ("ok") row in csv_path (whose rows are checked on reading)."""
+    done = {row_key(r) for r in read_rows(csv_path).to_dict("records") if r["status"] == OK}
+    return [p for p in plans if p.key not in done]
+
+
+def prepare(spec, settings, out_dir, checked_data=None, with_data=True):
+    """Plan an ablation and check everything before anything is written: model and eval options, the
+    run budget, and (with_data) the data of the runs still to train. Returns a Prepared."""
+    plans, selection = plan_runs(spec, settings), selection_plans(spec, settings)
+    check_plans(plans + selection)
+    first = first_look_runs(plans, selection)
+    if settings.max_runs is not None and len(first) > settings.max_runs:
+        raise ValueError(f"{spec.name}: max_runs {settings.max_runs} is below the {len(first)} runs of the "
+                         "first look and the selection runs")
+    if with_data:
+        check_data(todo_plans(plans, os.path.join(out_dir, f"{spec.name}.csv")) + selection, checked_data)
+    return Prepared(spec, settings, plans, selection)
+
+
+def show_config(prepared, out_dir, variant=None):
+    """Each resolved plan as text: per variant its data, model, train and eval configuration, then its
+    run and eval ids per seed; with the lr and CRF settings chosen so far in out_dir (else the preset's,
+    marked). Trains nothing."""
+    spec, settings = prepared.spec, prepared.settings
+    lrs, crfs, untuned = chosen(spec, prepared.selection, out_dir)
+    plans = plan_runs(spec, settings, lrs, crfs) + prepared.selection
+    if variant is not None and variant not in {p.variant for p in plans}:
+        raise ValueError(f"{spec.name}: no variant {variant!r} at preset {settings.preset!r}; variants: "
+                         f"{', '.join(dict.fromkeys(p.variant for p in plans))}")
+    lines = [f"# {spec.name} at preset {settings.preset!r}: plan {plans[0].plan_id}, looks {list(settings.looks)}"
+             + (f", at most {settings.max_runs} runs" if settings.max_runs else "")]
+    for vid in dict.fromkeys(p.variant for p in plans):
+        if variant is not None and vid != variant:
+            continue
+        own = [p for p in plans if p.variant == vid]
+        first = own[0]
+        what = "selection run" if first in prepared.selection else "variant"
+        note = (" (lr or CRF settings to be chosen by its selection runs: shown at the preset's)" if vid in untuned
+                else "")
+        lines.append(f"\n## {what} {vid}{note}")
+        for part in ("data", "model", "train", "eval"):
+            value = data_id(first.data) if part == "data" else getattr(first, part)
+            lines.append(f"{part}: {json.dumps(value, sort_keys=True)}")
+        lines.append(f"eval id: {first.eval_id}")
+        lines.append("run ids: " + ", ".join(f"seed {p.seed} {p.run_id}" for p in own))
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""One ablation, run: its selection runs, then its looks of seeds (engine/design.py), each look's
+runs executed (engine/execute.py) into results/<name>.csv; then the analyses of the network and the
+dataset that every finished row should have (engine/analysis.py).
+
+The path of one run: run_all.py → engine.config.settings → engine.plans.prepare (plans, checked) →
+run_ablation → execute.run_plans → run.run_group (train, evaluate) → timing → rows.make_row → CSV;
+the report then judges the claims from the rows (engine.design.claim_verdicts).
+"""
+import os
+
+from tqdm import tqdm
+
+from engine.analysis import save_config_analyses
+from engine.design import claim_verdicts, first_look_runs, next_look
+from engine.distributed import is_main
+from engine.execute import remove_stale_tmp, run_plans
+from engine.plans import chosen, plan_runs
+from engine.rows import OK, now_iso, read_rows
+from engine.tuning import selection_csv
+
+
+def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=True, launcher=None):
+    """Train and evaluate the runs of a prepared ablation (engine.plans.prepare: checked); rows go to
+    out_dir/<name>.csv. Returns the number of rows written by this call.
+
+    The sequential design: with the preset's seeds a list of looks (e.g. [3, 5, 8]), every variant
+    first gets looks[0] seeds; after each look the claims are judged, and only the variants of claims
+    still undecided get seeds up to the next look, nearest a decision first, within the run budget.
+    Finished runs are reused, so a rerun (or a killed run's rerun) redoes no work."""
+    spec, settings = prepared.spec, prepared.settings
+    csv_path = os.path.join(out_dir, f"{spec.name}.csv")
+    progress = progress and is_main()  # under torchrun, rank 0 speaks for all
+    os.makedirs(os.path.join(out_dir, "runs"), exist_ok=True)
+    remove_stale_tmp(out_dir)
+    written, started, plans = 0, now_iso(), prepared.plans
+    if prepared.selection:  # first the lr and CRF settings of the tuned variants, on held-out training images
+        tuning_csv = selection_csv(out_dir, spec.name)
+        os.makedirs(os.path.dirname(tuning_csv), exist_ok=True)
+        written += run_plans(spec.name, prepared.selection, tuning_csv, out_dir, device, jobs, progress,
+                             "lr selection", started, launcher)
+        plans = chosen_plans(prepared, out_dir)
+    looks, wanted = settings.looks, {p.variant for p in plans}
+    planned = first_look_runs(plans, prepared.selection)
+    for k, n in enumerate(looks, 1):
+        look = [p for p in plans if p.seed < n and p.variant in wanted]
+        written += run_plans(spec.name, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}",
+                             started, launcher)
+        if k == len(looks):
+            break
+        wanted = more_seeds(spec, settings, plans, csv_path, k, planned, progress)
+        if not wanted:
+            break
+    if is_main():
+        save_missing_analyses(prepared, out_dir)
+    return written
+
+
+def chosen_plans(prepared, out_dir):
+    """The ablation's plans with the lr and CRF settings its selection runs in out_dir chose (the
+    variants none could be chosen for left out); without selection runs, as prepared."""
+    if not prepared.selection:
+        return prepared.plans
+    lrs, crfs, untuned = chosen(prepared.spec, prepared.selection, out_dir)
+    return [p for p in plan_runs(prepared.spec, prepared.settings, lrs, crfs) if p.variant not in untuned]
+
+
+def save_missing_analyses(prepared, out_dir):
+    """The analyses of the dataset and of the untrained network (engine/analysis.py) that the finished
+    rows of the ablation lack: computed from their configuration, no run folder needed."""
+    csv_path = os.path.join(out_dir, f"{prepared.spec.name}.csv")
+    rows = read_rows(csv_path).to_dict("records")
+    finished = {(r["variant"], int(r["seed"]), r["run_id"]) for r in rows if r["status"] == OK}
+    save_config_analyses(out_dir, [p for p in chosen_plans(prepared, out_dir)
+                                   if (p.variant, p.seed, p.run_id) in finished])
+
+
+def more_seeds(spec, settings, plans, csv_path, k, planned, progress):
+    """After look k: the variants that get seeds up to the next look (engine/design.py next_look),
+    the undecided claims nearest a decision first (fewest seeds needed at the observed difference;
+    ties in file order)."""
+    rows = read_rows(csv_path)
+    rows = rows[rows["plan_id"] == plans[0].plan_id]
+    verdicts = sorted(claim_verdicts(spec, rows, list(settings.looks), upto=k), key=lambda v: v.need)
+    undecided = [v.claim for v in verdicts if not v.decided]
+    failed = {v for v, g in rows.groupby("variant") if (g["status"] != OK).all()}
+    wanted, left, hopeless = next_look(undecided, plans, settings.looks[k], planned, settings.max_runs, failed)
+    if progress and hopeless:
+        tqdm.write(f"{spec.name}: {len(hopeless)} undecided claim(s) get no more seeds: every run of "
+                   f"{', '.join(sorted(failed & {v for c in hopeless for v in c.variants()}))} failed")
+    if progress and left:
+        tqdm.write(f"{spec.name}: {len(left)} undecided claim(s) get no more seeds: max_runs "
+                   f"{settings.max_runs} reached")
+    if progress and wanted:
+        tqdm.write(f"{spec.name}: {len(undecided)} claim(s) undecided after look {k}; seeds up to "
+                   f"{settings.looks[k]} for {', '.join(sorted(wanted))}")
+    return wanted

@@ -1,0 +1,175 @@
+"""An ablation file, loaded and checked: the typed record (Ablation) the engine and the report read.
+
+An ablation file (ablations/<name>.py) is data: the paper and table, its variants (dicts: an id, a
+label, model/train/eval settings), the published numbers, the claims (engine/claims.py objects),
+presets, deviations and the report sections it wants. Loading it checks every name it uses — a
+claim's variants and metric, the published numbers' variants and metrics, the variants' keys,
+analyses and presets, duplicate ids, bands, run budgets, report sections and their variant
+arguments — and a mistake is one line naming the file and the key (ValueError), at `--list` already.
+"""
+import os
+from dataclasses import dataclass, field
+
+from engine.claims import Claim
+from engine.presets import PRESETS
+
+# Every metric a row can carry that a claim, a table or a column may name: evaluate.py's scores
+# (boundary/internal accuracy; context/shape accuracy where the dataset groups its classes; the CRF's
+# time), the timing phase's (inference ms and images/s, per-stage ms of the cascade, training img/s),
+# the cascade's per-stage shares, and the parameter counts.
+KNOWN_METRICS = ("mIoU", "pixel_acc", "mean_acc", "boundary_acc", "internal_acc", "context_acc", "shape_acc",
+                 "infer_fps", "infer_ms", "infer_fps_median", "crf_ms", "train_img_per_s", "params", "head_params",
+                 "stage1_pct", "stage2_pct", "stage3_pct", "stage1_ms", "stage2_ms", "stage3_ms")
+# The suite's equivalence bands, fixed before any run: ±2 mIoU points, ±1 point of a per-pixel accuracy.
+# A claim whose difference is shown to lie inside its band is 'absent'; an ablation's BANDS may
+# override a metric's, a claim's own band wins over both. Metrics without a band (speeds, shares)
+# are never judged 'absent'.
+DEFAULT_BANDS = {"mIoU": 2.0, "pixel_acc": 1.0, "mean_acc": 1.0, "boundary_acc": 1.0, "internal_acc": 1.0,
+                 "context_acc": 1.0, "shape_acc": 1.0}
+# The report's extra sections an ablation may ask for (report/build.py draws them), with the names of
+# their arguments that hold variant ids (checked like a claim's).
+SECTIONS = {"erf": ("variants",), "lc_speed": ("speedups", "published"), "lc_stages": ("variant",),
+            "lc_probe": ("variant",), "psp_context": ("heads",), "psp_curves": (),
+            "deeplab_fov": ("published_no_crf", "receptive_field"), "deeplab_crf": ("table_1a", "table_2")}
+VARIANT_KEYS = ("id", "label", "x", "series", "model", "train", "eval", "presets", "preset_overrides", "analyses",
+                "tune_lr", "tune_crf", "crf_from")
+DEVIATION_KEYS = ("synthetic", "real", "voc", "ade20k", "cityscapes")
+REQUIRED = ("NAME", "TITLE", "PAPER", "SOURCE", "METRICS", "VARIANTS", "PUBLISHED", "CLAIMS")
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One ablation file, checked, with its defaults filled in (attribute = the file's name in lower case)."""
+    name: str
+    title: str
+    paper: str
+    source: str
+    metrics: tuple
+    variants: tuple  # dicts, as the file writes them (keys: VARIANT_KEYS)
+    published: dict  # {variant id: {metric: number}}
+    claims: tuple  # engine.claims.Claim
+    model: dict = field(default_factory=dict)  # laid over the preset's model config for every variant
+    report_columns: tuple = ()
+    x_label: str = "variant"
+    bands: dict = field(default_factory=dict)  # DEFAULT_BANDS with the file's BANDS over them
+    report_sections: dict = field(default_factory=dict)  # {SECTIONS name: its arguments}
+    max_runs: dict = field(default_factory=dict)  # {preset: the sequential design's run budget}
+    presets: dict = field(default_factory=dict)  # {preset: settings laid over the suite's preset}
+    deviations: dict = field(default_factory=dict)  # {"synthetic" | "real" | dataset: [text]}
+    exact_facts: object = None  # a function → [fact dict] (engine.claims.fact_holds), or None
+    path: str = ""
+
+    def variant(self, variant_id):
+        return next(v for v in self.variants if v["id"] == variant_id)
+
+    @property
+    def variant_ids(self):
+        return [v["id"] for v in self.variants]
+
+
+def from_module(module):
+    """The checked Ablation of an ablation module; ValueError naming the file and the key otherwise."""
+    path = os.path.relpath(module.__file__, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def fail(key, what):
+        raise ValueError(f"{path}: {key}: {what}")
+
+    for key in REQUIRED:
+        if not hasattr(module, key):
+            fail(key, "missing (every ablation file defines " + ", ".join(REQUIRED) + ")")
+    name = module.NAME
+    if name != os.path.splitext(os.path.basename(module.__file__))[0]:
+        fail("NAME", f"{name!r} is not the file's name")
+    ids = [v.get("id") for v in module.VARIANTS]
+    for i, variant in enumerate(module.VARIANTS):
+        check_variant(variant, i, ids, fail)
+    known = set(ids)
+    tuned = [v["id"] for v in module.VARIANTS if v.get("tune_crf")]
+    for i, variant in enumerate(module.VARIANTS):
+        if "crf_from" in variant and variant["crf_from"] not in tuned:
+            fail(f"VARIANTS[{i}] ({variant['id']!r})", f"crf_from {variant['crf_from']!r} is not a variant with "
+                                                      f"tune_crf (those: {', '.join(tuned) or 'none'})")
+
+    def check_ids(key, names):
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            fail(key, f"unknown variant id(s) {', '.join(map(repr, unknown))}; variants: {', '.join(ids)}")
+
+    def check_metrics(key, names):
+        unknown = [m for m in names if m not in KNOWN_METRICS]
+        if unknown:
+            fail(key, f"unknown metric(s) {', '.join(map(repr, unknown))}; known: {', '.join(KNOWN_METRICS)}")
+
+    check_metrics("METRICS", module.METRICS)
+    check_metrics("REPORT_COLUMNS", getattr(module, "REPORT_COLUMNS", ()))
+    check_ids("PUBLISHED", module.PUBLISHED)
+    for vid, numbers in module.PUBLISHED.items():
+        check_metrics(f"PUBLISHED[{vid!r}]", numbers)
+    for i, claim in enumerate(module.CLAIMS):
+        if not isinstance(claim, Claim):
+            fail(f"CLAIMS[{i}]", f"not a claim object (engine.claims: Greater, Increasing, Best, Ratio, Close): "
+                                 f"{type(claim).__name__}")
+        check_ids(f"CLAIMS[{i}]", claim.variants())
+        check_metrics(f"CLAIMS[{i}]", [claim.metric] + ([claim.minus] if claim.minus else []))
+        if claim.band is not None and not claim.band > 0:
+            fail(f"CLAIMS[{i}]", f"band must be > 0, got {claim.band!r}")
+    bands = getattr(module, "BANDS", {})
+    check_metrics("BANDS", bands)
+    for metric, band in bands.items():
+        if not (isinstance(band, (int, float)) and band > 0):
+            fail(f"BANDS[{metric!r}]", f"must be a number > 0, got {band!r}")
+    sections = getattr(module, "REPORT_SECTIONS", {})
+    for section, args in sections.items():
+        if section not in SECTIONS:
+            fail("REPORT_SECTIONS", f"unknown section {section!r}; known: {', '.join(SECTIONS)}")
+        for arg in SECTIONS[section]:
+            check_ids(f"REPORT_SECTIONS[{section!r}][{arg!r}]", flat_ids((args or {}).get(arg, ())))
+    for key in ("MAX_RUNS", "PRESETS"):
+        unknown = sorted(set(getattr(module, key, {})) - set(PRESETS))
+        if unknown:
+            fail(key, f"unknown preset(s) {unknown}; presets: {', '.join(PRESETS)}")
+    for preset, budget in getattr(module, "MAX_RUNS", {}).items():
+        if not (isinstance(budget, int) and budget >= 1):
+            fail(f"MAX_RUNS[{preset!r}]", f"must be a whole number >= 1, got {budget!r}")
+    unknown = sorted(set(getattr(module, "DEVIATIONS", {})) - set(DEVIATION_KEYS))
+    if unknown:
+        fail("DEVIATIONS", f"unknown key(s) {unknown}; valid: {', '.join(DEVIATION_KEYS)}")
+    return Ablation(
+        name=name, title=module.TITLE, paper=module.PAPER, source=module.SOURCE, metrics=tuple(module.METRICS),
+        variants=tuple(module.VARIANTS), published=dict(module.PUBLISHED), claims=tuple(module.CLAIMS),
+        model=dict(getattr(module, "MODEL", {})), report_columns=tuple(getattr(module, "REPORT_COLUMNS", ())),
+        x_label=getattr(module, "X_LABEL", "variant"), bands={**DEFAULT_BANDS, **bands}, report_sections=dict(sections),
+        max_runs=dict(getattr(module, "MAX_RUNS", {})), presets=dict(getattr(module, "PRESETS", {})),
+        deviations=dict(getattr(module, "DEVIATIONS", {})), exact_facts=getattr(module, "exact_facts", None),
+        path=path)
+
+
+def check_variant(variant, i, ids, fail):
+    """A variant's keys, id, presets, analyses and selection settings."""
+    from engine.analysis import ANALYSES
+    key = f"VARIANTS[{i}]" + (f" ({variant['id']!r})" if "id" in variant else "")
+    unknown = sorted(set(variant) - set(VARIANT_KEYS))
+    if unknown:
+        fail(key, f"unknown key(s) {unknown}; valid: {', '.join(VARIANT_KEYS)}")
+    if not isinstance(variant.get("id"), str) or not variant["id"]:
+        fail(key, "needs an 'id' (a non-empty string)")
+    if variant["id"] in ids[:i]:
+        fail(key, f"duplicate variant id {variant['id']!r}")
+    for k in ("presets", "preset_overrides"):
+        unknown = sorted(set(variant.get(k, ())) - set(PRESETS))
+        if unknown:
+            fail(f"{key}[{k!r}]", f"unknown preset(s) {unknown}; presets: {', '.join(PRESETS)}")
+    unknown = sorted(set(variant.get("analyses", ())) - set(ANALYSES))
+    if unknown:
+        fail(f"{key}['analyses']", f"unknown analysis(es) {unknown}; known: {', '.join(ANALYSES)}")
+    if variant.get("tune_lr") and variant.get("tune_crf"):  # the CRF grid would be scored at an lr not yet chosen
+        fail(key, "tune_lr and tune_crf cannot be combined; fix the lr of a variant whose CRF is tuned")
+
+
+def flat_ids(value):
+    """The variant ids in a section argument: a string, or (nested) lists of them, or a dict's keys."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return list(value)
+    return [i for item in value for i in flat_ids(item)]

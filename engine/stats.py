@@ -1,0 +1,101 @@
+"""The statistical tests the claims use, on per-seed values (lists of floats, one per trained model).
+
+- compare: one-sided t-test of mean(a) > mean(b), Welch's across seeds, or paired where a[i] and b[i]
+  come from the same trained model (then the model's own seed-to-seed variation cancels);
+- equivalent: TOST, the two one-sided tests that a − b lies inside ±band;
+- spearman: rank correlation with a one-sided p for a positive trend;
+- seeds_to_reach: the seeds per variant a one-sided t-test needs to detect a difference with power
+  POWER, for the power lines of claims left undecided.
+"""
+import math
+
+import numpy as np
+from scipy import special, stats
+
+ALPHA = 0.05
+POWER = 0.8  # of the power lines: the difference the seeds detect with this probability
+
+
+def clean(values):
+    """The finite values (None and NaN left out), as floats."""
+    return [float(v) for v in values if v is not None and not math.isnan(float(v))]
+
+
+def compare(a, b, paired=False):
+    """One-sided test of mean(a) > mean(b): (difference of means, p for a > b, p for a < b).
+    Welch's t-test across seeds; with paired=True (a[i] and b[i] come from the same trained model,
+    e.g. one network evaluated at two thresholds) the paired t-test on a[i] − b[i]: the model's own
+    seed-to-seed variation cancels, which Welch would count twice."""
+    if paired:
+        a, b = zip(*[(x, y) for x, y in zip(a, b) if x is not None and y is not None
+                     and not math.isnan(x) and not math.isnan(y)]) if a else ((), ())
+        a, b = list(a), list(b)
+    else:
+        a, b = clean(a), clean(b)
+    if len(a) < 2 or len(b) < 2:
+        return (np.mean(a) - np.mean(b) if a and b else math.nan), math.nan, math.nan
+    diff = float(np.mean(a) - np.mean(b))
+    if paired:  # one-sample t on the differences
+        d = np.subtract(a, b)
+        se2, df = np.var(d, ddof=1) / len(d), len(d) - 1
+    else:  # Welch: unequal variances, Welch–Satterthwaite degrees of freedom (as scipy's ttest_ind)
+        va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+        se2 = va + vb
+        df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se2 > 0 else 1
+    if se2 == 0:  # no spread: the sign is all there is
+        return diff, (0.0 if diff > 0 else 1.0), (0.0 if diff < 0 else 1.0)
+    p_greater = float(special.stdtr(df, -diff / math.sqrt(se2)))  # P(T ≥ t): the t distribution's tail
+    return diff, p_greater, 1 - p_greater
+
+
+def equivalent(a, b, band, alpha, paired=False):
+    """TOST: (p, inside) — p of the two one-sided tests that a − b lies inside ±band."""
+    _, p_above_lo, _ = compare([v + band for v in a], b, paired)  # H0: a − b ≤ −band
+    _, _, p_below_hi = compare([v - band for v in a], b, paired)  # H0: a − b ≥ +band
+    p = max(p_above_lo, p_below_hi)
+    return p, (p < alpha)
+
+
+def n_text(a, b, paired):
+    return f"paired t, n={len(clean(a))}" if paired else f"Welch t, n={len(clean(a))}/{len(clean(b))}"
+
+
+def spearman(x, y):
+    """Spearman's rank correlation and its one-sided p for a positive trend (the t approximation,
+    as scipy's spearmanr)."""
+    rho = float(np.corrcoef(stats.rankdata(x), stats.rankdata(y))[0, 1])
+    n = len(x)
+    if abs(rho) >= 1:
+        return rho, (0.0 if rho > 0 else 1.0)
+    t = rho * math.sqrt((n - 2) / (1 - rho ** 2))
+    return rho, float(special.stdtr(n - 2, -t))
+
+
+def seeds_to_reach(distance, sd, alpha, paired):
+    """The smallest n per variant (2 … 1000) whose one-sided t test at `alpha` detects `distance`
+    with power POWER at this seed spread, or math.inf."""
+    if not (distance > 0 and sd > 0):
+        return math.inf
+    n = np.arange(2, 1001)
+    df_n = n - 1 if paired else 2 * n - 2
+    reach = (stats.t.ppf(1 - alpha, df_n) + stats.t.ppf(POWER, df_n)) * sd * np.sqrt((1 if paired else 2) / n)
+    return int(n[np.argmax(reach <= distance)]) if (reach <= distance).any() else math.inf
+
+
+def spread(a, b, paired):
+    """(seed sd, standard error of the difference, degrees of freedom) of two lists of values: of the
+    per-seed differences when paired, else the pooled sd."""
+    if paired:
+        sd = np.std(np.subtract(a, b), ddof=1)
+        return sd, sd / math.sqrt(len(a)), len(a) - 1
+    sd = math.sqrt((np.var(a, ddof=1) * (len(a) - 1) + np.var(b, ddof=1) * (len(b) - 1)) / (len(a) + len(b) - 2))
+    return sd, sd * math.sqrt(1 / len(a) + 1 / len(b)), len(a) + len(b) - 2
+
+
+def detectable(se, df, alpha):
+    """The difference a one-sided t-test at `alpha` detects with power POWER at this standard error."""
+    return (stats.t.ppf(1 - alpha, df) + stats.t.ppf(POWER, df)) * se
+
+
+def need_text(need):
+    return f"about {need}" if need != math.inf else "more than 1000"

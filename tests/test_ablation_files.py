@@ -1,0 +1,73 @@
+"""Ablation files are data, checked when they are loaded: every name they use (variants in claims,
+published numbers, report sections; metrics; analyses; presets) must exist, and a mistake is one line
+naming the file and the key — at `run_all.py --list` already."""
+import pytest
+
+import ablations
+import run_all
+from ablations import ABLATIONS, load
+from engine.claims import Best, Close, Greater, Increasing
+from engine.spec import DEFAULT_BANDS, from_module
+from helpers import ablation_file
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_every_ablation_file_loads_as_a_checked_record(name):
+    spec = load(name)
+    assert spec.name == name and spec.claims and spec.variants
+    ids = set(spec.variant_ids)
+    for claim in spec.claims:
+        assert set(claim.variants()) <= ids
+    # one suite default for the equivalence bands: ±2 mIoU, ±1 point of a per-pixel accuracy
+    assert spec.bands["mIoU"] == DEFAULT_BANDS["mIoU"] == 2.0
+    assert spec.bands["boundary_acc"] == spec.bands["internal_acc"] == 1.0
+    assert "infer_ms" not in spec.bands and "stage1_pct" not in spec.bands
+
+
+MISTAKES = [
+    ({"CLAIMS": [Greater("k3 beats the base", "mIoU", a="k33", b="base")]},
+     r"ablations/tiny.py: CLAIMS\[0\]: unknown variant id\(s\) 'k33'; variants: base, k3"),
+    ({"CLAIMS": [Increasing("rises", "mIoU", order=["base", "k5"], x=[1, 5])]}, r"CLAIMS\[0\]: unknown variant id\(s\) 'k5'"),
+    ({"CLAIMS": [Best("best", "mIoU", expected="k3", candidates=["base", "k3", "k7"])]}, r"'k7'"),
+    ({"CLAIMS": [Greater("", "miou", a="k3", b="base")]}, r"CLAIMS\[0\]: unknown metric\(s\) 'miou'"),
+    ({"CLAIMS": [Greater("", "mIoU", minus="boundary", a="k3", b="base")]}, r"unknown metric\(s\) 'boundary'"),
+    ({"CLAIMS": [Close("", "mIoU", a="k3", b="base", band=0.0)]}, r"CLAIMS\[0\]: band must be > 0"),
+    ({"CLAIMS": [{"test": "greater", "metric": "mIoU", "a": "k3", "b": "base"}]}, r"CLAIMS\[0\]: not a claim object"),
+    ({"PUBLISHED": {"k5": {"mIoU": 70.0}}}, r"PUBLISHED: unknown variant id\(s\) 'k5'"),
+    ({"PUBLISHED": {"k3": {"mIou": 70.0}}}, r"PUBLISHED\['k3'\]: unknown metric\(s\) 'mIou'"),
+    ({"METRICS": ["mIoU", "speed"]}, r"METRICS: unknown metric\(s\) 'speed'"),
+    ({"VARIANTS": [{"id": "a"}, {"id": "a"}]}, r"VARIANTS\[1\] \('a'\): duplicate variant id 'a'"),
+    ({"VARIANTS": [{"id": "a", "modle": {}}]}, r"VARIANTS\[0\] \('a'\): unknown key\(s\) \['modle'\]"),
+    ({"VARIANTS": [{"id": "a", "analyses": ["erff"]}]}, r"VARIANTS\[0\] \('a'\)\['analyses'\]: unknown analysis"),
+    ({"VARIANTS": [{"id": "a", "presets": ["quik"]}]}, r"\['presets'\]: unknown preset\(s\) \['quik'\]"),
+    ({"VARIANTS": [{"label": "no id"}]}, r"VARIANTS\[0\]: needs an 'id'"),
+    ({"REPORT_SECTIONS": {"erff": {}}}, r"REPORT_SECTIONS: unknown section 'erff'"),
+    ({"REPORT_SECTIONS": {"erf": {"variants": ["k3", "k9"]}}}, r"REPORT_SECTIONS\['erf'\]\['variants'\]: .*'k9'"),
+    ({"BANDS": {"mIoU": -1}}, r"BANDS\['mIoU'\]: must be a number > 0"),
+    ({"MAX_RUNS": {"smoke": 0}}, r"MAX_RUNS\['smoke'\]: must be a whole number >= 1, got 0"),
+    ({"MAX_RUNS": {"fast": 3}}, r"MAX_RUNS: unknown preset\(s\) \['fast'\]"),
+    ({"PRESETS": {"fast": {}}}, r"PRESETS: unknown preset\(s\) \['fast'\]"),
+    ({"DEVIATIONS": {"synthetc": []}}, r"DEVIATIONS: unknown key\(s\) \['synthetc'\]"),
+    ({"NAME": "other"}, r"NAME: 'other' is not the file's name"),
+]
+
+
+@pytest.mark.parametrize("attrs, message", MISTAKES, ids=[m for _, m in MISTAKES])
+def test_a_mistake_in_an_ablation_file_is_one_line_naming_the_file_and_the_key(attrs, message):
+    with pytest.raises(ValueError, match=message) as err:
+        from_module(ablation_file("tiny", **attrs))
+    assert "\n" not in str(err.value) and str(err.value).startswith("ablations/tiny.py: ")
+
+
+def test_a_misspelt_claim_variant_fails_at_list_already(monkeypatch, capsys):
+    module = ablation_file("gcn_k", **{k: getattr(ablations.gcn_k, k) for k in ("VARIANTS", "PUBLISHED", "MODEL")},
+                           CLAIMS=[Greater("GCN k = 15 beats the base", "mIoU", a="k51", b="base")])
+    monkeypatch.setitem(ABLATIONS, "gcn_k", module)
+    ablations._checked.cache_clear()
+    try:
+        assert run_all.main(["--list"]) == 2
+        err = capsys.readouterr().err
+        assert err == ("run_all.py: error: ablations/gcn_k.py: CLAIMS[0]: unknown variant id(s) 'k51'; variants: "
+                       "base, k3, k5, k7, k9, k11, k13, k15\n")
+    finally:
+        ablations._checked.cache_clear()

@@ -1,7 +1,7 @@
 """What the two PSPNet ablations (psp_pool, psp_aux) share: the paper, the presets (identical, so a
 run both tables contain — the baseline with α = 0.4 — is trained once) and the deviations. (The
 report section on why a local receptive field cannot solve the embedded dataset's context task is
-report/psp.py; its measurements, upward_reach and band_distances, are in ablations/analysis.py.)
+report/psp.py; its measurements, upward_reach and band_distances, are in engine/measurements.py.)
 """
 PAPER = "Zhao, Shi, Qi, Wang, Jia. Pyramid Scene Parsing Network. CVPR 2017, arXiv 1612.01105"
 

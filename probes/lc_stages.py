@@ -17,7 +17,7 @@ import torch
 
 from ablations import load
 from data import build_dataset
-from engine.analysis import format_probe, stage_probe_analysis
+from engine.measurements import format_probe, stage_probe_analysis
 from engine.config import CommandLine, resolve, settings
 from engine.trainer import seed_everything, train
 from segmodels import build_model

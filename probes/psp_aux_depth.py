@@ -14,7 +14,7 @@ import torch
 
 from ablations.psp_common import PRESETS, SMALL_OS8
 from data import build_dataset
-from engine.analysis import read_curve
+from engine.measurements import read_curve
 from engine.presets import PRESETS as BASE_PRESETS
 from engine.trainer import seed_everything, train
 from segmodels import build_model

@@ -3,7 +3,7 @@ input pixel moves the score of one output pixel, |∂ score / ∂ input|, averag
 images. GCN's Fig. 3 argues with the *valid* receptive field; this measures it on the trained
 models of a table instead of asserting it.
 
-The maps are computed when a run finishes (engine/analysis.py, analysis "erf") and kept in
+The maps are computed when a run finishes (engine/measurements.py, analysis "erf") and kept in
 results/analysis/; this module only draws them: a figure and a table of mass radii.
 """
 import math
@@ -70,7 +70,7 @@ def erf_section(spec, rows, results_dir, fig_dir, rel_fig, variants):
     parts = ["### Effective receptive field (beyond the paper)",
              f"Mean |∂ score / ∂ input| of the centre output pixel's predicted-class logit over {images} "
              "validation images, averaged over the seeds listed, summed over colour channels; computed when "
-             "each run finished (engine/analysis.py) and kept in the results folder. Each panel is scaled "
+             "each run finished (engine/measurements.py) and kept in the results folder. Each panel is scaled "
              "to its own maximum. The radii are those of the smallest disc around the centre that holds "
              "50 % / 90 % of the gradient mass."]
     if found:

@@ -91,7 +91,7 @@ def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads):
         f"The kind of scene (which decides between look-alike classes) is shown only by the band in "
         f"rows 0–{band - 1}; every object lies ≥ {int(distances.min())} rows below it. The reach is the "
         "exact receptive field of the architecture each row trained (its model_config), upwards "
-        "(engine/analysis.upward_reach). Where no object pixel's receptive field holds a band pixel, a head "
+        "(engine/measurements.upward_reach). Where no object pixel's receptive field holds a band pixel, a head "
         "can only guess the kind of scene (context_acc ≈ 50 %); pyramid pooling sees the whole image.",
         "\n".join(lines),
         f"![{spec.name} context]({rel_fig}/{name})",

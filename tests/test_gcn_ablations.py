@@ -11,7 +11,8 @@ import torch.nn as nn
 
 import run_all
 from ablations import gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack, load
-from engine.analysis import analysis_file, effective_receptive_field, load_analysis, save_analysis
+from engine.analysis import analysis_file, load_analysis, save_analysis
+from engine.measurements import effective_receptive_field
 from engine.presets import SMALL_BACKBONE
 from engine.claims import Greater, Outcome, fact_holds
 from engine.tuning import choose_lrs

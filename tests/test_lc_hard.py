@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.analysis import ANALYSES, stage_probe
+from engine.analysis import ANALYSES
+from engine.measurements import stage_probe
 from helpers import plans_of
 from data import build_dataset
 from data.synthetic import SyntheticScenes, build_split, make_hard_scene, make_scene

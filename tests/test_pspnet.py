@@ -12,7 +12,7 @@ import torchvision
 
 import run_all
 from ablations import load, psp_aux, psp_pool
-from engine.analysis import band_distances, upward_reach
+from engine.measurements import band_distances, upward_reach
 from engine.metrics import group_accuracy
 from ablations.psp_common import PRESETS
 from helpers import plans_of, settings_of
@@ -165,7 +165,7 @@ def test_context_failure_rate_from_a_rows_table():
 
 def test_training_curve_keeps_the_last_line_of_each_iteration(tmp_path):
     """A resumed run logs again the iterations after its checkpoint: one point per iteration."""
-    from engine.analysis import read_curve
+    from engine.measurements import read_curve
     lines = [{"iteration": i, "loss": 1.0 / i, "lr": 0.1, "main_loss": 0.5 / i, "aux_loss": 2.0 / i}
              for i in (10, 20, 30, 20, 30, 40)]
     lines[3]["main_loss"] = 7.0  # the resumed run's line wins

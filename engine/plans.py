@@ -225,7 +225,7 @@ def show_config(prepared, out_dir, variant=None):
     lrs, crfs, untuned = chosen(spec, prepared.selection, out_dir)
     plans = plan_runs(spec, settings, lrs, crfs) + prepared.selection
     if variant is not None and variant not in {p.variant for p in plans}:
-        raise ValueError(f"{spec.name}: no variant {variant!r} at preset {settings.preset!r}; variants: "
+        raise ValueError(f"no variant {variant!r} at preset {settings.preset!r}; variants: "
                          f"{', '.join(dict.fromkeys(p.variant for p in plans))}")
     lines = [f"# {spec.name} at preset {settings.preset!r}: plan {plans[0].plan_id}, looks {list(settings.looks)}"
              + (f", at most {settings.max_runs} runs" if settings.max_runs else "")]

@@ -71,3 +71,37 @@ def test_a_misspelt_claim_variant_fails_at_list_already(monkeypatch, capsys):
                        "base, k3, k5, k7, k9, k11, k13, k15\n")
     finally:
         ablations._checked.cache_clear()
+
+
+def test_the_readmes_own_ablation_runs_and_is_judged(tmp_path):
+    """README's "Add your own ablation", with a GCN head standing in for "mine": loads, trains at the
+    smoke preset, and its claim gets a verdict in the report."""
+    from engine.design import claim_verdicts
+    from engine.rows import read_rows
+    from helpers import run
+    from report.build import build
+    module = ablation_file("my_head", TITLE="My head vs a 1×1 conv", PAPER="(mine)", SOURCE="no published numbers",
+                           MODEL={"arch": "single_head"},
+                           VARIANTS=[{"id": "base", "label": "1×1 conv", "model": {"head": "conv1x1"}},
+                                     {"id": "mine", "label": "my head", "model": {"head": "gcn", "k": 3}}],
+                           CLAIMS=[Greater("my head beats the 1×1 conv", "mIoU", a="mine", b="base")])
+    spec = from_module(module)
+    assert run(spec, tmp_path / "results", seeds=2) == 4
+    (verdict,) = claim_verdicts(spec, read_rows(str(tmp_path / "results" / "my_head.csv")))
+    assert verdict.outcome in ("reproduced", "contradicted", "absent", "inconclusive") and verdict.statistic
+    build(str(tmp_path / "results"), str(tmp_path / "report"), [spec])
+    assert "my head beats the 1×1 conv" in (tmp_path / "report" / "REPORT.md").read_text()
+
+
+def test_same_rows_finds_a_number_that_moved(tmp_path, capsys):
+    import pandas as pd
+
+    from probes.same_rows import main
+    rows = pd.DataFrame({"variant": ["a", "b"], "seed": [0, 0], "run_id": ["r1", "r2"], "eval_id": ["e", "e"],
+                         "mIoU": [50.0, 60.0], "wall_s": [1.0, 2.0]})
+    for name, change in (("a", {}), ("b", {"wall_s": [9.0, 9.0]}), ("c", {"mIoU": [50.0, 60.5]})):
+        (tmp_path / name).mkdir()
+        rows.assign(**change).to_csv(tmp_path / name / "t.csv", index=False)
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0  # a timing is not a number that moved
+    assert main([str(tmp_path / "a"), str(tmp_path / "c")]) == 1
+    assert "t.csv b seed 0: mIoU '60.0' vs '60.5'" in capsys.readouterr().out

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+import engine  # noqa: F401  (first: pins MKL's code path before any tensor is computed)
 from ablations import ABLATIONS, load
 from data import DATASETS
 from engine.presets import PRESETS

@@ -24,7 +24,7 @@ MODEL = fov.MODEL
 # five branches add 40 channels to fc7's 256 (LargeFOV: 64), the paper's 640 to 4096 (1024)
 PAPER_MSC_WIDTH = 128
 CPU_MSC_WIDTH = PAPER_MSC_WIDTH // fov.FILTER_SCALE
-SELECTION = "largefov"  # the model whose held-out images choose the CRF's settings for every variant
+EXAMPLES = "largefov"  # the model whose validation images the report shows before and after the CRF
 
 
 def _msc(variant, vid, label):
@@ -47,12 +47,13 @@ TABLE_1A = ["k4d4", "k4d4_msc", "k7d4", "largefov", "largefov_msc"]
 
 
 def _with_crf(variant):
-    """The same trained model, evaluated after the CRF (not timed again: train speed is the model's). The
-    selection model's variant also keeps a few validation images before and after (the report's figure)."""
-    selection = ({"tune_crf": True, "analyses": ["crf_examples"]} if variant["id"] == SELECTION
-                 else {"crf_from": f"{SELECTION}_crf"})
+    """The same trained model, evaluated after the CRF (not timed again: train speed is the model's), with
+    the CRF settings chosen for this model on held-out training images (tune_crf: one selection model per
+    variant, as the paper cross-validated per model). LargeFOV also keeps a few validation images before
+    and after (the report's figure)."""
     return {**variant, "id": f"{variant['id']}_crf", "label": f"{variant['label']} + CRF", "series": "+ CRF",
-            "eval": {"train_speed_steps": 0}, **selection}
+            "eval": {"train_speed_steps": 0}, "tune_crf": True,
+            "analyses": ["crf_examples"] if variant["id"] == EXAMPLES else []}
 
 
 VARIANTS = [w for x, v in enumerate(BASE, 1) for w in ({**v, "x": x, "series": "no CRF"}, {**_with_crf(v), "x": x})]
@@ -77,31 +78,48 @@ CLAIMS = [
 # report/deeplab.py crf_sections: Table 1(a) and Table 2 (its rows in the paper's order) before / after the CRF
 REPORT_SECTIONS = {"deeplab_crf": {"table_1a": TABLE_1A, "table_2": ["k7d4", "k4d4", "k4d8", "largefov"]}}
 
-# the first look only (6 models × 3 seeds + the CRF's selection model): at ≈ 30–100 s a run, run alone
-# it fills the 15 minutes; after deeplab_fov, 12 of its runs are shared
-MAX_RUNS = {"quick": 19}
+# the first look only (6 models × 3 seeds + each model's CRF selection model): at ≈ 30–100 s a run;
+# after deeplab_fov, 12 of its runs are shared
+MAX_RUNS = {"quick": 24}
 
-# The CRF grid at the CPU presets (128-px images; paper: w1 in 3–6, θα 30–100 px, θβ 3–6 on ~500-px
-# VOC photos, w2 = θγ = 3). θα: the paper's range ends × 128/500. θβ: the paper's 5, and 15 because
-# these images carry pixel noise of σ ≈ 7.7 levels per channel (data/synthetic.py noise 0.03), so two
-# pixels of one colour differ by ≈ 19 levels over the three channels: at θβ = 5 the bilateral kernel
-# would link almost no pixel to any other (exp(−19²/50) ≈ 0.001). Chosen before any CRF was run.
-CPU_CRF_GRID = {"w1": [3, 5], "theta_alpha": [8, 24], "theta_beta": [5, 15]}
-PAPER_CRF_GRID = {"w1": [3, 5], "theta_alpha": [30, 60, 90], "theta_beta": [3, 5]}  # the paper's ranges, coarse
-PRESETS = {p: {**fov.PRESETS[p], "tuning": {"crf": CPU_CRF_GRID if p in fov.CPU_PRESETS else PAPER_CRF_GRID}}
+# The CRF grids. DeepLab v1 (ICLR 2015, its LaTeX source as released with the code) searched w1 ∈ [5, 10, 15],
+# θα ∈ [10:10:100] px and θβ ∈ [5:1:10] on ~500-px VOC photos, w2 = θγ = 3 fixed (its arXiv revision:
+# w1 ∈ [5, 10], θα ∈ [50:10:100], θβ ∈ [3:1:10]; DeepLab v2's, which an earlier grid here followed by
+# mistake: w1 ∈ [3:6], θα ∈ [30:10:100], θβ ∈ [3:6]).
+# CPU presets (128-px images): w1 at v1's 5 and 10; θα at 8 and 24 px, within v1's range × 128/500
+# (2.6–25.6 px); θβ at 5 and 15 — 15 because these images carry pixel noise of σ ≈ 7.7 levels per
+# channel (data/synthetic.py noise 0.03), so two pixels of one colour differ by ≈ 19 levels over the
+# three channels: at θβ = 5 the bilateral kernel links almost no pixel to any other (exp(−19²/50) ≈ 0.001).
+CPU_CRF_GRID = {"w1": [5, 10], "theta_alpha": [8, 24], "theta_beta": [5, 15]}
+# Paper preset: v1's ranges, coarse, and the authors' released per-model settings among the points: DeepLab
+# w1 5, θα 50, θβ 10 (their MATLAB script; their run script has θβ 3), DeepLab-MSc 3 / 95 / 3 (both from the
+# authors' code history), LargeFOV 4 / 121 / 5 and MSc-LargeFOV 4 / 83 / 5 (a third party's list whose
+# other rows match the authors'; no 7×7 setting was found).
+AUTHORS_CRF = [{"w1": 5, "theta_alpha": 50, "theta_beta": 10}, {"w1": 5, "theta_alpha": 50, "theta_beta": 3},
+               {"w1": 3, "theta_alpha": 95, "theta_beta": 3}, {"w1": 4, "theta_alpha": 121, "theta_beta": 5},
+               {"w1": 4, "theta_alpha": 83, "theta_beta": 5}]
+PAPER_CRF_GRID = {"w1": [5, 10, 15], "theta_alpha": [10, 40, 70, 100], "theta_beta": [5, 7, 10], "points": AUTHORS_CRF}
+# DeepLab v1's trimap (its Fig. 5): mIoU and pixel accuracy within a band of w px around the label
+# boundaries, for w up to 40 px on VOC; the CPU presets' widths are the paper's × 128/500, roughly
+TRIMAP = {"cpu": [1, 2, 3, 5, 7, 10], "paper": [4, 8, 12, 20, 30, 40]}
+PRESETS = {p: {**fov.PRESETS[p], "tuning": {"crf": CPU_CRF_GRID if p in fov.CPU_PRESETS else PAPER_CRF_GRID},
+               "eval": {**fov.PRESETS[p].get("eval", {}), "trimap": TRIMAP["cpu" if p in fov.CPU_PRESETS else "paper"]}}
            for p in fov.PRESETS}
 
-_CRF = ("The CRF's w1, θα, θβ are chosen once, on held-out training images (the quick preset: 300 images held "
-        "out of training, scored with a LargeFOV model trained on the other 1,700), and every variant is "
-        "evaluated with them; the paper cross-validated them on 100 val images. w2 = 3, θγ = 3 and 10 "
+_CRF = ("The CRF's w1, θα, θβ are chosen per model, on held-out training images (the quick preset: each model "
+        "trained once more on 1,700 training images and scored at every grid point on the 300 held out); the "
+        "paper cross-validated per model on 200 (ICLR) or 100 (arXiv) val images. w2 = 3, θγ = 3 and 10 "
         "mean-field iterations are the paper's (θγ not scaled with the image). The CRF is pydensecrf2 "
-        "(Krähenbühl's code), checked against an exact O(N²) version (segmodels/crf.py).")
+        "(Krähenbühl's code) with the 2011 code's normalisation, as DeepLab ran it (NORMALIZE_AFTER), checked "
+        "against an exact O(N²) version (segmodels/crf.py); it runs on each image without its padding.")
 DEVIATIONS = {
     "synthetic": [d for d in fov.DEVIATIONS["synthetic"] if d != fov.NO_CRF] + [
         _CRF,
-        "The grid (quick preset): w1 ∈ {3, 5}, θα ∈ {8, 24} px (the paper's 30–100 px × 128/500), θβ ∈ {5, 15} "
-        "(the paper's 3–6 is for photos; these images have pixel noise σ ≈ 7.7 levels per channel, at which "
-        "θβ = 5 links almost no two pixels), fixed before any CRF was run.",
+        "The grid (quick preset): w1 ∈ {5, 10} (v1's range starts at 5), θα ∈ {8, 24} px (within v1's 10–100 px "
+        "× 128/500), θβ ∈ {5, 15} (v1's 5–10 is for photos; these images have pixel noise σ ≈ 7.7 levels per "
+        "channel, at which θβ = 5 links almost no two pixels). The grid before this one cited DeepLab v2's "
+        "ranges (w1 ∈ {3, 5}) by mistake; its runs had chosen w1 = 5, its corner. Corrected to v1's when "
+        "checked against the v1 paper, for that reason alone.",
         f"MSc at a quarter of the paper's scale: branches of {CPU_MSC_WIDTH} (paper {PAPER_MSC_WIDTH}) 3×3 then "
         f"1×1 filters, as fc6/fc7's filters ÷16, on the input and pool1–4 (+{5 * CPU_MSC_WIDTH} channels); "
         "dropout 0.1 as fc6/fc7's; the branches train at the trunk's lr (the paper does not say).",

@@ -33,8 +33,10 @@ VARIANTS = [
      "model": {"fc6_kernel": 4, "fc6_dilation": 4, "fc_channels": 4096}, "preset_overrides": _cpu(1, 256)},
     {"id": "k4d8", "label": "DeepLab-4x4 (4×4, dil 8)", "analyses": ["fov"],
      "model": {"fc6_kernel": 4, "fc6_dilation": 8, "fc_channels": 4096}, "preset_overrides": _cpu(2, 256)},
+    # pool5a: the released LargeFOV prototxts' 3×3 average pooling before fc6 (the other variants' have none)
     {"id": "largefov", "label": "DeepLab-LargeFOV (3×3, dil 12, 1024)", "analyses": ["fov"],
-     "model": {"fc6_kernel": 3, "fc6_dilation": 12, "fc_channels": 1024}, "preset_overrides": _cpu(3, 64)},
+     "model": {"fc6_kernel": 3, "fc6_dilation": 12, "fc_channels": 1024, "pool5a": True},
+     "preset_overrides": _cpu(3, 64)},
 ]
 
 # Table 2 (after CRF), and the paper's training speed and #params for the speed/size comparisons
@@ -83,13 +85,26 @@ PRESETS = {
     "full": {"model": CPU_MODEL, "eval": {"train_speed_steps": 20}},
     # the paper: ImageNet VGG-16, batch 20, lr 1e-3 (×10 on the classifier), ×0.1 every 2000
     # iterations, momentum 0.9, weight decay 5e-4; random crops, flips, no scaling.
+    # (no BatchNorm to freeze: VGG-16 has none)
     "paper": {"data": {"name": "voc", "crop_size": 321, "scale": None, "flip": True},
-              "model": {"backbone": {"name": "vgg", "weights": "imagenet"}, "dropout": 0.5},
+              "model": {"backbone": {"name": "vgg", "weights": "imagenet"}, "dropout": 0.5, "freeze_bn": False},
               "eval": {"train_speed_steps": 20},
               "train": {"iterations": 6000, "batch_size": 20, "lr": 1e-3, "head_lr_mult": 10.0,
                         "momentum": 0.9, "weight_decay": 5e-4, "lr_step": 2000, "lr_gamma": 0.1}},
 }
 
+# What follows the authors' released prototxts (their deeplab-public repository's history), and what does not
+RELEASED = [
+    "As released: DeepLab-LargeFOV (and MSc-LargeFOV) have pool5a, a 3×3 average pooling (stride 1, pad 1) "
+    "between pool5 and fc6, which the paper's text does not mention; it widens the field of view by 16 px "
+    "(240 px, where Table 2 counts fc6 alone: 224). The other variants' prototxts have none, so here neither.",
+    "As released: training takes the loss at output stride 8 against the ground truth subsampled by 8 (the "
+    "train prototxts' Interp layer, shrink_factor 8: every 8th pixel from the first); the scores are "
+    "upsampled ×8 only to evaluate. So training img/s (Table 2's speed column) is that of the stride-8 loss.",
+    "Still different from the release: every variant here has LargeFOV's 3×3 max pools (a copy of the "
+    "released DeepLab (4×4) prototxt has 2×2 pools in pool1–4, and crops one label pixel at the start for its "
+    "even kernel, which this fc6's symmetric padding does not need); no 7×7 prototxt could be found.",
+]
 NO_CRF = ("No dense CRF in these rows: the published Table 2 numbers are after the CRF, the claims here are "
           "judged before it (Table 1(a)'s no-CRF numbers are shown for comparison). The same trained models "
           "after the CRF, and Table 2 after the CRF, are in the `deeplab_crf` section.")
@@ -116,8 +131,8 @@ DEVIATIONS = {
         "warm-up steps, timed after all runs trained, one at a time): compare ratios between variants, "
         "not absolute speed.",
         NO_CRF,
-    ],
-    "real": [NO_CRF],
+    ] + RELEASED,
+    "real": [NO_CRF] + RELEASED,
     "voc": [
         "torchvision's ImageNet VGG-16 (RGB, ImageNet mean/std) instead of the authors' Caffe VGG-16 "
         "(BGR, mean subtraction only).",
@@ -182,9 +197,15 @@ def exact_facts():
         model = paper_model(v["id"])
         k, d, c = v["model"]["fc6_kernel"], v["model"]["fc6_dilation"], v["model"]["fc_channels"]
         params[v["id"]], expected[v["id"]] = count_params(model), paper_params(k, c)
-        facts.append({"fact": f"{v['label']}: receptive field (px)", "computed": fov_receptive_field(model),
+        facts.append({"fact": f"{v['label']}: receptive field of fc6 (px; Table 2's definition)",
+                      "computed": fov_receptive_field(model, count_pool5a=False),
                       "formula": f"(k − 1)·dilation·8 + 32 = ({k} − 1)·{d}·8 + 32",
                       "expected": (k - 1) * d * 8 + 32, "published": RECEPTIVE_FIELD[v["id"]], "tolerance": 0})
+        if v["model"].get("pool5a"):
+            facts.append({"fact": f"{v['label']}: receptive field as released, with pool5a (px)",
+                          "computed": fov_receptive_field(model),
+                          "formula": f"({k} − 1)·{d}·8 + 32 + pool5a's (3 − 1)·8",
+                          "expected": (k - 1) * d * 8 + 32 + 2 * 8, "published": None})
         facts.append({"fact": f"{v['label']}: #params (all, biases included)", "computed": params[v["id"]],
                       "formula": f"VGG-16 convs Σ(9·cin·cout + cout) + fc6 {k}²·512·{c} + {c} + fc7 {c}² + {c} "
                                  f"+ classifier {c}·21 + 21",

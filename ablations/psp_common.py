@@ -21,11 +21,12 @@ PRESETS = {
                        "aux_width": 64}},
     # the paper: ADE20K, dilated ResNet-50 (ImageNet), crop 473, random resize 0.5-2, rotation ±10°,
     # Gaussian blur, mirror; poly lr 0.01 (×10 on the new layers), momentum 0.9, wd 1e-4, batch 16,
-    # 150K iterations; head 512 and auxiliary head 256 channels.
+    # 150K iterations; head 512 and auxiliary head 256 channels. BatchNorm trained (the paper: synchronised
+    # BN over its GPUs, batch 16; engine/distributed.py under torchrun), not frozen.
     "paper": {"data": {"name": "ade20k", "crop_size": 473, "scale": [0.5, 2.0], "rotate": 10.0, "blur": True,
                        "flip": True},
               "model": {"backbone": {"name": "resnet", "depth": 50, "output_stride": 8, "weights": "imagenet"},
-                        "head_width": 512, "aux_width": 256},
+                        "head_width": 512, "aux_width": 256, "freeze_bn": False},
               "train": {"iterations": 150000, "batch_size": 16, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
                         "poly_power": 0.9, "head_lr_mult": 10.0},
               "eval": {"batch_size": 1}},

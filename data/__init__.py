@@ -1,5 +1,6 @@
 """Where pixels come from. Every dataset yields (image float32 [3,H,W] normalised, label int64 [H,W])
-with IGNORE_INDEX for pixels that carry no label, and has `num_classes` and `class_names`.
+with IGNORE_INDEX for pixels that carry no label, and has `num_classes` and `class_names`. Padding
+that evaluation adds beyond an image is labelled PAD_LABEL.
 
 A training item is asked for as `dataset[(index, aug_seed)]`: the augmentation randomness is a pure
 function of aug_seed, so a resumed run sees exactly the batches it would have seen.
@@ -10,6 +11,10 @@ import os
 import torch
 
 IGNORE_INDEX = 255
+# The label of the padding evaluation adds bottom/right of an image (data/transforms.py): outside the
+# image, so never scored and never next to a boundary (a void band around objects is IGNORE_INDEX).
+# Evaluation turns it into IGNORE_INDEX after taking the image's extent from it; training never sees it.
+PAD_LABEL = 254
 DATASETS = ("synthetic", "voc", "ade20k", "cityscapes")
 DEFAULT_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache")
 

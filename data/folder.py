@@ -184,7 +184,7 @@ class LabelledImageFolder(torch.utils.data.Dataset):
             gen = torch.Generator().manual_seed(int(aug_seed))
             return train_transform(image, label, gen, self.crop_size, scale=self.scale, flip=self.flip,
                                    rotate=self.rotate, blur=self.blur, ignore_index=self.ignore_index)
-        return eval_transform(image, label, pad_to=self.crop_size, ignore_index=self.ignore_index)
+        return eval_transform(image, label, pad_to=self.crop_size)
 
     def __repr__(self):
         return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, {len(self)} items)"

@@ -3,7 +3,8 @@ padding, and the collate that pads a batch of images of different sizes.
 
 Training augmentation is a pure function of a torch.Generator, so `dataset[(i, seed)]` always gives
 the same crop for the same seed (see data/__init__.py). Evaluation never resizes: it only pads
-bottom/right, with label 255 so the padding is never scored.
+bottom/right, with label PAD_LABEL (data/__init__.py): the padding is never scored, and its edge is
+not a boundary (evaluation tells it from the void of the labels).
 """
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
-from data import IGNORE_INDEX
+from data import IGNORE_INDEX, PAD_LABEL
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -53,13 +54,13 @@ def _randint(gen: torch.Generator, n: int) -> int:
     return int(torch.randint(n, (), generator=gen).item())
 
 
-def _pad(image: torch.Tensor, label: torch.Tensor, height: int, width: int, ignore_index: int):
+def _pad(image: torch.Tensor, label: torch.Tensor, height: int, width: int, label_value: int):
     """Pad bottom/right up to height x width: image with 0 (the mean, after normalisation),
-    label with ignore_index."""
+    label with label_value."""
     pad_h, pad_w = max(height - image.shape[1], 0), max(width - image.shape[2], 0)
     if pad_h or pad_w:
         image = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
-        label = F.pad(label, (0, pad_w, 0, pad_h), value=ignore_index)
+        label = F.pad(label, (0, pad_w, 0, pad_h), value=label_value)
     return image, label
 
 
@@ -98,23 +99,22 @@ def train_transform(image: Image.Image, label: np.ndarray, gen: torch.Generator,
     return img, lab
 
 
-def eval_transform(image: Image.Image, label: np.ndarray, pad_to: int | None, multiple: int = 32,
-                   ignore_index=IGNORE_INDEX):
-    """No resize: pad bottom/right to at least pad_to and to a multiple of `multiple`.
-    Returns (float32 [3,H',W'], int64 [H',W'])."""
+def eval_transform(image: Image.Image, label: np.ndarray, pad_to: int | None, multiple: int = 32):
+    """No resize: pad bottom/right to at least pad_to and to a multiple of `multiple` (the label with
+    PAD_LABEL). Returns (float32 [3,H',W'], int64 [H',W'])."""
     img = to_tensor(image)
     lab = torch.from_numpy(np.asarray(label, dtype=np.uint8).astype(np.int64))
     height, width = lab.shape
     if pad_to:
         height, width = max(height, pad_to), max(width, pad_to)
     height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
-    return _pad(img, lab, height, width, ignore_index)
+    return _pad(img, lab, height, width, PAD_LABEL)
 
 
-def pad_collate(batch, ignore_index=IGNORE_INDEX):
+def pad_collate(batch):
     """A batch of (image, label) of different sizes (real validation images): each padded bottom/right
-    to the largest height and width, the label with ignore_index so the padding is never scored."""
+    to the largest height and width, the label with PAD_LABEL (outside the image: never scored)."""
     height = max(image.shape[1] for image, _ in batch)
     width = max(image.shape[2] for image, _ in batch)
-    padded = [_pad(image, label, height, width, ignore_index) for image, label in batch]
+    padded = [_pad(image, label, height, width, PAD_LABEL) for image, label in batch]
     return torch.stack([p[0] for p in padded]), torch.stack([p[1] for p in padded])

@@ -37,16 +37,20 @@ def backbone_arch(backbone):
 
 
 def write_standin_weights(backbone):
-    """A state dict of the backbone's torchvision architecture (random values) where torch.hub caches
-    its ImageNet weights ($TORCH_HOME, set by the caller to a temporary folder). Its BatchNorm running
-    statistics are those of random images passed through it, as trained weights' are of theirs: a
-    model that freezes BatchNorm (the layer cascade) would otherwise not normalise at all, and 101
-    unnormalised layers overflow."""
+    """A state dict of the backbone's torchvision architecture (random values, from seed 0) where
+    torch.hub caches its ImageNet weights ($TORCH_HOME, set by the caller to a temporary folder). Its
+    BatchNorm running statistics are those of random images passed through it, as trained weights' are
+    of theirs: a model that freezes BatchNorm (GCN, the layer cascade) would otherwise not normalise at
+    all, and 101 unnormalised layers overflow. A ResNet's residual branches end in BatchNorm scales of
+    zero (torchvision's zero_init_residual; trained ones are small): with frozen BatchNorm, one draw in
+    six of random ResNet-152 weights made the dry run's second step overflow otherwise."""
     import torchvision
     arch = backbone_arch(backbone)
     path, _ = imagenet_checkpoint(arch)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    model = getattr(torchvision.models, arch)(weights=None)
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, arch)(weights=None, **({"zero_init_residual": True}
+                                                             if arch.startswith("resnet") else {}))
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = None  # a cumulative average over the passes

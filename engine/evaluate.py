@@ -5,10 +5,10 @@ import time
 
 import torch
 
-from engine.metrics import boundary_counts, confusion_matrix, group_accuracy, scores
-from engine.presets import EVAL_KEYS as ENGINE_KEYS
-from data import IGNORE_INDEX
+from data import IGNORE_INDEX, PAD_LABEL
 from data.transforms import pad_collate
+from engine.metrics import boundary_counts, boundary_mask, confusion_matrix, group_accuracy, scores
+from engine.presets import EVAL_KEYS as ENGINE_KEYS
 from segmodels.crf import check_crf, crf_labels
 
 
@@ -27,13 +27,20 @@ def evaluate(model, dataset, cfg, device="cpu"):
     Any other key is an evaluation option of the model (e.g. a cascade's threshold), passed to
     every model.predict call. Statistics the model returns (e.g. the share of pixels per stage)
     are averaged per image. With cfg['crf'] (segmodels/crf.py), the labels scored are those after
-    DeepLab v1's fully connected CRF; infer_fps stays the network's, crf_ms is the CRF's per image."""
+    DeepLab v1's fully connected CRF, run on each image without its padding; infer_fps stays the
+    network's, crf_ms is the CRF's per image. With cfg['trimap'] (band widths in px), DeepLab v1's
+    trimap: mIoU and pixel accuracy of the pixels within each width of a label boundary (result
+    'trimap': {width: {'mIoU', 'pixel_acc'}}).
+
+    Padding (label PAD_LABEL, beyond each image) is scored nowhere and is no boundary: every score
+    of an image is what it gets alone."""
     model_opts = model_options(model, cfg)
     model.to(device).eval()
     n = dataset.num_classes
     cm = torch.zeros(n, n, dtype=torch.int64)
+    trimap = {float(w): torch.zeros(n, n, dtype=torch.int64) for w in cfg.get("trimap", [])}
     counts = {"boundary": [0, 0], "internal": [0, 0]}
-    # real validation images differ in size: a batch is padded to its largest (labels with ignore)
+    # real validation images differ in size: a batch is padded to its largest (labels with PAD_LABEL)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=False, collate_fn=pad_collate)
     infer_s, crf_s, images_seen = 0.0, 0.0, 0
     extra_sums = {}
@@ -49,14 +56,20 @@ def evaluate(model, dataset, cfg, device="cpu"):
         infer_s += time.perf_counter() - tick
         images_seen += len(images)
         pred = pred.cpu()
+        extent = labels != PAD_LABEL  # each image (padding lies bottom/right of it)
+        labels = labels.masked_fill(~extent, IGNORE_INDEX)
         if cfg.get("crf") is not None:
             tick = time.perf_counter()
-            pred = crf_labels(logits.cpu(), dataset.to_rgb(images.cpu()), cfg["crf"])
+            pred = crf_labels(logits.cpu(), dataset.to_rgb(images.cpu()), cfg["crf"], extent)
             crf_s += time.perf_counter() - tick
         cm += confusion_matrix(pred, labels, n, IGNORE_INDEX)
-        for region, (correct, total) in boundary_counts(pred, labels, cfg["boundary_band"]).items():
+        for region, (correct, total) in boundary_counts(pred, labels, cfg["boundary_band"], IGNORE_INDEX,
+                                                        extent).items():
             counts[region][0] += correct
             counts[region][1] += total
+        for width in trimap:
+            band = boundary_mask(labels, width, IGNORE_INDEX, extent)
+            trimap[width] += confusion_matrix(pred[band], labels[band], n, IGNORE_INDEX)
         for key, value in stats.items():
             extra_sums[key] = extra_sums.get(key, 0.0) + value * len(images)
     result = scores(cm)
@@ -69,5 +82,7 @@ def evaluate(model, dataset, cfg, device="cpu"):
     result["infer_fps"] = images_seen / infer_s if infer_s > 0 else float("nan")
     if cfg.get("crf") is not None:
         result["crf_ms"] = 1000 * crf_s / images_seen
+    if trimap:
+        result["trimap"] = {f"{w:g}": {k: scores(c)[k] for k in ("mIoU", "pixel_acc")} for w, c in trimap.items()}
     result.update({k: v / images_seen for k, v in extra_sums.items()})
     return result

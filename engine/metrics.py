@@ -1,4 +1,5 @@
-"""Segmentation metrics from a confusion matrix, and the boundary band of GCN's Table 5."""
+"""Segmentation metrics from a confusion matrix, the boundary band of GCN's Table 5 and DeepLab's
+trimap (scores within bands of several widths around the label boundaries)."""
 import math
 
 import torch
@@ -9,12 +10,17 @@ from data import IGNORE_INDEX
 
 def confusion_matrix(pred, target, num_classes, ignore_index=IGNORE_INDEX):
     """[num_classes, num_classes] int64 counts, rows = ground truth, columns = prediction.
-    Pixels labelled ignore_index are left out; any other label outside 0..num_classes-1 is an error."""
+    Pixels labelled ignore_index are left out; any other label, or any prediction of a scored pixel,
+    outside 0..num_classes-1 is an error (it would be counted in another class's row)."""
     keep = target != ignore_index
     t, p = target[keep].long(), pred[keep].long()
     if t.numel() and (t.min() < 0 or t.max() >= num_classes):
         bad = t[(t < 0) | (t >= num_classes)][0].item()
         raise ValueError(f"label value {bad} is outside 0..{num_classes - 1} and is not {ignore_index}")
+    if p.numel() and (p.min() < 0 or p.max() >= num_classes):
+        bad = p[(p < 0) | (p >= num_classes)][0].item()
+        raise ValueError(f"predicted class {bad} is outside 0..{num_classes - 1} (the model's classes are not "
+                         "the dataset's?)")
     return torch.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
@@ -50,7 +56,7 @@ def group_accuracy(cm, groups):
     return 100 * (sub[same].sum() / total).item() if total > 0 else math.nan
 
 
-def boundary_mask(target, band, ignore_index=IGNORE_INDEX):
+def boundary_mask(target, band, ignore_index=IGNORE_INDEX, extent=None):
     """The boundary band of the label map target [B,H,W]: bool [B,H,W], True for every labelled
     (non-ignored) pixel within Euclidean distance `band` of an object boundary, as GCN's Table 5
     ("within 7 px of a boundary") and DeepLab's trimap define it on VOC.
@@ -59,19 +65,22 @@ def boundary_mask(target, band, ignore_index=IGNORE_INDEX):
     pixel with a 4-neighbour of another labelled class. VOC and Cityscapes draw a void band of a few
     pixels around objects, so there the object boundary is the void band's edge; counting only label
     changes between labelled neighbours would leave the band empty. Ignored pixels are never in the
-    band (they are scored nowhere). The image border is not a boundary, but any void area is: the
-    label-255 padding that evaluation adds at the bottom/right (data/transforms.py) counts as void,
-    so labelled pixels within `band` of it are in the band too."""
+    band (they are scored nowhere). The image border is not a boundary, and neither is the edge of
+    the padding evaluation adds beyond it: extent (bool [B,H,W], True inside each image; None: all)
+    marks the image, and a padded batch gives each image the band it has alone."""
     t = target.long()
-    valid = t != ignore_index
+    inside = torch.ones_like(t, dtype=torch.bool) if extent is None else extent.bool()
+    valid = (t != ignore_index) & inside
+    void = (t == ignore_index) & inside
     edge = torch.zeros_like(valid)
     for dim in (-1, -2):  # pairs of horizontal and vertical neighbours
         n = t.shape[dim]
         a, b = t.narrow(dim, 0, n - 1), t.narrow(dim, 1, n - 1)
         va, vb = valid.narrow(dim, 0, n - 1), valid.narrow(dim, 1, n - 1)
+        xa, xb = void.narrow(dim, 0, n - 1), void.narrow(dim, 1, n - 1)
         change = (a != b) & va & vb  # both labelled, different classes: both are boundary pixels
-        edge.narrow(dim, 0, n - 1).logical_or_(change | (~va & vb))  # void beside a labelled pixel
-        edge.narrow(dim, 1, n - 1).logical_or_(change | (va & ~vb))
+        edge.narrow(dim, 0, n - 1).logical_or_(change | (xa & vb))  # void beside a labelled pixel
+        edge.narrow(dim, 1, n - 1).logical_or_(change | (va & xb))
     r = int(math.floor(band))
     yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
     disk = ((yy ** 2 + xx ** 2) <= band ** 2).float()[None, None]
@@ -80,9 +89,9 @@ def boundary_mask(target, band, ignore_index=IGNORE_INDEX):
     return near & valid
 
 
-def boundary_counts(pred, target, band, ignore_index=IGNORE_INDEX):
+def boundary_counts(pred, target, band, ignore_index=IGNORE_INDEX, extent=None):
     """(correct, total) pixel counts in the boundary band and in the interior (the rest)."""
-    near = boundary_mask(target, band, ignore_index)
+    near = boundary_mask(target, band, ignore_index, extent)
     inner = (target != ignore_index) & ~near
     correct = pred == target
     return {"boundary": ((correct & near).sum().item(), near.sum().item()),

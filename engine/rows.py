@@ -27,7 +27,7 @@ from data import atomic_write
 ID_COLUMNS = ("ablation", "variant", "run_id", "eval_id", "plan_id", "git_sha", "status", "preset")
 # every row has these (a row missing one was cut off or written by other code)
 REQUIRED = ("ablation", "variant", "seed", "status", "run_id", "eval_id", "plan_id", "finished_at")
-CONFIG_COLUMNS = ("data_config", "model_config", "train_config", "eval_config")
+JSON_COLUMNS = ("data_config", "model_config", "train_config", "eval_config", "per_class_iou", "trimap")  # read as text: each a JSON value
 NUMERIC = ("seed", "mIoU", "pixel_acc", "mean_acc", "boundary_acc", "internal_acc", "train_img_per_s",
            "infer_fps", "infer_ms", "wall_s", "params", "head_params", "threads")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,7 +101,7 @@ def read_rows(csv_path) -> pd.DataFrame:
             raise ResultsError(f"{csv_path} line {records.line_num}: {len(record)} fields, the header has "
                                f"{len(header)} {cut_off}")
     try:
-        rows = pd.read_csv(io.StringIO(text), dtype={c: str for c in ID_COLUMNS + CONFIG_COLUMNS})
+        rows = pd.read_csv(io.StringIO(text), dtype={c: str for c in ID_COLUMNS + JSON_COLUMNS})
     except pd.errors.EmptyDataError:
         raise ResultsError(f"{csv_path}: the file is empty (delete it to start afresh)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
@@ -182,7 +182,9 @@ def make_row(result, sha, started=None):
     and with what it ran. started: when the run_all call that writes it began (its wall time)."""
     import torch
     import torchvision
+
     from engine.distributed import world
+    from engine.reproducible import mkl_setting
     plan, info, scores = result.plan, result.train, result.scores
     backbone = plan.model["backbone"]
     row = {
@@ -197,12 +199,12 @@ def make_row(result, sha, started=None):
         "eval_config": json.dumps(plan.eval, sort_keys=True),
     }
     for key, value in scores.items():  # metrics, plus any a model reports (e.g. per-stage shares)
-        row[key] = json.dumps(value) if key == "per_class_iou" else value
+        row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value  # per_class_iou, trimap
     row.update({
         "train_img_per_s": scores.get("train_img_per_s", info.get("train_img_per_s")),
         "wall_s": info.get("train_wall_s", 0) + scores.get("eval_wall_s", 0),
         "device": device_name(result.device), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_model": cpu_model(),
+        "cpu_model": cpu_model(), "mkl_cbwr": mkl_setting(),
         # the machine's 1-min load average when the row was written: timings taken beside other
         # work (load above the core count) are slower than the same run alone
         "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),

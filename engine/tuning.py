@@ -38,13 +38,15 @@ def selection_csv(out_dir, name):
     return os.path.join(out_dir, "tuning", f"{name}.csv")
 
 
-def crf_grid(axes):
-    """The CRF settings of a grid {setting: [values]} (a preset's tuning "crf"), every combination, in
-    a fixed order (the settings sorted by name, each one's values as listed)."""
+def crf_grid(grid):
+    """The CRF settings of a grid {setting: [values], optionally "points": [settings]} (a preset's
+    tuning "crf"): every combination of the values, in a fixed order (the settings sorted by name,
+    each one's values as listed), then each extra point not among them (e.g. the authors' settings)."""
+    axes = {k: v for k, v in grid.items() if k != "points"}
     points = [{}]
     for name in sorted(axes):
         points = [{**point, name: value} for point in points for value in axes[name]]
-    return points
+    return points + [p for i, p in enumerate(grid.get("points", [])) if p not in points + grid["points"][:i]]
 
 
 def choose_crfs(spec, rows):

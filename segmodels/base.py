@@ -19,6 +19,26 @@ from data import IGNORE_INDEX
 
 class SegModel(nn.Module):
     EVAL_OPTIONS = {}  # name -> default: the evaluation options predict() accepts
+    freeze_bn = False  # every model's option freeze_bn (freeze_batchnorm)
+
+    def freeze_batchnorm(self, freeze):
+        """The model option freeze_bn: every BatchNorm layer keeps the statistics and affine parameters
+        it starts with (ImageNet's): in eval mode even while training, its parameters not trained — as
+        DeepLab v2's released code trains at small batches (use_global_stats, lr_mult 0). A model calls
+        this at the end of its __init__; each paper preset says which it does (tests/test_paper_preset.py)."""
+        self.freeze_bn = bool(freeze)
+        if self.freeze_bn:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.requires_grad_(False)
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.freeze_bn:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def forward(self, images, labels=None, progress=0.0, **eval_options):
         if labels is not None:

@@ -142,18 +142,11 @@ class LayerCascade(SegModel):
         self.backbone = trunk
         self.heads = nn.ModuleList(StageHead(c, head_width, num_classes, dropout) for c in trunk.channels)
         self.num_classes, self.schedule, self.train_rho = num_classes, schedule, train_rho
-        self.cascade_start, self.freeze_bn = cascade_start, freeze_bn
+        self.cascade_start = cascade_start
         self.stride = 8
         convs = [c for stage in trunk.units[1:] for u in stage for c, _ in unit_parts(u)[0]]
         self.pad = max([c.dilation[0] * (c.kernel_size[0] // 2) for c in convs] + [1])  # heads: 3×3
-
-    def train(self, mode=True):
-        super().train(mode)
-        if mode and self.freeze_bn:  # the paper freezes BN (batch ≈ 8)
-            for m in self.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
-        return self
+        self.freeze_batchnorm(freeze_bn)  # the paper freezes BN (batch ≈ 8)
 
     # -- the cascade
     def stage1(self, x):

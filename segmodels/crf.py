@@ -9,19 +9,22 @@ Two implementations of one definition:
 - exact_dense_crf: the same updates with the exact Gaussian kernels as N×N matrices (O(N²)): the
   test oracle on small images.
 
-The update, as the package computes it (densecrf.cpp inference, pairwise.cpp, with its defaults:
-diagonal kernels, symmetric normalisation, Potts compatibility −w):
-    Q⁰ = softmax(log P);   Qᵗ = softmax(log P + Σₖ wₖ · nₖ ⊙ Kₖ (nₖ ⊙ Qᵗ⁻¹))
+The update, as DeepLab v1 ran it: Krähenbühl's 2011 code (the densecrf DeepLab's release builds,
+libDenseCRF), which normalises each pixel's message once, after filtering — the 2013 code's
+NORMALIZE_AFTER ("original normalization in NIPS 11 work"), which pydensecrf2 offers beside its default
+NORMALIZE_SYMMETRIC; diagonal kernels, Potts compatibility −w:
+    Q⁰ = softmax(log P);   Qᵗ = softmax(log P + Σₖ wₖ · nₖ ⊙ Kₖ Qᵗ⁻¹)
 with Kₖ[i, j] = exp(−|fᵢ − fⱼ|² / 2) over the kernel's scaled features (j = i included): position
 / θα and colour / θβ for the bilateral kernel (weight w1), position / θγ for the Gaussian one
-(weight w2); nₖ = 1 / √(Kₖ 1). The package approximates Kₖ on the lattice, so the two agree closely,
-not exactly (tests/test_crf.py says how closely).
+(weight w2); nₖ = 1 / (Kₖ 1). The package approximates Kₖ on the lattice, so the two agree closely,
+not exactly (tests/test_crf.py says how closely). (DeepLab's own program takes −score as the unary
+where this takes −log softmax(score): per pixel they differ by a constant, which mean field ignores.)
 """
 import numpy as np
 import torch
 
 EPS = 1e-8  # probabilities are clamped before the log: a zero probability is not an infinite energy
-# the evaluation option {"crf": {...}}: w1, θα, θβ are chosen per dataset (cross-validated in the paper);
+# the evaluation option {"crf": {...}}: w1, θα, θβ are chosen per model (cross-validated in the paper);
 # w2 = 3, θγ = 3 and 10 mean-field iterations are DeepLab v1's fixed values
 CRF_KEYS = {"w1": None, "theta_alpha": None, "theta_beta": None, "w2": 3.0, "theta_gamma": 3.0, "iterations": 10}
 
@@ -45,11 +48,17 @@ def check_crf(options):
     return settings
 
 
-def crf_labels(logits, rgb, options):
-    """Labels (N, H, W) after the CRF of each image: logits (N, C, H, W), rgb (N, H, W, 3) uint8."""
+def crf_labels(logits, rgb, options, extent=None):
+    """Labels (N, H, W) after the CRF of each image: logits (N, C, H, W), rgb (N, H, W, 3) uint8. With
+    extent (bool (N, H, W), True on each image, padding bottom/right of it), the CRF runs on each image
+    cropped out of its padding (whose labels stay the network's); without, on the whole tensor."""
     settings = check_crf(options)
     probs = torch.softmax(logits.float(), 1).numpy()
-    return torch.from_numpy(np.stack([dense_crf(p, image, **settings).argmax(0) for p, image in zip(probs, rgb)]))
+    labels = probs.argmax(1)
+    for i, (p, image) in enumerate(zip(probs, rgb)):
+        h, w = labels.shape[1:] if extent is None else (int(extent[i].any(1).sum()), int(extent[i].any(0).sum()))
+        labels[i, :h, :w] = dense_crf(p[:, :h, :w], image[:h, :w], **settings).argmax(0)
+    return torch.from_numpy(labels)
 
 
 def _check(probs, image):
@@ -72,11 +81,11 @@ def exact_dense_crf(probs, image, w1, theta_alpha, theta_beta, w2=3.0, theta_gam
     for weight, features in ((w1, torch.cat([position / theta_alpha, colour / theta_beta], 1)),
                              (w2, position / theta_gamma)):
         k = torch.exp(-torch.cdist(features, features).pow(2) / 2)
-        kernels.append((weight, k, 1 / torch.sqrt(k.sum(1))))
+        kernels.append((weight, k, 1 / k.sum(1)))
     log_p = torch.log(probs.reshape(c, -1).clamp_min(EPS))
     q = torch.softmax(log_p, 0)
     for _ in range(iterations):
-        message = sum(weight * norm * (k @ (norm * q).T).T for weight, k, norm in kernels)
+        message = sum(weight * norm * (k @ q.T).T for weight, k, norm in kernels)
         q = torch.softmax(log_p + message, 0)
     return q.reshape(c, h, w)
 
@@ -93,6 +102,7 @@ def dense_crf(probs, image, w1, theta_alpha, theta_beta, w2=3.0, theta_gamma=3.0
     c, h, w = probs.shape
     crf = dcrf.DenseCRF2D(w, h, c)
     crf.setUnaryEnergy(np.ascontiguousarray(-np.log(np.clip(probs.reshape(c, -1), EPS, None))))
-    crf.addPairwiseGaussian(sxy=theta_gamma, compat=w2)
-    crf.addPairwiseBilateral(sxy=theta_alpha, srgb=theta_beta, rgbim=image, compat=w1)
+    crf.addPairwiseGaussian(sxy=theta_gamma, compat=w2, normalization=dcrf.NORMALIZE_AFTER)
+    crf.addPairwiseBilateral(sxy=theta_alpha, srgb=theta_beta, rgbim=image, compat=w1,
+                             normalization=dcrf.NORMALIZE_AFTER)
     return np.array(crf.inference(iterations), dtype=np.float32).reshape(c, h, w)

@@ -4,9 +4,14 @@ variants of its Table 2.
 
 - Trunk: VGG-16's 13 3×3 convs; every max pool is 3×3 with padding 1; pool1-3 have stride 2,
   pool4 and pool5 stride 1 (output stride 8); conv5_x are dilated by 2 to make up for pool4.
+- pool5a (DeepLab-LargeFOV and MSc-LargeFOV as released: their prototxts, not the paper's text): a
+  3×3 average pooling, stride 1, pad 1, between pool5 and fc6. No parameters; it widens the field of
+  view by 2 × 8 px.
 - fc6: VGG's first FC layer as a k×k convolution with dilation d (the paper's "input stride");
-  fc7: a 1×1 convolution; both with ReLU and dropout. Then a 1×1 classifier and bilinear
-  upsampling ×8 (to the input size).
+  fc7: a 1×1 convolution; both with ReLU and dropout. Then a 1×1 classifier. Training takes the
+  loss at output stride 8 against the labels subsampled by 8 (every 8th pixel from the first: the
+  released train prototxts' Interp layer, shrink_factor 8); evaluation upsamples the scores ×8
+  bilinearly to the input size (the test prototxts).
 - Table 2's variants: 7×7 d4 (4096 filters), 4×4 d4 (4096), 4×4 d8 (4096), 3×3 d12 with 1024
   filters in fc6 and fc7 (DeepLab-LargeFOV).
 - ImageNet initialisation: torchvision's VGG-16 with fc6/fc7 reshaped into convolutions and
@@ -24,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from data import IGNORE_INDEX
 from segmodels.backbones import load_imagenet_weights
 from segmodels.base import SegModel
 
@@ -127,11 +133,13 @@ class DeepLabVGG(nn.Module):
     branches' outputs concatenated to them)."""
 
     def __init__(self, widths=VGG16_WIDTHS, convs=VGG16_CONVS, batch_norm=False, fc6_kernel=3,
-                 fc6_dilation=12, fc_channels=1024, dropout=0.5, msc_width=None):
+                 fc6_dilation=12, fc_channels=1024, dropout=0.5, msc_width=None, pool5a=False):
         super().__init__()
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.features = vgg_features(widths, convs, batch_norm)
+        # count_include_pad: Caffe's AVE pooling divides by the window, padding included
+        self.pool5a = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True) if pool5a else None
         self.fc6 = FOVConv(widths[-1], fc_channels, fc6_kernel, fc6_dilation)
         self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         self.drop = nn.Dropout(dropout)
@@ -153,6 +161,8 @@ class DeepLabVGG(nn.Module):
             h = m(h)
             if self.msc is not None and isinstance(m, nn.MaxPool2d) and len(taps) < MSC_TAPS:
                 taps.append(h)
+        if self.pool5a is not None:
+            h = self.pool5a(h)
         h = self.drop(F.relu(self.fc6(h), inplace=True))
         h = self.drop(F.relu(self.fc7(h), inplace=True))
         return h if self.msc is None else torch.cat([h, self.msc(taps)], 1)
@@ -206,11 +216,12 @@ class DeepLabV1(SegModel):
     'imagenet' (torchvision's VGG-16 file in the torch hub cache) or a local file, VGG-16 layout only.
     fc6_kernel, fc6_dilation, fc_channels: a Table 2 variant (a CPU preset gives its scaled-down
     values directly); dropout follows fc6 and fc7. msc_width: DeepLab-MSc's branch width (the paper:
-    128); None: no MSc.
+    128); None: no MSc. pool5a: the released LargeFOV's 3×3 average pooling before fc6. freeze_bn:
+    SegModel.freeze_batchnorm (VGG-16 itself has no BatchNorm; the CPU presets' narrow trunk has).
     """
 
     def __init__(self, backbone, num_classes, fc6_kernel=3, fc6_dilation=12, fc_channels=1024, dropout=0.5,
-                 msc_width=None):
+                 msc_width=None, pool5a=False, freeze_bn=False):
         super().__init__()
         backbone = dict(backbone)
         name = backbone.pop("name", None)
@@ -222,7 +233,7 @@ class DeepLabV1(SegModel):
             raise ValueError(f"deeplab_v1: unknown backbone options {sorted(unknown)}; "
                              f"valid: widths, convs, batch_norm, weights")
         self.backbone = DeepLabVGG(fc6_kernel=fc6_kernel, fc6_dilation=fc6_dilation, fc_channels=fc_channels,
-                                   dropout=dropout, msc_width=msc_width, **backbone)
+                                   dropout=dropout, msc_width=msc_width, pool5a=pool5a, **backbone)
         self.classifier = nn.Conv2d(self.backbone.out_channels, num_classes, 1)
         nn.init.normal_(self.classifier.weight, std=0.01)  # the paper's fc8 initialisation
         nn.init.zeros_(self.classifier.bias)
@@ -235,17 +246,32 @@ class DeepLabV1(SegModel):
             load_imagenet_weights(self.backbone, "vgg16", weights, ignore_prefixes=("classifier.6.", "msc."),
                                   convert=partial(vgg16_to_deeplab, fc6_kernel=fc6_kernel,
                                                   fc_channels=fc_channels))
+        self.freeze_batchnorm(freeze_bn)
 
     def logits(self, x):
         scores = self.classifier(self.backbone(x))
         # ×8 bilinear; sized to the input so odd sizes (ceil-divided by the pools) come back exactly
         return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
+    def training_loss(self, images, labels, progress=0.0):
+        """Cross-entropy at output stride 8 against the labels subsampled by 8: every 8th pixel from
+        the first, as Caffe's Interp layer with shrink_factor 8 (pad_beg 0) gives for the scores' size
+        ⌈H / 8⌉ (321 → 41, 128 → 16)."""
+        scores = self.classifier(self.backbone(images))
+        s = self.backbone.output_stride
+        target = labels[:, ::s, ::s]
+        if target.shape[-2:] != scores.shape[-2:]:
+            raise ValueError(f"DeepLab: scores of {tuple(scores.shape[-2:])} at stride {s} do not match the labels "
+                             f"subsampled by {s}, {tuple(target.shape[-2:])} (input {tuple(images.shape[-2:])})")
+        return F.cross_entropy(scores, target, ignore_index=IGNORE_INDEX), {}
 
-def fov_receptive_field(model):
-    """Table 2's receptive-field column from a built model: the span of fc6's taps in input
-    pixels, (k − 1)·dilation·output_stride, + 32 (the formula in shared/PAPERS.md that gives the
-    paper's 224 / 128 / 224 / 224)."""
+
+def fov_receptive_field(model, count_pool5a=True):
+    """Table 2's receptive-field column from a built model: the span of fc6's taps in input pixels,
+    (k − 1)·dilation·output_stride, + 32 (the formula in shared/PAPERS.md that gives the paper's
+    224 / 128 / 224 / 224), + 2·output_stride for the released LargeFOV's pool5a (3×3, stride 1) unless
+    count_pool5a is False (the paper's Table 2 counts fc6 alone)."""
     fc6, stride = model.backbone.fc6, model.backbone.output_stride
-    return (fc6.kernel_size - 1) * fc6.dilation * stride + 32
+    pool5a = 2 * stride if count_pool5a and model.backbone.pool5a is not None else 0
+    return (fc6.kernel_size - 1) * fc6.dilation * stride + 32 + pool5a
 

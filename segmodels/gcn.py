@@ -90,11 +90,12 @@ def build_head(cin, num_classes, head="gcn", k=None, width=None, width_ratio=Non
 class SingleHeadNet(SegModel):
     """Backbone + one head on its last stage, scores upsampled bilinearly to the input size."""
 
-    def __init__(self, backbone, num_classes, **head_cfg):
+    def __init__(self, backbone, num_classes, freeze_bn=False, **head_cfg):
         super().__init__()
         self.backbone = backbone
         last = list(backbone.channels)[-1]
         self.head = build_head(backbone.channels[last], num_classes, **head_cfg)
+        self.freeze_batchnorm(freeze_bn)
 
     def logits(self, x):
         feats = self.backbone(x)
@@ -122,7 +123,7 @@ class GCNNet(SegModel):
     and refined by a BR; from the shallowest stage's stride, (×2 deconvolution → BR) steps reach
     the input size. Stages of equal stride (dilated backbones) are added without upsampling."""
 
-    def __init__(self, backbone, num_classes, k=15):
+    def __init__(self, backbone, num_classes, k=15, freeze_bn=False):
         super().__init__()
         self.backbone = backbone
         names = list(backbone.channels)
@@ -138,6 +139,7 @@ class GCNNet(SegModel):
         steps = strides[0].bit_length() - 1  # ×2 steps from the shallowest stage to the input
         self.final = nn.Sequential(*[nn.Sequential(bilinear_deconv(num_classes, 2), BoundaryRefine(num_classes))
                                      for _ in range(steps)])
+        self.freeze_batchnorm(freeze_bn)
 
     def logits(self, x):
         feats = self.backbone(x)

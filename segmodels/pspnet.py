@@ -31,16 +31,20 @@ def fcn_head(cin, width, num_classes, dropout=0.1):
 
 
 class PyramidPooling(nn.Module):
-    """Pool the map into b×b bins for each b in `bins` (adaptive average or max pooling), optionally
-    reduce each level to cin / N channels (dr: 1×1 conv + BN + ReLU; without it the pooled maps
-    keep all cin channels), upsample bilinearly and concatenate with the input.
+    """Pool the map into b×b bins for each b in `bins` (adaptive average or max pooling), project each
+    level (1×1 conv + BN + ReLU), upsample bilinearly and concatenate with the input.
+
+    The projection: with dr (dimension reduction) to cin / N channels, as the authors' code always
+    does; without it, the paper's "without DR" read two ways: project=False concatenates the raw pooled
+    maps (cin channels each, no conv), project=True projects each level to cin channels ("projected,
+    not reduced"). project defaults to dr.
 
     pool='none' skips the pooling: each level is then a 1×1 conv branch at full resolution. It has
     exactly the parameters of the pooled module but no context beyond the input map's own receptive
     field: the parameter-matched control.
     """
 
-    def __init__(self, cin, bins=(1, 2, 3, 6), pool="avg", dr=True):
+    def __init__(self, cin, bins=(1, 2, 3, 6), pool="avg", dr=True, project=None):
         super().__init__()
         bins = tuple(bins)
         if not bins or any(not isinstance(b, int) or b < 1 for b in bins):
@@ -50,6 +54,9 @@ class PyramidPooling(nn.Module):
         if dr and cin % len(bins):
             raise ValueError(f"PyramidPooling: with DR, {cin} input channels must divide by the "
                              f"{len(bins)} levels")
+        project = dr if project is None else project
+        if dr and not project:
+            raise ValueError("PyramidPooling: dimension reduction is a projection (dr needs project)")
         self.bins, self.pool, self.dr = bins, pool, dr
         level_channels = cin // len(bins) if dr else cin
         self.levels = nn.ModuleList()
@@ -60,7 +67,7 @@ class PyramidPooling(nn.Module):
                 layers = [nn.AdaptiveMaxPool2d(b)]
             else:
                 layers = []
-            if dr:
+            if project:
                 layers += [nn.Conv2d(cin, level_channels, 1, bias=False), nn.BatchNorm2d(level_channels),
                            nn.ReLU(inplace=True)]
             self.levels.append(nn.Sequential(*layers))
@@ -79,12 +86,13 @@ class PSPNet(SegModel):
     the auxiliary head runs only in training_loss, so it costs nothing at test time.
 
     bins: () for the baseline (no module), (1,) or (1, 2, 3, 6) etc.; pool: 'avg', 'max' or
-    'none' (the control, see PyramidPooling); dr: dimension reduction; head_width: the 3×3 conv's
-    channels (512 in the paper); aux_width: the auxiliary head's (256 in the paper).
+    'none' (the control, see PyramidPooling); dr: dimension reduction; project: the levels' projection
+    without dr (PyramidPooling); head_width: the 3×3 conv's channels (512 in the paper); aux_width: the
+    auxiliary head's (256 in the paper); freeze_bn: SegModel.freeze_batchnorm.
     """
 
-    def __init__(self, backbone, num_classes, bins=(1, 2, 3, 6), pool="avg", dr=True, head_width=512,
-                 dropout=0.1, aux_weight=0.4, aux_width=256):
+    def __init__(self, backbone, num_classes, bins=(1, 2, 3, 6), pool="avg", dr=True, project=None, head_width=512,
+                 dropout=0.1, aux_weight=0.4, aux_width=256, freeze_bn=False):
         super().__init__()
         stages = list(backbone.channels)
         if aux_weight < 0:
@@ -94,10 +102,11 @@ class PSPNet(SegModel):
         self.backbone = backbone
         self.aux_weight = float(aux_weight)
         cin = backbone.channels[stages[-1]]
-        self.ppm = PyramidPooling(cin, bins, pool, dr) if bins else None
+        self.ppm = PyramidPooling(cin, bins, pool, dr, project) if bins else None
         self.head = fcn_head(self.ppm.out_channels if self.ppm else cin, head_width, num_classes, dropout)
         self.aux = (fcn_head(backbone.channels[stages[-2]], aux_width, num_classes, dropout)
                     if aux_weight > 0 else None)
+        self.freeze_batchnorm(freeze_bn)
 
     def _main(self, feats):
         x = next(reversed(feats.values()))

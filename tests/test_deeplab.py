@@ -11,9 +11,11 @@ import torch
 import torch.nn as nn
 
 import run_all
-from ablations import deeplab_fov
+from ablations import deeplab_fov, load
 from engine.presets import deep_merge
+from engine.rows import read_rows
 from engine.trainer import learning_rate
+from engine.tuning import choose_crfs
 from engine.claims import Close, Outcome, fact_holds
 from helpers import plans_of
 from segmodels import build_model
@@ -36,7 +38,8 @@ def deeplab(variant, backbone=None, **opts):
 def test_paper_params_and_receptive_field(variant):
     model = deeplab_fov.paper_model(variant)
     assert abs(count_params(model) - PAPER_PARAMS_M[variant] * 1e6) <= 0.05e6
-    assert fov_receptive_field(model) == PAPER_RF[variant]
+    assert fov_receptive_field(model, count_pool5a=False) == PAPER_RF[variant]  # Table 2 counts fc6 alone
+    assert fov_receptive_field(model) == PAPER_RF[variant] + (16 if variant == "largefov" else 0)  # + pool5a
     k, d, c = TABLE2[variant]
     assert (model.backbone.fc6.kernel_size, model.backbone.fc6.dilation) == (k, d)
     assert model.backbone.fc6.conv.out_channels == c and model.backbone.fc7.out_channels == c
@@ -44,7 +47,7 @@ def test_paper_params_and_receptive_field(variant):
 
 def test_exact_facts_all_hold():
     facts = deeplab_fov.exact_facts()
-    assert len(facts) == 2 * len(TABLE2) + 1
+    assert len(facts) == 2 * len(TABLE2) + 2  # and LargeFOV's field of view as released (pool5a)
     assert all(fact_holds(f) for f in facts), [f for f in facts if not fact_holds(f)]
     assert all(f["computed"] == f["expected"] for f in facts)  # the built models equal the hand formulas
     ratio = next(f for f in facts if "ratio" in f["fact"])["computed"]
@@ -253,7 +256,7 @@ def test_cpu_preset_keeps_the_papers_relations():
     for preset in ("smoke", "quick"):
         plans = {p.variant: p for p in plans_of(deeplab_fov, preset) if p.seed == 0}
         models = {v: build_model(p.model, 5) for v, p in plans.items()}
-        rf = {v: fov_receptive_field(m) for v, m in models.items()}
+        rf = {v: fov_receptive_field(m, count_pool5a=False) for v, m in models.items()}  # Table 2's definition
         params = {v: count_params(m) for v, m in models.items()}
         assert rf["k7d4"] == rf["k4d8"] == rf["largefov"] > rf["k4d4"]
         assert params["largefov"] < params["k4d4"] == params["k4d8"] < params["k7d4"]
@@ -318,22 +321,63 @@ def test_crf_smoke_run_shares_deeplab_fovs_runs_and_evaluates_each_model_twice(t
     fov_runs = set(os.listdir(out / "runs"))
     trained = {r: os.path.getmtime(out / "runs" / r / "model.pt") for r in fov_runs}
     assert run_all.main(["--ablation", "deeplab_crf", *common]) == 0
-    # deeplab_fov's four models are not trained again; new: the two MSc models and the CRF's selection model
-    assert len(set(os.listdir(out / "runs")) - fov_runs) == 3
+    # deeplab_fov's four models are not trained again; new: the two MSc models and each model's CRF
+    # selection model (the CRF's settings are chosen per model)
+    assert len(set(os.listdir(out / "runs")) - fov_runs) == 2 + 6
     assert all(os.path.getmtime(out / "runs" / r / "model.pt") == t for r, t in trained.items())
     rows = pd.read_csv(out / "deeplab_crf.csv").set_index("variant")
     assert (rows["status"] == "ok").all() and len(rows) == 12
-    selection = pd.read_csv(out / "tuning" / "deeplab_crf.csv")
-    assert selection["run_id"].nunique() == 1 and len(selection) == 8  # the 2 × 2 × 2 grid on one model
-    chosen = json.loads(selection.sort_values("mIoU", ascending=False, kind="stable").iloc[0]["eval_config"])["crf"]
+    selection = read_rows(str(out / "tuning" / "deeplab_crf.csv"))
+    assert selection["run_id"].nunique() == 6 and len(selection) == 6 * 8  # the 2 × 2 × 2 grid on each model
+    chosen = choose_crfs(load("deeplab_crf"), selection)
     for v in ("k4d4", "k4d4_msc", "k7d4", "k4d8", "largefov", "largefov_msc"):
         assert rows.loc[f"{v}_crf", "run_id"] == rows.loc[v, "run_id"]  # one model, two rows
-        assert json.loads(rows.loc[f"{v}_crf", "eval_config"])["crf"] == chosen
+        assert json.loads(rows.loc[f"{v}_crf", "eval_config"])["crf"] == chosen[f"{v}_crf"]
         assert rows.loc[f"{v}_crf", "crf_ms"] > 0 and "crf" not in json.loads(rows.loc[v, "eval_config"])
+        trimap = json.loads(rows.loc[f"{v}_crf", "trimap"])  # DeepLab's trimap, at each width
+        assert sorted(map(float, trimap)) == [1, 2, 3, 5, 7, 10] and all(0 <= t["mIoU"] <= 100 for t in trimap.values())
     assert rows.loc["largefov_msc", "params"] > rows.loc["largefov", "params"]
     text = (report / "REPORT.md").read_text()
     section = text[text.index("(`deeplab_crf`)"):]
     for heading in ("Table 1(a): before and after the CRF", "Table 2 after the CRF", "Where the CRF's gain sits",
-                    "chosen on held-out training images", "![CRF examples]", "Exact facts"):
+                    "chosen per model on held-out training images", "![CRF examples]", "Exact facts",
+                    "Trimap: mIoU near the boundaries", "![deeplab_crf trimap]"):
         assert heading in section, heading
-    assert "✗ MISMATCH" not in section and "**chosen**" in section
+    assert "✗ MISMATCH" not in section and section.count("| **") >= 1
+
+
+def test_largefov_has_the_released_pool5a_and_the_others_do_not():
+    """The released LargeFOV prototxts put a 3×3 average pooling (stride 1, pad 1) between pool5 and
+    fc6: no parameters, 2 × 8 px more field of view; the other variants' have none."""
+    for plan in plans_of(deeplab_fov, "paper") + plans_of("deeplab_crf", "paper"):
+        assert plan.model.get("pool5a", False) == plan.variant.startswith("largefov"), plan.variant
+    with torch.device("meta"):
+        with_pool = build_model({"arch": "deeplab_v1", "backbone": {"name": "vgg"}, "fc6_kernel": 3, "fc6_dilation": 12,
+                                 "fc_channels": 1024, "pool5a": True}, 21)
+        without = build_model({"arch": "deeplab_v1", "backbone": {"name": "vgg"}, "fc6_kernel": 3, "fc6_dilation": 12,
+                               "fc_channels": 1024}, 21)
+    assert count_params(with_pool) == count_params(without)
+    assert (fov_receptive_field(with_pool), fov_receptive_field(without)) == (240, 224)
+    assert fov_receptive_field(with_pool, count_pool5a=False) == 224
+    pool = with_pool.backbone.pool5a
+    assert (pool.kernel_size, pool.stride, pool.padding, pool.count_include_pad) == (3, 1, 1, True)
+    # Caffe's AVE pooling with pad divides by the whole window, padding included: a corner of ones
+    # averages to 4/9
+    assert torch.nn.AvgPool2d(3, 1, 1, count_include_pad=True)(torch.ones(1, 1, 4, 4))[0, 0, 0, 0] == pytest.approx(4 / 9)
+
+
+def test_deeplab_trains_at_stride_8_against_labels_subsampled_by_8():
+    """As the released train prototxts: the loss of the stride-8 scores against every 8th label pixel
+    from the first (Caffe's Interp, shrink_factor 8), no upsampling of the scores."""
+    torch.manual_seed(0)
+    model = build_model({"arch": "deeplab_v1", "backbone": {"name": "vgg", "widths": [4, 4, 8, 8], "convs": [1, 1, 1, 1],
+                                                            "batch_norm": True},
+                         "fc6_kernel": 3, "fc6_dilation": 3, "fc_channels": 8, "dropout": 0.0}, 5).eval()
+    images, labels = torch.randn(2, 3, 64, 64), torch.randint(0, 5, (2, 64, 64))
+    labels[0, :8, :8] = 255  # an ignored pixel at a sampled position stays ignored
+    loss, _ = model(images, labels)
+    scores = model.classifier(model.backbone(images))
+    assert scores.shape[-2:] == (8, 8)
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(scores, labels[:, ::8, ::8],
+                                                                          ignore_index=255).item(), rel=1e-6)
+    assert model.logits(images).shape[-2:] == (64, 64)  # evaluation: upsampled to the input

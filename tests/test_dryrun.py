@@ -11,12 +11,13 @@ from data.standin import SIZES, make_standin
 from data.transforms import pad_collate
 
 
-def test_a_batch_of_different_sizes_is_padded_to_its_largest_with_ignored_labels():
+def test_a_batch_of_different_sizes_is_padded_to_its_largest_with_the_padding_label():
+    from data import PAD_LABEL
     a = (torch.ones(3, 2, 4), torch.zeros(2, 4, dtype=torch.long))
     b = (torch.ones(3, 3, 2), torch.ones(3, 2, dtype=torch.long))
     images, labels = pad_collate([a, b])
     assert images.shape == (2, 3, 3, 4) and labels.shape == (2, 3, 4)
-    assert labels[0, 2].tolist() == [255] * 4 and labels[1, :, 2:].eq(255).all()
+    assert labels[0, 2].tolist() == [PAD_LABEL] * 4 and labels[1, :, 2:].eq(PAD_LABEL).all()
     assert images[0, :, 2].eq(0).all() and images[1, :, :, :2].eq(1).all()
 
 
@@ -36,8 +37,10 @@ def test_stand_ins_are_read_by_the_real_loaders_at_real_sizes(tmp_path, name, cr
 @pytest.mark.parametrize("name", ["gcn_k", "psp_pool"])
 def test_paper_dry_run_starts_resumes_and_writes_nothing(tmp_path, capsys, name):
     out = tmp_path / "results"
-    assert run_all.main(["--ablation", name, "--preset", "paper", "--dry-run", "--out", str(out)]) == 0
-    line = capsys.readouterr().out.strip().splitlines()[-1]
+    code = run_all.main(["--ablation", name, "--preset", "paper", "--dry-run", "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    line = printed.out.strip().splitlines()[-1]
     assert line.startswith(f"{name}: ") and "stopped after 1 and resumed" in line and "PFLOP" in line
     assert not out.exists()  # nothing written into the results folder
 

@@ -167,3 +167,72 @@ def test_void_never_in_band_and_border_is_no_boundary():
 def test_empty_confusion_matrix_gives_nan():
     s = scores(torch.zeros(2, 2, dtype=torch.int64))
     assert math.isnan(s["mIoU"]) and math.isnan(s["pixel_acc"])
+
+
+# --- the padding evaluation adds is outside the image: no boundary, no score ---------------------
+
+def test_a_padded_image_has_the_band_and_the_scores_it_has_alone():
+    """A VOC-like label (objects with a void border, void elsewhere too) padded bottom/right as a
+    batch with a larger image: the same boundary band, the same boundary/internal counts, the same
+    confusion matrix and trimap as the image alone (the padding's edge is no boundary)."""
+    import torch.nn.functional as F
+
+    from data import IGNORE_INDEX, PAD_LABEL
+    from engine.evaluate import evaluate
+    gen = torch.Generator().manual_seed(0)
+    label = torch.zeros(30, 40, dtype=torch.long)
+    label[5:20, 8:25] = 3
+    label[4, 8:25] = label[20, 8:25] = IGNORE_INDEX  # the void band VOC draws around objects
+    label[25:, 30:] = IGNORE_INDEX
+    pred = torch.randint(0, 5, (30, 40), generator=gen)
+    padded_label = F.pad(label, (0, 24, 0, 18), value=PAD_LABEL)
+    extent = padded_label != PAD_LABEL
+    scored = padded_label.masked_fill(~extent, IGNORE_INDEX)
+    padded_pred = F.pad(pred, (0, 24, 0, 18), value=0)
+    for band in (1.0, 3.5, 7.0):
+        alone = boundary_mask(label[None], band)
+        together = boundary_mask(scored[None], band, extent=extent[None])
+        assert torch.equal(together[0, :30, :40], alone[0]) and not together[0, 30:].any()
+        assert boundary_counts(padded_pred[None], scored[None], band, extent=extent[None]) == \
+            boundary_counts(pred[None], label[None], band)
+    # without the extent, the padding's edge would be a boundary: the bug this guards against
+    assert boundary_mask(scored[None], 7.0)[0, :30, :40].sum() > boundary_mask(label[None], 7.0).sum()
+
+    class Fixed(torch.nn.Module):  # "predicts" the class each image holds in its first channel
+        def eval_options(self, options):
+            return options
+
+        def predict(self, images):
+            return F.one_hot(images[:, 0].round().long(), 5).permute(0, 3, 1, 2).float(), {}
+
+    class Images(torch.utils.data.Dataset):
+        num_classes = 5
+
+        def __init__(self, items):
+            self.items = items
+
+        def __len__(self):
+            return len(self.items)
+
+        def __getitem__(self, i):
+            return self.items[i]
+
+    big_label = torch.randint(0, 5, (48, 64), generator=gen)
+    big_pred = torch.randint(0, 5, (48, 64), generator=gen)
+    items = Images([(pred.float().expand(3, -1, -1), label), (big_pred.float().expand(3, -1, -1), big_label)])
+    cfg = {"batch_size": 2, "boundary_band": 3.5, "trimap": [1, 3]}
+    together = evaluate(Fixed(), items, cfg)  # the small image padded to the large one's size
+    one_by_one = evaluate(Fixed(), items, {**cfg, "batch_size": 1})
+    for key in ("mIoU", "pixel_acc", "boundary_acc", "internal_acc", "trimap"):
+        assert together[key] == one_by_one[key], key  # padding in a batch changes no score
+    assert set(together["trimap"]) == {"1", "3"} and 0 <= together["trimap"]["1"]["mIoU"] <= 100
+
+
+def test_a_prediction_outside_the_classes_is_a_clear_error():
+    target = torch.tensor([[0, 1], [2, 255]])
+    with pytest.raises(ValueError, match=r"predicted class 3 is outside 0\.\.2"):
+        confusion_matrix(torch.tensor([[0, 3], [1, 1]]), target, 3)
+    with pytest.raises(ValueError, match=r"predicted class 255 is outside 0\.\.2"):
+        confusion_matrix(torch.tensor([[0, 255], [1, 1]]), target, 3)
+    # a prediction on an ignored pixel is not scored, so it is not checked either
+    assert confusion_matrix(torch.tensor([[0, 1], [2, 7]]), target, 3).sum() == 3

@@ -276,3 +276,25 @@ def test_smoke_run(name, tmp_path):
         assert "Training curves: does the auxiliary loss speed up the main loss?" in report
         assert "main loss at 25 %" in report
         assert (report_dir / "figures" / "psp_aux_curves.png").exists()
+
+
+def test_without_dr_is_judged_under_both_readings():
+    """'Without DR' as the raw pooled maps (no conv) and as each level projected to the full width (the
+    authors' code always projects): both are variants, and "DR helps" is a claim against each."""
+    small = {"name": "small", "widths": [8, 8, 16, 16], "strides": [2, 2, 2, 1], "convs": [1, 1, 1, 1]}
+    raw = build_model({"arch": "pspnet", "backbone": small, "bins": [1, 2], "dr": False, "head_width": 8}, 3)
+    projected = build_model({"arch": "pspnet", "backbone": small, "bins": [1, 2], "dr": False, "project": True,
+                             "head_width": 8}, 3)
+    reduced = build_model({"arch": "pspnet", "backbone": small, "bins": [1, 2], "dr": True, "head_width": 8}, 3)
+    assert [type(m).__name__ for m in raw.ppm.levels[0]] == ["AdaptiveAvgPool2d"]
+    assert [type(m).__name__ for m in projected.ppm.levels[0]] == ["AdaptiveAvgPool2d", "Conv2d", "BatchNorm2d", "ReLU"]
+    assert projected.ppm.levels[0][1].out_channels == 16 and reduced.ppm.levels[0][1].out_channels == 8
+    assert projected.ppm.out_channels == raw.ppm.out_channels == 16 + 2 * 16
+    with pytest.raises(ValueError, match="dr needs project"):
+        build_model({"arch": "pspnet", "backbone": small, "bins": [1, 2], "dr": True, "project": False}, 3)
+    spec = load("psp_pool")
+    pairs = {(c.a, c.b) for c in spec.claims}
+    assert {("b1236_ave_dr", "b1236_ave"), ("b1236_ave_dr", "b1236_ave_proj"), ("b1236_max_dr", "b1236_max"),
+            ("b1236_max_dr", "b1236_max_proj")} <= pairs
+    plans = {p.variant: p for p in plans_of("psp_pool", "quick")}
+    assert plans["b1236_ave_proj"].model["project"] is True and "project" not in plans["b1236_ave"].model

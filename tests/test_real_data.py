@@ -121,10 +121,12 @@ def test_voc_train_aug_is_union_minus_val(tmp_path):
     sources = {image.stem: (image.parent.name, label.suffix) for image, label in ds.items}
     assert sources["2007_000039"] == ("JPEGImages", ".png")  # in VOC and SBD: VOC wins
     assert sources["2008_000002"] == ("img", ".mat")  # SBD only
-    # Labels read back from both sources (index 0 is a VOC id, index 3 an SBD .mat).
+    # Labels read back from both sources (index 0 is a VOC id, index 3 an SBD .mat); un-augmented
+    # items are evaluation items: padded with PAD_LABEL beyond the image
     for index, value in ((0, VOC_LABEL_VALUE), (3, SBD_LABEL_VALUE)):
         _, label = ds[index]
-        assert set(label.unique().tolist()) == {0, value, 255}
+        assert set(label.unique().tolist()) == {0, value, 255, data.PAD_LABEL}
+        assert set(label[:H, :W].unique().tolist()) == {0, value, 255}
 
 
 def test_voc_prefers_segmentation_class_aug(tmp_path):
@@ -151,13 +153,13 @@ def test_voc_without_sbd_warns_and_uses_voc_train(tmp_path):
     assert item_ids(ds) == VOC_TRAIN
 
 
-def test_voc_val_is_voc12_val_padded_with_ignore(tmp_path):
+def test_voc_val_is_voc12_val_padded_beyond_the_image(tmp_path):
     ds = VOCSegmentation(make_voc(tmp_path), "val", crop_size=64)
     assert item_ids(ds) == VOC_VAL
     image, label = ds[0]
     assert image.shape == (3, 64, 64) and label.shape == (64, 64)
     assert image.dtype == torch.float32 and label.dtype == torch.int64
-    assert (label[H:] == 255).all() and (label[:, W:] == 255).all()
+    assert (label[H:] == data.PAD_LABEL).all() and (label[:, W:] == data.PAD_LABEL).all()
     assert (image[:, H:] == 0).all() and (image[:, :, W:] == 0).all()
     assert (label[:H, : W // 2] == VOC_LABEL_VALUE).all()
     # A seed does not augment a val item.
@@ -310,6 +312,6 @@ def test_eval_transform_pads_to_multiple():
     image = Image.new("RGB", (W, H))
     img, lab = eval_transform(image, np.zeros((H, W), np.uint8), pad_to=None)
     assert img.shape == (3, 32, 64) and lab.shape == (32, 64)
-    assert (lab[H:] == 255).all() and (lab[:, W:] == 255).all() and (lab[:H, :W] == 0).all()
+    assert (lab[H:] == data.PAD_LABEL).all() and (lab[:, W:] == data.PAD_LABEL).all() and (lab[:H, :W] == 0).all()
     img, lab = eval_transform(image, np.zeros((H, W), np.uint8), pad_to=50, multiple=8)
     assert lab.shape == (56, 56)

@@ -1,0 +1,66 @@
+"""The same numbers on every CPU of one capability: every MKL call that the models of the presets
+make (one training step and one evaluation of each) runs on MKL's COMPATIBLE branch, so another MKL
+code path — here MKL_ENABLE_INSTRUCTIONS=AVX2, as another CPU's MKL would take — gives the same weights
+bit for bit; without the pin it does not (on a CPU where MKL takes its AVX-512 path)."""
+import os
+import re
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# every distinct network of every ablation at the smoke preset (batch 4: PyTorch sends every 1×1
+# convolution of a batch under 16 to MKL), one SGD step and one evaluation, one thread
+STEPS = r"""
+import engine  # pins MKL (engine/reproducible.py) before any tensor is computed
+import hashlib, json, os, sys
+if "--unpinned" in sys.argv:  # the old path: MKL not yet called, so unsetting it now leaves MKL free
+    del os.environ["MKL_CBWR"]
+import torch
+from ablations import load_all
+from data import build_dataset
+from engine.config import settings
+from engine.plans import plan_runs
+from engine.step import make_optimizer, train_step
+from engine.trainer import seed_everything
+from segmodels import build_model
+torch.set_num_threads(1)
+models = {}
+for spec in load_all():
+    for plan in plan_runs(spec, settings(spec, "smoke")):
+        models.setdefault(json.dumps(plan.model, sort_keys=True), plan)
+digest = hashlib.sha1()
+for plan in models.values():
+    data = build_dataset(plan.data, "train")
+    seed_everything(0)
+    model = build_model(plan.model, data.num_classes).train()
+    opt = make_optimizer(model, plan.train)
+    batch = [data[(i, i)] for i in range(4)]
+    images, labels = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
+    train_step(model, opt, images, labels, plan.train, "cpu", progress=0.75)
+    with torch.no_grad():
+        logits = model.eval().predict(images, **{k: v for k, v in plan.eval.items() if k == "rho"})[0]
+    for tensor in [logits, *model.state_dict().values()]:
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+print(len(models), digest.hexdigest())
+"""
+
+
+def run_steps(*flags, **env):
+    out = subprocess.run([sys.executable, "-c", STEPS, *flags], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, **env}, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_every_mkl_call_of_the_presets_models_runs_on_one_branch_and_another_cpus_path_agrees():
+    verbose = run_steps(MKL_VERBOSE="1")
+    calls = re.findall(r"^MKL_VERBOSE (?!oneMKL|Intel).*? CNR:(\S+)", verbose, re.M)
+    assert calls and set(calls) == {"COMPATIBLE"}, sorted(set(calls))
+    n_models, pinned = verbose.strip().splitlines()[-1].split()
+    assert int(n_models) >= 25  # every distinct network of the ten ablations
+    assert run_steps(MKL_ENABLE_INSTRUCTIONS="AVX2").split()[-1] == pinned
+    # the old path: unpinned, MKL's dispatch follows the CPU; where it takes its AVX-512 path, the AVX2
+    # path (another CPU's) gives other weights
+    unpinned = run_steps("--unpinned", MKL_VERBOSE="1")
+    if re.search(r"^MKL_VERBOSE oneMKL.*AVX-512", unpinned, re.M):
+        assert unpinned.split()[-1] != run_steps("--unpinned", MKL_ENABLE_INSTRUCTIONS="AVX2").split()[-1]

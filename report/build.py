@@ -260,6 +260,15 @@ def load_range(rows, column="load_avg_1m"):
     return f"{values.min():.1f}–{values.max():.1f} (1-min load average; {int(rows['cpu_count'].max())} cores)"
 
 
+def mkl_paths(rows):
+    """The MKL branch the rows were computed on (engine/reproducible.py), or why none is recorded."""
+    paths = sorted(rows["mkl_cbwr"].dropna().astype(str).unique()) if "mkl_cbwr" in rows else []
+    unpinned = int(rows["mkl_cbwr"].isna().sum()) if "mkl_cbwr" in rows else len(rows)
+    return (", ".join(f"MKL_CBWR={p}" for p in paths) + (" and " if paths and unpinned else "")
+            + (f"not recorded in {unpinned} row(s), written before MKL was pinned (engine/reproducible.py)"
+               if unpinned else ""))
+
+
 def wall_minutes(rows):
     """Wall time of the run_all calls that wrote these rows: from the first call's start to the last
     row (includes any pause between calls); None for rows of before call_started_at was recorded."""
@@ -284,6 +293,7 @@ def settings(rows):
         ("device", ", ".join(sorted(rows["device"].astype(str).unique()))),
         ("CPU threads per run / CPU capability", f"{', '.join(str(int(t)) for t in sorted(rows['threads'].unique()))} / "
                                                  f"{', '.join(sorted(rows['cpu_capability'].astype(str).unique()))}"),
+        ("MKL code path", mkl_paths(rows)),
         ("plan", f"`{first['plan_id']}`: the rows of the latest run of this ablation; rows of other settings "
                  "are never pooled with them (listed below if any)"),
         ("torch / torchvision", f"{first['torch']} / {first['torchvision']}"),

@@ -16,7 +16,7 @@ from data import build_dataset
 from engine.rows import read_rows
 from engine.spec import from_module
 from engine.tuning import choose_crfs, crf_grid
-from helpers import ablation_file, plans_of, run, settings_of, tiny
+from helpers import ablation_file, plans_of, run, selection_of, settings_of, tiny
 from data.transforms import to_rgb, to_tensor
 from segmodels.crf import dense_crf, exact_dense_crf
 
@@ -234,3 +234,22 @@ def test_bad_crf_selections_are_refused_before_anything_is_written(tmp_path, mod
     with pytest.raises(ValueError, match=message):
         run(from_module(module), tmp_path)  # the first two when the file is loaded, the last when it is planned
     assert not (tmp_path / "runs").exists()
+
+
+def test_each_deeplab_model_gets_its_own_crf_settings_and_the_paper_grid_holds_the_authors():
+    """The paper cross-validated w1, θα, θβ per model: every '_crf' variant of deeplab_crf has its own
+    selection run; the paper preset's grid spans DeepLab v1's ranges (w1 from 5, θα 10-100 px, θβ 5-10)
+    and holds the authors' released per-model settings among its points."""
+    from ablations import deeplab_crf, load
+    spec = load("deeplab_crf")
+    crf_variants = [v for v in spec.variants if v["id"].endswith("_crf")]
+    assert crf_variants and all(v.get("tune_crf") and "crf_from" not in v for v in crf_variants)
+    paper = crf_grid(settings_of("deeplab_crf", "paper").tuning["crf"])
+    for point in deeplab_crf.AUTHORS_CRF:
+        assert point in paper
+    axes = {k: v for k, v in deeplab_crf.PAPER_CRF_GRID.items() if k != "points"}
+    assert min(axes["w1"]) == 5 and 10 <= min(axes["theta_alpha"]) and max(axes["theta_alpha"]) <= 100
+    assert set(axes["theta_beta"]) <= set(range(5, 11))
+    assert len(paper) == 3 * 4 * 3 + len(deeplab_crf.AUTHORS_CRF)  # no point twice
+    selection = {p.variant for p in selection_of("deeplab_crf", "smoke")}
+    assert {s.split("@")[0] for s in selection} == {v["id"] for v in crf_variants}

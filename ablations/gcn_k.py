@@ -27,7 +27,10 @@ PUBLISHED = {"base": {"mIoU": 69.0}, "k3": {"mIoU": 70.1}, "k5": {"mIoU": 71.1},
 
 # (equivalence bands: the suite's, engine/spec.py DEFAULT_BANDS)
 CLAIMS = [
-    Increasing("mIoU rises monotonically with the kernel size k (1×1 base, then k = 3 … 15)", "mIoU",
+    # the paper's Table 1 rises at every step; with steps of 0.3-1.7 mIoU what a few seeds can test is
+    # the trend (Page's test, each seed a block) with no significant step down, as this claim is worded
+    Increasing("mIoU rises with the kernel size k (1×1 base, then k = 3 … 15): the trend, no step "
+               "significantly down (the paper's table rises at every step)", "mIoU",
                order=[v["id"] for v in VARIANTS], x=[v["x"] for v in VARIANTS]),
     Greater("GCN k = 15 (kernel ≈ the feature map) beats the 1×1 baseline (paper: +5.5 mIoU)", "mIoU",
             a="k15", b="base"),
@@ -59,10 +62,15 @@ DEVIATIONS = {
     "synthetic": [
         "Embedded generated scenes (5 classes: background + 4 shapes, 128 px) instead of VOC 2012 "
         "(21 classes, 512 px): absolute mIoU is not comparable with the paper; the direction is.",
-        "A 5-layer CNN (output stride 8, receptive field 39 px) instead of ImageNet ResNet-152 at "
-        "stride 32; its 16×16 last map matches the paper's res-5 size, so k = 15 spans the map as in the paper.",
-        "SGD momentum 0.9, batch 8 (quick preset; full: 32), poly LR from 0.05, no pretraining (paper: batch 1, "
-        "momentum 0.99).",
+        "A 5-layer CNN (output stride 8, receptive field 39 px), pretrained on formula-driven fractal images "
+        "(weights/, `python -m engine.pretrain`), instead of ImageNet ResNet-152 at stride 32; its 16×16 last map matches the paper's res-5 size, so k = 15 spans the map as in the paper.",
+        "SGD momentum 0.9, batch 8 (quick preset; full: 32), poly LR from 0.001, ×10 on the head "
+        "(paper: batch 1, momentum 0.99; lr not stated).",
+        "Fine-tuned from the pretrained stand-in (backbone lr 0.001, head ×10: the rates of the issue's pilot): "
+        + "probes/pretraining.py (held-out mIoU: trained on the quick preset's training split less 300 images, scored on those 300, never the validation split; 4 seeds; same iterations, so the same wall time per run; chosen by seed sd and by mean held-out mIoU over the two variants, before any verdict at the new settings): "
+        "scratch (lr 0.05): k = 15 76.60 ± 0.87, base 49.86 ± 2.29 (difference +26.74 ± 2.13, pair r 0.36); "
+        "stand-in: 78.02 ± 0.81 and 46.29 ± 0.84 (+31.72 ± 1.01, r 0.24). Lr 0.004 was not probed for this "
+        "backbone (time): 0.001 kept, the pilot's.",
         "The quick preset trains every GCN table's runs at batch 8 × 800 iterations (the other tables: "
         "batch 16) to fit the suite's time budget (90 min on 2 cores, ≤ 15 per ablation). Chosen by cost and by "
         "whether the kernel-size mechanism still shows, before any claim was judged at it: two seeds of base, "

@@ -88,10 +88,12 @@ _X = [round(1 - v["x"], 3) for v in VARIANTS]
 CLAIMS = [
     Greater("a moderate ρ (0.985, the paper's LC) beats ρ = 1 (DSN)", "mIoU", a=rho_id(0.985), b=rho_id(1.0)),
     Greater("too small a ρ hurts: ρ = 0.8 is below ρ = 0.985", "mIoU", a=rho_id(0.985), b=rho_id(0.8)),
-    Increasing("lower ρ decides more pixels at stage 1", "stage1_pct", order=_ORDER, x=_X),
+    Increasing("lower ρ decides more pixels at stage 1", "stage1_pct", order=_ORDER, x=_X,
+               by_construction="a pixel is decided at stage 1 when its top score reaches ρ, so for one trained "
+                               "model a lower ρ decides every pixel a higher one does, and none at ρ = 1"),
     Increasing("lower ρ is faster (images/s rise as ρ falls)", "infer_fps_median", order=_ORDER, x=_X),
     Ratio("ρ = 0.8 is faster than ρ = 0.985 (paper: 65.1 → 42.5 ms, 1.53×)", "infer_ms", a=rho_id(0.985),
-          b=rho_id(0.8), min_ratio=1.0),
+          b=rho_id(0.8), min_ratio=1.0, published=65.1 / 42.5),
 ]
 
 # Three-stage small trunk for the CPU presets: a light stem to stride 8, then residual units at
@@ -141,6 +143,10 @@ PROBE_NOTE = (
 
 DEVIATIONS = {
     "synthetic": [
+        "The cascade's trunk fine-tuned from its pretrained stand-in (weights/; backbone lr 0.001, new layers "
+        "×10, the GCN pilot's rates): " + "probes/pretraining.py (held-out mIoU: trained on the quick preset's training split less 300 images, scored on those 300, never the validation split; 4 seeds; same iterations, so the same wall time per run; chosen by seed sd and by mean held-out mIoU over the two variants, before any verdict at the new settings): "
+        "scratch (lr 0.05): ρ = 0.985 56.46 ± 6.37, DSN 44.21 ± 4.92 (difference +12.25 ± 2.38, pair r 0.94); "
+        "stand-in: 77.16 ± 0.50 and 70.31 ± 1.91 (+6.85 ± 2.24, r −0.57). Lr 0.004 not probed here (time).",
         "Embedded generated scenes in their difficulty mode (data option hard: 5 classes, 128 px) instead of "
         "VOC 2012 (21 classes, 512 px): absolute mIoU is not comparable with the paper; directions are. About "
         "90% of the pixels are smooth background (easy); 1-2 small objects (radius 0.12-0.18 of the image), "

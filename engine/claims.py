@@ -21,9 +21,10 @@ from dataclasses import KW_ONLY, dataclass
 from enum import StrEnum
 
 import numpy as np
+from scipy.stats import page_trend_test
 
-from engine.stats import (ALPHA, POWER, clean, compare, detectable, equivalent, n_text, need_text, seeds_to_reach,
-                          spearman, spread)
+from engine.stats import (ALPHA, POWER, clean, compare, detectable, difference_ci, equivalent, n_text, need_text,
+                          rank_compare, seeds_to_reach, spearman, spread)
 
 
 class Outcome(StrEnum):
@@ -36,8 +37,27 @@ class Outcome(StrEnum):
 DECIDED = (Outcome.REPRODUCED, Outcome.CONTRADICTED, Outcome.ABSENT)
 
 
+def failures(*lists):
+    return sum(v == -math.inf for values in lists for v in values)
+
+
+def one_sided(a, b, paired=False):
+    """compare(a, b, paired), or rank_compare where runs failed: (difference, p(a > b), p(a < b))."""
+    return rank_compare(a, b) if failures(a, b) else compare(a, b, paired)
+
+
 def two_sample(a_vals, b_vals, alpha, band=None, paired=False, margin=0.0):
-    """The outcome of 'a > b (by more than margin)' from two lists of per-seed values, and its text."""
+    """The outcome of 'a > b (by more than margin)' from two lists of per-seed values, and its text.
+    With failed runs (-inf) among them, the one-sided Mann–Whitney test, failures ranked last."""
+    if failures(a_vals, b_vals):
+        diff, p_gt, p_lt = rank_compare([v - margin for v in a_vals], b_vals)
+        text = (f"median {diff + margin:+.2f} over finished runs (Mann–Whitney, {failures(a_vals)}/{len(a_vals)} vs "
+                f"{failures(b_vals)}/{len(b_vals)} runs failed, ranked last; p(>)={p_gt:.3g}")
+        if math.isnan(p_gt):
+            return Outcome.INCONCLUSIVE, text + "); needs ≥ 2 seeds per variant"
+        verdict = (Outcome.REPRODUCED if p_gt < alpha else Outcome.CONTRADICTED if p_lt < alpha
+                   else Outcome.INCONCLUSIVE)
+        return verdict, text + ")"
     diff, p_gt, p_lt = compare([v - margin for v in a_vals], b_vals, paired)
     text = f"{diff + margin:+.2f} ({n_text(a_vals, b_vals, paired)}, p(>)={p_gt:.3g}"
     if math.isnan(p_gt):
@@ -64,6 +84,11 @@ class Claim:
     _: KW_ONLY
     minus: str | None = None
     band: float | None = None
+    by_construction: str | None = None  # why it holds by definition: then a check, reported, never counted
+
+    @property
+    def is_check(self):
+        return self.by_construction is not None
 
     unit = ""  # of the power line's differences
 
@@ -72,9 +97,16 @@ class Claim:
         raise NotImplementedError
 
     def pair(self):
-        """(a, b) when the claim compares two variants that may be one trained model per seed (then the
-        paired test); None otherwise."""
+        """(a, b) when the claim compares two variants; None otherwise."""
         return None
+
+    def difference(self, values, paired=False):
+        """(difference, 95 % CI low, high) the report shows beside the verdict: a − b of the two variants
+        the power line compares (paired where paired); NaNs when they are missing."""
+        ends = self.power_ends(values)
+        if ends is None:
+            return math.nan, math.nan, math.nan
+        return difference_ci(values.get(ends[0], []), values.get(ends[1], []), paired)
 
     def judge(self, values, alpha=ALPHA, band=None, paired=False):
         """(Outcome, statistic text) from {variant: [value per seed]} at level alpha."""
@@ -103,6 +135,10 @@ class Claim:
         if ends is None:
             return "power: missing results", math.inf
         av, bv = (self.scale(clean(values.get(v, []))) for v in ends)
+        if failures(av, bv):  # the spread of the finished runs (a failure has none)
+            both = [(x, y) for x, y in zip(av, bv) if math.isfinite(x) and math.isfinite(y)]
+            av, bv = ([x for x, _ in both], [y for _, y in both]) if paired else (
+                [x for x in av if math.isfinite(x)], [y for y in bv if math.isfinite(y)])
         band = self.scale_band(band)
         if len(av) < 2 or len(bv) < 2:
             return "power: needs ≥ 2 seeds per variant", math.inf
@@ -170,31 +206,56 @@ class Increasing(Claim):
 
     def judge(self, values, alpha=ALPHA, band=None, paired=False):
         order = self.order
-        pairs = [(x, v) for vid, x in zip(order, self.x) for v in clean(values.get(vid, []))]
-        if len({x for x, _ in pairs}) < 3 or len(pairs) < 4:
-            return Outcome.INCONCLUSIVE, "too few variants or seeds for a trend"
-        if len({v for _, v in pairs}) == 1:
-            return Outcome.INCONCLUSIVE, f"all {len(pairs)} runs score the same: no trend to test"
-        rho, p_pos = spearman([x for x, _ in pairs], [v for _, v in pairs])
+        outcome, text, p_up, p_down = (self.trend_within_seeds if paired else self.trend_over_runs)(values)
+        if outcome is not None:
+            return outcome, text
         steps = len(order) - 1
         drops, rises = [], 0
         for lo, hi in zip(order[:-1], order[1:]):
-            diff, p_gt, p_lt = compare(values.get(hi, []), values.get(lo, []))
+            diff, p_gt, p_lt = one_sided(values.get(hi, []), values.get(lo, []), paired)
             rises += diff > 0
             if p_lt < alpha / (2 * steps):
                 drops.append(f"{lo}→{hi} {diff:+.2f} (p={p_lt:.3g})")
-        text = (f"Spearman ρ = {rho:+.2f} over {len(pairs)} runs (one-sided p = {p_pos:.3g}); "
-                f"mean rose in {rises}/{steps} steps; significant drops: {', '.join(drops) or 'none'}")
-        if (rho < 0 and 1 - p_pos < alpha / 2) or drops:
+        text += f"; mean rose in {rises}/{steps} steps; significant drops: {', '.join(drops) or 'none'}"
+        if p_down < alpha / 2 or drops:
             return Outcome.CONTRADICTED, text
-        if p_pos < alpha:
+        if p_up < alpha:
             return Outcome.REPRODUCED, text
-        if band:
-            p_eq, inside = equivalent(values.get(order[-1], []), values.get(order[0], []), band, alpha)
+        if band and not failures(values.get(order[-1], []), values.get(order[0], [])):
+            p_eq, inside = equivalent(values.get(order[-1], []), values.get(order[0], []), band, alpha, paired)
             text += f"; {order[-1]} vs {order[0]} TOST ±{band:g} p={p_eq:.3g}"
             if inside:
                 return Outcome.ABSENT, text
         return Outcome.INCONCLUSIVE, text
+
+    def trend_over_runs(self, values):
+        """Spearman over every (x, value) pair, each trained run one unit (variants that do not pair):
+        (outcome if already settled, text, p of a rising trend, p of a falling one)."""
+        pairs = [(x, v) for vid, x in zip(self.order, self.x) for v in clean(values.get(vid, []))]
+        if len({x for x, _ in pairs}) < 3 or len(pairs) < 4:
+            return Outcome.INCONCLUSIVE, "too few variants or seeds for a trend", 1.0, 1.0
+        if len({v for _, v in pairs}) == 1:
+            return Outcome.INCONCLUSIVE, f"all {len(pairs)} runs score the same: no trend to test", 1.0, 1.0
+        rho, p_pos = spearman([x for x, _ in pairs], [v for _, v in pairs])
+        return (None, f"Spearman ρ = {rho:+.2f} over {len(pairs)} runs (one-sided p = {p_pos:.3g})", p_pos,
+                1 - p_pos if rho < 0 else 1.0)
+
+    def trend_within_seeds(self, values):
+        """Page's trend test with each seed a block (its variants' values, ranked within the seed): the
+        unit is the seed's set of paired models, or one model evaluated at every x, never a run counted
+        per evaluation. A failed run ranks last in its block."""
+        blocks = np.array([[values[v][i] for v in self.order] for i in range(len(values.get(self.order[0], [])))])
+        if len(self.order) < 3 or len(blocks) < 2:
+            return Outcome.INCONCLUSIVE, "too few variants or seeds for a trend", 1.0, 1.0
+        if np.all(blocks == blocks[:, :1]):
+            return Outcome.INCONCLUSIVE, f"every variant scores the same in each of {len(blocks)} seeds: no trend", 1.0, 1.0
+        finite = np.where(np.isfinite(blocks), blocks, np.nanmin(blocks[np.isfinite(blocks)]) - 1)
+        method = "exact" if len(blocks) * len(self.order) <= 100 else "asymptotic"
+        up, down = page_trend_test(finite, method=method), page_trend_test(finite[:, ::-1], method=method)
+        per_seed = [spearman(self.x, row)[0] for row in finite]
+        text = (f"Page's trend test, {len(blocks)} seeds × {len(self.order)} variants ranked within each seed: "
+                f"L = {up.statistic:.0f}, one-sided p = {up.pvalue:.3g} (median per-seed Spearman {np.median(per_seed):+.2f})")
+        return None, text, float(up.pvalue), float(down.pvalue)
 
 
 @dataclass(frozen=True)
@@ -226,22 +287,22 @@ class Best(Claim):
             return Outcome.INCONCLUSIVE, "missing results"
         ranked = sorted(means, key=means.get, reverse=True)
         others = [c for c in ranked if c != expected]
-        beaters = [c for c in others if compare(values[c], values[expected])[1] < alpha / len(others)]
+        beaters = [c for c in others if one_sided(values[c], values[expected], paired)[1] < alpha / len(others)]
         if beaters:
             return Outcome.CONTRADICTED, (f"best mean is {ranked[0]} ({means[ranked[0]]:.2f}); significantly above "
                                           f"{expected}: {', '.join(beaters)}")
         runner_up = others[0]
-        diff, p_gt, _ = compare(values[expected], values[runner_up])
+        diff, p_gt, _ = one_sided(values[expected], values[runner_up], paired)
         if ranked[0] == expected:
             text = (f"{expected} best ({means[expected]:.2f}); vs runner-up {runner_up} {diff:+.2f} "
-                    f"(Welch p(>)={p_gt:.3g})")
+                    f"({'paired t' if paired else 'Welch'} p(>)={p_gt:.3g})")
             if p_gt < alpha:
                 return Outcome.REPRODUCED, text
         else:
             text = (f"best mean is {ranked[0]} ({means[ranked[0]]:.2f}), {expected} {means[expected]:.2f}; "
                     "no significant difference")
-        if band:
-            p_eq = max(equivalent(values[expected], values[c], band, alpha)[0] for c in others)
+        if band and not failures(*(values[c] for c in self.candidates)):
+            p_eq = max(equivalent(values[expected], values[c], band, alpha, paired)[0] for c in others)
             text += f"; TOST ±{band:g} vs every other p={p_eq:.3g}"
             if p_eq < alpha:
                 return Outcome.ABSENT, text
@@ -256,6 +317,7 @@ class Ratio(Claim):
     a: str
     b: str
     min_ratio: float = 1.0
+    published: float | None = None  # the paper's ratio: the report says whether its magnitude holds
 
     unit = " (on logs)"
 
@@ -275,13 +337,28 @@ class Ratio(Claim):
     def scale_band(self, band):
         return math.log(band) if band else None
 
+    def difference(self, values, paired=False):
+        """The ratio of geometric means with its 95 % CI (the interval on logs, exponentiated)."""
+        la, lb = (self.scale(clean(values.get(v, []))) for v in (self.a, self.b))
+        if paired and len(la) != len(lb):
+            return math.nan, math.nan, math.nan
+        return tuple(math.exp(x) if math.isfinite(x) else math.nan for x in difference_ci(la, lb, paired))
+
     def judge(self, values, alpha=ALPHA, band=None, paired=False):
+        if failures(*(values.get(v, []) for v in (self.a, self.b))):
+            return Outcome.INCONCLUSIVE, "failed runs: a ratio needs every run's value"
         la, lb = (self.scale(clean(values.get(v, []))) for v in (self.a, self.b))
         if not la or not lb:
             return Outcome.INCONCLUSIVE, "missing results"
         verdict, text = two_sample(la, lb, alpha, self.scale_band(band), paired, self.offset)
-        return verdict, (f"{self.a} / {self.b} = {math.exp(np.mean(la) - np.mean(lb)):.2f}× (geometric means; "
-                         f"claim ≥ {self.min_ratio:g}×; on logs: {text})")
+        text = (f"{self.a} / {self.b} = {math.exp(np.mean(la) - np.mean(lb)):.2f}× (geometric means; "
+                f"claim ≥ {self.min_ratio:g}×; on logs: {text})")
+        if self.published is not None:
+            ratio, low, high = self.difference(values, paired)
+            held = ("inside" if low <= self.published <= high else "outside") if math.isfinite(low) else "not placed"
+            text += (f"; magnitude: {ratio:.2f}× [95 % CI {low:.2f}, {high:.2f}] against the paper's "
+                     f"{self.published:g}×, which is {held} it")
+        return verdict, text
 
 
 @dataclass(frozen=True)
@@ -304,6 +381,9 @@ class Close(Claim):
             raise ValueError(f"close: band must be > 0, got {band!r}")
         a, b = self.a, self.b
         a_vals, b_vals = clean(values.get(a, [])), clean(values.get(b, []))
+        if failures(a_vals, b_vals):
+            return Outcome.INCONCLUSIVE, (f"{failures(a_vals)} and {failures(b_vals)} failed runs of {a} and {b}: "
+                                          "a failed run matches nothing")
         diff = compare(a_vals, b_vals, paired)[0]
         p_eq, inside = equivalent(a_vals, b_vals, band, alpha, paired)
         _, p_above_hi, _ = compare([v - band for v in a_vals], b_vals, paired)  # a − b > +band
@@ -338,6 +418,9 @@ class Verdict:
     seeds: int  # seeds per variant at that look
     looks: int  # looks of the design
     need: float  # seeds per variant a decision would need at the observed difference: 0 once decided
+    difference: float = math.nan  # the claim's difference (Ratio: ratio) at that look, with its 95 % CI
+    ci_low: float = math.nan
+    ci_high: float = math.nan
 
     @property
     def decided(self):

@@ -10,11 +10,13 @@ look (next_look); the report recomputes the same verdicts from the rows (claim_v
 always agree.
 """
 import json
+import math
 
+import numpy as np
 import pandas as pd
 
 from engine.claims import DECIDED, Verdict
-from engine.rows import OK
+from engine.rows import OK, Status
 from engine.stats import ALPHA
 
 
@@ -28,8 +30,9 @@ def looks_of(seeds):
 
 
 def seed_values(rows, metric, minus=None):
-    """{variant: {seed: value}} over the finished rows (a DataFrame); with `minus`, each run's
-    metric − minus (e.g. internal − boundary accuracy: which one a change lifts more)."""
+    """{variant: {seed: value}} over the finished rows (a DataFrame), and each diverged run as -inf (a
+    failure counts against its variant: ranked below every finished run, never left out); with
+    `minus`, each run's metric − minus (e.g. internal − boundary accuracy: which one a change lifts more)."""
     ok = rows[rows["status"] == OK]
     if metric not in ok or (minus is not None and minus not in ok):
         return {}
@@ -38,12 +41,22 @@ def seed_values(rows, metric, minus=None):
     for (variant, seed), value in zip(zip(ok["variant"], ok["seed"]), column):
         if not pd.isna(value):
             out.setdefault(variant, {})[int(seed)] = float(value)
+    failed = rows[rows["status"] == Status.DIVERGED]
+    for variant, seed in zip(failed["variant"], failed["seed"]):
+        out.setdefault(variant, {}).setdefault(int(seed), -math.inf)
     return out
+
+
+def paired_by_seed(rows):
+    """Whether the rows' variants pair by seed by design: one data config (the same seed then gives
+    every variant the same data order and augmentation, the same pretrained backbone, and the same
+    initial weights wherever the architectures agree)."""
+    return "data_config" in rows and rows["data_config"].nunique() <= 1
 
 
 def same_run_pairs(rows):
     """Pairs {a, b} of variants whose rows at every common seed come from one trained model (the
-    same run id, other evaluation options): their comparison is paired by construction."""
+    same run id, other evaluation options): one model evaluated twice, the unit a trend over them has."""
     ok = rows[rows["status"] == OK]
     runs = {v: dict(zip(g["seed"].astype(int), g["run_id"].astype(str))) for v, g in ok.groupby("variant")}
     pairs = set()
@@ -55,6 +68,16 @@ def same_run_pairs(rows):
     return pairs
 
 
+def pair_correlation(by_seed, a, b):
+    """Pearson's r of two variants' values over their common seeds with finished runs (None below 3)."""
+    common = [s for s in sorted(set(by_seed.get(a, {})) & set(by_seed.get(b, {})))
+              if math.isfinite(by_seed[a][s]) and math.isfinite(by_seed[b][s])]
+    if len(common) < 3:
+        return None
+    x, y = [by_seed[a][s] for s in common], [by_seed[b][s] for s in common]
+    return float(np.corrcoef(x, y)[0, 1]) if np.std(x) > 0 and np.std(y) > 0 else None
+
+
 def rows_looks(rows):
     """The looks of the design that wrote the latest row (column seed_looks; rows of before the
     sequential design have none: one look at every seed they have)."""
@@ -63,49 +86,105 @@ def rows_looks(rows):
     return [int(rows["seed"].max()) + 1]
 
 
-def sequential(claim, by_seed, looks, band=None, same_run=frozenset(), upto=None):
-    """A claim's verdict under the sequential design: the first look that decides it.
+def look_values(claim, by_seed, n, paired):
+    """The claim's values at a look of n seeds: {variant: [value per seed < n]}; paired, only the seeds
+    every variant of the claim has, in one order (seed i of each list is one block)."""
+    if not paired:
+        return {v: [x for s, x in sorted(d.items()) if s < n] for v, d in by_seed.items()}
+    common = set.intersection(*(set(by_seed.get(v, {})) for v in claim.variants()))
+    return {v: [by_seed[v][s] for s in sorted(common) if s < n] for v in claim.variants()}
 
-    by_seed: {variant: {seed: value}} (finished runs). At look k the claim sees each variant's
-    seeds < looks[k] and is tested at ALPHA / len(looks). same_run: pairs {a, b} whose rows come
-    from the same trained model at every seed (then the paired test). Returns (outcome, statistic,
-    look number (1-based), seeds per variant at that look, seeds per variant a decision would need at
-    the observed difference: 0 once decided, math.inf when none is in sight). upto: judge only the
-    first `upto` looks (the runner, between looks); the level stays that of all the looks."""
+
+def sequential(claim, by_seed, looks, band=None, paired=False, upto=None):
+    """A claim's Verdict under the sequential design: the first look that decides it.
+
+    by_seed: {variant: {seed: value}} (finished runs; failed ones -inf). At look k the claim sees each
+    variant's seeds < looks[k] and is tested at ALPHA / len(looks) (looks: those the run budget can
+    reach, engine/plans.py). paired: variants pair by seed (paired tests, Page's trend test), else
+    Welch. upto: judge only the first `upto` looks (the runner, between looks); the level stays that
+    of all the looks."""
     alpha = ALPHA / len(looks)
-    pair = claim.pair()
-    paired = pair is not None and frozenset(pair) in same_run
     for k, n in enumerate(looks[:upto], 1):
-        if paired:
-            common = sorted(s for s in set(by_seed.get(pair[0], {})) & set(by_seed.get(pair[1], {})) if s < n)
-            values = {v: [by_seed[v][s] for s in common] for v in pair}
-        else:
-            values = {v: [x for s, x in sorted(d.items()) if s < n] for v, d in by_seed.items()}
+        values = look_values(claim, by_seed, n, paired)
         outcome, text = claim.judge(values, alpha, band, paired)
         if outcome in DECIDED:
-            return outcome, text, k, n, 0
+            return Verdict(claim, outcome, text, k, n, len(looks), 0, *claim.difference(values, paired))
         # no more seeds beyond this look: a later look would see the same data
         if all(max(by_seed.get(v, {0: 0}), default=0) < n for v in claim.variants()):
             break
     line, need = claim.power(values, alpha, band, paired)
-    return outcome, text + "; " + line, k, n, need
+    return Verdict(claim, outcome, text + "; " + line, k, n, len(looks), need, *claim.difference(values, paired))
+
+
+def comparison_key(rows, claim):
+    """What a claim compares: its test, metric and, per variant it reads, {seed: run id} of its finished
+    runs. same_comparison tells two keys of one comparison apart from two comparisons."""
+    runs = {}
+    for v, s, r in zip(rows[rows["status"] == OK]["variant"], rows[rows["status"] == OK]["seed"],
+                       rows[rows["status"] == OK]["run_id"].astype(str)):
+        runs.setdefault(v, {})[int(s)] = r
+    return (type(claim).__name__, claim.metric, claim.minus), tuple(runs.get(v, {}) for v in claim.variants())
+
+
+def same_comparison(key_a, key_b):
+    """Whether two claims are one comparison: the same test and metric on the same trained models (at
+    every seed both have, side by side; e.g. two ablations reading the same runs, one with more seeds,
+    or a '_tuned' variant whose selection chose the preset's lr). Such a claim is judged once."""
+    (test_a, sides_a), (test_b, sides_b) = key_a, key_b
+    if test_a != test_b or len(sides_a) != len(sides_b):
+        return False
+    return all(set(a) & set(b) and all(a[s] == b[s] for s in set(a) & set(b)) for a, b in zip(sides_a, sides_b))
+
+
+def published_difference(spec, claim):
+    """The paper's effect for a claim: a − b of a two-variant claim, last − first of a trend, from the
+    ablation's published numbers (Ratio: a / b, or the claim's own published ratio); None where the
+    paper prints no pair."""
+    from engine.claims import Increasing, Ratio
+    ends = (claim.order[-1], claim.order[0]) if isinstance(claim, Increasing) else claim.pair()
+    if ends is None or claim.minus is not None:
+        return getattr(claim, "published", None)
+    a, b = (getattr(spec, "published", {}).get(v, {}).get(claim.metric) for v in ends)
+    if a is None or b is None:
+        return getattr(claim, "published", None)
+    return a / b if isinstance(claim, Ratio) else a - b
 
 
 def claim_band(spec, claim):
-    """The equivalence band a claim is judged with: its own, else the ablation's for its metric."""
-    return claim.band if claim.band is not None else spec.bands.get(claim.metric)
+    """The equivalence band a claim is judged with, fixed before any run: its own; else, for an accuracy
+    (a metric with a suite band) where the paper prints the effect, half the published effect — so
+    'absent' says the reproduced effect is below half the paper's, which does contradict its size;
+    else the ablation's band for its metric (the suite's: engine/spec.py DEFAULT_BANDS)."""
+    if claim.band is not None:
+        return claim.band
+    published = published_difference(spec, claim)
+    if published and claim.metric in spec.bands and not getattr(claim, "min_ratio", None):
+        return round(abs(published) / 2, 4)
+    return spec.bands.get(claim.metric)
 
 
 def claim_verdicts(spec, rows, looks=None, upto=None):
     """[Verdict] for every claim of an ablation, from its rows (one plan). The runner (between looks:
     `upto`) and the report both call this. looks: default, the design of the latest row."""
-    looks, pairs = looks or rows_looks(rows), same_run_pairs(rows)
-    out = []
-    for claim in spec.claims:
-        by_seed = seed_values(rows, claim.metric, claim.minus)
-        outcome, text, look, n, need = sequential(claim, by_seed, looks, claim_band(spec, claim), pairs, upto)
-        out.append(Verdict(claim, outcome, text, look, n, len(looks), need))
-    return out
+    looks, paired = looks or rows_looks(rows), paired_by_seed(rows)
+    return [sequential(claim, seed_values(rows, claim.metric, claim.minus), looks, claim_band(spec, claim), paired,
+                       upto) for claim in spec.claims]
+
+
+def reachable_looks(claims, plans, first_runs, looks, max_runs):
+    """The looks a run budget can reach: the first, and each later one at which at least one claim's
+    variants could have their seeds (beyond the first look's runs and the selection runs) within
+    max_runs. α is spread over these only: a look that can never happen reserves none."""
+    if max_runs is None:
+        return tuple(looks)
+    reach = [looks[0]]
+    for n in looks[1:]:
+        cheapest = min((len(first_runs | {p.run_id for p in plans if p.variant in set(c.variants()) and p.seed < n})
+                        for c in claims), default=math.inf)
+        if cheapest > max_runs:
+            break
+        reach.append(n)
+    return tuple(reach)
 
 
 def first_look_runs(plans, selection):

@@ -4,8 +4,10 @@ their rows written. Also the process hygiene that keeps a killed suite resumable
 with their parent, temporary files of killed writers removed.
 """
 import concurrent.futures as cf
+import hashlib
 import multiprocessing
 import os
+import random
 import threading
 import time
 
@@ -91,6 +93,16 @@ class RunJob:
         return submitit.helpers.DelayedSubmission(self)
 
 
+def timing_order(name, what, results):
+    """The timing phase's order: shuffled by a seed drawn from the ablation and the look (recorded in
+    each row with the run's position), so that no variant is always timed first or last, or in the
+    order of its x (a loaded machine's drift would otherwise read as a speed-up)."""
+    seed = int(hashlib.sha1(f"{name}:{what}".encode()).hexdigest()[:8], 16)
+    results = sorted(results, key=lambda r: (r.plan.seed, r.plan.variant, r.plan.eval_id))
+    random.Random(seed).shuffle(results)
+    return seed, results
+
+
 def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, started=None, launcher=None):
     """Train, evaluate and time the plans not yet done; returns the number of rows written. With a
     launcher (engine/launch.py), each run group is a cluster job; its rows are merged here."""
@@ -133,8 +145,10 @@ def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, star
             for future in cf.as_completed(futures):
                 record(future.result())
     bar.close()
-    for result in sorted(timed, key=lambda r: (r.plan.seed, r.plan.variant)):
-        result.scores = {**result.scores, **time_run(result.plan, out_dir, device)}
+    order_seed, timed = timing_order(name, what, timed)
+    for position, result in enumerate(timed):
+        result.scores = {**result.scores, **time_run(result.plan, out_dir, device),
+                         "timing_order_seed": order_seed, "timing_position": position}
         written += put_row(csv_path, make_row(result, sha, started))
     barrier()  # every rank reads the rows rank 0 wrote
     return written

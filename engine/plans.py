@@ -22,7 +22,7 @@ import torch
 
 from data import build_dataset
 from engine.config import resolve
-from engine.design import first_look_runs, looks_of
+from engine.design import first_look_runs, looks_of, reachable_looks
 from engine.evaluate import model_options
 from engine.presets import PRESETS
 from engine.rows import OK, RowKey, read_rows, row_key
@@ -212,6 +212,10 @@ def prepare(spec, settings, out_dir, checked_data=None, with_data=True):
     if settings.max_runs is not None and len(first) > settings.max_runs:
         raise ValueError(f"{spec.name}: max_runs {settings.max_runs} is below the {len(first)} runs of the "
                          "first look and the selection runs")
+    looks = reachable_looks(spec.claims, plans, first, settings.looks, settings.max_runs)
+    if looks != settings.looks:  # the looks the budget cannot reach are dropped, and with them their share of α
+        settings = dataclasses.replace(settings, looks=looks)
+        plans = plan_runs(spec, settings)
     if with_data:
         check_data(todo_plans(plans, os.path.join(out_dir, f"{spec.name}.csv")) + selection, checked_data)
     return Prepared(spec, settings, plans, selection)

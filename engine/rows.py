@@ -185,12 +185,14 @@ def make_row(result, sha, started=None):
 
     from engine.distributed import world
     from engine.reproducible import mkl_setting
+    from segmodels.pretrained import weights_id
     plan, info, scores = result.plan, result.train, result.scores
     backbone = plan.model["backbone"]
     row = {
         "ablation": plan.ablation, "variant": plan.variant, "seed": plan.seed, "preset": plan.preset,
         "dataset": plan.data["name"], "image_size": plan.data.get("image_size", plan.data.get("crop_size")),
         "backbone": backbone["name"] + (str(backbone.get("depth", "")) if backbone["name"] == "resnet" else ""),
+        "weights": weights_id(plan.model),  # what the backbone started from (a stand-in: its file's hash)
         "iterations": plan.train["iterations"], "batch_size": plan.train["batch_size"],
         "lr": plan.train["lr"], "threads": plan.train["threads"],
         "data_config": json.dumps({k: v for k, v in plan.data.items() if k != "root"}, sort_keys=True),
@@ -221,7 +223,7 @@ def git_sha():
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ablations", "engine", "segmodels", "data"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ablations", "engine", "segmodels", "data", "weights"],
                                cwd=REPO, capture_output=True, text=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

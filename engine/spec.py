@@ -21,8 +21,9 @@ KNOWN_METRICS = ("mIoU", "pixel_acc", "mean_acc", "boundary_acc", "internal_acc"
                  "infer_fps", "infer_ms", "infer_fps_median", "crf_ms", "train_img_per_s", "params", "head_params",
                  "stage1_pct", "stage2_pct", "stage3_pct", "stage1_ms", "stage2_ms", "stage3_ms")
 # The suite's equivalence bands, fixed before any run: ±2 mIoU points, ±1 point of a per-pixel accuracy.
-# A claim whose difference is shown to lie inside its band is 'absent'; an ablation's BANDS may
-# override a metric's, a claim's own band wins over both. Metrics without a band (speeds, shares)
+# A claim whose difference is shown to lie inside its band is 'absent'; half the published effect,
+# where the paper prints one, comes before these, an ablation's BANDS may override a metric's, a
+# claim's own band wins over all (engine/design.py claim_band). Metrics without a band (speeds, shares)
 # are never judged 'absent'.
 DEFAULT_BANDS = {"mIoU": 2.0, "pixel_acc": 1.0, "mean_acc": 1.0, "boundary_acc": 1.0, "internal_acc": 1.0,
                  "context_acc": 1.0, "shape_acc": 1.0}

@@ -4,13 +4,15 @@
   come from the same trained model (then the model's own seed-to-seed variation cancels);
 - equivalent: TOST, the two one-sided tests that a − b lies inside ±band;
 - spearman: rank correlation with a one-sided p for a positive trend;
-- seeds_to_reach: the seeds per variant a one-sided t-test needs to detect a difference with power
-  POWER, for the power lines of claims left undecided.
+- rank_compare: the one-sided Mann–Whitney test, when a variant has failed runs (ranked last);
+- difference_ci: a difference with its 95 % interval (paired where paired);
+- power_of, seeds_to_reach, detectable: the noncentral t's power, for the power lines of claims left
+  undecided (the seeds per variant a difference needs, the difference the seeds detect).
 """
 import math
 
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 ALPHA = 0.05
 POWER = 0.8  # of the power lines: the difference the seeds detect with this probability
@@ -71,15 +73,23 @@ def spearman(x, y):
     return rho, float(special.stdtr(n - 2, -t))
 
 
+def power_of(distance, se, df, alpha):
+    """The power of a one-sided t test at `alpha` against a true difference `distance` whose estimate has
+    standard error `se` and `df` degrees of freedom: the noncentral t's tail beyond the critical value
+    (exact for the paired and the pooled test; Welch's df is at most the pooled one's, so for Welch
+    it is the optimistic end)."""
+    return stats.nct.sf(stats.t.ppf(1 - alpha, df), df, distance / se)
+
+
 def seeds_to_reach(distance, sd, alpha, paired):
     """The smallest n per variant (2 … 1000) whose one-sided t test at `alpha` detects `distance`
-    with power POWER at this seed spread, or math.inf."""
+    with power POWER at this seed spread (noncentral t; df n − 1 paired, 2n − 2 otherwise), or math.inf."""
     if not (distance > 0 and sd > 0):
         return math.inf
     n = np.arange(2, 1001)
     df_n = n - 1 if paired else 2 * n - 2
-    reach = (stats.t.ppf(1 - alpha, df_n) + stats.t.ppf(POWER, df_n)) * sd * np.sqrt((1 if paired else 2) / n)
-    return int(n[np.argmax(reach <= distance)]) if (reach <= distance).any() else math.inf
+    reach = power_of(distance, sd * np.sqrt((1 if paired else 2) / n), df_n, alpha) >= POWER
+    return int(n[np.argmax(reach)]) if reach.any() else math.inf
 
 
 def spread(a, b, paired):
@@ -93,8 +103,49 @@ def spread(a, b, paired):
 
 
 def detectable(se, df, alpha):
-    """The difference a one-sided t-test at `alpha` detects with power POWER at this standard error."""
-    return (stats.t.ppf(1 - alpha, df) + stats.t.ppf(POWER, df)) * se
+    """The difference a one-sided t test at `alpha` detects with power POWER at this standard error:
+    the noncentrality at which the noncentral t reaches POWER, times se."""
+    if not (se > 0 and df > 0):
+        return math.nan
+    crit = stats.t.ppf(1 - alpha, df)
+    return optimize.brentq(lambda nc: stats.nct.sf(crit, df, nc) - POWER, 0.0, 1e3) * se
+
+
+def difference_ci(a, b, paired=False, level=0.95):
+    """(mean(a) − mean(b), low, high): the two-sided t interval, of the per-seed differences when paired,
+    else Welch's (NaNs when a side has fewer than 2 values)."""
+    if paired:
+        pairs = [(x, y) for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
+        a, b = [x for x, _ in pairs], [y for _, y in pairs]
+    else:
+        a, b = [v for v in clean(a) if math.isfinite(v)], [v for v in clean(b) if math.isfinite(v)]
+    if len(a) < 2 or len(b) < 2:
+        return (float(np.mean(a) - np.mean(b)) if a and b else math.nan), math.nan, math.nan
+    diff = float(np.mean(a) - np.mean(b))
+    if paired:
+        se, df = np.std(np.subtract(a, b), ddof=1) / math.sqrt(len(a)), len(a) - 1
+    else:
+        va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+        se = math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else 1
+    half = float(stats.t.ppf(0.5 + level / 2, df) * se)
+    return diff, diff - half, diff + half
+
+
+def rank_compare(a, b):
+    """One-sided Mann–Whitney test of a > b where some runs failed (a failed run is -inf: ranked below
+    every finished one, so a failure counts against its variant and is never left out): (difference
+    of medians over finished runs or -inf, p for a > b, p for a < b)."""
+    a, b = clean(a), clean(b)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan, math.nan
+    p_gt = float(stats.mannwhitneyu(a, b, alternative="greater", method="exact" if len(set(a + b)) == len(a + b)
+                                    else "asymptotic").pvalue)
+    p_lt = float(stats.mannwhitneyu(a, b, alternative="less", method="exact" if len(set(a + b)) == len(a + b)
+                                    else "asymptotic").pvalue)
+    fa, fb = [v for v in a if math.isfinite(v)], [v for v in b if math.isfinite(v)]
+    diff = float(np.median(fa) - np.median(fb)) if fa and fb else (-math.inf if fb else math.inf if fa else math.nan)
+    return diff, p_gt, p_lt
 
 
 def need_text(need):

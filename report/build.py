@@ -20,13 +20,15 @@ import pandas as pd
 
 from engine.analysis import data_analysis_file, load_analysis
 from engine.claims import DECIDED, fact_holds
-from engine.design import claim_verdicts, rows_looks
+from engine.design import rows_looks
 from engine.rows import OK, ResultsError, read_rows, write_text
 from engine.spec import SECTIONS
 from engine.stats import ALPHA
 from engine.tuning import choose_lrs, lr_point_id, selection_csv
 from report import deeplab, erf, lc_sections, psp
 from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
+from report.overview import (decided_share, difference_text, family_line, judged_claims, overview_table,
+                             pair_correlations, pairing_text)
 
 METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
                 "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
@@ -138,7 +140,7 @@ def plot(spec, rows, path):
 
 
 def failed_runs(rows, claim):
-    """'variant ×n' for the claim's variants with failed runs (left out of its statistic)."""
+    """'variant ×n' for the claim's variants with failed runs (counted against them: ranked last)."""
     failed = rows[rows["status"] != OK]["variant"].value_counts()
     return [f"{v} ×{failed[v]}" for v in claim.variants() if v in failed]
 
@@ -165,50 +167,73 @@ def why_undecided(spec, rows, verdict):
     return f"at the design's {most} seeds; the estimate of about {need} is itself uncertain at so few seeds"
 
 
-def claims_table(spec, rows):
+def claims_table(spec, rows, judged):
+    """A row per claim: its verdict, the look that decided it, the difference with its 95 % CI, and the
+    statistic; a check (true by construction) and a comparison judged in another ablation say so."""
     body = []
-    for verdict in claim_verdicts(spec, rows):
+    for j in judged:
+        verdict = j.verdict
         statistic, failed = verdict.statistic, failed_runs(rows, verdict.claim)
         if failed:
-            statistic += f"; failed runs left out: {', '.join(failed)}"
-        if not verdict.decided:
+            statistic += f"; failed runs (counted, ranked last): {', '.join(failed)}"
+        if not verdict.decided and j.counted:
             statistic += f". **Why undecided:** {why_undecided(spec, rows, verdict)}"
-        body.append([verdict.claim.text, f"**{verdict.outcome}**", f"{verdict.look} of {verdict.looks} "
-                     f"(seeds < {verdict.seeds})", statistic])
-    return md_table(["claim (paper)", "verdict", "look", "statistic"], body)
+        outcome = f"**{verdict.outcome}**"
+        if verdict.claim.is_check:
+            outcome = f"check: {'holds' if verdict.outcome == 'reproduced' else verdict.outcome} (by construction: " \
+                      f"{verdict.claim.by_construction}; not counted as evidence)"
+        elif j.same_as:
+            outcome += f" (the same runs and test as `{j.same_as[0]}`'s “{j.same_as[1]}”: counted there)"
+        body.append([verdict.claim.text, outcome, f"{verdict.look} of {verdict.looks} (seeds < {verdict.seeds})",
+                     difference_text(verdict), statistic])
+    return md_table(["claim (paper)", "verdict", "look", "difference [95 % CI]", "statistic"], body)
 
 
-def verdict_summary(results, specs):
-    """Verdicts per ablation, the share decided, and how many false verdicts chance alone explains."""
+def verdict_summary(results, specs, judged):
+    """Distinct verdicts per ablation, the share decided, the family-wise picture and the pairing."""
     kinds = list(DECIDED) + ["inconclusive"]
     body, total = [], dict.fromkeys(kinds, 0)
     for spec in specs:
         if spec.name not in results:
             continue
         rows, _ = one_plan(results[spec.name])
-        verdicts = [v.outcome for v in claim_verdicts(spec, rows)]
+        claims = judged[spec.name]
+        verdicts = [j.verdict.outcome for j in claims if j.counted]
         counts = {k: verdicts.count(k) for k in kinds}
         total = {k: total[k] + counts[k] for k in kinds}
         looks = ", ".join(map(str, rows_looks(rows)))
         budget = spec.max_runs.get(rows["preset"].iloc[0])
         looks += f"; at most {budget} runs" if budget else ""
-        body.append([f"`{spec.name}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{len(verdicts)}", looks])
-    n = sum(total.values())
-    decided = sum(total[k] for k in DECIDED)
+        rs = pair_correlations(spec, rows)
+        pairing = pairing_text(rows) + (f"; pair r median {sorted(rs)[len(rs) // 2]:+.2f} over {len(rs)} claims"
+                                        if rs else "")
+        other = sum(not j.counted for j in claims)
+        body.append([f"`{spec.name}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{len(verdicts)}"
+                     + (f" (+{other} not counted)" if other else ""), family_line(claims), looks, pairing])
+    decided, n = decided_share(judged)
     walls = [wall_minutes(one_plan(results[spec.name])[0]) for spec in specs if spec.name in results]
-    body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**", ""])
-    return md_table(["ablation", *kinds, "decided", "looks (seeds per variant)"], body) + (
-        f"\n\nEach claim is judged at its looks, each at α = {ALPHA:g} / (number of looks), and keeps the first "
-        f"decision: over all its looks a claim whose effect is absent comes out *reproduced* with probability at "
-        f"most {ALPHA:g}, and one whose effect is real comes out *contradicted* with probability at most {ALPHA:g} "
-        f"(a simulation test checks both). Over these {n} claims chance alone thus explains at most "
-        f"{ALPHA * n:.1f} false *reproduced* and {ALPHA * n:.1f} false *contradicted* verdicts in expectation. "
+    body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**",
+                 f"{n} × 0.05 = {0.05 * n:.2f}", "", ""])
+    return md_table(["ablation", *kinds, "decided", "expected false verdicts ≤", "looks (seeds per variant)",
+                     "test"], body) + (
+        f"\n\nCounted: distinct comparisons. A claim that reads the same runs with the same test as one "
+        "before it (another ablation's, or a '_tuned' variant whose selection chose the preset's lr) is judged "
+        "there and referenced; a claim true by construction is a check, shown in its section and not counted. "
+        f"Each claim is judged at its looks — those its ablation's run budget can reach — each at α = {ALPHA:g} / "
+        "(number of reachable looks), and keeps the first decision: over all its looks a claim whose effect is "
+        f"absent comes out *reproduced* with probability at most {ALPHA:g}, and one whose effect is real comes out "
+        f"*contradicted* with probability at most {ALPHA:g} (simulation tests check both, paired and Welch). Per "
+        "ablation, 'expected false verdicts ≤' is the claims × α: were every claimed effect absent, at most that "
+        f"many false *reproduced* in expectation (over all {n}: {ALPHA * n:.1f}); no correction across claims is "
+        "made, so read an ablation's verdicts with that number beside them. Variants pair by seed (the same "
+        "seed: the same data order and augmentation, the same pretrained backbone, the same initial weights where "
+        "the architectures agree): two-variant claims use the paired t test, trends Page's test with each seed "
+        "a block; a failed run counts against its variant (ranked last, Mann–Whitney). "
         "Where an ablation has a run budget (its file's MAX_RUNS: distinct training runs, lr selection and runs "
         "shared with other ablations included), a look gives seeds to the undecided claims nearest a decision "
-        "first (the fewest seeds their observed difference would need, as in their power lines) while the budget "
-        "lasts; a claim it stops at an earlier look has still been tested at that look's α, so the error control "
-        "holds. A claim that reads a variant whose every run so far failed, e.g. "
-        "diverged, gets no more seeds either: they would fail again and take budget from the others."
+        "first (the fewest seeds their observed difference would need, as in their power lines: noncentral t) "
+        "while the budget lasts; a claim it stops at an earlier look has still been tested at that look's α, so "
+        "the error control holds. A claim that reads a variant whose every run so far failed gets no more seeds."
         + (f"\n\nWall time of the runs behind these verdicts: {sum(walls):.1f} min (the ablations one after another; "
            "each one's time is under its Settings used)." if walls and None not in walls else ""))
 
@@ -351,8 +376,9 @@ SECTION_FUNCTIONS = {"erf": erf.erf_section, "lc_speed": lc_sections.speed_secti
 assert set(SECTION_FUNCTIONS) == set(SECTIONS), "report/build.py draws exactly engine/spec.py's SECTIONS"
 
 
-def section(spec, all_rows, fig_dir, rel_fig, results_dir="results"):
+def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None):
     rows, left_out = one_plan(all_rows)
+    judged = judged if judged is not None else judged_claims({spec.name: all_rows}, [spec], one_plan)[spec.name]
     dataset = str(rows.iloc[0]["dataset"])
     plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"))
     parts = [f"## {spec.title} (`{spec.name}`)", f"*{spec.paper}.* Published numbers: {spec.source}."]
@@ -361,7 +387,7 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results"):
                      "directions and claims, not absolute numbers. Δ = reproduced − published.")
     parts += ["### Published vs reproduced", results_table(spec, rows),
               f"![{spec.name}]({rel_fig}/{spec.name}.png)",
-              "### Claims", claims_table(spec, rows)]
+              "### Claims", claims_table(spec, rows, judged)]
     tuning = tuning_section(spec, results_dir)
     if tuning:
         parts.append(tuning)
@@ -409,12 +435,13 @@ def build(results_dir="results", report_dir="report", specs=None):
     fig_dir = os.path.join(report_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     sections, missing, synthetic_rows = [], [], None
+    judged = judged_claims(results, specs, one_plan)
     for spec in specs:
         if spec.name not in results:
             missing.append(spec.name)
             continue
         rows = results[spec.name]
-        sections.append(section(spec, rows, fig_dir, "figures", results_dir))
+        sections.append(section(spec, rows, fig_dir, "figures", results_dir, judged[spec.name]))
         if synthetic_rows is None and str(rows.iloc[-1]["dataset"]) == "synthetic":
             synthetic_rows = rows
     head = ["# Reproducing segmentation ablations: published vs reproduced",
@@ -425,7 +452,8 @@ def build(results_dir="results", report_dir="report", specs=None):
             "declares (e.g. ±2 mIoU), *inconclusive* = none of these (the statistic then says what the seeds "
             "could have detected, how many the observed difference would need, and why the claim stayed "
             "undecided).",
-            "## Verdicts", verdict_summary(results, specs)]
+            "## Every claim at a glance", overview_table(judged),
+            "## Verdicts", verdict_summary(results, specs, judged)]
     if synthetic_rows is not None:
         if dataset_preview(synthetic_rows, results_dir, os.path.join(fig_dir, "dataset.png")):
             head.append("![embedded dataset](figures/dataset.png)")

@@ -58,8 +58,10 @@ def fmt(value, digits=2):
 
 
 def per_seed(rows, metric, minus=None):
-    """{variant: [value per seed]} over the finished runs: engine.design.seed_values without the seeds."""
-    return {v: list(by_seed.values()) for v, by_seed in seed_values(rows, metric, minus).items()}
+    """{variant: [value per seed]} over the finished runs: engine.design.seed_values without the seeds
+    (and without its failed runs, which the claims count and the tables of means leave out)."""
+    return {v: [x for x in by_seed.values() if math.isfinite(x)] for v, by_seed in seed_values(rows, metric, minus).items()
+            if any(math.isfinite(x) for x in by_seed.values())}
 
 
 def mean_std(values):

@@ -84,7 +84,7 @@ def crf_gain(rows, variant, metric="mIoU"):
     without the CRF share a run id per seed, so the difference is per model)."""
     values = seed_values(rows, metric)
     before, after = values.get(variant, {}), values.get(f"{variant}_crf", {})
-    return [after[s] - before[s] for s in sorted(set(before) & set(after))]
+    return [after[s] - before[s] for s in sorted(set(before) & set(after)) if math.isfinite(after[s] - before[s])]
 
 
 def crf_sections(spec, rows, results_dir, fig_dir, rel_fig, table_1a, table_2):

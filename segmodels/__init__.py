@@ -6,7 +6,15 @@ def build_backbone(cfg: dict):
     from segmodels import backbones
     opts = {k: v for k, v in cfg.items() if k != "name"}
     if cfg["name"] == "small":
-        return backbones.SmallCNN(**opts)
+        weights = opts.pop("weights", None)
+        if weights not in (None, "fractal"):
+            raise ValueError(f"the small CPU backbone takes weights 'fractal' (its pretrained stand-in) or none, "
+                             f"got {weights!r}")
+        net = backbones.SmallCNN(**opts)
+        if weights == "fractal":
+            from segmodels.pretrained import load_standin
+            load_standin(net, "small", cfg)
+        return net
     if cfg["name"] == "resnet":
         return backbones.ResNetBackbone(**opts)
     raise ValueError(f"unknown backbone {cfg['name']!r}; choose one of: small, resnet")

@@ -102,7 +102,15 @@ def build_trunk(cfg):
     """The three-stage trunk from a backbone config: 'small' (CPU) or 'resnet' (paper preset)."""
     opts = {k: v for k, v in cfg.items() if k != "name"}
     if cfg["name"] == "small":
-        return small_trunk(**opts)
+        weights = opts.pop("weights", None)
+        if weights not in (None, "fractal"):
+            raise ValueError(f"the small cascade trunk takes weights 'fractal' (its pretrained stand-in) or none, "
+                             f"got {weights!r}")
+        trunk = small_trunk(**opts)
+        if weights == "fractal":
+            from segmodels.pretrained import load_standin
+            load_standin(trunk, "cascade", cfg)
+        return trunk
     if cfg["name"] == "resnet":
         if opts.pop("output_stride", 8) != 8:
             raise ValueError(f"layer cascade: every stage works at output stride 8, got {cfg['output_stride']}")

@@ -237,7 +237,11 @@ class DeepLabV1(SegModel):
         self.classifier = nn.Conv2d(self.backbone.out_channels, num_classes, 1)
         nn.init.normal_(self.classifier.weight, std=0.01)  # the paper's fc8 initialisation
         nn.init.zeros_(self.classifier.bias)
-        if weights is not None:
+        self.trunk_only = weights == "fractal"  # what pretrained weights initialise (parameter_groups)
+        if weights == "fractal":  # a CPU preset's narrow trunk: its pretrained stand-in (fc6, fc7 are new)
+            from segmodels.pretrained import load_standin
+            load_standin(self.backbone.features, "vgg", {"name": name, **backbone})
+        elif weights is not None:
             if (tuple(backbone.get("widths", VGG16_WIDTHS)) != VGG16_WIDTHS
                     or tuple(backbone.get("convs", VGG16_CONVS)) != VGG16_CONVS or backbone.get("batch_norm")):
                 raise ValueError("pretrained weights are torchvision's VGG-16 (no BatchNorm): use the "
@@ -247,6 +251,14 @@ class DeepLabV1(SegModel):
                                   convert=partial(vgg16_to_deeplab, fc6_kernel=fc6_kernel,
                                                   fc_channels=fc_channels))
         self.freeze_batchnorm(freeze_bn)
+
+    def parameter_groups(self):
+        """(pretrained, new): the VGG trunk with fc6/fc7, which ImageNet's VGG-16 FC layers initialise (the
+        paper; MSc's branches go with them, the paper does not say); with the CPU presets' stand-in
+        (weights 'fractal'), which has no FC layers, the trunk's convolutions alone. The classifier is new."""
+        pretrained = {id(p) for p in (self.backbone.features if self.trunk_only else self.backbone).parameters()}
+        params = list(self.parameters())
+        return [p for p in params if id(p) in pretrained], [p for p in params if id(p) not in pretrained]
 
     def logits(self, x):
         scores = self.classifier(self.backbone(x))

@@ -22,6 +22,10 @@ NULL_CLAIMS = {
     "increasing over 4": Increasing("", "m", order=["a", "b", "c", "d"], x=[1, 2, 3, 4]),
     "ratio": Ratio("", "m", a="a", b="b"),
     "close": Close("", "m", a="a", b="b", band=0.3),
+    "best of 3, paired": Best("", "m", expected="a", candidates=["a", "b", "c"]),
+    "increasing over 4, paired": Increasing("", "m", order=["a", "b", "c", "d"], x=[1, 2, 3, 4]),
+    "ratio, paired": Ratio("", "m", a="a", b="b"),
+    "close, paired": Close("", "m", a="a", b="b", band=0.3),
 }
 GREATER = Greater("a > b", "m", a="a", b="b")
 
@@ -36,20 +40,20 @@ def test_under_the_null_each_wrong_direction_is_at_most_five_percent(name):
     distribution: 'reproduced' and 'contradicted' each at most 5 % (a close claim between identical
     variants is true, so only 'contradicted' is wrong there)."""
     claim, rng = NULL_CLAIMS[name], np.random.default_rng(0)
-    same_run = {frozenset(("a", "b"))} if "paired" in name else frozenset()
+    paired = "paired" in name
     counts = {REPRODUCED: 0, CONTRADICTED: 0, ABSENT: 0, INCONCLUSIVE: 0}
     sims = 2000
     for _ in range(sims):
         shared = rng.normal(0, 1, LOOKS[-1])  # the part of a seed two evaluations of one model share
         by_seed = {}
         for v in "abcd":
-            draws = rng.normal(0, 1, LOOKS[-1]) + (3 * shared if same_run else 0)
-            if name == "ratio":
+            draws = rng.normal(0, 1, LOOKS[-1]) + (3 * shared if paired else 0)
+            if name.startswith("ratio"):
                 draws = np.exp(draws / 4)
             by_seed[v] = dict(enumerate(draws.tolist()))
-        band = claim.band or (0.5 if name != "ratio" else 1.1)
-        counts[sequential(claim, by_seed, LOOKS, band=band, same_run=same_run)[0]] += 1
-    if name != "close":
+        band = claim.band or (0.5 if not name.startswith("ratio") else 1.1)
+        counts[sequential(claim, by_seed, LOOKS, band=band, paired=paired).outcome] += 1
+    if not name.startswith("close"):
         assert counts[REPRODUCED] / sims <= 0.05, counts
     assert counts[CONTRADICTED] / sims <= 0.05, counts
     assert counts[ABSENT] + counts[REPRODUCED] + counts[CONTRADICTED] > 0  # the design decides something
@@ -57,49 +61,111 @@ def test_under_the_null_each_wrong_direction_is_at_most_five_percent(name):
 
 def test_a_real_effect_is_found_at_the_first_look_and_a_null_one_is_absent():
     by_seed = {"a": dict(enumerate([10.0, 10.5, 10.2, 10.4, 10.1])), "b": dict(enumerate([5.0, 5.3, 5.1, 5.2, 5.4]))}
-    verdict, _, look, n, need = sequential(GREATER, by_seed, LOOKS, band=2.0)
-    assert (verdict, look, n, need) == (REPRODUCED, 1, 3, 0)
+    v = sequential(GREATER, by_seed, LOOKS, band=2.0)
+    assert (v.outcome, v.look, v.seeds, v.need) == (REPRODUCED, 1, 3, 0)
     # within ±2 of each other and tight: the claimed effect is absent (equivalence shown)
     by_seed["b"] = dict(enumerate([10.1, 10.3, 10.3, 10.2, 10.3]))
-    verdict, text, *_ = sequential(GREATER, by_seed, LOOKS, band=2.0)
-    assert verdict == ABSENT and "TOST ±2" in text
+    v = sequential(GREATER, by_seed, LOOKS, band=2.0)
+    assert v.outcome == ABSENT and "TOST ±2" in v.statistic
     # the same data without a band cannot be absent: inconclusive, with a power line
-    verdict, text, look, *_ = sequential(GREATER, by_seed, LOOKS)
-    assert verdict == INCONCLUSIVE and "power:" in text and look == 2  # no seeds beyond 5: no third look
+    v = sequential(GREATER, by_seed, LOOKS)
+    assert v.outcome == INCONCLUSIVE and "power:" in v.statistic and v.look == 2  # no seeds beyond 5: no third look
 
 
 def test_power_line_against_a_hand_computed_case():
-    # a = [1, 3, 2], b = [0, 2, 1]: sd 1 each, se = sqrt(2/3), df 4: detectable (t.95 + t.80) · se
+    # a = [1, 3, 2], b = [0, 2, 1]: sd 1 each, se = sqrt(2/3), df 4. The detectable difference d is where
+    # the noncentral t (df 4, noncentrality d / se) passes the critical t.95,4 with probability 0.8
     from scipy import stats
     values = {"a": [1.0, 3.0, 2.0], "b": [0.0, 2.0, 1.0]}
     line, need = GREATER.power(values, 0.05)
     se = 1.0 * np.sqrt(2 / 3)
-    assert f"{(stats.t.ppf(0.95, 4) + stats.t.ppf(0.8, 4)) * se:.2f}" in line
-    # observed difference 1 with sd 1: the first n with (t.95,2n-2 + t.80,2n-2)·sqrt(2/n) ≤ 1 is 14
-    # (n = 13: 1.0071; n = 14: 0.9681)
+    assert "detect a difference of 2.48 " in line
+    assert stats.nct.sf(stats.t.ppf(0.95, 4), 4, 2.48 / se) == pytest.approx(0.8, abs=0.002)
+    # (the old shortcut t.95 + t.80 gave 2.28: the noncentral t is exact)
+    # observed difference 1 with sd 1: the first n whose power reaches 0.8 is 14 (n = 13: 0.778, 14: 0.807)
+    power = lambda n: stats.nct.sf(stats.t.ppf(0.95, 2 * n - 2), 2 * n - 2, 1 / np.sqrt(2 / n))
+    assert power(13) < 0.8 <= power(14)
     assert "would need about 14 seeds" in line and need == 14
-    # with a band of ±3 the nearer decision is 'absent': 3 − 1 = 2 within reach at n = 5 (n = 4: 2.014;
-    # n = 5: 1.738)
+    # with a band of ±3 the nearer decision is 'absent': 3 − 1 = 2 within reach at n = 4
     line, need = GREATER.power(values, 0.05, band=3.0)
-    assert "absent within ±3: about 5" in line and need == 5
+    assert "absent within ±3: about 4" in line and need == 4
     # an equivalence claim: inside ±3 as above; outside ±0.5 (1 − 0.5, at α/2 = 0.025) first at n = 64
-    # ((t.975,2n-2 + t.80,2n-2)·sqrt(2/n): n = 63: 0.5031, n = 64: 0.4991)
-    assert Close("", "m", a="a", b="b", band=3.0).power(values, 0.05, band=3.0)[1] == 5
+    assert Close("", "m", a="a", b="b", band=3.0).power(values, 0.05, band=3.0)[1] == 4
     line, need = Close("", "m", a="a", b="b", band=0.5).power(values, 0.05, band=0.5)
     assert "observed 1.00 outside ±0.5 would need about 64 seeds" in line and need == 64
     assert GREATER.power({"a": [1.0, 2.0], "b": [1.0, 2.0]}, 0.05)[1] == math.inf
 
 
-def test_evaluations_of_one_model_are_paired():
+def test_the_power_of_the_noncentral_t_matches_a_simulation():
+    """power_of against 20,000 simulated paired t tests (n = 4, true difference 1.5 sd, α = 0.05)."""
+    from scipy import stats
+    from engine.stats import power_of
+    rng = np.random.default_rng(0)
+    d = rng.normal(1.5, 1.0, (20000, 4))
+    t = d.mean(1) / (d.std(1, ddof=1) / 2)
+    simulated = (t > stats.t.ppf(0.95, 3)).mean()
+    assert power_of(1.5, 1 / 2, 3, 0.05) == pytest.approx(simulated, abs=0.01)
+
+
+def test_variants_pair_by_seed_when_they_share_one_data_config():
     rows = pd.DataFrame({"variant": ["r1", "r2"] * 3, "seed": [0, 0, 1, 1, 2, 2],
-                         "run_id": ["x", "x", "y", "y", "z", "z"], "status": "ok",
+                         "run_id": [f"{i}" for i in range(6)], "status": "ok", "data_config": "{}",
                          "m": [10.0, 10.5, 20.0, 20.4, 15.0, 15.6]})
     spec = claims_spec([Greater("r2 > r1", "m", a="r2", b="r1")])
     (verdict,) = claim_verdicts(spec, rows, looks=[3])
-    # Welch sees seed-to-seed spread of 5 and decides nothing; paired, +0.5 every seed is clear
+    # Welch sees seed-to-seed spread of 5 and decides nothing; paired by seed, +0.5 every seed is clear
     assert verdict.outcome == REPRODUCED and "paired t" in verdict.statistic
-    rows["run_id"] = [f"{i}" for i in range(6)]
-    assert claim_verdicts(spec, rows, looks=[3])[0].outcome == INCONCLUSIVE
+    assert (verdict.difference, round(verdict.ci_low, 3), round(verdict.ci_high, 3)) == pytest.approx((0.5, 0.252, 0.748), abs=1e-3)
+    rows["data_config"] = ['{"n": 1}', '{"n": 2}'] * 3  # other data: nothing pairs the seeds
+    verdict = claim_verdicts(spec, rows, looks=[3])[0]
+    assert verdict.outcome == INCONCLUSIVE and "Welch" in verdict.statistic
+
+
+def test_a_failed_run_counts_against_its_variant():
+    """Survivors alone would be a clear win; two of five runs diverged, so the rank test (failures ranked
+    last) does not find a over b, and the statistic says how many failed."""
+    rows = pd.DataFrame({"variant": ["a"] * 5 + ["b"] * 5, "seed": list(range(5)) * 2, "data_config": "{}",
+                         "run_id": [f"{i}" for i in range(10)],
+                         "status": ["ok", "ok", "ok", "failed: non-finite loss", "failed: non-finite loss"] + ["ok"] * 5,
+                         "m": [10.0, 10.5, 10.2, None, None, 5.0, 5.3, 5.1, 5.2, 5.4]})
+    spec = claims_spec([Greater("a > b", "m", a="a", b="b")])
+    (verdict,) = claim_verdicts(spec, rows, looks=[5])
+    assert verdict.outcome == INCONCLUSIVE and "Mann–Whitney, 2/5 vs 0/5 runs failed" in verdict.statistic
+    survivors = rows[rows["status"] == "ok"]
+    assert claim_verdicts(spec, survivors, looks=[5])[0].outcome == REPRODUCED
+    # every run of b failed: a beats it by ranks (p = 1/252 < 0.05)
+    rows["status"] = ["ok"] * 5 + ["failed: non-finite loss"] * 5
+    rows["m"] = [10.0, 10.5, 10.2, 10.4, 10.1] + [None] * 5
+    assert claim_verdicts(spec, rows, looks=[5])[0].outcome == REPRODUCED
+
+
+def test_alpha_is_spread_over_the_looks_the_run_budget_can_reach():
+    from engine.design import reachable_looks
+    plans = [SimpleNamespace(variant=v, seed=s, run_id=f"{v}{s}") for v in "abc" for s in range(8)]
+    first = {p.run_id for p in plans if p.seed < 3}  # 9 runs
+    claims = [Greater("", "m", a="a", b="b"), Increasing("", "m", order=["a", "b", "c"], x=[1, 2, 3])]
+    assert reachable_looks(claims, plans, first, (3, 5, 8), None) == (3, 5, 8)
+    assert reachable_looks(claims, plans, first, (3, 5, 8), 9) == (3,)  # the budget is the first look
+    assert reachable_looks(claims, plans, first, (3, 5, 8), 13) == (3, 5)  # a, b to 5 seeds: 13 runs
+    assert reachable_looks(claims, plans, first, (3, 5, 8), 19) == (3, 5, 8)  # a, b to 8 seeds: 19
+
+
+def test_a_comparison_two_ablations_share_is_counted_once(tmp_path):
+    from report.build import one_plan
+    from report.overview import decided_share, judged_claims
+    rows = pd.DataFrame({"variant": ["x", "y"] * 3, "seed": [0, 0, 1, 1, 2, 2], "data_config": "{}", "plan_id": "p",
+                         "run_id": [f"{i}" for i in range(6)], "status": "ok", "m": [1.0, 5.0, 1.2, 5.3, 1.1, 5.2]})
+    renamed = rows.assign(variant=rows["variant"].map({"x": "low", "y": "high"}))
+    first = SimpleNamespace(name="one", claims=[Greater("y > x", "m", a="y", b="x")], bands={})
+    second = SimpleNamespace(name="two", claims=[Greater("high > low", "m", a="high", b="low"),
+                                                 Greater("low > high?", "m", a="low", b="high")], bands={})
+    judged = judged_claims({"one": rows, "two": renamed}, [first, second], lambda r: (r, []))
+    assert [j.same_as for j in judged["two"]] == [("one", "y > x"), None]  # the reverse is another test
+    assert decided_share(judged) == (2, 2)  # y > x reproduced, low > high contradicted; the repeat not counted
+    check = SimpleNamespace(name="three", bands={}, claims=[Greater("by definition", "m", a="y", b="x",
+                                                                    by_construction="it is so")])
+    judged = judged_claims({"three": rows.assign(m=rows["m"] + 1)}, [check], lambda r: (r, []))
+    assert not judged["three"][0].counted and decided_share(judged) == (0, 0)
 
 
 def test_the_runner_adds_seeds_only_to_undecided_claims_and_reuses_finished_runs(tmp_path):
@@ -190,3 +256,18 @@ def test_the_t_tests_and_spearman_agree_with_scipy():
         x, y = rng.integers(0, 4, n + 3), rng.normal(0, 1, n + 3)
         r, p = stats.spearmanr(x, y)
         assert spearman(x, y) == pytest.approx((r, p / 2 if r > 0 else 1 - p / 2), abs=1e-9)
+
+
+def test_the_timing_phase_runs_in_a_recorded_shuffled_order():
+    """The order is drawn from a seed of the ablation and look (the same on a rerun), is not the order
+    of seeds and variants (ascending ρ in every seed confounded 'lower ρ is faster' with the machine's
+    drift), and each row records the seed and its position."""
+    from engine.execute import timing_order
+    results = [SimpleNamespace(plan=SimpleNamespace(seed=s, variant=v, eval_id="e")) for s in range(3) for v in "abcdefgh"]
+    seed, order = timing_order("lc_threshold", "look 1/3", list(reversed(results)))
+    again_seed, again = timing_order("lc_threshold", "look 1/3", results)
+    assert seed == again_seed and [r.plan for r in order] == [r.plan for r in again]
+    assert [(r.plan.seed, r.plan.variant) for r in order] != sorted((r.plan.seed, r.plan.variant) for r in order)
+    assert timing_order("lc_threshold", "look 2/3", results)[0] != seed
+    firsts = {r.plan.variant for r in order[:8]}
+    assert len(firsts) > 3  # the first eight timed are not one seed's eight variants in order

@@ -50,13 +50,15 @@ def test_fact_holds_within_the_papers_rounding():
     assert not fact_holds({"computed": 260694, "expected": 260695, "published": 260e3, "tolerance": 1000})
 
 
-def test_claims_table_names_the_failed_runs_it_left_out():
+def test_claims_table_names_the_failed_runs_it_counted():
     import pandas as pd
 
     from report.build import claims_table
+    from report.overview import judged_claims
     rows = pd.DataFrame({"variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "run_id": ["w", "x", "y", "z"],
                          "mIoU": [10.0, 11.0, 5.0, None], "preset": "smoke",
                          "status": ["ok", "ok", "ok", "failed: non-finite loss"]})
-    spec = SimpleNamespace(claims=[Greater("a > b", "mIoU", a="a", b="b")], bands={}, max_runs={})
-    table = claims_table(spec, rows)
-    assert "inconclusive" in table and "failed runs left out: b ×1" in table
+    spec = SimpleNamespace(name="t", claims=[Greater("a > b", "mIoU", a="a", b="b")], bands={}, max_runs={})
+    table = claims_table(spec, rows, judged_claims({"t": rows}, [spec], lambda r: (r, []))["t"])
+    assert "inconclusive" in table and "failed runs (counted, ranked last): b ×1" in table
+    assert "Mann–Whitney, 0/2 vs 1/2 runs failed" in table

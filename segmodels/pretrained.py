@@ -1,0 +1,88 @@
+"""The pretrained stand-ins of the CPU backbones: weights learnt on formula-driven images
+(data/fractals.py) by `python -m engine.pretrain`, kept in weights/ with a card each, loaded where a
+backbone config says `"weights": "fractal"` (ImageNet's role at the CPU presets).
+
+A stand-in's name is its kind (small CNN, cascade trunk, VGG trunk) and a hash of its architecture
+config, so each distinct backbone has its own file: weights/<name>.pt and its card weights/<name>.json
+(recipe, sha256 of the file, held-out accuracy, time, the command that rebuilt it). Loading checks the
+file against its card: a missing, altered or damaged file is one error that says how to rebuild it.
+"""
+import hashlib
+import json
+import os
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WEIGHTS_DIR = os.path.join(REPO, "weights")
+KINDS = ("small", "cascade", "vgg")  # what the stand-in is the trunk of: SmallCNN, the cascade's, DeepLab's
+
+
+def standin_name(kind, arch):
+    """The file stem of a stand-in: kind and a hash of the architecture config (no 'weights' key)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown stand-in kind {kind!r}; choose one of {', '.join(KINDS)}")
+    arch = {k: v for k, v in arch.items() if k != "weights"}
+    return f"{kind}-{hashlib.sha1(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:10]}"
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def standin_paths(kind, arch, folder=None):
+    stem = os.path.join(folder or WEIGHTS_DIR, standin_name(kind, arch))
+    return stem + ".pt", stem + ".json"
+
+
+def read_card(kind, arch, folder=None):
+    """A stand-in's card, after checking its weights file against it; one clear error otherwise."""
+    path, card_path = standin_paths(kind, arch, folder)
+    rebuild = (f"rebuild it with `python -m engine.pretrain --only {standin_name(kind, arch)}` (every stand-in: "
+               "`python -m engine.pretrain`), or restore weights/ from the repository")
+    if not os.path.isfile(path) or not os.path.isfile(card_path):
+        missing = path if not os.path.isfile(path) else card_path
+        raise FileNotFoundError(f"pretrained stand-in weights not found: looked for {missing} (the {kind} backbone "
+                                f"{json.dumps({k: v for k, v in arch.items() if k != 'weights'}, sort_keys=True)}); "
+                                f"{rebuild}")
+    with open(card_path) as f:
+        card = json.load(f)
+    sha = file_sha256(path)
+    if sha != card.get("sha256"):
+        raise ValueError(f"{path} does not match its card {card_path} (sha256 {sha[:12]}…, the card's "
+                         f"{str(card.get('sha256'))[:12]}…): altered or damaged; {rebuild}")
+    return card
+
+
+def load_standin(module, kind, arch, folder=None):
+    """Load the stand-in of `arch` into `module` (strict: every key, every shape); returns its card."""
+    card = read_card(kind, arch, folder)
+    path, _ = standin_paths(kind, arch, folder)
+    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return card
+
+
+def weights_id(model_cfg):
+    """What a run's backbone starts from, for its row: 'fractal:<name>:<sha256[:12]>' for a stand-in,
+    'imagenet', a file name, or 'none' (from scratch)."""
+    backbone = model_cfg.get("backbone", {})
+    weights = backbone.get("weights")
+    if weights == "fractal":
+        kind, arch = standin_of(model_cfg)
+        return f"fractal:{standin_name(kind, arch)}:{read_card(kind, arch)['sha256'][:12]}"
+    return "none" if weights is None else str(weights if weights == "imagenet" else os.path.basename(weights))
+
+
+def standin_of(model_cfg):
+    """(kind, architecture config) of a model config's backbone: the cascade and DeepLab build their own
+    trunks from it."""
+    backbone = {k: v for k, v in model_cfg["backbone"].items() if k != "weights"}
+    if model_cfg.get("arch") == "layer_cascade":
+        return "cascade", backbone
+    if model_cfg.get("arch") == "deeplab_v1":
+        return "vgg", backbone
+    return "small", backbone

@@ -1,0 +1,84 @@
+"""The pretrained stand-ins: the fractal images, a smoke-size pretraining rebuilt bit for bit, loading
+checked against the card, and the quick preset's models starting from the committed weights."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from data.fractals import FractalImages, ifs, render
+from engine.pretrain import RECIPE, cpu_backbones, pretrain
+from segmodels import build_model
+from segmodels.pretrained import WEIGHTS_DIR, load_standin, read_card, standin_name, standin_of, weights_id
+from tests.helpers import plans_of
+
+SMOKE_RECIPE = {**RECIPE, "classes": 4, "per_class": 6, "held_out": 2, "size": 32, "epochs": 2, "batch_size": 8}
+SMALL = {"name": "small", "widths": [8, 8, 16], "strides": [2, 2, 2], "convs": [1, 1, 1]}
+
+
+def test_ifs_maps_are_contractive_and_images_are_pure_functions_of_their_seed():
+    for cls in range(20):
+        mats, _, prob = ifs(0, cls)
+        assert np.linalg.svd(mats, compute_uv=False).max() < 1  # every map contracts: an attractor exists
+        assert prob.sum() == pytest.approx(1)
+    a, b = render(0, 3, 7, 32), render(0, 3, 7, 32)
+    assert a.shape == (32, 32, 3) and a.dtype == np.uint8 and (a == b).all()
+    assert (render(0, 3, 8, 32) != a).any() and (render(1, 3, 7, 32) != a).any()
+
+
+def test_fractal_splits_are_disjoint_per_class(tmp_path):
+    train = FractalImages("train", 3, 5, 2, 32, cache_dir=str(tmp_path))
+    val = FractalImages("val", 3, 5, 2, 32, cache_dir=str(tmp_path))
+    assert len(train) == 9 and len(val) == 6
+    assert train.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and val.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert (val.images[0] == torch.from_numpy(render(0, 0, 3, 32)).permute(2, 0, 1)).all()  # val: the last 2 of each
+
+
+def test_smoke_pretraining_is_rebuilt_bit_for_bit(tmp_path):
+    first = pretrain("small", SMALL, SMOKE_RECIPE, out_dir=str(tmp_path / "a"))
+    second = pretrain("small", SMALL, SMOKE_RECIPE, out_dir=str(tmp_path / "b"))
+    assert first["sha256"] == second["sha256"]
+    assert first["name"] == standin_name("small", SMALL) and first["recipe"] == SMOKE_RECIPE
+    assert 0 <= first["held_out_accuracy"] <= 100
+    net = build_model({"arch": "single_head", "head": "conv1x1", "backbone": SMALL}, 5).backbone
+    card = load_standin(net, "small", SMALL, str(tmp_path / "a"))
+    saved = torch.load(tmp_path / "a" / f"{card['name']}.pt", weights_only=True)
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in saved.items())
+
+
+def test_missing_or_altered_weights_are_one_clear_line(tmp_path):
+    pretrain("small", SMALL, SMOKE_RECIPE, out_dir=str(tmp_path))
+    name = standin_name("small", SMALL)
+    os.remove(tmp_path / f"{name}.pt")
+    with pytest.raises(FileNotFoundError, match=rf"looked for .*{name}\.pt.*python -m engine.pretrain --only {name}"):
+        read_card("small", SMALL, str(tmp_path))
+    pretrain("small", SMALL, SMOKE_RECIPE, out_dir=str(tmp_path))
+    with open(tmp_path / f"{name}.pt", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ValueError, match=r"does not match its card .*altered or damaged") as err:
+        read_card("small", SMALL, str(tmp_path))
+    assert "\n" not in str(err.value)
+
+
+def test_every_quick_backbone_has_committed_weights_its_models_start_from():
+    """Each distinct backbone the quick preset trains has a stand-in in weights/ whose card checks out,
+    and a quick plan's model starts from exactly those weights (every variant the same: pairing)."""
+    names = cpu_backbones(("quick",))
+    for name, (kind, arch) in names.items():
+        card = read_card(kind, arch)
+        assert card["name"] == name and card["held_out_accuracy"] > 5 * card["chance_accuracy"]
+    for ablation in ("gcn_k", "lc_threshold", "deeplab_fov"):
+        plans = [p for p in plans_of(ablation, "quick") if p.seed == 0][:2]
+        for plan in plans:
+            assert plan.model["backbone"]["weights"] == "fractal"
+            kind, arch = standin_of(plan.model)
+            saved = torch.load(os.path.join(WEIGHTS_DIR, standin_name(kind, arch) + ".pt"), weights_only=True)
+            model = build_model(plan.model, 5)
+            state = {k: v for k, v in model.state_dict().items()}
+            trunk = {k.split(".", 1)[1] if kind != "vgg" else k.split(".", 2)[2]: v for k, v in state.items()
+                     if k.startswith("backbone.")}
+            assert all(torch.equal(trunk[k], v) for k, v in saved.items() if k in trunk)
+            assert sum(k in trunk for k in saved) == len(saved)
+            assert weights_id(plan.model).startswith(f"fractal:{standin_name(kind, arch)}:")

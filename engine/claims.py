@@ -7,13 +7,15 @@ outcomes:
 - reproduced: the claimed direction holds and is significant;
 - contradicted: the opposite direction is significant;
 - absent: no significant direction, and an equivalence test (TOST) puts the difference inside the
-  claim's band (declared before running: the claim's own, else the ablation's for its metric, else
-  the suite's, engine/spec.py DEFAULT_BANDS): the claimed effect, if any, is smaller than the band;
+  claim's band (declared before running: engine/design.py claim_band): the claimed effect, if any,
+  is smaller than the band;
 - inconclusive: none of these; power() then gives its power line.
 
-The claims: Greater (a > b, by a margin; Welch's t, or paired when a and b are one trained model
-per seed), Increasing (Spearman over all (x, value) pairs, plus neighbour steps), Best (argmax),
-Ratio (Welch on logarithms) and Close (equivalence: reproduced when TOST puts a − b inside the band).
+The claims: Greater (a > b, by a margin; the paired t test when the variants pair by seed, else
+Welch's; with failed runs, Mann–Whitney with the failures ranked last), Increasing (Page's trend test
+with each seed a block, or Spearman over all runs when they do not pair, plus neighbour steps), Best
+(argmax), Ratio (the t test on logarithms) and Close (equivalence: reproduced when TOST puts a − b
+inside the band). A claim with `by_construction` is a check: judged and shown, never counted.
 How a claim is judged over looks of seeds is engine/design.py.
 """
 import math
@@ -185,7 +187,8 @@ class Greater(Claim):
 @dataclass(frozen=True)
 class Increasing(Claim):
     """The metric rises with x along `order` (variant ids, x ascending).
-    Reproduced: a significant positive Spearman trend and no significant drop between neighbours.
+    Reproduced: a significant rising trend (Page's test over seeds when paired, else Spearman over
+    runs) and no significant drop between neighbours.
     Contradicted: a significant negative trend, or some step significantly downwards (α split
     between the trend and the steps, and over the steps, so that 'contradicted' keeps its level).
     Absent: the last variant is equivalent to the first within the band."""

@@ -2,12 +2,15 @@
 more seeds.
 
 A claim is judged at a few looks — after the first n₁ seeds of its variants, then n₂, … (the
-preset's "seeds", e.g. [3, 5, 8]) — and its verdict is the first decision reached. Each look tests at
-ALPHA / (number of looks) (a Bonferroni split of α over the looks), so over the whole sequence each
+preset's "seeds", e.g. [3, 5, 8], as far as the ablation's run budget can reach: reachable_looks) —
+and its verdict is the first decision reached. Each look tests at ALPHA / (number of reachable looks)
+(a Bonferroni split of α over the looks), so over the whole sequence each
 wrong decision has probability at most ALPHA; a simulation test (tests/test_sequential.py) checks
 this. The runner (engine/runner.py) adds seeds only to the variants of claims still undecided after a
 look (next_look); the report recomputes the same verdicts from the rows (claim_verdicts), so the two
-always agree.
+always agree. Variants of one plan pair by seed (paired_by_seed); a failed run is -inf in
+seed_values, so the claims count it (ranked last) instead of judging the survivors; comparison_key
+and same_comparison tell when two claims are one comparison (the report counts it once).
 """
 import json
 import math
@@ -52,20 +55,6 @@ def paired_by_seed(rows):
     every variant the same data order and augmentation, the same pretrained backbone, and the same
     initial weights wherever the architectures agree)."""
     return "data_config" in rows and rows["data_config"].nunique() <= 1
-
-
-def same_run_pairs(rows):
-    """Pairs {a, b} of variants whose rows at every common seed come from one trained model (the
-    same run id, other evaluation options): one model evaluated twice, the unit a trend over them has."""
-    ok = rows[rows["status"] == OK]
-    runs = {v: dict(zip(g["seed"].astype(int), g["run_id"].astype(str))) for v, g in ok.groupby("variant")}
-    pairs = set()
-    for a in runs:
-        for b in runs:
-            common = set(runs[a]) & set(runs[b])
-            if a < b and common and all(runs[a][s] == runs[b][s] for s in common):
-                pairs.add(frozenset((a, b)))
-    return pairs
 
 
 def pair_correlation(by_seed, a, b):

@@ -453,6 +453,10 @@ def build(results_dir="results", report_dir="report", specs=None):
             "could have detected, how many the observed difference would need, and why the claim stayed "
             "undecided).",
             "## Every claim at a glance", overview_table(judged),
+            "The interval is two-sided 95 % (paired where the variants pair); the verdict is a one-sided "
+            "test at α = 0.05 / (reachable looks), so at a single look a *reproduced* claim's interval "
+            "can still reach past 0 (one-sided p between 0.025 and 0.05): read the verdict with its "
+            "statistic in the claim's section.",
             "## Verdicts", verdict_summary(results, specs, judged)]
     if synthetic_rows is not None:
         if dataset_preview(synthetic_rows, results_dir, os.path.join(fig_dir, "dataset.png")):

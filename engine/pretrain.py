@@ -44,7 +44,7 @@ class Classifier(nn.Module):
         self.fc = nn.Linear(channels, classes)
 
     def features(self, x):
-        if self.kind == "small":
+        if self.kind in ("small", "small_resnet"):
             return next(reversed(self.trunk(x).values()))
         if self.kind == "cascade":
             x = self.trunk.stem(x)
@@ -64,6 +64,9 @@ def build_trunk(kind, arch):
     if kind == "small":
         from segmodels.backbones import SmallCNN
         return SmallCNN(**opts)
+    if kind == "small_resnet":
+        from segmodels.gcn import SmallResNet
+        return SmallResNet(**opts)
     if kind == "cascade":
         from segmodels.cascade import small_trunk
         return small_trunk(**opts)
@@ -72,7 +75,7 @@ def build_trunk(kind, arch):
 
 
 def cpu_backbones(presets=PRESETS_PRETRAINED):
-    """{name: (kind, arch)} of every distinct CPU backbone (small CNN, cascade trunk, VGG trunk) the
+    """{name: (kind, arch)} of every distinct CPU backbone (small CNN or ResNet, cascade trunk, VGG trunk) the
     ablations' plans train at `presets`."""
     from ablations import load_all
     from engine.config import settings
@@ -81,7 +84,7 @@ def cpu_backbones(presets=PRESETS_PRETRAINED):
     for spec in load_all():
         for preset in presets:
             for plan in plan_runs(spec, settings(spec, preset)):
-                if plan.model["backbone"]["name"] in ("small", "vgg") and plan.model["backbone"].get("weights") in (
+                if plan.model["backbone"]["name"] in ("small", "small_resnet", "vgg") and plan.model["backbone"].get("weights") in (
                         None, "fractal") and (plan.model["arch"] != "deeplab_v1" or plan.model["backbone"].get("widths")):
                     kind, arch = standin_of(plan.model)
                     found.setdefault(standin_name(kind, arch), (kind, arch))
@@ -121,7 +124,7 @@ def pretrain(kind, arch, recipe=RECIPE, out_dir=WEIGHTS_DIR, progress=False):
                 print(f"{standin_name(kind, arch)}: epoch {epoch + 1}/{recipe['epochs']}, loss {loss.item():.3f}",
                       file=sys.stderr, flush=True)
         seconds = time.time() - started
-        accuracy = held_out_accuracy(model, data["val"])
+        accuracy, top5_error = held_out_accuracy(model, data["val"])
     finally:
         torch.set_num_threads(threads)
     os.makedirs(out_dir, exist_ok=True)
@@ -129,6 +132,7 @@ def pretrain(kind, arch, recipe=RECIPE, out_dir=WEIGHTS_DIR, progress=False):
     torch.save(model.trunk.state_dict(), path)
     card = {"name": standin_name(kind, arch), "kind": kind, "architecture": {k: v for k, v in arch.items() if k != "weights"},
             "recipe": recipe, "sha256": file_sha256(path), "held_out_accuracy": round(accuracy, 2),
+            "held_out_top5_error": round(top5_error, 2),
             "chance_accuracy": round(100 / recipe["classes"], 2), "seconds": round(seconds, 1),
             "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "mkl_cbwr": mkl_setting(), "load_avg_1m": round(os.getloadavg()[0], 2), "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -141,13 +145,16 @@ def pretrain(kind, arch, recipe=RECIPE, out_dir=WEIGHTS_DIR, progress=False):
 
 @torch.no_grad()
 def held_out_accuracy(model, data, batch=256):
+    """(top-1 accuracy %, top-5 error %) on the held-out images (top-5: ImageNet's measure, GCN Table 6)."""
     model.eval()
-    correct = 0
+    correct = top5 = 0
     for start in range(0, len(data), batch):
         items = [data[i] for i in range(start, min(start + batch, len(data)))]
         images, labels = torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
-        correct += int((model(images).argmax(1) == labels).sum())
-    return 100.0 * correct / len(data)
+        scores = model(images)
+        correct += int((scores.argmax(1) == labels).sum())
+        top5 += int((scores.topk(min(5, scores.shape[1]), dim=1).indices == labels[:, None]).any(1).sum())
+    return 100.0 * correct / len(data), 100.0 * (1 - top5 / len(data))
 
 
 def write_index(out_dir=WEIGHTS_DIR):

@@ -31,7 +31,8 @@ DEFAULT_BANDS = {"mIoU": 2.0, "pixel_acc": 1.0, "mean_acc": 1.0, "boundary_acc":
 # their arguments that hold variant ids (checked like a claim's).
 SECTIONS = {"erf": ("variants",), "lc_speed": ("speedups", "published"), "lc_stages": ("variant",),
             "lc_probe": ("variant",), "psp_context": ("heads",), "psp_curves": (),
-            "deeplab_fov": ("published_no_crf", "receptive_field"), "deeplab_crf": ("table_1a", "table_2")}
+            "deeplab_fov": ("published_no_crf", "receptive_field"), "deeplab_crf": ("table_1a", "table_2"),
+            "standins": ("variants", "published")}
 VARIANT_KEYS = ("id", "label", "x", "series", "model", "train", "eval", "presets", "preset_overrides", "analyses",
                 "tune_lr", "tune_crf", "crf_from")
 DEVIATION_KEYS = ("synthetic", "real", "voc", "ade20k", "cityscapes")

@@ -25,7 +25,7 @@ from engine.rows import OK, ResultsError, read_rows, write_text
 from engine.spec import SECTIONS
 from engine.stats import ALPHA
 from engine.tuning import choose_lrs, lr_point_id, selection_csv
-from report import deeplab, erf, lc_sections, psp
+from report import deeplab, erf, lc_sections, psp, standins
 from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
 from report.overview import (decided_share, difference_text, family_line, judged_claims, overview_table,
                              pair_correlations, pairing_text)
@@ -372,7 +372,8 @@ def extra_sections(spec, rows, results_dir, fig_dir, rel_fig):
 SECTION_FUNCTIONS = {"erf": erf.erf_section, "lc_speed": lc_sections.speed_section,
                      "lc_stages": lc_sections.stage_map_section, "lc_probe": lc_sections.probe_section,
                      "psp_context": psp.context_section, "psp_curves": psp.curve_section,
-                     "deeplab_fov": deeplab.fov_sections, "deeplab_crf": deeplab.crf_sections}
+                     "deeplab_fov": deeplab.fov_sections, "deeplab_crf": deeplab.crf_sections,
+                     "standins": standins.standins_section}
 assert set(SECTION_FUNCTIONS) == set(SECTIONS), "report/build.py draws exactly engine/spec.py's SECTIONS"
 
 

@@ -3,21 +3,31 @@ one model file per paper holds the real definitions."""
 
 
 def build_backbone(cfg: dict):
-    from segmodels import backbones
+    from segmodels import backbones, gcn
     opts = {k: v for k, v in cfg.items() if k != "name"}
-    if cfg["name"] == "small":
+    if cfg["name"] in ("small", "small_resnet"):
         weights = opts.pop("weights", None)
         if weights not in (None, "fractal"):
-            raise ValueError(f"the small CPU backbone takes weights 'fractal' (its pretrained stand-in) or none, "
-                             f"got {weights!r}")
-        net = backbones.SmallCNN(**opts)
+            raise ValueError(f"the {cfg['name']} CPU backbone takes weights 'fractal' (its pretrained stand-in) or "
+                             f"none, got {weights!r}")
+        net = backbones.SmallCNN(**opts) if cfg["name"] == "small" else gcn.SmallResNet(**opts)
         if weights == "fractal":
             from segmodels.pretrained import load_standin
-            load_standin(net, "small", cfg)
+            load_standin(net, cfg["name"], cfg)
         return net
     if cfg["name"] == "resnet":
-        return backbones.ResNetBackbone(**opts)
-    raise ValueError(f"unknown backbone {cfg['name']!r}; choose one of: small, resnet")
+        if not opts.pop("gcn", False):
+            return backbones.ResNetBackbone(**opts)
+        weights = opts.pop("weights", None)
+        if weights == "imagenet":  # the paper trained its own; torchvision has none
+            raise FileNotFoundError("no ImageNet weights of ResNet50-GCN exist in torchvision's format (the paper "
+                                    "pretrained its own, top-5 error 7.9 %): give a local file whose keys follow "
+                                    "segmodels.gcn.to_resnet50_gcn's module with --weights PATH")
+        net = gcn.to_resnet50_gcn(backbones.ResNetBackbone(**opts))
+        if weights is not None:
+            backbones.load_imagenet_weights(net, net.arch, weights)
+        return net
+    raise ValueError(f"unknown backbone {cfg['name']!r}; choose one of: small, small_resnet, resnet")
 
 
 def without_weights(cfg: dict) -> dict:

@@ -1,14 +1,18 @@
 """GCN, "Large Kernel Matters" (Peng et al., CVPR 2017): the heads its ablations compare, the
-net that puts one head on a backbone's last stage (the paper's Tables 1-5 set-up), and the full
-pipeline of its Fig. 2 (GCNNet).
+net that puts one head on a backbone's last stage (the paper's Tables 1-5 set-up), the full
+pipeline of its Fig. 2 (GCNNet), and the ResNet-GCN backbone of its Table 6 (GCNBottleneck).
 
 All heads map c feature channels to the class scores, at the feature map's resolution.
 Parameter counts in the paper exclude biases; `segmodels.base.count_weights` counts the same way.
 """
+from collections import OrderedDict
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchvision.models.resnet import Bottleneck
 
+from segmodels.backbones import conv_bn_relu
 from segmodels.base import SegModel
 
 
@@ -151,3 +155,97 @@ class GCNNet(SegModel):
         if score.shape[-2:] != x.shape[-2:]:  # inputs not a multiple of the stride
             score = F.interpolate(score, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return score
+
+
+# --- ResNet-GCN (Table 6) ----------------------------------------------------------------------
+
+class GCNBottleneck(nn.Module):
+    """ResNet-GCN's residual block: a bottleneck whose first two layers (1×1 reduce, 3×3) are a GCN
+    pair of branches, k×1 → 1×k and 1×k → k×1, each conv-BN-ReLU (unlike the head's GCNBlock, which
+    is linear), summed, then the 1×1 conv (BN) that expands to `cout`; + the shortcut, ReLU. The
+    stride sits on each branch's first conv."""
+
+    def __init__(self, cin, width, cout, k, stride=1):
+        super().__init__()
+        check_kernel(k)
+        p = k // 2
+
+        def branch(first, second, pad_first, pad_second):
+            return nn.Sequential(nn.Conv2d(cin, width, first, stride=stride, padding=pad_first, bias=False),
+                                 nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                                 nn.Conv2d(width, width, second, padding=pad_second, bias=False),
+                                 nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.left = branch((k, 1), (1, k), (p, 0), (0, p))
+        self.right = branch((1, k), (k, 1), (0, p), (p, 0))
+        self.expand = nn.Sequential(nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return F.relu(self.expand(self.left(x) + self.right(x)) + self.shortcut(x))
+
+
+def gcn_bottleneck_weights(cin, width, cout, k):
+    """Conv weights of one GCNBottleneck from its layer shapes (the exact facts' formula)."""
+    return 2 * (k * cin * width + k * width * width) + width * cout + (cin * cout if cin != cout else 0)
+
+
+def bottleneck_stage(cin, cout, blocks, stride, gcn_k=None, gcn_width=None):
+    """`blocks` residual blocks from cin to cout, the first with `stride`: torchvision's bottleneck
+    (1×1, 3×3, 1×1; inner width cout / 4) or, with gcn_k, ResNet-GCN's of inner width gcn_width."""
+    layers = []
+    for i in range(blocks):
+        c, s = (cin, stride) if i == 0 else (cout, 1)
+        if gcn_k:
+            layers.append(GCNBottleneck(c, gcn_width, cout, gcn_k, s))
+        else:
+            shortcut = None if s == 1 and c == cout else nn.Sequential(
+                nn.Conv2d(c, cout, 1, stride=s, bias=False), nn.BatchNorm2d(cout))
+            layers.append(Bottleneck(c, cout // Bottleneck.expansion, s, shortcut))
+    return nn.Sequential(*layers)
+
+
+# The paper's ResNet50-GCN: res-2 and res-3 as ResNet-50's; every block of res-4 (6) and res-5 (3) a
+# GCNBottleneck of kernel k and inner width (res-4: k 5, 85 channels; res-5: k 7, 128), about the
+# parameters of the 1×1 + 3×3 they replace. PAPERS.md gives the block, not these numbers: they are the
+# reading of the paper's architecture table by peer code (yassouali/pytorch-segmentation), unconfirmed.
+RESNET50_GCN = {"layer3": {"k": 5, "width": 85, "cin": 512, "cout": 1024, "blocks": 6},
+                "layer4": {"k": 7, "width": 128, "cin": 1024, "cout": 2048, "blocks": 3}}
+
+
+def to_resnet50_gcn(resnet):
+    """A segmodels.backbones.ResNetBackbone (depth 50, output stride 32) made ResNet50-GCN in place."""
+    if resnet.arch != "resnet50" or list(resnet.strides.values()) != [4, 8, 16, 32]:
+        raise ValueError("ResNet50-GCN is defined for ResNet-50 at output stride 32 (the paper's)")
+    for name, s in RESNET50_GCN.items():
+        setattr(resnet, name, bottleneck_stage(s["cin"], s["cout"], s["blocks"], 2, s["k"], s["width"]))
+    resnet.arch = "resnet50_gcn"
+    return resnet
+
+
+class SmallResNet(nn.Module):
+    """The CPU presets' ResNet and ResNet-GCN for Table 6: a 3×3 conv-BN-ReLU stem (stride 2, stage
+    s1), then bottleneck stages of `blocks[i]` blocks and `widths[i]` output channels, each stride 2
+    (s2 /4, s3 /8 with two). gcn=True makes every block of stage i a GCNBottleneck of kernel gcn_k[i]
+    and inner width gcn_width[i] (the paper replaces res-4 and res-5: the last two stages here)."""
+
+    def __init__(self, stem=24, widths=(64, 128), blocks=(2, 2), gcn=False, gcn_k=(5, 7), gcn_width=(5, 8)):
+        super().__init__()
+        if not len(widths) == len(blocks) == len(gcn_k) == len(gcn_width):
+            raise ValueError("SmallResNet: widths, blocks, gcn_k and gcn_width must have the same length")
+        if any(w % Bottleneck.expansion for w in widths):
+            raise ValueError(f"SmallResNet: widths must be multiples of {Bottleneck.expansion}, got {list(widths)}")
+        self.stages = nn.ModuleDict({"s1": conv_bn_relu(3, stem, stride=2)})
+        self.channels, self.strides = OrderedDict(s1=stem), OrderedDict(s1=2)
+        cin = stem
+        for i, (w, n, k, m) in enumerate(zip(widths, blocks, gcn_k, gcn_width), start=2):
+            self.stages[f"s{i}"] = bottleneck_stage(cin, w, n, 2, k if gcn else None, m)
+            self.channels[f"s{i}"], self.strides[f"s{i}"] = w, 2 ** i
+            cin = w
+
+    def forward(self, x):
+        out = OrderedDict()
+        for name, stage in self.stages.items():
+            x = stage(x)
+            out[name] = x
+        return out

@@ -15,7 +15,7 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS_DIR = os.path.join(REPO, "weights")
-KINDS = ("small", "cascade", "vgg")  # what the stand-in is the trunk of: SmallCNN, the cascade's, DeepLab's
+KINDS = ("small", "small_resnet", "cascade", "vgg")  # the trunk of: SmallCNN, SmallResNet, the cascade, DeepLab
 
 
 def standin_name(kind, arch):
@@ -85,4 +85,4 @@ def standin_of(model_cfg):
         return "cascade", backbone
     if model_cfg.get("arch") == "deeplab_v1":
         return "vgg", backbone
-    return "small", backbone
+    return backbone["name"], backbone  # small or small_resnet

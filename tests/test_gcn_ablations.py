@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 import run_all
-from ablations import gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack, load
+from ablations import gcn_backbone, gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack, load
 from engine.analysis import analysis_file, load_analysis, save_analysis
 from engine.measurements import effective_receptive_field
 from engine.presets import SMALL_BACKBONE
@@ -44,7 +44,7 @@ def test_table4_params(ratio, published):
     assert abs(count_weights(head) - published) <= 1000
 
 
-@pytest.mark.parametrize("spec", GCN_ABLATIONS)
+@pytest.mark.parametrize("spec", GCN_ABLATIONS + (gcn_backbone,))
 def test_every_exact_fact_holds(spec):
     facts = spec.exact_facts()
     assert facts and all(fact_holds(f) for f in facts), [f["fact"] for f in facts if not fact_holds(f)]

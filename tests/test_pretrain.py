@@ -36,14 +36,22 @@ def test_fractal_splits_are_disjoint_per_class(tmp_path):
     assert (val.images[0] == torch.from_numpy(render(0, 0, 3, 32)).permute(2, 0, 1)).all()  # val: the last 2 of each
 
 
-def test_smoke_pretraining_is_rebuilt_bit_for_bit(tmp_path):
-    first = pretrain("small", SMALL, SMOKE_RECIPE, out_dir=str(tmp_path / "a"))
-    second = pretrain("small", SMALL, SMOKE_RECIPE, out_dir=str(tmp_path / "b"))
+SMALL_RESNET = {"name": "small_resnet", "stem": 8, "widths": [8, 8], "blocks": [1, 1], "gcn": True, "gcn_k": [5, 7],
+                "gcn_width": [2, 2]}
+
+
+@pytest.mark.parametrize("arch", [SMALL, SMALL_RESNET], ids=["small", "small_resnet"])
+def test_smoke_pretraining_is_rebuilt_bit_for_bit(tmp_path, arch):
+    kind = arch["name"]
+    first = pretrain(kind, arch, SMOKE_RECIPE, out_dir=str(tmp_path / "a"))
+    second = pretrain(kind, arch, SMOKE_RECIPE, out_dir=str(tmp_path / "b"))
     assert first["sha256"] == second["sha256"]
-    assert first["name"] == standin_name("small", SMALL) and first["recipe"] == SMOKE_RECIPE
+    assert first["name"] == standin_name(kind, arch) and first["recipe"] == SMOKE_RECIPE
     assert 0 <= first["held_out_accuracy"] <= 100
-    net = build_model({"arch": "single_head", "head": "conv1x1", "backbone": SMALL}, 5).backbone
-    card = load_standin(net, "small", SMALL, str(tmp_path / "a"))
+    # 4 classes: the top 5 always hold the label
+    assert first["held_out_top5_error"] == 0 and first["chance_accuracy"] == 25
+    net = build_model({"arch": "single_head", "head": "conv1x1", "backbone": arch}, 5).backbone
+    card = load_standin(net, kind, arch, str(tmp_path / "a"))
     saved = torch.load(tmp_path / "a" / f"{card['name']}.pt", weights_only=True)
     assert all(torch.equal(net.state_dict()[k], v) for k, v in saved.items())
 

@@ -86,3 +86,22 @@ def test_every_undecided_claim_says_why():
     assert "within the design's 8, but the run budget (10 runs) was spent" in why(ab, 3, 5)
     assert "later looks were not run" in why(ab, 3, 5, types.SimpleNamespace(max_runs={}))
     assert why(ab, 8, 5).startswith("at the design's 8 seeds")
+
+
+def test_standins_section_reads_each_variants_card_and_checks_its_hash(tmp_path):
+    """GCN Table 6's first row: the stand-in each variant started from, its held-out errors from its card."""
+    from report.standins import standins_section
+    spec = load("gcn_backbone")
+    card = {"name": "small_resnet-0000000000", "sha256": "ab" * 32, "held_out_accuracy": 97.25,
+            "held_out_top5_error": 0.5, "chance_accuracy": 1.56}
+    (tmp_path / "small_resnet-0000000000.json").write_text(__import__("json").dumps(card))
+    rows = pd.DataFrame({"variant": ["resnet_base", "resnet_base", "resnetgcn_base"],
+                         "weights": ["fractal:small_resnet-0000000000:" + "ab" * 6] * 2 + ["none"]})
+    text = standins_section(spec, rows, "", "", "", variants=["resnet_base", "resnetgcn_base"],
+                            published={"resnet_base": 7.7, "resnetgcn_base": 7.9}, weights_dir=str(tmp_path))
+    assert "| ResNet, 1×1 head | 7.7 | 2.75 | 0.50 | 1.56 | `small_resnet-0000000000` |" in text
+    assert "| ResNet-GCN, 1×1 head | 7.9 | — | — | — | from scratch at this preset: no stand-in |" in text
+    rows["weights"] = "fractal:small_resnet-0000000000:" + "cd" * 6
+    with pytest.raises(ValueError, match="the rows are of other weights"):
+        standins_section(spec, rows, "", "", "", variants=["resnet_base"], published={"resnet_base": 7.7},
+                         weights_dir=str(tmp_path))

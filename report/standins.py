@@ -1,0 +1,52 @@
+"""The pretrained stand-ins of a table's backbones as classifiers, beside the paper's ImageNet error
+(GCN Table 6's first row): each row's `weights` names its stand-in, whose card (weights/<name>.json)
+holds the held-out error it reached. One pretraining per backbone: a single model, shown, not judged."""
+import json
+import os
+
+from report.common import md_table
+
+# weights/ (segmodels/pretrained.py writes it; the report reads cards, never a network)
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
+
+
+def standin_cards(rows, variant, weights_dir=WEIGHTS_DIR):
+    """The cards of the stand-ins variant's runs started from ([] when they started from scratch)."""
+    ids = sorted(set(rows.loc[rows["variant"] == variant, "weights"].dropna()))
+    cards = []
+    for weights in ids:
+        if not weights.startswith("fractal:"):
+            continue
+        _, name, sha = weights.split(":")
+        path = os.path.join(weights_dir, f"{name}.json")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"the rows of {variant} started from stand-in {name}, whose card {path} is "
+                                    "missing: restore weights/ or rebuild it with python -m engine.pretrain")
+        with open(path) as f:
+            card = json.load(f)
+        if not card["sha256"].startswith(sha):
+            raise ValueError(f"the rows of {variant} started from {name} sha256 {sha}…, but its card {path} "
+                             f"describes {card['sha256'][:12]}…: the rows are of other weights")
+        cards.append(card)
+    return cards
+
+
+def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, published, weights_dir=WEIGHTS_DIR):
+    table = []
+    for v in variants:
+        label = spec.variant(v)["label"]
+        cards = standin_cards(rows, v, weights_dir)
+        if not cards:
+            table.append([label, f"{published[v]:g}", "—", "—", "—", "from scratch at this preset: no stand-in"])
+        for card in cards:
+            top5 = card.get("held_out_top5_error")
+            table.append([label, f"{published[v]:g}", f"{100 - card['held_out_accuracy']:.2f}",
+                          "—" if top5 is None else f"{top5:.2f}", f"{card['chance_accuracy']:g}", f"`{card['name']}`"])
+    return "\n\n".join([
+        "#### The backbones as classifiers (the paper's first row)",
+        "The paper pretrains both backbones on ImageNet and finds ResNet50-GCN a slightly worse classifier "
+        "(top-5 error 7.9 against 7.7). Here each backbone's stand-in was pretrained once on the formula-driven "
+        "fractal classes (`python -m engine.pretrain`); its error on the held-out fractal images is from its card. "
+        "One pretraining per backbone is one model, not a sample of them: shown, not judged.",
+        md_table(["backbone (variant)", "paper: ImageNet top-5 error %", "stand-in: held-out top-1 error %",
+                  "stand-in: held-out top-5 error %", "chance accuracy %", "stand-in"], table)])

@@ -9,6 +9,7 @@ loader in one batch (different sizes); and what the whole paper run costs: FLOPs
 step at the preset's batch (torch.utils.flop_counter, counted on the meta device: no compute) ×
 iterations × runs, and on a GPU the measured hours. Nothing is written into the results folder.
 """
+import dataclasses
 import os
 import resource
 import tempfile
@@ -22,8 +23,8 @@ from engine.evaluate import evaluate
 from engine.plans import check_plans, plan_runs
 from engine.trainer import seed_everything, train
 from data.standin import make_standin
-from segmodels import build_model, without_weights
-from segmodels.backbones import imagenet_checkpoint
+from segmodels import build_backbone, build_model, without_weights
+from segmodels.backbones import IMAGENET_WEIGHTS_ENUMS, imagenet_checkpoint
 from segmodels.base import count_params
 
 ITERATIONS = 2
@@ -32,25 +33,37 @@ EVAL_IMAGES = 2
 
 
 def backbone_arch(backbone):
-    """The torchvision architecture whose ImageNet weights a backbone config loads."""
-    return f"resnet{backbone['depth']}" if backbone["name"] == "resnet" else "vgg16"
+    """The architecture whose ImageNet weights a backbone config loads (torchvision's name where it has one)."""
+    if backbone["name"] != "resnet":
+        return "vgg16"
+    return f"resnet{backbone['depth']}" + ("_gcn" if backbone.get("gcn") else "")
 
 
-def write_standin_weights(backbone):
-    """A state dict of the backbone's torchvision architecture (random values, from seed 0) where
-    torch.hub caches its ImageNet weights ($TORCH_HOME, set by the caller to a temporary folder). Its
-    BatchNorm running statistics are those of random images passed through it, as trained weights' are
-    of theirs: a model that freezes BatchNorm (GCN, the layer cascade) would otherwise not normalise at
-    all, and 101 unnormalised layers overflow. A ResNet's residual branches end in BatchNorm scales of
+def write_standin_weights(backbone, folder):
+    """A state dict of the backbone's architecture (random values, from seed 0) where the paper run looks
+    for its ImageNet weights: where torch.hub caches torchvision's ($TORCH_HOME, set by the caller to a
+    temporary folder), or, for an architecture torchvision has no weights of (ResNet-269, ResNet50-GCN),
+    a file in `folder` whose path is returned (what a user would give as --weights); None otherwise.
+    Its BatchNorm running statistics are those of random images passed through it, as trained weights'
+    are of theirs: a model that freezes BatchNorm (GCN, the layer cascade) would otherwise not normalise
+    at all, and 101 unnormalised layers overflow. A ResNet's residual branches end in BatchNorm scales of
     zero (torchvision's zero_init_residual; trained ones are small): with frozen BatchNorm, one draw in
     six of random ResNet-152 weights made the dry run's second step overflow otherwise."""
     import torchvision
     arch = backbone_arch(backbone)
-    path, _ = imagenet_checkpoint(arch)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     torch.manual_seed(0)
-    model = getattr(torchvision.models, arch)(weights=None, **({"zero_init_residual": True}
-                                                             if arch.startswith("resnet") else {}))
+    if arch in IMAGENET_WEIGHTS_ENUMS:
+        path, own = imagenet_checkpoint(arch)[0], None
+        model = getattr(torchvision.models, arch)(weights=None, **({"zero_init_residual": True}
+                                                                 if arch.startswith("resnet") else {}))
+    else:
+        path = own = os.path.join(folder, f"{arch}.pth")
+        model = build_backbone({k: v for k, v in backbone.items() if k != "weights"})
+        for block in model.modules():  # zero_init_residual, as torchvision's above
+            last = getattr(block, "bn3", None) or (block.expand[1] if hasattr(block, "expand") else None)
+            if last is not None:
+                torch.nn.init.zeros_(last.weight)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = None  # a cumulative average over the passes
@@ -60,6 +73,7 @@ def write_standin_weights(backbone):
         for _ in range(2):
             model(torch.randn(4, 3, 224, 224, generator=gen))
     torch.save(model.state_dict(), path)
+    return own
 
 
 def train_step_flops(model_cfg, num_classes, batch, crop, device="cpu"):
@@ -129,7 +143,10 @@ def dry_run(spec, data=None, weights=None, device="cpu"):
             train_set, val_set = build_dataset(data_cfg, "train"), build_dataset(data_cfg, "val")
             plan = largest(plans, val_set.num_classes)
             if plan.model["backbone"].get("weights") == "imagenet":
-                write_standin_weights(plan.model["backbone"])
+                own = write_standin_weights(plan.model["backbone"], tmp)
+                if own is not None:
+                    plan = dataclasses.replace(plan, model={**plan.model, "backbone": {**plan.model["backbone"],
+                                                                                       "weights": own}})
             batch = plan.train["batch_size"] if device.startswith("cuda") else min(CPU_BATCH, plan.train["batch_size"])
             train_cfg = {**plan.train, "iterations": ITERATIONS, "checkpoint_every": 1, "batch_size": batch,
                          "workers": 0, "threads": os.cpu_count() or 1}

@@ -27,7 +27,7 @@ from engine.config import CommandLine, settings
 from engine.plans import plan_runs
 
 PRETRAINED_LR, HEAD_LR_MULT, SCRATCH_LR = 0.001, 10.0, 0.05
-CONTRASTS = {"gcn_k": ("k15", "base"), "psp_pool": ("b1236_ave", "baseline"), "psp_aux": ("a0.4", "no_aux"),
+CONTRASTS = {"gcn_k": ("k15", "base"), "gcn_backbone": ("resnetgcn_gcnbr", "resnet_gcnbr"), "psp_pool": ("b1236_ave", "baseline"), "psp_aux": ("a0.4", "no_aux"),
              "lc_threshold": ("r0985", "r1"), "deeplab_fov": ("largefov", "k4d4")}
 
 

@@ -19,12 +19,8 @@ def build_backbone(cfg: dict):
         if not opts.pop("gcn", False):
             return backbones.ResNetBackbone(**opts)
         weights = opts.pop("weights", None)
-        if weights == "imagenet":  # the paper trained its own; torchvision has none
-            raise FileNotFoundError("no ImageNet weights of ResNet50-GCN exist in torchvision's format (the paper "
-                                    "pretrained its own, top-5 error 7.9 %): give a local file whose keys follow "
-                                    "segmodels.gcn.to_resnet50_gcn's module with --weights PATH")
         net = gcn.to_resnet50_gcn(backbones.ResNetBackbone(**opts))
-        if weights is not None:
+        if weights is not None:  # torchvision has none of it: 'imagenet' is an error that says what to give
             backbones.load_imagenet_weights(net, net.arch, weights)
         return net
     raise ValueError(f"unknown backbone {cfg['name']!r}; choose one of: small, small_resnet, resnet")

@@ -81,8 +81,9 @@ def imagenet_checkpoint(arch):
     """(path, url) of the torchvision IMAGENET1K_V1 checkpoint for `arch`, the path being where
     torch.hub caches it: $TORCH_HOME/hub/checkpoints/<file name of the url>."""
     if arch not in IMAGENET_WEIGHTS_ENUMS:
-        raise ValueError(f"no ImageNet weights known for arch {arch!r}; "
-                         f"valid: {sorted(IMAGENET_WEIGHTS_ENUMS)}")
+        raise FileNotFoundError(f"torchvision has no ImageNet weights of {arch} (those known: "
+                                f"{', '.join(sorted(IMAGENET_WEIGHTS_ENUMS))}): give a local file of its "
+                                "weights with --weights PATH")
     url = getattr(torchvision.models, IMAGENET_WEIGHTS_ENUMS[arch]).IMAGENET1K_V1.url
     path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
     return path, url
@@ -165,8 +166,14 @@ RESNET_CHANNELS = OrderedDict([("c2", 256), ("c3", 512), ("c4", 1024), ("c5", 20
 RESNET_DILATION = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}
 
 
+# bottleneck blocks per stage; ResNet-269 (PSPNet Table 3) is not in torchvision, nor are ImageNet
+# weights of it in torchvision's format (the PSPNet authors trained their own)
+RESNET_BLOCKS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3], 269: [3, 30, 48, 8]}
+
+
 class ResNetBackbone(nn.Module):
-    """torchvision ResNet-50/101/152 trunk (no avgpool/fc): stages c2..c5 = layer1..layer4.
+    """torchvision ResNet-50/101/152 trunk, or ResNet-269 built of the same bottlenecks (no avgpool/fc):
+    stages c2..c5 = layer1..layer4.
 
     output_stride 16 or 8 replaces the last one or two strided stages by dilated convolutions.
     weights: None (random init), 'imagenet' or a path to a local file (see load_imagenet_weights).
@@ -175,14 +182,14 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, depth=50, output_stride=32, weights=None):
         super().__init__()
-        if depth not in (50, 101, 152):
-            raise ValueError(f"ResNetBackbone: depth must be one of [50, 101, 152], got {depth!r}")
+        if depth not in RESNET_BLOCKS:
+            raise ValueError(f"ResNetBackbone: depth must be one of {list(RESNET_BLOCKS)}, got {depth!r}")
         if output_stride not in RESNET_DILATION:
             raise ValueError(f"ResNetBackbone: output_stride must be one of "
                              f"{sorted(RESNET_DILATION)}, got {output_stride!r}")
         self.arch = f"resnet{depth}"
-        resnet = getattr(torchvision.models, self.arch)(
-            weights=None, replace_stride_with_dilation=RESNET_DILATION[output_stride])
+        resnet = torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, RESNET_BLOCKS[depth],
+                                                  replace_stride_with_dilation=RESNET_DILATION[output_stride])
         self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = (
             resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4)
@@ -202,3 +209,21 @@ class ResNetBackbone(nn.Module):
             x = layer(x)
             out[name] = x
         return out
+
+
+def bottleneck_weights(cin, width, cout):
+    """Conv weights of one ResNet bottleneck from its layer shapes: 1×1, 3×3, 1×1, and the 1×1
+    projection where the shape changes (the exact facts' formula)."""
+    return cin * width + 9 * width * width + width * cout + (cin * cout if cin != cout else 0)
+
+
+def resnet_weights(blocks, block=None):
+    """Conv weights of a ResNet trunk (7×7 stem, four bottleneck stages of `blocks`, widths 64…512 ×
+    expansion 4; no fc) from its layer shapes; block(stage, cin, width, cout) may count a stage's
+    blocks otherwise (ResNet-GCN)."""
+    total, cin = 7 * 7 * 3 * 64, 64
+    for stage, (n, width) in enumerate(zip(blocks, (64, 128, 256, 512))):
+        count = (lambda c, w, o: block(stage, c, w, o)) if block else bottleneck_weights
+        total += count(cin, width, 4 * width) + (n - 1) * count(4 * width, width, 4 * width)
+        cin = 4 * width
+    return total

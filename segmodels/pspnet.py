@@ -89,7 +89,13 @@ class PSPNet(SegModel):
     'none' (the control, see PyramidPooling); dr: dimension reduction; project: the levels' projection
     without dr (PyramidPooling); head_width: the 3×3 conv's channels (512 in the paper); aux_width: the
     auxiliary head's (256 in the paper); freeze_bn: SegModel.freeze_batchnorm.
+
+    Evaluation options (Table 3's multi-scale testing, as the authors' test code does it): scales, the
+    factors the image is resized by, and flip, which adds the mirrored image's logits; each scale's
+    softmax at the input size is averaged over the scales. The defaults, (1,) and no flip, are the plain
+    single-scale pass.
     """
+    EVAL_OPTIONS = {"scales": (1.0,), "flip": False}
 
     def __init__(self, backbone, num_classes, bins=(1, 2, 3, 6), pool="avg", dr=True, project=None, head_width=512,
                  dropout=0.1, aux_weight=0.4, aux_width=256, freeze_bn=False):
@@ -115,6 +121,21 @@ class PSPNet(SegModel):
     def logits(self, x):
         logits = self._main(self.backbone(x))
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    def predict(self, images, **eval_options):
+        """(log of the mean softmax over scales (and flips), {}); the plain logits at the defaults."""
+        opts = self.eval_options(eval_options)
+        scales, flip = tuple(float(s) for s in opts["scales"]), bool(opts["flip"])
+        if not scales or any(not s > 0 for s in scales):
+            raise ValueError(f"PSPNet: scales must be positive factors, got {opts['scales']!r}")
+        if scales == (1.0,) and not flip:
+            return self.logits(images), {}
+        size, probs = images.shape[-2:], 0
+        for s in scales:
+            x = images if s == 1 else F.interpolate(images, scale_factor=s, mode="bilinear", align_corners=False)
+            logits = self.logits(x) + (self.logits(x.flip(-1)).flip(-1) if flip else 0)
+            probs = probs + F.interpolate(logits, size=size, mode="bilinear", align_corners=False).softmax(1)
+        return (probs / len(scales)).log(), {}
 
     def training_loss(self, images, labels, progress=0.0):
         """Main cross-entropy + α × the auxiliary head's (on the stage before last)."""

@@ -93,7 +93,7 @@ def test_small_resnet_stages_and_the_gcn_switch():
 def test_resnet50_gcn_and_its_weights_errors():
     from segmodels import build_backbone
     cfg = {"name": "resnet", "depth": 50, "output_stride": 32, "gcn": True}
-    with pytest.raises(FileNotFoundError, match="no ImageNet weights of ResNet50-GCN.*--weights PATH"):
+    with pytest.raises(FileNotFoundError, match="torchvision has no ImageNet weights of resnet50_gcn.*--weights PATH"):
         build_backbone({**cfg, "weights": "imagenet"})
     with pytest.raises(ValueError, match="output stride 32"):
         build_backbone({**cfg, "output_stride": 8})

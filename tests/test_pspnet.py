@@ -298,3 +298,50 @@ def test_without_dr_is_judged_under_both_readings():
             ("b1236_max_dr", "b1236_max_proj")} <= pairs
     plans = {p.variant: p for p in plans_of("psp_pool", "quick")}
     assert plans["b1236_ave_proj"].model["project"] is True and "project" not in plans["b1236_ave"].model
+
+
+# --- Table 3: depth and multi-scale testing ---------------------------------------------------------
+
+def test_multi_scale_testing_averages_the_softmax_over_scales_and_mirror():
+    torch.manual_seed(0)
+    model = psp().eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        plain = model.logits(x)
+        assert torch.equal(model.predict(x)[0], plain) and torch.equal(model.predict(x, scales=[1])[0], plain)
+        mirrored = (plain + model.logits(x.flip(-1)).flip(-1)).softmax(1).log()
+        assert torch.allclose(model.predict(x, flip=True)[0], mirrored, atol=1e-6)
+        half = torch.nn.functional.interpolate(model.logits(torch.nn.functional.interpolate(
+            x, scale_factor=0.5, mode="bilinear", align_corners=False)), size=(32, 32), mode="bilinear",
+            align_corners=False)
+        both = ((plain.softmax(1) + half.softmax(1)) / 2).log()
+        assert torch.allclose(model.predict(x, scales=[1.0, 0.5])[0], both, atol=1e-6)
+    with pytest.raises(ValueError, match="scales must be positive"):
+        model.predict(x, scales=[1.0, 0])
+    with pytest.raises(ValueError, match="unknown evaluation options"):
+        model.predict(x, scale=[1.0])
+
+
+def test_depth_ladder_shares_psp_pools_full_module_run_and_pairs_ss_with_ms():
+    from ablations import psp_depth
+    plans = {(p.variant, p.seed): p for p in plans_of(psp_depth, "quick")}
+    pool = {(p.variant, p.seed): p for p in plans_of(psp_pool, "quick")}
+    assert plans[("r50_ss", 0)].run_id == pool[("b1236_ave_dr", 0)].run_id
+    assert plans[("r50_ss", 0)].eval_id == pool[("b1236_ave_dr", 0)].eval_id
+    for d in psp_depth.LADDER:
+        ss, ms = plans[(f"r{d}_ss", 0)], plans[(f"r{d}_ms", 0)]
+        assert ss.run_id == ms.run_id and ss.eval_id != ms.eval_id  # one trained model, evaluated twice
+    convs = [plans[(f"r{d}_ss", 0)].model["backbone"]["convs"] for d in psp_depth.LADDER]
+    assert [sum(c) for c in convs] == sorted(sum(c) for c in convs) and len({sum(c) for c in convs}) == 4
+
+
+def test_resnet269_is_built_of_bottlenecks_and_has_no_torchvision_weights():
+    with torch.device("meta"):
+        net = ResNetBackbone(269, 8)
+    assert [len(layer) for layer in (net.layer1, net.layer2, net.layer3, net.layer4)] == [3, 30, 48, 8]
+    with pytest.raises(FileNotFoundError, match="torchvision has no ImageNet weights of resnet269.*--weights PATH"):
+        ResNetBackbone(269, 8, weights="imagenet")
+    from ablations import psp_depth
+    facts = psp_depth.exact_facts()
+    assert len(facts) == 5 and all(f["computed"] == f["expected"] for f in facts)
+    assert [f["computed"] for f in facts if f["published"] == 269] == [269]

@@ -20,7 +20,18 @@ def conv_bn_relu(cin, cout, stride=1, dilation=1):
     )
 
 
-class SmallCNN(nn.Module):
+class Stages(nn.Module):
+    """A backbone whose `stages` (an nn.ModuleDict, shallow to deep) run in order, each output kept."""
+
+    def forward(self, x):
+        out = OrderedDict()
+        for name, stage in self.stages.items():
+            x = stage(x)
+            out[name] = x
+        return out
+
+
+class SmallCNN(Stages):
     """A plain CNN for the CPU presets: output stride 8 and a deliberately small receptive field
     (39 px with the defaults), so that what a head adds to the receptive field is what matters.
 
@@ -42,13 +53,6 @@ class SmallCNN(nn.Module):
             self.stages[name] = nn.Sequential(*layers)
             self.channels[name], self.strides[name] = w, total_stride
             cin = w
-
-    def forward(self, x):
-        out = OrderedDict()
-        for name, stage in self.stages.items():
-            x = stage(x)
-            out[name] = x
-        return out
 
 
 def receptive_field(module: nn.Module) -> int:

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torchvision.models.resnet import Bottleneck
 
-from segmodels.backbones import conv_bn_relu
+from segmodels.backbones import Stages, conv_bn_relu
 from segmodels.base import SegModel
 
 
@@ -223,7 +223,7 @@ def to_resnet50_gcn(resnet):
     return resnet
 
 
-class SmallResNet(nn.Module):
+class SmallResNet(Stages):
     """The CPU presets' ResNet and ResNet-GCN for Table 6: a 3×3 conv-BN-ReLU stem (stride 2, stage
     s1), then bottleneck stages of `blocks[i]` blocks and `widths[i]` output channels, each stride 2
     (s2 /4, s3 /8 with two). gcn=True makes every block of stage i a GCNBottleneck of kernel gcn_k[i]
@@ -242,10 +242,3 @@ class SmallResNet(nn.Module):
             self.stages[f"s{i}"] = bottleneck_stage(cin, w, n, 2, k if gcn else None, m)
             self.channels[f"s{i}"], self.strides[f"s{i}"] = w, 2 ** i
             cin = w
-
-    def forward(self, x):
-        out = OrderedDict()
-        for name, stage in self.stages.items():
-            x = stage(x)
-            out[name] = x
-        return out

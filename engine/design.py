@@ -106,12 +106,12 @@ def sequential(claim, by_seed, looks, band=None, paired=False, upto=None):
 
 
 def comparison_key(rows, claim):
-    """What a claim compares: its test, metric and, per variant it reads, {seed: run id} of its finished
-    runs. same_comparison tells two keys of one comparison apart from two comparisons."""
-    runs = {}
-    for v, s, r in zip(rows[rows["status"] == OK]["variant"], rows[rows["status"] == OK]["seed"],
-                       rows[rows["status"] == OK]["run_id"].astype(str)):
-        runs.setdefault(v, {})[int(s)] = r
+    """What a claim compares: its test, metric and, per variant it reads, {seed: (run id, eval id)} of its
+    finished runs (one trained model evaluated two ways, e.g. single- and multi-scale, is two sets of
+    numbers). same_comparison tells two keys of one comparison apart from two comparisons."""
+    runs, ok = {}, rows[rows["status"] == OK]
+    for v, s, r, e in zip(ok["variant"], ok["seed"], ok["run_id"].astype(str), ok["eval_id"].astype(str)):
+        runs.setdefault(v, {})[int(s)] = (r, e)
     return (type(claim).__name__, claim.metric, claim.minus), tuple(runs.get(v, {}) for v in claim.variants())
 
 

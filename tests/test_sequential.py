@@ -154,7 +154,8 @@ def test_a_comparison_two_ablations_share_is_counted_once(tmp_path):
     from report.build import one_plan
     from report.overview import decided_share, judged_claims
     rows = pd.DataFrame({"variant": ["x", "y"] * 3, "seed": [0, 0, 1, 1, 2, 2], "data_config": "{}", "plan_id": "p",
-                         "run_id": [f"{i}" for i in range(6)], "status": "ok", "m": [1.0, 5.0, 1.2, 5.3, 1.1, 5.2]})
+                         "run_id": [f"{i}" for i in range(6)], "eval_id": "e", "status": "ok",
+                         "m": [1.0, 5.0, 1.2, 5.3, 1.1, 5.2]})
     renamed = rows.assign(variant=rows["variant"].map({"x": "low", "y": "high"}))
     first = SimpleNamespace(name="one", claims=[Greater("y > x", "m", a="y", b="x")], bands={})
     second = SimpleNamespace(name="two", claims=[Greater("high > low", "m", a="high", b="low"),
@@ -166,6 +167,10 @@ def test_a_comparison_two_ablations_share_is_counted_once(tmp_path):
                                                                     by_construction="it is so")])
     judged = judged_claims({"three": rows.assign(m=rows["m"] + 1)}, [check], lambda r: (r, []))
     assert not judged["three"][0].counted and decided_share(judged) == (0, 0)
+    # the same trained models evaluated another way (e.g. multi-scale) give other numbers: another comparison
+    other_eval = renamed.assign(eval_id="multi-scale", m=renamed["m"][::-1].values)
+    judged = judged_claims({"one": rows, "two": other_eval}, [first, second], lambda r: (r, []))
+    assert [j.same_as for j in judged["two"]] == [None, None]
 
 
 def test_the_runner_adds_seeds_only_to_undecided_claims_and_reuses_finished_runs(tmp_path):

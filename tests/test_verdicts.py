@@ -56,7 +56,7 @@ def test_claims_table_names_the_failed_runs_it_counted():
     from report.build import claims_table
     from report.overview import judged_claims
     rows = pd.DataFrame({"variant": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "run_id": ["w", "x", "y", "z"],
-                         "mIoU": [10.0, 11.0, 5.0, None], "preset": "smoke",
+                         "eval_id": "e", "mIoU": [10.0, 11.0, 5.0, None], "preset": "smoke",
                          "status": ["ok", "ok", "ok", "failed: non-finite loss"]})
     spec = SimpleNamespace(name="t", claims=[Greater("a > b", "mIoU", a="a", b="b")], bands={}, max_runs={})
     table = claims_table(spec, rows, judged_claims({"t": rows}, [spec], lambda r: (r, []))["t"])

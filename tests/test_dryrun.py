@@ -48,3 +48,21 @@ def test_paper_dry_run_starts_resumes_and_writes_nothing(tmp_path, capsys, name)
 def test_dry_run_is_for_the_paper_preset(capsys):
     assert run_all.main(["--ablation", "gcn_k", "--dry-run"]) == 2
     assert "--dry-run checks the paper preset" in capsys.readouterr().err
+
+
+def test_weights_torchvision_lacks_are_written_as_the_local_file_a_user_would_give(tmp_path, monkeypatch):
+    """ResNet50-GCN (GCN Table 6) has no torchvision ImageNet weights: the dry run writes a state dict of it
+    into its folder, returns the path, and the backbone loads it as `--weights PATH`; torchvision's own
+    architectures go where torch.hub caches them (no path returned)."""
+    from engine.dryrun import write_standin_weights
+    from segmodels import build_backbone
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    backbone = {"name": "resnet", "depth": 50, "output_stride": 32, "gcn": True, "weights": "imagenet"}
+    path = write_standin_weights(backbone, str(tmp_path))
+    assert path == str(tmp_path / "resnet50_gcn.pth")
+    loaded = build_backbone({**backbone, "weights": path})
+    saved = torch.load(path, weights_only=True)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in saved.items())
+    assert all(m.expand[1].weight.eq(0).all() for m in loaded.layer4)  # residual branches start at zero
+    assert write_standin_weights({**backbone, "gcn": False}, str(tmp_path)) is None
+    assert (tmp_path / "torch" / "hub" / "checkpoints").is_dir()

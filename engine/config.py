@@ -115,9 +115,9 @@ def settings(spec, preset, cli=CommandLine()):
             raise ValueError(f"--iterations must be >= 1, got {cli.iterations}")
         per_variant = deep_merge(per_variant, {"train": {"iterations": cli.iterations}})
     if cli.weights is not None:
-        if cfg["model"]["backbone"]["name"] == "small":
-            raise ValueError(f"--weights given, but preset {preset!r} trains the small CPU backbone from "
-                             "scratch (no pretrained weights exist for it): use --preset paper")
+        if cfg["model"]["backbone"]["name"] in ("small", "small_resnet"):
+            raise ValueError(f"--weights given, but preset {preset!r} trains a small CPU backbone (from its "
+                             "stand-in in weights/ or from scratch): --weights is for --preset paper")
         per_variant = deep_merge(per_variant, {"model": {"backbone": {"weights": cli.weights}}})
     if cli.compile:
         per_variant = deep_merge(per_variant, {"train": {"compile": True}})

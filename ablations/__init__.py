@@ -9,11 +9,11 @@ Run one ablation alone: python -m ablations NAME [run_all.py's options].
 import functools
 
 from ablations import (deeplab_crf, deeplab_fov, gcn_backbone, gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack,
-                       lc_schemes, lc_threshold, psp_aux, psp_depth, psp_pool)
+                       lc_schemes, lc_threshold, psp_aux, psp_chain, psp_depth, psp_pool)
 from engine.spec import from_module
 
 MODULES = (gcn_k, gcn_vs_conv, gcn_vs_stack, gcn_boundary, gcn_backbone, lc_threshold, lc_schemes, psp_pool, psp_aux,
-           psp_depth, deeplab_fov, deeplab_crf)
+           psp_depth, psp_chain, deeplab_fov, deeplab_crf)
 ABLATIONS = {m.NAME: m for m in MODULES}
 
 

@@ -225,10 +225,10 @@ class SyntheticScenes(torch.utils.data.Dataset):
     ignore_index = 255
 
     def __init__(self, split="train", image_size=128, n_train=2000, n_val=300, seed=0,
-                 max_objects=2, radius=None, context=False, hard=False, cache_dir=None, **unused):
+                 max_objects=2, radius=None, context=False, hard=False, flip=True, cache_dir=None, **unused):
         if unused:
             raise ValueError(f"synthetic dataset: unknown options {sorted(unused)}")
-        for name, flag in (("context", context), ("hard", hard)):
+        for name, flag in (("context", context), ("hard", hard), ("flip", flip)):
             if not isinstance(flag, bool):
                 raise ValueError(f"synthetic dataset: option {name} must be true or false, got {flag!r}")
         mode = scene_mode(context, hard)
@@ -238,7 +238,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         if context and 2 * radius[1] > 1 - OBJECT_TOP:
             raise ValueError(f"synthetic context mode: objects must fit below the band's gap "
                              f"(radius <= {(1 - OBJECT_TOP) / 2:.4g} of the image), got radius {list(radius)}")
-        self.split, self.mode = split, mode
+        self.split, self.mode, self.flip = split, mode, flip  # flip: the training split's random mirror
         self.class_names = MODES[mode].class_names
         self.num_classes = len(self.class_names)
         if context:  # each class's kind of scene and shape: evaluation reports context_acc, shape_acc
@@ -303,7 +303,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         index, aug_seed = split_item(item)
         image = self.images[index].float().div_(255).sub_(PIXEL_MEAN).div_(PIXEL_STD)
         label = self.labels[index].long()
-        if aug_seed is not None and self.split == "train":
+        if self.flip and aug_seed is not None and self.split == "train":
             if torch.rand((), generator=torch.Generator().manual_seed(aug_seed)) < 0.5:  # horizontal flip
                 image, label = image.flip(-1), label.flip(-1)
         return image, label

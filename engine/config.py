@@ -101,7 +101,7 @@ def settings(spec, preset, cli=CommandLine()):
         # A preset's crop size carries over to another real dataset. None of a real dataset's
         # options reach the generated scenes (SyntheticScenes rejects options it does not know):
         # they have no crop_size (every image is image_size, whole) and no scale, rotate or blur
-        # augmentation, and they always flip at random (so `flip` has nothing to switch).
+        # augmentation (their `flip` switches the training split's random mirror).
         keep = {k: v for k, v in cfg["data"].items() if k == "crop_size" and cli.data in REAL_DATA}
         cfg["data"] = {"name": cli.data, **keep}
     if cli.data_root is not None:
@@ -142,10 +142,12 @@ def settings(spec, preset, cli=CommandLine()):
 
 
 def resolve(spec, settings, variant):
-    """A variant's {"model", "train", "eval"}: layers 1-6 in LAYERS' order, then the derived lr."""
+    """A variant's {"data", "model", "train", "eval"}: layers 1-6 in LAYERS' order, then the derived lr.
+    The data is the ablation's (its preset and the command line's) with the variant's own data options
+    over it (e.g. a training split without augmentation), then its preset's."""
     own = {k: variant.get(k, {}) for k in ("model", "train", "eval")}
     override = variant.get("preset_overrides", {}).get(settings.preset, {})
-    out = {}
+    out = {"data": deep_merge(deep_merge(settings.data, variant.get("data", {})), override.get("data", {}))}
     for part in ("model", "train", "eval"):
         layers = [settings.base[part], spec.model if part == "model" else {}, own[part], override.get(part, {}),
                   settings.command_line[part]]

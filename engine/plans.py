@@ -118,8 +118,9 @@ def plan_runs(spec, settings, lrs=None, crfs=None, variants=None):
             cfg["eval"]["crf"] = (crfs or {}).get(sources[variant["id"]]) or crf_grid(preset_crf_grid(spec, settings))[0]
         resolved.append((variant, cfg))
     plan_id = config_hash({"data": data_id(settings.data),
-                           "variants": [[v["id"], c["model"], c["train"], c["eval"]] for v, c in resolved]})
-    return [Plan(ablation=spec.name, variant=v["id"], seed=seed, preset=settings.preset, data=settings.data,
+                           "variants": [[v["id"], c["model"], c["train"], c["eval"]] + (
+                               [data_id(c["data"])] if c["data"] != settings.data else []) for v, c in resolved]})
+    return [Plan(ablation=spec.name, variant=v["id"], seed=seed, preset=settings.preset, data=c["data"],
                  model=c["model"], train=c["train"], eval=c["eval"], plan_id=plan_id, looks=settings.looks,
                  analyses=tuple(v.get("analyses", ())))
             for v, c in resolved for seed in range(settings.looks[-1])]

@@ -33,7 +33,7 @@ SECTIONS = {"erf": ("variants",), "lc_speed": ("speedups", "published"), "lc_sta
             "lc_probe": ("variant",), "psp_context": ("heads",), "psp_curves": (),
             "deeplab_fov": ("published_no_crf", "receptive_field"), "deeplab_crf": ("table_1a", "table_2"),
             "standins": ("variants", "published")}
-VARIANT_KEYS = ("id", "label", "x", "series", "model", "train", "eval", "presets", "preset_overrides", "analyses",
+VARIANT_KEYS = ("id", "label", "x", "series", "data", "model", "train", "eval", "presets", "preset_overrides", "analyses",
                 "tune_lr", "tune_crf", "crf_from")
 DEVIATION_KEYS = ("synthetic", "real", "voc", "ade20k", "cityscapes")
 REQUIRED = ("NAME", "TITLE", "PAPER", "SOURCE", "METRICS", "VARIANTS", "PUBLISHED", "CLAIMS")

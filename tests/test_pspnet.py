@@ -345,3 +345,19 @@ def test_resnet269_is_built_of_bottlenecks_and_has_no_torchvision_weights():
     facts = psp_depth.exact_facts()
     assert len(facts) == 5 and all(f["computed"] == f["expected"] for f in facts)
     assert [f["computed"] for f in facts if f["published"] == 269] == [269]
+
+
+def test_chain_steps_are_the_other_tables_runs_and_the_baseline_alone_drops_augmentation():
+    from ablations import psp_chain, psp_depth
+    chain = {(p.variant, p.seed): p for p in plans_of(psp_chain, "quick")}
+    pool = {(p.variant, p.seed): p for p in plans_of(psp_pool, "quick")}
+    depth = {(p.variant, p.seed): p for p in plans_of(psp_depth, "quick")}
+    for mine, theirs in ((("da_al", 0), pool[("baseline", 0)]), (("da_al_psp", 0), pool[("b1236_ave_dr", 0)]),
+                         (("deep", 0), depth[("r269_ss", 0)]), (("deep_ms", 0), depth[("r269_ms", 0)])):
+        assert (chain[mine].run_id, chain[mine].eval_id) == (theirs.run_id, theirs.eval_id)
+    base, da = chain[("baseline", 0)], chain[("da", 0)]
+    assert base.data == {**da.data, "flip": False} and "flip" not in da.data and da.data == pool[("baseline", 0)].data
+    assert base.model == da.model and base.model["aux_weight"] == 0 and base.run_id != da.run_id
+    paper = {p.variant: p for p in plans_of(psp_chain, "paper") if p.seed == 0}
+    assert paper["baseline"].data["scale"] is None and paper["baseline"].data["flip"] is False
+    assert paper["da"].data["scale"] == [0.5, 2.0] and paper["deep"].model["backbone"]["depth"] == 269

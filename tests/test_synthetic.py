@@ -40,6 +40,9 @@ def test_labels_and_items():
     flips = [torch.equal(train[(0, s)][1], label.flip(-1)) for s in range(20)]
     assert any(flips) and not all(flips)
     assert torch.equal(train[(0, 5)][0], train[(0, 5)][0])
+    # flip false (PSPNet Table 4's baseline without augmentation): no seed mirrors, the same cached scenes
+    plain = build_dataset({**CFG, "flip": False}, "train")
+    assert all(torch.equal(plain[(0, s)][1], label) for s in range(20)) and torch.equal(plain.images, train.images)
 
 
 def test_objects_are_large_against_the_receptive_field():

@@ -147,7 +147,10 @@ def resolve(spec, settings, variant):
     over it (e.g. a training split without augmentation), then its preset's."""
     own = {k: variant.get(k, {}) for k in ("model", "train", "eval")}
     override = variant.get("preset_overrides", {}).get(settings.preset, {})
-    out = {"data": deep_merge(deep_merge(settings.data, variant.get("data", {})), override.get("data", {}))}
+    preset_data = deep_merge(PRESETS[settings.preset], spec.presets.get(settings.preset, {}))["data"]
+    # a preset's data override is written for the preset's dataset: none of it reaches another (--data)
+    data_override = override.get("data", {}) if settings.data["name"] == preset_data["name"] else {}
+    out = {"data": deep_merge(deep_merge(settings.data, variant.get("data", {})), data_override)}
     for part in ("model", "train", "eval"):
         layers = [settings.base[part], spec.model if part == "model" else {}, own[part], override.get(part, {}),
                   settings.command_line[part]]

@@ -40,9 +40,9 @@ VARIANTS = [
     step(2, "da", "+ DA", NO_AUX),
     step(3, "da_al", "+ DA + AL (psp_pool's baseline)", {**AL, **BASELINE}),
     step(4, "da_al_psp", "+ DA + AL + PSP (psp_pool's full module)", {**AL, **FULL}),
-    step(5, "deep", f"ResNet{DEEPEST} + DA + AL + PSP (psp_depth's deepest)", {**AL, **psp_depth.MODEL},
+    step(5, "deep", f"ResNet{DEEPEST} + DA + AL + PSP (psp_depth's deepest)", psp_depth.MODEL,
          preset_overrides=DEPTH[f"r{DEEPEST}_ss"]["preset_overrides"]),
-    step(6, "deep_ms", f"ResNet{DEEPEST} + DA + AL + PSP + MS", {**AL, **psp_depth.MODEL},
+    step(6, "deep_ms", f"ResNet{DEEPEST} + DA + AL + PSP + MS", psp_depth.MODEL,
          eval=psp_depth.MULTI_SCALE, preset_overrides=DEPTH[f"r{DEEPEST}_ms"]["preset_overrides"]),
 ]
 

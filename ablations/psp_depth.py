@@ -20,7 +20,7 @@ METRICS = ["mIoU", "pixel_acc"]
 REPORT_COLUMNS = ["context_acc", "params", "infer_fps"]
 X_LABEL = "backbone depth (the paper's ResNet; CPU: the trunk of the same rank on the ladder)"
 
-MODEL = {**psp_pool.MODEL, **psp_pool.VARIANTS[[v["id"] for v in psp_pool.VARIANTS].index("b1236_ave_dr")]["model"]}
+MODEL = {**psp_pool.MODEL, **{v["id"]: v for v in psp_pool.VARIANTS}["b1236_ave_dr"]["model"]}  # the full module
 # ResNet depth → the CPU trunk's 3×3 convs per stage (psp_common.SMALL_OS8: [1, 2, 2, 1])
 LADDER = {50: [1, 2, 2, 1], 101: [1, 2, 4, 1], 152: [1, 2, 6, 1], 269: [1, 2, 8, 2]}
 # the paper's multi-scale testing (the authors' ADE20K test settings), with mirroring

@@ -178,11 +178,18 @@ class GCNBottleneck(nn.Module):
         self.left = branch((k, 1), (1, k), (p, 0), (0, p))
         self.right = branch((1, k), (k, 1), (0, p), (p, 0))
         self.expand = nn.Sequential(nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout))
-        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = projection(cin, cout, stride) or nn.Identity()
 
     def forward(self, x):
         return F.relu(self.expand(self.left(x) + self.right(x)) + self.shortcut(x))
+
+
+def projection(cin, cout, stride):
+    """The shortcut of a residual block that changes shape (1×1 conv with the stride, BN); None where
+    the block keeps its input's shape (the identity)."""
+    if stride == 1 and cin == cout:
+        return None
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
 
 def gcn_bottleneck_weights(cin, width, cout, k):
@@ -199,9 +206,7 @@ def bottleneck_stage(cin, cout, blocks, stride, gcn_k=None, gcn_width=None):
         if gcn_k:
             layers.append(GCNBottleneck(c, gcn_width, cout, gcn_k, s))
         else:
-            shortcut = None if s == 1 and c == cout else nn.Sequential(
-                nn.Conv2d(c, cout, 1, stride=s, bias=False), nn.BatchNorm2d(cout))
-            layers.append(Bottleneck(c, cout // Bottleneck.expansion, s, shortcut))
+            layers.append(Bottleneck(c, cout // Bottleneck.expansion, s, projection(c, cout, s)))
     return nn.Sequential(*layers)
 
 

@@ -52,8 +52,14 @@ def ifs(seed, cls):
     return mats, offsets, det / det.sum()
 
 
-def render(seed, cls, index, size=64, noise=0.03):
-    """One image (uint8 [size, size, 3]) of class `cls`: its attractor by the chaos game."""
+def colour_class(colour):
+    """The coarse colour of an RGB triple in [0, 1]: which channels exceed 0.5, as 3 bits (8 classes)."""
+    return int(4 * (colour[0] > 0.5) + 2 * (colour[1] > 0.5) + (colour[2] > 0.5))
+
+
+def render(seed, cls, index, size=64, noise=0.03, with_colour=False):
+    """One image (uint8 [size, size, 3]) of class `cls`: its attractor by the chaos game; with_colour:
+    (image, colour_class of the attractor's colour)."""
     mats, offsets, prob = ifs(seed, cls)
     rng = np.random.default_rng([seed, cls, index, 2])
     points = rng.uniform(-1, 1, (CHAINS, 2))
@@ -79,15 +85,18 @@ def render(seed, cls, index, size=64, noise=0.03):
         colour = rng.uniform(0, 1, 3).astype(np.float32)
     image[mask] = colour
     image = image + rng.normal(0, noise, image.shape).astype(np.float32)
-    return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    return (image, colour_class(colour)) if with_colour else image
 
 
 class FractalImages(torch.utils.data.Dataset):
     """`classes` IFS classes, `per_class` images each, split into 'train' (the first per_class −
-    held_out of each class) and 'val' (the rest); items (image normalised [3,H,W], class). A training
-    item asked for as (index, aug_seed) is flipped at random, as the embedded scenes are."""
+    held_out of each class) and 'val' (the rest); items (image normalised [3,H,W], class), or with
+    colour=True (image, class, colour_class of the attractor). A training item asked for as (index,
+    aug_seed) is flipped at random, as the embedded scenes are."""
 
-    def __init__(self, split="train", classes=64, per_class=120, held_out=20, size=64, seed=0, cache_dir=None):
+    def __init__(self, split="train", classes=64, per_class=120, held_out=20, size=64, seed=0, cache_dir=None,
+                 colour=False):
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         if not 0 < held_out < per_class:
@@ -95,18 +104,23 @@ class FractalImages(torch.utils.data.Dataset):
         indices = range(per_class - held_out) if split == "train" else range(per_class - held_out, per_class)
         params = dict(split=split, classes=classes, per_class=per_class, held_out=held_out, size=size, seed=seed,
                       chains=CHAINS, steps=STEPS, burn_in=BURN_IN, version=1)
+        if colour:  # the same images, with their colour classes (the key of a class-only split unchanged)
+            params["colour"] = True
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
         cache_dir = cache_dir or default_cache_dir()
         path = os.path.join(cache_dir, f"fractals-{split}-{classes}x{len(indices)}-{size}px-{key}.pt")
         if os.path.exists(path):
             blob = torch.load(path, weights_only=True)
         else:
-            images = np.stack([render(seed, c, i, size) for c in range(classes) for i in indices])
-            blob = {"images": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+            drawn = [render(seed, c, i, size, with_colour=True) for c in range(classes) for i in indices]
+            blob = {"images": torch.from_numpy(np.stack([im for im, _ in drawn])).permute(0, 3, 1, 2).contiguous(),
                     "labels": torch.arange(classes).repeat_interleave(len(indices))}
+            if colour:
+                blob["colours"] = torch.tensor([c for _, c in drawn])
             os.makedirs(cache_dir, exist_ok=True)
             atomic_write(path, lambda tmp: torch.save(blob, tmp))
         self.images, self.labels, self.split, self.num_classes = blob["images"], blob["labels"], split, classes
+        self.colours = blob.get("colours")
 
     def __len__(self):
         return len(self.images)
@@ -117,4 +131,6 @@ class FractalImages(torch.utils.data.Dataset):
         if aug_seed is not None and self.split == "train":
             if torch.rand((), generator=torch.Generator().manual_seed(aug_seed)) < 0.5:
                 image = image.flip(-1)
+        if self.colours is not None:
+            return image, self.labels[index], self.colours[index]
         return image, self.labels[index]

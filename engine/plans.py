@@ -28,7 +28,7 @@ from engine.presets import PRESETS
 from engine.rows import OK, RowKey, read_rows, row_key
 from engine.tuning import choose_crfs, choose_lrs, crf_grid, crf_point_id, lr_point_id, selection_csv
 from segmodels import build_model
-from segmodels.pretrained import read_card, standin_of
+from segmodels.pretrained import STANDIN_WEIGHTS, read_card, standin_of
 
 # train-config keys that do not change what is computed, so stay out of the run id
 NOT_IN_RUN_ID = ("checkpoint_every", "workers")
@@ -173,7 +173,7 @@ def check_plans(plans):
     for model_cfg in {json.dumps(p.model, sort_keys=True): p.model for p in plans}.values():
         cfg = json.loads(json.dumps(model_cfg))
         weights = cfg["backbone"].pop("weights", None)
-        if weights == "fractal":  # the pretrained stand-in: present and matching its card, or one line
+        if weights in STANDIN_WEIGHTS:  # a pretrained stand-in: present and matching its card, or one line
             read_card(*standin_of(model_cfg))
         elif weights not in (None, "imagenet") and not os.path.isfile(weights):
             raise FileNotFoundError(f"weights file not found: {weights} (--weights)")

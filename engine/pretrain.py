@@ -30,18 +30,30 @@ from segmodels.pretrained import KINDS, WEIGHTS_DIR, file_sha256, standin_name, 
 # chance), and kept for every backbone.
 RECIPE = {"classes": 64, "per_class": 120, "held_out": 20, "size": 64, "seed": 0, "epochs": 14, "batch_size": 64,
           "lr": 2e-3, "weight_decay": 0.05, "threads": 1}
+# The colour-keeping variant (backbone weights "fractal_colour"): each image's coarse colour (8 classes:
+# which RGB channels of the attractor's colour exceed 0.5) as a second target beside the fractal class,
+# through a second linear layer, losses summed. The shape classes draw colours at random, so their
+# features need not keep colour; the PSPNet scenes' only context cue is a band's colour.
+COLOUR_RECIPE = {**RECIPE, "colour_target": True, "colour_weight": 0.5}
+COLOURS = 8
 PRESETS_PRETRAINED = ("quick", "full")
+
+
+def recipe_of(arch):
+    """The recipe of the stand-in an architecture config's weights name."""
+    return COLOUR_RECIPE if arch.get("weights") == "fractal_colour" else RECIPE
 
 
 class Classifier(nn.Module):
     """A trunk's last feature map, averaged over space, then a linear layer over the classes."""
 
-    def __init__(self, kind, arch, classes):
+    def __init__(self, kind, arch, classes, colours=0):
         super().__init__()
         self.kind, self.trunk = kind, build_trunk(kind, arch)
         with torch.no_grad():
             channels = self.features(torch.zeros(2, 3, 32, 32)).shape[1]
         self.fc = nn.Linear(channels, classes)
+        self.colour_fc = nn.Linear(channels, colours) if colours else None
 
     def features(self, x):
         if self.kind in ("small", "small_resnet"):
@@ -55,7 +67,9 @@ class Classifier(nn.Module):
         return self.trunk(x)
 
     def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
+        """Class scores, or (class scores, colour scores) with a colour target."""
+        pooled = self.features(x).mean((2, 3))
+        return self.fc(pooled) if self.colour_fc is None else (self.fc(pooled), self.colour_fc(pooled))
 
 
 def build_trunk(kind, arch):
@@ -85,7 +99,7 @@ def cpu_backbones(presets=PRESETS_PRETRAINED):
         for preset in presets:
             for plan in plan_runs(spec, settings(spec, preset)):
                 if plan.model["backbone"]["name"] in ("small", "small_resnet", "vgg") and plan.model["backbone"].get("weights") in (
-                        None, "fractal") and (plan.model["arch"] != "deeplab_v1" or plan.model["backbone"].get("widths")):
+                        None, "fractal", "fractal_colour") and (plan.model["arch"] != "deeplab_v1" or plan.model["backbone"].get("widths")):
                     kind, arch = standin_of(plan.model)
                     found.setdefault(standin_name(kind, arch), (kind, arch))
     return found
@@ -97,12 +111,13 @@ def pretrain(kind, arch, recipe=RECIPE, out_dir=WEIGHTS_DIR, progress=False):
         raise ValueError(f"unknown stand-in kind {kind!r}")
     threads = torch.get_num_threads()
     torch.set_num_threads(recipe["threads"])
+    colour = recipe.get("colour_target", False)
     try:
         data = {split: FractalImages(split, recipe["classes"], recipe["per_class"], recipe["held_out"], recipe["size"],
-                                     recipe["seed"]) for split in ("train", "val")}
+                                     recipe["seed"], colour=colour) for split in ("train", "val")}
         started = time.time()
         torch.manual_seed(recipe["seed"])
-        model = Classifier(kind, arch, recipe["classes"])
+        model = Classifier(kind, arch, recipe["classes"], COLOURS if colour else 0)
         opt = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
         n, batch = len(data["train"]), recipe["batch_size"]
         steps_per_epoch = n // batch
@@ -113,10 +128,12 @@ def pretrain(kind, arch, recipe=RECIPE, out_dir=WEIGHTS_DIR, progress=False):
             for s in range(steps_per_epoch):
                 step = epoch * steps_per_epoch + s
                 items = [data["train"][(int(i), step * batch + k)] for k, i in enumerate(order[s * batch:(s + 1) * batch])]
-                images, labels = torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+                images, *targets = (torch.stack(column) for column in zip(*items))
                 for group in opt.param_groups:  # a linear decay to zero
                     group["lr"] = recipe["lr"] * (1 - step / total)
-                loss = F.cross_entropy(model(images), labels)
+                scores = model(images)
+                loss = (F.cross_entropy(scores, targets[0]) if not colour else
+                        F.cross_entropy(scores[0], targets[0]) + recipe["colour_weight"] * F.cross_entropy(scores[1], targets[1]))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -124,7 +141,7 @@ def pretrain(kind, arch, recipe=RECIPE, out_dir=WEIGHTS_DIR, progress=False):
                 print(f"{standin_name(kind, arch)}: epoch {epoch + 1}/{recipe['epochs']}, loss {loss.item():.3f}",
                       file=sys.stderr, flush=True)
         seconds = time.time() - started
-        accuracy, top5_error = held_out_accuracy(model, data["val"])
+        accuracy, top5_error, colour_accuracy = held_out_accuracy(model, data["val"])
     finally:
         torch.set_num_threads(threads)
     os.makedirs(out_dir, exist_ok=True)
@@ -133,6 +150,7 @@ def pretrain(kind, arch, recipe=RECIPE, out_dir=WEIGHTS_DIR, progress=False):
     card = {"name": standin_name(kind, arch), "kind": kind, "architecture": {k: v for k, v in arch.items() if k != "weights"},
             "recipe": recipe, "sha256": file_sha256(path), "held_out_accuracy": round(accuracy, 2),
             "held_out_top5_error": round(top5_error, 2),
+            **({"held_out_colour_accuracy": round(colour_accuracy, 2)} if colour else {}),
             "chance_accuracy": round(100 / recipe["classes"], 2), "seconds": round(seconds, 1),
             "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "mkl_cbwr": mkl_setting(), "load_avg_1m": round(os.getloadavg()[0], 2), "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -145,16 +163,21 @@ def pretrain(kind, arch, recipe=RECIPE, out_dir=WEIGHTS_DIR, progress=False):
 
 @torch.no_grad()
 def held_out_accuracy(model, data, batch=256):
-    """(top-1 accuracy %, top-5 error %) on the held-out images (top-5: ImageNet's measure, GCN Table 6)."""
+    """(top-1 accuracy %, top-5 error %, colour accuracy % or None) on the held-out images (top-5:
+    ImageNet's measure, GCN Table 6)."""
     model.eval()
-    correct = top5 = 0
+    correct = top5 = colour_correct = 0
     for start in range(0, len(data), batch):
         items = [data[i] for i in range(start, min(start + batch, len(data)))]
-        images, labels = torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+        images, labels, *colours = (torch.stack(column) for column in zip(*items))
         scores = model(images)
+        if colours:
+            scores, colour_scores = scores
+            colour_correct += int((colour_scores.argmax(1) == colours[0]).sum())
         correct += int((scores.argmax(1) == labels).sum())
         top5 += int((scores.topk(min(5, scores.shape[1]), dim=1).indices == labels[:, None]).any(1).sum())
-    return 100.0 * correct / len(data), 100.0 * (1 - top5 / len(data))
+    return (100.0 * correct / len(data), 100.0 * (1 - top5 / len(data)),
+            100.0 * colour_correct / len(data) if colours else None)
 
 
 def write_index(out_dir=WEIGHTS_DIR):
@@ -167,13 +190,17 @@ def write_index(out_dir=WEIGHTS_DIR):
     lines = ["# Pretrained stand-ins of the CPU backbones", "",
              "Written by `python -m engine.pretrain` (engine/pretrain.py): each backbone trained as a classifier of "
              f"{RECIPE['classes']} formula-driven fractal classes (data/fractals.py); the trunk's weights in "
-             "`<name>.pt`, its card in `<name>.json`. Do not edit by hand.", "",
-             "| name | kind | architecture | held-out accuracy % (chance) | seconds as built (1 thread; the machine may "
-             "have been shared: the card's load_avg_1m) | sha256 |", "|---|---|---|---|---|---|"]
+             "`<name>.pt`, its card in `<name>.json`. A name ending in `-colour` is the colour-keeping stand-in "
+             "(backbone weights `fractal_colour`): the attractor's coarse colour (8 classes) as a second target at "
+             f"weight {COLOUR_RECIPE['colour_weight']:g}. Do not edit by hand.", "",
+             "| name | kind | architecture | held-out accuracy % (chance) | held-out colour accuracy % (chance 12.5) | "
+             "seconds as built (1 thread; the machine may have been shared: the card's load_avg_1m) | sha256 |",
+             "|---|---|---|---|---|---|---|"]
     for c in cards:
         arch = ", ".join(f"{k} {v}" for k, v in sorted(c["architecture"].items()) if k != "name")
+        colour = f"{c['held_out_colour_accuracy']:.2f}" if "held_out_colour_accuracy" in c else "–"
         lines.append(f"| `{c['name']}` | {c['kind']} | {arch} | {c['held_out_accuracy']:.2f} ({c['chance_accuracy']:g}) | "
-                     f"{c['seconds']:.0f} | `{c['sha256'][:12]}…` |")
+                     f"{colour} | {c['seconds']:.0f} | `{c['sha256'][:12]}…` |")
     with open(os.path.join(out_dir, "README.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -195,7 +222,7 @@ def main(argv=None):
     for name, (kind, arch) in backbones.items():
         if args.only and name not in args.only:
             continue
-        card = pretrain(kind, arch, out_dir=args.out, progress=True)
+        card = pretrain(kind, arch, recipe_of(arch), out_dir=args.out, progress=True)
         print(f"{name}: held-out accuracy {card['held_out_accuracy']:.2f} % (chance {card['chance_accuracy']:g}), "
               f"{card['seconds']:.0f} s, sha256 {card['sha256'][:12]}", flush=True)
     write_index(args.out)

@@ -13,7 +13,7 @@ wider context / larger kernel / deep stage / field of view still show), not a ve
 verdicts are judged on the validation split by the ablations. Runs are kept in --out (resumable).
 
 python -m probes.pretraining [--seeds 4] [--jobs 2] [--out /tmp/probe] [--only gcn_k ...] [--lr 0.001]
-                            [--head-lr-mult 10]
+                            [--head-lr-mult 10] [--weights fractal_colour]
 """
 import argparse
 import dataclasses
@@ -28,10 +28,11 @@ from engine.plans import plan_runs
 
 PRETRAINED_LR, HEAD_LR_MULT, SCRATCH_LR = 0.001, 10.0, 0.05
 CONTRASTS = {"gcn_k": ("k15", "base"), "gcn_backbone": ("resnetgcn_gcnbr", "resnet_gcnbr"), "psp_pool": ("b1236_ave", "baseline"), "psp_aux": ("a0.4", "no_aux"),
+             "psp_depth": ("r269_ss", "r50_ss"),
              "lc_threshold": ("r0985", "r1"), "deeplab_fov": ("largefov", "k4d4")}
 
 
-def probe_plans(ablation, protocol, seeds, lr=PRETRAINED_LR, head_lr_mult=HEAD_LR_MULT):
+def probe_plans(ablation, protocol, seeds, lr=PRETRAINED_LR, head_lr_mult=HEAD_LR_MULT, weights="fractal"):
     """The contrast's plans at the quick preset, trained on the training split less the tuning
     holdout and scored on that holdout, from scratch or pretrained."""
     spec = load(ablation)
@@ -44,7 +45,7 @@ def probe_plans(ablation, protocol, seeds, lr=PRETRAINED_LR, head_lr_mult=HEAD_L
         backbone = {k: v for k, v in plan.model["backbone"].items() if k != "weights"}
         train = {**plan.train, "lr": SCRATCH_LR, "head_lr_mult": 1.0}
         if protocol == "pretrained":
-            backbone["weights"] = "fractal"
+            backbone["weights"] = weights
             train = {**plan.train, "lr": lr, "head_lr_mult": head_lr_mult}
         out.append(dataclasses.replace(plan, model={**plan.model, "backbone": backbone}, train=train,
                                        eval={**plan.eval, "speed_repeats": 0, "train_speed_steps": 0}, analyses=()))
@@ -84,12 +85,14 @@ def main(argv=None):
                    f"(default {PRETRAINED_LR:g})")
     p.add_argument("--head-lr-mult", type=float, default=HEAD_LR_MULT,
                    help=f"the pretrained protocol's lr multiplier of the new layers (default {HEAD_LR_MULT:g})")
+    p.add_argument("--weights", choices=["fractal", "fractal_colour"], default="fractal",
+                   help="the pretrained protocol's stand-in: fractal classes alone, or with the colour target")
     args = p.parse_args(argv)
     jobs, tag = [], {}
     for ablation in args.only:
         for protocol in args.protocols:
             groups = {}
-            for plan in probe_plans(ablation, protocol, args.seeds, args.lr, args.head_lr_mult):
+            for plan in probe_plans(ablation, protocol, args.seeds, args.lr, args.head_lr_mult, args.weights):
                 groups.setdefault(plan.run_id, []).append(plan)
                 tag[plan.run_id] = protocol
             jobs += [(g, args.out) for g in groups.values()]
@@ -97,7 +100,7 @@ def main(argv=None):
         results = pool.map(run_one, jobs, chunksize=1)
     rows = [(ab, tag[job[0][0].run_id], v, s, st, m) for job, res in zip(jobs, results) for (ab, v, s, st, m) in res]
     print(f"held-out mIoU (the quick preset's training split less its tuning holdout, scored on the holdout), "
-          f"{args.seeds} seeds; pretrained: backbone lr {args.lr:g}, new layers × {args.head_lr_mult:g}\n")
+          f"{args.seeds} seeds; pretrained ({args.weights}): backbone lr {args.lr:g}, new layers × {args.head_lr_mult:g}\n")
     print("| ablation | protocol | variant A: mean ± sd | variant B: mean ± sd | A − B: mean ± sd | pair r |")
     print("|---|---|---|---|---|---|")
     for ablation in args.only:

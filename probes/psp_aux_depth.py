@@ -6,6 +6,7 @@ training batches averaged per 50 iterations (the numbers in psp_aux.DEVIATIONS).
     python -m probes.psp_aux_depth --convs 1 2 8 8 --alpha 0.4 --seed 0 --out /tmp/probe
     python -m probes.psp_aux_depth --convs 1 2 6 6 --widths 24 32 48 48 --alpha 0 ...
     python -m probes.psp_aux_depth --convs 1 2 8 8 --pretrained --lr 0.004 --head-lr-mult 12.5 ...
+    python -m probes.psp_aux_depth ... --pretrained --weights fractal_colour ...
 
 --pretrained starts the trunk from its stand-in (weights/, which must exist for that trunk), the backbone
 at --lr and the new layers at --head-lr-mult × it: whether the mechanism survives fine-tuning.
@@ -32,6 +33,8 @@ def main(argv=None):
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pretrained", action="store_true", help="start the trunk from its pretrained stand-in")
+    p.add_argument("--weights", choices=["fractal", "fractal_colour"], default="fractal",
+                   help="with --pretrained: which stand-in (fractal classes alone, or with the colour target)")
     p.add_argument("--lr", type=float, default=None, help="the backbone's lr (default: the preset's)")
     p.add_argument("--head-lr-mult", type=float, default=None, help="the new layers' lr multiplier")
     p.add_argument("--out", required=True)
@@ -41,11 +44,11 @@ def main(argv=None):
     data = {"name": "synthetic", **quick["data"]}
     model_cfg = {"arch": "pspnet", "bins": [], **quick["model"], "aux_weight": args.alpha,
                  "backbone": {**SMALL_OS8, "convs": args.convs, "widths": args.widths,
-                              "weights": "fractal" if args.pretrained else None}}
+                              "weights": args.weights if args.pretrained else None}}
     cfg = {**BASE_PRESETS["quick"]["train"], **quick["train"], "iterations": args.iterations, "checkpoint_every": 10 ** 9}
     cfg.update({k: v for k, v in (("lr", args.lr), ("head_lr_mult", args.head_lr_mult)) if v is not None})
     run_dir = os.path.join(args.out, f"c{''.join(map(str, args.convs))}-w{args.widths[-1]}-a{args.alpha}-s{args.seed}"
-                           + ("-pretrained" if args.pretrained else ""))
+                           + (f"-{args.weights}" if args.pretrained else ""))
     if os.path.exists(run_dir):
         raise SystemExit(f"{run_dir} exists")
     train_set = build_dataset(data, "train")

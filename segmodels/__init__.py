@@ -6,12 +6,13 @@ def build_backbone(cfg: dict):
     from segmodels import backbones, gcn
     opts = {k: v for k, v in cfg.items() if k != "name"}
     if cfg["name"] in ("small", "small_resnet"):
+        from segmodels.pretrained import STANDIN_WEIGHTS
         weights = opts.pop("weights", None)
-        if weights not in (None, "fractal"):
-            raise ValueError(f"the {cfg['name']} CPU backbone takes weights 'fractal' (its pretrained stand-in) or "
-                             f"none, got {weights!r}")
+        if weights is not None and weights not in STANDIN_WEIGHTS:
+            raise ValueError(f"the {cfg['name']} CPU backbone takes weights 'fractal' or 'fractal_colour' (a pretrained "
+                             f"stand-in) or none, got {weights!r}")
         net = backbones.SmallCNN(**opts) if cfg["name"] == "small" else gcn.SmallResNet(**opts)
-        if weights == "fractal":
+        if weights is not None:
             from segmodels.pretrained import load_standin
             load_standin(net, cfg["name"], cfg)
         return net

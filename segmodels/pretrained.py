@@ -16,14 +16,19 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS_DIR = os.path.join(REPO, "weights")
 KINDS = ("small", "small_resnet", "cascade", "vgg")  # the trunk of: SmallCNN, SmallResNet, the cascade, DeepLab
+# a backbone config's "weights" that name a stand-in, and its file suffix: the fractal classes alone, or
+# with the attractor's coarse colour as a second target (engine/pretrain.py COLOUR_RECIPE)
+STANDIN_WEIGHTS = {"fractal": "", "fractal_colour": "-colour"}
 
 
 def standin_name(kind, arch):
-    """The file stem of a stand-in: kind and a hash of the architecture config (no 'weights' key)."""
+    """The file stem of a stand-in: kind, a hash of the architecture config (without its 'weights' key),
+    and the suffix of the weights it names ('fractal' when none)."""
     if kind not in KINDS:
         raise ValueError(f"unknown stand-in kind {kind!r}; choose one of {', '.join(KINDS)}")
+    suffix = STANDIN_WEIGHTS[arch.get("weights") or "fractal"]
     arch = {k: v for k, v in arch.items() if k != "weights"}
-    return f"{kind}-{hashlib.sha1(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:10]}"
+    return f"{kind}-{hashlib.sha1(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:10]}{suffix}"
 
 
 def file_sha256(path):
@@ -71,16 +76,16 @@ def weights_id(model_cfg):
     'imagenet', a file name, or 'none' (from scratch)."""
     backbone = model_cfg.get("backbone", {})
     weights = backbone.get("weights")
-    if weights == "fractal":
+    if weights in STANDIN_WEIGHTS:
         kind, arch = standin_of(model_cfg)
         return f"fractal:{standin_name(kind, arch)}:{read_card(kind, arch)['sha256'][:12]}"
     return "none" if weights is None else str(weights if weights == "imagenet" else os.path.basename(weights))
 
 
 def standin_of(model_cfg):
-    """(kind, architecture config) of a model config's backbone: the cascade and DeepLab build their own
-    trunks from it."""
-    backbone = {k: v for k, v in model_cfg["backbone"].items() if k != "weights"}
+    """(kind, architecture config) of a model config's backbone, its 'weights' kept where it names a stand-in
+    (which one): the cascade and DeepLab build their own trunks from it."""
+    backbone = {k: v for k, v in model_cfg["backbone"].items() if k != "weights" or v in STANDIN_WEIGHTS}
     if model_cfg.get("arch") == "layer_cascade":
         return "cascade", backbone
     if model_cfg.get("arch") == "deeplab_v1":

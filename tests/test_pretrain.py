@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from data.fractals import FractalImages, ifs, render
-from engine.pretrain import RECIPE, cpu_backbones, pretrain
+from data.fractals import FractalImages, colour_class, ifs, render
+from engine.pretrain import COLOUR_RECIPE, RECIPE, cpu_backbones, pretrain
 from segmodels import build_model
 from segmodels.pretrained import WEIGHTS_DIR, load_standin, read_card, standin_name, standin_of, weights_id
 from tests.helpers import plans_of
@@ -77,10 +77,11 @@ def test_every_quick_backbone_has_committed_weights_its_models_start_from():
     for name, (kind, arch) in names.items():
         card = read_card(kind, arch)
         assert card["name"] == name and card["held_out_accuracy"] > 5 * card["chance_accuracy"]
-    for ablation in ("gcn_k", "lc_threshold", "deeplab_fov"):
+    for ablation, weights in (("gcn_k", "fractal"), ("lc_threshold", "fractal"), ("deeplab_fov", "fractal"),
+                              ("psp_pool", "fractal_colour")):
         plans = [p for p in plans_of(ablation, "quick") if p.seed == 0][:2]
         for plan in plans:
-            assert plan.model["backbone"]["weights"] == "fractal"
+            assert plan.model["backbone"]["weights"] == weights
             kind, arch = standin_of(plan.model)
             saved = torch.load(os.path.join(WEIGHTS_DIR, standin_name(kind, arch) + ".pt"), weights_only=True)
             model = build_model(plan.model, 5)
@@ -90,3 +91,30 @@ def test_every_quick_backbone_has_committed_weights_its_models_start_from():
             assert all(torch.equal(trunk[k], v) for k, v in saved.items() if k in trunk)
             assert sum(k in trunk for k in saved) == len(saved)
             assert weights_id(plan.model).startswith(f"fractal:{standin_name(kind, arch)}:")
+
+
+def test_the_colour_target_is_the_attractors_coarse_colour_and_its_pretraining_is_rebuilt_bit_for_bit(tmp_path):
+    """The colour-keeping stand-in: each image's second target is which RGB channels of its attractor's colour
+    exceed 0.5; the images are those of the class-only split (same render, same cache layout); the pretraining
+    with both targets rebuilds bit for bit, under a name of its own beside the class-only stand-in's."""
+    assert [colour_class(c) for c in ((0.9, 0.15, 0.1), (0.1, 0.25, 0.9), (0.6, 0.6, 0.6), (0.2, 0.2, 0.2))] == [4, 1, 7, 0]
+    image, colour = render(0, 2, 5, 32, with_colour=True)
+    assert (image == render(0, 2, 5, 32)).all()
+    drawn = image.reshape(-1, 3).astype(int)
+    # the attractor's pixels are the colour's (noise aside): some pixel's bits agree with the target
+    bits = np.stack([drawn[:, 0] > 127, drawn[:, 1] > 127, drawn[:, 2] > 127], 1) @ np.array([4, 2, 1])
+    assert (bits == colour).any()
+    plain = FractalImages("train", 3, 5, 2, 32, cache_dir=str(tmp_path))
+    coloured = FractalImages("train", 3, 5, 2, 32, cache_dir=str(tmp_path), colour=True)
+    assert torch.equal(plain.images, coloured.images) and plain.colours is None and len(coloured[0]) == 3
+    assert coloured.colours.tolist() == [render(0, c, i, 32, with_colour=True)[1] for c in range(3) for i in range(3)]
+    arch = {**SMALL, "weights": "fractal_colour"}
+    recipe = {**SMOKE_RECIPE, "colour_target": True, "colour_weight": COLOUR_RECIPE["colour_weight"]}
+    first = pretrain("small", arch, recipe, out_dir=str(tmp_path / "a"))
+    second = pretrain("small", arch, recipe, out_dir=str(tmp_path / "b"))
+    assert first["sha256"] == second["sha256"] and 0 <= first["held_out_colour_accuracy"] <= 100
+    assert first["name"] == standin_name("small", SMALL) + "-colour"
+    plain_card = pretrain("small", SMALL, SMOKE_RECIPE, out_dir=str(tmp_path / "a"))
+    assert plain_card["sha256"] != first["sha256"] and "held_out_colour_accuracy" not in plain_card
+    net = build_model({"arch": "single_head", "head": "conv1x1", "backbone": SMALL}, 5).backbone
+    assert load_standin(net, "small", arch, str(tmp_path / "a"))["name"] == first["name"]

@@ -55,6 +55,9 @@ CLAIMS = [depth_trend("ss"), depth_trend("ms")] + [
     Greater(f"multi-scale testing improves ResNet{d} (paper: {PUBLISHED[f'r{d}_ms']['mIoU']:g} vs "
             f"{PUBLISHED[f'r{d}_ss']['mIoU']:g})", "mIoU", a=f"r{d}_ms", b=f"r{d}_ss") for d in LADDER]
 
+# report sections beyond the standard ones: each rung's stand-in as a classifier (report/standins.py)
+REPORT_SECTIONS = {"standins": {"variants": [f"r{d}_ss" for d in LADDER]}}
+
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): ≈ 55-90 s a run,
 # the ResNet50 rung's runs psp_pool's
 MAX_RUNS = {"quick": 20}

@@ -1,6 +1,7 @@
 """The pretrained stand-ins of a table's backbones as classifiers, beside the paper's ImageNet error
-(GCN Table 6's first row): each row's `weights` names its stand-in, whose card (weights/<name>.json)
-holds the held-out error it reached. One pretraining per backbone: a single model, shown, not judged."""
+where it prints one (GCN Table 6's first row; psp_depth's ladder: alone): each row's `weights` names its
+stand-in, whose card (weights/<name>.json) holds the held-out error it reached. One pretraining per
+backbone: a single model, shown, not judged."""
 import json
 import os
 
@@ -31,22 +32,35 @@ def standin_cards(rows, variant, weights_dir=WEIGHTS_DIR):
     return cards
 
 
-def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, published, weights_dir=WEIGHTS_DIR):
+def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, published=None, weights_dir=WEIGHTS_DIR):
+    """The stand-ins' held-out errors per variant: beside the paper's ImageNet top-5 error where it prints one
+    (GCN Table 6), else alone, with the colour target's accuracy where the stand-in has one (psp_depth's ladder)."""
     table = []
     for v in variants:
         label = spec.variant(v)["label"]
         cards = standin_cards(rows, v, weights_dir)
+        paper = [f"{published[v]:g}"] if published else []
         if not cards:
-            table.append([label, f"{published[v]:g}", "—", "—", "—", "from scratch at this preset: no stand-in"])
+            table.append([label, *paper, "—", "—", "—", "from scratch at this preset: no stand-in"])
         for card in cards:
-            top5 = card.get("held_out_top5_error")
-            table.append([label, f"{published[v]:g}", f"{100 - card['held_out_accuracy']:.2f}",
-                          "—" if top5 is None else f"{top5:.2f}", f"{card['chance_accuracy']:g}", f"`{card['name']}`"])
-    return "\n\n".join([
-        "#### The backbones as classifiers (the paper's first row)",
-        "The paper pretrains both backbones on ImageNet and finds ResNet50-GCN a slightly worse classifier "
-        "(top-5 error 7.9 against 7.7). Here each backbone's stand-in was pretrained once on the formula-driven "
-        "fractal classes (`python -m engine.pretrain`); its error on the held-out fractal images is from its card. "
-        "One pretraining per backbone is one model, not a sample of them: shown, not judged.",
-        md_table(["backbone (variant)", "paper: ImageNet top-5 error %", "stand-in: held-out top-1 error %",
-                  "stand-in: held-out top-5 error %", "chance accuracy %", "stand-in"], table)])
+            top5, colour = card.get("held_out_top5_error"), card.get("held_out_colour_accuracy")
+            second = ("—" if top5 is None else f"{top5:.2f}") if published else ("—" if colour is None else f"{colour:.2f}")
+            table.append([label, *paper, f"{100 - card['held_out_accuracy']:.2f}", second,
+                          f"{card['chance_accuracy']:g}", f"`{card['name']}`"])
+    if published:
+        intro = ("The paper pretrains both backbones on ImageNet and finds ResNet50-GCN a slightly worse classifier "
+                 "(top-5 error 7.9 against 7.7). Here each backbone's stand-in was pretrained once on the "
+                 "formula-driven fractal classes (`python -m engine.pretrain`); its error on the held-out fractal "
+                 "images is from its card. One pretraining per backbone is one model, not a sample of them: shown, "
+                 "not judged.")
+        header = ["backbone (variant)", "paper: ImageNet top-5 error %", "stand-in: held-out top-1 error %",
+                  "stand-in: held-out top-5 error %", "chance accuracy %", "stand-in"]
+    else:
+        intro = ("Each backbone fine-tunes from its own stand-in, pretrained once on the formula-driven fractal classes "
+                 "(`python -m engine.pretrain`); its held-out error (and the colour target's accuracy, where it has "
+                 "one) is from its card. A stand-in that classifies worse is a worse start: read the verdicts "
+                 "beside it. One pretraining per backbone is one model: shown, not judged.")
+        header = ["backbone (variant)", "stand-in: held-out top-1 error %", "stand-in: held-out colour accuracy %",
+                  "chance accuracy %", "stand-in"]
+    title = "#### The backbones as classifiers" + (" (the paper's first row)" if published else "")
+    return "\n\n".join([title, intro, md_table(header, table)])

@@ -105,3 +105,17 @@ def test_standins_section_reads_each_variants_card_and_checks_its_hash(tmp_path)
     with pytest.raises(ValueError, match="the rows are of other weights"):
         standins_section(spec, rows, "", "", "", variants=["resnet_base"], published={"resnet_base": 7.7},
                          weights_dir=str(tmp_path))
+
+
+def test_standins_section_without_a_published_error_shows_the_colour_targets_accuracy(tmp_path):
+    """psp_depth's ladder: each rung's colour-keeping stand-in, its top-1 error and colour accuracy, no paper column."""
+    from report.standins import standins_section
+    spec = load("psp_depth")
+    card = {"name": "small-0000000000-colour", "sha256": "ef" * 32, "held_out_accuracy": 93.59,
+            "held_out_top5_error": 1.0, "held_out_colour_accuracy": 93.2, "chance_accuracy": 1.56}
+    (tmp_path / "small-0000000000-colour.json").write_text(__import__("json").dumps(card))
+    rows = pd.DataFrame({"variant": ["r269_ss"], "weights": ["fractal:small-0000000000-colour:" + "ef" * 6]})
+    text = standins_section(spec, rows, "", "", "", variants=["r269_ss"], weights_dir=str(tmp_path))
+    label = spec.variant("r269_ss")["label"]
+    assert f"| {label} | 6.41 | 93.20 | 1.56 | `small-0000000000-colour` |" in text
+    assert "paper: ImageNet" not in text and "(the paper's first row)" not in text

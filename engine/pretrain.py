@@ -7,8 +7,10 @@ Each distinct backbone (segmodels/pretrained.py names them) is trained as a clas
 classes — its last feature map averaged over space, then one linear layer — from seed 0, on one
 thread, with AdamW and a linear decay (RECIPE), and its weights (the trunk only) are written to
 weights/<name>.pt with a card weights/<name>.json: the recipe, the file's sha256, the held-out accuracy,
-the time it took and the command. The same torch and CPU capability rebuild every file bit for bit
-(tests/test_pretrain.py checks a small one). weights/README.md lists the cards.
+the time it took and the command. A backbone whose weights are "fractal_colour" gets the colour-keeping
+stand-in instead (COLOUR_RECIPE: the fractal's coarse colour as a second target; weights/<name>-colour.pt).
+The same torch and CPU capability rebuild every file bit for bit (tests/test_pretrain.py checks small ones).
+weights/README.md lists the cards.
 """
 import argparse
 import datetime
@@ -23,7 +25,8 @@ import torch.nn.functional as F
 
 from data.fractals import FractalImages
 from engine.reproducible import mkl_setting
-from segmodels.pretrained import KINDS, WEIGHTS_DIR, file_sha256, standin_name, standin_of, standin_paths
+from segmodels.pretrained import (KINDS, STANDIN_WEIGHTS, WEIGHTS_DIR, file_sha256, standin_name, standin_of,
+                                  standin_paths)
 
 # Chosen before any fine-tuning, by the pilot of the issue that asked for it (64 classes × 120 images at
 # 64 px; AdamW 2e-3 with a linear decay reached 95 % held-out accuracy in 14 epochs where SGD stayed at
@@ -32,8 +35,10 @@ RECIPE = {"classes": 64, "per_class": 120, "held_out": 20, "size": 64, "seed": 0
           "lr": 2e-3, "weight_decay": 0.05, "threads": 1}
 # The colour-keeping variant (backbone weights "fractal_colour"): each image's coarse colour (8 classes:
 # which RGB channels of the attractor's colour exceed 0.5) as a second target beside the fractal class,
-# through a second linear layer, losses summed. The shape classes draw colours at random, so their
-# features need not keep colour; the PSPNet scenes' only context cue is a band's colour.
+# through a second linear layer, its loss at weight 0.5. The shape classes draw colours at random, so their
+# features need not keep colour; the PSPNet scenes' only context cue is a band's colour. The weight: 1 left
+# the deeper plain trunks untrained on the classes, 0.2 left the deepest blind to colour; 0.5 took every
+# PSPNet ladder trunk past 85 % on both (psp_common's deviations).
 COLOUR_RECIPE = {**RECIPE, "colour_target": True, "colour_weight": 0.5}
 COLOURS = 8
 PRESETS_PRETRAINED = ("quick", "full")
@@ -99,7 +104,7 @@ def cpu_backbones(presets=PRESETS_PRETRAINED):
         for preset in presets:
             for plan in plan_runs(spec, settings(spec, preset)):
                 if plan.model["backbone"]["name"] in ("small", "small_resnet", "vgg") and plan.model["backbone"].get("weights") in (
-                        None, "fractal", "fractal_colour") and (plan.model["arch"] != "deeplab_v1" or plan.model["backbone"].get("widths")):
+                        None, *STANDIN_WEIGHTS) and (plan.model["arch"] != "deeplab_v1" or plan.model["backbone"].get("widths")):
                     kind, arch = standin_of(plan.model)
                     found.setdefault(standin_name(kind, arch), (kind, arch))
     return found

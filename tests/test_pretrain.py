@@ -70,10 +70,11 @@ def test_missing_or_altered_weights_are_one_clear_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_every_quick_backbone_has_committed_weights_its_models_start_from():
-    """Each distinct backbone the quick preset trains has a stand-in in weights/ whose card checks out,
+def test_every_cpu_backbone_has_committed_weights_its_models_start_from():
+    """Each distinct backbone the quick and full presets train has a stand-in in weights/ whose card checks out,
     and a quick plan's model starts from exactly those weights (every variant the same: pairing)."""
-    names = cpu_backbones(("quick",))
+    names = cpu_backbones()  # the quick and the full preset's
+    assert any(name.endswith("-colour") for name in names)  # PSPNet's colour-keeping stand-ins among them
     for name, (kind, arch) in names.items():
         card = read_card(kind, arch)
         assert card["name"] == name and card["held_out_accuracy"] > 5 * card["chance_accuracy"]

@@ -13,7 +13,7 @@ wider context / larger kernel / deep stage / field of view still show), not a ve
 verdicts are judged on the validation split by the ablations. Runs are kept in --out (resumable).
 
 python -m probes.pretraining [--seeds 4] [--jobs 2] [--out /tmp/probe] [--only gcn_k ...] [--lr 0.001]
-                            [--head-lr-mult 10] [--weights fractal_colour]
+                            [--head-lr-mult 10] [--weights fractal_colour] [--iterations 200]
 """
 import argparse
 import dataclasses
@@ -32,7 +32,8 @@ CONTRASTS = {"gcn_k": ("k15", "base"), "gcn_backbone": ("resnetgcn_gcnbr", "resn
              "lc_threshold": ("r0985", "r1"), "deeplab_fov": ("largefov", "k4d4")}
 
 
-def probe_plans(ablation, protocol, seeds, lr=PRETRAINED_LR, head_lr_mult=HEAD_LR_MULT, weights="fractal"):
+def probe_plans(ablation, protocol, seeds, lr=PRETRAINED_LR, head_lr_mult=HEAD_LR_MULT, weights="fractal",
+                iterations=None):
     """The contrast's plans at the quick preset, trained on the training split less the tuning
     holdout and scored on that holdout, from scratch or pretrained."""
     spec = load(ablation)
@@ -47,6 +48,8 @@ def probe_plans(ablation, protocol, seeds, lr=PRETRAINED_LR, head_lr_mult=HEAD_L
         if protocol == "pretrained":
             backbone["weights"] = weights
             train = {**plan.train, "lr": lr, "head_lr_mult": head_lr_mult}
+        if iterations:
+            train["iterations"] = iterations
         out.append(dataclasses.replace(plan, model={**plan.model, "backbone": backbone}, train=train,
                                        eval={**plan.eval, "speed_repeats": 0, "train_speed_steps": 0}, analyses=()))
     return out
@@ -87,12 +90,14 @@ def main(argv=None):
                    help=f"the pretrained protocol's lr multiplier of the new layers (default {HEAD_LR_MULT:g})")
     p.add_argument("--weights", choices=["fractal", "fractal_colour"], default="fractal",
                    help="the pretrained protocol's stand-in: fractal classes alone, or with the colour target")
+    p.add_argument("--iterations", type=int, default=None, help="training iterations (default: the quick preset's)")
     args = p.parse_args(argv)
     jobs, tag = [], {}
     for ablation in args.only:
         for protocol in args.protocols:
             groups = {}
-            for plan in probe_plans(ablation, protocol, args.seeds, args.lr, args.head_lr_mult, args.weights):
+            for plan in probe_plans(ablation, protocol, args.seeds, args.lr, args.head_lr_mult, args.weights,
+                                    args.iterations):
                 groups.setdefault(plan.run_id, []).append(plan)
                 tag[plan.run_id] = protocol
             jobs += [(g, args.out) for g in groups.values()]
@@ -100,7 +105,7 @@ def main(argv=None):
         results = pool.map(run_one, jobs, chunksize=1)
     rows = [(ab, tag[job[0][0].run_id], v, s, st, m) for job, res in zip(jobs, results) for (ab, v, s, st, m) in res]
     print(f"held-out mIoU (the quick preset's training split less its tuning holdout, scored on the holdout), "
-          f"{args.seeds} seeds; pretrained ({args.weights}): backbone lr {args.lr:g}, new layers × {args.head_lr_mult:g}\n")
+          f"{args.seeds} seeds, {args.iterations or 'the quick preset'} iterations; pretrained ({args.weights}): backbone lr {args.lr:g}, new layers × {args.head_lr_mult:g}\n")
     print("| ablation | protocol | variant A: mean ± sd | variant B: mean ± sd | A − B: mean ± sd | pair r |")
     print("|---|---|---|---|---|---|")
     for ablation in args.only:

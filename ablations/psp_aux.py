@@ -46,13 +46,23 @@ REPORT_SECTIONS = {"psp_curves": {}}
 
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): ≈ 88 s a run
 MAX_RUNS = {"quick": 19}
-# psp_common's presets with the deeper trunk, from scratch (the paper preset keeps its ResNet-50)
-PRESETS = {name: ({**preset, "model": {**preset["model"], "backbone": {
-                       **preset["model"]["backbone"], "convs": DEEP_CONVS,
-                       **({"weights": None} if "weights" in preset["model"]["backbone"] else {})}},
-                   **({"train": {**preset["train"], **psp_common.FROM_SCRATCH}} if "train" in preset else {})}
-                  if preset["model"]["backbone"]["name"] == "small" else preset)
-           for name, preset in psp_common.PRESETS.items()}
+
+
+def deep_trunk_from_scratch(preset):
+    """psp_common's preset with the deeper trunk, from scratch (the paper preset keeps its ResNet-50; the smoke
+    preset names no weights and no rates, so none are added)."""
+    if preset["model"]["backbone"]["name"] != "small":
+        return preset
+    backbone = {**preset["model"]["backbone"], "convs": DEEP_CONVS}
+    if "weights" in backbone:
+        backbone["weights"] = None
+    out = {**preset, "model": {**preset["model"], "backbone": backbone}}
+    if "train" in preset:
+        out["train"] = {**preset["train"], **psp_common.FROM_SCRATCH}
+    return out
+
+
+PRESETS = {name: deep_trunk_from_scratch(preset) for name, preset in psp_common.PRESETS.items()}
 
 DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": [
     psp_common.SCENES, psp_common.TRUNK, psp_common.SCHEDULE,

@@ -171,18 +171,19 @@ def held_out_accuracy(model, data, batch=256):
     """(top-1 accuracy %, top-5 error %, colour accuracy % or None) on the held-out images (top-5:
     ImageNet's measure, GCN Table 6)."""
     model.eval()
+    colour = data.colours is not None
     correct = top5 = colour_correct = 0
     for start in range(0, len(data), batch):
         items = [data[i] for i in range(start, min(start + batch, len(data)))]
         images, labels, *colours = (torch.stack(column) for column in zip(*items))
         scores = model(images)
-        if colours:
+        if colour:
             scores, colour_scores = scores
             colour_correct += int((colour_scores.argmax(1) == colours[0]).sum())
         correct += int((scores.argmax(1) == labels).sum())
         top5 += int((scores.topk(min(5, scores.shape[1]), dim=1).indices == labels[:, None]).any(1).sum())
     return (100.0 * correct / len(data), 100.0 * (1 - top5 / len(data)),
-            100.0 * colour_correct / len(data) if colours else None)
+            100.0 * colour_correct / len(data) if colour else None)
 
 
 def write_index(out_dir=WEIGHTS_DIR):

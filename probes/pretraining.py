@@ -25,6 +25,7 @@ import sys
 from ablations import load
 from engine.config import CommandLine, settings
 from engine.plans import plan_runs
+from segmodels.pretrained import STANDIN_WEIGHTS
 
 PRETRAINED_LR, HEAD_LR_MULT, SCRATCH_LR = 0.001, 10.0, 0.05
 CONTRASTS = {"gcn_k": ("k15", "base"), "gcn_backbone": ("resnetgcn_gcnbr", "resnet_gcnbr"), "psp_pool": ("b1236_ave", "baseline"), "psp_aux": ("a0.4", "no_aux"),
@@ -88,7 +89,7 @@ def main(argv=None):
                    f"(default {PRETRAINED_LR:g})")
     p.add_argument("--head-lr-mult", type=float, default=HEAD_LR_MULT,
                    help=f"the pretrained protocol's lr multiplier of the new layers (default {HEAD_LR_MULT:g})")
-    p.add_argument("--weights", choices=["fractal", "fractal_colour"], default="fractal",
+    p.add_argument("--weights", choices=list(STANDIN_WEIGHTS), default="fractal",
                    help="the pretrained protocol's stand-in: fractal classes alone, or with the colour target")
     p.add_argument("--iterations", type=int, default=None, help="training iterations (default: the quick preset's)")
     args = p.parse_args(argv)

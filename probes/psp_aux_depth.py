@@ -23,6 +23,7 @@ from engine.measurements import read_curve
 from engine.presets import PRESETS as BASE_PRESETS
 from engine.trainer import seed_everything, train
 from segmodels import build_model
+from segmodels.pretrained import STANDIN_WEIGHTS
 
 
 def main(argv=None):
@@ -33,7 +34,7 @@ def main(argv=None):
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pretrained", action="store_true", help="start the trunk from its pretrained stand-in")
-    p.add_argument("--weights", choices=["fractal", "fractal_colour"], default="fractal",
+    p.add_argument("--weights", choices=list(STANDIN_WEIGHTS), default="fractal",
                    help="with --pretrained: which stand-in (fractal classes alone, or with the colour target)")
     p.add_argument("--lr", type=float, default=None, help="the backbone's lr (default: the preset's)")
     p.add_argument("--head-lr-mult", type=float, default=None, help="the new layers' lr multiplier")

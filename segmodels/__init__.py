@@ -9,8 +9,8 @@ def build_backbone(cfg: dict):
         from segmodels.pretrained import STANDIN_WEIGHTS
         weights = opts.pop("weights", None)
         if weights is not None and weights not in STANDIN_WEIGHTS:
-            raise ValueError(f"the {cfg['name']} CPU backbone takes weights 'fractal' or 'fractal_colour' (a pretrained "
-                             f"stand-in) or none, got {weights!r}")
+            raise ValueError(f"the {cfg['name']} CPU backbone takes weights {' or '.join(map(repr, STANDIN_WEIGHTS))} "
+                             f"(a pretrained stand-in) or none, got {weights!r}")
         net = backbones.SmallCNN(**opts) if cfg["name"] == "small" else gcn.SmallResNet(**opts)
         if weights is not None:
             from segmodels.pretrained import load_standin

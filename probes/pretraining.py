@@ -1,5 +1,5 @@
-"""From scratch or from the pretrained stand-in? On gcn_k, psp_pool, lc_threshold and deeplab_fov,
-train two variants of each (the contrast its main claim is about) at the quick preset's iterations,
+"""From scratch or from the pretrained stand-in? On gcn_k, psp_pool, lc_threshold and deeplab_fov (and the
+other tables in CONTRASTS), train two variants of each (the contrast its main claim is about) at the quick preset's iterations,
 both ways, on the same seeds, and score them on images held out of the training split (the selection
 runs' split: never the validation images the verdicts use):
 
@@ -28,7 +28,8 @@ from engine.plans import plan_runs
 from segmodels.pretrained import STANDIN_WEIGHTS
 
 PRETRAINED_LR, HEAD_LR_MULT, SCRATCH_LR = 0.001, 10.0, 0.05
-CONTRASTS = {"gcn_k": ("k15", "base"), "gcn_backbone": ("resnetgcn_gcnbr", "resnet_gcnbr"), "psp_pool": ("b1236_ave", "baseline"), "psp_aux": ("a0.4", "no_aux"),
+CONTRASTS = {"gcn_k": ("k15", "base"), "gcn_vs_conv": ("gcn_k7", "conv_k7"), "gcn_vs_stack": ("gcn_k7", "stack_k7"),
+             "gcn_boundary": ("gcn_k15_br", "gcn_k15"), "gcn_backbone": ("resnetgcn_gcnbr", "resnet_gcnbr"), "psp_pool": ("b1236_ave", "baseline"), "psp_aux": ("a0.4", "no_aux"),
              "psp_depth": ("r269_ss", "r50_ss"),
              "lc_threshold": ("r0985", "r1"), "deeplab_fov": ("largefov", "k4d4")}
 
@@ -93,15 +94,14 @@ def main(argv=None):
                    help="the pretrained protocol's stand-in: fractal classes alone, or with the colour target")
     p.add_argument("--iterations", type=int, default=None, help="training iterations (default: the quick preset's)")
     args = p.parse_args(argv)
-    jobs, tag = [], {}
+    groups, tag = {}, {}  # one group per run id: a run two contrasts share (GCN k = 7) is trained once
     for ablation in args.only:
         for protocol in args.protocols:
-            groups = {}
             for plan in probe_plans(ablation, protocol, args.seeds, args.lr, args.head_lr_mult, args.weights,
                                     args.iterations):
                 groups.setdefault(plan.run_id, []).append(plan)
                 tag[plan.run_id] = protocol
-            jobs += [(g, args.out) for g in groups.values()]
+    jobs = [(g, args.out) for g in groups.values()]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         results = pool.map(run_one, jobs, chunksize=1)
     rows = [(ab, tag[job[0][0].run_id], v, s, st, m) for job, res in zip(jobs, results) for (ab, v, s, st, m) in res]

@@ -9,6 +9,7 @@
 import argparse
 import os
 import sys
+import threading
 
 import engine  # noqa: F401  (first: pins MKL's code path before any tensor is computed)
 from ablations import ABLATIONS, load
@@ -119,6 +120,54 @@ def command_line(args):
                        sets=tuple(parse_set(text) for text in args.sets))
 
 
+def run_ablations(todo, args, jobs, launcher):
+    """Run the prepared ablations (name → prepared); returns (name, error) of the first that failed, or
+    None. With --jobs > 1 on this machine, the chains of ablations that share no run (engine/runner.py
+    chains) go side by side, each in its order, their runs queued to one set of worker processes and
+    each timing phase with the machine alone (engine/execute.py Workers): while one ablation waits for
+    a look's last run, the others' runs keep the cores busy."""
+    from engine import distributed
+    from engine.execute import Workers
+    from engine.runner import chains, run_ablation
+    errors, crashes = {}, []
+
+    def run_chain(names, workers=None):
+        for name in names:
+            try:
+                written = run_ablation(todo[name], args.out, args.device, jobs, not args.no_progress, launcher, workers)
+            except USER_ERRORS as err:
+                errors[name] = err
+                return
+            if distributed.is_main():
+                # one write: lines of ablations that finish together do not interleave
+                sys.stdout.write(f"{name}: {written} new row(s) in {os.path.join(args.out, name + '.csv')}\n")
+                sys.stdout.flush()
+
+    if jobs <= 1 or launcher:
+        run_chain(list(todo))
+    else:
+        workers = Workers(jobs, args.device)
+
+        def lane(names):
+            try:
+                run_chain(names, workers)
+            except BaseException as err:  # a bug, not bad input: raised again in the main thread
+                crashes.append(err)
+
+        lanes = [threading.Thread(target=lane, args=(names,), daemon=True) for names in chains(todo)]
+        try:
+            for thread in lanes:
+                thread.start()
+            for thread in lanes:
+                while thread.is_alive():  # joined in steps, so Ctrl-C still ends the call
+                    thread.join(0.5)
+        finally:
+            workers.close()
+        if crashes:
+            raise crashes[0]
+    return next(((name, errors[name]) for name in todo if name in errors), None)
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
@@ -168,7 +217,6 @@ def main(argv=None):
 
         from engine.config import settings
         from engine.plans import prepare
-        from engine.runner import run_ablation
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             return fail("--device cuda given but torch sees no CUDA device")
         # one thread per run (the presets' train.threads), so as many runs side by side as cores
@@ -195,13 +243,9 @@ def main(argv=None):
                 todo[name] = prepare(spec, settings(spec, args.preset, command_line(args)), args.out, checked)
             except USER_ERRORS as err:
                 return fail(err, name)
-        for name, prepared in todo.items():
-            try:
-                written = run_ablation(prepared, args.out, args.device, jobs, not args.no_progress, launcher)
-            except USER_ERRORS as err:
-                return fail(err, name)
-            if distributed.is_main():
-                print(f"{name}: {written} new row(s) in {os.path.join(args.out, name + '.csv')}")
+        failed = run_ablations(todo, args, jobs, launcher)
+        if failed:
+            return fail(failed[1], failed[0])
     try:
         if distributed.is_main():
             print(f"report: {build(args.out, args.report_dir)}")

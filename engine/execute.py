@@ -1,9 +1,12 @@
 """Execution: the plans not yet done, trained and evaluated side by side (--jobs worker processes,
 each a device of its own on a GPU box) or as cluster jobs (--launcher), then timed one at a time, and
-their rows written. Also the process hygiene that keeps a killed suite resumable: workers that die
-with their parent, temporary files of killed writers removed.
+their rows written. Workers: the worker processes of one run_all call, shared by the ablations it runs
+side by side, and the machine's lock that gives each timing phase the machine alone. Also the process
+hygiene that keeps a killed suite resumable: workers that die with their parent, temporary files of
+killed writers removed.
 """
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import multiprocessing
 import os
@@ -44,6 +47,65 @@ def die_with_parent(parent_pid):
             time.sleep(0.5)
         os._exit(1)
     threading.Thread(target=watch, daemon=True).start()
+
+
+class Workers:
+    """--jobs worker processes, started once for every ablation of a run_all call (no pool to start per
+    look), and the machine's lock. Runs share the machine: submit() counts a run as busy until it ends,
+    and shared() counts work the calling process does itself (an ablation's analyses). A timing phase
+    has it alone: alone() waits until nothing is busy and holds new work back until it is done, so speeds
+    are measured on a machine otherwise idle, as when the ablations ran one after another."""
+
+    def __init__(self, jobs, device):
+        context = multiprocessing.get_context("spawn")
+        self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=start_worker,
+                                           initargs=(os.getpid(), worker_devices(device), context.Value("i", 0)))
+        self.state = threading.Condition()
+        self.busy, self.timing = 0, False
+
+    def _enter(self):
+        with self.state:
+            self.state.wait_for(lambda: not self.timing)
+            self.busy += 1
+
+    def _leave(self, _future=None):
+        with self.state:
+            self.busy -= 1
+            self.state.notify_all()
+
+    def submit(self, fn, *args):
+        self._enter()
+        try:
+            future = self.pool.submit(fn, *args)
+        except BaseException:
+            self._leave()
+            raise
+        future.add_done_callback(self._leave)
+        return future
+
+    @contextlib.contextmanager
+    def shared(self):
+        self._enter()
+        try:
+            yield
+        finally:
+            self._leave()
+
+    @contextlib.contextmanager
+    def alone(self):
+        with self.state:
+            self.state.wait_for(lambda: not self.timing)  # one timing phase at a time
+            self.timing = True  # no new work from here on
+            self.state.wait_for(lambda: self.busy == 0)
+        try:
+            yield
+        finally:
+            with self.state:
+                self.timing = False
+                self.state.notify_all()
+
+    def close(self):
+        self.pool.shutdown()
 
 
 def pid_alive(pid):
@@ -103,9 +165,12 @@ def timing_order(name, what, results):
     return seed, results
 
 
-def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, started=None, launcher=None):
+def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, started=None, launcher=None,
+              workers=None):
     """Train, evaluate and time the plans not yet done; returns the number of rows written. With a
-    launcher (engine/launch.py), each run group is a cluster job; its rows are merged here."""
+    launcher (engine/launch.py), each run group is a cluster job; its rows are merged here. With
+    workers (Workers: run_all's, shared with other ablations), every run group goes to them; else
+    --jobs > 1 starts workers for these plans alone."""
     groups = {}
     for plan in todo_plans(plans, csv_path):
         groups.setdefault(plan.run_id, []).append(plan)
@@ -134,21 +199,24 @@ def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, star
                 if row["status"] != "ok":
                     tqdm.write(f"{name} {row['variant']} seed {row['seed']}: {row['status']}")
             bar.update(1)
-    elif jobs <= 1 or len(groups) <= 1:
+    elif workers is None and (jobs <= 1 or len(groups) <= 1):
         for group in groups.values():
             record(run.run_group(group, out_dir, device, progress=progress))
     else:
-        context = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=start_worker,
-                                    initargs=(os.getpid(), worker_devices(device), context.Value("i", 0))) as pool:
+        pool = workers or Workers(jobs, device)
+        try:
             futures = [pool.submit(run.run_group, g, out_dir, device, False) for g in groups.values()]
             for future in cf.as_completed(futures):
                 record(future.result())
+        finally:
+            if pool is not workers:
+                pool.close()
     bar.close()
     order_seed, timed = timing_order(name, what, timed)
-    for position, result in enumerate(timed):
-        result.scores = {**result.scores, **time_run(result.plan, out_dir, device),
-                         "timing_order_seed": order_seed, "timing_position": position}
-        written += put_row(csv_path, make_row(result, sha, started))
+    with workers.alone() if workers and timed else contextlib.nullcontext():
+        for position, result in enumerate(timed):
+            result.scores = {**result.scores, **time_run(result.plan, out_dir, device),
+                             "timing_order_seed": order_seed, "timing_position": position}
+            written += put_row(csv_path, make_row(result, sha, started))
     barrier()  # every rank reads the rows rank 0 wrote
     return written

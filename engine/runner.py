@@ -6,6 +6,7 @@ The path of one run: run_all.py → engine.config.settings → engine.plans.prep
 run_ablation → execute.run_plans → run.run_group (train, evaluate) → timing → rows.make_row → CSV;
 the report then judges the claims from the rows (engine.design.claim_verdicts).
 """
+import contextlib
 import os
 
 from tqdm import tqdm
@@ -19,9 +20,10 @@ from engine.rows import OK, now_iso, read_rows
 from engine.tuning import selection_csv
 
 
-def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=True, launcher=None):
+def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=True, launcher=None, workers=None):
     """Train and evaluate the runs of a prepared ablation (engine.plans.prepare: checked); rows go to
-    out_dir/<name>.csv. Returns the number of rows written by this call.
+    out_dir/<name>.csv. Returns the number of rows written by this call. workers: run_all's
+    (engine/execute.py Workers), shared with the ablations that run beside this one.
 
     The sequential design: with the preset's seeds a list of looks (e.g. [3, 5, 8]), every variant
     first gets looks[0] seeds; after each look the claims are judged, and only the variants of claims
@@ -37,22 +39,36 @@ def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=Tru
         tuning_csv = selection_csv(out_dir, spec.name)
         os.makedirs(os.path.dirname(tuning_csv), exist_ok=True)
         written += run_plans(spec.name, prepared.selection, tuning_csv, out_dir, device, jobs, progress,
-                             "lr selection", started, launcher)
+                             "lr selection", started, launcher, workers)
         plans = chosen_plans(prepared, out_dir)
     looks, wanted = settings.looks, {p.variant for p in plans}
     planned = first_look_runs(plans, prepared.selection)
     for k, n in enumerate(looks, 1):
         look = [p for p in plans if p.seed < n and p.variant in wanted]
         written += run_plans(spec.name, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}",
-                             started, launcher)
+                             started, launcher, workers)
         if k == len(looks):
             break
         wanted = more_seeds(spec, settings, plans, csv_path, k, planned, progress)
         if not wanted:
             break
     if is_main():
-        save_missing_analyses(prepared, out_dir)
+        with workers.shared() if workers else contextlib.nullcontext():  # computed here: this process's CPU
+            save_missing_analyses(prepared, out_dir)
     return written
+
+
+def chains(prepared):
+    """The ablations (name → prepared, in run order) as chains that share no training run: an ablation
+    whose run ids (its plans' or its selection runs') meet another's is in its chain, after it, so it
+    reuses those runs instead of waiting for them. Chains can run side by side; each keeps the order."""
+    runs = {name: {p.run_id for p in (*prep.plans, *prep.selection)} for name, prep in prepared.items()}
+    out = []
+    for name in prepared:
+        meet = [chain for chain in out if any(runs[name] & runs[other] for other in chain)]
+        merged = sorted([other for chain in meet for other in chain] + [name], key=list(prepared).index)
+        out = [chain for chain in out if chain not in meet] + [merged]
+    return sorted(out, key=lambda chain: list(prepared).index(chain[0]))
 
 
 def chosen_plans(prepared, out_dir):

@@ -211,7 +211,7 @@ def verdict_summary(results, specs, judged):
         body.append([f"`{spec.name}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{len(verdicts)}"
                      + (f" (+{other} not counted)" if other else ""), family_line(claims), looks, pairing])
     decided, n = decided_share(judged)
-    walls = [wall_minutes(one_plan(results[spec.name])[0]) for spec in specs if spec.name in results]
+    spans = [wall_span(one_plan(results[spec.name])[0]) for spec in specs if spec.name in results]
     body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**",
                  f"{n} × 0.05 = {0.05 * n:.2f}", "", ""])
     return md_table(["ablation", *kinds, "decided", "expected false verdicts ≤", "looks (seeds per variant)",
@@ -234,8 +234,9 @@ def verdict_summary(results, specs, judged):
         "first (the fewest seeds their observed difference would need, as in their power lines: noncentral t) "
         "while the budget lasts; a claim it stops at an earlier look has still been tested at that look's α, so "
         "the error control holds. A claim that reads a variant whose every run so far failed gets no more seeds."
-        + (f"\n\nWall time of the runs behind these verdicts: {sum(walls):.1f} min (the ablations one after another; "
-           "each one's time is under its Settings used)." if walls and None not in walls else ""))
+        + (f"\n\nWall time of the runs behind these verdicts: {union_minutes(spans):.1f} min (from each ablation's start "
+           "to its last row, ablations that ran side by side counted once; each one's own span is under its Settings "
+           "used)." if spans and None not in spans else ""))
 
 
 def tuning_section(spec, results_dir):
@@ -294,13 +295,28 @@ def mkl_paths(rows):
                if unpinned else ""))
 
 
-def wall_minutes(rows):
-    """Wall time of the run_all calls that wrote these rows: from the first call's start to the last
-    row (includes any pause between calls); None for rows of before call_started_at was recorded."""
+def wall_span(rows):
+    """(start, end) of the run_all calls that wrote these rows: the first call's start and the last row
+    (any pause between calls inside); None for rows of before call_started_at was recorded."""
     if "call_started_at" not in rows or rows["call_started_at"].isna().all():
         return None
-    start = pd.to_datetime(rows["call_started_at"].dropna()).min()
-    return (pd.to_datetime(rows["finished_at"]).max() - start).total_seconds() / 60
+    return pd.to_datetime(rows["call_started_at"].dropna()).min(), pd.to_datetime(rows["finished_at"]).max()
+
+
+def wall_minutes(rows):
+    span = wall_span(rows)
+    return None if span is None else (span[1] - span[0]).total_seconds() / 60
+
+
+def union_minutes(spans):
+    """Minutes covered by the union of (start, end) spans: ablations run side by side count once."""
+    total, reach = 0.0, None
+    for start, end in sorted(spans):
+        if reach is None or start > reach:
+            total, reach = total + (end - start).total_seconds(), end
+        elif end > reach:
+            total, reach = total + (end - reach).total_seconds(), end
+    return total / 60
 
 
 def settings(rows):
@@ -327,8 +343,9 @@ def settings(rows):
         *([("machine load during the timing phase", load_range(rows, "timing_load_avg_1m"))]
           if "timing_load_avg_1m" in rows else []),
         ("total run time", f"{rows['wall_s'].sum() / 60:.1f} min summed over runs (runs trained side by side with --jobs overlap in wall time)"),
-        *([("wall time", f"{wall_minutes(rows):.1f} min, from the start of the run_all call to its last row "
-                         "(runs shared with an ablation run earlier were trained there, not counted here)")]
+        *([("wall time", f"{wall_minutes(rows):.1f} min, from the start of this ablation to its last row "
+                         "(runs shared with an ablation run earlier were trained there, not counted here; "
+                         "ablations that share no run go side by side on the same cores)")]
           if wall_minutes(rows) is not None else []),
         ("code", ", ".join(sorted(rows["git_sha"].astype(str).unique()))),
     ]

@@ -1,11 +1,15 @@
 """The same numbers on every CPU of one capability: every MKL call that the models of the presets
 make (one training step and one evaluation of each) runs on MKL's COMPATIBLE branch, so another MKL
 code path — here MKL_ENABLE_INSTRUCTIONS=AVX2, as another CPU's MKL would take — gives the same weights
-bit for bit; without the pin it does not (on a CPU where MKL takes its AVX-512 path)."""
+bit for bit; without the pin it does not (on a CPU where MKL takes its AVX-512 path). And the allocator
+setting (engine/allocator.py) moves no number, while it does spare the steps their page faults."""
 import os
+import platform
 import re
 import subprocess
 import sys
+
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # every distinct network of every ablation at the smoke preset (batch 4: PyTorch sends every 1×1
@@ -15,6 +19,10 @@ import engine  # pins MKL (engine/reproducible.py) before any tensor is computed
 import hashlib, json, os, sys
 if "--unpinned" in sys.argv:  # the old path: MKL not yet called, so unsetting it now leaves MKL free
     del os.environ["MKL_CBWR"]
+if "--malloc-defaults" in sys.argv:  # engine/allocator.py undone: glibc's small thresholds, no top pad
+    import ctypes
+    for option, value in ((-1, 128 * 1024), (-2, 0), (-3, 128 * 1024)):
+        ctypes.CDLL(None).mallopt(option, value)
 import torch
 from ablations import load_all
 from data import build_dataset
@@ -64,3 +72,31 @@ def test_every_mkl_call_of_the_presets_models_runs_on_one_branch_and_another_cpu
     unpinned = run_steps("--unpinned", MKL_VERBOSE="1")
     if re.search(r"^MKL_VERBOSE oneMKL.*AVX-512", unpinned, re.M):
         assert unpinned.split()[-1] != run_steps("--unpinned", MKL_ENABLE_INSTRUCTIONS="AVX2").split()[-1]
+
+
+# a step's allocations, repeated: buffers the size of the quick preset's upsampled logits and activations
+FAULTS = r"""
+import engine, resource, sys
+if "--malloc-defaults" in sys.argv:
+    import ctypes
+    for option, value in ((-1, 128 * 1024), (-2, 0), (-3, 128 * 1024)):
+        ctypes.CDLL(None).mallopt(option, value)
+import torch
+def step():
+    held = [torch.ones(16, 9, 128, 128), torch.ones(16, 24, 64, 64), torch.ones(16, 32, 32, 32), torch.ones(16, 9, 128, 128)]
+    return sum(t.sum() for t in held)
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_the_allocator_setting_moves_no_number_and_spares_the_steps_their_page_faults():
+    assert run_steps("--malloc-defaults").split()[-1] == run_steps().split()[-1]
+    faults = {flag: int(subprocess.run([sys.executable, "-c", FAULTS, *flag], cwd=REPO, capture_output=True,
+                                       text=True, check=True).stdout) for flag in ((), ("--malloc-defaults",))}
+    # ten steps of 33 MB: ~8,000 fresh pages a step when glibc hands the blocks back, few when it keeps them
+    assert faults[("--malloc-defaults",)] > 20000 and faults[()] * 5 < faults[("--malloc-defaults",)], faults

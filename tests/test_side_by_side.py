@@ -1,0 +1,67 @@
+"""Ablations side by side (run_all with --jobs > 1): chains of ablations that share no run, one set of
+workers, a timing phase with the machine alone, the same rows as one after another, and the suite's
+wall time with overlapping ablations counted once."""
+import threading
+import time
+
+import pandas as pd
+
+import run_all
+from ablations import load
+from engine.config import CommandLine, settings
+from engine.execute import Workers
+from engine.plans import prepare
+from engine.runner import chains
+from probes.same_rows import compare
+from report.build import union_minutes
+
+
+def test_chains_keep_ablations_that_share_runs_together_and_in_order(tmp_path):
+    names = ["gcn_vs_conv", "lc_threshold", "gcn_k", "deeplab_fov", "lc_schemes", "deeplab_crf", "gcn_backbone"]
+    todo, checked = {}, set()
+    for name in names:
+        spec = load(name)
+        todo[name] = prepare(spec, settings(spec, "smoke", CommandLine()), str(tmp_path), checked, with_data=False)
+    assert chains(todo) == [["gcn_vs_conv", "gcn_k"], ["lc_threshold", "lc_schemes"], ["deeplab_fov", "deeplab_crf"],
+                            ["gcn_backbone"]]
+
+
+def test_a_timing_phase_waits_for_running_work_and_holds_new_work_back():
+    workers = Workers(2, "cpu")
+    try:
+        workers.submit(time.sleep, 0.0).result()  # the workers are up
+        running = workers.submit(time.sleep, 1.5)
+        submitted = threading.Event()
+        with workers.alone():
+            assert running.done()  # entered only once the running work ended
+            later = threading.Thread(target=lambda: (workers.submit(time.sleep, 0.0).result(), submitted.set()))
+            later.start()
+            time.sleep(0.5)
+            assert not submitted.is_set()  # new work waits for the timing phase
+        later.join(30)
+        assert submitted.is_set()
+        with workers.shared():  # work done here counts as busy too
+            assert workers.busy == 1
+        assert workers.busy == 0
+    finally:
+        workers.close()
+
+
+def test_ablations_side_by_side_write_the_rows_they_write_one_after_another(tmp_path):
+    common = ["--ablation", "gcn_k", "--ablation", "lc_threshold", "--preset", "smoke", "--seeds", "1",
+              "--no-progress"]
+    for jobs in ("1", "2"):  # lc_threshold times its runs: its timing phase runs beside gcn_k's training
+        out = tmp_path / f"jobs{jobs}"
+        assert run_all.main(common + ["--jobs", jobs, "--out", str(out), "--report-dir", str(out / "report")]) == 0
+    total, differ = compare(str(tmp_path / "jobs1"), str(tmp_path / "jobs2"))
+    assert total == 16 and differ == []
+    timed = pd.read_csv(tmp_path / "jobs2" / "lc_threshold.csv")
+    assert timed["infer_fps"].notna().all() and timed["timing_position"].notna().all()
+    assert "Wall time of the runs behind these verdicts" in (tmp_path / "jobs2" / "report" / "REPORT.md").read_text()
+
+
+def test_the_suites_wall_time_counts_overlapping_ablations_once():
+    t = lambda minute: pd.Timestamp("2026-12-05T10:00:00") + pd.Timedelta(minutes=minute)  # noqa: E731
+    assert union_minutes([(t(0), t(10)), (t(5), t(12)), (t(20), t(25))]) == 17
+    assert union_minutes([(t(0), t(10)), (t(2), t(3))]) == 10
+    assert union_minutes([(t(0), t(4)), (t(4), t(6))]) == 6

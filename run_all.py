@@ -123,9 +123,9 @@ def command_line(args):
 def run_ablations(todo, args, jobs, launcher):
     """Run the prepared ablations (name → prepared); returns (name, error) of the first that failed, or
     None. With --jobs > 1 on this machine, the chains of ablations that share no run (engine/runner.py
-    chains) go side by side, each in its order, their runs queued to one set of worker processes and
-    each timing phase with the machine alone (engine/execute.py Workers): while one ablation waits for
-    a look's last run, the others' runs keep the cores busy."""
+    chains) go side by side, each in its order, their runs taking turns on one set of worker processes
+    and each timing phase with the machine alone (engine/execute.py Workers): while one ablation waits
+    for a look's last run, the others' runs keep the cores busy."""
     from engine import distributed
     from engine.execute import Workers
     from engine.runner import chains, run_ablation

@@ -51,21 +51,23 @@ def die_with_parent(parent_pid):
 
 class Workers:
     """--jobs worker processes, started once for every ablation of a run_all call (no pool to start per
-    look), and the machine's lock. Runs share the machine: submit() counts a run as busy until it ends,
-    and shared() counts work the calling process does itself (an ablation's analyses). A timing phase
-    has it alone: alone() waits until nothing is busy and holds new work back until it is done, so speeds
-    are measured on a machine otherwise idle, as when the ablations ran one after another."""
+    look), and the machine's lock. Runs share the machine, one per worker: submit() waits for a free
+    worker and counts the run as busy until it ends, and shared() counts work the calling process does
+    itself (an ablation's analyses) the same way; nothing queues behind the workers, so ablations side
+    by side take turns run by run. A timing phase has the machine alone: alone() holds new work back,
+    waits for the runs under way, and times, so speeds are measured on a machine otherwise idle, as when
+    the ablations ran one after another."""
 
     def __init__(self, jobs, device):
         context = multiprocessing.get_context("spawn")
         self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=start_worker,
                                            initargs=(os.getpid(), worker_devices(device), context.Value("i", 0)))
         self.state = threading.Condition()
-        self.busy, self.timing = 0, False
+        self.jobs, self.busy, self.timing = jobs, 0, False
 
     def _enter(self):
         with self.state:
-            self.state.wait_for(lambda: not self.timing)
+            self.state.wait_for(lambda: not self.timing and self.busy < self.jobs)
             self.busy += 1
 
     def _leave(self, _future=None):
@@ -203,9 +205,13 @@ def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, star
         for group in groups.values():
             record(run.run_group(group, out_dir, device, progress=progress))
     else:
-        pool = workers or Workers(jobs, device)
+        pool, futures = workers or Workers(jobs, device), set()
         try:
-            futures = [pool.submit(run.run_group, g, out_dir, device, False) for g in groups.values()]
+            for group in groups.values():
+                futures.add(pool.submit(run.run_group, group, out_dir, device, False))  # waits for a worker
+                for future in [f for f in futures if f.done()]:
+                    futures.remove(future)
+                    record(future.result())
             for future in cf.as_completed(futures):
                 record(future.result())
         finally:

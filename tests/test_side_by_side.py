@@ -26,7 +26,7 @@ def test_chains_keep_ablations_that_share_runs_together_and_in_order(tmp_path):
                             ["gcn_backbone"]]
 
 
-def test_a_timing_phase_waits_for_running_work_and_holds_new_work_back():
+def test_a_timing_phase_waits_for_running_work_and_holds_new_work_back_and_no_run_queues():
     workers = Workers(2, "cpu")
     try:
         workers.submit(time.sleep, 0.0).result()  # the workers are up
@@ -43,6 +43,11 @@ def test_a_timing_phase_waits_for_running_work_and_holds_new_work_back():
         with workers.shared():  # work done here counts as busy too
             assert workers.busy == 1
         assert workers.busy == 0
+        # one run per worker, nothing queued behind them: a third run waits for a worker to be free
+        first, second = workers.submit(time.sleep, 1.5), workers.submit(time.sleep, 1.5)
+        third = workers.submit(time.sleep, 0.0)
+        assert first.done() or second.done()
+        third.result()
     finally:
         workers.close()
 

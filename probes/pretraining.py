@@ -1,7 +1,7 @@
 """From scratch or from the pretrained stand-in? On gcn_k, psp_pool, lc_threshold and deeplab_fov (and the
 other tables in CONTRASTS), train two variants of each (the contrast its main claim is about) at the
-quick preset's iterations, both ways, on the same seeds, and score them on images held out of the training split (the selection
-runs' split: never the validation images the verdicts use):
+quick preset's iterations, both ways, on the same seeds, and score them on images held out of the
+training split (the selection runs' split: never the validation images the verdicts use):
 
 - scratch: the backbone as the preset had it until issue 22 (random init, every layer at lr 0.05);
 - pretrained: the backbone from its stand-in (weights/, `python -m engine.pretrain`), at lr

@@ -3,10 +3,10 @@
 A CPU step allocates and frees the same large buffers every iteration (activations; a batch's
 upsampled logits and their gradients, ~10 MB each at the quick preset). By default glibc serves such
 blocks by mmap, or gives the freed top of its heap back to the kernel, so every step faults its
-buffers in again as fresh zeroed pages: a quarter of a PSPNet step and a sixth of a GCN step at the
-quick preset (benchmarks/train_step.py, measured with and without). A trim threshold of 1 GiB, a
+buffers in again as fresh zeroed pages: about a quarter of a PSPNet step and an eighth of a GCN step
+at the quick preset (benchmarks/train_step.py, measured with and without). A trim threshold of 1 GiB, a
 64 MiB top pad and the mmap threshold at its ceiling (32 MiB) keep the blocks in the heap. Only where
-the bytes live changes: every number is the same (tests/test_allocator.py; rerun ablations compared
+the bytes live changes: every number is the same (tests/test_reproducible.py; rerun ablations compared
 row by row with probes.same_rows). Set at engine import, so the spawned workers, torchrun ranks and
 submitit jobs that import the engine have it too; elsewhere than glibc it is a no-op.
 """

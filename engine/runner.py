@@ -63,12 +63,13 @@ def chains(prepared):
     whose run ids (its plans' or its selection runs') meet another's is in its chain, after it, so it
     reuses those runs instead of waiting for them. Chains can run side by side; each keeps the order."""
     runs = {name: {p.run_id for p in (*prep.plans, *prep.selection)} for name, prep in prepared.items()}
+    order = list(prepared)
     out = []
-    for name in prepared:
+    for name in order:
         meet = [chain for chain in out if any(runs[name] & runs[other] for other in chain)]
-        merged = sorted([other for chain in meet for other in chain] + [name], key=list(prepared).index)
+        merged = sorted([other for chain in meet for other in chain] + [name], key=order.index)
         out = [chain for chain in out if chain not in meet] + [merged]
-    return sorted(out, key=lambda chain: list(prepared).index(chain[0]))
+    return sorted(out, key=lambda chain: order.index(chain[0]))
 
 
 def chosen_plans(prepared, out_dir):

@@ -12,6 +12,11 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# with --malloc-defaults, a script undoes engine/allocator.py: glibc's small thresholds, no top pad
+MALLOC_DEFAULTS = """if "--malloc-defaults" in sys.argv:
+    import ctypes
+    for option, value in ((-1, 128 * 1024), (-2, 0), (-3, 128 * 1024)):
+        ctypes.CDLL(None).mallopt(option, value)"""
 # every distinct network of every ablation at the smoke preset (batch 4: PyTorch sends every 1×1
 # convolution of a batch under 16 to MKL), one SGD step and one evaluation, one thread
 STEPS = r"""
@@ -19,10 +24,7 @@ import engine  # pins MKL (engine/reproducible.py) before any tensor is computed
 import hashlib, json, os, sys
 if "--unpinned" in sys.argv:  # the old path: MKL not yet called, so unsetting it now leaves MKL free
     del os.environ["MKL_CBWR"]
-if "--malloc-defaults" in sys.argv:  # engine/allocator.py undone: glibc's small thresholds, no top pad
-    import ctypes
-    for option, value in ((-1, 128 * 1024), (-2, 0), (-3, 128 * 1024)):
-        ctypes.CDLL(None).mallopt(option, value)
+MALLOC_DEFAULTS
 import torch
 from ablations import load_all
 from data import build_dataset
@@ -50,7 +52,7 @@ for plan in models.values():
     for tensor in [logits, *model.state_dict().values()]:
         digest.update(tensor.detach().contiguous().numpy().tobytes())
 print(len(models), digest.hexdigest())
-"""
+""".replace("MALLOC_DEFAULTS", MALLOC_DEFAULTS)
 
 
 def run_steps(*flags, **env):
@@ -77,10 +79,7 @@ def test_every_mkl_call_of_the_presets_models_runs_on_one_branch_and_another_cpu
 # a step's allocations, repeated: buffers the size of the quick preset's upsampled logits and activations
 FAULTS = r"""
 import engine, resource, sys
-if "--malloc-defaults" in sys.argv:
-    import ctypes
-    for option, value in ((-1, 128 * 1024), (-2, 0), (-3, 128 * 1024)):
-        ctypes.CDLL(None).mallopt(option, value)
+MALLOC_DEFAULTS
 import torch
 def step():
     held = [torch.ones(16, 9, 128, 128), torch.ones(16, 24, 64, 64), torch.ones(16, 32, 32, 32), torch.ones(16, 9, 128, 128)]
@@ -90,7 +89,7 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
     step()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
+""".replace("MALLOC_DEFAULTS", MALLOC_DEFAULTS)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")

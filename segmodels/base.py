@@ -11,10 +11,41 @@ state on the model, so one plan's options cannot leak into the next; statistics 
 share of pixels per stage, per-stage times) are returned by that pass. Loss parts are returned as
 tensors (detached), so a training step never waits for them; the trainer reads them when it logs.
 """
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from data import IGNORE_INDEX
+
+
+class _GradientAs(torch.autograd.Function):
+    """Identity whose gradient goes back in the given memory format."""
+
+    @staticmethod
+    def forward(ctx, x, memory_format):
+        ctx.memory_format = memory_format
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous(memory_format=ctx.memory_format), None
+
+
+def upsample_scores(scores, size):
+    """Bilinear upsampling of a model's scores [B, K, h, w] to size (H, W), align_corners=False.
+
+    Why the two identities: with channels_last scores (the CPU presets), the loss's log-softmax hands
+    its gradient back in NCHW, so the upsampling's backward took PyTorch's NCHW kernel, several times
+    slower on a CPU than its channels_last one, whose result is the same bit for bit. So the gradient
+    goes into the upsampling channels_last and comes out in NCHW, as it did: the layers below see the
+    gradient they saw before (tests/test_reproducible.py: every network of the presets, the same
+    weights), and a quick-preset PSPNet step takes ~0.9× the time."""
+    if not (scores.requires_grad and scores.is_contiguous(memory_format=torch.channels_last)
+            and not scores.is_contiguous()):
+        return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+    up = F.interpolate(_GradientAs.apply(scores, torch.contiguous_format), size=size, mode="bilinear",
+                       align_corners=False)
+    return _GradientAs.apply(up, torch.channels_last)
 
 
 class SegModel(nn.Module):

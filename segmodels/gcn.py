@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torchvision.models.resnet import Bottleneck
 
 from segmodels.backbones import Stages, conv_bn_relu
-from segmodels.base import SegModel
+from segmodels.base import SegModel, upsample_scores
 
 
 def check_kernel(k):
@@ -104,7 +104,7 @@ class SingleHeadNet(SegModel):
     def logits(self, x):
         feats = self.backbone(x)
         scores = self.head(next(reversed(feats.values())))
-        return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return upsample_scores(scores, x.shape[-2:])
 
 
 def bilinear_deconv(channels, factor):

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data import IGNORE_INDEX
-from segmodels.base import SegModel
+from segmodels.base import SegModel, upsample_scores
 
 POOLS = ("avg", "max", "none")
 
@@ -141,12 +141,12 @@ class PSPNet(SegModel):
         """Main cross-entropy + α × the auxiliary head's (on the stage before last)."""
         feats = self.backbone(images)
         size = images.shape[-2:]
-        main = F.interpolate(self._main(feats), size=size, mode="bilinear", align_corners=False)
+        main = upsample_scores(self._main(feats), size)
         main_loss = F.cross_entropy(main, labels, ignore_index=IGNORE_INDEX)
         if self.aux is None:
             return main_loss, {"main_loss": main_loss.detach()}
         aux_in = list(feats.values())[-2]
-        aux = F.interpolate(self.aux(aux_in), size=size, mode="bilinear", align_corners=False)
+        aux = upsample_scores(self.aux(aux_in), size)
         aux_loss = F.cross_entropy(aux, labels, ignore_index=IGNORE_INDEX)
         return main_loss + self.aux_weight * aux_loss, {"main_loss": main_loss.detach(),
                                                         "aux_loss": aux_loss.detach()}

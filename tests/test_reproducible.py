@@ -34,6 +34,10 @@ from engine.step import make_optimizer, train_step
 from engine.trainer import seed_everything
 from segmodels import build_model
 torch.set_num_threads(1)
+channels_last = "--channels-last" in sys.argv  # the memory format the CPU presets train in
+if "--nchw-upsampling-gradient" in sys.argv:  # the old path: the gradient passes the upsampling as the loss gives it
+    import segmodels.base
+    segmodels.base._GradientAs.backward = staticmethod(lambda ctx, grad: (grad, None))
 models = {}
 for spec in load_all():
     for plan in plan_runs(spec, settings(spec, "smoke")):
@@ -46,6 +50,8 @@ for plan in models.values():
     opt = make_optimizer(model, plan.train)
     batch = [data[(i, i)] for i in range(4)]
     images, labels = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
+    if channels_last:
+        model, images = model.to(memory_format=torch.channels_last), images.contiguous(memory_format=torch.channels_last)
     train_step(model, opt, images, labels, plan.train, "cpu", progress=0.75)
     with torch.no_grad():
         logits = model.eval().predict(images, **{k: v for k, v in plan.eval.items() if k == "rho"})[0]
@@ -74,6 +80,12 @@ def test_every_mkl_call_of_the_presets_models_runs_on_one_branch_and_another_cpu
     unpinned = run_steps("--unpinned", MKL_VERBOSE="1")
     if re.search(r"^MKL_VERBOSE oneMKL.*AVX-512", unpinned, re.M):
         assert unpinned.split()[-1] != run_steps("--unpinned", MKL_ENABLE_INSTRUCTIONS="AVX2").split()[-1]
+
+
+def test_the_upsampling_gradient_taken_channels_last_moves_no_number():
+    """segmodels/base.py upsample_scores: the upsampling's channels_last backward kernel agrees with its
+    NCHW one bit for bit, on every network of the presets, trained channels_last as they are."""
+    assert run_steps("--channels-last", "--nchw-upsampling-gradient").split()[-1] == run_steps("--channels-last").split()[-1]
 
 
 # a step's allocations, repeated: buffers the size of the quick preset's upsampled logits and activations

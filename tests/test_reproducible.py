@@ -30,14 +30,17 @@ from ablations import load_all
 from data import build_dataset
 from engine.config import settings
 from engine.plans import plan_runs
-from engine.step import make_optimizer, train_step
-from engine.trainer import seed_everything
+from engine.step import train_step
+from engine.trainer import prepare, seed_everything
 from segmodels import build_model
+import segmodels.base
 torch.set_num_threads(1)
 channels_last = "--channels-last" in sys.argv  # the memory format the CPU presets train in
-if "--nchw-upsampling-gradient" in sys.argv:  # the old path: the gradient passes the upsampling as the loss gives it
-    import segmodels.base
-    segmodels.base._GradientAs.backward = staticmethod(lambda ctx, grad: (grad, None))
+routed, backward = [], segmodels.base._GradientAs.backward
+# counted, so that a test of the routing sees it taken; --nchw-upsampling-gradient: the old path, the
+# gradient passes the upsampling as the loss gives it
+segmodels.base._GradientAs.backward = staticmethod(lambda ctx, grad: routed.append(1) or (
+    (grad, None) if "--nchw-upsampling-gradient" in sys.argv else backward(ctx, grad)))
 models = {}
 for spec in load_all():
     for plan in plan_runs(spec, settings(spec, "smoke")):
@@ -46,17 +49,17 @@ digest = hashlib.sha1()
 for plan in models.values():
     data = build_dataset(plan.data, "train")
     seed_everything(0)
-    model = build_model(plan.model, data.num_classes).train()
-    opt = make_optimizer(model, plan.train)
+    model, opt = prepare(build_model(plan.model, data.num_classes).train(), {**plan.train, "channels_last": channels_last}, "cpu")
     batch = [data[(i, i)] for i in range(4)]
     images, labels = torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
     if channels_last:
-        model, images = model.to(memory_format=torch.channels_last), images.contiguous(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     train_step(model, opt, images, labels, plan.train, "cpu", progress=0.75)
     with torch.no_grad():
         logits = model.eval().predict(images, **{k: v for k, v in plan.eval.items() if k == "rho"})[0]
     for tensor in [logits, *model.state_dict().values()]:
         digest.update(tensor.detach().contiguous().numpy().tobytes())
+print("routed", len(routed))
 print(len(models), digest.hexdigest())
 """.replace("MALLOC_DEFAULTS", MALLOC_DEFAULTS)
 
@@ -85,7 +88,9 @@ def test_every_mkl_call_of_the_presets_models_runs_on_one_branch_and_another_cpu
 def test_the_upsampling_gradient_taken_channels_last_moves_no_number():
     """segmodels/base.py upsample_scores: the upsampling's channels_last backward kernel agrees with its
     NCHW one bit for bit, on every network of the presets, trained channels_last as they are."""
-    assert run_steps("--channels-last", "--nchw-upsampling-gradient").split()[-1] == run_steps("--channels-last").split()[-1]
+    old, new = run_steps("--channels-last", "--nchw-upsampling-gradient"), run_steps("--channels-last")
+    assert old.split()[-1] == new.split()[-1]
+    assert int(re.search(r"^routed (\d+)$", new, re.M)[1]) >= 20  # GCN's and PSPNet's networks took the routing
 
 
 # a step's allocations, repeated: buffers the size of the quick preset's upsampled logits and activations

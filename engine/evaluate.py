@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from data import IGNORE_INDEX, PAD_LABEL
+from data import IGNORE_INDEX, PAD_LABEL, HeldOut
 from data.transforms import pad_collate
 from engine.metrics import boundary_counts, boundary_mask, confusion_matrix, group_accuracy, scores
 from engine.presets import EVAL_KEYS as ENGINE_KEYS
@@ -21,6 +21,16 @@ def model_options(model, cfg):
     return opts
 
 
+def first_images(dataset, images):
+    """The dataset's first `images` images (eval option images; None: all of them), or one clear error."""
+    if images is None:
+        return dataset
+    if isinstance(images, bool) or not isinstance(images, int) or not 0 < images <= len(dataset):
+        raise ValueError(f"eval option images must be an int in 1..{len(dataset)} (the first images of "
+                         f"the {len(dataset)} scored), got {images!r}")
+    return HeldOut(dataset, 0, images)
+
+
 @torch.no_grad()
 def evaluate(model, dataset, cfg, device="cpu"):
     """cfg: {'batch_size', 'boundary_band', optional 'speed_repeats' (see time_inference), ...}.
@@ -30,11 +40,12 @@ def evaluate(model, dataset, cfg, device="cpu"):
     DeepLab v1's fully connected CRF, run on each image without its padding; infer_fps stays the
     network's, crf_ms is the CRF's per image. With cfg['trimap'] (band widths in px), DeepLab v1's
     trimap: mIoU and pixel accuracy of the pixels within each width of a label boundary (result
-    'trimap': {width: {'mIoU', 'pixel_acc'}}).
+    'trimap': {width: {'mIoU', 'pixel_acc'}}). With cfg['images'] = N, only the first N images are scored.
 
     Padding (label PAD_LABEL, beyond each image) is scored nowhere and is no boundary: every score
     of an image is what it gets alone."""
     model_opts = model_options(model, cfg)
+    dataset = first_images(dataset, cfg.get("images"))
     model.to(device).eval()
     n = dataset.num_classes
     cm = torch.zeros(n, n, dtype=torch.int64)

@@ -23,7 +23,7 @@ import torch
 from data import build_dataset
 from engine.config import resolve
 from engine.design import first_look_runs, looks_of, reachable_looks
-from engine.evaluate import model_options
+from engine.evaluate import first_images, model_options
 from engine.presets import PRESETS
 from engine.rows import OK, RowKey, read_rows, row_key
 from engine.tuning import choose_crfs, choose_lrs, crf_grid, crf_point_id, lr_point_id, selection_csv
@@ -130,8 +130,10 @@ def selection_plans(spec, settings):
     """The selection runs, trained on the training split less settings.tuning['holdout'] images and
     scored on those (data option holdout, data.HeldOut): never on the validation split. Each
     "tune_lr": [scales] variant is trained at the preset's lr × each scale; each "tune_crf" variant
-    once, evaluated at every point of the preset's CRF grid. Their variant ids: engine/tuning.py."""
+    once, evaluated at every point of the preset's CRF grid (on the first tuning['crf_images'] held-out
+    images, if set). Their variant ids: engine/tuning.py."""
     grid = []
+    crf_images = {"images": settings.tuning["crf_images"]} if settings.tuning.get("crf_images") else {}
     for v in spec.variants:
         if settings.preset not in v.get("presets", PRESETS):
             continue
@@ -142,7 +144,7 @@ def selection_plans(spec, settings):
                          "eval": {**v.get("eval", {}), **NO_TIMING}})
         for i, crf in enumerate(crf_grid(preset_crf_grid(spec, settings)) if v.get("tune_crf") else []):
             grid.append({"id": crf_point_id(v["id"], i), **base, "train": v.get("train", {}),
-                         "eval": {**v.get("eval", {}), **NO_TIMING, "crf": crf}})
+                         "eval": {**v.get("eval", {}), **NO_TIMING, "crf": crf, **crf_images}})
     if not grid:
         return []
     if "holdout" not in settings.tuning:
@@ -189,14 +191,17 @@ def check_plans(plans):
 
 def check_data(plans, checked=None):
     """Fail early on missing or bad data: each dataset the plans train or evaluate on (and that is not
-    in `checked`, data configs as JSON) is opened and its check() (every file it will read) run. Returns
-    the data configs checked so far."""
+    in `checked`, data configs as JSON) is opened and its check() (every file it will read) run, and
+    an eval option images beyond its validation images refused. Returns the data configs checked so far."""
     checked = set() if checked is None else checked
     for data_cfg in {json.dumps(p.data, sort_keys=True) for p in plans} - checked:
-        for split in ("val", "train"):
-            dataset = build_dataset(json.loads(data_cfg), split)
+        splits = {split: build_dataset(json.loads(data_cfg), split) for split in ("val", "train")}
+        for dataset in splits.values():
             if hasattr(dataset, "check"):
                 dataset.check()
+        for plan in plans:
+            if json.dumps(plan.data, sort_keys=True) == data_cfg:
+                first_images(splits["val"], plan.eval.get("images"))
         checked.add(data_cfg)
     return checked
 

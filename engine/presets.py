@@ -81,14 +81,15 @@ PRESETS = {
 # change the run id and silently train something other than what was meant.
 TOP_KEYS = ("seeds", "data", "model", "train", "eval", "tuning")
 # tuning: images held out of the training split, selection seeds, and (for "tune_crf" variants) the
-# CRF's grid {setting: [values]}: its scale depends on the images, so it is a preset's setting
-TUNING_KEYS = ("holdout", "seeds", "crf")
+# CRF's grid {setting: [values]}: its scale depends on the images, so it is a preset's setting; with
+# crf_images N, the grid is scored on the first N held-out images only (the CRF is most of its cost)
+TUNING_KEYS = ("holdout", "seeds", "crf", "crf_images")
 TRAIN_KEYS = ("iterations", "batch_size", "lr", "lr_scale", "momentum", "weight_decay", "poly_power",
               "head_lr_mult", "lr_step", "lr_gamma", "workers", "checkpoint_every", "channels_last", "threads",
               "compile", "amp")
 # engine keys of the eval config; any other eval key is an evaluation option of the model (e.g. rho)
 EVAL_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch", "train_speed_steps",
-             "crf", "trimap")
+             "crf", "trimap", "images")
 
 
 def check_keys(section, cfg, valid):

@@ -193,10 +193,12 @@ def crf_selection(spec, results_dir):
     body = [[", ".join(f"{k} {v:g}" for k, v in sorted(settings.items()))] + [cells.get(v, "–") for v in tuned]
             for _, (settings, cells) in sorted(grid.items())]
     data = json.loads(rows.iloc[0]["data_config"])
+    scored = json.loads(rows.iloc[0]["eval_config"]).get("images")
+    on = f"the first {scored} of those {data['holdout']}" if scored else f"those {data['holdout']}"
     return "\n\n".join([
         "### The CRF's settings, chosen per model on held-out training images",
         f"Each model is trained once more on the training split less its last {data['holdout']} images and "
-        f"evaluated at every point of the grid on those {data['holdout']} images; the best mean mIoU is chosen "
+        f"evaluated at every point of the grid on {on} images; the best mean mIoU is chosen "
         "for that model (bold; a tie: the earlier point). The validation split is never used to choose. w2 = 3, "
         "θγ = 3 and 10 iterations are fixed (the paper's).",
         md_table(["settings", *[f"held-out mIoU %: {label.get(v, v)}" for v in tuned]], body)])

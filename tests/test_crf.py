@@ -223,6 +223,24 @@ def test_crf_settings_are_chosen_on_held_out_training_images_of_one_trained_mode
     assert rows.loc["wide", "run_id"] not in set(selection["run_id"]) | {rows.loc["crf", "run_id"]}
 
 
+def test_the_crf_grid_can_be_scored_on_the_first_held_out_images(tmp_path):
+    """tuning crf_images = N: every grid point scored on the first N held-out images (its eval config
+    says so, on the model trained once); the quick preset of deeplab_crf scores on 100 of its 300."""
+    spec = from_module(crf_selection_spec())
+    with pytest.raises(ValueError, match=r"eval option images must be an int in 1\.\.4 .* got 5"):
+        run(spec, tmp_path, sets=(("tuning.crf_images", 5),))  # the smoke preset holds out 4
+    assert not (tmp_path / "runs").exists()  # refused before any training
+    run(spec, tmp_path, sets=(("tuning.crf_images", 2),))
+    selection = read_rows(str(tmp_path / "tuning" / "crf.csv"))
+    assert len(selection) == 2 and selection["run_id"].nunique() == 1
+    assert all(json.loads(c)["images"] == 2 for c in selection["eval_config"])
+    rows = read_rows(str(tmp_path / "crf.csv")).set_index("variant")
+    assert "images" not in json.loads(rows.loc["crf", "eval_config"])  # the verdicts' rows score all of val
+    quick = settings_of("deeplab_crf", "quick").tuning
+    assert quick["crf_images"] == 100 < quick["holdout"]
+    assert {json.loads(json.dumps(p.eval)).get("images") for p in selection_of("deeplab_crf", "quick")} == {100}
+
+
 @pytest.mark.parametrize("module, message", [
     (ablation_file("crf", **SELECTION, VARIANTS=[{"id": "v", "tune_lr": [0.5, 1.0], "tune_crf": True}]),
      r"ablations/crf.py: VARIANTS\[0\] \('v'\): tune_lr and tune_crf cannot be combined"),

@@ -9,6 +9,29 @@ from engine.metrics import boundary_counts, boundary_mask, confusion_matrix, sco
 from data.synthetic import make_scene
 
 
+class Fixed(torch.nn.Module):
+    """A model that "predicts" the class each image holds in its first channel."""
+
+    def eval_options(self, options):
+        return options
+
+    def predict(self, images):
+        return torch.nn.functional.one_hot(images[:, 0].round().long(), 5).permute(0, 3, 1, 2).float(), {}
+
+
+class Images(torch.utils.data.Dataset):
+    num_classes = 5
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
 def test_confusion_matrix_and_scores_by_hand():
     target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 1]])
     pred = torch.tensor([[0, 1, 1, 1], [2, 0, 0, 1]])
@@ -198,25 +221,6 @@ def test_a_padded_image_has_the_band_and_the_scores_it_has_alone():
     # without the extent, the padding's edge would be a boundary: the bug this guards against
     assert boundary_mask(scored[None], 7.0)[0, :30, :40].sum() > boundary_mask(label[None], 7.0).sum()
 
-    class Fixed(torch.nn.Module):  # "predicts" the class each image holds in its first channel
-        def eval_options(self, options):
-            return options
-
-        def predict(self, images):
-            return F.one_hot(images[:, 0].round().long(), 5).permute(0, 3, 1, 2).float(), {}
-
-    class Images(torch.utils.data.Dataset):
-        num_classes = 5
-
-        def __init__(self, items):
-            self.items = items
-
-        def __len__(self):
-            return len(self.items)
-
-        def __getitem__(self, i):
-            return self.items[i]
-
     big_label = torch.randint(0, 5, (48, 64), generator=gen)
     big_pred = torch.randint(0, 5, (48, 64), generator=gen)
     items = Images([(pred.float().expand(3, -1, -1), label), (big_pred.float().expand(3, -1, -1), big_label)])
@@ -236,3 +240,22 @@ def test_a_prediction_outside_the_classes_is_a_clear_error():
         confusion_matrix(torch.tensor([[0, 255], [1, 1]]), target, 3)
     # a prediction on an ignored pixel is not scored, so it is not checked either
     assert confusion_matrix(torch.tensor([[0, 1], [2, 7]]), target, 3).sum() == 3
+
+
+def test_the_images_option_scores_the_first_images_only():
+    """eval option images = N (the CRF grid's scoring on part of the held-out images): the scores of
+    the first N images alone; any other value is one clear error."""
+    from engine.evaluate import evaluate
+    gen = torch.Generator().manual_seed(1)
+    blocks = [torch.randint(0, 5, (4, 4), generator=gen).repeat_interleave(4, 0).repeat_interleave(4, 1)
+              for _ in range(6)]  # 4×4-px blocks of one class: boundary and internal pixels
+    items = [(blocks[2 * i].float().expand(3, -1, -1), blocks[2 * i + 1]) for i in range(3)]
+    cfg = {"batch_size": 2, "boundary_band": 1.0}
+    first_two = evaluate(Fixed(), Images(items), {**cfg, "images": 2})
+    alone = evaluate(Fixed(), Images(items[:2]), cfg)
+    for key in ("mIoU", "pixel_acc", "boundary_acc", "internal_acc"):
+        assert first_two[key] == alone[key] and not math.isnan(alone[key]), key
+    assert first_two["mIoU"] != evaluate(Fixed(), Images(items), cfg)["mIoU"]  # the third image counts otherwise
+    for bad in (0, 4, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=r"eval option images must be an int in 1\.\.3"):
+            evaluate(Fixed(), Images(items), {**cfg, "images": bad})

@@ -133,7 +133,7 @@ def selection_plans(spec, settings):
     once, evaluated at every point of the preset's CRF grid (on the first tuning['crf_images'] held-out
     images, if set). Their variant ids: engine/tuning.py."""
     grid = []
-    crf_images = {"images": settings.tuning["crf_images"]} if settings.tuning.get("crf_images") else {}
+    crf_images = {"images": settings.tuning["crf_images"]} if settings.tuning.get("crf_images") is not None else {}
     for v in spec.variants:
         if settings.preset not in v.get("presets", PRESETS):
             continue

@@ -165,6 +165,14 @@ DEVIATIONS = {
         "Speed is CPU time on this machine (one batch of validation images, ms per image = batch time / "
         "batch size), not one GPU at 512×512; compare the speed-ups, not the milliseconds. Timed after all runs trained, one at a time "
         "(one thread), so no other run of the suite shares the CPU with the timing.",
+        "Timing protocol, a rule fixed before its probe (python -m probes.timing_protocol) and decided by "
+        "measurement precision alone, never by a verdict or the seeds a claim needs: a look's models are timed "
+        "interleaved (each model's warm-up passes, then speed_repeats rounds, each round one timed pass of every "
+        "model in a shuffled order, the order's seed recorded) instead of one model's passes after another's, "
+        "only if, on this ablation's 24 timed evaluations of 3 quick-preset seeds, each protocol run 3 times in "
+        "alternation, the interleaved protocol's noise between models is at most two thirds of the other's; "
+        "noise between models: per repetition, each evaluation's log infer_ms less the mean over the 24, its sd "
+        "over the 3 repetitions, the median over the 24 evaluations. Else one after another is kept.",
     ],
     "real": [
         "torchvision ResNet-101 (ImageNet) at output stride 8 cut into three stages — stage 1 = conv1 … layer2, "

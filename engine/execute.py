@@ -1,5 +1,5 @@
 """Execution: the plans not yet done, trained and evaluated side by side (--jobs worker processes,
-each a device of its own on a GPU box) or as cluster jobs (--launcher), then timed one at a time, and
+each a device of its own on a GPU box) or as cluster jobs (--launcher), then timed (engine/timing.py), and
 their rows written. Workers: the worker processes of one run_all call, shared by the ablations it runs
 side by side, and the machine's lock that gives each timing phase the machine alone. Also the process
 hygiene that keeps a killed suite resumable: workers that die with their parent, temporary files of
@@ -21,7 +21,7 @@ from engine import run
 from engine.distributed import barrier, is_main
 from engine.plans import config_hash, todo_plans
 from engine.rows import git_sha, make_row, put_row, read_json, write_json
-from engine.timing import needs_timing, time_run
+from engine.timing import needs_timing, time_runs
 
 
 def worker_devices(device):
@@ -142,12 +142,11 @@ class RunJob:
         return os.path.join(run.run_dir_of(self.out_dir, self.plans[0]), f"rows-{config_hash(keys)}.json")
 
     def __call__(self):
-        rows = []
-        for result in run.run_group(self.plans, self.out_dir, self.device, progress=False):
-            if result.ok and needs_timing(result.plan):  # the job has its node to itself
-                result.scores = {**result.scores, **time_run(result.plan, self.out_dir, self.device)}
-            rows.append(make_row(result, self.sha, self.started))
-        write_json(rows, self.rows_path())
+        results = list(run.run_group(self.plans, self.out_dir, self.device, progress=False))
+        timed = [result for result in results if result.ok and needs_timing(result.plan)]
+        for result, speed in zip(timed, time_runs([r.plan for r in timed], self.out_dir, self.device)):
+            result.scores = {**result.scores, **speed}  # the job has its node to itself
+        write_json([make_row(result, self.sha, self.started) for result in results], self.rows_path())
         return self.rows_path()
 
     def checkpoint(self, *args, **kwargs):
@@ -159,8 +158,10 @@ class RunJob:
 
 def timing_order(name, what, results):
     """The timing phase's order: shuffled by a seed drawn from the ablation and the look (recorded in
-    each row with the run's position), so that no variant is always timed first or last, or in the
-    order of its x (a loaded machine's drift would otherwise read as a speed-up)."""
+    each row with the run's position: the order the models are warmed up in; each round of timed
+    passes is shuffled again from the same seed, engine/timing.py), so that no variant is always
+    timed first or last, or in the order of its x (a loaded machine's drift would otherwise read as a
+    speed-up)."""
     seed = int(hashlib.sha1(f"{name}:{what}".encode()).hexdigest()[:8], 16)
     results = sorted(results, key=lambda r: (r.plan.seed, r.plan.variant, r.plan.eval_id))
     random.Random(seed).shuffle(results)
@@ -220,9 +221,9 @@ def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, star
     bar.close()
     order_seed, timed = timing_order(name, what, timed)
     with workers.alone() if workers and timed else contextlib.nullcontext():
-        for position, result in enumerate(timed):
-            result.scores = {**result.scores, **time_run(result.plan, out_dir, device),
-                             "timing_order_seed": order_seed, "timing_position": position}
+        speeds = time_runs([result.plan for result in timed], out_dir, device, order_seed)
+        for position, (result, speed) in enumerate(zip(timed, speeds)):
+            result.scores = {**result.scores, **speed, "timing_order_seed": order_seed, "timing_position": position}
             written += put_row(csv_path, make_row(result, sha, started))
     barrier()  # every rank reads the rows rank 0 wrote
     return written

@@ -304,6 +304,73 @@ def test_ratio_claim_test():
     assert Ratio("", "infer_ms", a="slow", b="fast").judge({"slow": [2.0], "fast": [1.0]})[0] == Outcome.INCONCLUSIVE
 
 
+class DriftingClock:
+    """A fake perf_counter on a machine that slows down as it works (each pass 2 % slower than the last)."""
+
+    def __init__(self):
+        self.now, self.passes, self.log = 0.0, 0, []
+
+    def perf_counter(self):
+        return self.now
+
+
+class ClockedModel(nn.Module):
+    """Two of these with the same cost are the same model: any difference timed is the machine's."""
+
+    def __init__(self, clock, name, cost=1.0):
+        super().__init__()
+        self.clock, self.name, self.cost = clock, name, cost
+
+    def eval_options(self, given):
+        return dict(given)
+
+    def predict(self, images, **opts):
+        self.clock.now += self.cost * (1 + self.clock.passes / 50)
+        self.clock.passes += 1
+        self.clock.log.append(self.name)
+        return images, {}
+
+
+def test_interleaved_timing_spreads_a_drift_over_every_model(monkeypatch):
+    """Timed one after another, the second of two equal models reads 30 % slower on a drifting machine;
+    interleaved (each round one pass of every model, shuffled), the two agree within 3 %, every round
+    holds each model once, and the rounds' order follows the order seed."""
+    import engine.timing
+    from engine.timing import time_inference
+    clock = DriftingClock()
+    monkeypatch.setattr(engine.timing, "time", clock)
+    cfg, images = {"speed_repeats": 20, "speed_warmup": 3, "batch_size": 2}, torch.zeros(2, 3, 4, 4)
+    a, b = ClockedModel(clock, "a"), ClockedModel(clock, "b")
+    alone = [time_inference([(m, images, cfg)])[0]["infer_ms"] for m in (a, b)]
+    assert alone[1] / alone[0] > 1.3
+    clock.log.clear()
+    both = time_inference([(a, images, cfg), (b, images, cfg)], order_seed=7)
+    assert abs(both[1]["infer_ms"] / both[0]["infer_ms"] - 1) < 0.03
+    assert clock.log[:6] == ["a"] * 3 + ["b"] * 3  # warm-up passes, untimed
+    rounds = [clock.log[i:i + 2] for i in range(6, len(clock.log), 2)]
+    assert len(rounds) == 20 and all(sorted(r) == ["a", "b"] for r in rounds)
+    assert len({tuple(r) for r in rounds}) == 2  # shuffled, not always a first
+    clock.log.clear()
+    time_inference([(a, images, cfg), (b, images, cfg)], order_seed=7)
+    assert [clock.log[i:i + 2] for i in range(6, len(clock.log), 2)] == rounds
+
+
+def test_timing_runs_the_model_as_evaluated():
+    """In eval mode (a model left in train mode would time batch-statistics BatchNorm, decide other pixels
+    and update its running statistics); the cascade then reports each stage's time."""
+    from engine.timing import time_inference
+    torch.manual_seed(0)
+    net = build_model({"arch": "layer_cascade", "backbone": {"name": "small", "widths": [8, 8, 8], "units": [1, 1, 1]},
+                       "schedule": "deep", "head_width": 8}, 5)
+    running = {k: v.clone() for k, v in net.state_dict().items()}
+    assert net.training
+    speed, = time_inference([(net, torch.randn(2, 3, 32, 32), {"speed_repeats": 2, "speed_warmup": 1, "rho": 0.9})])
+    assert not net.training
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in running.items())
+    assert {"infer_ms", "infer_fps_median", "stage1_ms", "stage2_ms", "stage3_ms"} <= set(speed)
+    assert speed["speed_batch"] == 2
+
+
 def test_region_conv_benchmark_writes_a_row_per_fraction(tmp_path):
     from benchmarks import region_conv
     path = tmp_path / "bench.csv"

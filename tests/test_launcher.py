@@ -53,3 +53,22 @@ def test_a_job_at_its_time_limit_is_submitted_again_as_itself():
 def test_bad_launcher_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         check_launcher(options)
+
+
+def test_a_job_times_the_evaluations_of_its_run_together(tmp_path):
+    """lc_threshold's six ρ rows of one trained model are one job: each row gets its own speed, timed
+    in the job (its node to itself), interleaved, with the cascade's stage times of eval mode."""
+    from ablations import load
+    from engine.config import CommandLine, settings
+    from engine.plans import plan_runs
+    from engine.rows import read_json
+    spec = load("lc_threshold")
+    plans = plan_runs(spec, settings(spec, "smoke", CommandLine(seeds=1, iterations=2)))
+    run_id = next(p.run_id for p in plans if p.variant == "r0985")
+    group = [p for p in plans if p.run_id == run_id]
+    assert len(group) == 6
+    rows = read_json(RunJob(group, str(tmp_path), "cpu", "sha", None)())
+    assert [r["variant"] for r in rows] == [p.variant for p in group]
+    assert all(r["status"] == "ok" and r["infer_ms"] > 0 for r in rows)
+    assert sorted(name for name in os.listdir(tmp_path / "runs" / run_id) if name.startswith("timing-")) \
+        == sorted(f"timing-{p.eval_id}.json" for p in group)

@@ -59,7 +59,8 @@ def parse_args(argv):
     p.add_argument("--time-limit", type=int, default=240,
                    help="minutes per job before it is requeued and resumes from its checkpoint (--launcher; default 240)")
     p.add_argument("--out", default="results", help="results folder (default: results)")
-    p.add_argument("--report-dir", default="report", help="where REPORT.md goes (default: report)")
+    p.add_argument("--report-dir", help="where REPORT.md goes (default: report for --out results, else "
+                                         "OUT/report, so a scratch run never overwrites the committed report)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from the CSVs")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true",
@@ -76,6 +77,8 @@ def parse_args(argv):
         else:
             names.append(name)
     args.ablation = list(dict.fromkeys(names))
+    if args.report_dir is None:
+        args.report_dir = "report" if os.path.normpath(args.out) == "results" else os.path.join(args.out, "report")
     if args.show_config:
         if len(args.show_config) > 2:
             p.error(f"--show-config takes ABLATION [VARIANT], got {' '.join(args.show_config)}")

@@ -236,7 +236,31 @@ def verdict_summary(results, specs, judged):
         "the error control holds. A claim that reads a variant whose every run so far failed gets no more seeds."
         + (f"\n\nWall time of the runs behind these verdicts: {union_minutes(spans):.1f} min (from each ablation's start "
            "to its last row, ablations that ran side by side counted once; each one's own span is under its Settings "
-           "used)." if spans and None not in spans else ""))
+           "used)." + machine_text(results) if spans and None not in spans else ""))
+
+
+# a model every `--ablation all` call trains (gcn_k, first of its chain): its speed compares machines
+SPEED_REFERENCE = ("gcn_k", "k7", "GCN k = 7")
+
+
+def machine_text(results):
+    """The machine the rows were trained on and its training speed on the reference model, so that a
+    wall time can be compared with another machine's (the same code can train 1.5x slower on one VM
+    than on another of the same CPU name)."""
+    rows = pd.concat([one_plan(r)[0] for r in results.values()])
+    ok = rows[rows["status"] == OK]
+    machines = ", ".join(f"{model} × {int(count)} cores ({device})" for (model, count, device), _ in
+                         ok.groupby(["cpu_model", "cpu_count", "device"]))
+    text = f" Machine: {machines}."
+    name, variant, label = SPEED_REFERENCE
+    if name in results:
+        ref = one_plan(results[name])[0]
+        speeds = ref.loc[(ref["variant"] == variant) & (ref["status"] == OK), "train_img_per_s"].dropna()
+        if len(speeds):
+            text += (f" Its training speed, to compare this wall time with another machine's: {label} "
+                     f"(`{name}`) {speeds.median():.0f} images/s, the median over its {len(speeds)} runs, trained "
+                     "side by side as in the suite.")
+    return text
 
 
 def tuning_section(spec, results_dir):

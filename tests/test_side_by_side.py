@@ -13,7 +13,7 @@ from engine.execute import Workers
 from engine.plans import prepare
 from engine.runner import chains
 from probes.same_rows import compare
-from report.build import union_minutes
+from report.build import machine_text, union_minutes
 
 
 def test_chains_keep_ablations_that_share_runs_together_and_in_order(tmp_path):
@@ -70,3 +70,15 @@ def test_the_suites_wall_time_counts_overlapping_ablations_once():
     assert union_minutes([(t(0), t(10)), (t(5), t(12)), (t(20), t(25))]) == 17
     assert union_minutes([(t(0), t(10)), (t(2), t(3))]) == 10
     assert union_minutes([(t(0), t(4)), (t(4), t(6))]) == 6
+
+
+def test_the_wall_time_names_its_machine_and_its_speed_on_the_reference_model():
+    row = dict(plan_id="p", status="ok", cpu_model="AMD EPYC", cpu_count=2, device="cpu")
+    gcn = pd.DataFrame([{**row, "variant": "k7", "train_img_per_s": s} for s in (240.0, 250.0, 300.0)]
+                       + [{**row, "variant": "k3", "train_img_per_s": 900.0},
+                          {**row, "variant": "k7", "status": "diverged", "train_img_per_s": 10.0}])
+    psp = pd.DataFrame([{**row, "cpu_model": "Intel Xeon", "variant": "b1", "train_img_per_s": 50.0}])
+    text = machine_text({"gcn_k": gcn, "psp_pool": psp})
+    assert "Machine: AMD EPYC × 2 cores (cpu), Intel Xeon × 2 cores (cpu)." in text
+    assert "GCN k = 7 (`gcn_k`) 250 images/s, the median over its 3 runs" in text  # ok k7 runs only
+    assert "images/s" not in machine_text({"psp_pool": psp})  # no reference model trained: no speed

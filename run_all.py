@@ -78,7 +78,8 @@ def parse_args(argv):
             names.append(name)
     args.ablation = list(dict.fromkeys(names))
     if args.report_dir is None:
-        args.report_dir = "report" if os.path.normpath(args.out) == "results" else os.path.join(args.out, "report")
+        args.report_dir = "report" if os.path.abspath(args.out) == os.path.abspath("results") \
+            else os.path.join(args.out, "report")
     if args.show_config:
         if len(args.show_config) > 2:
             p.error(f"--show-config takes ABLATION [VARIANT], got {' '.join(args.show_config)}")

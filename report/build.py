@@ -249,6 +249,8 @@ def machine_text(results):
     than on another of the same CPU name)."""
     rows = pd.concat([one_plan(r)[0] for r in results.values()])
     ok = rows[rows["status"] == OK]
+    if not {"cpu_model", "cpu_count", "device"} <= set(ok.columns):  # rows of before these were recorded
+        return ""
     machines = ", ".join(f"{model} × {int(count)} cores ({device})" for (model, count, device), _ in
                          ok.groupby(["cpu_model", "cpu_count", "device"]))
     text = f" Machine: {machines}."
@@ -258,8 +260,8 @@ def machine_text(results):
         speeds = ref.loc[(ref["variant"] == variant) & (ref["status"] == OK), "train_img_per_s"].dropna()
         if len(speeds):
             text += (f" Its training speed, to compare this wall time with another machine's: {label} "
-                     f"(`{name}`) {speeds.median():.0f} images/s, the median over its {len(speeds)} runs, trained "
-                     "side by side as in the suite.")
+                     f"(`{name}`) {speeds.median():.0f} images/s, the median over its {len(speeds)} runs as the suite "
+                     "trained them.")
     return text
 
 

@@ -1,4 +1,6 @@
 """The command line, end to end on the smoke preset."""
+import os
+
 import pandas as pd
 import pytest
 
@@ -30,8 +32,8 @@ def test_smoke_run_writes_csv_and_report(tmp_path):
     assert "## GCN Table 1" in (rep / "REPORT.md").read_text()
     # without --report-dir a results folder other than the default gets its report beside it: a
     # scratch run must not overwrite the committed report/REPORT.md
-    committed = run_all.parse_args(["--report-only"])
-    assert committed.report_dir == "report"
+    assert run_all.parse_args(["--report-only"]).report_dir == "report"
+    assert run_all.parse_args(["--report-only", "--out", os.path.abspath("results")]).report_dir == "report"
     assert run_all.parse_args(["--report-only", "--out", str(out)]).report_dir == str(out / "report")
     assert run_all.main(["--report-only", "--out", str(out)]) == 0
     assert "## GCN Table 1" in (out / "report" / "REPORT.md").read_text()

@@ -247,16 +247,17 @@ def machine_text(results):
     """The machine the rows were trained on and its training speed on the reference model, so that a
     wall time can be compared with another machine's (the same code can train 1.5x slower on one VM
     than on another of the same CPU name)."""
-    rows = pd.concat([one_plan(r)[0] for r in results.values()])
-    ok = rows[rows["status"] == OK]
+    used = {name: one_plan(rows)[0] for name, rows in results.items()}
+    ok = pd.concat(used.values())
+    ok = ok[ok["status"] == OK]
     if not {"cpu_model", "cpu_count", "device"} <= set(ok.columns):  # rows of before these were recorded
         return ""
     machines = ", ".join(f"{model} × {int(count)} cores ({device})" for (model, count, device), _ in
                          ok.groupby(["cpu_model", "cpu_count", "device"]))
     text = f" Machine: {machines}."
     name, variant, label = SPEED_REFERENCE
-    if name in results:
-        ref = one_plan(results[name])[0]
+    if name in used:
+        ref = used[name]
         speeds = ref.loc[(ref["variant"] == variant) & (ref["status"] == OK), "train_img_per_s"].dropna()
         if len(speeds):
             text += (f" Its training speed, to compare this wall time with another machine's: {label} "

@@ -180,6 +180,8 @@ def put_row(csv_path, row):
 def make_row(result, sha, started=None):
     """One CSV row of a RunResult: what was run (its whole configuration), what it scored, and where
     and with what it ran. started: when the run_all call that writes it began (its wall time)."""
+    import numpy
+    import scipy
     import torch
     import torchvision
 
@@ -211,6 +213,8 @@ def make_row(result, sha, started=None):
         # work (load above the core count) are slower than the same run alone
         "load_avg_1m": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
         "host": platform.node(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+        # numpy's random streams (the embedded data) and scipy's tests (the verdicts) can move with a version
+        "numpy": numpy.__version__, "scipy": scipy.__version__,
         "git_sha": sha, "world_size": world()[1], "seed_looks": json.dumps(list(plan.looks)), "plan_id": plan.plan_id,
         "run_id": plan.run_id, "eval_id": plan.eval_id, "status": str(result.status),
         "call_started_at": started,

@@ -322,6 +322,12 @@ def mkl_paths(rows):
                if unpinned else ""))
 
 
+def versions(rows, column):
+    """The versions of a package the rows were computed with ('not recorded' for rows of before it was)."""
+    values = sorted(rows[column].dropna().astype(str).unique()) if column in rows else []
+    return ", ".join(values) or "not recorded"
+
+
 def wall_span(rows):
     """(start, end) of the run_all calls that wrote these rows: the first call's start and the last row
     (any pause between calls inside); None for rows of before call_started_at was recorded."""
@@ -364,7 +370,8 @@ def settings(rows):
         ("MKL code path", mkl_paths(rows)),
         ("plan", f"`{first['plan_id']}`: the rows of the latest run of this ablation; rows of other settings "
                  "are never pooled with them (listed below if any)"),
-        ("torch / torchvision", f"{first['torch']} / {first['torchvision']}"),
+        ("torch / torchvision / numpy / scipy",
+         " / ".join(versions(rows, package) for package in ("torch", "torchvision", "numpy", "scipy"))),
         ("runs", f"{len(rows)} ({len(failed)} failed)"),
         ("machine load while rows were written", load_range(rows)),
         *([("machine load during the timing phase", load_range(rows, "timing_load_avg_1m"))]

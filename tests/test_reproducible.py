@@ -2,7 +2,7 @@
 make (one training step and one evaluation of each) runs on MKL's COMPATIBLE branch, so another MKL
 code path — here MKL_ENABLE_INSTRUCTIONS=AVX2, as another CPU's MKL would take — gives the same weights
 bit for bit; without the pin it does not (on a CPU where MKL takes its AVX-512 path). And the allocator
-setting (engine/allocator.py) moves no number, while it does spare the steps their page faults."""
+setting (engine/allocator.py) moves no number, and is taken (the page faults it spares: python -m benchmarks.allocator)."""
 import os
 import platform
 import re
@@ -11,12 +11,10 @@ import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # with --malloc-defaults, a script undoes engine/allocator.py: glibc's small thresholds, no top pad
-MALLOC_DEFAULTS = """if "--malloc-defaults" in sys.argv:
-    import ctypes
-    for option, value in ((-1, 128 * 1024), (-2, 0), (-3, 128 * 1024)):
-        ctypes.CDLL(None).mallopt(option, value)"""
+from benchmarks.allocator import MALLOC_DEFAULTS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # every distinct network of every ablation at the smoke preset (batch 4: PyTorch sends every 1×1
 # convolution of a batch under 16 to MKL), one SGD step and one evaluation, one thread
 STEPS = r"""
@@ -93,26 +91,10 @@ def test_the_upsampling_gradient_taken_channels_last_moves_no_number():
     assert int(re.search(r"^routed (\d+)$", new, re.M)[1]) >= 20  # GCN's and PSPNet's networks took the routing
 
 
-# a step's allocations, repeated: buffers the size of the quick preset's upsampled logits and activations
-FAULTS = r"""
-import engine, resource, sys
-MALLOC_DEFAULTS
-import torch
-def step():
-    held = [torch.ones(16, 9, 128, 128), torch.ones(16, 24, 64, 64), torch.ones(16, 32, 32, 32), torch.ones(16, 9, 128, 128)]
-    return sum(t.sum() for t in held)
-step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-    step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-""".replace("MALLOC_DEFAULTS", MALLOC_DEFAULTS)
-
-
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_the_allocator_setting_moves_no_number_and_spares_the_steps_their_page_faults():
+def test_the_allocator_setting_is_taken_and_moves_no_number():
+    """How many page faults it spares depends on the machine: python -m benchmarks.allocator measures it."""
+    taken = subprocess.run([sys.executable, "-c", "from engine.allocator import keep_freed_memory as k; print(k())"],
+                           cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    assert taken == "True"
     assert run_steps("--malloc-defaults").split()[-1] == run_steps().split()[-1]
-    faults = {flag: int(subprocess.run([sys.executable, "-c", FAULTS, *flag], cwd=REPO, capture_output=True,
-                                       text=True, check=True).stdout) for flag in ((), ("--malloc-defaults",))}
-    # ten steps of 33 MB: ~8,000 fresh pages a step when glibc hands the blocks back, few when it keeps them
-    assert faults[("--malloc-defaults",)] > 20000 and faults[()] * 5 < faults[("--malloc-defaults",)], faults

@@ -205,3 +205,13 @@ def test_bad_knob_values_are_one_line_errors(bad):
     with pytest.raises(ValueError) as err:
         build_dataset({"name": "synthetic", "image_size": 32, "n_train": 2, "n_val": 2, **bad}, "train")
     assert "\n" not in str(err.value) and "synthetic" in str(err.value)
+
+
+def test_a_knob_gets_a_cache_file_of_its_own(tmp_path):
+    default = SyntheticScenes("val", image_size=32, n_val=2, cache_dir=str(tmp_path))
+    knobbed = SyntheticScenes("val", image_size=32, n_val=2, cache_dir=str(tmp_path), edge_blur=1.0)
+    resized = SyntheticScenes("val", image_size=32, n_val=2, cache_dir=str(tmp_path), resize=[0.5, 2.0])
+    assert knobbed.path != default.path and knobbed.params["edge_blur"] == 1.0
+    assert resized.path == default.path  # the resize is drawn per item: the stored scenes are the same
+    assert not torch.equal(knobbed.images, default.images) and torch.equal(knobbed.labels, default.labels)
+    knobbed.check()

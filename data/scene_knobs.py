@@ -68,6 +68,17 @@ def _number(name, value, low, high, integer=False, low_open=False):
     return value
 
 
+def number_range(name, value, high):
+    """A [low, high] option (two numbers, 0 < low <= high <= `high`) as a tuple, or a one-line ValueError."""
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+          and 0 < value[0] <= value[1] <= high)
+    if not ok:
+        raise ValueError(f"synthetic dataset: option {name} must be [low, high] with 0 < low <= high <= {high}, "
+                         f"got {value!r}")
+    return tuple(value)
+
+
 def scene_knobs(options, mode):
     """The SceneKnobs of a data config's knob options (a dict), checked: an unknown option, a value of
     the wrong type or out of range, or a knob that does nothing in this mode is a ValueError of one line."""

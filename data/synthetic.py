@@ -51,7 +51,7 @@ import torch
 
 from data import atomic_write, cache_dir as default_cache_dir, split_item
 from data.scene_knobs import (CONTEXT_PALETTE, DEFAULT_KNOBS, asymmetric_shape_mask, changed_knobs, draw_radius,
-                               paint, scene_knobs)
+                               number_range, paint, scene_knobs)
 from data.transforms import random_resize, to_rgb
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25  # the images' normalisation: [0, 1] pixels → about [−2, 2]
@@ -204,8 +204,8 @@ def make_scene(seed, split, index, image_size=128, max_objects=2, radius=(0.22, 
 
 @dataclass(frozen=True)
 class SceneMode:
-    """One kind of scene: its generator (seed, split, index, image_size, max_objects, radius) ->
-    (image, label), its classes and its default object radius (fraction of the image)."""
+    """One kind of scene: its generator (seed, split, index, image_size, max_objects, radius, knobs=) ->
+    (image, label), its classes at the default knobs and its default object radius (fraction of the image)."""
     make: object
     class_names: tuple
     radius: tuple
@@ -265,10 +265,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         knobs = scene_knobs(knob_options, mode)
         if image_size < 32 or image_size % 8:
             raise ValueError(f"synthetic image_size must be a multiple of 8 and >= 32, got {image_size}")
-        radius = tuple(radius) if radius is not None else MODES[mode].radius
-        if len(radius) != 2 or not 0 < radius[0] <= radius[1] <= 0.5:
-            raise ValueError(f"synthetic dataset: option radius must be [low, high] with 0 < low <= high <= 0.5 "
-                             f"(fractions of the image), got {list(radius)}")
+        radius = number_range("radius", radius, 0.5) if radius is not None else MODES[mode].radius  # of the image
         grid = knobs.context_grid
         if context and 2 * radius[1] > (1 - OBJECT_TOP) / grid:
             raise ValueError(f"synthetic context mode: objects must fit below the band's gap "
@@ -276,9 +273,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         if context and cue_rows(image_size / grid) < 1:
             raise ValueError(f"synthetic context mode: a {grid}×{grid} grid leaves no band at image_size "
                              f"{image_size} (sub-regions of at least 16 px are needed)")
-        if resize is not None and (len(resize) != 2 or not 0 < resize[0] <= resize[1] <= 4):
-            raise ValueError(f"synthetic dataset: option resize must be [low, high] with 0 < low <= high <= 4, "
-                             f"got {resize!r}")
+        resize = number_range("resize", resize, 4) if resize is not None else None
         # flip, resize: the training split's random mirror and resize
         self.split, self.mode, self.flip, self.resize = split, mode, flip, resize
         self.class_names = class_names(mode, knobs)

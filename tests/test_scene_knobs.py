@@ -198,7 +198,8 @@ def test_resize_augmentation(tmp_path):
     {"asymmetric": "yes"}, {"log_radius": 1}, {"context": True, "context_grid": 5},
     {"context": True, "contexts": 9}, {"contexts": 3}, {"hard": True, "ringed_share": 1.5},
     {"ringed_share": 0.2}, {"hard": True, "classes": 3}, {"edge_blur": -1}, {"contrast": 0}, {"contrast": 1.2},
-    {"radius": [0.3, 0.2]}, {"radius": [0.0, 0.2]}, {"resize": [0, 2]}, {"resize": [2, 1]},
+    {"radius": [0.3, 0.2]}, {"radius": [0.0, 0.2]}, {"radius": ["a", "b"]}, {"radius": 0.2}, {"resize": [0, 2]},
+    {"resize": [2, 1]}, {"resize": 2}, {"resize": [0.5, 2, 3]},
     {"context": True, "context_grid": 2}, {"context": True, "context_grid": 4, "radius": [0.01, 0.02]},
     {"blur_edges": 1}])
 def test_bad_knob_values_are_one_line_errors(bad):

@@ -34,6 +34,11 @@ Scenes are a pure function of (seed, split, index). A built dataset is cached on
 file per configuration), so every run and every process reads the same tensors. The three kinds of
 scene (plain, context, hard) are MODES; the data config's two switches `context` and `hard` name
 one of them (scene_mode).
+
+Named knobs (data/scene_knobs.py) set the properties the papers' mechanisms need: more and asymmetric
+shapes, a wider range of scales, a context that varies across sub-regions, confidently wrong pixels,
+soft low-contrast edges; and the data option `resize` adds PSPNet's random-resize training
+augmentation. At their defaults the scenes are those of before the knobs.
 """
 import functools
 import hashlib
@@ -45,14 +50,16 @@ import numpy as np
 import torch
 
 from data import atomic_write, cache_dir as default_cache_dir, split_item
-from data.transforms import to_rgb
+from data.scene_knobs import (CONTEXT_PALETTE, DEFAULT_KNOBS, asymmetric_shape_mask, changed_knobs, draw_radius,
+                               number_range, paint, scene_knobs)
+from data.transforms import random_resize, to_rgb
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25  # the images' normalisation: [0, 1] pixels → about [−2, 2]
 
 SHAPES = ("circle", "square", "triangle", "cross")
 # scene-context mode: the band's colour per kind of scene, and the layout as fractions of the size
-CONTEXTS = ("red", "blue")
-CUE_COLOURS = ((0.9, 0.15, 0.1), (0.1, 0.25, 0.9))
+CONTEXTS = tuple(name for name, _ in CONTEXT_PALETTE[:2])  # red, blue: the default two kinds
+CUE_COLOURS = tuple(colour for _, colour in CONTEXT_PALETTE[:2])
 CUE_BAND = 1 / 16  # the band covers the top 1/16 of the image
 OBJECT_TOP = 7 / 16  # no object pixel above this: the gap to the band is 7/16 - 1/16 = 3/8
 CONTEXT_RADIUS = (0.16, 0.28)  # default object size in context mode (2 × 0.28 fits below OBJECT_TOP)
@@ -120,7 +127,8 @@ def cue_rows(image_size):
     return int(round(CUE_BAND * image_size))
 
 
-def make_hard_scene(seed, split, index, image_size=128, max_objects=2, radius=HARD_RADIUS, noise=0.03):
+def make_hard_scene(seed, split, index, image_size=128, max_objects=2, radius=HARD_RADIUS, noise=0.03,
+                    knobs=DEFAULT_KNOBS):
     """One scene of the difficulty mode (module docstring): label 0 = background, 1 + shape index
     (plain), 1 + len(HARD_SHAPES) + shape index (ringed). The ring's pixels are background."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index, 7])  # 7: not the default mode's stream
@@ -131,7 +139,7 @@ def make_hard_scene(seed, split, index, image_size=128, max_objects=2, radius=HA
     placed = []  # (cy, cx, r, ring radius): no object inside another's ring
     for _ in range(int(rng.integers(1, max_objects + 1))):
         for _attempt in range(30):
-            r = rng.uniform(*radius) * image_size
+            r = draw_radius(rng, radius, knobs.log_radius) * image_size
             ring = r + rng.uniform(*HARD_GAP) * image_size
             cy, cx = rng.uniform(0.12, 0.88, 2) * image_size
             if all(np.hypot(cy - y, cx - x) > max(ring + q, g + r) + 3 for y, x, q, g in placed):
@@ -140,36 +148,42 @@ def make_hard_scene(seed, split, index, image_size=128, max_objects=2, radius=HA
             continue
         placed.append((cy, cx, r, ring))
         cls = int(rng.integers(len(HARD_SHAPES)))
-        ringed = bool(rng.integers(2))
+        # at the default share, the draw of before the knob (the same scenes)
+        ringed = bool(rng.integers(2)) if knobs.ringed_share == 0.5 else bool(rng.random() < knobs.ringed_share)
         if ringed:
             dist = np.hypot(yy - cy, xx - cx)
             band = np.abs(dist - ring) <= HARD_RING_WIDTH * image_size / 2
             image[band] = rng.uniform(0, 1, 3).astype(np.float32)
         mask = shape_mask(HARD_SHAPES[cls], h, w, cy, cx, r)
-        image[mask] = _texture(rng, h, w)[mask]
+        paint(image, mask, _texture(rng, h, w), knobs.edge_blur, knobs.contrast)
         label[mask] = cls + 1 + (len(HARD_SHAPES) if ringed else 0)
     image = image + rng.normal(0, noise, image.shape).astype(np.float32)
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), label
 
 
 def make_scene(seed, split, index, image_size=128, max_objects=2, radius=(0.22, 0.40), noise=0.03,
-               context=False):
+               context=False, knobs=DEFAULT_KNOBS):
     """One scene: (image uint8 [H,W,3], label uint8 [H,W]); label 0 = background, 1 + shape index,
-    or in context mode 1 + shape index + len(SHAPES) × scene kind."""
+    or in context mode 1 + shape index + knobs.classes × the kind of scene of the object's sub-region."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index])
     h = w = image_size
     image = _background(rng, h, w)
     label = np.zeros((h, w), np.uint8)
-    if context:
-        scene = int(rng.integers(len(CONTEXTS)))
-        image[:cue_rows(h)] = CUE_COLOURS[scene]
-        top = OBJECT_TOP * h
+    if context:  # a G × G grid of sub-regions (G = 1: the whole image), each with its band and kind
+        grid = knobs.context_grid
+        kinds = rng.integers(knobs.contexts, size=grid * grid)
+        side = h / grid  # a sub-region's side (px)
+        for region, kind in enumerate(kinds):
+            y0, x0 = int(round(region // grid * side)), int(round(region % grid * side))
+            image[y0:y0 + cue_rows(side), x0:x0 + int(round(side))] = CONTEXT_PALETTE[kind][1]
     placed = []  # (cy, cx, r): keep objects mostly apart so each outline stays visible
     for _ in range(int(rng.integers(1, max_objects + 1))):
         for _attempt in range(20):
-            r = rng.uniform(*radius) * image_size
-            if context:  # the whole object below OBJECT_TOP and inside the image
-                cy, cx = rng.uniform(top + r, h - r), rng.uniform(r, w - r)
+            r = draw_radius(rng, radius, knobs.log_radius) * image_size
+            if context:  # the whole object below its sub-region's OBJECT_TOP and inside the sub-region
+                region = int(rng.integers(grid * grid)) if grid > 1 else 0  # G = 1: no draw, today's scenes
+                y0, x0 = region // grid * side, region % grid * side
+                cy, cx = rng.uniform(y0 + OBJECT_TOP * side + r, y0 + side - r), rng.uniform(x0 + r, x0 + side - r)
             else:
                 cy, cx = rng.uniform(0.15, 0.85, 2) * image_size
             if all(np.hypot(cy - y, cx - x) > 0.9 * (r + q) for y, x, q in placed):
@@ -177,18 +191,21 @@ def make_scene(seed, split, index, image_size=128, max_objects=2, radius=(0.22, 
         else:
             continue
         placed.append((cy, cx, r))
-        cls = int(rng.integers(len(SHAPES)))
-        mask = shape_mask(SHAPES[cls], h, w, cy, cx, r)
-        image[mask] = _texture(rng, h, w)[mask]
-        label[mask] = cls + 1 + (len(SHAPES) * scene if context else 0)
+        cls = int(rng.integers(knobs.classes))
+        if knobs.asymmetric:  # mirrored at random: the set of scenes stays mirror-symmetric
+            mask = asymmetric_shape_mask(cls, h, w, cy, cx, r, mirror=bool(rng.integers(2)))
+        else:
+            mask = shape_mask(SHAPES[cls], h, w, cy, cx, r)
+        paint(image, mask, _texture(rng, h, w), knobs.edge_blur, knobs.contrast)
+        label[mask] = cls + 1 + (knobs.classes * int(kinds[region]) if context else 0)
     image = image + rng.normal(0, noise, image.shape).astype(np.float32)
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), label
 
 
 @dataclass(frozen=True)
 class SceneMode:
-    """One kind of scene: its generator (seed, split, index, image_size, max_objects, radius) ->
-    (image, label), its classes and its default object radius (fraction of the image)."""
+    """One kind of scene: its generator (seed, split, index, image_size, max_objects, radius, knobs=) ->
+    (image, label), its classes at the default knobs and its default object radius (fraction of the image)."""
     make: object
     class_names: tuple
     radius: tuple
@@ -204,6 +221,17 @@ MODES = {
 }
 
 
+def class_names(mode, knobs=DEFAULT_KNOBS):
+    """The class names of a mode's scenes as its knobs make them."""
+    if mode == "hard":
+        return MODES["hard"].class_names
+    shapes = tuple(f"shape{i}" for i in range(knobs.classes)) if knobs.asymmetric else SHAPES[:knobs.classes]
+    if mode == "plain":
+        return ("background",) + shapes
+    return ("background",) + tuple(f"{shape}-{name}" for name, _ in CONTEXT_PALETTE[:knobs.contexts]
+                                   for shape in shapes)
+
+
 def scene_mode(context=False, hard=False):
     """The MODES name of a data config's switches (kept as two booleans: they are part of every run id)."""
     if context and hard:
@@ -211,39 +239,49 @@ def scene_mode(context=False, hard=False):
     return "context" if context else "hard" if hard else "plain"
 
 
-def build_split(split, n, seed, image_size, max_objects, radius, mode="plain"):
+def build_split(split, n, seed, image_size, max_objects, radius, mode="plain", knobs=DEFAULT_KNOBS):
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     labels = np.empty((n, image_size, image_size), np.uint8)
     for i in range(n):
-        images[i], labels[i] = MODES[mode].make(seed, split, i, image_size, max_objects, radius)
+        images[i], labels[i] = MODES[mode].make(seed, split, i, image_size, max_objects, radius, knobs=knobs)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 
 class SyntheticScenes(torch.utils.data.Dataset):
-    """The embedded dataset, one split. Options are the data config of a run (plain values)."""
+    """The embedded dataset, one split. Options are the data config of a run (plain values): those
+    named here, and the scene knobs (data/scene_knobs.py). `resize` [low, high]: the training split's
+    random resize by a factor in that range (PSPNet trains with 0.5-2), cropped or padded back to the
+    image size."""
 
     ignore_index = 255
 
     def __init__(self, split="train", image_size=128, n_train=2000, n_val=300, seed=0,
-                 max_objects=2, radius=None, context=False, hard=False, flip=True, cache_dir=None, **unused):
-        if unused:
-            raise ValueError(f"synthetic dataset: unknown options {sorted(unused)}")
+                 max_objects=2, radius=None, context=False, hard=False, flip=True, resize=None, cache_dir=None,
+                 **knob_options):
         for name, flag in (("context", context), ("hard", hard), ("flip", flip)):
             if not isinstance(flag, bool):
                 raise ValueError(f"synthetic dataset: option {name} must be true or false, got {flag!r}")
         mode = scene_mode(context, hard)
+        knobs = scene_knobs(knob_options, mode)
         if image_size < 32 or image_size % 8:
             raise ValueError(f"synthetic image_size must be a multiple of 8 and >= 32, got {image_size}")
-        radius = tuple(radius) if radius is not None else MODES[mode].radius
-        if context and 2 * radius[1] > 1 - OBJECT_TOP:
+        radius = number_range("radius", radius, 0.5) if radius is not None else MODES[mode].radius  # of the image
+        grid = knobs.context_grid
+        if context and 2 * radius[1] > (1 - OBJECT_TOP) / grid:
             raise ValueError(f"synthetic context mode: objects must fit below the band's gap "
-                             f"(radius <= {(1 - OBJECT_TOP) / 2:.4g} of the image), got radius {list(radius)}")
-        self.split, self.mode, self.flip = split, mode, flip  # flip: the training split's random mirror
-        self.class_names = MODES[mode].class_names
+                             f"(radius <= {(1 - OBJECT_TOP) / 2 / grid:.4g} of the image), got radius {list(radius)}")
+        if context and cue_rows(image_size / grid) < 1:
+            raise ValueError(f"synthetic context mode: a {grid}×{grid} grid leaves no band at image_size "
+                             f"{image_size} (sub-regions of at least 16 px are needed)")
+        resize = number_range("resize", resize, 4) if resize is not None else None
+        # flip, resize: the training split's random mirror and resize
+        self.split, self.mode, self.flip, self.resize = split, mode, flip, resize
+        self.class_names = class_names(mode, knobs)
         self.num_classes = len(self.class_names)
         if context:  # each class's kind of scene and shape: evaluation reports context_acc, shape_acc
-            self.class_groups = {"context": [None] + [i for i in range(len(CONTEXTS)) for _ in SHAPES],
-                                 "shape": [None] + [i for _ in CONTEXTS for i in range(len(SHAPES))]}
+            kinds, shapes = range(knobs.contexts), range(knobs.classes)
+            self.class_groups = {"context": [None] + [i for i in kinds for _ in shapes],
+                                 "shape": [None] + [i for _ in kinds for i in shapes]}
         n = n_train if split == "train" else n_val
         params = dict(split=split, n=n, seed=seed, image_size=image_size, max_objects=max_objects,
                       radius=list(radius), version=1)
@@ -251,6 +289,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
             params["context"] = True
         if hard:  # likewise
             params["hard"] = True
+        params.update(changed_knobs(knobs))  # likewise
         key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
         cache_dir = cache_dir or default_cache_dir()
         path = os.path.join(cache_dir, f"synthetic-{split}-{n}-{image_size}px-{key}.pt")
@@ -263,7 +302,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
                 raise ValueError(f"synthetic dataset cache {path} is unreadable ({type(err).__name__}: {why}); "
                                  "delete it to regenerate") from None
         else:
-            images, labels = build_split(split, n, seed, image_size, max_objects, radius, mode)
+            images, labels = build_split(split, n, seed, image_size, max_objects, radius, mode, knobs)
             blob = {"images": images, "labels": labels, "params": json.dumps(params)}
             os.makedirs(cache_dir, exist_ok=True)
             atomic_write(path, lambda tmp: torch.save(blob, tmp))  # parallel runs may build the same file
@@ -303,7 +342,10 @@ class SyntheticScenes(torch.utils.data.Dataset):
         index, aug_seed = split_item(item)
         image = self.images[index].float().div_(255).sub_(PIXEL_MEAN).div_(PIXEL_STD)
         label = self.labels[index].long()
-        if self.flip and aug_seed is not None and self.split == "train":
-            if torch.rand((), generator=torch.Generator().manual_seed(aug_seed)) < 0.5:  # horizontal flip
+        if (self.flip or self.resize) and aug_seed is not None and self.split == "train":
+            gen = torch.Generator().manual_seed(aug_seed)
+            if self.flip and torch.rand((), generator=gen) < 0.5:  # horizontal flip
                 image, label = image.flip(-1), label.flip(-1)
+            if self.resize:  # drawn after the flip, so a resize leaves every flip as it was
+                image, label = random_resize(image, label, gen, self.resize, self.ignore_index)
         return image, label

@@ -99,6 +99,21 @@ def train_transform(image: Image.Image, label: np.ndarray, gen: torch.Generator,
     return img, lab
 
 
+def random_resize(image: torch.Tensor, label: torch.Tensor, gen: torch.Generator, scale, ignore_index=IGNORE_INDEX):
+    """A tensor pair (float [3,H,W] normalised, int64 [H,W]) resized by a factor drawn uniformly in
+    scale (bilinear / nearest), then padded (image 0 = the mean, label ignore_index) and cropped back
+    to H x W at a random place, as train_transform does for the real datasets."""
+    factor = _uniform(gen, scale[0], scale[1])
+    height, width = label.shape
+    size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+    label = F.interpolate(label[None, None].float(), size=size, mode="nearest")[0, 0].long()
+    image, label = _pad(image, label, height, width, ignore_index)
+    top = _randint(gen, image.shape[1] - height + 1)
+    left = _randint(gen, image.shape[2] - width + 1)
+    return image[:, top:top + height, left:left + width].contiguous(), label[top:top + height, left:left + width].contiguous()
+
+
 def eval_transform(image: Image.Image, label: np.ndarray, pad_to: int | None, multiple: int = 32):
     """No resize: pad bottom/right to at least pad_to and to a multiple of `multiple` (the label with
     PAD_LABEL). Returns (float32 [3,H',W'], int64 [H',W'])."""

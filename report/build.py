@@ -1,11 +1,12 @@
 """Build report/REPORT.md and report/APPENDIX.md (+ figures/) from the results CSVs and the ablation files.
 
-REPORT.md opens with every claim's verdict, then what the embedded data can and cannot test
-(report/data_page.py); then, for each ablation with results: the published table beside the reproduced
-one (mean ± std over seeds), the difference, a figure, a verdict per claim, the paper-specific sections
-the ablation names in REPORT_SECTIONS, the settings and the deviations from the paper, each deviation
-listed once (a later table that shares it links to it). APPENDIX.md (report/appendix.py) holds what a
-reader checks rather than reads: the notes beside each ablation file, exact facts, provenance.
+REPORT.md (kept under 80 KB: a read of ten minutes) opens with every claim's verdict, then what the
+embedded data can and cannot test (report/data_page.py); then, for each ablation with results: the
+published table beside the reproduced one (mean ± std over seeds), the difference, a figure with each
+claim's verdict (report/table_figure.py), the claims, the paper-specific sections the ablation names in
+REPORT_SECTIONS and the settings. APPENDIX.md (report/appendix.py) holds what a reader checks rather than
+reads: the deviations from the paper (each listed once), the notes beside each ablation file, the detail
+of the paper-specific sections, exact facts and provenance.
 Run: python -m report.build [--results DIR] [--report-dir DIR]
 
 The report reads only the CSV rows, the analysis data saved beside them
@@ -18,6 +19,7 @@ import argparse
 import json
 import math
 import os
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -31,8 +33,8 @@ from report import deeplab, erf, lc_sections, psp, standins
 from report.appendix import APPENDIX, appendix, appendix_link, appendix_section
 from report.common import fmt, md_table, mean_std, per_seed
 from report.data_page import ANCHOR as DATA_PAGE, data_page, scene_mode
-from report.overview import (anchor, decided_share, difference_text, family_line, judged_claims, overview_table,
-                             pair_correlations, pairing_text)
+from report.overview import (anchor, decided_share, difference_text, family_line, heading, judged_claims,
+                             overview_table, pair_correlations, pairing_text)
 from report.table_figure import plot
 
 METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
@@ -235,8 +237,9 @@ def machine_text(results):
 
 
 def tuning_section(spec, results_dir):
-    """The learning-rate selection of the "tune_lr" variants: held-out mIoU per lr (training
-    images held out of training; never the validation split), diverged runs, the lr chosen."""
+    """The learning-rate selection of the "tune_lr" variants: (the lr chosen per variant, in a line of the
+    report; the appendix's table of held-out mIoU per lr (training images held out of training; never the
+    validation split) and diverged runs), or None."""
     tuned = [v for v in spec.variants if v.get("tune_lr")]
     path = selection_csv(results_dir, spec.name)
     if not tuned or not os.path.exists(path):
@@ -262,8 +265,10 @@ def tuning_section(spec, results_dir):
             f"({int(rows['seed'].max()) + 1} seed(s) per lr); the validation split is never used to choose. "
             "An lr at which a selection run diverged is not chosen. Cells: held-out mIoU % @ lr.")
     table = md_table(["variant", *[f"lr × {s:g}" for s in scales], "lr chosen"], body)
-    return "\n\n".join(["### Learning rate of each variant, chosen on held-out training images", text, table]
-                        + [f"- {note}" for note in left_out])
+    title = "### Learning rate of each variant, chosen on held-out training images"
+    picked = "; ".join(f"{line[0]} {line[-1]}" for line in body)
+    return (f"**Learning rates of the `_tuned` variants**, chosen on held-out training images (the grid: appendix): "
+            f"{picked}.", "\n\n".join([title, text, table] + [f"- {note}" for note in left_out]))
 
 
 def facts_table(spec):
@@ -352,11 +357,16 @@ def settings(rows):
 
 def extra_sections(spec, rows, results_dir, fig_dir, rel_fig):
     """The paper-specific sections an ablation names in REPORT_SECTIONS ({section name: its
-    arguments}), as markdown, in the order given. Each report function is called as
-    fn(spec, rows, results_dir, fig_dir, rel_fig, **arguments)."""
-    texts = [SECTION_FUNCTIONS[name](spec, rows, results_dir, fig_dir, rel_fig, **(kwargs or {}))
-             for name, kwargs in spec.report_sections.items()]  # names checked when the file was loaded
-    return [t for t in texts if t]
+    arguments}), in the order given: ([markdown of the report], [markdown of the appendix]). Each report
+    function is called as fn(spec, rows, results_dir, fig_dir, rel_fig, **arguments) and returns its
+    markdown, or (the report's part, the appendix's part) where its detail is for checking, not reading."""
+    main, appended = [], []
+    for name, kwargs in spec.report_sections.items():  # names checked when the file was loaded
+        text = SECTION_FUNCTIONS[name](spec, rows, results_dir, fig_dir, rel_fig, **(kwargs or {}))
+        text, extra = text if isinstance(text, tuple) else (text, None)
+        main += [text] if text else []
+        appended += [extra] if extra else []
+    return main, appended
 
 
 # the functions of engine/spec.py's SECTIONS (the names an ablation file may ask for)
@@ -384,8 +394,8 @@ def facts_line(spec):
     """One line in the section (the table is in the appendix); a mismatch is named there too."""
     facts = spec.exact_facts()
     wrong = [f["fact"] for f in facts if not fact_holds(f)]
-    return (f"**Exact facts** (paper dimensions): {len(facts) - len(wrong)} of {len(facts)} match, "
-            + appendix_link(spec, "the table") + "." + (f" ✗ MISMATCH: {'; '.join(wrong)}." if wrong else ""))
+    return (f"**Exact facts** (paper dimensions): {len(facts) - len(wrong)} of {len(facts)} match (the table: "
+            "appendix)." + (f" ✗ MISMATCH: {'; '.join(wrong)}." if wrong else ""))
 
 
 def deviations_of(spec, dataset):
@@ -393,10 +403,18 @@ def deviations_of(spec, dataset):
         ([] if dataset == "synthetic" else spec.deviations.get(dataset, []))
 
 
-def deviations_text(spec, dataset, shown):
+@dataclass
+class Listed:
+    """What earlier sections of the report listed, so that each is listed once: {deviation text: the
+    spec whose section lists it} and the papers cited."""
+    deviations: dict = field(default_factory=dict)
+    papers: set = field(default_factory=set)
+
+
+def deviations_text(spec, dataset, listed):
     """The table's deviations not listed in an earlier section, and a link to each section that listed the
-    rest; shown ({deviation text: the spec whose section lists it}) is updated."""
-    own = deviations_of(spec, dataset)
+    rest; listed (a Listed) is updated."""
+    own, shown = deviations_of(spec, dataset), listed.deviations
     earlier = {}
     for d in own:
         if d in shown:
@@ -408,33 +426,38 @@ def deviations_text(spec, dataset, shown):
     return "\n".join(lines)
 
 
-def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None, shown=None):
-    """(the table's section of REPORT.md, its part of the appendix); shown: deviations_text's record of
-    the deviations listed so far (each is listed once in the report)."""
+def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None, listed=None):
+    """(the table's section of REPORT.md, its part of the appendix); listed: what earlier sections listed
+    (a Listed: deviations, papers cited), updated."""
     rows, left_out = one_plan(all_rows)
     judged = judged if judged is not None else judged_claims({spec.name: all_rows}, [spec], one_plan)[spec.name]
+    listed = Listed() if listed is None else listed
     dataset = str(rows.iloc[0]["dataset"])
     plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"), judged)
     data = (f" Data: [{scene_mode(json.loads(rows.iloc[0]['data_config']))} scenes](#{DATA_PAGE}), not the paper's."
             if dataset == "synthetic" else "")
-    parts = [f"## {spec.title} (`{spec.name}`)",
-             f"*{spec.paper}.* Published numbers: {spec.source}.{data} Probe histories, exact facts and provenance: "
-             + appendix_link(spec) + ".",
+    cited = "" if spec.paper in listed.papers else f"*{spec.paper}.* "  # each paper cited once
+    listed.papers.add(spec.paper)
+    deviations = deviations_text(spec, dataset, listed)
+    count = len(deviations_of(spec, dataset))
+    parts = [heading(spec),
+             f"{cited}Published numbers: {spec.source}.{data} In the {appendix_link(spec)}: "
+             + (f"its {count} deviation{'s' if count > 1 else ''} from the paper (each listed once), " if count else "")
+             + "probe histories, exact facts and provenance.",
              "### Published vs reproduced", results_table(spec, rows),
              f"![{spec.name}]({rel_fig}/{spec.name}.png)",
              "### Claims", claims_table(spec, rows, judged)]
-    tuning = tuning_section(spec, results_dir)
+    tuning, detail = tuning_section(spec, results_dir) or (None, None)
     if tuning:
         parts.append(tuning)
     if spec.exact_facts is not None:
         parts.append(facts_line(spec))
-    parts += extra_sections(spec, rows, results_dir, fig_dir, rel_fig)
+    extra, appended = extra_sections(spec, rows, results_dir, fig_dir, rel_fig)
+    parts += extra
     parts += ["### Settings used", settings_line(rows) + "".join(f"\n- {note}" for note in left_out)]
-    deviations = deviations_text(spec, dataset, {} if shown is None else shown)
-    if deviations:
-        parts += ["### Deviations from the paper", deviations]
-    provenance = appendix_section(spec, facts_table(spec) if spec.exact_facts is not None else None,
-                                  settings(rows) + "".join(f"\n- {note}" for note in left_out))
+    provenance = appendix_section(spec, deviations, facts_table(spec) if spec.exact_facts is not None else None,
+                                  settings(rows) + "".join(f"\n- {note}" for note in left_out),
+                                  ([detail] if detail else []) + appended)
     return "\n\n".join(parts), provenance
 
 
@@ -470,13 +493,13 @@ def build(results_dir="results", report_dir="report", specs=None):
                            f"{', '.join(spec.name + '.csv' for spec in specs)}): nothing to report")
     fig_dir = os.path.join(report_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
-    sections, provenance, missing, shown = [], [], [], {}
+    sections, provenance, missing, listed = [], [], [], Listed()
     judged = judged_claims(results, specs, one_plan)
     for spec in specs:
         if spec.name not in results:
             missing.append(spec.name)
             continue
-        main, appended = section(spec, results[spec.name], fig_dir, "figures", results_dir, judged[spec.name], shown)
+        main, appended = section(spec, results[spec.name], fig_dir, "figures", results_dir, judged[spec.name], listed)
         sections.append(main)
         provenance.append(appended)
     head = ["# Reproducing segmentation ablations: published vs reproduced",

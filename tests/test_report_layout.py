@@ -8,7 +8,7 @@ import pytest
 
 from ablations import load
 from report.appendix import APPENDIX
-from report.build import deviations_text
+from report.build import Listed, deviations_text
 from report.overview import anchor
 from report.table_figure import categories, is_sweep, one_step_apart, shared_words
 
@@ -38,11 +38,11 @@ def spec(name, deviations):
 
 
 def test_a_deviation_two_tables_share_is_listed_once_and_linked_from_the_second():
-    shown = {}
-    first = deviations_text(spec("a", ["shared one", "own of a"]), "synthetic", shown)
-    second = deviations_text(spec("b", ["shared one", "own of b"]), "synthetic", shown)
+    listed = Listed()
+    first = deviations_text(spec("a", ["shared one", "own of a"]), "synthetic", listed)
+    second = deviations_text(spec("b", ["shared one", "own of b"]), "synthetic", listed)
     assert first == "- shared one\n- own of a"
-    assert second == "- own of b\n- and 1 listed under [`a`](#a-a)"
+    assert second == "- own of b\n- and 1 listed under [`a`](#a)"
 
 
 def test_only_variants_one_swept_quantity_apart_are_joined():

@@ -31,16 +31,11 @@ from engine.stats import ALPHA
 from engine.tuning import choose_lrs, lr_point_id, selection_csv
 from report import deeplab, erf, lc_sections, psp, standins
 from report.appendix import APPENDIX, appendix, appendix_link, appendix_section
-from report.common import fmt, md_table, mean_std, per_seed
+from report.common import METRIC_NAMES, fmt, md_table, mean_std, per_seed
 from report.data_page import ANCHOR as DATA_PAGE, data_page, scene_mode
 from report.overview import (anchor, decided_share, difference_text, family_line, heading, judged_claims,
                              overview_table, pair_correlations, pairing_text)
 from report.table_figure import plot
-
-METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
-                "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
-                "head_params": "head #params", "params": "#params", "train_img_per_s": "train img/s",
-                "infer_fps": "inference img/s", "context_acc": "context acc %", "shape_acc": "shape acc %"}
 
 
 CONFIG_PARTS = {"data_config": "data", "model_config": "model", "train_config": "train", "eval_config": "eval"}

@@ -11,8 +11,9 @@ A label "name (CPU: trunk)" shows the name on the published panel and the trunk 
 """
 import math
 import re
+from dataclasses import replace
 
-from report.common import mean_std, per_seed, plt, save_figure
+from report.common import METRIC_NAMES, mean_std, per_seed, plt, save_figure
 
 CPU_NAME = re.compile(r"\s*\(CPU: ([^)]*)\)")
 SETTING_KEYS = ("model", "data", "train", "eval", "presets", "preset_overrides", "tune_lr", "tune_crf")
@@ -163,6 +164,8 @@ def plot(spec, rows, path, judged=()):
     """The table's figure (module docstring); `judged`: its claims' verdicts (report.overview.Judged)."""
     metric = spec.metrics[0]
     values = per_seed(rows, metric)
+    shown = [v for v in spec.variants if v["id"] in values or spec.published.get(v["id"], {}).get(metric) is not None]
+    spec = replace(spec, variants=tuple(shown))  # a variant neither published nor run (at this preset): left out
     sweep = is_sweep(spec.variants)
     lines = verdict_lines(judged)
     groups = [] if sweep else categories(spec.variants)
@@ -176,7 +179,7 @@ def plot(spec, rows, path, judged=()):
     fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=below / height, top=1 - above / height,
                         wspace=0.22 if sweep else 0.08)
     (draw_sweep if sweep else draw_categories)(axes, spec, values, metric)
-    unit = {"mIoU": "mIoU %"}.get(metric, metric)
+    unit = METRIC_NAMES.get(metric, metric)
     axes[0].set_title("published", fontsize=10)
     axes[1].set_title("reproduced (mean ± std; dots = seeds)", fontsize=10)
     for ax in axes:

@@ -504,7 +504,8 @@ def build(results_dir="results", report_dir="report", specs=None):
             "neither, and an equivalence test (TOST) puts the difference inside the band the ablation file "
             "declares (e.g. ±2 mIoU), *inconclusive* = none of these (the statistic then says what the seeds "
             "could have detected, how many the observed difference would need, and why the claim stayed "
-            f"undecided). Probe histories, exact facts and provenance: [the appendix]({APPENDIX}).",
+            f"undecided). Each table's deviations from the paper, probe histories, exact facts and provenance: "
+            f"[the appendix]({APPENDIX}).",
             "## Every claim at a glance", overview_table(judged),
             "The interval is two-sided 95 % (paired where the variants pair); the verdict is a one-sided "
             "test at α = 0.05 / (reachable looks), so at a single look a *reproduced* claim's interval "

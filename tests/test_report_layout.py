@@ -72,3 +72,32 @@ def test_categories_are_named_by_what_their_members_share_and_the_cpu_trunk_by_i
     (published, reproduced, members), = categories([{"id": "a", "label": "ResNet50 SS (CPU: convs [1, 2])", "x": 50},
                                                      {"id": "b", "label": "ResNet50 MS (CPU: convs [1, 2])", "x": 50}])
     assert (published, reproduced, len(members)) == ("ResNet50", "convs [1, 2]", 2)
+
+
+def test_the_data_page_gives_each_data_configuration_its_tables_epochs_and_widths(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from report.data_page import data_page
+
+    def rows(data, iterations, batch, widths, head=None):
+        model = {"backbone": {"widths": widths}, **({"head_width": head} if head else {})}
+        return pd.DataFrame({"dataset": ["synthetic"], "data_config": [json.dumps(data)],
+                             "model_config": [json.dumps(model)], "iterations": [iterations], "batch_size": [batch]})
+    plain = {"name": "synthetic", "image_size": 128, "n_train": 2000, "n_val": 300}
+    results = {"a": rows(plain, 800, 8, [24, 64]), "b": rows({**plain, "context": True}, 400, 16, [32, 64], 64)}
+    specs = [types.SimpleNamespace(name=n) for n in results]
+    page = data_page(results, specs, lambda r: (r, []), str(tmp_path), str(tmp_path), "figures")
+    assert "| **plain scenes** (" in page and "`a`: 800 × 8 (3.2 epochs), 64 ch |" in page
+    assert "| **context scenes** (" in page and "`b`: 400 × 16 (3.2 epochs), 64 ch → 64 |" in page
+    assert "0.22–0.4 of the image (1.8×)" in page  # the plain mode's object radius, the scale range
+    assert page.count("is not drawn: its \"preview\" analysis is not in") == 2  # no analysis files here
+
+
+def test_the_notes_beside_an_ablation_file_go_to_the_appendix_below_its_headings(tmp_path):
+    from report.appendix import read_notes
+    (tmp_path / "mine.md").write_text("# mine: probe histories\n\nWhy.\n\n## A probe\n\nIts numbers.\n")
+    notes = read_notes(types.SimpleNamespace(path=str(tmp_path / "mine.py")))
+    assert notes == "Why.\n\n#### A probe\n\nIts numbers."
+    assert read_notes(types.SimpleNamespace(path=str(tmp_path / "none.py"))) is None

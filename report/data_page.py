@@ -26,8 +26,8 @@ hard pixels that need the deep stage (Layer Cascade's ρ), sharp edges for bound
 
 **Cannot test**:
 - absolute numbers, or the size of a gap beside the paper's: 5 or 9 classes at 128 px, not VOC's 21 or ADE20K's 150;
-- what needs much data or long training: every table trains 3–4 epochs of 2,000 images, so a many-parameter head \
-(trivial k×k, a 3×3 stack) is not trained to overfitting as on VOC;
+- what needs much data or long training: every table trains 3–4 epochs of 2,000 images, so the paper's reason for a \
+many-parameter head to degrade (a trivial k×k or a 3×3 stack overfitting) may not arise;
 - the paper's backbones: the trunks are small CPU CNNs (4–19 conv layers, 32–128 channels into the head where the \
 papers' heads read 2,048 ResNet or 1,024–4,096 VGG channels), pretrained on fractal images instead of ImageNet; \
 a "deeper backbone" is a deeper CPU trunk, not a ResNet-269;

@@ -91,7 +91,7 @@ def erf_section(spec, rows, results_dir, fig_dir, rel_fig, variants):
         body = [[label, ", ".join(map(str, used))] + [f"{mass_radius(erf, f):.1f}" for f in MASS_FRACTIONS]
                 for label, erf, used in found]
         radii = "\n\n".join(["### Effective receptive field: mass radii", md_table(header, body)])
-        parts[-1] += " The radii per model: appendix."
+        parts[1] += " The radii per model: appendix."
     else:
         radii = None
     if notes:

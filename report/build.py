@@ -429,16 +429,16 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None
     listed = Listed() if listed is None else listed
     dataset = str(rows.iloc[0]["dataset"])
     plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"), judged)
-    data = (f" Data: [{scene_mode(json.loads(rows.iloc[0]['data_config']))} scenes](#{DATA_PAGE}), not the paper's."
+    data = (f" Data: [{scene_mode(json.loads(rows.iloc[0]['data_config']))} scenes](#{DATA_PAGE})."
             if dataset == "synthetic" else "")
     cited = "" if spec.paper in listed.papers else f"*{spec.paper}.* "  # each paper cited once
     listed.papers.add(spec.paper)
     deviations = deviations_text(spec, dataset, listed)
     count = len(deviations_of(spec, dataset))
     parts = [heading(spec),
-             f"{cited}Published numbers: {spec.source}.{data} In the {appendix_link(spec)}: "
-             + (f"its {count} deviation{'s' if count > 1 else ''} from the paper (each listed once), " if count else "")
-             + "probe histories, exact facts and provenance.",
+             f"{cited}Published numbers: {spec.source}.{data} "
+             + (f"Its {count} deviation{'s' if count > 1 else ''} from the paper, probe" if count else "Probe")
+             + f" histories, exact facts, provenance: {appendix_link(spec)}.",
              "### Published vs reproduced", results_table(spec, rows),
              f"![{spec.name}]({rel_fig}/{spec.name}.png)",
              "### Claims", claims_table(spec, rows, judged)]
@@ -449,7 +449,7 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None
         parts.append(facts_line(spec))
     extra, appended = extra_sections(spec, rows, results_dir, fig_dir, rel_fig)
     parts += extra
-    parts += ["### Settings used", settings_line(rows) + "".join(f"\n- {note}" for note in left_out)]
+    parts.append("**Settings**: " + settings_line(rows) + "".join(f"\n- {note}" for note in left_out))
     provenance = appendix_section(spec, deviations, facts_table(spec) if spec.exact_facts is not None else None,
                                   settings(rows) + "".join(f"\n- {note}" for note in left_out),
                                   ([detail] if detail else []) + appended)

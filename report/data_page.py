@@ -18,7 +18,7 @@ MODES = {
     "hard": ("a thin ring 12–18 px beyond the object's edge tells a ringed object from its plain look-alike; ≈ 90 % "
              "of the pixels are smooth, easy background", (0.12, 0.18), "the cascade's threshold ρ"),
 }
-ANCHOR = "what-this-data-can-and-cannot-test"
+ANCHOR = "data"  # the page's anchor, set before its heading
 
 CAN_AND_CANNOT = """**Can test**: the direction of each mechanism where its mode carries it — a wider reach on shapes larger than the \
 trunk's receptive field (GCN's k, DeepLab's field of view), context gathered from the whole image (PSPNet's pooling), a few \
@@ -116,4 +116,4 @@ def data_page(results, specs, one_plan, results_dir, fig_dir, rel_fig):
              "data a table used, with a figure of it:")
     table = md_table(["scenes (tables: what for)", "what decides a pixel's class (the cue)", "object radius (scale range)",
                       "training: iterations × batch (epochs), channels into the head → head width"], body)
-    return "\n\n".join(["## What this data can and cannot test", intro, table, *figures, CAN_AND_CANNOT])
+    return "\n\n".join([f'<a id="{ANCHOR}"></a>', "## What this data can and cannot test", intro, table, *figures, CAN_AND_CANNOT])

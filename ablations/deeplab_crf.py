@@ -119,20 +119,11 @@ _CRF = ("The CRF's w1, θα, θβ are chosen per model, on held-out training ima
 DEVIATIONS = {
     "synthetic": [d for d in fov.DEVIATIONS["synthetic"] if d != fov.NO_CRF] + [
         _CRF,
-        "The grid (quick preset): w1 ∈ {5, 10} (v1's range starts at 5), θα ∈ {8, 24} px (within v1's 10–100 px "
-        "× 128/500), θβ ∈ {5, 15} (v1's 5–10 is for photos; these images have pixel noise σ ≈ 7.7 levels per "
-        "channel, at which θβ = 5 links almost no two pixels). The grid before this one cited DeepLab v2's "
-        "ranges (w1 ∈ {3, 5}) by mistake; its runs had chosen w1 = 5, its corner. Corrected to v1's when "
-        "checked against the v1 paper, for that reason alone.",
-        "A probe for a shorter selection (rule fixed before it was run): the grid scored on the first 100 of the 300 "
-        "held-out images (the arXiv revision's 100) only if, on each of the six selection models, the point those "
-        "100 choose scores, on all 300, within 0.2 mIoU (a fifth of the suite's median seed sd, 0.97) of the best "
-        "point on the 300; otherwise the 300 kept. Run on the six selection models of the regeneration before it "
-        "(`--set tuning.crf_images=100`): every model chooses w1 10, θα 24, θβ 15 on the 100 as on the 300 (loss "
-        "0.00 on each; its held-out mIoU on the 100 / the 300: DeepLab 93.54 / 94.15, MSc 95.69 / 94.58, 4×4 dil 8 "
-        "95.67 / 96.72, 7×7 96.77 / 96.69, LargeFOV 93.88 / 94.00, MSc-LargeFOV 92.40 / 93.94), so the quick preset "
-        "scores the grid on the 100 (≈ 5.7 of the suite's CPU-minutes saved). That point is the grid's corner on "
-        "all three settings for every model; the grid was fixed before and is kept.",
+        "The grid (quick preset): w1 ∈ {5, 10}, θα ∈ {8, 24} px, θβ ∈ {5, 15}: v1's ranges scaled to 128-px images "
+        "with pixel noise; a first grid had cited DeepLab v2's ranges by mistake (ablations/deeplab_crf.md).",
+        "The grid is scored on the first 100 of the 300 held-out images (the arXiv revision's 100), by a rule "
+        "fixed before its probe: on all six selection models the 100 choose the point the 300 choose "
+        "(ablations/deeplab_crf.md).",
         f"MSc at a quarter of the paper's scale: branches of {CPU_MSC_WIDTH} (paper {PAPER_MSC_WIDTH}) 3×3 then "
         f"1×1 filters, as fc6/fc7's filters ÷16, on the input and pool1–4 (+{5 * CPU_MSC_WIDTH} channels); "
         "dropout 0.1 as fc6/fc7's; the branches train at the trunk's lr (the paper does not say).",

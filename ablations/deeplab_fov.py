@@ -114,34 +114,19 @@ DEVIATIONS = {
     "synthetic": [
         "Embedded generated scenes (5 classes, 128 px) instead of VOC 2012 (21 classes, ~500 px): "
         "absolute mIoU is not comparable with the paper; the direction is.",
-        "Scaled model, its trunk pretrained on formula-driven fractal images (weights/; fc6, fc7 and the "
-        "classifier new, at ×10 lr): the paper's net at a quarter of its scale (128-px images "
-        "for VOC's ~500). Trunk: DeepLab's shape up to pool4 (3×3 max pools, pool1-3 stride 2, pool4 "
-        "stride 1, output stride 8) with one conv per block, widths 8-16-32-32, BatchNorm, and conv5/pool5 "
-        "dropped, so its receptive field is 61 px (VGG-16 DeepLab's: 227 px, /4 = 57). fc6 dilations ÷4 "
-        "(4, 4, 8, 12 → 1, 1, 2, 3), fc6/fc7 filters ÷16 (4096 → 256, LargeFOV 1024 → 64). The 4×4 at "
-        "dilation 1 reads offsets −1…+2 (the paper's 4×4 at dilation 4 reads ±2, ±6, which has no "
-        "integer quarter). See the mapping table in `deeplab_fov`'s section.",
-        "Dropout 0.1 after fc6 and fc7 (paper 0.5): at 1/16 of the filters, 0.5 cost the 64-filter "
-        "LargeFOV 11 mIoU points in a one-seed probe of an earlier, 5-block version of this model "
-        "(80.3 vs 91.2), a width effect the paper's 1024-filter layers do not have.",
+        "The paper's net at a quarter of its scale: DeepLab's trunk up to pool4 (output stride 8), one conv per "
+        "block, widths 8-16-32-32, BatchNorm, conv5/pool5 dropped (receptive field 61 px; VGG-16 DeepLab's 227 / 4 "
+        "= 57), pretrained on fractal images; fc6 dilations ÷4, fc6/fc7 filters ÷16 (the 4×4 at dilation 1 reads "
+        "−1…+2: the paper's ±2, ±6 has no integer quarter). Mapping: 'Variants as run' below.",
+        "Dropout 0.1 after fc6 and fc7 (paper 0.5, which at 1/16 of the filters cost LargeFOV 11 points in a "
+        "one-seed probe).",
         "SGD momentum 0.9, batch 8 × 1000 iterations (quick preset; full: 32 × 8000), poly LR from "
         "0.004, ×10 on the new layers (paper: batch 20, step LR from 1e-3, ×10 on the classifier, ImageNet VGG-16 "
-        "with its FC layers). Batch 8, not 16, at the "
-        "quick preset: half the compute a run, so that this table and deeplab_crf (which shares its runs) fit the "
-        "suite's time budget; chosen by cost alone, before any run at it (the GCN tables' halving). At batch 16 "
-        "the last report had 4 of these 5 claims decided.",
-        "Fine-tuned from the pretrained stand-in at backbone lr 0.004: " + "probes/pretraining.py (held-out mIoU: trained on the quick preset's training split less 300 images, scored on those 300, never the validation split; 4 seeds; same iterations, so the same wall time per run; chosen by seed sd and by mean held-out mIoU over the two variants, before any verdict at the new settings): "
-        "scratch (lr 0.05): LargeFOV 66.91 ± 7.03, 4×4 dil 4 68.49 ± 1.60 (difference −1.59 ± 7.17, pair r 0.03); "
-        "stand-in at 0.001: 56.26 ± 0.71 and 62.13 ± 1.25 (−5.87 ± 1.28; both under-trained at 1000 "
-        "iterations); at 0.004: 74.11 ± 1.22 and 72.35 ± 0.07 (+1.75 ± 1.28, r −0.73).",
-        "Half the iterations (500) was probed for the suite's time and not taken. Rule, fixed before the probe "
-        "was read: half only if every seed's LargeFOV − 4×4 difference keeps the full schedule's sign and each "
-        "variant's seed sd stays ≤ 1.0 (or ≤ its full-schedule sd). Same probe, 500 iterations: LargeFOV 58.91 ± "
-        "2.54, 4×4 dil 4 61.84 ± 1.87 (−2.93 ± 2.10: the sign turned in every seed, sd above 1): 1000 kept.",
-        "Training speed is CPU time on this machine (one thread; 20 SGD steps on a fixed batch after 3 "
-        "warm-up steps, timed after all runs trained, one at a time): compare ratios between variants, "
-        "not absolute speed.",
+        "with its FC layers). Batch 8, not 16, at the quick preset for the suite's time budget, chosen by cost "
+        "alone before any run at it; half the iterations was probed and not taken (ablations/deeplab_fov.md).",
+        "Fine-tuned from the pretrained stand-in at backbone lr 0.004, chosen over training from scratch and over "
+        "lr 0.001 by a probe on held-out training images (ablations/deeplab_fov.md).",
+        "Training speed is CPU time, one thread, timed after all runs trained: compare ratios, not img/s.",
         NO_CRF,
     ] + RELEASED,
     "real": [NO_CRF] + RELEASED,

@@ -76,18 +76,13 @@ DEVIATIONS = {
         "Small bottleneck ResNets (a 3×3 stem, then two stages of 2 bottlenecks, 64 and 128 channels, output "
         "stride 8) instead of ResNet-50 / ResNet50-GCN; the GCN blocks replace the last two stages' with "
         "kernels 5 and 7 and inner widths 5 and 8 (the paper's ratios to the bottleneck's 16 and 32).",
-        "Each backbone pretrained on formula-driven fractal images (64 classes; weights/, `python -m "
-        "engine.pretrain`) instead of ImageNet; the paper's ImageNet top-5 error row is the stand-in's top-5 "
-        "error on its held-out fractal images, one pretraining each (not a sample: shown, not judged).",
+        "Each backbone pretrained on fractal images (64 classes) instead of ImageNet; the paper's top-5 error row "
+        "is the stand-in's on held-out fractal images (one pretraining each: shown, not judged).",
         "The GCN + BR head is Table 5's single head on the last stage (k = 15 + Boundary Refinement); the paper "
         "does not say which of its GCN pipelines Table 6 uses.",
         "Fine-tuned at gcn_k's quick settings (backbone lr 0.001, batch 8 × 800 iterations) but the new layers at "
-        "× 5, not × 10. The first run of this table at × 10 lost every ResNet GCN + BR run (3 of 3) and 3 of 5 "
-        "ResNet-GCN GCN + BR runs to a non-finite loss within 50 iterations (its 1×1-head runs finished and were "
-        "seen). The rule, fixed then and about divergence alone: the largest multiplier of 10, 5, 2.5, 1 at "
-        "which no run of probes/pretraining.py (held-out split, 4 seeds of both GCN + BR variants) diverges. At × 5 "
-        "none did (8 of 8; held-out mIoU 83.06 ± 0.89 and 82.51 ± 0.26): × 5 for every variant, and the "
-        "× 10 rows were discarded with their configuration.",
+        "× 5, not × 10: at × 10 the GCN + BR runs diverged; × 5 by a rule about divergence alone, fixed before its "
+        "probe (ablations/gcn_backbone.md).",
     ],
     "voc": gcn_k.DEVIATIONS["voc"] + [
         "ResNet50-GCN's kernels and inner widths per stage (res-4: k 5, 85; res-5: k 7, 128) are peer code's "

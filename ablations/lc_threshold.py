@@ -126,32 +126,18 @@ PRESETS = {
 # claim was judged. Per ρ: % of validation pixels stage 1 is unsure about (top prob ≤ ρ); accuracy of
 # stage 1/2/3 heads on them. Mechanism present = unsure pixels a minority, stage 3 clearly above stage 1.
 PROBE_NOTE = (
-    "Scenes chosen by a probe of the mechanism, before any claim was judged (python -m probes.lc_stages "
-    "[--hard] --iterations 400; the DSN cascade, seed 0; accuracy of each stage's head on the pixels "
-    "stage 1 is unsure about, top probability ≤ ρ). Default scenes: unsure 26.8% / 33.0% of pixels at "
-    "ρ = 0.8 / 0.985, stage 1/2/3 accuracy on them 59.6/91.9/92.7 and 66.4/92.6/93.3 — stage 2 already "
-    "decides the unsure pixels, stage 3 adds < 1 point, so ρ has little to act on. Difficulty mode, first "
-    "geometry (radius 0.07-0.12, ring gap 0.16-0.22, ring 2 px): unsure 4.3% / 5.7%, stage 1/2/3 "
-    "32.1/32.8/12.2 and 46.9/47.4/32.0; second (radius 0.08-0.13, gap 0.09-0.14, ring 3 px): 5.3% / "
-    "6.8%, 50.1/31.8/11.8 and 59.5/45.4/30.0 — the deep stages had not learned the small objects in 400 "
-    "iterations (mechanism absent). Chosen, third (radius 0.12-0.18, gap 0.09-0.14, ring 3 px): unsure "
-    "10.1% / 12.8%, stage 1/2/3 62.6/65.7/72.5 and 69.0/71.5/76.8 — a minority of pixels on which stage 3 "
-    "beats stage 1 by 8-10 points and stage 2 by 5-7 (one seed). The DSN row keeps this probe as "
-    "the analysis stage_probe. 400 iterations (the default quick preset has 800) so that three seeds "
-    "of lc_threshold (3 models) and lc_schemes (5 models) fit about 8 minutes each at --jobs 2: one "
-    "400-iteration training took 103-122 s wall (about 60 s CPU) nice'd on the shared machine.")
+    "Scenes (difficulty mode) and 400 iterations chosen by a probe of the mechanism before any claim was "
+    "judged (python -m probes.lc_stages): on the default scenes stage 2 already decided the unsure pixels, so ρ "
+    "had little to act on; the chosen geometry leaves a minority of unsure pixels on which stage 3 beats stage 1 "
+    "by 8-10 points (ablations/lc_threshold.md; the DSN row keeps the probe as its analysis stage_probe).")
 
 DEVIATIONS = {
     "synthetic": [
         "The cascade's trunk fine-tuned from its pretrained stand-in (weights/; backbone lr 0.001, new layers "
-        "×10, the GCN pilot's rates): " + "probes/pretraining.py (held-out mIoU: trained on the quick preset's training split less 300 images, scored on those 300, never the validation split; 4 seeds; same iterations, so the same wall time per run; chosen by seed sd and by mean held-out mIoU over the two variants, before any verdict at the new settings): "
-        "scratch (lr 0.05): ρ = 0.985 56.46 ± 6.37, DSN 44.21 ± 4.92 (difference +12.25 ± 2.38, pair r 0.94); "
-        "stand-in: 77.16 ± 0.50 and 70.31 ± 1.91 (+6.85 ± 2.24, r −0.57). Lr 0.004 not probed here (time).",
-        "Embedded generated scenes in their difficulty mode (data option hard: 5 classes, 128 px) instead of "
-        "VOC 2012 (21 classes, 512 px): absolute mIoU is not comparable with the paper; directions are. About "
-        "90% of the pixels are smooth background (easy); 1-2 small objects (radius 0.12-0.18 of the image), "
-        "circle or square, each plain or ringed: a look-alike pair with the same shape, texture and colours, "
-        "told apart only by a thin ring 12-18 px beyond the object's edge (27-41 px from its centre).",
+        "×10, the GCN pilot's rates), chosen over training from scratch by a probe on held-out training images "
+        "(ablations/lc_threshold.md).",
+        "Generated hard scenes (5 classes, 128 px: ≈ 90 % easy background; small objects whose ringed and plain "
+        "look-alikes differ only by a ring 12-18 px beyond the edge) instead of VOC 2012 (21 classes, 512 px).",
         PROBE_NOTE,
         "A small three-stage CNN (stem to stride 8, then 1 / 2 / 2 residual units at dilation 1 / 2 / 4, "
         "64 channels, heads of two 3×3 convs of 32 channels) instead of Inception-ResNet-v2 (ImageNet).",
@@ -162,21 +148,11 @@ DEVIATIONS = {
         "Stage shares are counted at the feature resolution (1/8 of the input), where the cascade decides.",
         "Losses at the feature resolution against labels sampled at each 8×8 cell's centre (DeepLab's "
         "practice); each stage's loss is averaged over the pixels it receives.",
-        "Speed is CPU time on this machine (one batch of validation images, ms per image = batch time / "
-        "batch size), not one GPU at 512×512; compare the speed-ups, not the milliseconds. Timed after a look's runs trained, its models "
-        "interleaved (below), on one thread, so no other run of the suite shares the CPU with the timing.",
-        "Timing protocol, a rule fixed before its probe (python -m probes.timing_protocol) and decided by "
-        "measurement precision alone, never by a verdict or the seeds a claim needs: a look's models are timed "
-        "interleaved (each model's warm-up passes, then speed_repeats rounds, each round one timed pass of every "
-        "model in a shuffled order, the order's seed recorded) instead of one model's passes after another's, "
-        "only if, on this ablation's 24 timed evaluations of 3 quick-preset seeds, each protocol run 3 times in "
-        "alternation, the interleaved protocol's noise between models is at most two thirds of the other's; "
-        "noise between models: per repetition, each evaluation's log infer_ms less the mean over the 24, its sd "
-        "over the 3 repetitions, the median over the 24 evaluations. Else one after another is kept. Probe (3 seeds "
-        "trained with --set seeds=3, eval mode, one thread, nothing else running, 2-core AMD EPYC; 4.4 min): noise "
-        "between models 0.0145 one after another, 0.0035 interleaved (0.24 of it): interleaved adopted. Ratio "
-        "ρ = 0.985 / ρ = 0.8 per seed over the 3 repetitions: one after another 1.225 1.178 1.145 | 1.195 1.114 "
-        "1.135 | 1.118 1.124 1.121; interleaved 1.153 1.155 1.141 | 1.141 1.144 1.129 | 1.115 1.120 1.112.",
+        "Speed is CPU time, one thread, timed after a look's runs trained (no other run shares the CPU), not one "
+        "GPU at 512×512: compare speed-ups, not milliseconds.",
+        "The models of a look are timed interleaved (rounds of one timed pass of every model, in a shuffled "
+        "order), adopted by a rule on measurement precision alone fixed before its probe "
+        "(python -m probes.timing_protocol; ablations/lc_threshold.md).",
     ],
     "real": [
         "torchvision ResNet-101 (ImageNet) at output stride 8 cut into three stages — stage 1 = conv1 … layer2, "

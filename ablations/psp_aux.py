@@ -66,40 +66,14 @@ PRESETS = {name: deep_trunk_from_scratch(preset) for name, preset in psp_common.
 
 DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": [
     psp_common.SCENES, psp_common.TRUNK, psp_common.SCHEDULE,
-    "From scratch, not fine-tuned from a stand-in as the other tables are (psp_pool, psp_depth and psp_chain: "
-    "the colour-keeping one): "
-    + psp_common.PROBE + "scratch (every layer at lr 0.05): α = 0.4 27.45 ± 5.01, no auxiliary loss 25.23 ± 4.51 "
-    "(difference +2.22 ± 4.31, pair r 0.59); stand-in at backbone lr 0.004, new layers × 12.5 (the scratch rate): "
-    "30.12 ± 2.07 and 30.43 ± 2.25 (−0.31 ± 0.47, r 0.98). The stand-in has the lower seed sd, but the mechanism "
-    "this table is about is gone from it: in the depth probe below, run from the stand-in at those rates "
-    "(`--pretrained --lr 0.004 --head-lr-mult 12.5`), the main loss per 50 iterations was 0.449 / 0.294 / 0.255 / "
-    "0.240 without the auxiliary loss and 0.439 / 0.314 / 0.259 / 0.244 with it at seed 0, 0.421 / 0.310 / 0.311 / "
-    "0.257 and 0.414 / 0.344 / 0.263 / 0.249 at seed 1: no speed-up (the pretrained trunk needs no help to "
-    "optimise). Settings are chosen where the mechanism is present: from scratch, at a seed sd near 5. A finding "
-    "about the stand-in: the paper fine-tunes ImageNet weights and still finds the auxiliary loss helps. The "
-    "colour-keeping stand-in of the other PSPNet tables fails its own rule on this trunk (≥ 85 % held-out "
-    "accuracy on both targets): at colour weight 1 it learnt the colour but not the classes (16.80 %), at the "
-    "chosen 0.5 the classes but not the colour (88.98 % and 26.41 %, chance 12.5; engine.pretrain.pretrain on "
-    "this architecture with weights 'fractal_colour' and COLOUR_RECIPE, 390 s beside two other pretrainings), "
-    "so it was not probed here.",
+    "From scratch, unlike the other PSPNet tables: from a stand-in the auxiliary loss no longer sped up the main "
+    "loss, so the mechanism was gone (ablations/psp_aux.md); the paper fine-tunes ImageNet weights and still finds "
+    "it helps.",
     psp_common.CONTEXT_ACC,
     "A deeper plain trunk than psp_pool's: 3×3 conv-BN-ReLU layers per stage "
     f"{DEEP_CONVS} (19 in all, no residuals; psp_pool: [1, 2, 2, 1]), so the auxiliary head on s3 has "
     "8 conv layers above it and 11 below (paper: res4b22 of a 50-layer ResNet). Its receptive field "
     "covers the whole image, so unlike psp_pool's baseline this trunk can see the context band.",
-    "How the depth was chosen (a probe of the mechanism, before any run of this table at that depth): "
-    "no auxiliary loss vs α = 0.4, 200 iterations (poly lr over those 200) at the quick data and "
-    "settings, seed 0, the main loss of the training batches logged every 10 iterations and averaged "
-    "over iterations 10-50 / 60-100 / 110-150 / 160-200. Trunk [1, 2, 2, 1] (this table's former one): "
-    "0.426 / 0.361 / 0.335 / 0.335 without, 0.435 / 0.365 / 0.329 / 0.327 with: no speed-up. "
-    "[1, 2, 4, 4]: 0.452 / 0.348 / 0.314 / 0.297 without, 0.437 / 0.349 / 0.307 / 0.283 with: a small "
-    "one. [1, 2, 6, 6] with s3-s4 48 channels wide: 0.497 / 0.411 / 0.378 / 0.372 without, "
-    "0.484 / 0.402 / 0.374 / 0.369 with: a small one. [1, 2, 8, 8] with s3-s4 32 wide: 0.537 / 0.406 / "
-    "0.365 / 0.356 without, 0.535 / 0.441 / 0.396 / 0.384 with: none. [1, 2, 8, 8] (64 wide): "
-    "0.596 / 0.468 / 0.418 / 0.408 without, 0.538 / 0.404 / 0.354 / 0.347 with, and at seed 1 "
-    "0.616 / 0.493 / 0.414 / 0.392 without, 0.537 / 0.414 / 0.373 / 0.356 with: the auxiliary loss "
-    "speeds up the main loss from the first 50 iterations on, by 0.04-0.08 (without it this deep plain "
-    "trunk trains slower than the shallow one). Chosen: [1, 2, 8, 8], 64 wide, the only probed trunk "
-    "where the mechanism is clearly present.",
-    "Deep supervision is expected to help the optimisation most early in training; the training-curve "
-    "section shows whether it still shows in the main loss at the end of the (short) training."]}
+    "The depth chosen by a probe of the mechanism before any run at it: the only probed trunk where the auxiliary "
+    "loss clearly speeds up the main loss (ablations/psp_aux.md).",
+    "Deep supervision should help most early in training: see the training curves."]}

@@ -43,16 +43,11 @@ PRESETS = {
 }
 
 SCENES = (
-        "Embedded generated scenes in scene-context mode (128 px; background + 4 shapes × 2 kinds of "
-        "scene = 9 classes; the kind of scene is shown only by a red or blue band along the top edge, "
-        "48 px above every object) instead of ADE20K (150 classes): absolute numbers are not comparable "
-        "with the paper's; directions are.")
+        "Generated context scenes (9 classes, 128 px; the kind of scene shown only by a colour band 48 px above "
+        "every object) instead of ADE20K (150 classes).")
 CONTEXT_ACC = (
         "context_acc (not in the paper): of the object pixels predicted as some object, the share "
         "given the right kind of scene, whatever the shape (chance = 50 %).")
-PROBE = ("probes/pretraining.py (held-out mIoU: trained on the quick preset's training split less 300 images, "
-         "scored on those 300, never the validation split; 4 seeds; same iterations, so the same wall time per run; "
-         "chosen by seed sd and by mean held-out mIoU over the two variants, before any verdict at the new settings): ")
 TRUNK = (
         "A 4-stage CNN (output stride 8; head 64 channels, auxiliary head 32) instead of an ImageNet ResNet-50: "
         "the module's widths scale with it (DR: 64 → 4 × 16).")
@@ -62,35 +57,11 @@ SCHEDULE = (  # psp_aux's
 STANDIN_SCHEDULE = (
         "SGD momentum 0.9, batch 16, poly lr from 0.004 on the pretrained trunk and × 12.5 (0.05) on the new layers, "
         "horizontal flip only (paper: lr 0.01, ×10 on new layers, scale/rotate/blur).")
-# the probe of the protocol (probes/pretraining.py), in the order it was run
 STANDIN = (
-        "Fine-tuned from the trunk's colour-keeping stand-in (backbone weights 'fractal_colour': pretrained on the "
-        "fractal classes with the attractor's coarse colour, 8 classes, as a second target at weight 0.5; "
-        "engine/pretrain.py COLOUR_RECIPE; weights/README.md), where the GCN, cascade and DeepLab tables use the "
-        "plain stand-in. Chosen by " + PROBE + "on psp_pool's B1236 + AVE against its baseline, from scratch (lr "
-        "0.05): 82.75 ± 3.15 and 27.84 ± 1.73 (difference +54.91 ± 3.14, pair r 0.28); the plain stand-in at backbone "
-        "lr 0.001 (new layers × 10): 57.01 ± 11.06 and 31.37 ± 0.68; at 0.004: 57.37 ± 23.28 and 32.73 ± 2.03; at "
-        "0.004 × 12.5 (the new layers at the scratch rate): 71.14 ± 19.34 and 32.99 ± 2.07; every layer at 0.05: "
-        "88.5, 88.4, 35.1, 88.9 and 33.03 ± 2.58. From the plain stand-in the pyramid learnt the scene context in "
-        "some seeds only, at every rate. The hypothesis written then — the plain pretraining draws each fractal's "
-        "colour at random, so its features need not keep colour, while this task's only scene cue is a band's "
-        "colour — was tested by the colour target: at weight 1 (held-out class / colour accuracy 93.83 / 93.20 %), "
-        "0.004 × 12.5: 81.63 ± 0.54 and 32.41 ± 1.95 (+49.22 ± 2.15), every seed's context accuracy ≥ 99.9 %; "
-        "0.001 × 10: 68.19 ± 2.29 and 30.13 ± 0.48. Weight 1 left psp_depth's deeper trunks untrained on the "
-        "classes (80.94 % at convs [1, 2, 6, 1], 22.34 % at [1, 2, 8, 2]; psp_aux's [1, 2, 8, 8]: 16.80 %) and "
-        "weight 0.2 left the colour unlearnt at [1, 2, 8, 2] (11.48 %, chance 12.5 %); the rule, fixed before any "
-        "fine-tuning at a new weight: every PSP ladder trunk ≥ 85 % on both targets. Weight 0.5 met it (class / "
-        "colour: 98.59 / 92.27, 99.77 / 92.34, 98.75 / 93.28, 93.59 / 93.20 % from the shallowest rung to the "
-        "deepest). At weight 0.5, 0.004 × 12.5: B1236 + AVE 82.39 ± 2.03 and baseline 32.90 ± 2.06 (+49.49 ± 3.98), "
-        "every seed's context accuracy ≥ 98.7 %; psp_depth's deepest and shallowest rungs (ResNet269 vs ResNet50, "
-        "single scale, the full module) 79.08 ± 0.31 and 71.98 ± 13.93 (the shallow rung's B1236 + AVE + DR, "
-        "81.14, 51.58, 80.63, 74.55, missed much of the context in one seed: context accuracy 72.4 %; the others "
-        "98.9, 98.1, 92.5), against 68.92 ± 14.94 and 79.49 ± 5.33 "
-        "from scratch. By the rule (mean seed sd and mean held-out mIoU over the two variants) the stand-in "
-        "wins both contrasts: 2.05 vs 2.44 and 57.6 vs 55.3; 7.1 vs 10.1 and 75.5 vs 74.2. It does not remove "
-        "the spread: AVE pooling with DR still misses the context in some seeds (the band is 1/16 of the image, "
-        "diluted by an average, picked out by a max). The full preset fine-tunes its wider trunks from their own "
-        "colour stand-ins at the same rates (not probed at that size).")
+        "Fine-tuned from a colour-keeping stand-in (fractal classes plus the attractor's coarse colour as a second "
+        "target, weight 0.5; weights 'fractal_colour'), not the plain one the other papers' tables use: from the "
+        "plain stand-in the pyramid learnt the scene context in some seeds only. Chosen by probes on held-out "
+        "training images (ablations/psp_pool.md).")
 DEVIATIONS = {
     "synthetic": [
         SCENES, TRUNK, STANDIN_SCHEDULE, STANDIN,

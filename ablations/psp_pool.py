@@ -78,14 +78,9 @@ DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": psp_common.DEVIATIONS["synth
     "way, the levels are the raw pooled maps (B1236 rows without DR: the module's input, 4 × its width, "
     "concatenated unnormalised); read the other, each level is still projected, to the full width (the "
     "'projected to full width' rows, not in the paper's table). \"DR helps\" is judged under both readings.",
-    "Seen in this table's rows after the protocol was fixed (not used to change it): fine-tuned from the "
-    "stand-in, the narrower a pooled level's projection, the less reliably the context is learnt. Without "
-    "projection (B1236 + MAX / AVE) and projected to full width with AVE, every seed's context accuracy is "
-    "≥ 99.6 %; projected to full width with MAX, one seed of three misses much of it (77.5 %); reduced to 1/4 (DR) "
-    "with AVE, 96.7, 87.0 and 98.3 %, and with MAX all three stay at chance (≈ 51 %: no better than the baseline). "
-    "From scratch (this table's rows until the colour stand-in) every pooled variant learnt the context in "
-    "every seed. The DR verdicts here are therefore about learning the context through a narrow projection "
-    "from fixed-ish pretrained features, not only about DR."]}
+    "Seen after the protocol was fixed (ablations/psp_pool.md): from the stand-in, the narrower a level's "
+    "projection, the less reliably the context is learnt (DR + MAX: every seed at chance); from scratch every "
+    "pooled variant learnt it. The DR verdicts are about a narrow projection of pretrained features, not only DR."]}
 # report sections beyond the standard ones: {section name (report/build.py): its arguments}
 REPORT_SECTIONS = {"psp_context": {"heads": list(CONTEXT_HEADS)}}
 

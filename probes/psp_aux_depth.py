@@ -1,7 +1,7 @@
 """The probe that chose psp_aux's trunk depth: does an auxiliary loss speed up the main loss's
 descent? Trains PSPNet's baseline (no pyramid pooling) at the quick data and settings for a short
 run with a given trunk and α, into a folder of its own, and prints the main loss of the logged
-training batches averaged per 50 iterations (the numbers in psp_aux.DEVIATIONS).
+training batches averaged per 50 iterations (the numbers in ablations/psp_aux.md).
 
     python -m probes.psp_aux_depth --convs 1 2 8 8 --alpha 0.4 --seed 0 --out /tmp/probe
     python -m probes.psp_aux_depth --convs 1 2 6 6 --widths 24 32 48 48 --alpha 0 ...

@@ -1,8 +1,12 @@
-"""Build report/REPORT.md (+ figures/) from the results CSVs and the ablation files.
+"""Build report/REPORT.md and report/APPENDIX.md (+ figures/) from the results CSVs and the ablation files.
 
-For each ablation with results: the published table beside the reproduced one (mean ± std over
-seeds), the difference, a plot, a verdict per claim, exact facts, the paper-specific sections the
-ablation names in REPORT_SECTIONS, the settings used and the known deviations from the paper.
+REPORT.md (kept under 80 KB: a read of ten minutes) opens with every claim's verdict, then what the
+embedded data can and cannot test (report/data_page.py); then, for each ablation with results: the
+published table beside the reproduced one (mean ± std over seeds), the difference, a figure with each
+claim's verdict (report/table_figure.py), the claims, the paper-specific sections the ablation names in
+REPORT_SECTIONS and the settings. APPENDIX.md (report/appendix.py) holds what a reader checks rather than
+reads: the deviations from the paper (each listed once), the notes beside each ablation file, the detail
+of the paper-specific sections, exact facts and provenance.
 Run: python -m report.build [--results DIR] [--report-dir DIR]
 
 The report reads only the CSV rows, the analysis data saved beside them
@@ -15,10 +19,10 @@ import argparse
 import json
 import math
 import os
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from engine.analysis import data_analysis_file, load_analysis
 from engine.claims import DECIDED, fact_holds
 from engine.design import rows_looks
 from engine.rows import OK, ResultsError, read_rows, write_text
@@ -26,14 +30,12 @@ from engine.spec import SECTIONS
 from engine.stats import ALPHA
 from engine.tuning import choose_lrs, lr_point_id, selection_csv
 from report import deeplab, erf, lc_sections, psp, standins
-from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
-from report.overview import (decided_share, difference_text, family_line, judged_claims, overview_table,
-                             pair_correlations, pairing_text)
-
-METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
-                "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
-                "head_params": "head #params", "params": "#params", "train_img_per_s": "train img/s",
-                "infer_fps": "inference img/s", "context_acc": "context acc %", "shape_acc": "shape acc %"}
+from report.appendix import APPENDIX, appendix, appendix_link, appendix_section
+from report.common import METRIC_NAMES, fmt, md_table, mean_std, per_seed
+from report.data_page import ANCHOR as DATA_PAGE, data_page, scene_mode
+from report.overview import (anchor, decided_share, difference_text, family_line, heading, judged_claims,
+                             overview_table, pair_correlations, pairing_text)
+from report.table_figure import plot
 
 
 CONFIG_PARTS = {"data_config": "data", "model_config": "model", "train_config": "train", "eval_config": "eval"}
@@ -100,43 +102,6 @@ def results_table(spec, rows):
             line.append(fmt(mean, 1) if n else "–")
         body.append(line)
     return md_table(header, body)
-
-
-def plot(spec, rows, path):
-    """Published and reproduced series side by side (their scales differ: two panels). Variants
-    with a "series" key are drawn as one line per series (e.g. GCN vs trivial conv over k)."""
-    metric = spec.metrics[0]
-    values = per_seed(rows, metric)
-    has_x = all("x" in v for v in spec.variants)
-    xs = [v["x"] if has_x else i for i, v in enumerate(spec.variants)]
-    series = {}  # series name -> [(x, variant)], in the spec's order
-    for x, v in zip(xs, spec.variants):
-        series.setdefault(v.get("series"), []).append((x, v))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for i, (name, members) in enumerate(series.items()):
-        sx, color = [x for x, _ in members], f"C{i}"
-        pub = [spec.published.get(v["id"], {}).get(metric, math.nan) for _, v in members]
-        if not all(math.isnan(p) for p in pub):
-            axes[0].plot(sx, pub, "o-", color=color, label=name)
-        for x, v in members:
-            vals = values.get(v["id"], [])
-            axes[1].scatter([x] * len(vals), vals, color=color, alpha=0.5, s=14)
-        stats = [mean_std(values.get(v["id"], [])) for _, v in members]
-        axes[1].errorbar(sx, [s[0] for s in stats], yerr=[0 if math.isnan(s[1]) else s[1] for s in stats],
-                         fmt="o-", color=color, capsize=3, label=name)
-    axes[0].set_title("published")
-    axes[1].set_title("reproduced (mean ± std; dots = seeds)")
-    if len(series) > 1:
-        axes[1].legend(fontsize=7)
-    for ax in axes:
-        ax.set_ylabel(METRIC_NAMES.get(metric, metric))
-        ax.set_xlabel(spec.x_label)
-        if not has_x:
-            ax.set_xticks(xs, [v["id"] for v in spec.variants], rotation=30)
-        ax.grid(alpha=0.3)
-    fig.suptitle(spec.title)
-    fig.tight_layout()
-    save_figure(fig, path, 110)
 
 
 def failed_runs(rows, claim):
@@ -267,8 +232,9 @@ def machine_text(results):
 
 
 def tuning_section(spec, results_dir):
-    """The learning-rate selection of the "tune_lr" variants: held-out mIoU per lr (training
-    images held out of training; never the validation split), diverged runs, the lr chosen."""
+    """The learning-rate selection of the "tune_lr" variants: (the lr chosen per variant, in a line of the
+    report; the appendix's table of held-out mIoU per lr (training images held out of training; never the
+    validation split) and diverged runs), or None."""
     tuned = [v for v in spec.variants if v.get("tune_lr")]
     path = selection_csv(results_dir, spec.name)
     if not tuned or not os.path.exists(path):
@@ -294,8 +260,10 @@ def tuning_section(spec, results_dir):
             f"({int(rows['seed'].max()) + 1} seed(s) per lr); the validation split is never used to choose. "
             "An lr at which a selection run diverged is not chosen. Cells: held-out mIoU % @ lr.")
     table = md_table(["variant", *[f"lr × {s:g}" for s in scales], "lr chosen"], body)
-    return "\n\n".join(["### Learning rate of each variant, chosen on held-out training images", text, table]
-                        + [f"- {note}" for note in left_out])
+    title = "### Learning rate of each variant, chosen on held-out training images"
+    picked = "; ".join(f"{line[0]} {line[-1]}" for line in body)
+    return (f"**Learning rates of the `_tuned` variants**, chosen on held-out training images (the grid: appendix): "
+            f"{picked}.", "\n\n".join([title, text, table] + [f"- {note}" for note in left_out]))
 
 
 def facts_table(spec):
@@ -389,34 +357,18 @@ def settings(rows):
     return text
 
 
-def dataset_preview(rows, results_dir, path):
-    """Sample images and labels of the embedded dataset the runs used (the "preview" analysis of their
-    data config). Returns False, drawing nothing, when that analysis is not in the results folder."""
-    analysis = data_analysis_file(results_dir, json.loads(rows.iloc[-1]["data_config"]), "preview")
-    if not os.path.exists(analysis):
-        return False
-    preview = load_analysis(analysis)
-    n = len(preview["image"])
-    fig, axes = plt.subplots(2, n, figsize=(14, 3.8))
-    for i in range(n):
-        axes[0, i].imshow(preview["image"][i])
-        axes[1, i].imshow(preview["label"][i], cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
-        axes[0, i].axis("off")
-        axes[1, i].axis("off")
-    fig.suptitle("embedded dataset: images (top) and labels (bottom; " + ", ".join(
-        f"{c}={name}" for c, name in enumerate(preview["class_names"])) + ")")
-    fig.tight_layout()
-    save_figure(fig, path, 90)
-    return True
-
-
 def extra_sections(spec, rows, results_dir, fig_dir, rel_fig):
     """The paper-specific sections an ablation names in REPORT_SECTIONS ({section name: its
-    arguments}), as markdown, in the order given. Each report function is called as
-    fn(spec, rows, results_dir, fig_dir, rel_fig, **arguments)."""
-    texts = [SECTION_FUNCTIONS[name](spec, rows, results_dir, fig_dir, rel_fig, **(kwargs or {}))
-             for name, kwargs in spec.report_sections.items()]  # names checked when the file was loaded
-    return [t for t in texts if t]
+    arguments}), in the order given: ([markdown of the report], [markdown of the appendix]). Each report
+    function is called as fn(spec, rows, results_dir, fig_dir, rel_fig, **arguments) and returns its
+    markdown, or (the report's part, the appendix's part) where its detail is for checking, not reading."""
+    main, appended = [], []
+    for name, kwargs in spec.report_sections.items():  # names checked when the file was loaded
+        text = SECTION_FUNCTIONS[name](spec, rows, results_dir, fig_dir, rel_fig, **(kwargs or {}))
+        text, extra = text if isinstance(text, tuple) else (text, None)
+        main += [text] if text else []
+        appended += [extra] if extra else []
+    return main, appended
 
 
 # the functions of engine/spec.py's SECTIONS (the names an ablation file may ask for)
@@ -428,30 +380,87 @@ SECTION_FUNCTIONS = {"erf": erf.erf_section, "lc_speed": lc_sections.speed_secti
 assert set(SECTION_FUNCTIONS) == set(SECTIONS), "report/build.py draws exactly engine/spec.py's SECTIONS"
 
 
-def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None):
+def settings_line(rows):
+    """The settings a reader needs beside the numbers (the rest is provenance: the appendix)."""
+    first, seeds = rows.iloc[0], sorted(rows["seed"].unique().tolist())
+    failed = rows[rows["status"] != OK]
+    lrs = ", ".join(str(lr) for lr in sorted(rows["lr"].unique(), reverse=True))
+    wall = wall_minutes(rows)
+    text = (f"Preset {', '.join(sorted(rows['preset'].astype(str).unique()))}; {first['iterations']} iterations × "
+            f"batch {first['batch_size']}, base lr {lrs}; seeds {', '.join(map(str, seeds))}; {len(rows)} runs "
+            f"({len(failed)} failed)" + (f"; {wall:.1f} min wall time" if wall is not None else "") + ".")
+    return text + "".join(f"\n- failed: {r['variant']} seed {r['seed']}: {r['status']}" for _, r in failed.iterrows())
+
+
+def facts_line(spec):
+    """One line in the section (the table is in the appendix); a mismatch is named there too."""
+    facts = spec.exact_facts()
+    wrong = [f["fact"] for f in facts if not fact_holds(f)]
+    return (f"**Exact facts** (paper dimensions): {len(facts) - len(wrong)} of {len(facts)} match (the table: "
+            "appendix)." + (f" ✗ MISMATCH: {'; '.join(wrong)}." if wrong else ""))
+
+
+def deviations_of(spec, dataset):
+    return spec.deviations.get("synthetic" if dataset == "synthetic" else "real", []) + \
+        ([] if dataset == "synthetic" else spec.deviations.get(dataset, []))
+
+
+@dataclass
+class Listed:
+    """What earlier sections of the report listed, so that each is listed once: {deviation text: the
+    spec whose section lists it} and the papers cited."""
+    deviations: dict = field(default_factory=dict)
+    papers: set = field(default_factory=set)
+
+
+def deviations_text(spec, dataset, listed):
+    """The table's deviations not listed in an earlier section, and a link to each section that listed the
+    rest; listed (a Listed) is updated."""
+    own, shown = deviations_of(spec, dataset), listed.deviations
+    earlier = {}
+    for d in own:
+        if d in shown:
+            earlier.setdefault(shown[d].name, [shown[d], 0])[1] += 1
+        else:
+            shown[d] = spec
+    lines = [f"- {d}" for d in own if shown[d] is spec]
+    lines += [f"- and {n} listed under [`{name}`](#{anchor(where)})" for name, (where, n) in earlier.items()]
+    return "\n".join(lines)
+
+
+def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None, listed=None):
+    """(the table's section of REPORT.md, its part of the appendix); listed: what earlier sections listed
+    (a Listed: deviations, papers cited), updated."""
     rows, left_out = one_plan(all_rows)
     judged = judged if judged is not None else judged_claims({spec.name: all_rows}, [spec], one_plan)[spec.name]
+    listed = Listed() if listed is None else listed
     dataset = str(rows.iloc[0]["dataset"])
-    plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"))
-    parts = [f"## {spec.title} (`{spec.name}`)", f"*{spec.paper}.* Published numbers: {spec.source}."]
-    if dataset == "synthetic":
-        parts.append("> Reproduced on the **embedded generated dataset**, not on the paper's data: compare "
-                     "directions and claims, not absolute numbers. Δ = reproduced − published.")
-    parts += ["### Published vs reproduced", results_table(spec, rows),
-              f"![{spec.name}]({rel_fig}/{spec.name}.png)",
-              "### Claims", claims_table(spec, rows, judged)]
-    tuning = tuning_section(spec, results_dir)
+    plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"), judged)
+    data = (f" Data: [{scene_mode(json.loads(rows.iloc[0]['data_config']))} scenes](#{DATA_PAGE})."
+            if dataset == "synthetic" else "")
+    cited = "" if spec.paper in listed.papers else f"*{spec.paper}.* "  # each paper cited once
+    listed.papers.add(spec.paper)
+    deviations = deviations_text(spec, dataset, listed)
+    count = len(deviations_of(spec, dataset))
+    parts = [heading(spec),
+             f"{cited}Published numbers: {spec.source}.{data} "
+             + (f"Its {count} deviation{'s' if count > 1 else ''} from the paper, probe" if count else "Probe")
+             + f" histories, exact facts, provenance: {appendix_link(spec)}.",
+             "### Published vs reproduced", results_table(spec, rows),
+             f"![{spec.name}]({rel_fig}/{spec.name}.png)",
+             "### Claims", claims_table(spec, rows, judged)]
+    tuning, detail = tuning_section(spec, results_dir) or (None, None)
     if tuning:
         parts.append(tuning)
     if spec.exact_facts is not None:
-        parts += ["### Exact facts (paper dimensions)", facts_table(spec)]
-    parts += extra_sections(spec, rows, results_dir, fig_dir, rel_fig)
-    parts += ["### Settings used", settings(rows) + "".join(f"\n- {note}" for note in left_out)]
-    deviations = spec.deviations.get(dataset if dataset == "synthetic" else "real", []) + \
-        ([] if dataset == "synthetic" else spec.deviations.get(dataset, []))
-    if deviations:
-        parts += ["### Deviations from the paper", "\n".join(f"- {d}" for d in deviations)]
-    return "\n\n".join(parts)
+        parts.append(facts_line(spec))
+    extra, appended = extra_sections(spec, rows, results_dir, fig_dir, rel_fig)
+    parts += extra
+    parts.append("**Settings**: " + settings_line(rows) + "".join(f"\n- {note}" for note in left_out))
+    provenance = appendix_section(spec, deviations, facts_table(spec) if spec.exact_facts is not None else None,
+                                  settings(rows) + "".join(f"\n- {note}" for note in left_out),
+                                  ([detail] if detail else []) + appended)
+    return "\n\n".join(parts), provenance
 
 
 def read_results(results_dir, specs):
@@ -486,16 +495,15 @@ def build(results_dir="results", report_dir="report", specs=None):
                            f"{', '.join(spec.name + '.csv' for spec in specs)}): nothing to report")
     fig_dir = os.path.join(report_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
-    sections, missing, synthetic_rows = [], [], None
+    sections, provenance, missing, listed = [], [], [], Listed()
     judged = judged_claims(results, specs, one_plan)
     for spec in specs:
         if spec.name not in results:
             missing.append(spec.name)
             continue
-        rows = results[spec.name]
-        sections.append(section(spec, rows, fig_dir, "figures", results_dir, judged[spec.name]))
-        if synthetic_rows is None and str(rows.iloc[-1]["dataset"]) == "synthetic":
-            synthetic_rows = rows
+        main, appended = section(spec, results[spec.name], fig_dir, "figures", results_dir, judged[spec.name], listed)
+        sections.append(main)
+        provenance.append(appended)
     head = ["# Reproducing segmentation ablations: published vs reproduced",
             "Generated by `python run_all.py` (or `python -m report.build`) from the CSVs in "
             f"`{results_dir}/`; do not edit by hand. Verdicts: *reproduced* = the claimed direction "
@@ -503,23 +511,23 @@ def build(results_dir="results", report_dir="report", specs=None):
             "neither, and an equivalence test (TOST) puts the difference inside the band the ablation file "
             "declares (e.g. ±2 mIoU), *inconclusive* = none of these (the statistic then says what the seeds "
             "could have detected, how many the observed difference would need, and why the claim stayed "
-            "undecided).",
+            f"undecided). Each table's deviations from the paper, probe histories, exact facts and provenance: "
+            f"[the appendix]({APPENDIX}).",
             "## Every claim at a glance", overview_table(judged),
             "The interval is two-sided 95 % (paired where the variants pair); the verdict is a one-sided "
             "test at α = 0.05 / (reachable looks), so at a single look a *reproduced* claim's interval "
             "can still reach past 0 (one-sided p between 0.025 and 0.05): read the verdict with its "
             "statistic in the claim's section.",
             "## Verdicts", verdict_summary(results, specs, judged)]
-    if synthetic_rows is not None:
-        if dataset_preview(synthetic_rows, results_dir, os.path.join(fig_dir, "dataset.png")):
-            head.append("![embedded dataset](figures/dataset.png)")
-        else:
-            head.append("The figure of the embedded dataset is not drawn: its \"preview\" analysis is not in "
-                        f"`{results_dir}/analysis/` (a rerun of the ablation computes it without training).")
+    page = data_page(results, specs, one_plan, results_dir, fig_dir, "figures")
+    if page:
+        head.append(page)
     if missing:
         head.append("Not run yet: " + ", ".join(f"`{m}`" for m in missing) + ".")
     out = os.path.join(report_dir, "REPORT.md")
-    write_text(out, "\n\n".join(head + sections) + "\n")  # atomic: a failed build leaves the old one
+    # atomic: a failed build leaves the old ones
+    write_text(os.path.join(report_dir, APPENDIX), appendix(provenance, results_dir))
+    write_text(out, "\n\n".join(head + sections) + "\n")
     return out
 
 

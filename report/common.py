@@ -18,6 +18,13 @@ def save_figure(fig, path, dpi):
     plt.close(fig)
 
 
+# how a metric column is named in tables and on axes
+METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
+                "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
+                "head_params": "head #params", "params": "#params", "train_img_per_s": "train img/s",
+                "infer_fps": "inference img/s", "context_acc": "context acc %", "shape_acc": "shape acc %"}
+
+
 LABEL_COLOURS = {"cmap": "tab10", "vmin": 0, "vmax": 9}  # imshow options of a label map: a colour per class
 
 

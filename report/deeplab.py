@@ -26,10 +26,10 @@ def run_fov(rows, results_dir, variant):
 
 
 def fov_sections(spec, rows, results_dir, fig_dir, rel_fig, paper_fov, published_no_crf, receptive_field):
-    """Markdown: the mapping of each variant as run (its rows' "fov" analysis) to the paper's
-    (paper_fov(variant id): at paper size, from the config alone; receptive_field: the paper's Table 2),
-    training-speed ratios to 7×7 beside the paper's, and Table 1(a) (published_no_crf) beside the
-    reproduced mIoU."""
+    """(Markdown of the report: the mapping of each variant as run (its rows' "fov" analysis) to the paper's
+    (paper_fov(variant id): at paper size, from the config alone; receptive_field: the paper's Table 2) and
+    training-speed ratios to 7×7 beside the paper's; of the appendix: Table 1(a) (published_no_crf) beside
+    the reproduced mIoU)."""
     preset = ", ".join(sorted(rows["preset"].astype(str).unique()))
     params = per_seed(rows, "params")
     mapping, run = [], None
@@ -72,11 +72,14 @@ def fov_sections(spec, rows, results_dir, fig_dir, rel_fig, paper_fov, published
     for v in spec.variants:
         body.append([v["label"], fmt(published_no_crf.get(v["id"])), fmt(spec.published[v["id"]]["mIoU"]),
                      mean_text(miou.get(v["id"], []))])
-    parts += ["### Table 1(a): before the CRF (as reproduced here)",
-              "Without the CRF the paper's LargeFOV (62.25) is 2.1 points below 7×7 (64.38); the "
-              "'matches' of Table 2 holds after the CRF.",
-              md_table(["variant", "published no CRF", "published + CRF (Table 2)", "reproduced (no CRF)"], body)]
-    return "\n\n".join(parts)
+    before_crf = "\n\n".join([
+        "### Table 1(a): before the CRF (as reproduced here)",
+        "Without the CRF the paper's LargeFOV (62.25) is 2.1 points below 7×7 (64.38); the "
+        "'matches' of Table 2 holds after the CRF.",
+        md_table(["variant", "published no CRF", "published + CRF (Table 2)", "reproduced (no CRF)"], body)])
+    parts.append("Table 1(a) before the CRF beside these rows: appendix (the paper's LargeFOV is 2.1 points below "
+                 "7×7 without the CRF; Table 2's 'matches' holds after it).")
+    return "\n\n".join(parts), before_crf
 
 
 def crf_gain(rows, variant, metric="mIoU"):
@@ -88,8 +91,9 @@ def crf_gain(rows, variant, metric="mIoU"):
 
 
 def crf_sections(spec, rows, results_dir, fig_dir, rel_fig, table_1a, table_2):
-    """Markdown: Table 1(a) and Table 2 before / after the CRF beside the paper's, the CRF's gain on
-    boundary and internal pixels, its settings as chosen on held-out training images, and a figure."""
+    """(Markdown of the report: Table 1(a) and Table 2 before / after the CRF beside the paper's, the CRF's
+    gain on boundary and internal pixels, the trimap's figure and a figure of examples; of the appendix: the
+    trimap's table and the CRF's settings as chosen per model on held-out training images, or None)."""
     label = {v["id"]: v["label"] for v in spec.variants}
     miou = per_seed(rows, "mIoU")
     pub = {v: spec.published.get(v, {}).get("mIoU") for v in label}
@@ -117,16 +121,17 @@ def crf_sections(spec, rows, results_dir, fig_dir, rel_fig, table_1a, table_2):
               "elsewhere (GCN Table 5's band), before → after the CRF, and the gain per model.",
               md_table(["variant", "boundary acc % (before → after)", "boundary gain", "internal acc % (before → after)",
                         "internal gain"], body)]
-    trimap = trimap_section(spec, rows, fig_dir, rel_fig, table_1a)
+    trimap, trimap_table = trimap_section(spec, rows, fig_dir, rel_fig, table_1a) or (None, None)
     if trimap:
         parts.append(trimap)
     selection = crf_selection(spec, results_dir)
     if selection:
-        parts.append(selection)
+        parts.append("The CRF's settings were chosen per model on held-out training images (the grid and each "
+                     "model's choice: appendix).")
     figure = crf_figure(spec, rows, results_dir, fig_dir, rel_fig)
     if figure:
         parts.append(figure)
-    return "\n\n".join(parts)
+    return "\n\n".join(parts), "\n\n".join(t for t in (trimap_table, selection) if t) or None
 
 
 def trimap_rows(rows, variant):
@@ -141,7 +146,7 @@ def trimap_rows(rows, variant):
 
 def trimap_section(spec, rows, fig_dir, rel_fig, variants):
     """DeepLab v1's Fig. 5: mIoU of the pixels within a band of w px around the label boundaries, for
-    each width, before and after the CRF (mean over seeds), as a table and a figure."""
+    each width, before and after the CRF (mean over seeds): (a figure, a table), or None."""
     curves = {v: (trimap_rows(rows, v), trimap_rows(rows, f"{v}_crf")) for v in variants}
     widths = sorted({w for before, after in curves.values() for w in list(before) + list(after)})
     if not widths:
@@ -162,12 +167,11 @@ def trimap_section(spec, rows, fig_dir, rel_fig, variants):
     fig.tight_layout()
     name = f"{spec.name}_trimap.png"
     save_figure(fig, os.path.join(fig_dir, name), 100)
+    title = "### Trimap: mIoU near the boundaries, before → after the CRF (the paper's Fig. 5)"
     return "\n\n".join([
-        "### Trimap: mIoU near the boundaries, before → after the CRF (the paper's Fig. 5)",
-        "mIoU of the pixels within w px of a label boundary, mean over seeds; the paper's widths run to 40 px on "
-        "~500-px images, these to 10 px on 128-px ones.",
-        md_table(["variant", *[f"{w:g} px" for w in widths]], body),
-        f"![{spec.name} trimap]({rel_fig}/{name})"])
+        title, "mIoU of the pixels within w px of a label boundary, mean over seeds (the paper's widths run to 40 px "
+        "on ~500-px images, these to 10 px on 128-px ones; the table: appendix).",
+        f"![{spec.name} trimap]({rel_fig}/{name})"]), "\n\n".join([title, md_table(["variant", *[f"{w:g} px" for w in widths]], body)])
 
 
 def crf_selection(spec, results_dir):

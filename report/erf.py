@@ -50,9 +50,9 @@ def variant_erf(rows, variant, results_dir):
 
 
 def erf_section(spec, rows, results_dir, fig_dir, rel_fig, variants):
-    """Markdown (figure + table) comparing the effective receptive fields of `variants` (ids of
-    spec.variants), from the analysis files of the rows used. A variant or seed without its file
-    gets one line saying so; the section never fails for a missing file."""
+    """(Markdown of the report: a figure comparing the effective receptive fields of `variants` (ids of
+    spec.variants), from the analysis files of the rows used; of the appendix: the table of mass radii, or
+    None). A variant or seed without its file gets one line saying so; it never fails for a missing file."""
     labels = {v["id"]: v["label"] for v in spec.variants}
     found, notes, n_images = [], [], set()
     for vid in variants:
@@ -69,10 +69,8 @@ def erf_section(spec, rows, results_dir, fig_dir, rel_fig, variants):
     images = ", ".join(map(str, sorted(n_images))) or "the first 64"
     parts = ["### Effective receptive field (beyond the paper)",
              f"Mean |∂ score / ∂ input| of the centre output pixel's predicted-class logit over {images} "
-             "validation images, averaged over the seeds listed, summed over colour channels; computed when "
-             "each run finished (engine/measurements.py) and kept in the results folder. Each panel is scaled "
-             "to its own maximum. The radii are those of the smallest disc around the centre that holds "
-             "50 % / 90 % of the gradient mass."]
+             "validation images and the seeds listed (engine/measurements.py); each panel scaled to its maximum. "
+             "Radii: the smallest disc around the centre holding 50 % / 90 % of the gradient mass."]
     if found:
         fig, axes = plt.subplots(1, len(found), figsize=(3.2 * len(found), 3.4), squeeze=False)
         for ax, (label, erf, _) in zip(axes[0], found):
@@ -92,7 +90,10 @@ def erf_section(spec, rows, results_dir, fig_dir, rel_fig, variants):
         header = ["model", "seeds"] + [f"{int(100 * f)} % mass radius (px)" for f in MASS_FRACTIONS]
         body = [[label, ", ".join(map(str, used))] + [f"{mass_radius(erf, f):.1f}" for f in MASS_FRACTIONS]
                 for label, erf, used in found]
-        parts.append(md_table(header, body))
+        radii = "\n\n".join(["### Effective receptive field: mass radii", md_table(header, body)])
+        parts[1] += " The radii per model: appendix."
+    else:
+        radii = None
     if notes:
         parts.append("\n".join(f"- {n}" for n in notes))
-    return "\n\n".join(parts)
+    return "\n\n".join(parts), radii

@@ -3,6 +3,7 @@
 pixel of a few validation images, from the "stages" analysis saved when the run finished)."""
 import os
 
+import numpy as np
 from matplotlib.colors import ListedColormap
 
 from engine.analysis import analysis_file, load_analysis
@@ -41,12 +42,11 @@ def speed_section(spec, rows, results_dir, fig_dir, rel_fig, published, speedups
     for v in variants:
         stages = " / ".join(_cell(per_seed(rows, f"stage{i}_ms").get(v["id"], []), 2) for i in (1, 2, 3))
         pub = published.get(v["id"])
-        body.append([v["label"], _cell(per_seed(rows, "mIoU").get(v["id"], [])),
-                     _cell(per_seed(rows, "infer_ms").get(v["id"], []), 2),
+        body.append([v["label"], _cell(per_seed(rows, "infer_ms").get(v["id"], []), 2),
                      _cell(per_seed(rows, "infer_fps_median").get(v["id"], []), 1), stages,
                      fmt(pub["infer_ms"], 1) if pub else "–", fmt(pub["fps"], 1) if pub else "–",
                      " / ".join(fmt(t, 1) for t in pub["stage_ms"]) if pub else "–"])
-    table = md_table(["ρ", "mIoU", "ms/image", "images/s", "stage 1 / 2 / 3 ms", "paper ms", "paper FPS",
+    table = md_table(["ρ", "ms/image", "images/s", "stage 1 / 2 / 3 ms", "paper ms", "paper FPS",
                       "paper stage 1 / 2 / 3 ms"], body)
     device = ", ".join(sorted(rows["device"].astype(str).unique()))
     batch = rows["speed_batch"].dropna().unique() if "speed_batch" in rows else []
@@ -64,10 +64,9 @@ def speed_section(spec, rows, results_dir, fig_dir, rel_fig, published, speedups
                      f"{_cell(list(ups.values()))}× over {len(ups)} seed(s){seeds} ({paper})")
     return "\n\n".join([
         "### Speed (Table 3)",
-        f"Measured on {device}: one fixed batch of {', '.join(str(int(b)) for b in batch) or '?'} validation "
-        "image(s), warm-up passes then repeated timed passes, median (synchronised on GPU); ms/image = batch "
-        "time / batch size; stage times as the model records them. The paper's numbers are one GPU at 512×512: "
-        "compare speed-ups, not milliseconds.", table, "\n".join(lines)])
+        f"On {device}: one fixed batch of {', '.join(str(int(b)) for b in batch) or '?'} validation image(s), "
+        "median of timed passes after warm-up; ms/image = batch time / batch size. The paper: one GPU at 512×512 "
+        "(compare speed-ups, not milliseconds).", table, "\n".join(lines)])
 
 
 def stage_map_section(spec, rows, results_dir, fig_dir, rel_fig, variant):
@@ -103,25 +102,40 @@ def stage_map_section(spec, rows, results_dir, fig_dir, rel_fig, variant):
             f"\n\n![stage map]({rel_fig}/{name})")
 
 
+def probe_summary(probes):
+    """One sentence over the seeds' probes: at each probed ρ, the share of pixels stage 1 is unsure about
+    and each stage's accuracy on them (means over seeds)."""
+    parts = []
+    for r, rho in enumerate(probes[0]["rhos"]):
+        unsure = np.mean([float(p["share_unsure"][r]) for p in probes])
+        acc = np.mean([np.asarray(p["acc"][r][1], dtype=float) for p in probes], axis=0)
+        parts.append(f"at ρ = {rho:g} stage 1 is unsure about {unsure:.1f} % of the pixels, on which stages "
+                     f"1 / 2 / 3 are {' / '.join(f'{a:.1f}' for a in acc)} % accurate")
+    return "; ".join(parts) + f" (means over {len(probes)} seed{'s' if len(probes) > 1 else ''})."
+
+
 def probe_section(spec, rows, results_dir, fig_dir, rel_fig, variant):
     """The probe of the mechanism, per seed of `variant` (the DSN model: every stage trained on
     every pixel): share of pixels stage 1 is unsure about at each probed ρ, and each stage's
-    accuracy on them and on the confident rest (analysis "stage_probe")."""
+    accuracy on them and on the confident rest (analysis "stage_probe"). (A sentence of the means over
+    seeds for the report, the table per seed and ρ for the appendix.)"""
     title = "### Probe: do the hard pixels need the deep stage?"
     ok = rows[(rows["variant"] == variant) & (rows["status"] == "ok")].sort_values("seed", kind="stable")
-    body = []
+    body, probes = [], []
     for _, row in ok.iterrows():
         path = analysis_file(results_dir, row["run_id"], row["eval_id"], "stage_probe")
         if not os.path.exists(path):
             continue
         probe = load_analysis(path)
+        probes.append(probe)
         for r, rho in enumerate(probe["rhos"]):
             acc = probe["acc"][r]
             body.append([int(row["seed"]), f"{rho:g}", fmt(float(probe["share_unsure"][r]), 1),
                          " / ".join(fmt(float(a), 1) for a in acc[1]), " / ".join(fmt(float(a), 1) for a in acc[0])])
     if not body:
         return f"{title}\n\nNo probe data for `{variant}` in the results folder."
-    return "\n\n".join([title, (
+    return f"**Probe of the mechanism** (do the hard pixels need the deep stage?): {probe_summary(probes)} " \
+        "Per seed and ρ: appendix.", "\n\n".join([title, (
         f"Model `{variant}` (DSN: all three stages trained on every pixel), validation pixels at the feature "
         "resolution. *Unsure* = stage 1's top probability ≤ ρ (the pixels the cascade sends on). The mechanism "
         "has something to bite on when the unsure pixels are a minority and stage 3 is clearly more accurate "

@@ -45,9 +45,14 @@ def judged_claims(results, specs, one_plan):
 
 
 def anchor(spec):
-    """The GitHub anchor of an ablation's section heading '## <title> (`<name>`)'."""
-    text = f"{spec.title} ({spec.name})".lower()
-    return "".join(c for c in text.replace(" ", "-") if c.isalnum() or c in "-_")
+    """The anchor of an ablation's section: its name, set by heading(spec) (short links; GitHub's own
+    anchor of the heading text runs to 100 characters)."""
+    return spec.name
+
+
+def heading(spec):
+    """An ablation's section heading, '## <title> (`<name>`)', with its anchor."""
+    return f'<a id="{anchor(spec)}"></a>\n\n## {spec.title} (`{spec.name}`)'
 
 
 def difference_text(verdict):

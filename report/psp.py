@@ -88,18 +88,14 @@ def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads):
     save_figure(fig, os.path.join(fig_dir, name), 100)
     return "\n\n".join([
         title,
-        f"The kind of scene (which decides between look-alike classes) is shown only by the band in "
-        f"rows 0–{band - 1}; every object lies ≥ {int(distances.min())} rows below it. The reach is the "
-        "exact receptive field of the architecture each row trained (its model_config), upwards "
-        "(engine/measurements.upward_reach). Where no object pixel's receptive field holds a band pixel, a head "
-        "can only guess the kind of scene (context_acc ≈ 50 %); pyramid pooling sees the whole image.",
+        f"Only the band in rows 0–{band - 1} shows the kind of scene; every object lies ≥ {int(distances.min())} "
+        "rows below it. Reach: the exact upward receptive field of each row's architecture "
+        "(engine/measurements.upward_reach); a head that cannot see the band guesses (context_acc ≈ 50 %).",
         "\n".join(lines),
         f"![{spec.name} context]({rel_fig}/{name})",
         "#### How many seeds learned the context rule",
-        f"A seed counts as having learned the rule when its context_acc is ≥ {LEARNED_CONTEXT_ACC:g} % "
-        "(chance: 50 %; the threshold was fixed before looking at the results). A head that can see the "
-        "band may still fail to learn the rule in the iterations given; the failure rate says how often, "
-        "and a variant's mean ± std mixes the seeds that did with those that did not.",
+        f"Learned: context_acc ≥ {LEARNED_CONTEXT_ACC:g} % (chance 50 %; fixed before looking at the results). A "
+        "head that can see the band may still fail to learn the rule; a variant's mean ± std mixes both kinds.",
         failures_table(rows),
     ])
 
@@ -177,11 +173,9 @@ def curve_section(spec, rows, results_dir, fig_dir, rel_fig, loss="main_loss"):
              for v, d in curves.items()]
     return "\n\n".join([
         title,
-        "Deep supervision is an optimisation aid: where it works, the main head's loss falls faster "
-        "early in training. The losses are those of single training batches, logged every few "
-        "iterations (engine/trainer.py) and saved per run (analysis \"curve\"); the table gives the "
-        f"mean over seeds and over the logged iterations in the last {int(100 * CURVE_WINDOW)} % of "
-        "training up to each point.",
+        "Where deep supervision works, the main head's loss falls faster early in training. Losses of single "
+        "training batches (engine/trainer.py); the table: mean over seeds and over the logged iterations in the "
+        f"last {int(100 * CURVE_WINDOW)} % of training up to each point.",
         md_table(header, table),
         f"![{spec.name} curves]({rel_fig}/{name})",
     ] + (["Missing curves: " + "; ".join(notes) + "."] if notes else []))

@@ -48,18 +48,15 @@ def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, publis
             table.append([label, *paper, f"{100 - card['held_out_accuracy']:.2f}", second,
                           f"{card['chance_accuracy']:g}", f"`{card['name']}`"])
     if published:
-        intro = ("The paper pretrains both backbones on ImageNet and finds ResNet50-GCN a slightly worse classifier "
-                 "(top-5 error 7.9 against 7.7). Here each backbone's stand-in was pretrained once on the "
-                 "formula-driven fractal classes (`python -m engine.pretrain`); its error on the held-out fractal "
-                 "images is from its card. One pretraining per backbone is one model, not a sample of them: shown, "
-                 "not judged.")
+        intro = ("The paper's ImageNet backbones: ResNet50-GCN a slightly worse classifier (top-5 error 7.9 against "
+                 "7.7). Here each stand-in's error on held-out fractal images, from its card (`python -m "
+                 "engine.pretrain`); one pretraining per backbone: shown, not judged.")
         header = ["backbone (variant)", "paper: ImageNet top-5 error %", "stand-in: held-out top-1 error %",
                   "stand-in: held-out top-5 error %", "chance accuracy %", "stand-in"]
     else:
-        intro = ("Each backbone fine-tunes from its own stand-in, pretrained once on the formula-driven fractal classes "
-                 "(`python -m engine.pretrain`); its held-out error (and the colour target's accuracy, where it has "
-                 "one) is from its card. A stand-in that classifies worse is a worse start: read the verdicts "
-                 "beside it. One pretraining per backbone is one model: shown, not judged.")
+        intro = ("Each backbone's stand-in (`python -m engine.pretrain`): held-out error and colour accuracy from its "
+                 "card. A worse classifier is a worse start: read the verdicts beside it. One pretraining per "
+                 "backbone: shown, not judged.")
         header = ["backbone (variant)", "stand-in: held-out top-1 error %", "stand-in: held-out colour accuracy %",
                   "chance accuracy %", "stand-in"]
     title = "#### The backbones as classifiers" + (" (the paper's first row)" if published else "")

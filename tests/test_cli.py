@@ -23,7 +23,8 @@ def test_smoke_run_writes_csv_and_report(tmp_path):
     assert "## GCN Table 1" in report and "| GCN k=15 | 74.50 |" in report
     assert "### Claims" in report and "MISMATCH" not in report
     assert (rep / "figures" / "gcn_k.png").stat().st_size > 0
-    assert (rep / "figures" / "dataset.png").stat().st_size > 0
+    assert (rep / "figures" / "data_plain.png").stat().st_size > 0  # the page on what the data can test
+    assert "(APPENDIX.md#gcn_k)" in report and (rep / "APPENDIX.md").exists()
     # a rerun trains nothing and writes nothing new; --report-only rebuilds the report
     assert run_all.main(args) == 0
     assert len(pd.read_csv(out / "gcn_k.csv")) == 16

@@ -204,7 +204,8 @@ def test_erf_of_a_kxk_conv_is_its_kernel_square():
 def test_erf_section_skips_missing_analysis_files(tmp_path):
     rows = pd.DataFrame({"variant": ["base", "k3"], "seed": [0, 0], "status": "ok", "run_id": ["nope1", "nope2"],
                          "eval_id": ["e", "e"]})
-    text = erf_section(load("gcn_k"), rows, str(tmp_path), str(tmp_path), "figures", ["base", "k3"])
+    text, radii = erf_section(load("gcn_k"), rows, str(tmp_path), str(tmp_path), "figures", ["base", "k3"])
+    assert radii is None
     assert "base (1×1 conv): no ERF data" in text and "GCN k=3: no ERF data" in text
     assert not os.path.exists(tmp_path / "gcn_k_erf.png")
 
@@ -219,8 +220,8 @@ def test_erf_section_averages_the_seeds_it_has(tmp_path):
         save_analysis(analysis_file(str(tmp_path), run_id, "e", "erf"), {"erf": erf, "n_images": np.int64(5)})
     loaded = load_analysis(analysis_file(str(tmp_path), "r0", "e", "erf"))
     assert np.array_equal(loaded["erf"], maps["r0"]) and int(loaded["n_images"]) == 5
-    text = erf_section(load("gcn_k"), rows, str(tmp_path), str(tmp_path), "figures", ["k3"])
-    assert "| GCN k=3 | 0, 1 | 1.0 | 1.0 |" in text  # 2/3 of the mean mass 1 px off the centre
+    text, radii = erf_section(load("gcn_k"), rows, str(tmp_path), str(tmp_path), "figures", ["k3"])
+    assert "| GCN k=3 | 0, 1 | 1.0 | 1.0 |" in radii  # 2/3 of the mean mass 1 px off the centre (in the appendix)
     assert "no ERF data for seed(s) 2" in text and "over 5 validation images" in text
     assert os.path.exists(tmp_path / "gcn_k_erf.png")
 

@@ -26,8 +26,9 @@ def figures_of(report_dir):
 
 
 def assert_same_report(a, b, byte_identical_figures=True):
-    with open(os.path.join(a, "REPORT.md")) as fa, open(os.path.join(b, "REPORT.md")) as fb:
-        assert fa.read() == fb.read()
+    for name in ("REPORT.md", "APPENDIX.md"):
+        with open(os.path.join(a, name)) as fa, open(os.path.join(b, name)) as fb:
+            assert fa.read() == fb.read(), name
     figures = figures_of(a)
     assert figures
     for rel in figures:

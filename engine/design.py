@@ -97,12 +97,13 @@ def sequential(claim, by_seed, looks, band=None, paired=False, upto=None):
         values = look_values(claim, by_seed, n, paired)
         outcome, text = claim.judge(values, alpha, band, paired)
         if outcome in DECIDED:
-            return Verdict(claim, outcome, text, k, n, len(looks), 0, *claim.difference(values, paired))
+            return Verdict(claim, outcome, text, k, n, len(looks), 0, claim.shown(values, outcome, alpha, band, paired))
         # no more seeds beyond this look: a later look would see the same data
         if all(max(by_seed.get(v, {0: 0}), default=0) < n for v in claim.variants()):
             break
     line, need = claim.power(values, alpha, band, paired)
-    return Verdict(claim, outcome, text + "; " + line, k, n, len(looks), need, *claim.difference(values, paired))
+    return Verdict(claim, outcome, text + "; " + line, k, n, len(looks), need,
+                   claim.shown(values, outcome, alpha, band, paired))
 
 
 def comparison_key(rows, claim):
@@ -126,16 +127,23 @@ def same_comparison(key_a, key_b):
 
 
 def published_difference(spec, claim):
-    """The paper's effect for a claim: a − b of a two-variant claim, last − first of a trend, from the
-    ablation's published numbers (Ratio: a / b, or the claim's own published ratio); None where the
-    paper prints no pair."""
-    from engine.claims import Increasing, Ratio
+    """The paper's effect for a claim, signed as the claim (positive: as the paper says): its own
+    `published` where it sets one (e.g. before the CRF); else, from the ablation's published numbers,
+    a − b of a two-variant claim (Ratio: a / b), last − first of a trend, the expected variant − the best
+    other of a "best" claim; None where the paper prints no such pair."""
+    from engine.claims import Best, Increasing, Ratio
+    if claim.published is not None or claim.minus is not None:
+        return claim.published
+    number = {v: getattr(spec, "published", {}).get(v, {}).get(claim.metric) for v in claim.variants()}
+    if isinstance(claim, Best):
+        others = [number[c] for c in claim.candidates if c != claim.expected]
+        if number[claim.expected] is None or not others or None in others:
+            return None
+        return number[claim.expected] - max(others)
     ends = (claim.order[-1], claim.order[0]) if isinstance(claim, Increasing) else claim.pair()
-    if ends is None or claim.minus is not None:
-        return getattr(claim, "published", None)
-    a, b = (getattr(spec, "published", {}).get(v, {}).get(claim.metric) for v in ends)
+    a, b = (number[v] for v in ends)
     if a is None or b is None:
-        return getattr(claim, "published", None)
+        return None
     return a / b if isinstance(claim, Ratio) else a - b
 
 

@@ -168,7 +168,7 @@ def why_undecided(spec, rows, verdict):
 
 
 def claims_table(spec, rows, judged):
-    """A row per claim: its verdict, the look that decided it, the difference with its 95 % CI, and the
+    """A row per claim: its verdict, the look that decided it, the deciding comparison with its interval, and the
     statistic; a check (true by construction) and a comparison judged in another ablation say so."""
     body = []
     for j in judged:
@@ -186,7 +186,8 @@ def claims_table(spec, rows, judged):
             outcome += f" (the same runs and test as `{j.same_as[0]}`'s “{j.same_as[1]}”: counted there)"
         body.append([verdict.claim.text, outcome, f"{verdict.look} of {verdict.looks} (seeds < {verdict.seeds})",
                      difference_text(verdict), statistic])
-    return md_table(["claim (paper)", "verdict", "look", "difference [95 % CI]", "statistic"], body)
+    return md_table(["claim (paper)", "verdict", "look", "deciding comparison [interval at its test's level]",
+                     "statistic"], body)
 
 
 def verdict_summary(results, specs, judged):
@@ -498,10 +499,12 @@ def build(results_dir="results", report_dir="report", specs=None):
             "could have detected, how many the observed difference would need, and why the claim stayed "
             "undecided).",
             "## Every claim at a glance", overview_table(judged),
-            "The interval is two-sided 95 % (paired where the variants pair); the verdict is a one-sided "
-            "test at α = 0.05 / (reachable looks), so at a single look a *reproduced* claim's interval "
-            "can still reach past 0 (one-sided p between 0.025 and 0.05): read the verdict with its "
-            "statistic in the claim's section.",
+            "Each row shows the comparison that decided its verdict — a two-variant claim's pair; a trend's "
+            "worst neighbour step (the trend itself is Page's test, p in the claim's section); a \"best\" "
+            "claim's deciding rival — signed so that positive is as the paper says, with the two-sided "
+            "interval at the level of the test that decided (a one-sided test at α: 1 − 2α; α = 0.05 / "
+            "reachable looks): a *reproduced* row's interval lies on the claimed side, a *contradicted* "
+            "row's on the other, an *absent* row's inside the band.",
             "## Verdicts", verdict_summary(results, specs, judged)]
     if synthetic_rows is not None:
         if dataset_preview(synthetic_rows, results_dir, os.path.join(fig_dir, "dataset.png")):

@@ -2,7 +2,8 @@
 comparisons (two claims that read the same runs with the same test are one, judged where it first
 appears), which are checks (true by construction: shown, never counted), and the table the report
 opens with — every distinct claim with the paper's effect, the reproduced difference and its 95 % CI,
-and its verdict, linked to its section.
+and its verdict, linked to its section. The difference shown is the comparison that decided (engine/claims.py
+Shown), with the interval at its test's level.
 """
 import math
 from dataclasses import dataclass
@@ -51,12 +52,16 @@ def anchor(spec):
 
 
 def difference_text(verdict):
-    d, low, high = verdict.difference, verdict.ci_low, verdict.ci_high
-    if not math.isfinite(d):
+    """'what: +d [low, high] (level)': the comparison that decided, signed so that positive is as the paper
+    says (a ratio as a ratio), with the interval at the level of its test."""
+    shown = verdict.shown
+    if not math.isfinite(shown.difference):
         return "–"
-    unit = "×" if isinstance(verdict.claim, Ratio) else ""
-    ci = f" [{low:.2f}, {high:.2f}]" if math.isfinite(low) else ""
-    return (f"{d:.2f}{unit}" if unit else f"{d:+.2f}") + ci
+    ratio = isinstance(verdict.claim, Ratio)
+    number = f"{shown.difference:.2f}×" if ratio else f"{shown.difference:+.2f}"
+    ci = f" [{shown.low:.2f}, {shown.high:.2f}] ({100 * shown.level:.1f} %)" if math.isfinite(shown.low) else \
+        (" (rank test: no interval)" if shown.basis == "rank" else "")
+    return f"{shown.what}: {number}{ci}"
 
 
 def pair_correlations(spec, rows):
@@ -84,8 +89,8 @@ def overview_table(judged):
             pub += f" (band ±{band:g})" if band and not isinstance(claim, Ratio) else ""
             body.append([f"[`{name}`](#{anchor(j.spec)})", claim.text, pub, difference_text(verdict),
                          f"**{verdict.outcome}**"])
-    return md_table(["ablation", "claim (paper)", "published effect (equivalence band)", "reproduced difference [95 % CI]",
-                     "verdict"], body)
+    return md_table(["ablation", "claim (paper)", "published effect (equivalence band)",
+                     "deciding comparison [interval at its test's level]", "verdict"], body)
 
 
 def family_line(claims):

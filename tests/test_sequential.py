@@ -115,7 +115,11 @@ def test_variants_pair_by_seed_when_they_share_one_data_config():
     (verdict,) = claim_verdicts(spec, rows, looks=[3])
     # Welch sees seed-to-seed spread of 5 and decides nothing; paired by seed, +0.5 every seed is clear
     assert verdict.outcome == REPRODUCED and "paired t" in verdict.statistic
-    assert (verdict.difference, round(verdict.ci_low, 3), round(verdict.ci_high, 3)) == pytest.approx((0.5, 0.252, 0.748), abs=1e-3)
+    # the interval of the test that decided: one look, α = 0.05 one-sided, so two-sided 90 %:
+    # differences 0.5, 0.4, 0.6 → sd 0.1, se 0.0577, t(0.95, 2) = 2.920 → 0.5 ± 0.169
+    shown = verdict.shown
+    assert (shown.what, shown.level) == ("r2 − r1", pytest.approx(0.9))
+    assert (shown.difference, shown.low, shown.high) == pytest.approx((0.5, 0.331, 0.669), abs=1e-3)
     rows["data_config"] = ['{"n": 1}', '{"n": 2}'] * 3  # other data: nothing pairs the seeds
     verdict = claim_verdicts(spec, rows, looks=[3])[0]
     assert verdict.outcome == INCONCLUSIVE and "Welch" in verdict.statistic

@@ -1,5 +1,7 @@
 from types import SimpleNamespace
 
+import pytest
+
 from engine.claims import Best, Greater, Increasing, Outcome, fact_holds
 
 CONTRADICTED, INCONCLUSIVE, REPRODUCED = Outcome.CONTRADICTED, Outcome.INCONCLUSIVE, Outcome.REPRODUCED
@@ -62,3 +64,22 @@ def test_claims_table_names_the_failed_runs_it_counted():
     table = claims_table(spec, rows, judged_claims({"t": rows}, [spec], lambda r: (r, []))["t"])
     assert "inconclusive" in table and "failed runs (counted, ranked last): b ×1" in table
     assert "Mann–Whitney, 0/2 vs 1/2 runs failed" in table
+
+
+def test_each_claim_shows_the_comparison_that_decided_it_at_its_tests_level():
+    from engine.claims import Close
+    dip = {"a": [1, 1.1], "b": [5, 5.1], "c": [3, 3.1], "d": [8, 8.1]}
+    trend = Increasing("rises", "mIoU", order=["a", "b", "c", "d"], x=[1, 3, 5, 7])
+    shown = trend.shown(dip, CONTRADICTED, alpha=0.05)
+    # each step tested one-sided at 0.05 / (2 · 3): the two-sided interval at 1 − 0.05/3
+    assert shown.what == "worst step b→c" and shown.difference == -2 and shown.high < 0
+    assert round(shown.level, 4) == round(1 - 0.05 / 3, 4)
+    vals = {"x": [1, 1.1], "y": [3, 3.1], "z": [2, 2.1]}
+    # x is beaten by y and z, each tested at 0.05 / 2: the strongest beater, at 1 − 2 · 0.025
+    shown = Best("", "mIoU", expected="x", candidates=["x", "y", "z"]).shown(vals, CONTRADICTED, alpha=0.05)
+    assert shown.what == "x − y" and shown.difference == pytest.approx(-2) and shown.level == pytest.approx(0.95)
+    # Welch, 2 vs 2, each sd 0.0707: se 0.0707, df 2, t(0.975, 2) = 4.303: −2 ± 0.304
+    assert (shown.low, shown.high) == pytest.approx((-2.304, -1.696), abs=1e-3)
+    far = {"a": [10, 10.1, 10.2], "b": [0, 0.1, 0.2]}
+    assert Close("", "mIoU", a="a", b="b", band=1).shown(far, CONTRADICTED, alpha=0.05).level == pytest.approx(0.95)
+    assert Close("", "mIoU", a="a", b="b", band=1).shown(far, REPRODUCED, alpha=0.05).level == pytest.approx(0.9)

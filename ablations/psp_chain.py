@@ -67,5 +67,6 @@ DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": psp_common.DEVIATIONS["synth
     "the + DA run has no auxiliary loss on psp_pool's trunk, which psp_aux (a deeper trunk) does not share.",
     f"The deeper backbone is psp_depth's deepest rung (plain trunk convs {psp_depth.LADDER[DEEPEST]}), not a "
     "ResNet-269.",
-    "The baseline's data differ from the other steps' (no mirror), so this table's rows hold two data configs and "
-    "its claims are judged unpaired (Welch t): the suite pairs variants by seed only within one data config."]}
+    "The baseline's data differ from the other steps' (no mirror), so its step (+ DA) is judged unpaired (Welch t); "
+    "every later step's runs pair by seed (one data config) and use the paired test, + MS (one model evaluated "
+    "two ways) too."]}

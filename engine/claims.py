@@ -489,6 +489,8 @@ class Verdict:
     looks: int  # looks of the design
     need: float  # seeds per variant a decision would need at the observed difference: 0 once decided
     shown: Shown = Shown("")  # the comparison that decided, with its interval at its test's level
+    paired: bool = False  # judged with the paired tests (its variants pair by seed)
+    band: float | None = None  # the equivalence band it was judged with
 
     @property
     def difference(self):

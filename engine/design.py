@@ -8,9 +8,10 @@ and its verdict is the first decision reached. Each look tests at ALPHA / (numbe
 wrong decision has probability at most ALPHA; a simulation test (tests/test_sequential.py) checks
 this. The runner (engine/runner.py) adds seeds only to the variants of claims still undecided after a
 look (next_look); the report recomputes the same verdicts from the rows (claim_verdicts), so the two
-always agree. Variants of one plan pair by seed (paired_by_seed); a failed run is -inf in
+always agree. A claim's variants pair by seed when they share one data config (paired_by_seed); a failed run is -inf in
 seed_values, so the claims count it (ranked last) instead of judging the survivors; comparison_key
-and same_comparison tell when two claims are one comparison (the report counts it once).
+and same_comparison tell when two claims are one comparison — the same runs, evaluations, test, pairing and
+band (the report counts it once).
 """
 import json
 import math
@@ -50,11 +51,16 @@ def seed_values(rows, metric, minus=None):
     return out
 
 
-def paired_by_seed(rows):
-    """Whether the rows' variants pair by seed by design: one data config (the same seed then gives
-    every variant the same data order and augmentation, the same pretrained backbone, and the same
-    initial weights wherever the architectures agree)."""
-    return "data_config" in rows and rows["data_config"].nunique() <= 1
+def paired_by_seed(rows, variants=None):
+    """Whether the rows' variants (or those named) pair by seed by design: one data config (the same seed
+    then gives every variant the same data order and augmentation, the same pretrained backbone, and the
+    same initial weights wherever the architectures agree; two evaluations of one trained model share
+    everything). A claim whose variants train on different data configs is judged unpaired (Welch)."""
+    if "data_config" not in rows:
+        return False
+    if variants is not None:
+        rows = rows[rows["variant"].isin(list(variants))]
+    return rows["data_config"].nunique() <= 1
 
 
 def pair_correlation(by_seed, a, b):
@@ -97,23 +103,28 @@ def sequential(claim, by_seed, looks, band=None, paired=False, upto=None):
         values = look_values(claim, by_seed, n, paired)
         outcome, text = claim.judge(values, alpha, band, paired)
         if outcome in DECIDED:
-            return Verdict(claim, outcome, text, k, n, len(looks), 0, claim.shown(values, outcome, alpha, band, paired))
+            return Verdict(claim, outcome, text, k, n, len(looks), 0, claim.shown(values, outcome, alpha, band, paired),
+                           paired, band)
         # no more seeds beyond this look: a later look would see the same data
         if all(max(by_seed.get(v, {0: 0}), default=0) < n for v in claim.variants()):
             break
     line, need = claim.power(values, alpha, band, paired)
     return Verdict(claim, outcome, text + "; " + line, k, n, len(looks), need,
-                   claim.shown(values, outcome, alpha, band, paired))
+                   claim.shown(values, outcome, alpha, band, paired), paired, band)
 
 
-def comparison_key(rows, claim):
-    """What a claim compares: its test, metric and, per variant it reads, {seed: (run id, eval id)} of its
-    finished runs (one trained model evaluated two ways, e.g. single- and multi-scale, is two sets of
-    numbers). same_comparison tells two keys of one comparison apart from two comparisons."""
+def comparison_key(rows, verdict):
+    """What a verdict's claim compares: its test (kind, pairing, band), metric and, per variant it reads,
+    {seed: (run id, eval id)} of its finished runs (one trained model evaluated two ways, e.g. single- and
+    multi-scale, is two sets of numbers). same_comparison tells two keys of one comparison apart from two
+    comparisons: the same runs judged with another band or test are another comparison."""
+    claim = verdict.claim
     runs, ok = {}, rows[rows["status"] == OK]
     for v, s, r, e in zip(ok["variant"], ok["seed"], ok["run_id"].astype(str), ok["eval_id"].astype(str)):
         runs.setdefault(v, {})[int(s)] = (r, e)
-    return (type(claim).__name__, claim.metric, claim.minus), tuple(runs.get(v, {}) for v in claim.variants())
+    test = (type(claim).__name__, claim.metric, claim.minus, verdict.paired, verdict.band,
+            getattr(claim, "margin", None), getattr(claim, "min_ratio", None))
+    return test, tuple(runs.get(v, {}) for v in claim.variants())
 
 
 def same_comparison(key_a, key_b):
@@ -162,10 +173,12 @@ def claim_band(spec, claim):
 
 def claim_verdicts(spec, rows, looks=None, upto=None):
     """[Verdict] for every claim of an ablation, from its rows (one plan). The runner (between looks:
-    `upto`) and the report both call this. looks: default, the design of the latest row."""
-    looks, paired = looks or rows_looks(rows), paired_by_seed(rows)
-    return [sequential(claim, seed_values(rows, claim.metric, claim.minus), looks, claim_band(spec, claim), paired,
-                       upto) for claim in spec.claims]
+    `upto`) and the report both call this. looks: default, the design of the latest row. Each claim is
+    paired when its own variants pair by seed (paired_by_seed), so one step of a table that changes the
+    data config does not unpair the others."""
+    looks = looks or rows_looks(rows)
+    return [sequential(claim, seed_values(rows, claim.metric, claim.minus), looks, claim_band(spec, claim),
+                       paired_by_seed(rows, claim.variants()), upto) for claim in spec.claims]
 
 
 def reachable_looks(claims, plans, first_runs, looks, max_runs):

@@ -206,7 +206,7 @@ def verdict_summary(results, specs, judged):
         budget = spec.max_runs.get(rows["preset"].iloc[0])
         looks += f"; at most {budget} runs" if budget else ""
         rs = pair_correlations(spec, rows)
-        pairing = pairing_text(rows) + (f"; pair r median {sorted(rs)[len(rs) // 2]:+.2f} over {len(rs)} claims"
+        pairing = pairing_text(claims) + (f"; pair r median {sorted(rs)[len(rs) // 2]:+.2f} over {len(rs)} claims"
                                         if rs else "")
         other = sum(not j.counted for j in claims)
         body.append([f"`{spec.name}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{len(verdicts)}"
@@ -217,7 +217,8 @@ def verdict_summary(results, specs, judged):
                  f"{n} × 0.05 = {0.05 * n:.2f}", "", ""])
     return md_table(["ablation", *kinds, "decided", "expected false verdicts ≤", "looks (seeds per variant)",
                      "test"], body) + (
-        f"\n\nCounted: distinct comparisons. A claim that reads the same runs with the same test as one "
+        f"\n\nCounted: distinct comparisons. A claim that reads the same runs and evaluations with the same test, "
+        "pairing and band as one "
         "before it (another ablation's, or a '_tuned' variant whose selection chose the preset's lr) is judged "
         "there and referenced; a claim true by construction is a check, shown in its section and not counted. "
         f"Each claim is judged at its looks — those its ablation's run budget can reach — each at α = {ALPHA:g} / "
@@ -226,8 +227,8 @@ def verdict_summary(results, specs, judged):
         f"*contradicted* with probability at most {ALPHA:g} (simulation tests check both, paired and Welch). Per "
         "ablation, 'expected false verdicts ≤' is the claims × α: were every claimed effect absent, at most that "
         f"many false *reproduced* in expectation (over all {n}: {ALPHA * n:.1f}); no correction across claims is "
-        "made, so read an ablation's verdicts with that number beside them. Variants pair by seed (the same "
-        "seed: the same data order and augmentation, the same pretrained backbone, the same initial weights where "
+        "made, so read an ablation's verdicts with that number beside them. A claim's variants pair by seed when "
+        "they train on one data config (the same seed: the same data order and augmentation, the same pretrained backbone, the same initial weights where "
         "the architectures agree): two-variant claims use the paired t test, trends Page's test with each seed "
         "a block; a failed run counts against its variant (ranked last, Mann–Whitney). "
         "Where an ablation has a run budget (its file's MAX_RUNS: distinct training runs, lr selection and runs "

@@ -36,7 +36,7 @@ def judged_claims(results, specs, one_plan):
         rows = one_plan(results[spec.name])[0]
         judged = []
         for verdict in claim_verdicts(spec, rows):
-            key = comparison_key(rows, verdict.claim)
+            key = comparison_key(rows, verdict)
             first = next((where for other, where in seen if same_comparison(key, other)), None)
             if first is None and not verdict.claim.is_check:
                 seen.append((key, (spec.name, verdict.claim.text)))
@@ -86,6 +86,7 @@ def overview_table(judged):
             claim, verdict = j.verdict.claim, j.verdict
             published, band = published_difference(j.spec, claim), claim_band(j.spec, claim)
             pub = "–" if published is None else (f"{published:.2f}×" if isinstance(claim, Ratio) else f"{published:+.2f}")
+            pub += f", {claim.published_from}" if claim.published_from and published is not None else ""
             pub += f" (band ±{band:g})" if band and not isinstance(claim, Ratio) else ""
             body.append([f"[`{name}`](#{anchor(j.spec)})", claim.text, pub, difference_text(verdict),
                          f"**{verdict.outcome}**"])
@@ -105,5 +106,12 @@ def decided_share(judged):
     return decided, len(counted)
 
 
-def pairing_text(rows):
-    return "paired by seed" if paired_by_seed(rows) else "Welch (variants do not pair)"
+def pairing_text(claims):
+    """How an ablation's counted claims were tested: paired by seed, Welch, or how many of each."""
+    paired = [j.verdict.paired for j in claims if not j.verdict.claim.is_check]
+    if all(paired):
+        return "paired by seed"
+    if not any(paired):
+        return "Welch (variants do not pair)"
+    return (f"paired by seed in {sum(paired)} of {len(paired)} claims; Welch where a claim's variants train on "
+            "different data configs")

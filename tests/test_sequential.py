@@ -280,3 +280,42 @@ def test_the_timing_phase_runs_in_a_recorded_shuffled_order():
     assert timing_order("lc_threshold", "look 2/3", results)[0] != seed
     firsts = {r.plan.variant for r in order[:8]}
     assert len(firsts) > 3  # the first eight timed are not one seed's eight variants in order
+
+
+def test_each_claim_pairs_when_its_own_variants_share_a_data_config():
+    """A table whose first step changes the data (psp_chain's baseline has no mirror): that step is Welch,
+    the steps after it pair by seed, and two evaluations of one model pair by construction."""
+    rows = pd.DataFrame({"variant": ["base", "da", "al", "al_ms"] * 3, "seed": [0] * 4 + [1] * 4 + [2] * 4,
+                         "run_id": [f"{i}" for i in range(12)], "status": "ok",
+                         "data_config": ['{"flip": false}', "{}", "{}", "{}"] * 3,
+                         "m": [10.0, 10.2, 10.5, 10.6, 20.0, 20.1, 20.4, 20.5, 15.0, 15.2, 15.6, 15.7]})
+    spec = claims_spec([Greater("da > base", "m", a="da", b="base"), Greater("al > da", "m", a="al", b="da"),
+                        Greater("ms > al", "m", a="al_ms", b="al")])
+    first, second, third = claim_verdicts(spec, rows, looks=[3])
+    assert not first.paired and "Welch" in first.statistic
+    assert second.paired and third.paired and "paired t" in second.statistic
+    assert second.outcome == REPRODUCED  # +0.3, +0.3, +0.4: clear paired, lost in Welch's seed spread of 5
+
+
+def test_the_same_runs_judged_with_another_band_or_pairing_are_another_comparison():
+    from engine.design import comparison_key, same_comparison
+    rows = pd.DataFrame({"variant": ["x", "y"] * 3, "seed": [0, 0, 1, 1, 2, 2], "run_id": [f"{i}" for i in range(6)],
+                         "eval_id": "e", "status": "ok", "data_config": "{}", "m": [1.0, 5.0, 1.2, 5.3, 1.1, 5.2]})
+    claim = Greater("y > x", "m", a="y", b="x")
+    by_seed = {"x": {0: 1.0, 1: 1.2, 2: 1.1}, "y": {0: 5.0, 1: 5.3, 2: 5.2}}
+    key = comparison_key(rows, sequential(claim, by_seed, [3], band=2.0, paired=True))
+    assert same_comparison(key, comparison_key(rows, sequential(claim, by_seed, [3], band=2.0, paired=True)))
+    assert not same_comparison(key, comparison_key(rows, sequential(claim, by_seed, [3], band=0.75, paired=True)))
+    assert not same_comparison(key, comparison_key(rows, sequential(claim, by_seed, [3], band=2.0, paired=False)))
+
+
+def test_deeplab_table_2_compares_before_the_crf_where_the_paper_prints_both():
+    from ablations import load_all
+    from engine.design import published_difference
+    fov = next(spec for spec in load_all() if spec.name == "deeplab_fov")
+    effects = {c.pair(): (published_difference(fov, c), c.published_from) for c in fov.claims if c.metric == "mIoU"}
+    assert effects[("k7d4", "k4d4")] == (pytest.approx(64.38 - 59.80), "before the CRF, Table 1(a)")
+    assert effects[("largefov", "k7d4")][0] == pytest.approx(62.25 - 64.38)
+    assert effects[("k4d8", "k4d4")][0] == pytest.approx(67.14 - 63.74)  # no 4×4 dil 8 before the CRF
+    assert "after the CRF" in effects[("k4d8", "k4d4")][1]
+    assert effects[("k4d8", "k7d4")] == (pytest.approx(67.14 - 67.64), effects[("k4d8", "k4d4")][1])

@@ -11,7 +11,7 @@ comparison is judged there (the report counts it once).
 Run alone: python -m ablations psp_chain [--preset quick]
 """
 from ablations import psp_common, psp_depth, psp_pool
-from engine.claims import Greater
+from engine.claims import Assertion, Greater
 
 NAME = "psp_chain"
 TITLE = "PSPNet Table 4 — the chain of improvements"
@@ -54,6 +54,9 @@ ORDER = [v["id"] for v in VARIANTS]
 LABELS = {v["id"]: v["label"] for v in VARIANTS}
 CLAIMS = [Greater(f"{LABELS[b]} improves on the step before (paper: {PUBLISHED[b]['mIoU']:g} vs "
                   f"{PUBLISHED[a]['mIoU']:g})", "mIoU", a=b, b=a) for a, b in zip(ORDER, ORDER[1:])]
+
+WHERE = "PSPNet §5.2, Table 4"
+ASSERTIONS = [Assertion("each step of the chain improves on the one before", WHERE, CLAIMS)]
 
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): 5 trained models
 # per seed (the two MS rows are one), 3 of them other tables'

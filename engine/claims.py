@@ -478,6 +478,55 @@ class Close(Claim):
                        f"{need_text(need)} seeds per variant"), need
 
 
+class Rule(StrEnum):
+    """How an assertion's verdict combines its comparisons' (sub-claims') verdicts."""
+    ONE = "one"  # a single comparison: its verdict
+    EVERY = "every"  # every comparison must hold: reproduced if each is, contradicted if any is, absent if each is
+
+
+RULE_TEXT = {Rule.ONE: "its one comparison's verdict",
+             Rule.EVERY: "reproduced only if every comparison is; contradicted if any is; absent if every one is; "
+                         "else inconclusive"}
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """One statement of a paper, with the comparisons that test it.
+    text: the statement; where: its place in the paper (e.g. "GCN §4.1, Table 2"); claims: its comparisons
+    (Claim objects of the ablation's CLAIMS); rule: how their verdicts combine (Rule); beyond_paper: a
+    question this suite adds (shown in its section, never in the papers' headline)."""
+    text: str
+    where: str
+    claims: tuple
+    _: KW_ONLY
+    rule: Rule = Rule.EVERY
+    beyond_paper: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "claims", tuple(self.claims))
+        object.__setattr__(self, "rule", Rule(self.rule))
+        if self.rule == Rule.ONE and len(self.claims) != 1:
+            raise ValueError(f"assertion {self.text!r}: rule 'one' takes one comparison, got {len(self.claims)}")
+
+    @property
+    def is_check(self):
+        return all(c.is_check for c in self.claims)
+
+
+def combine(rule, outcomes):
+    """An assertion's outcome from its comparisons' (Rule). EVERY: a 'consistently' or 'each step'
+    assertion: one comparison the other way refutes it, all of them are needed to reproduce it."""
+    outcomes = list(outcomes)
+    if rule == Rule.ONE or len(outcomes) == 1:
+        return outcomes[0]
+    if Outcome.CONTRADICTED in outcomes:
+        return Outcome.CONTRADICTED
+    for kind in (Outcome.REPRODUCED, Outcome.ABSENT):
+        if all(o == kind for o in outcomes):
+            return kind
+    return Outcome.INCONCLUSIVE
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A claim's verdict under the sequential design (engine/design.py)."""

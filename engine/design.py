@@ -158,7 +158,7 @@ def published_difference(spec, claim):
     return a / b if isinstance(claim, Ratio) else a - b
 
 
-def claim_band(spec, claim):
+def claim_band(spec, claim, rows=None):
     """The equivalence band a claim is judged with, fixed before any run: its own; else, for an accuracy
     (a metric with a suite band) where the paper prints the effect, half the published effect — so
     'absent' says the reproduced effect is below half the paper's, which does contradict its size;
@@ -177,7 +177,7 @@ def claim_verdicts(spec, rows, looks=None, upto=None):
     paired when its own variants pair by seed (paired_by_seed), so one step of a table that changes the
     data config does not unpair the others."""
     looks = looks or rows_looks(rows)
-    return [sequential(claim, seed_values(rows, claim.metric, claim.minus), looks, claim_band(spec, claim),
+    return [sequential(claim, seed_values(rows, claim.metric, claim.minus), looks, claim_band(spec, claim, rows),
                        paired_by_seed(rows, claim.variants()), upto) for claim in spec.claims]
 
 

@@ -19,7 +19,7 @@ import os
 import pandas as pd
 
 from engine.analysis import data_analysis_file, load_analysis
-from engine.claims import DECIDED, fact_holds
+from engine.claims import DECIDED, RULE_TEXT, Rule, fact_holds
 from engine.design import rows_looks
 from engine.rows import OK, ResultsError, read_rows, write_text
 from engine.spec import SECTIONS
@@ -27,8 +27,8 @@ from engine.stats import ALPHA
 from engine.tuning import choose_lrs, lr_point_id, selection_csv
 from report import deeplab, erf, lc_sections, psp, standins
 from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
-from report.overview import (decided_share, difference_text, family_line, judged_claims, overview_table,
-                             pair_correlations, pairing_text)
+from report.overview import (NOT_RUN, assertion_counts, difference_text, family_line, judged_assertions, judged_claims,
+                             left_out_text, overview_table, pair_correlations, pairing_text)
 
 METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
                 "boundary_acc": "boundary acc %", "internal_acc": "internal acc %",
@@ -161,46 +161,70 @@ def why_undecided(spec, rows, verdict):
                 f"more than the design's {most}")
     if n < most:
         budget = spec.max_runs.get(rows["preset"].iloc[0])
+        looks = rows_looks(rows)
+        later = looks[looks.index(n) + 1] if n in looks else most
+        have = rows[rows["status"] == OK].groupby("variant")["seed"].nunique()
+        extra = sum(max(0, later - int(have.get(v, 0))) for v in verdict.claim.variants())
+        used = rows["run_id"].nunique() if "run_id" in rows else len(rows)
+        if budget is None or used + extra <= budget:  # e.g. a claim added after the runs
+            return (f"needs look {looks.index(later) + 1 if later in looks else len(looks)} ({later} seeds per "
+                    f"variant: about {extra} more runs, within the run budget): the design would ask for them now, "
+                    "and they are not in the committed results")
         return (f"about {need} seeds per variant would do, within the design's {most}, but the run budget "
-                f"({budget} runs) was spent before its next look" if budget else
-                f"about {need} seeds per variant would do, but the later looks were not run")
+                f"({budget} runs) was spent before its next look")
     return f"at the design's {most} seeds; the estimate of about {need} is itself uncertain at so few seeds"
 
 
-def claims_table(spec, rows, judged):
-    """A row per claim: its verdict, the look that decided it, the deciding comparison with its interval, and the
-    statistic; a check (true by construction) and a comparison judged in another ablation say so."""
+def claim_row(spec, rows, j, text):
+    """One comparison's row: its verdict, the look that decided it, the deciding comparison, the statistic; a
+    check (true by construction) and a comparison judged in another ablation say so."""
+    verdict = j.verdict
+    statistic, failed = verdict.statistic, failed_runs(rows, verdict.claim)
+    if failed:
+        statistic += f"; failed runs (counted, ranked last): {', '.join(failed)}"
+    if not verdict.decided and j.counted:
+        statistic += f". **Why undecided:** {why_undecided(spec, rows, verdict)}"
+    outcome = f"**{verdict.outcome}**"
+    if verdict.claim.is_check:
+        outcome = f"check: {'holds' if verdict.outcome == 'reproduced' else verdict.outcome} (by construction: " \
+                  f"{verdict.claim.by_construction}; not counted as evidence)"
+    elif j.same_as:
+        outcome += f" (the same runs and test as `{j.same_as[0]}`'s “{j.same_as[1]}”: counted there)"
+    return [text, outcome, f"{verdict.look} of {verdict.looks} (seeds < {verdict.seeds})", difference_text(verdict),
+            statistic]
+
+
+def claims_table(spec, rows, judged, assertions=None):
+    """A row per assertion of the paper (where it stands; its rule), its comparisons beneath it (one
+    comparison: on the assertion's own row)."""
+    if assertions is None:
+        assertions = judged_assertions({spec.name: judged}, [spec], {spec.name: rows}, lambda r: (r, []))[spec.name]
     body = []
-    for j in judged:
-        verdict = j.verdict
-        statistic, failed = verdict.statistic, failed_runs(rows, verdict.claim)
-        if failed:
-            statistic += f"; failed runs (counted, ranked last): {', '.join(failed)}"
-        if not verdict.decided and j.counted:
-            statistic += f". **Why undecided:** {why_undecided(spec, rows, verdict)}"
-        outcome = f"**{verdict.outcome}**"
-        if verdict.claim.is_check:
-            outcome = f"check: {'holds' if verdict.outcome == 'reproduced' else verdict.outcome} (by construction: " \
-                      f"{verdict.claim.by_construction}; not counted as evidence)"
-        elif j.same_as:
-            outcome += f" (the same runs and test as `{j.same_as[0]}`'s “{j.same_as[1]}”: counted there)"
-        body.append([verdict.claim.text, outcome, f"{verdict.look} of {verdict.looks} (seeds < {verdict.seeds})",
-                     difference_text(verdict), statistic])
-    return md_table(["claim (paper)", "verdict", "look", "deciding comparison [interval at its test's level]",
-                     "statistic"], body)
+    for ja in assertions:
+        a = ja.assertion
+        head = f"**{a.text}** ({a.where}{'; beyond the paper, not counted' if a.beyond_paper else ''})"
+        if ja.missing:
+            body.append([head, f"**{NOT_RUN}**", "–", "–", f"needs runs of {', '.join(ja.missing)}"])
+        elif len(ja.subs) == 1:
+            body.append(claim_row(spec, rows, ja.subs[0], head))
+        else:
+            body.append([f"{head}, {len(ja.subs)} comparisons, rule: {a.rule} ({RULE_TEXT[a.rule]})", f"**{ja.outcome}**",
+                         "", "", ""])
+            body += [claim_row(spec, rows, j, f"↳ {j.verdict.claim.text}") for j in ja.subs]
+    return md_table(["assertion (where) / ↳ its comparisons", "verdict", "look",
+                     "deciding comparison [interval at its test's level]", "statistic"], body)
 
 
-def verdict_summary(results, specs, judged):
-    """Distinct verdicts per ablation, the share decided, the family-wise picture and the pairing."""
-    kinds = list(DECIDED) + ["inconclusive"]
+def verdict_summary(results, specs, judged, assertions):
+    """Verdicts of the counted assertions per ablation, the share decided, the family-wise picture and the pairing."""
+    kinds = list(DECIDED) + ["inconclusive", NOT_RUN]
     body, total = [], dict.fromkeys(kinds, 0)
     for spec in specs:
         if spec.name not in results:
             continue
         rows, _ = one_plan(results[spec.name])
         claims = judged[spec.name]
-        verdicts = [j.verdict.outcome for j in claims if j.counted]
-        counts = {k: verdicts.count(k) for k in kinds}
+        counts = assertion_counts(assertions[spec.name])
         total = {k: total[k] + counts[k] for k in kinds}
         looks = ", ".join(map(str, rows_looks(rows)))
         budget = spec.max_runs.get(rows["preset"].iloc[0])
@@ -208,16 +232,18 @@ def verdict_summary(results, specs, judged):
         rs = pair_correlations(spec, rows)
         pairing = pairing_text(claims) + (f"; pair r median {sorted(rs)[len(rs) // 2]:+.2f} over {len(rs)} claims"
                                         if rs else "")
-        other = sum(not j.counted for j in claims)
-        body.append([f"`{spec.name}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{len(verdicts)}"
+        other = sum(not ja.counted for ja in assertions[spec.name])
+        body.append([f"`{spec.name}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{sum(counts.values())}"
                      + (f" (+{other} not counted)" if other else ""), family_line(claims), looks, pairing])
-    decided, n = decided_share(judged)
+    decided, n = sum(total[k] for k in DECIDED), sum(total.values())
     spans = [wall_span(one_plan(results[spec.name])[0]) for spec in specs if spec.name in results]
     body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**",
                  f"{n} × 0.05 = {0.05 * n:.2f}", "", ""])
-    return md_table(["ablation", *kinds, "decided", "expected false verdicts ≤", "looks (seeds per variant)",
-                     "test"], body) + (
-        f"\n\nCounted: distinct comparisons. A claim that reads the same runs and evaluations with the same test, "
+    return md_table(["ablation", *kinds, "assertions decided", "expected false verdicts ≤",
+                     "looks (seeds per variant)", "test"], body) + (
+        "\n\nCounted: the papers' assertions, each once (its verdict combines its comparisons by its rule: "
+        f"{RULE_TEXT[Rule.EVERY]}), not those beyond the papers, checks, or a table's restatement of an assertion "
+        "whose every comparison is counted in another table. Comparisons are distinct: a claim that reads the same runs and evaluations with the same test, "
         "pairing and band as one "
         "before it (another ablation's, or a '_tuned' variant whose selection chose the preset's lr) is judged "
         "there and referenced; a claim true by construction is a check, shown in its section and not counted. "
@@ -426,6 +452,7 @@ assert set(SECTION_FUNCTIONS) == set(SECTIONS), "report/build.py draws exactly e
 def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None):
     rows, left_out = one_plan(all_rows)
     judged = judged if judged is not None else judged_claims({spec.name: all_rows}, [spec], one_plan)[spec.name]
+    assertions = judged_assertions({spec.name: judged}, [spec], {spec.name: all_rows}, one_plan)[spec.name]
     dataset = str(rows.iloc[0]["dataset"])
     plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"))
     parts = [f"## {spec.title} (`{spec.name}`)", f"*{spec.paper}.* Published numbers: {spec.source}."]
@@ -434,7 +461,7 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None
                      "directions and claims, not absolute numbers. Δ = reproduced − published.")
     parts += ["### Published vs reproduced", results_table(spec, rows),
               f"![{spec.name}]({rel_fig}/{spec.name}.png)",
-              "### Claims", claims_table(spec, rows, judged)]
+              "### Claims", claims_table(spec, rows, judged, assertions)]
     tuning = tuning_section(spec, results_dir)
     if tuning:
         parts.append(tuning)
@@ -483,6 +510,7 @@ def build(results_dir="results", report_dir="report", specs=None):
     os.makedirs(fig_dir, exist_ok=True)
     sections, missing, synthetic_rows = [], [], None
     judged = judged_claims(results, specs, one_plan)
+    assertions = judged_assertions(judged, specs, results, one_plan)
     for spec in specs:
         if spec.name not in results:
             missing.append(spec.name)
@@ -499,14 +527,14 @@ def build(results_dir="results", report_dir="report", specs=None):
             "declares (e.g. ±2 mIoU), *inconclusive* = none of these (the statistic then says what the seeds "
             "could have detected, how many the observed difference would need, and why the claim stayed "
             "undecided).",
-            "## Every claim at a glance", overview_table(judged),
+            "## Every assertion at a glance", overview_table(assertions), left_out_text(assertions),
             "Each row shows the comparison that decided its verdict — a two-variant claim's pair; a trend's "
             "worst neighbour step (the trend itself is Page's test, p in the claim's section); a \"best\" "
             "claim's deciding rival — signed so that positive is as the paper says, with the two-sided "
             "interval at the level of the test that decided (a one-sided test at α: 1 − 2α; α = 0.05 / "
             "reachable looks): a *reproduced* row's interval lies on the claimed side, a *contradicted* "
             "row's on the other, an *absent* row's inside the band.",
-            "## Verdicts", verdict_summary(results, specs, judged)]
+            "## Verdicts", verdict_summary(results, specs, judged, assertions)]
     if synthetic_rows is not None:
         if dataset_preview(synthetic_rows, results_dir, os.path.join(fig_dir, "dataset.png")):
             head.append("![embedded dataset](figures/dataset.png)")

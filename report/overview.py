@@ -8,8 +8,8 @@ Shown), with the interval at its test's level.
 import math
 from dataclasses import dataclass
 
-from engine.claims import DECIDED, Ratio
-from engine.design import (claim_band, claim_verdicts, comparison_key, pair_correlation, paired_by_seed,
+from engine.claims import DECIDED, RULE_TEXT, Assertion, Ratio, Rule, combine
+from engine.design import (claim_verdicts, comparison_key, pair_correlation, paired_by_seed,
                            published_difference, same_comparison, seed_values)
 from report.common import md_table
 
@@ -45,6 +45,51 @@ def judged_claims(results, specs, one_plan):
     return out
 
 
+NOT_RUN = "not run yet"
+
+
+@dataclass(frozen=True)
+class JudgedAssertion:
+    """A paper assertion's verdict: its comparisons' verdicts (Judged, in its order) combined by its rule;
+    'not run yet' while a variant it reads has no run in the results (`missing`)."""
+    spec: object
+    assertion: object
+    subs: tuple
+    missing: tuple = ()
+
+    @property
+    def outcome(self):
+        return NOT_RUN if self.missing else combine(self.assertion.rule, [j.verdict.outcome for j in self.subs])
+
+    @property
+    def counted(self):
+        """In the papers' headline: a paper's assertion (not a check, not beyond the paper) with at least one
+        comparison of its own (not all of them counted in another ablation)."""
+        return (not self.assertion.beyond_paper and not self.assertion.is_check
+                and (bool(self.missing) or any(j.counted for j in self.subs)))
+
+
+def assertions_of(spec):
+    """The ablation's assertions (engine/spec.py), or each claim as its own for a record without them."""
+    return getattr(spec, "assertions", None) or tuple(Assertion(c.text, spec.name, (c,), rule=Rule.ONE)
+                                                      for c in spec.claims)
+
+
+def judged_assertions(judged, specs, results, one_plan):
+    """{ablation name: [JudgedAssertion]} from judged_claims' {name: [Judged]} (one per spec.claims)."""
+    out = {}
+    for spec in specs:
+        if spec.name not in judged:
+            continue
+        rows = one_plan(results[spec.name])[0]
+        ran = set(rows["variant"])
+        by_claim = {id(j.verdict.claim): j for j in judged[spec.name]}
+        out[spec.name] = [JudgedAssertion(spec, a, tuple(by_claim[id(c)] for c in a.claims),
+                                          tuple(dict.fromkeys(v for c in a.claims for v in c.variants() if v not in ran)))
+                          for a in assertions_of(spec)]
+    return out
+
+
 def anchor(spec):
     """The GitHub anchor of an ablation's section heading '## <title> (`<name>`)'."""
     text = f"{spec.title} ({spec.name})".lower()
@@ -76,22 +121,66 @@ def pair_correlations(spec, rows):
     return found
 
 
-def overview_table(judged):
-    """The report's first table: every distinct claim, its effect in the paper and here, its verdict."""
+def published_text(spec, verdict):
+    """The paper's effect, signed as the claim, where it comes from, and the band the claim was judged with."""
+    claim, band = verdict.claim, verdict.band
+    published = published_difference(spec, claim)
+    pub = "–" if published is None else (f"{published:.2f}×" if isinstance(claim, Ratio) else f"{published:+.2f}")
+    pub += f", {claim.published_from}" if claim.published_from and published is not None else ""
+    return pub + (f" (band ±{band:g})" if band and not isinstance(claim, Ratio) else "")
+
+
+def assertion_rows(ja, first_cell=""):
+    """Table rows of one assertion: its own row (verdict by its rule), then one row per comparison beneath it
+    (a single comparison's numbers stand on the assertion's row)."""
+    a = ja.assertion
+    head = f"**{a.text}** ({a.where})"
+    if ja.missing:
+        return [[first_cell, head, "–", f"needs runs of {', '.join(ja.missing)}", f"**{NOT_RUN}**"]]
+    if len(ja.subs) == 1:
+        j = ja.subs[0]
+        return [[first_cell, head, published_text(ja.spec, j.verdict), difference_text(j.verdict),
+                 f"**{ja.outcome}**"]]
+    out = [[first_cell, f"{head}, {len(ja.subs)} comparisons, rule: {a.rule}", "", "", f"**{ja.outcome}**"]]
+    for j in ja.subs:
+        note = f" (counted in `{j.same_as[0]}`)" if j.same_as else ""
+        out.append(["", f"↳ {j.verdict.claim.text}", published_text(ja.spec, j.verdict),
+                    difference_text(j.verdict), f"{j.verdict.outcome}{note}"])
+    return out
+
+
+def overview_table(assertions):
+    """The report's first table: every paper assertion counted, its verdict, and beneath it the comparisons
+    that decided it (the paper's effect, the deciding comparison here, each one's verdict)."""
     body = []
-    for name, claims in judged.items():
-        for j in claims:
-            if not j.counted:
-                continue
-            claim, verdict = j.verdict.claim, j.verdict
-            published, band = published_difference(j.spec, claim), claim_band(j.spec, claim)
-            pub = "–" if published is None else (f"{published:.2f}×" if isinstance(claim, Ratio) else f"{published:+.2f}")
-            pub += f", {claim.published_from}" if claim.published_from and published is not None else ""
-            pub += f" (band ±{band:g})" if band and not isinstance(claim, Ratio) else ""
-            body.append([f"[`{name}`](#{anchor(j.spec)})", claim.text, pub, difference_text(verdict),
-                         f"**{verdict.outcome}**"])
-    return md_table(["ablation", "claim (paper)", "published effect (equivalence band)",
-                     "deciding comparison [interval at its test's level]", "verdict"], body)
+    for name, judged in assertions.items():
+        for ja in judged:
+            if ja.counted:
+                body += assertion_rows(ja, f"[`{name}`](#{anchor(ja.spec)})")
+    return md_table(["ablation", "paper assertion (where) / ↳ its comparisons", "published effect (equivalence band)",
+                     "deciding comparison [interval at its test's level]", "verdict"], body) + (
+        f"\n\nRule *{Rule.EVERY}*: {RULE_TEXT[Rule.EVERY]}. An assertion of one comparison takes its verdict.")
+
+
+def left_out_text(assertions):
+    """The assertions shown in their sections but not in the headline, and why."""
+    beyond = [f"`{n}`: {ja.assertion.text}" for n, js in assertions.items() for ja in js if ja.assertion.beyond_paper]
+    repeats = [f"`{n}`: {ja.assertion.text} (its comparisons are counted in "
+               f"{', '.join(sorted({f'`{j.same_as[0]}`' for j in ja.subs if j.same_as}))})"
+               for n, js in assertions.items() for ja in js
+               if not ja.counted and not ja.assertion.beyond_paper and not ja.assertion.is_check]
+    out = []
+    if beyond:
+        out.append("Beyond the papers (shown in their sections, not counted): " + "; ".join(beyond) + ".")
+    if repeats:
+        out.append("Restated by another table of the same paper, judged there: " + "; ".join(repeats) + ".")
+    return "\n\n".join(out)
+
+
+def assertion_counts(judged):
+    """{outcome: n} over the counted assertions of one ablation's [JudgedAssertion]."""
+    outcomes = [ja.outcome for ja in judged if ja.counted]
+    return {k: outcomes.count(k) for k in [*DECIDED, "inconclusive", NOT_RUN]}
 
 
 def family_line(claims):

@@ -7,7 +7,6 @@ import pytest
 
 from ablations import load_all
 from engine.claims import Close, Increasing, Outcome, Ratio
-from engine.design import claim_band
 from report.build import one_plan, read_results
 from report.overview import judged_claims
 
@@ -45,7 +44,7 @@ def test_every_decided_row_shows_an_interval_on_its_verdicts_side(judged):
             if not j.verdict.decided:
                 continue
             decided += 1
-            side = on_its_side(j.verdict, claim_band(j.spec, j.verdict.claim))
+            side = on_its_side(j.verdict, j.verdict.band)
             if side is False or (side is None and not isinstance(j.verdict.claim, Increasing)):
                 wrong.append(f"{j.spec.name}: {j.verdict.claim.text[:60]} {j.verdict.outcome} {j.verdict.shown}")
             assert 0.5 < j.verdict.shown.level < 1 and math.isfinite(j.verdict.shown.low)
@@ -61,3 +60,9 @@ def test_the_level_is_the_tests(judged):
     best = next(j.verdict for j in judged["deeplab_crf"] if j.verdict.claim.text.startswith("DeepLab-MSc-LargeFOV"))
     if best.outcome == Outcome.CONTRADICTED:
         assert best.shown.level == pytest.approx(1 - 2 * 0.05 / 4)  # 4 rivals
+
+
+def test_every_assertion_says_where_it_stands_in_the_paper():
+    for spec in load_all():
+        for assertion in spec.assertions:
+            assert "Table" in assertion.where, (spec.name, assertion.text, assertion.where)

@@ -83,3 +83,41 @@ def test_each_claim_shows_the_comparison_that_decided_it_at_its_tests_level():
     far = {"a": [10, 10.1, 10.2], "b": [0, 0.1, 0.2]}
     assert Close("", "mIoU", a="a", b="b", band=1).shown(far, CONTRADICTED, alpha=0.05).level == pytest.approx(0.95)
     assert Close("", "mIoU", a="a", b="b", band=1).shown(far, REPRODUCED, alpha=0.05).level == pytest.approx(0.9)
+
+
+def test_an_assertion_combines_its_comparisons_by_its_rule():
+    from engine.claims import Rule, combine
+    ABSENT = Outcome.ABSENT
+    every = Rule.EVERY
+    assert combine(every, [REPRODUCED, REPRODUCED]) == REPRODUCED
+    assert combine(every, [REPRODUCED, CONTRADICTED, INCONCLUSIVE]) == CONTRADICTED  # one step the other way
+    assert combine(every, [REPRODUCED, INCONCLUSIVE]) == INCONCLUSIVE
+    assert combine(every, [REPRODUCED, ABSENT]) == INCONCLUSIVE  # not every step holds, none goes the other way
+    assert combine(every, [ABSENT, ABSENT]) == ABSENT
+    assert combine(Rule.ONE, [CONTRADICTED]) == CONTRADICTED
+    from engine.claims import Assertion
+    with pytest.raises(ValueError, match="rule 'one' takes one comparison"):
+        Assertion("x", "T1", [Greater("", "m", a="a", b="b")] * 2, rule=Rule.ONE)
+
+
+def test_the_headline_counts_assertions_and_a_variant_never_run_is_not_run_yet():
+    import pandas as pd
+
+    from engine.claims import Assertion
+    from report.overview import NOT_RUN, assertion_counts, judged_assertions, judged_claims, overview_table
+    rows = pd.DataFrame({"variant": ["a", "b", "c"] * 3, "seed": [0, 0, 0, 1, 1, 1, 2, 2, 2], "data_config": "{}",
+                         "run_id": [str(i) for i in range(9)], "eval_id": "e", "status": "ok", "preset": "smoke",
+                         "m": [5.0, 1.0, 3.0, 5.2, 1.1, 3.3, 5.1, 1.2, 3.1]})
+    ab, ac, ad, ca = (Greater("a > b", "m", a="a", b="b"), Greater("a > c", "m", a="a", b="c"),
+                      Greater("a > d", "m", a="a", b="d"), Greater("c > a", "m", a="c", b="a"))
+    spec = SimpleNamespace(name="t", title="T", claims=[ab, ac, ad, ca], bands={}, max_runs={}, published={},
+                           assertions=(Assertion("a beats all", "T1", [ab, ac]), Assertion("a beats d", "T1", [ad]),
+                                       Assertion("c beats a", "T2", [ca], beyond_paper=True)))
+    judged = judged_claims({"t": rows}, [spec], lambda r: (r, []))
+    found = judged_assertions(judged, [spec], {"t": rows}, lambda r: (r, []))["t"]
+    assert [ja.outcome for ja in found] == [REPRODUCED, NOT_RUN, CONTRADICTED]
+    assert found[1].missing == ("d",) and not found[2].counted  # beyond the paper: shown, not counted
+    assert assertion_counts(found) == {REPRODUCED: 1, CONTRADICTED: 0, "absent": 0, INCONCLUSIVE: 0, NOT_RUN: 1}
+    table = overview_table({"t": found})
+    assert "**a beats all** (T1), 2 comparisons, rule: every" in table and "↳ a > c" in table
+    assert "needs runs of d" in table and "c beats a" not in table

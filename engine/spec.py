@@ -20,11 +20,10 @@ from engine.presets import PRESETS
 KNOWN_METRICS = ("mIoU", "pixel_acc", "mean_acc", "boundary_acc", "internal_acc", "context_acc", "shape_acc",
                  "infer_fps", "infer_ms", "infer_fps_median", "crf_ms", "train_img_per_s", "params", "head_params",
                  "stage1_pct", "stage2_pct", "stage3_pct", "stage1_ms", "stage2_ms", "stage3_ms")
-# The suite's equivalence bands, fixed before any run: ±2 mIoU points, ±1 point of a per-pixel accuracy.
-# A claim whose difference is shown to lie inside its band is 'absent'; half the published effect,
-# where the paper prints one, comes before these, an ablation's BANDS may override a metric's, a
-# claim's own band wins over all (engine/design.py claim_band). Metrics without a band (speeds, shares)
-# are never judged 'absent'.
+# The suite's equivalence bands: ±2 mIoU points, ±1 point of a per-pixel accuracy, used where a table has no
+# seed noise to scale by yet (fewer than 2 seeds a variant); otherwise a claim's band is BAND_SEED_SDS × the
+# table's seed noise (engine/design.py claim_band), and a claim's own band wins over all. A claim whose difference
+# is shown to lie inside its band is 'absent'. Metrics without a band here (speeds, shares) are never 'absent'.
 DEFAULT_BANDS = {"mIoU": 2.0, "pixel_acc": 1.0, "mean_acc": 1.0, "boundary_acc": 1.0, "internal_acc": 1.0,
                  "context_acc": 1.0, "shape_acc": 1.0}
 # The report's extra sections an ablation may ask for (report/build.py draws them), with the names of

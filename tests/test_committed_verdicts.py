@@ -66,3 +66,21 @@ def test_every_assertion_says_where_it_stands_in_the_paper():
     for spec in load_all():
         for assertion in spec.assertions:
             assert "Table" in assertion.where, (spec.name, assertion.text, assertion.where)
+
+
+def test_absent_is_within_the_designs_reach_for_most_comparisons():
+    """Were every difference 0, a TOST inside the band (2 seed sds of the table) would decide 'absent' within
+    the last reachable look for most comparisons: a property of the seed spread and the band only."""
+    from engine.design import absent_seeds, claim_band, paired_by_seed, rows_looks, seed_values
+    specs = load_all()
+    results = read_results(os.path.join(REPO, "results"), specs)
+    reach = []
+    for spec in specs:
+        rows = one_plan(results[spec.name])[0]
+        looks = rows_looks(rows)
+        for c in spec.claims:
+            if not c.is_check and c.band is None and c.metric in spec.bands:
+                need = absent_seeds(c, seed_values(rows, c.metric, c.minus), looks, claim_band(spec, c, rows),
+                                    paired_by_seed(rows, c.variants()))
+                reach.append(need <= looks[-1])
+    assert sum(reach) > len(reach) / 2, f"{sum(reach)} of {len(reach)}"

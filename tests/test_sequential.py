@@ -319,3 +319,18 @@ def test_deeplab_table_2_compares_before_the_crf_where_the_paper_prints_both():
     assert effects[("k4d8", "k4d4")][0] == pytest.approx(67.14 - 63.74)  # no 4×4 dil 8 before the CRF
     assert "after the CRF" in effects[("k4d8", "k4d4")][1]
     assert effects[("k4d8", "k7d4")] == (pytest.approx(67.14 - 67.64), effects[("k4d8", "k4d4")][1])
+
+
+def test_the_band_is_two_seed_sds_of_the_table_at_its_first_look():
+    """Seed sds at the first look (seeds 0–2): a 1.0, b 2.0, c 3.0 → median 2.0 → band ±4.0; seed 3 is a later
+    look's and does not move it; a claim's own band wins; a metric without a suite band gets none."""
+    from engine.design import claim_band, seed_noise
+    rows = pd.DataFrame({"variant": list("aaaabbbbcccc"), "seed": [0, 1, 2, 3] * 3, "status": "ok",
+                         "seed_looks": "[3, 5]", "m": [1.0, 2.0, 3.0, 90.0, 0.0, 2.0, 4.0, -50.0, 0.0, 3.0, 6.0, 7.0],
+                         "infer_ms": 1.0})
+    assert seed_noise(rows, "m") == pytest.approx(2.0)
+    spec = SimpleNamespace(bands={"m": 2.0})
+    assert claim_band(spec, Greater("", "m", a="a", b="b"), rows) == 4.0
+    assert claim_band(spec, Close("", "m", a="a", b="b", band=0.5), rows) == 0.5
+    assert claim_band(spec, Greater("", "infer_ms", a="a", b="b"), rows) is None
+    assert claim_band(spec, Greater("", "m", a="a", b="b"), rows[rows["seed"] == 0]) == 2.0  # no spread yet: suite's

@@ -12,7 +12,8 @@ outcomes:
 - inconclusive: none of these; power() then gives its power line.
 
 The claims: Greater (a > b, by a margin; the paired t test when the variants pair by seed, else
-Welch's; with failed runs, Mann–Whitney with the failures ranked last), Increasing (Page's trend test
+Welch's; with failed runs, the paired sign test with a failed run losing its pair, or unpaired
+Mann–Whitney with the failures ranked last), Increasing (Page's trend test
 with each seed a block, or Spearman over all runs when they do not pair, plus neighbour steps), Best
 (argmax), Ratio (the t test on logarithms) and Close (equivalence: reproduced when TOST puts a − b
 inside the band). A claim with `by_construction` is a check: judged and shown, never counted.
@@ -26,7 +27,7 @@ import numpy as np
 from scipy.stats import page_trend_test
 
 from engine.stats import (ALPHA, POWER, clean, compare, detectable, difference_ci, equivalent, n_text, need_text,
-                          rank_compare, seeds_to_reach, spearman, spread)
+                          rank_compare, seeds_to_reach, sign_interval, sign_test, spearman, spread)
 
 
 class Outcome(StrEnum):
@@ -62,17 +63,23 @@ def failures(*lists):
 
 
 def one_sided(a, b, paired=False):
-    """compare(a, b, paired), or rank_compare where runs failed: (difference, p(a > b), p(a < b))."""
-    return rank_compare(a, b) if failures(a, b) else compare(a, b, paired)
+    """compare(a, b, paired), or where runs failed the paired sign test (paired) or Mann–Whitney (not):
+    (difference, p(a > b), p(a < b))."""
+    if failures(a, b):
+        return sign_test(a, b) if paired else rank_compare(a, b)
+    return compare(a, b, paired)
 
 
 def two_sample(a_vals, b_vals, alpha, band=None, paired=False, margin=0.0):
     """The outcome of 'a > b (by more than margin)' from two lists of per-seed values, and its text.
-    With failed runs (-inf) among them, the one-sided Mann–Whitney test, failures ranked last."""
+    With failed runs (-inf) among them: paired, the sign test with a failed run losing its pair (it keeps
+    the pairing, and decides: p = 1/2^n when every pair agrees); not paired, Mann–Whitney, failures last."""
     if failures(a_vals, b_vals):
-        diff, p_gt, p_lt = rank_compare([v - margin for v in a_vals], b_vals)
-        text = (f"median {diff + margin:+.2f} over finished runs (Mann–Whitney, {failures(a_vals)}/{len(a_vals)} vs "
-                f"{failures(b_vals)}/{len(b_vals)} runs failed, ranked last; p(>)={p_gt:.3g}")
+        shifted = [v - margin for v in a_vals]
+        diff, p_gt, p_lt = sign_test(shifted, b_vals) if paired else rank_compare(shifted, b_vals)
+        test = "paired sign test, a failed run loses its pair" if paired else "Mann–Whitney, failures ranked last"
+        text = (f"median {diff + margin:+.2f} ({test}; {failures(a_vals)}/{len(a_vals)} vs "
+                f"{failures(b_vals)}/{len(b_vals)} runs failed; p(>)={p_gt:.3g}")
         if math.isnan(p_gt):
             return Outcome.INCONCLUSIVE, text + "); needs ≥ 2 seeds per variant"
         verdict = (Outcome.REPRODUCED if p_gt < alpha else Outcome.CONTRADICTED if p_lt < alpha
@@ -99,7 +106,9 @@ def pair_shown(values, a, b, paired, level, what=None, basis="pair"):
     failed runs among them the interval is left out (NaN): the rank test that decided has none."""
     av, bv = values.get(a, []), values.get(b, [])
     what = what or f"{a} − {b}"
-    if failures(av, bv):
+    if failures(av, bv):  # paired: the sign test's own interval; Mann–Whitney: none here
+        if paired:
+            return Shown(what, *sign_interval(av, bv, level), level, "rank")
         return Shown(what, rank_compare(av, bv)[0], level=level, basis="rank")
     return Shown(what, *difference_ci(av, bv, paired, level), level, basis)
 

@@ -126,18 +126,18 @@ def test_variants_pair_by_seed_when_they_share_one_data_config():
 
 
 def test_a_failed_run_counts_against_its_variant():
-    """Survivors alone would be a clear win; two of five runs diverged, so the rank test (failures ranked
-    last) does not find a over b, and the statistic says how many failed."""
+    """Survivors alone would be a clear win; two of five runs diverged, so the paired sign test (a failed run
+    loses its pair) finds 3 of 5 pairs for a: not a over b, and the statistic says how many failed."""
     rows = pd.DataFrame({"variant": ["a"] * 5 + ["b"] * 5, "seed": list(range(5)) * 2, "data_config": "{}",
                          "run_id": [f"{i}" for i in range(10)],
                          "status": ["ok", "ok", "ok", "failed: non-finite loss", "failed: non-finite loss"] + ["ok"] * 5,
                          "m": [10.0, 10.5, 10.2, None, None, 5.0, 5.3, 5.1, 5.2, 5.4]})
     spec = claims_spec([Greater("a > b", "m", a="a", b="b")])
     (verdict,) = claim_verdicts(spec, rows, looks=[5])
-    assert verdict.outcome == INCONCLUSIVE and "Mann–Whitney, 2/5 vs 0/5 runs failed" in verdict.statistic
+    assert verdict.outcome == INCONCLUSIVE and "paired sign test, a failed run loses its pair; 2/5 vs 0/5" in verdict.statistic
     survivors = rows[rows["status"] == "ok"]
     assert claim_verdicts(spec, survivors, looks=[5])[0].outcome == REPRODUCED
-    # every run of b failed: a beats it by ranks (p = 1/252 < 0.05)
+    # every run of b failed: a wins every pair (p = 1/32 < 0.05)
     rows["status"] = ["ok"] * 5 + ["failed: non-finite loss"] * 5
     rows["m"] = [10.0, 10.5, 10.2, 10.4, 10.1] + [None] * 5
     assert claim_verdicts(spec, rows, looks=[5])[0].outcome == REPRODUCED
@@ -334,3 +334,36 @@ def test_the_band_is_two_seed_sds_of_the_table_at_its_first_look():
     assert claim_band(spec, Close("", "m", a="a", b="b", band=0.5), rows) == 0.5
     assert claim_band(spec, Greater("", "infer_ms", a="a", b="b"), rows) is None
     assert claim_band(spec, Greater("", "m", a="a", b="b"), rows[rows["seed"] == 0]) == 2.0  # no spread yet: suite's
+
+
+def test_failed_runs_under_the_null_keep_each_wrong_direction_at_most_five_percent():
+    """1,000 null sequences (looks 3, 5, 8; pairs share a seed effect) where each run fails with probability
+    0.2 whatever its variant: the paired sign test (a failed run loses its pair) keeps each wrong direction
+    at most 5 %."""
+    rng, claim = np.random.default_rng(1), Greater("", "m", a="a", b="b")
+    counts = {REPRODUCED: 0, CONTRADICTED: 0, ABSENT: 0, INCONCLUSIVE: 0}
+    sims, failed_any = 1000, 0
+    for _ in range(sims):
+        shared = rng.normal(0, 1, 8)
+        by_seed = {}
+        for v in "ab":
+            draws = rng.normal(0, 1, 8) + 3 * shared
+            draws[rng.random(8) < 0.2] = -math.inf
+            by_seed[v] = dict(enumerate(draws.tolist()))
+        failed_any += any(x == -math.inf for d in by_seed.values() for x in d.values())
+        counts[sequential(claim, by_seed, LOOKS, band=0.5, paired=True).outcome] += 1
+    assert failed_any > 0.9 * sims
+    assert counts[REPRODUCED] / sims <= 0.05 and counts[CONTRADICTED] / sims <= 0.05, counts
+
+
+def test_a_failed_run_still_lets_a_paired_claim_decide_and_shows_the_sign_tests_interval():
+    """Looks 3, 5, 8 (α = 0.05/3 each); b's seed 0 diverged, a ahead in every other pair: at 8 seeds a wins all 8
+    pairs, p = 1/256. Its interval is the sign test's at 1 − 2α: only a count of 8 of 8 rejects, so it spans the
+    smallest to the largest difference, 1 to +inf (the failed pair): above 0."""
+    by_seed = {"a": {s: 10.0 + 0.1 * s for s in range(8)}, "b": {s: 9.0 + 0.1 * s for s in range(8)}}
+    by_seed["b"][0] = -math.inf
+    verdict = sequential(Greater("", "m", a="a", b="b"), by_seed, LOOKS, paired=True)
+    assert (verdict.outcome, verdict.look) == (REPRODUCED, 3) and "paired sign test" in verdict.statistic
+    assert verdict.shown.basis == "rank" and (verdict.shown.low, verdict.shown.high) == (1.0, math.inf)
+    by_seed["a"][0], by_seed["b"][0] = -math.inf, 9.0  # now a's run failed: 7 of 8, p = 9/256 > 0.05/3
+    assert sequential(Greater("", "m", a="a", b="b"), by_seed, LOOKS, paired=True).outcome == INCONCLUSIVE

@@ -63,7 +63,7 @@ def test_claims_table_names_the_failed_runs_it_counted():
     spec = SimpleNamespace(name="t", claims=[Greater("a > b", "mIoU", a="a", b="b")], bands={}, max_runs={})
     table = claims_table(spec, rows, judged_claims({"t": rows}, [spec], lambda r: (r, []))["t"])
     assert "inconclusive" in table and "failed runs (counted, ranked last): b ×1" in table
-    assert "Mann–Whitney, 0/2 vs 1/2 runs failed" in table
+    assert "Mann–Whitney, failures ranked last; 0/2 vs 1/2 runs failed" in table  # no data config: unpaired
 
 
 def test_each_claim_shows_the_comparison_that_decided_it_at_its_tests_level():
@@ -121,3 +121,17 @@ def test_the_headline_counts_assertions_and_a_variant_never_run_is_not_run_yet()
     table = overview_table({"t": found})
     assert "**a beats all** (T1), 2 comparisons, rule: every" in table and "↳ a > c" in table
     assert "needs runs of d" in table and "c beats a" not in table
+
+
+def test_the_sign_test_and_its_interval_against_hand_computed_cases():
+    import math
+
+    from engine.stats import sign_interval, sign_test
+    a, b = [3.0, 2.0, 5.0, -math.inf, 4.0], [1.0, 1.0, 1.0, 0.0, 1.0]  # differences 2, 1, 4, -inf, 3
+    median, p_gt, p_lt = sign_test(a, b)
+    assert median == 2.0 and p_gt == pytest.approx(6 / 32) and p_lt == pytest.approx(31 / 32)  # P(≥4 of 5), P(≥1)
+    # at 1 − 2·(1/32)… no count of 5 reaches one side at 0.03: the interval is unbounded
+    assert sign_interval(a, b, 0.94)[1:] == (-math.inf, math.inf)
+    # at 0.5 a side (level 0): c = 3 (P(≥3 of 5) = 0.5): [d(3), d(3)] = the median
+    assert sign_interval(a, b, 0.0)[1:] == (2.0, 2.0)
+    assert sign_test([1.0, -math.inf], [1.0, -math.inf])[1:] == (1.0, 1.0)  # a tie and two failed runs: no signs

@@ -20,14 +20,14 @@ import pandas as pd
 
 from engine.analysis import data_analysis_file, load_analysis
 from engine.claims import DECIDED, RULE_TEXT, Rule, fact_holds
-from engine.design import rows_looks
+from engine.design import SOFT_SEED_SDS, family_error, rows_looks, soft_failures
 from engine.rows import OK, ResultsError, read_rows, write_text
 from engine.spec import SECTIONS
 from engine.stats import ALPHA
 from engine.tuning import choose_lrs, lr_point_id, selection_csv
 from report import deeplab, erf, lc_sections, psp, standins
 from report.common import fmt, md_table, mean_std, per_seed, plt, save_figure
-from report.overview import (NOT_RUN, assertion_counts, difference_text, family_line, judged_assertions, judged_claims,
+from report.overview import (NOT_RUN, assertion_counts, difference_text, family_text, judged_assertions, judged_claims,
                              left_out_text, overview_table, pair_correlations, pairing_text)
 
 METRIC_NAMES = {"mIoU": "mIoU %", "pixel_acc": "pixel acc %", "mean_acc": "mean class acc %",
@@ -182,6 +182,11 @@ def claim_row(spec, rows, j, text):
     statistic, failed = verdict.statistic, failed_runs(rows, verdict.claim)
     if failed:
         statistic += f"; failed runs (counted, ranked last): {', '.join(failed)}"
+    soft = soft_failures(rows, verdict.claim.metric, verdict.claim.minus)
+    soft = [f"{v} seed {s} ({x:.1f})" for v in verdict.claim.variants() for s, x in soft.get(v, [])]
+    if soft:
+        statistic += (f"; **soft failures** (trained, but {SOFT_SEED_SDS:g}+ seed sds below their variant's median; "
+                      f"counted as they are): {', '.join(soft)}")
     if not verdict.decided and j.counted:
         statistic += f". **Why undecided:** {why_undecided(spec, rows, verdict)}"
     outcome = f"**{verdict.outcome}**"
@@ -234,12 +239,14 @@ def verdict_summary(results, specs, judged, assertions):
                                         if rs else "")
         other = sum(not ja.counted for ja in assertions[spec.name])
         body.append([f"`{spec.name}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{sum(counts.values())}"
-                     + (f" (+{other} not counted)" if other else ""), family_line(claims), looks, pairing])
+                     + (f" (+{other} not counted)" if other else ""), family_text(claims, family_error(spec, rows)),
+                     looks, pairing])
     decided, n = sum(total[k] for k in DECIDED), sum(total.values())
     spans = [wall_span(one_plan(results[spec.name])[0]) for spec in specs if spec.name in results]
+    comparisons = sum(j.counted for claims in judged.values() for j in claims)
     body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**",
-                 f"{n} × 0.05 = {0.05 * n:.2f}", "", ""])
-    return md_table(["ablation", *kinds, "assertions decided", "expected false verdicts ≤",
+                 f"{comparisons} comparisons; false *reproduced* expected ≤ {ALPHA * comparisons:.2f}", "", ""])
+    return md_table(["ablation", *kinds, "assertions decided", "P(≥ 1 false verdict) if nothing differed, simulated",
                      "looks (seeds per variant)", "test"], body) + (
         "\n\nCounted: the papers' assertions, each once (its verdict combines its comparisons by its rule: "
         f"{RULE_TEXT[Rule.EVERY]}), not those beyond the papers, checks, or a table's restatement of an assertion "
@@ -251,9 +258,12 @@ def verdict_summary(results, specs, judged, assertions):
         "(number of reachable looks), and keeps the first decision: over all its looks a claim whose effect is "
         f"absent comes out *reproduced* with probability at most {ALPHA:g}, and one whose effect is real comes out "
         f"*contradicted* with probability at most {ALPHA:g} (simulation tests check both, paired and Welch). Per "
-        "ablation, 'expected false verdicts ≤' is the claims × α: were every claimed effect absent, at most that "
-        f"many false *reproduced* in expectation (over all {n}: {ALPHA * n:.1f}); no correction across claims is "
-        "made, so read an ablation's verdicts with that number beside them. A claim's variants pair by seed when "
+        "ablation, the family: the chance that at least one of its comparisons (checks aside) gets a false verdict of "
+        "either kind (*reproduced* or *contradicted*; a 'matches' claim, *contradicted*) were no variant different "
+        "from any other, simulated under this design — its looks, levels, bands and pairing, values in units of "
+        "the table's seed noise with its median pair correlation (engine/design.py family_error, 200 simulations, "
+        "± about 3 points) — beside the count of its comparisons × α (the expected number of false *reproduced*). "
+        "No correction across comparisons is made, so read an ablation's verdicts with that chance beside them. A claim's variants pair by seed when "
         "they train on one data config (the same seed: the same data order and augmentation, the same pretrained backbone, the same initial weights where "
         "the architectures agree): two-variant claims use the paired t test, trends Page's test with each seed "
         "a block; a failed run counts against its variant: it loses its pair in a paired sign test (ranked last "

@@ -183,10 +183,10 @@ def assertion_counts(judged):
     return {k: outcomes.count(k) for k in [*DECIDED, "inconclusive", NOT_RUN]}
 
 
-def family_line(claims):
-    """The family-wise picture of one ablation's counted claims at α = 0.05 each."""
+def family_text(claims, chance):
+    """An ablation's family: the simulated chance of at least one false verdict, and its comparisons × α."""
     n = sum(j.counted for j in claims)
-    return f"{n} × 0.05 = {0.05 * n:.2f}" if n else "–"
+    return f"{100 * chance:.0f} % ({n} comparisons × 0.05 = {0.05 * n:.2f} false *reproduced* expected)" if n else "–"
 
 
 def decided_share(judged):

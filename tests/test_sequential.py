@@ -367,3 +367,25 @@ def test_a_failed_run_still_lets_a_paired_claim_decide_and_shows_the_sign_tests_
     assert verdict.shown.basis == "rank" and (verdict.shown.low, verdict.shown.high) == (1.0, math.inf)
     by_seed["a"][0], by_seed["b"][0] = -math.inf, 9.0  # now a's run failed: 7 of 8, p = 9/256 > 0.05/3
     assert sequential(Greater("", "m", a="a", b="b"), by_seed, LOOKS, paired=True).outcome == INCONCLUSIVE
+
+
+def test_the_family_chance_of_a_false_verdict_against_hand_computed_cases():
+    """One look at α = 0.05, paired: one two-variant comparison is wrong either way with chance 2 × 0.05 = 0.10;
+    two on disjoint pairs of variants, 1 − 0.9² = 0.19 (simulated: within a few points; deterministic)."""
+    from engine.design import family_error
+    rows = pd.DataFrame({"variant": list("abcd") * 3, "seed": [0] * 4 + [1] * 4 + [2] * 4, "status": "ok",
+                         "data_config": "{}", "seed_looks": "[3]", "m": np.arange(12.0) % 5})
+    one = SimpleNamespace(claims=[Greater("", "m", a="a", b="b")], bands={"m": 2.0})
+    two = SimpleNamespace(claims=[Greater("", "m", a="a", b="b"), Greater("", "m", a="c", b="d")], bands={"m": 2.0})
+    assert family_error(one, rows, sims=600) == family_error(one, rows, sims=600)
+    assert family_error(one, rows, sims=600) == pytest.approx(0.10, abs=0.035)
+    assert family_error(two, rows, sims=600) == pytest.approx(0.19, abs=0.045)
+
+
+def test_a_run_far_below_its_variants_other_seeds_is_flagged_as_a_soft_failure():
+    """Seed sds 0.1, 11.5 and 0.15 → table noise 0.15 (their median); b's seed 1 (60 against 80, 80.1) lies 133
+    noise units below b's median: flagged; c's seed 2, 0.2 below (1.3 units), is not."""
+    from engine.design import soft_failures
+    rows = pd.DataFrame({"variant": list("aaabbbccc"), "seed": [0, 1, 2] * 3, "status": "ok", "seed_looks": "[3]",
+                         "m": [10.0, 10.1, 10.2, 80.0, 60.0, 80.1, 5.0, 5.1, 4.8]})
+    assert soft_failures(rows, "m") == {"b": [(1, 60.0)]}

@@ -182,7 +182,8 @@ def claim_row(spec, rows, j, text):
     statistic, failed = verdict.statistic, failed_runs(rows, verdict.claim)
     if failed:
         statistic += f"; failed runs (counted, ranked last): {', '.join(failed)}"
-    soft = soft_failures(rows, verdict.claim.metric, verdict.claim.minus)
+    accuracy = verdict.claim.metric in getattr(spec, "bands", {})  # speeds and shares have no mechanism to miss
+    soft = soft_failures(rows, verdict.claim.metric, verdict.claim.minus) if accuracy else {}
     soft = [f"{v} seed {s} ({x:.1f})" for v in verdict.claim.variants() for s, x in soft.get(v, [])]
     if soft:
         statistic += (f"; **soft failures** (trained, but {SOFT_SEED_SDS:g}+ seed sds below their variant's median; "

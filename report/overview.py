@@ -127,7 +127,11 @@ def published_text(spec, verdict):
     published = published_difference(spec, claim)
     pub = "–" if published is None else (f"{published:.2f}×" if isinstance(claim, Ratio) else f"{published:+.2f}")
     pub += f", {claim.published_from}" if claim.published_from and published is not None else ""
-    return pub + (f" (band ±{band:g})" if band and not isinstance(claim, Ratio) else "")
+    if not band or isinstance(claim, Ratio):
+        return pub
+    # 'absent' inside a band as wide as the paper's effect cannot rule that effect out: say so where it is
+    wide = published is not None and claim.band is None and abs(published) <= band
+    return pub + f" (band ±{band:g}{': wider than the paper’s effect' if wide else ''})"
 
 
 def assertion_rows(ja, first_cell=""):

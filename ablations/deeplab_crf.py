@@ -8,7 +8,7 @@ so the same run ids: run after it, they are not trained again).
 Run alone: python -m ablations deeplab_crf [--preset quick]
 """
 from ablations import deeplab_fov as fov
-from engine.claims import Best, Greater
+from engine.claims import Assertion, Best, Close, Greater, Rule
 
 NAME = "deeplab_crf"
 TITLE = "DeepLab v1 Table 1(a) — MSc and the fully connected CRF"
@@ -73,6 +73,16 @@ CLAIMS = [
     Greater("MSc improves LargeFOV, without the CRF (paper +1.96)", "mIoU", a="largefov_msc", b="largefov"),
     Best("DeepLab-MSc-LargeFOV + CRF is the best of Table 1(a) (paper 68.70; next 67.64)", "mIoU",
          expected="largefov_msc_crf", candidates=[f"{v}_crf" for v in TABLE_1A]),
+]
+# the paper's "LargeFOV matches 7×7" is after the CRF (Table 2: 67.64 = 67.64); deeplab_fov's ±2 points
+CLAIMS += [Close(f"after the CRF, LargeFOV matches 7×7 (paper 67.64 = 67.64; within ±{fov.MATCH_MARGIN:g})", "mIoU",
+                 a="largefov_crf", b="k7d4_crf", band=fov.MATCH_MARGIN)]
+
+WHERE = "DeepLab v1 §5, Table 1(a)"
+ASSERTIONS = [
+    Assertion("the dense CRF improves every variant", WHERE, CLAIMS[0:5]),
+    Assertion("multi-scale features (MSc) improve accuracy, before the CRF", WHERE, CLAIMS[5:7]),
+    Assertion("LargeFOV matches 7×7 (after the CRF)", "DeepLab v1 §5, Table 2", [CLAIMS[8]], rule=Rule.ONE),
 ]
 
 # report/deeplab.py crf_sections: Table 1(a) and Table 2 (its rows in the paper's order) before / after the CRF

@@ -8,7 +8,7 @@ held-out fractal images (report section "standins"): one pretraining each, shown
 Run alone: python -m ablations gcn_backbone [--preset quick]
 """
 from ablations import gcn_boundary, gcn_k
-from engine.claims import Close, Greater
+from engine.claims import Assertion, Close, Greater
 
 NAME = "gcn_backbone"
 TITLE = "GCN Table 6 — ResNet-50 vs ResNet50-GCN backbone"
@@ -41,6 +41,9 @@ CLAIMS = [
     Greater("GCN + BR lifts the ResNet-GCN backbone over its 1×1 head (paper: 72.5 vs 71.2)", "mIoU",
             a="resnetgcn_gcnbr", b="resnetgcn_base"),
 ]
+
+WHERE = "GCN §4.2, Table 6"
+ASSERTIONS = [Assertion("GCN + BR lifts both backbones over their 1×1 heads", WHERE, CLAIMS[2:4])]
 
 REPORT_SECTIONS = {"standins": {"variants": list(PUBLISHED_TOP5_ERROR), "published": PUBLISHED_TOP5_ERROR}}
 

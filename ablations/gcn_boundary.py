@@ -8,7 +8,7 @@ full and paper presets).
 Run alone: python -m ablations gcn_boundary [--preset quick]
 """
 from ablations import gcn_k
-from engine.claims import Best, Greater
+from engine.claims import Assertion, Best, Close, Greater, Rule
 
 NAME = "gcn_boundary"
 TITLE = "GCN Table 5 — boundary vs internal accuracy of GCN and Boundary Refinement"
@@ -50,6 +50,16 @@ CLAIMS = [
             a=BR, b=GCN),
     Best("GCN + BR has the best mIoU (paper: 74.7 vs 74.5 vs 69.0)", "mIoU", expected=BR,
          candidates=["base", GCN, BR]),
+]
+# "barely": within the suite's band of a per-pixel accuracy, ±1 point (engine/spec.py DEFAULT_BANDS)
+CLAIMS += [Close(f"GCN (k = {K}) barely changes boundary accuracy: GCN − base within ±1 point (paper: 71.5 vs 71.3)",
+                 "boundary_acc", a=GCN, b="base", band=1.0)]
+
+WHERE = "GCN §4.1, Table 5"
+ASSERTIONS = [
+    Assertion("GCN mainly lifts internal accuracy", WHERE, CLAIMS[0:2]),
+    Assertion("GCN barely changes boundary accuracy (+0.2)", WHERE, [CLAIMS[5]], rule=Rule.ONE),
+    Assertion("BR mainly lifts boundary accuracy", WHERE, CLAIMS[2:4]),
 ]
 
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized)

@@ -2,7 +2,7 @@
 
 Run alone: python -m ablations gcn_k [--preset quick]
 """
-from engine.claims import Greater, Increasing
+from engine.claims import Assertion, Greater, Increasing
 
 NAME = "gcn_k"
 TITLE = "GCN Table 1 — kernel size k"
@@ -35,6 +35,10 @@ CLAIMS = [
     Greater("GCN k = 15 (kernel ≈ the feature map) beats the 1×1 baseline (paper: +5.5 mIoU)", "mIoU",
             a="k15", b="base"),
 ]
+
+WHERE = "GCN §4.1, Table 1"
+ASSERTIONS = [Assertion("mIoU rises with the kernel size k; k = 15 (about the feature map) is +5.5 over the 1×1 base",
+                        WHERE, CLAIMS)]
 
 # report sections beyond the standard ones: {section name (report/build.py): its arguments}
 REPORT_SECTIONS = {"erf": {"variants": list(ERF_VARIANTS)}}

@@ -9,7 +9,7 @@ by a probe of whether the auxiliary loss speeds up the main loss's descent (see 
 Run alone: python -m ablations psp_aux [--preset quick]
 """
 from ablations import psp_common
-from engine.claims import Best, Greater
+from engine.claims import Assertion, Best, Greater
 
 NAME = "psp_aux"
 TITLE = "PSPNet Table 2 — auxiliary loss weight α"
@@ -41,6 +41,9 @@ CLAIMS = [Greater(f"an auxiliary loss helps: α = {a} beats no auxiliary loss", 
     Best("α = 0.4 is the best weight (a shallow optimum: with seed noise of a few mIoU an argmax "
          "over close values is often inconclusive)", "mIoU", expected="a0.4", candidates=[f"a{a}" for a in ALPHAS]),
 ]
+
+WHERE = "PSPNet §5.2, Table 2"
+ASSERTIONS = [Assertion("any auxiliary loss weight helps (α = 0.3, 0.4, 0.6, 0.9 each beat none)", WHERE, CLAIMS[0:4])]
 
 REPORT_SECTIONS = {"psp_curves": {}}
 

@@ -11,7 +11,7 @@ comparison is judged there (the report counts it once).
 Run alone: python -m ablations psp_chain [--preset quick]
 """
 from ablations import psp_common, psp_depth, psp_pool
-from engine.claims import Greater
+from engine.claims import Assertion, Greater
 
 NAME = "psp_chain"
 TITLE = "PSPNet Table 4 — the chain of improvements"
@@ -55,6 +55,9 @@ LABELS = {v["id"]: v["label"] for v in VARIANTS}
 CLAIMS = [Greater(f"{LABELS[b]} improves on the step before (paper: {PUBLISHED[b]['mIoU']:g} vs "
                   f"{PUBLISHED[a]['mIoU']:g})", "mIoU", a=b, b=a) for a, b in zip(ORDER, ORDER[1:])]
 
+WHERE = "PSPNet §5.2, Table 4"
+ASSERTIONS = [Assertion("each step of the chain improves on the one before", WHERE, CLAIMS)]
+
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): 5 trained models
 # per seed (the two MS rows are one), 3 of them other tables'
 MAX_RUNS = {"quick": 25}
@@ -67,5 +70,6 @@ DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": psp_common.DEVIATIONS["synth
     "the + DA run has no auxiliary loss on psp_pool's trunk, which psp_aux (a deeper trunk) does not share.",
     f"The deeper backbone is psp_depth's deepest rung (plain trunk convs {psp_depth.LADDER[DEEPEST]}), not a "
     "ResNet-269.",
-    "The baseline's data differ from the other steps' (no mirror), so this table's rows hold two data configs and "
-    "its claims are judged unpaired (Welch t): the suite pairs variants by seed only within one data config."]}
+    "The baseline's data differ from the other steps' (no mirror), so its step (+ DA) is judged unpaired (Welch t); "
+    "every later step's runs pair by seed (one data config) and use the paired test, + MS (one model evaluated "
+    "two ways) too."]}

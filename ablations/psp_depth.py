@@ -10,7 +10,7 @@ so its single-scale row is psp_pool's full-module run, trained once.
 Run alone: python -m ablations psp_depth [--preset quick]
 """
 from ablations import psp_common, psp_pool
-from engine.claims import Greater, Increasing
+from engine.claims import Assertion, Greater, Increasing
 
 NAME = "psp_depth"
 TITLE = "PSPNet Table 3 — backbone depth, single- and multi-scale testing"
@@ -54,6 +54,10 @@ def depth_trend(kind):
 CLAIMS = [depth_trend("ss"), depth_trend("ms")] + [
     Greater(f"multi-scale testing improves ResNet{d} (paper: {PUBLISHED[f'r{d}_ms']['mIoU']:g} vs "
             f"{PUBLISHED[f'r{d}_ss']['mIoU']:g})", "mIoU", a=f"r{d}_ms", b=f"r{d}_ss") for d in LADDER]
+
+WHERE = "PSPNet §5.2, Table 3"
+ASSERTIONS = [Assertion("a deeper backbone is better, single- and multi-scale", WHERE, CLAIMS[0:2]),
+              Assertion("multi-scale testing improves every depth", WHERE, CLAIMS[2:6])]
 
 # report sections beyond the standard ones: each rung's stand-in as a classifier (report/standins.py)
 REPORT_SECTIONS = {"standins": {"variants": [f"r{d}_ss" for d in LADDER]}}

@@ -12,7 +12,8 @@ outcomes:
 - inconclusive: none of these; power() then gives its power line.
 
 The claims: Greater (a > b, by a margin; the paired t test when the variants pair by seed, else
-Welch's; with failed runs, Mann–Whitney with the failures ranked last), Increasing (Page's trend test
+Welch's; with failed runs, the paired sign test with a failed run losing its pair, or unpaired
+Mann–Whitney with the failures ranked last), Increasing (Page's trend test
 with each seed a block, or Spearman over all runs when they do not pair, plus neighbour steps), Best
 (argmax), Ratio (the t test on logarithms) and Close (equivalence: reproduced when TOST puts a − b
 inside the band). A claim with `by_construction` is a check: judged and shown, never counted.
@@ -26,7 +27,7 @@ import numpy as np
 from scipy.stats import page_trend_test
 
 from engine.stats import (ALPHA, POWER, clean, compare, detectable, difference_ci, equivalent, n_text, need_text,
-                          rank_compare, seeds_to_reach, spearman, spread)
+                          rank_compare, seeds_to_reach, sign_interval, sign_test, spearman, spread)
 
 
 class Outcome(StrEnum):
@@ -39,22 +40,46 @@ class Outcome(StrEnum):
 DECIDED = (Outcome.REPRODUCED, Outcome.CONTRADICTED, Outcome.ABSENT)
 
 
+@dataclass(frozen=True)
+class Shown:
+    """The comparison that decided a verdict, as the report shows it: `what` it compares (e.g.
+    "k7d4 − k4d4", "worst step r152→r269"), its difference signed so that positive is as the paper
+    says (a Ratio's: the ratio), and the two-sided interval at the level of the test that decided
+    (a one-sided test at α: 1 − 2α; TOST at α: 1 − 2α), so a reproduced row's interval lies on the
+    claimed side, a contradicted row's on the other and an absent row's inside the band.
+    basis: "pair" (two variants), "step" (a trend's worst neighbour step: Page's trend test has no
+    interval, so a trend decided by it shows the step that could have stopped it) or "rank" (failed
+    runs: a sign test's order-statistic interval)."""
+    what: str
+    difference: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    level: float = 0.95
+    basis: str = "pair"
+
+
 def failures(*lists):
     return sum(v == -math.inf for values in lists for v in values)
 
 
 def one_sided(a, b, paired=False):
-    """compare(a, b, paired), or rank_compare where runs failed: (difference, p(a > b), p(a < b))."""
-    return rank_compare(a, b) if failures(a, b) else compare(a, b, paired)
+    """compare(a, b, paired), or where runs failed the paired sign test (paired) or Mann–Whitney (not):
+    (difference, p(a > b), p(a < b))."""
+    if failures(a, b):
+        return sign_test(a, b) if paired else rank_compare(a, b)
+    return compare(a, b, paired)
 
 
 def two_sample(a_vals, b_vals, alpha, band=None, paired=False, margin=0.0):
     """The outcome of 'a > b (by more than margin)' from two lists of per-seed values, and its text.
-    With failed runs (-inf) among them, the one-sided Mann–Whitney test, failures ranked last."""
+    With failed runs (-inf) among them: paired, the sign test with a failed run losing its pair (it keeps
+    the pairing, and decides: p = 1/2^n when every pair agrees); not paired, Mann–Whitney, failures last."""
     if failures(a_vals, b_vals):
-        diff, p_gt, p_lt = rank_compare([v - margin for v in a_vals], b_vals)
-        text = (f"median {diff + margin:+.2f} over finished runs (Mann–Whitney, {failures(a_vals)}/{len(a_vals)} vs "
-                f"{failures(b_vals)}/{len(b_vals)} runs failed, ranked last; p(>)={p_gt:.3g}")
+        shifted = [v - margin for v in a_vals]
+        diff, p_gt, p_lt = sign_test(shifted, b_vals) if paired else rank_compare(shifted, b_vals)
+        test = "paired sign test, a failed run loses its pair" if paired else "Mann–Whitney, failures ranked last"
+        text = (f"median {diff + margin:+.2f} ({test}; {failures(a_vals)}/{len(a_vals)} vs "
+                f"{failures(b_vals)}/{len(b_vals)} runs failed; p(>)={p_gt:.3g}")
         if math.isnan(p_gt):
             return Outcome.INCONCLUSIVE, text + "); needs ≥ 2 seeds per variant"
         verdict = (Outcome.REPRODUCED if p_gt < alpha else Outcome.CONTRADICTED if p_lt < alpha
@@ -76,6 +101,18 @@ def two_sample(a_vals, b_vals, alpha, band=None, paired=False, margin=0.0):
     return Outcome.INCONCLUSIVE, text + ")"
 
 
+def pair_shown(values, a, b, paired, level, what=None, basis="pair"):
+    """Shown: a − b of two variants with its two-sided interval at `level` (paired where paired). With
+    failed runs among them the interval is left out (NaN): the rank test that decided has none."""
+    av, bv = values.get(a, []), values.get(b, [])
+    what = what or f"{a} − {b}"
+    if failures(av, bv):  # paired: the sign test's own interval; Mann–Whitney: none here
+        if paired:
+            return Shown(what, *sign_interval(av, bv, level), level, "rank")
+        return Shown(what, rank_compare(av, bv)[0], level=level, basis="rank")
+    return Shown(what, *difference_ci(av, bv, paired, level), level, basis)
+
+
 @dataclass(frozen=True)
 class Claim:
     """text: the claim as the report states it; metric: the row column it is judged on (with minus,
@@ -87,6 +124,10 @@ class Claim:
     minus: str | None = None
     band: float | None = None
     by_construction: str | None = None  # why it holds by definition: then a check, reported, never counted
+    # the paper's effect where the ablation's PUBLISHED numbers do not give it like with like (e.g. before
+    # the CRF, from another table), signed as the claim (Ratio: the ratio), and where it comes from
+    published: float | None = None
+    published_from: str | None = None
 
     @property
     def is_check(self):
@@ -102,17 +143,14 @@ class Claim:
         """(a, b) when the claim compares two variants; None otherwise."""
         return None
 
-    def difference(self, values, paired=False):
-        """(difference, 95 % CI low, high) the report shows beside the verdict: a − b of the two variants
-        the power line compares (paired where paired); NaNs when they are missing."""
-        ends = self.power_ends(values)
-        if ends is None:
-            return math.nan, math.nan, math.nan
-        return difference_ci(values.get(ends[0], []), values.get(ends[1], []), paired)
-
     def judge(self, values, alpha=ALPHA, band=None, paired=False):
         """(Outcome, statistic text) from {variant: [value per seed]} at level alpha."""
         raise NotImplementedError
+
+    def shown(self, values, outcome, alpha=ALPHA, band=None, paired=False):
+        """The Shown comparison behind `outcome` (what judge decided on these values at alpha)."""
+        a, b = self.pair()
+        return pair_shown(values, a, b, paired, 1 - 2 * alpha)
 
     def power_ends(self, values):
         """The two variants the power line compares, or None when results are missing."""
@@ -261,6 +299,19 @@ class Increasing(Claim):
         return None, text, float(up.pvalue), float(down.pvalue)
 
 
+    def shown(self, values, outcome, alpha=ALPHA, band=None, paired=False):
+        """Absent: last − first at 1 − 2α (the TOST). Otherwise the worst neighbour step at the steps'
+        level (each one-sided at α / (2·steps): 1 − α/steps): contradicted by a step, that step lies
+        below 0; reproduced, no step does (the trend itself is Page's or Spearman's p, in the statistic)."""
+        if outcome == Outcome.ABSENT:
+            return pair_shown(values, self.order[-1], self.order[0], paired, 1 - 2 * alpha)
+        level = 1 - alpha / (len(self.order) - 1)
+        steps = [pair_shown(values, hi, lo, paired, level, f"worst step {lo}→{hi}", "step")
+                 for lo, hi in zip(self.order[:-1], self.order[1:])]
+        finite = [s for s in steps if math.isfinite(s.high)] or steps
+        return min(finite, key=lambda s: (s.high, s.difference))
+
+
 @dataclass(frozen=True)
 class Best(Claim):
     """`expected` has the highest mean among `candidates`. Reproduced if it has the highest mean and
@@ -311,6 +362,22 @@ class Best(Claim):
                 return Outcome.ABSENT, text
         return Outcome.INCONCLUSIVE, text
 
+    def shown(self, values, outcome, alpha=ALPHA, band=None, paired=False):
+        """expected − the candidate that decided: contradicted, the strongest of those above it (at
+        1 − 2α/others, the level each was tested at); absent, the one least surely inside the band;
+        otherwise the runner-up (at 1 − 2α)."""
+        ends = self.power_ends(values)
+        if ends is None:
+            return Shown(f"{self.expected} − best other")
+        others = [c for c in self.means(values) if c != self.expected]
+        expected, rival, level = self.expected, ends[1], 1 - 2 * alpha
+        if outcome == Outcome.CONTRADICTED:
+            rival = min(others, key=lambda c: one_sided(values[c], values[expected], paired)[1])
+            level = 1 - 2 * alpha / len(others)
+        elif outcome == Outcome.ABSENT:
+            rival = max(others, key=lambda c: equivalent(values[expected], values[c], band, alpha, paired)[0])
+        return pair_shown(values, expected, rival, paired, level)
+
 
 @dataclass(frozen=True)
 class Ratio(Claim):
@@ -319,8 +386,7 @@ class Ratio(Claim):
     geometric means. band: a ratio (e.g. 1.1: within ±10 % counts as no difference)."""
     a: str
     b: str
-    min_ratio: float = 1.0
-    published: float | None = None  # the paper's ratio: the report says whether its magnitude holds
+    min_ratio: float = 1.0  # (published: the paper's ratio; the statistic says whether its magnitude holds)
 
     unit = " (on logs)"
 
@@ -340,12 +406,16 @@ class Ratio(Claim):
     def scale_band(self, band):
         return math.log(band) if band else None
 
-    def difference(self, values, paired=False):
-        """The ratio of geometric means with its 95 % CI (the interval on logs, exponentiated)."""
+    def difference(self, values, paired=False, level=0.95):
+        """The ratio of geometric means with its CI at `level` (the interval on logs, exponentiated)."""
         la, lb = (self.scale(clean(values.get(v, []))) for v in (self.a, self.b))
         if paired and len(la) != len(lb):
             return math.nan, math.nan, math.nan
-        return tuple(math.exp(x) if math.isfinite(x) else math.nan for x in difference_ci(la, lb, paired))
+        return tuple(math.exp(x) if math.isfinite(x) else math.nan for x in difference_ci(la, lb, paired, level))
+
+    def shown(self, values, outcome, alpha=ALPHA, band=None, paired=False):
+        """a / b with the interval of the t test on logs at 1 − 2α: above min_ratio when reproduced."""
+        return Shown(f"{self.a} / {self.b}", *self.difference(values, paired, 1 - 2 * alpha), 1 - 2 * alpha)
 
     def judge(self, values, alpha=ALPHA, band=None, paired=False):
         if failures(*(values.get(v, []) for v in (self.a, self.b))):
@@ -400,6 +470,12 @@ class Close(Claim):
             return Outcome.CONTRADICTED, text + "; significantly outside the band"
         return Outcome.INCONCLUSIVE, text
 
+    def shown(self, values, outcome, alpha=ALPHA, band=None, paired=False):
+        """a − b at 1 − 2α (TOST: inside the band when reproduced), or at 1 − α when contradicted (one
+        side outside the band at α/2: the interval then lies wholly outside it)."""
+        level = 1 - alpha if outcome == Outcome.CONTRADICTED else 1 - 2 * alpha
+        return pair_shown(values, self.a, self.b, paired, level)
+
     def power_tail(self, line, gap, sd, band, alpha, paired):
         """The observed difference shown inside the band, or outside it (at α/2)."""
         if gap == band:
@@ -409,6 +485,55 @@ class Close(Claim):
                 else seeds_to_reach(gap - band, sd, alpha / 2, paired))
         return line + (f"; showing the observed {gap:.2f} {'inside' if inside else 'outside'} ±{band:g} would need "
                        f"{need_text(need)} seeds per variant"), need
+
+
+class Rule(StrEnum):
+    """How an assertion's verdict combines its comparisons' (sub-claims') verdicts."""
+    ONE = "one"  # a single comparison: its verdict
+    EVERY = "every"  # every comparison must hold: reproduced if each is, contradicted if any is, absent if each is
+
+
+RULE_TEXT = {Rule.ONE: "its one comparison's verdict",
+             Rule.EVERY: "reproduced only if every comparison is; contradicted if any is; absent if every one is; "
+                         "else inconclusive"}
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """One statement of a paper, with the comparisons that test it.
+    text: the statement; where: its place in the paper (e.g. "GCN §4.1, Table 2"); claims: its comparisons
+    (Claim objects of the ablation's CLAIMS); rule: how their verdicts combine (Rule); beyond_paper: a
+    question this suite adds (shown in its section, never in the papers' headline)."""
+    text: str
+    where: str
+    claims: tuple
+    _: KW_ONLY
+    rule: Rule = Rule.EVERY
+    beyond_paper: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "claims", tuple(self.claims))
+        object.__setattr__(self, "rule", Rule(self.rule))
+        if self.rule == Rule.ONE and len(self.claims) != 1:
+            raise ValueError(f"assertion {self.text!r}: rule 'one' takes one comparison, got {len(self.claims)}")
+
+    @property
+    def is_check(self):
+        return all(c.is_check for c in self.claims)
+
+
+def combine(rule, outcomes):
+    """An assertion's outcome from its comparisons' (Rule). EVERY: a 'consistently' or 'each step'
+    assertion: one comparison the other way refutes it, all of them are needed to reproduce it."""
+    outcomes = list(outcomes)
+    if rule == Rule.ONE or len(outcomes) == 1:
+        return outcomes[0]
+    if Outcome.CONTRADICTED in outcomes:
+        return Outcome.CONTRADICTED
+    for kind in (Outcome.REPRODUCED, Outcome.ABSENT):
+        if all(o == kind for o in outcomes):
+            return kind
+    return Outcome.INCONCLUSIVE
 
 
 @dataclass(frozen=True)
@@ -421,9 +546,21 @@ class Verdict:
     seeds: int  # seeds per variant at that look
     looks: int  # looks of the design
     need: float  # seeds per variant a decision would need at the observed difference: 0 once decided
-    difference: float = math.nan  # the claim's difference (Ratio: ratio) at that look, with its 95 % CI
-    ci_low: float = math.nan
-    ci_high: float = math.nan
+    shown: Shown = Shown("")  # the comparison that decided, with its interval at its test's level
+    paired: bool = False  # judged with the paired tests (its variants pair by seed)
+    band: float | None = None  # the equivalence band it was judged with
+
+    @property
+    def difference(self):
+        return self.shown.difference
+
+    @property
+    def ci_low(self):
+        return self.shown.low
+
+    @property
+    def ci_high(self):
+        return self.shown.high
 
     @property
     def decided(self):

@@ -10,7 +10,7 @@ arguments — and a mistake is one line naming the file and the key (ValueError)
 import os
 from dataclasses import dataclass, field
 
-from engine.claims import Claim
+from engine.claims import Assertion, Claim, Rule
 from engine.presets import PRESETS
 
 # Every metric a row can carry that a claim, a table or a column may name: evaluate.py's scores
@@ -20,11 +20,10 @@ from engine.presets import PRESETS
 KNOWN_METRICS = ("mIoU", "pixel_acc", "mean_acc", "boundary_acc", "internal_acc", "context_acc", "shape_acc",
                  "infer_fps", "infer_ms", "infer_fps_median", "crf_ms", "train_img_per_s", "params", "head_params",
                  "stage1_pct", "stage2_pct", "stage3_pct", "stage1_ms", "stage2_ms", "stage3_ms")
-# The suite's equivalence bands, fixed before any run: ±2 mIoU points, ±1 point of a per-pixel accuracy.
-# A claim whose difference is shown to lie inside its band is 'absent'; half the published effect,
-# where the paper prints one, comes before these, an ablation's BANDS may override a metric's, a
-# claim's own band wins over all (engine/design.py claim_band). Metrics without a band (speeds, shares)
-# are never judged 'absent'.
+# The suite's equivalence bands: ±2 mIoU points, ±1 point of a per-pixel accuracy, used where a table has no
+# seed noise to scale by yet (fewer than 2 seeds a variant); otherwise a claim's band is BAND_SEED_SDS × the
+# table's seed noise (engine/design.py claim_band), and a claim's own band wins over all. A claim whose difference
+# is shown to lie inside its band is 'absent'. Metrics without a band here (speeds, shares) are never 'absent'.
 DEFAULT_BANDS = {"mIoU": 2.0, "pixel_acc": 1.0, "mean_acc": 1.0, "boundary_acc": 1.0, "internal_acc": 1.0,
                  "context_acc": 1.0, "shape_acc": 1.0}
 # The report's extra sections an ablation may ask for (report/build.py draws them), with the names of
@@ -49,7 +48,8 @@ class Ablation:
     metrics: tuple
     variants: tuple  # dicts, as the file writes them (keys: VARIANT_KEYS)
     published: dict  # {variant id: {metric: number}}
-    claims: tuple  # engine.claims.Claim
+    claims: tuple  # engine.claims.Claim: every comparison the design judges
+    assertions: tuple = ()  # engine.claims.Assertion: the paper's statements, each over some of `claims`
     model: dict = field(default_factory=dict)  # laid over the preset's model config for every variant
     report_columns: tuple = ()
     x_label: str = "variant"
@@ -115,6 +115,7 @@ def from_module(module):
         check_metrics(f"CLAIMS[{i}]", [claim.metric] + ([claim.minus] if claim.minus else []))
         if claim.band is not None and not claim.band > 0:
             fail(f"CLAIMS[{i}]", f"band must be > 0, got {claim.band!r}")
+    assertions = check_assertions(module, fail)
     bands = getattr(module, "BANDS", {})
     check_metrics("BANDS", bands)
     for metric, band in bands.items():
@@ -139,11 +140,34 @@ def from_module(module):
     return Ablation(
         name=name, title=module.TITLE, paper=module.PAPER, source=module.SOURCE, metrics=tuple(module.METRICS),
         variants=tuple(module.VARIANTS), published=dict(module.PUBLISHED), claims=tuple(module.CLAIMS),
+        assertions=assertions,
         model=dict(getattr(module, "MODEL", {})), report_columns=tuple(getattr(module, "REPORT_COLUMNS", ())),
         x_label=getattr(module, "X_LABEL", "variant"), bands={**DEFAULT_BANDS, **bands}, report_sections=dict(sections),
         max_runs=dict(getattr(module, "MAX_RUNS", {})), presets=dict(getattr(module, "PRESETS", {})),
         deviations=dict(getattr(module, "DEVIATIONS", {})), exact_facts=getattr(module, "exact_facts", None),
         path=path)
+
+
+def check_assertions(module, fail):
+    """The file's ASSERTIONS, each over claims of its CLAIMS (the same objects), no claim in two; a claim in
+    none is an assertion of its own (its text, the file's WHERE or TITLE, rule 'one'), in CLAIMS' order."""
+    declared, where = list(getattr(module, "ASSERTIONS", ())), getattr(module, "WHERE", module.TITLE)
+    owner = {}
+    for i, assertion in enumerate(declared):
+        if not isinstance(assertion, Assertion):
+            fail(f"ASSERTIONS[{i}]", f"not an engine.claims.Assertion: {type(assertion).__name__}")
+        for claim in assertion.claims:
+            index = next((k for k, c in enumerate(module.CLAIMS) if c is claim), None)
+            if index is None:
+                fail(f"ASSERTIONS[{i}]", f"its claim {claim.text[:60]!r} is not one of CLAIMS")
+            if index in owner:
+                fail(f"ASSERTIONS[{i}]", f"CLAIMS[{index}] is already in ASSERTIONS[{owner[index]}]")
+            owner[index] = i
+    own = {k: Assertion(c.text, where, (c,), rule=Rule.ONE) for k, c in enumerate(module.CLAIMS) if k not in owner}
+    # in the order of their first claim
+    first = {i: min(k for k, o in owner.items() if o == i) for i in range(len(declared)) if declared[i].claims}
+    order = sorted([(k, a) for k, a in own.items()] + [(first[i], declared[i]) for i in first], key=lambda p: p[0])
+    return tuple(a for _, a in order)
 
 
 def check_variant(variant, i, ids, fail):

@@ -4,7 +4,9 @@
   come from the same trained model (then the model's own seed-to-seed variation cancels);
 - equivalent: TOST, the two one-sided tests that a − b lies inside ±band;
 - spearman: rank correlation with a one-sided p for a positive trend;
-- rank_compare: the one-sided Mann–Whitney test, when a variant has failed runs (ranked last);
+- rank_compare: the one-sided Mann–Whitney test, when a variant has failed runs (ranked last) and runs do
+  not pair; sign_test and sign_interval: the paired sign test and its order-statistic interval, when they
+  pair (a failed run is the worst outcome: it loses its pair);
 - difference_ci: a difference with its 95 % interval (paired where paired);
 - power_of, seeds_to_reach, detectable: the noncentral t's power, for the power lines of claims left
   undecided (the seeds per variant a difference needs, the difference the seeds detect).
@@ -146,6 +148,46 @@ def rank_compare(a, b):
     fa, fb = [v for v in a if math.isfinite(v)], [v for v in b if math.isfinite(v)]
     diff = float(np.median(fa) - np.median(fb)) if fa and fb else (-math.inf if fb else math.inf if fa else math.nan)
     return diff, p_gt, p_lt
+
+
+def paired_differences(a, b):
+    """a[i] − b[i] over the pairs with both values (a failed run, -inf, loses to any finished one: its pair's
+    difference is ∓inf; two failed runs tie at 0)."""
+    out = []
+    for x, y in zip(a, b):
+        if x is None or y is None or math.isnan(x) or math.isnan(y):
+            continue
+        out.append(0.0 if x == y else x - y)
+    return out
+
+
+def sign_test(a, b):
+    """The one-sided paired sign test of a > b, failed runs the worst outcome (paired_differences), ties
+    dropped: (median difference, p for a > b, p for a < b); NaNs below 2 pairs."""
+    d = paired_differences(a, b)
+    if len(d) < 2:
+        return math.nan, math.nan, math.nan
+    up, down = sum(x > 0 for x in d), sum(x < 0 for x in d)
+    n = up + down
+    median = float(np.median(d)) if all(math.isfinite(x) for x in d) or len(d) % 2 else float(sorted(d)[len(d) // 2])
+    if n == 0:
+        return median, 1.0, 1.0
+    return median, float(stats.binom.sf(up - 1, n, 0.5)), float(stats.binom.sf(down - 1, n, 0.5))
+
+
+def sign_interval(a, b, level):
+    """(median, low, high): the order-statistic interval of the median paired difference that matches the
+    sign test at (1 − level) / 2 a side — its low end is above 0 exactly when the one-sided test of a > b
+    rejects; ±inf where it cannot at this many pairs (a failed run's pair lies at an infinite end)."""
+    d = sorted(x for x in paired_differences(a, b) if x != 0)
+    if len(d) < 2:
+        return math.nan, math.nan, math.nan
+    n, side = len(d), (1 - level) / 2
+    c = next((k for k in range(n + 1) if stats.binom.sf(k - 1, n, 0.5) <= side), None)  # rejects with ≥ c signs
+    median = sign_test(a, b)[0]
+    if c is None:
+        return median, -math.inf, math.inf
+    return median, d[n - c], d[c - 1]
 
 
 def need_text(need):

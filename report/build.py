@@ -19,12 +19,13 @@ import argparse
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from engine.claims import DECIDED, fact_holds
-from engine.design import rows_looks
+from engine.claims import DECIDED, RULE_TEXT, Rule, fact_holds
+from engine.design import SOFT_SEED_SDS, family_error, rows_looks, soft_failures
 from engine.rows import OK, ResultsError, read_rows, write_text
 from engine.spec import SECTIONS
 from engine.stats import ALPHA
@@ -33,8 +34,9 @@ from report import deeplab, erf, lc_sections, psp, standins
 from report.appendix import APPENDIX, appendix, appendix_link, appendix_section
 from report.common import METRIC_NAMES, fmt, md_table, mean_std, per_seed
 from report.data_page import ANCHOR as DATA_PAGE, data_page, scene_mode
-from report.overview import (anchor, decided_share, difference_text, family_line, heading, judged_claims,
-                             overview_table, pair_correlations, pairing_text)
+from report.overview import (NOT_RUN, anchor, assertion_counts, difference_text, family_text, heading,
+                             judged_assertions, judged_claims, left_out_text, overview_table, pair_correlations,
+                             pairing_text)
 from report.table_figure import plot
 
 
@@ -126,74 +128,116 @@ def why_undecided(spec, rows, verdict):
                 f"more than the design's {most}")
     if n < most:
         budget = spec.max_runs.get(rows["preset"].iloc[0])
+        looks = rows_looks(rows)
+        later = looks[looks.index(n) + 1] if n in looks else most
+        have = rows[rows["status"] == OK].groupby("variant")["seed"].nunique()
+        extra = sum(max(0, later - int(have.get(v, 0))) for v in verdict.claim.variants())
+        used = rows["run_id"].nunique() if "run_id" in rows else len(rows)
+        if budget is None or used + extra <= budget:  # e.g. a claim added after the runs
+            return (f"needs look {looks.index(later) + 1 if later in looks else len(looks)} ({later} seeds per "
+                    f"variant: about {extra} more runs, within the run budget): the design would ask for them now, "
+                    "and they are not in the committed results")
         return (f"about {need} seeds per variant would do, within the design's {most}, but the run budget "
-                f"({budget} runs) was spent before its next look" if budget else
-                f"about {need} seeds per variant would do, but the later looks were not run")
+                f"({budget} runs) was spent before its next look")
     return f"at the design's {most} seeds; the estimate of about {need} is itself uncertain at so few seeds"
 
 
-def claims_table(spec, rows, judged):
-    """A row per claim: its verdict, the look that decided it, the difference with its 95 % CI, and the
-    statistic; a check (true by construction) and a comparison judged in another ablation say so."""
+def claim_row(spec, rows, j, text):
+    """One comparison's row: its verdict, the look that decided it, the deciding comparison, the statistic; a
+    check (true by construction) and a comparison judged in another ablation say so."""
+    verdict = j.verdict
+    statistic, failed = verdict.statistic, failed_runs(rows, verdict.claim)
+    # 'a − b = +1.23 (paired t, …)': the difference stands in the deciding-comparison column already
+    statistic = re.sub(rf"^{re.escape(verdict.shown.what)} = [+-]?\d+\.\d+ ", "", statistic)
+    if failed:
+        statistic += f"; failed runs (counted, ranked last): {', '.join(failed)}"
+    accuracy = verdict.claim.metric in getattr(spec, "bands", {})  # speeds and shares have no mechanism to miss
+    soft = soft_failures(rows, verdict.claim.metric, verdict.claim.minus) if accuracy else {}
+    soft = [f"{v} seed {s} ({x:.1f})" for v in verdict.claim.variants() for s, x in soft.get(v, [])]
+    if soft:
+        statistic += f"; **soft failure{'s' if len(soft) > 1 else ''}**: {', '.join(soft)}"  # defined in the head
+    if not verdict.decided and j.counted:
+        statistic += f". **Why undecided:** {why_undecided(spec, rows, verdict)}"
+    outcome = f"**{verdict.outcome}**"
+    if verdict.claim.is_check:
+        outcome = f"check: {'holds' if verdict.outcome == 'reproduced' else verdict.outcome} (by construction: " \
+                  f"{verdict.claim.by_construction}; not counted as evidence)"
+    elif j.same_as:
+        outcome += f" (the same runs and test as `{j.same_as[0]}`'s “{j.same_as[1]}”: counted there)"
+    return [text, outcome, f"{verdict.look} of {verdict.looks} (seeds < {verdict.seeds})", difference_text(verdict),
+            statistic]
+
+
+def claims_table(spec, rows, judged, assertions=None):
+    """A row per assertion of the paper (where it stands; its rule), its comparisons beneath it (one
+    comparison: on the assertion's own row)."""
+    if assertions is None:
+        assertions = judged_assertions({spec.name: judged}, [spec], {spec.name: rows}, lambda r: (r, []))[spec.name]
     body = []
-    for j in judged:
-        verdict = j.verdict
-        statistic, failed = verdict.statistic, failed_runs(rows, verdict.claim)
-        if failed:
-            statistic += f"; failed runs (counted, ranked last): {', '.join(failed)}"
-        if not verdict.decided and j.counted:
-            statistic += f". **Why undecided:** {why_undecided(spec, rows, verdict)}"
-        outcome = f"**{verdict.outcome}**"
-        if verdict.claim.is_check:
-            outcome = f"check: {'holds' if verdict.outcome == 'reproduced' else verdict.outcome} (by construction: " \
-                      f"{verdict.claim.by_construction}; not counted as evidence)"
-        elif j.same_as:
-            outcome += f" (the same runs and test as `{j.same_as[0]}`'s “{j.same_as[1]}”: counted there)"
-        body.append([verdict.claim.text, outcome, f"{verdict.look} of {verdict.looks} (seeds < {verdict.seeds})",
-                     difference_text(verdict), statistic])
-    return md_table(["claim (paper)", "verdict", "look", "difference [95 % CI]", "statistic"], body)
+    for ja in assertions:
+        a = ja.assertion
+        head = f"**{a.text}** ({a.where}{'; beyond the paper, not counted' if a.beyond_paper else ''})"
+        if ja.missing:
+            body.append([head, f"**{NOT_RUN}**", "–", "–", f"needs runs of {', '.join(ja.missing)}"])
+        elif len(ja.subs) == 1:
+            body.append(claim_row(spec, rows, ja.subs[0], head))
+        else:
+            body.append([f"{head}, {len(ja.subs)} comparisons, rule *{a.rule}*", f"**{ja.outcome}**", "", "", ""])
+            body += [claim_row(spec, rows, j, f"↳ {j.verdict.claim.text}") for j in ja.subs]
+    return md_table(["assertion (where) / ↳ its comparisons", "verdict", "look",
+                     "deciding comparison [interval at its test's level]", "statistic"], body) + (
+        f"\n\nRule *{Rule.EVERY}*: {RULE_TEXT[Rule.EVERY]}." if any(len(ja.subs) > 1 for ja in assertions) else "")
 
 
-def verdict_summary(results, specs, judged):
-    """Distinct verdicts per ablation, the share decided, the family-wise picture and the pairing."""
-    kinds = list(DECIDED) + ["inconclusive"]
+def verdict_summary(results, specs, judged, assertions):
+    """Verdicts of the counted assertions per ablation, the share decided, the family-wise picture and the pairing."""
+    kinds = list(DECIDED) + ["inconclusive", NOT_RUN]
     body, total = [], dict.fromkeys(kinds, 0)
     for spec in specs:
         if spec.name not in results:
             continue
         rows, _ = one_plan(results[spec.name])
         claims = judged[spec.name]
-        verdicts = [j.verdict.outcome for j in claims if j.counted]
-        counts = {k: verdicts.count(k) for k in kinds}
+        counts = assertion_counts(assertions[spec.name])
         total = {k: total[k] + counts[k] for k in kinds}
         looks = ", ".join(map(str, rows_looks(rows)))
         budget = spec.max_runs.get(rows["preset"].iloc[0])
         looks += f"; at most {budget} runs" if budget else ""
         rs = pair_correlations(spec, rows)
-        pairing = pairing_text(rows) + (f"; pair r median {sorted(rs)[len(rs) // 2]:+.2f} over {len(rs)} claims"
+        pairing = pairing_text(claims) + (f"; pair r median {sorted(rs)[len(rs) // 2]:+.2f} over {len(rs)} claims"
                                         if rs else "")
-        other = sum(not j.counted for j in claims)
-        body.append([f"`{spec.name}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{len(verdicts)}"
-                     + (f" (+{other} not counted)" if other else ""), family_line(claims), looks, pairing])
-    decided, n = decided_share(judged)
+        other = sum(not ja.counted for ja in assertions[spec.name])
+        body.append([f"`{spec.name}`", *counts.values(), f"{sum(counts[k] for k in DECIDED)}/{sum(counts.values())}"
+                     + (f" (+{other} not counted)" if other else ""), family_text(claims, family_error(spec, rows)),
+                     looks, pairing])
+    decided, n = sum(total[k] for k in DECIDED), sum(total.values())
     spans = [wall_span(one_plan(results[spec.name])[0]) for spec in specs if spec.name in results]
+    comparisons = sum(j.counted for claims in judged.values() for j in claims)
     body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**",
-                 f"{n} × 0.05 = {0.05 * n:.2f}", "", ""])
-    return md_table(["ablation", *kinds, "decided", "expected false verdicts ≤", "looks (seeds per variant)",
-                     "test"], body) + (
-        f"\n\nCounted: distinct comparisons. A claim that reads the same runs with the same test as one "
+                 f"{comparisons} comparisons; false *reproduced* expected ≤ {ALPHA * comparisons:.2f}", "", ""])
+    return md_table(["ablation", *kinds, "assertions decided",
+                     "P(≥ 1 false verdict) if nothing differed, simulated (comparisons × α = false *reproduced* expected)",
+                     "looks (seeds per variant)", "test"], body) + (
+        "\n\nCounted: the papers' assertions, each once (its verdict combines its comparisons by its rule: "
+        f"{RULE_TEXT[Rule.EVERY]}), not those beyond the papers, checks, or a table's restatement of an assertion "
+        "whose every comparison is counted in another table. Comparisons are distinct: a claim that reads the same runs and evaluations with the same test, "
+        "pairing and band as one "
         "before it (another ablation's, or a '_tuned' variant whose selection chose the preset's lr) is judged "
         "there and referenced; a claim true by construction is a check, shown in its section and not counted. "
         f"Each claim is judged at its looks — those its ablation's run budget can reach — each at α = {ALPHA:g} / "
         "(number of reachable looks), and keeps the first decision: over all its looks a claim whose effect is "
         f"absent comes out *reproduced* with probability at most {ALPHA:g}, and one whose effect is real comes out "
         f"*contradicted* with probability at most {ALPHA:g} (simulation tests check both, paired and Welch). Per "
-        "ablation, 'expected false verdicts ≤' is the claims × α: were every claimed effect absent, at most that "
-        f"many false *reproduced* in expectation (over all {n}: {ALPHA * n:.1f}); no correction across claims is "
-        "made, so read an ablation's verdicts with that number beside them. Variants pair by seed (the same "
-        "seed: the same data order and augmentation, the same pretrained backbone, the same initial weights where "
+        "ablation, the family: the chance that at least one of its comparisons (checks aside) gets a false verdict of "
+        "either kind (*reproduced* or *contradicted*; a 'matches' claim, *contradicted*) were no variant different "
+        "from any other, simulated under this design — its looks, levels, bands and pairing, values in units of "
+        "the table's seed noise with its median pair correlation (engine/design.py family_error, 200 simulations, "
+        "± about 3 points) — beside the count of its comparisons × α (the expected number of false *reproduced*). "
+        "No correction across comparisons is made, so read an ablation's verdicts with that chance beside them. A claim's variants pair by seed when "
+        "they train on one data config (the same seed: the same data order and augmentation, the same pretrained backbone, the same initial weights where "
         "the architectures agree): two-variant claims use the paired t test, trends Page's test with each seed "
-        "a block; a failed run counts against its variant (ranked last, Mann–Whitney). "
+        "a block; a failed run counts against its variant: it loses its pair in a paired sign test (ranked last "
+        "within its seed in Page's test; unpaired, ranked last in Mann–Whitney's). "
         "Where an ablation has a run budget (its file's MAX_RUNS: distinct training runs, lr selection and runs "
         "shared with other ablations included), a look gives seeds to the undecided claims nearest a decision "
         "first (the fewest seeds their observed difference would need, as in their power lines: noncentral t) "
@@ -434,6 +478,7 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None
     rows, left_out = one_plan(all_rows)
     judged = judged if judged is not None else judged_claims({spec.name: all_rows}, [spec], one_plan)[spec.name]
     listed = Listed() if listed is None else listed
+    assertions = judged_assertions({spec.name: judged}, [spec], {spec.name: all_rows}, one_plan)[spec.name]
     dataset = str(rows.iloc[0]["dataset"])
     plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"), judged)
     data = (f" Data: [{scene_mode(json.loads(rows.iloc[0]['data_config']))} scenes](#{DATA_PAGE})."
@@ -448,7 +493,7 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None
              + f" histories, exact facts, provenance: {appendix_link(spec)}.",
              "### Published vs reproduced", results_table(spec, rows),
              f"![{spec.name}]({rel_fig}/{spec.name}.png)",
-             "### Claims", claims_table(spec, rows, judged)]
+             "### Claims", claims_table(spec, rows, judged, assertions)]
     tuning, detail = tuning_section(spec, results_dir) or (None, None)
     if tuning:
         parts.append(tuning)
@@ -497,6 +542,7 @@ def build(results_dir="results", report_dir="report", specs=None):
     os.makedirs(fig_dir, exist_ok=True)
     sections, provenance, missing, listed = [], [], [], Listed()
     judged = judged_claims(results, specs, one_plan)
+    assertions = judged_assertions(judged, specs, results, one_plan)
     for spec in specs:
         if spec.name not in results:
             missing.append(spec.name)
@@ -511,14 +557,18 @@ def build(results_dir="results", report_dir="report", specs=None):
             "neither, and an equivalence test (TOST) puts the difference inside the band the ablation file "
             "declares (e.g. ±2 mIoU), *inconclusive* = none of these (the statistic then says what the seeds "
             "could have detected, how many the observed difference would need, and why the claim stayed "
-            f"undecided). Each table's deviations from the paper, probe histories, exact facts and provenance: "
+            f"undecided). A *soft failure*: a run that trained but scored {SOFT_SEED_SDS:g}+ seed sds below its "
+            "variant's median (it misses the mechanism); flagged beside the claim and counted as it is. "
+            "Each table's deviations from the paper, probe histories, exact facts and provenance: "
             f"[the appendix]({APPENDIX}).",
-            "## Every claim at a glance", overview_table(judged),
-            "The interval is two-sided 95 % (paired where the variants pair); the verdict is a one-sided "
-            "test at α = 0.05 / (reachable looks), so at a single look a *reproduced* claim's interval "
-            "can still reach past 0 (one-sided p between 0.025 and 0.05): read the verdict with its "
-            "statistic in the claim's section.",
-            "## Verdicts", verdict_summary(results, specs, judged)]
+            "## Every assertion at a glance", overview_table(assertions), left_out_text(assertions),
+            "Each row shows the comparison that decided its verdict — a two-variant claim's pair; a trend's "
+            "worst neighbour step (the trend itself is Page's test, p in the claim's section); a \"best\" "
+            "claim's deciding rival — signed so that positive is as the paper says, with the two-sided "
+            "interval at the level of the test that decided (a one-sided test at α: 1 − 2α; α = 0.05 / "
+            "reachable looks): a *reproduced* row's interval lies on the claimed side, a *contradicted* "
+            "row's on the other, an *absent* row's inside the band.",
+            "## Verdicts", verdict_summary(results, specs, judged, assertions)]
     page = data_page(results, specs, one_plan, results_dir, fig_dir, "figures")
     if page:
         head.append(page)

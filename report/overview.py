@@ -2,13 +2,14 @@
 comparisons (two claims that read the same runs with the same test are one, judged where it first
 appears), which are checks (true by construction: shown, never counted), and the table the report
 opens with — every distinct claim with the paper's effect, the reproduced difference and its 95 % CI,
-and its verdict, linked to its section.
+and its verdict, linked to its section. The difference shown is the comparison that decided (engine/claims.py
+Shown), with the interval at its test's level.
 """
 import math
 from dataclasses import dataclass
 
-from engine.claims import DECIDED, Ratio
-from engine.design import (claim_band, claim_verdicts, comparison_key, pair_correlation, paired_by_seed,
+from engine.claims import DECIDED, RULE_TEXT, Assertion, Outcome, Ratio, Rule, combine
+from engine.design import (claim_verdicts, comparison_key, pair_correlation,
                            published_difference, same_comparison, seed_values)
 from report.common import md_table
 
@@ -35,12 +36,57 @@ def judged_claims(results, specs, one_plan):
         rows = one_plan(results[spec.name])[0]
         judged = []
         for verdict in claim_verdicts(spec, rows):
-            key = comparison_key(rows, verdict.claim)
+            key = comparison_key(rows, verdict)
             first = next((where for other, where in seen if same_comparison(key, other)), None)
             if first is None and not verdict.claim.is_check:
                 seen.append((key, (spec.name, verdict.claim.text)))
             judged.append(Judged(spec, verdict, first))
         out[spec.name] = judged
+    return out
+
+
+NOT_RUN = "not run yet"
+
+
+@dataclass(frozen=True)
+class JudgedAssertion:
+    """A paper assertion's verdict: its comparisons' verdicts (Judged, in its order) combined by its rule;
+    'not run yet' while a variant it reads has no run in the results (`missing`)."""
+    spec: object
+    assertion: object
+    subs: tuple
+    missing: tuple = ()
+
+    @property
+    def outcome(self):
+        return NOT_RUN if self.missing else combine(self.assertion.rule, [j.verdict.outcome for j in self.subs])
+
+    @property
+    def counted(self):
+        """In the papers' headline: a paper's assertion (not a check, not beyond the paper) with at least one
+        comparison of its own (not all of them counted in another ablation)."""
+        return (not self.assertion.beyond_paper and not self.assertion.is_check
+                and (bool(self.missing) or any(j.counted for j in self.subs)))
+
+
+def assertions_of(spec):
+    """The ablation's assertions (engine/spec.py), or each claim as its own for a record without them."""
+    return getattr(spec, "assertions", None) or tuple(Assertion(c.text, spec.name, (c,), rule=Rule.ONE)
+                                                      for c in spec.claims)
+
+
+def judged_assertions(judged, specs, results, one_plan):
+    """{ablation name: [JudgedAssertion]} from judged_claims' {name: [Judged]} (one per spec.claims)."""
+    out = {}
+    for spec in specs:
+        if spec.name not in judged:
+            continue
+        rows = one_plan(results[spec.name])[0]
+        ran = set(rows["variant"])
+        by_claim = {id(j.verdict.claim): j for j in judged[spec.name]}
+        out[spec.name] = [JudgedAssertion(spec, a, tuple(by_claim[id(c)] for c in a.claims),
+                                          tuple(dict.fromkeys(v for c in a.claims for v in c.variants() if v not in ran)))
+                          for a in assertions_of(spec)]
     return out
 
 
@@ -56,12 +102,16 @@ def heading(spec):
 
 
 def difference_text(verdict):
-    d, low, high = verdict.difference, verdict.ci_low, verdict.ci_high
-    if not math.isfinite(d):
+    """'what: +d [low, high] (level)': the comparison that decided, signed so that positive is as the paper
+    says (a ratio as a ratio), with the interval at the level of its test."""
+    shown = verdict.shown
+    if not math.isfinite(shown.difference):
         return "–"
-    unit = "×" if isinstance(verdict.claim, Ratio) else ""
-    ci = f" [{low:.2f}, {high:.2f}]" if math.isfinite(low) else ""
-    return (f"{d:.2f}{unit}" if unit else f"{d:+.2f}") + ci
+    ratio = isinstance(verdict.claim, Ratio)
+    number = f"{shown.difference:.2f}×" if ratio else f"{shown.difference:+.2f}"
+    ci = f" [{shown.low:.2f}, {shown.high:.2f}] ({100 * shown.level:.1f} %)" if math.isfinite(shown.low) else \
+        (" (rank test: no interval)" if shown.basis == "rank" else "")
+    return f"{shown.what}: {number}{ci}"
 
 
 def pair_correlations(spec, rows):
@@ -76,27 +126,86 @@ def pair_correlations(spec, rows):
     return found
 
 
-def overview_table(judged):
-    """The report's first table: every distinct claim, its effect in the paper and here, its verdict."""
-    body = []
-    for name, claims in judged.items():
-        for j in claims:
-            if not j.counted:
-                continue
-            claim, verdict = j.verdict.claim, j.verdict
-            published, band = published_difference(j.spec, claim), claim_band(j.spec, claim)
-            pub = "–" if published is None else (f"{published:.2f}×" if isinstance(claim, Ratio) else f"{published:+.2f}")
-            pub += f" (band ±{band:g})" if band and not isinstance(claim, Ratio) else ""
-            body.append([f"[`{name}`](#{anchor(j.spec)})", claim.text, pub, difference_text(verdict),
-                         f"**{verdict.outcome}**"])
-    return md_table(["ablation", "claim (paper)", "published effect (equivalence band)", "reproduced difference [95 % CI]",
-                     "verdict"], body)
+def published_text(spec, verdict):
+    """The paper's effect, signed as the claim, where it comes from, and the band the claim was judged with."""
+    claim, band = verdict.claim, verdict.band
+    published = published_difference(spec, claim)
+    pub = "–" if published is None else (f"{published:.2f}×" if isinstance(claim, Ratio) else f"{published:+.2f}")
+    pub += f", {claim.published_from}" if claim.published_from and published is not None else ""
+    if not band or isinstance(claim, Ratio):
+        return pub
+    # 'absent' inside a band as wide as the paper's effect cannot rule that effect out: say so where it is
+    wide = published is not None and claim.band is None and abs(published) <= band
+    return pub + f" (band ±{band:g}{': wider than the paper’s effect' if wide else ''})"
 
 
-def family_line(claims):
-    """The family-wise picture of one ablation's counted claims at α = 0.05 each."""
+def deciding_sub(ja):
+    """The comparison that decided an assertion of several by rule *every*: the first contradicted one when it
+    is contradicted; None when every comparison agrees (reproduced, absent) or none decided it."""
+    return next((j for j in ja.subs if j.verdict.outcome == Outcome.CONTRADICTED), None) \
+        if ja.outcome == Outcome.CONTRADICTED else None
+
+
+def tally(ja):
+    """'4 comparisons: 3 reproduced, 1 inconclusive'."""
+    outcomes = [str(j.verdict.outcome) for j in ja.subs]
+    return f"{len(outcomes)} comparisons: " + ", ".join(f"{outcomes.count(o)} {o}" for o in dict.fromkeys(outcomes))
+
+
+def assertion_row(ja, first_cell=""):
+    """One assertion as one table row: its wording and place in the paper, the paper's effect and the
+    deciding comparison (a single comparison's own numbers; of several, the tally of their verdicts and
+    the one that decided, if one did: each is shown beneath the assertion in its section), its verdict."""
+    a = ja.assertion
+    head = f"**{a.text}** ({a.where})"
+    if ja.missing:
+        return [first_cell, head, "–", f"needs runs of {', '.join(ja.missing)}", f"**{NOT_RUN}**"]
+    if len(ja.subs) == 1:
+        j = ja.subs[0]
+        return [first_cell, head, published_text(ja.spec, j.verdict), difference_text(j.verdict),
+                f"**{ja.outcome}**"]
+    sub = deciding_sub(ja)
+    deciding = f"{tally(ja)}" + (f"; decided by {difference_text(sub.verdict)}" if sub else "")
+    return [first_cell, head, published_text(ja.spec, sub.verdict) if sub else "–", deciding,
+            f"**{ja.outcome}**"]
+
+
+def overview_table(assertions):
+    """The report's first table: one row per counted paper assertion, with the comparison that decided it
+    (its comparisons are listed beneath it in the ablation's section)."""
+    body = [assertion_row(ja, f"[`{name}`](#{anchor(ja.spec)})")
+            for name, judged in assertions.items() for ja in judged if ja.counted]
+    return md_table(["ablation", "paper assertion (where)", "published effect (equivalence band)",
+                     "deciding comparison [interval at its test's level]", "verdict"], body) + (
+        f"\n\nRule *{Rule.EVERY}*: {RULE_TEXT[Rule.EVERY]}. An assertion of one comparison takes its verdict; "
+        "each comparison, with its statistic, stands beneath its assertion in the ablation's section.")
+
+
+def left_out_text(assertions):
+    """The assertions shown in their sections but not in the headline, and why."""
+    beyond = [f"`{n}`: {ja.assertion.text}" for n, js in assertions.items() for ja in js if ja.assertion.beyond_paper]
+    repeats = [f"`{n}`: {ja.assertion.text} (its comparisons are counted in "
+               f"{', '.join(sorted({f'`{j.same_as[0]}`' for j in ja.subs if j.same_as}))})"
+               for n, js in assertions.items() for ja in js
+               if not ja.counted and not ja.assertion.beyond_paper and not ja.assertion.is_check]
+    out = []
+    if beyond:
+        out.append("Beyond the papers (shown in their sections, not counted): " + "; ".join(beyond) + ".")
+    if repeats:
+        out.append("Restated by another table of the same paper, judged there: " + "; ".join(repeats) + ".")
+    return "\n\n".join(out)
+
+
+def assertion_counts(judged):
+    """{outcome: n} over the counted assertions of one ablation's [JudgedAssertion]."""
+    outcomes = [ja.outcome for ja in judged if ja.counted]
+    return {k: outcomes.count(k) for k in [*DECIDED, "inconclusive", NOT_RUN]}
+
+
+def family_text(claims, chance):
+    """An ablation's family: the simulated chance of at least one false verdict, and its comparisons × α."""
     n = sum(j.counted for j in claims)
-    return f"{n} × 0.05 = {0.05 * n:.2f}" if n else "–"
+    return f"{100 * chance:.0f} % ({n} × 0.05 = {0.05 * n:.2f})" if n else "–"
 
 
 def decided_share(judged):
@@ -105,5 +214,12 @@ def decided_share(judged):
     return decided, len(counted)
 
 
-def pairing_text(rows):
-    return "paired by seed" if paired_by_seed(rows) else "Welch (variants do not pair)"
+def pairing_text(claims):
+    """How an ablation's counted claims were tested: paired by seed, Welch, or how many of each."""
+    paired = [j.verdict.paired for j in claims if not j.verdict.claim.is_check]
+    if all(paired):
+        return "paired by seed"
+    if not any(paired):
+        return "Welch (variants do not pair)"
+    return (f"paired by seed in {sum(paired)} of {len(paired)} claims; Welch where a claim's variants train on "
+            "different data configs")

@@ -6,7 +6,7 @@ import pytest
 import ablations
 import run_all
 from ablations import ABLATIONS, load
-from engine.claims import Best, Close, Greater, Increasing
+from engine.claims import Assertion, Best, Close, Greater, Increasing
 from engine.spec import DEFAULT_BANDS, from_module
 from helpers import ablation_file
 
@@ -24,7 +24,13 @@ def test_every_ablation_file_loads_as_a_checked_record(name):
     assert "infer_ms" not in spec.bands and "stage1_pct" not in spec.bands
 
 
+K3 = Greater("k3 beats the base", "mIoU", a="k3", b="base")
 MISTAKES = [
+    ({"CLAIMS": [K3], "ASSERTIONS": [Assertion("x", "T1", [K3]), Assertion("y", "T1", [K3])]},
+     r"ASSERTIONS\[1\]: CLAIMS\[0\] is already in ASSERTIONS\[0\]"),
+    ({"CLAIMS": [K3], "ASSERTIONS": [Assertion("x", "T1", [Greater("k3 > base", "mIoU", a="k3", b="base")])]},
+     r"ASSERTIONS\[0\]: its claim 'k3 > base' is not one of CLAIMS"),
+    ({"ASSERTIONS": ["k3 beats the base"]}, r"ASSERTIONS\[0\]: not an engine.claims.Assertion: str"),
     ({"CLAIMS": [Greater("k3 beats the base", "mIoU", a="k33", b="base")]},
      r"ablations/tiny.py: CLAIMS\[0\]: unknown variant id\(s\) 'k33'; variants: base, k3"),
     ({"CLAIMS": [Increasing("rises", "mIoU", order=["base", "k5"], x=[1, 5])]}, r"CLAIMS\[0\]: unknown variant id\(s\) 'k5'"),

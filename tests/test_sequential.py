@@ -115,25 +115,29 @@ def test_variants_pair_by_seed_when_they_share_one_data_config():
     (verdict,) = claim_verdicts(spec, rows, looks=[3])
     # Welch sees seed-to-seed spread of 5 and decides nothing; paired by seed, +0.5 every seed is clear
     assert verdict.outcome == REPRODUCED and "paired t" in verdict.statistic
-    assert (verdict.difference, round(verdict.ci_low, 3), round(verdict.ci_high, 3)) == pytest.approx((0.5, 0.252, 0.748), abs=1e-3)
+    # the interval of the test that decided: one look, α = 0.05 one-sided, so two-sided 90 %:
+    # differences 0.5, 0.4, 0.6 → sd 0.1, se 0.0577, t(0.95, 2) = 2.920 → 0.5 ± 0.169
+    shown = verdict.shown
+    assert (shown.what, shown.level) == ("r2 − r1", pytest.approx(0.9))
+    assert (shown.difference, shown.low, shown.high) == pytest.approx((0.5, 0.331, 0.669), abs=1e-3)
     rows["data_config"] = ['{"n": 1}', '{"n": 2}'] * 3  # other data: nothing pairs the seeds
     verdict = claim_verdicts(spec, rows, looks=[3])[0]
     assert verdict.outcome == INCONCLUSIVE and "Welch" in verdict.statistic
 
 
 def test_a_failed_run_counts_against_its_variant():
-    """Survivors alone would be a clear win; two of five runs diverged, so the rank test (failures ranked
-    last) does not find a over b, and the statistic says how many failed."""
+    """Survivors alone would be a clear win; two of five runs diverged, so the paired sign test (a failed run
+    loses its pair) finds 3 of 5 pairs for a: not a over b, and the statistic says how many failed."""
     rows = pd.DataFrame({"variant": ["a"] * 5 + ["b"] * 5, "seed": list(range(5)) * 2, "data_config": "{}",
                          "run_id": [f"{i}" for i in range(10)],
                          "status": ["ok", "ok", "ok", "failed: non-finite loss", "failed: non-finite loss"] + ["ok"] * 5,
                          "m": [10.0, 10.5, 10.2, None, None, 5.0, 5.3, 5.1, 5.2, 5.4]})
     spec = claims_spec([Greater("a > b", "m", a="a", b="b")])
     (verdict,) = claim_verdicts(spec, rows, looks=[5])
-    assert verdict.outcome == INCONCLUSIVE and "Mann–Whitney, 2/5 vs 0/5 runs failed" in verdict.statistic
+    assert verdict.outcome == INCONCLUSIVE and "paired sign test, a failed run loses its pair; 2/5 vs 0/5" in verdict.statistic
     survivors = rows[rows["status"] == "ok"]
     assert claim_verdicts(spec, survivors, looks=[5])[0].outcome == REPRODUCED
-    # every run of b failed: a beats it by ranks (p = 1/252 < 0.05)
+    # every run of b failed: a wins every pair (p = 1/32 < 0.05)
     rows["status"] = ["ok"] * 5 + ["failed: non-finite loss"] * 5
     rows["m"] = [10.0, 10.5, 10.2, 10.4, 10.1] + [None] * 5
     assert claim_verdicts(spec, rows, looks=[5])[0].outcome == REPRODUCED
@@ -276,3 +280,112 @@ def test_the_timing_phase_runs_in_a_recorded_shuffled_order():
     assert timing_order("lc_threshold", "look 2/3", results)[0] != seed
     firsts = {r.plan.variant for r in order[:8]}
     assert len(firsts) > 3  # the first eight timed are not one seed's eight variants in order
+
+
+def test_each_claim_pairs_when_its_own_variants_share_a_data_config():
+    """A table whose first step changes the data (psp_chain's baseline has no mirror): that step is Welch,
+    the steps after it pair by seed, and two evaluations of one model pair by construction."""
+    rows = pd.DataFrame({"variant": ["base", "da", "al", "al_ms"] * 3, "seed": [0] * 4 + [1] * 4 + [2] * 4,
+                         "run_id": [f"{i}" for i in range(12)], "status": "ok",
+                         "data_config": ['{"flip": false}', "{}", "{}", "{}"] * 3,
+                         "m": [10.0, 10.2, 10.5, 10.6, 20.0, 20.1, 20.4, 20.5, 15.0, 15.2, 15.6, 15.7]})
+    spec = claims_spec([Greater("da > base", "m", a="da", b="base"), Greater("al > da", "m", a="al", b="da"),
+                        Greater("ms > al", "m", a="al_ms", b="al")])
+    first, second, third = claim_verdicts(spec, rows, looks=[3])
+    assert not first.paired and "Welch" in first.statistic
+    assert second.paired and third.paired and "paired t" in second.statistic
+    assert second.outcome == REPRODUCED  # +0.3, +0.3, +0.4: clear paired, lost in Welch's seed spread of 5
+
+
+def test_the_same_runs_judged_with_another_band_or_pairing_are_another_comparison():
+    from engine.design import comparison_key, same_comparison
+    rows = pd.DataFrame({"variant": ["x", "y"] * 3, "seed": [0, 0, 1, 1, 2, 2], "run_id": [f"{i}" for i in range(6)],
+                         "eval_id": "e", "status": "ok", "data_config": "{}", "m": [1.0, 5.0, 1.2, 5.3, 1.1, 5.2]})
+    claim = Greater("y > x", "m", a="y", b="x")
+    by_seed = {"x": {0: 1.0, 1: 1.2, 2: 1.1}, "y": {0: 5.0, 1: 5.3, 2: 5.2}}
+    key = comparison_key(rows, sequential(claim, by_seed, [3], band=2.0, paired=True))
+    assert same_comparison(key, comparison_key(rows, sequential(claim, by_seed, [3], band=2.0, paired=True)))
+    assert not same_comparison(key, comparison_key(rows, sequential(claim, by_seed, [3], band=0.75, paired=True)))
+    assert not same_comparison(key, comparison_key(rows, sequential(claim, by_seed, [3], band=2.0, paired=False)))
+
+
+def test_deeplab_table_2_compares_before_the_crf_where_the_paper_prints_both():
+    from ablations import load_all
+    from engine.design import published_difference
+    fov = next(spec for spec in load_all() if spec.name == "deeplab_fov")
+    effects = {c.pair(): (published_difference(fov, c), c.published_from) for c in fov.claims if c.metric == "mIoU"}
+    assert effects[("k7d4", "k4d4")] == (pytest.approx(64.38 - 59.80), "before the CRF, Table 1(a)")
+    assert effects[("largefov", "k7d4")][0] == pytest.approx(62.25 - 64.38)
+    assert effects[("k4d8", "k4d4")][0] == pytest.approx(67.14 - 63.74)  # no 4×4 dil 8 before the CRF
+    assert "after the CRF" in effects[("k4d8", "k4d4")][1]
+    assert effects[("k4d8", "k7d4")] == (pytest.approx(67.14 - 67.64), effects[("k4d8", "k4d4")][1])
+
+
+def test_the_band_is_two_seed_sds_of_the_table_at_its_first_look():
+    """Seed sds at the first look (seeds 0–2): a 1.0, b 2.0, c 3.0 → median 2.0 → band ±4.0; seed 3 is a later
+    look's and does not move it; a claim's own band wins; a metric without a suite band gets none."""
+    from engine.design import claim_band, seed_noise
+    rows = pd.DataFrame({"variant": list("aaaabbbbcccc"), "seed": [0, 1, 2, 3] * 3, "status": "ok",
+                         "seed_looks": "[3, 5]", "m": [1.0, 2.0, 3.0, 90.0, 0.0, 2.0, 4.0, -50.0, 0.0, 3.0, 6.0, 7.0],
+                         "infer_ms": 1.0})
+    assert seed_noise(rows, "m") == pytest.approx(2.0)
+    spec = SimpleNamespace(bands={"m": 2.0})
+    assert claim_band(spec, Greater("", "m", a="a", b="b"), rows) == 4.0
+    assert claim_band(spec, Close("", "m", a="a", b="b", band=0.5), rows) == 0.5
+    assert claim_band(spec, Greater("", "infer_ms", a="a", b="b"), rows) is None
+    assert claim_band(spec, Greater("", "m", a="a", b="b"), rows[rows["seed"] == 0]) == 2.0  # no spread yet: suite's
+
+
+def test_failed_runs_under_the_null_keep_each_wrong_direction_at_most_five_percent():
+    """1,000 null sequences (looks 3, 5, 8; pairs share a seed effect) where each run fails with probability
+    0.2 whatever its variant: the paired sign test (a failed run loses its pair) keeps each wrong direction
+    at most 5 %."""
+    rng, claim = np.random.default_rng(1), Greater("", "m", a="a", b="b")
+    counts = {REPRODUCED: 0, CONTRADICTED: 0, ABSENT: 0, INCONCLUSIVE: 0}
+    sims, failed_any = 1000, 0
+    for _ in range(sims):
+        shared = rng.normal(0, 1, 8)
+        by_seed = {}
+        for v in "ab":
+            draws = rng.normal(0, 1, 8) + 3 * shared
+            draws[rng.random(8) < 0.2] = -math.inf
+            by_seed[v] = dict(enumerate(draws.tolist()))
+        failed_any += any(x == -math.inf for d in by_seed.values() for x in d.values())
+        counts[sequential(claim, by_seed, LOOKS, band=0.5, paired=True).outcome] += 1
+    assert failed_any > 0.9 * sims
+    assert counts[REPRODUCED] / sims <= 0.05 and counts[CONTRADICTED] / sims <= 0.05, counts
+
+
+def test_a_failed_run_still_lets_a_paired_claim_decide_and_shows_the_sign_tests_interval():
+    """Looks 3, 5, 8 (α = 0.05/3 each); b's seed 0 diverged, a ahead in every other pair: at 8 seeds a wins all 8
+    pairs, p = 1/256. Its interval is the sign test's at 1 − 2α: only a count of 8 of 8 rejects, so it spans the
+    smallest to the largest difference, 1 to +inf (the failed pair): above 0."""
+    by_seed = {"a": {s: 10.0 + 0.1 * s for s in range(8)}, "b": {s: 9.0 + 0.1 * s for s in range(8)}}
+    by_seed["b"][0] = -math.inf
+    verdict = sequential(Greater("", "m", a="a", b="b"), by_seed, LOOKS, paired=True)
+    assert (verdict.outcome, verdict.look) == (REPRODUCED, 3) and "paired sign test" in verdict.statistic
+    assert verdict.shown.basis == "rank" and (verdict.shown.low, verdict.shown.high) == (1.0, math.inf)
+    by_seed["a"][0], by_seed["b"][0] = -math.inf, 9.0  # now a's run failed: 7 of 8, p = 9/256 > 0.05/3
+    assert sequential(Greater("", "m", a="a", b="b"), by_seed, LOOKS, paired=True).outcome == INCONCLUSIVE
+
+
+def test_the_family_chance_of_a_false_verdict_against_hand_computed_cases():
+    """One look at α = 0.05, paired: one two-variant comparison is wrong either way with chance 2 × 0.05 = 0.10;
+    two on disjoint pairs of variants, 1 − 0.9² = 0.19 (simulated: within a few points; deterministic)."""
+    from engine.design import family_error
+    rows = pd.DataFrame({"variant": list("abcd") * 3, "seed": [0] * 4 + [1] * 4 + [2] * 4, "status": "ok",
+                         "data_config": "{}", "seed_looks": "[3]", "m": np.arange(12.0) % 5})
+    one = SimpleNamespace(claims=[Greater("", "m", a="a", b="b")], bands={"m": 2.0})
+    two = SimpleNamespace(claims=[Greater("", "m", a="a", b="b"), Greater("", "m", a="c", b="d")], bands={"m": 2.0})
+    assert family_error(one, rows, sims=600) == family_error(one, rows, sims=600)
+    assert family_error(one, rows, sims=600) == pytest.approx(0.10, abs=0.035)
+    assert family_error(two, rows, sims=600) == pytest.approx(0.19, abs=0.045)
+
+
+def test_a_run_far_below_its_variants_other_seeds_is_flagged_as_a_soft_failure():
+    """Seed sds 0.1, 11.5 and 0.15 → table noise 0.15 (their median); b's seed 1 (60 against 80, 80.1) lies 133
+    noise units below b's median: flagged; c's seed 2, 0.2 below (1.3 units), is not."""
+    from engine.design import soft_failures
+    rows = pd.DataFrame({"variant": list("aaabbbccc"), "seed": [0, 1, 2] * 3, "status": "ok", "seed_looks": "[3]",
+                         "m": [10.0, 10.1, 10.2, 80.0, 60.0, 80.1, 5.0, 5.1, 4.8]})
+    assert soft_failures(rows, "m") == {"b": [(1, 60.0)]}

@@ -1,5 +1,7 @@
 from types import SimpleNamespace
 
+import pytest
+
 from engine.claims import Best, Greater, Increasing, Outcome, fact_holds
 
 CONTRADICTED, INCONCLUSIVE, REPRODUCED = Outcome.CONTRADICTED, Outcome.INCONCLUSIVE, Outcome.REPRODUCED
@@ -61,4 +63,75 @@ def test_claims_table_names_the_failed_runs_it_counted():
     spec = SimpleNamespace(name="t", claims=[Greater("a > b", "mIoU", a="a", b="b")], bands={}, max_runs={})
     table = claims_table(spec, rows, judged_claims({"t": rows}, [spec], lambda r: (r, []))["t"])
     assert "inconclusive" in table and "failed runs (counted, ranked last): b ×1" in table
-    assert "Mann–Whitney, 0/2 vs 1/2 runs failed" in table
+    assert "Mann–Whitney, failures ranked last; 0/2 vs 1/2 runs failed" in table  # no data config: unpaired
+
+
+def test_each_claim_shows_the_comparison_that_decided_it_at_its_tests_level():
+    from engine.claims import Close
+    dip = {"a": [1, 1.1], "b": [5, 5.1], "c": [3, 3.1], "d": [8, 8.1]}
+    trend = Increasing("rises", "mIoU", order=["a", "b", "c", "d"], x=[1, 3, 5, 7])
+    shown = trend.shown(dip, CONTRADICTED, alpha=0.05)
+    # each step tested one-sided at 0.05 / (2 · 3): the two-sided interval at 1 − 0.05/3
+    assert shown.what == "worst step b→c" and shown.difference == -2 and shown.high < 0
+    assert round(shown.level, 4) == round(1 - 0.05 / 3, 4)
+    vals = {"x": [1, 1.1], "y": [3, 3.1], "z": [2, 2.1]}
+    # x is beaten by y and z, each tested at 0.05 / 2: the strongest beater, at 1 − 2 · 0.025
+    shown = Best("", "mIoU", expected="x", candidates=["x", "y", "z"]).shown(vals, CONTRADICTED, alpha=0.05)
+    assert shown.what == "x − y" and shown.difference == pytest.approx(-2) and shown.level == pytest.approx(0.95)
+    # Welch, 2 vs 2, each sd 0.0707: se 0.0707, df 2, t(0.975, 2) = 4.303: −2 ± 0.304
+    assert (shown.low, shown.high) == pytest.approx((-2.304, -1.696), abs=1e-3)
+    far = {"a": [10, 10.1, 10.2], "b": [0, 0.1, 0.2]}
+    assert Close("", "mIoU", a="a", b="b", band=1).shown(far, CONTRADICTED, alpha=0.05).level == pytest.approx(0.95)
+    assert Close("", "mIoU", a="a", b="b", band=1).shown(far, REPRODUCED, alpha=0.05).level == pytest.approx(0.9)
+
+
+def test_an_assertion_combines_its_comparisons_by_its_rule():
+    from engine.claims import Rule, combine
+    ABSENT = Outcome.ABSENT
+    every = Rule.EVERY
+    assert combine(every, [REPRODUCED, REPRODUCED]) == REPRODUCED
+    assert combine(every, [REPRODUCED, CONTRADICTED, INCONCLUSIVE]) == CONTRADICTED  # one step the other way
+    assert combine(every, [REPRODUCED, INCONCLUSIVE]) == INCONCLUSIVE
+    assert combine(every, [REPRODUCED, ABSENT]) == INCONCLUSIVE  # not every step holds, none goes the other way
+    assert combine(every, [ABSENT, ABSENT]) == ABSENT
+    assert combine(Rule.ONE, [CONTRADICTED]) == CONTRADICTED
+    from engine.claims import Assertion
+    with pytest.raises(ValueError, match="rule 'one' takes one comparison"):
+        Assertion("x", "T1", [Greater("", "m", a="a", b="b")] * 2, rule=Rule.ONE)
+
+
+def test_the_headline_counts_assertions_and_a_variant_never_run_is_not_run_yet():
+    import pandas as pd
+
+    from engine.claims import Assertion
+    from report.overview import NOT_RUN, assertion_counts, judged_assertions, judged_claims, overview_table
+    rows = pd.DataFrame({"variant": ["a", "b", "c"] * 3, "seed": [0, 0, 0, 1, 1, 1, 2, 2, 2], "data_config": "{}",
+                         "run_id": [str(i) for i in range(9)], "eval_id": "e", "status": "ok", "preset": "smoke",
+                         "m": [5.0, 1.0, 3.0, 5.2, 1.1, 3.3, 5.1, 1.2, 3.1]})
+    ab, ac, ad, ca = (Greater("a > b", "m", a="a", b="b"), Greater("a > c", "m", a="a", b="c"),
+                      Greater("a > d", "m", a="a", b="d"), Greater("c > a", "m", a="c", b="a"))
+    spec = SimpleNamespace(name="t", title="T", claims=[ab, ac, ad, ca], bands={}, max_runs={}, published={},
+                           assertions=(Assertion("a beats all", "T1", [ab, ac]), Assertion("a beats d", "T1", [ad]),
+                                       Assertion("c beats a", "T2", [ca], beyond_paper=True)))
+    judged = judged_claims({"t": rows}, [spec], lambda r: (r, []))
+    found = judged_assertions(judged, [spec], {"t": rows}, lambda r: (r, []))["t"]
+    assert [ja.outcome for ja in found] == [REPRODUCED, NOT_RUN, CONTRADICTED]
+    assert found[1].missing == ("d",) and not found[2].counted  # beyond the paper: shown, not counted
+    assert assertion_counts(found) == {REPRODUCED: 1, CONTRADICTED: 0, "absent": 0, INCONCLUSIVE: 0, NOT_RUN: 1}
+    table = overview_table({"t": found})
+    assert "**a beats all** (T1), 2 comparisons, rule: every" in table and "↳ a > c" in table
+    assert "needs runs of d" in table and "c beats a" not in table
+
+
+def test_the_sign_test_and_its_interval_against_hand_computed_cases():
+    import math
+
+    from engine.stats import sign_interval, sign_test
+    a, b = [3.0, 2.0, 5.0, -math.inf, 4.0], [1.0, 1.0, 1.0, 0.0, 1.0]  # differences 2, 1, 4, -inf, 3
+    median, p_gt, p_lt = sign_test(a, b)
+    assert median == 2.0 and p_gt == pytest.approx(6 / 32) and p_lt == pytest.approx(31 / 32)  # P(≥4 of 5), P(≥1)
+    # at 1 − 2·(1/32)… no count of 5 reaches one side at 0.03: the interval is unbounded
+    assert sign_interval(a, b, 0.94)[1:] == (-math.inf, math.inf)
+    # at 0.5 a side (level 0): c = 3 (P(≥3 of 5) = 0.5): [d(3), d(3)] = the median
+    assert sign_interval(a, b, 0.0)[1:] == (2.0, 2.0)
+    assert sign_test([1.0, -math.inf], [1.0, -math.inf])[1:] == (1.0, 1.0)  # a tie and two failed runs: no signs

@@ -96,6 +96,16 @@ def build_dataset(cfg: dict, split: str):
     raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
 
 
+def dataset_class(name):
+    """The class that builds dataset `name` (its keyword options are the data options it takes)."""
+    if name == "synthetic":
+        from data.synthetic import SyntheticScenes
+        return SyntheticScenes
+    if name in ("voc", "ade20k", "cityscapes"):
+        return real_dataset(name)
+    raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
 def real_dataset(name):
     """The class of a real dataset (voc, ade20k, cityscapes): its num_classes, class_names, loader."""
     if name == "voc":

@@ -295,3 +295,47 @@ def test_a_failed_run_shows_as_failed_and_is_retried(tmp_path, monkeypatch):
     rows = pd.read_csv(out / "gcn_boundary.csv").set_index("variant")
     assert len(rows) == 4 and set(rows["status"]) == {"ok"}
     assert "failed (" not in (report / "REPORT.md").read_text()
+
+
+# ---------------------------------------------------------------- 9. --set: types and ranges of the presets
+
+@pytest.mark.parametrize("setting,message", [
+    ("train.lr=abc", 'train.lr must be a number, got "abc"'),
+    ("train.lr=nan", 'train.lr must be a number, got "nan"'),  # not JSON: read as text
+    ("train.lr=NaN", "train.lr must be a finite number, got nan"),
+    ("train.lr=Infinity", "train.lr must be a finite number, got inf"),
+    ("train.lr=0", "train.lr must be > 0, got 0"),
+    ("train.iterations=1.5", "train.iterations must be a whole number, got 1.5"),
+    ("train.iterations=0", "train.iterations must be >= 1, got 0"),
+    ("train.iterations=-5", "train.iterations must be >= 1, got -5"),
+    ("train.batch_size=[8]", "train.batch_size must be a whole number, got [8]"),
+    ("train.threads=0", "train.threads must be >= 1, got 0"),
+    ("train.checkpoint_every=0", "train.checkpoint_every must be >= 1, got 0"),
+    ("train.channels_last=1", "train.channels_last must be true or false, got 1"),
+    ("data.n_train=0", "data.n_train must be >= 1, got 0"),
+    ("model.backbone.widths=[8,NaN,8]", "model.backbone.widths[] must be a finite number, got nan"),
+    ("data.n_trian=500", "unknown data option(s) ['n_trian'] for dataset 'synthetic'; valid: name, root, holdout, "
+                         "image_size, n_train, n_val"),
+    ("model.head_widht=8", "unknown option model.head_widht for arch 'single_head' (build_head); valid: freeze_bn, "
+                           "head, k, width, width_ratio, br"),
+    ("model.backbone.widht=8", "unknown option model.backbone.widht for arch 'single_head' (SmallCNN.__init__); "
+                               "valid: widths, strides, convs"),
+])
+@pytest.mark.parametrize("command", ["--ablation", "--show-config"])
+def test_a_set_of_the_wrong_type_or_range_is_one_line_before_any_run_folder(setting, message, command, tmp_path,
+                                                                             capsys):
+    out = tmp_path / "results"
+    code, err = run_cli([command, "gcn_k", *SMOKE, "--set", setting, "--out", str(out),
+                         "--report-dir", str(tmp_path / "report")], capsys)
+    one_line_error(code, err, "gcn_k: error: ", message)
+    assert not out.exists() and not (tmp_path / "report").exists()
+
+
+def test_sets_of_the_presets_types_pass(capsys):
+    from engine.config import parse_set
+    assert parse_set("train.lr=1") == ("train.lr", 1)  # a float setting takes an int
+    assert parse_set("seeds=[3, 5]") == ("seeds", [3, 5])  # seeds: an int or the looks
+    assert parse_set("model.backbone.weights=null") == ("model.backbone.weights", None)  # from scratch
+    assert parse_set("model.k=9") == ("model.k", 9)  # a model's own option: its constructor checks it
+    assert run_all.main(["--show-config", "gcn_k", "k3", *SMOKE, "--set", "train.lr=0.02"]) == 0
+    assert '"lr": 0.02' in capsys.readouterr().out

@@ -165,8 +165,10 @@ def run_ablations(todo, args, jobs, launcher):
             for thread in lanes:
                 while thread.is_alive():  # joined in steps, so Ctrl-C still ends the call
                     thread.join(0.5)
-        finally:
-            workers.close()
+        except BaseException:  # Ctrl-C: no waiting for the runs under way (a rerun resumes them)
+            workers.close(wait=False)
+            raise
+        workers.close()
         if crashes:
             raise crashes[0]
     return next(((name, errors[name]) for name in todo if name in errors), None)
@@ -252,6 +254,8 @@ def main(argv=None):
             return fail(failed[1], failed[0])
     try:
         if distributed.is_main():
+            from engine.execute import remove_stale_tmp
+            remove_stale_tmp(args.report_dir)  # a killed report write's REPORT.md.<pid>.tmp, figures'
             print(f"report: {build(args.out, args.report_dir)}")
     except USER_ERRORS as err:
         return fail(err)
@@ -260,5 +264,17 @@ def main(argv=None):
     return 0
 
 
+def command(argv=None):
+    """main() as a command: Ctrl-C ends it with one line that says how to resume, exit code 130, at
+    once: the workers' runs under way are stopped, not waited for (engine/execute.py Workers.close);
+    finished rows, runs and checkpoints are kept."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("run_all.py: interrupted; run the same command again to resume (finished runs are kept, "
+              "unfinished ones go on from their last checkpoint)", file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

@@ -339,3 +339,14 @@ def test_sets_of_the_presets_types_pass(capsys):
     assert parse_set("model.k=9") == ("model.k", 9)  # a model's own option: its constructor checks it
     assert run_all.main(["--show-config", "gcn_k", "k3", *SMOKE, "--set", "train.lr=0.02"]) == 0
     assert '"lr": 0.02' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- 10. a killed report write
+
+def test_a_killed_report_writes_leftovers_are_removed_by_the_next_call(results_copy, capsys):
+    out, report = results_copy
+    leftovers = [report / "REPORT.md.999999999.tmp", report / "figures" / "gcn_boundary.png.999999999.tmp"]
+    for leftover in leftovers:  # what atomic_write leaves when its writer (that pid, not alive) is killed
+        leftover.write_text("half a report")
+    code, _ = run_cli(["--report-only", "--out", str(out), "--report-dir", str(report)], capsys)
+    assert code == 0 and not any(leftover.exists() for leftover in leftovers)

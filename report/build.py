@@ -471,7 +471,7 @@ def build(results_dir="results", report_dir="report", specs=None):
     """Write report_dir/REPORT.md; returns its path. specs: ablation records (default: all).
     With no results to report (or a bad results file), raises ResultsError and writes nothing."""
     from ablations import load_all
-    specs = specs or load_all()
+    specs = load_all() if specs is None else specs
     results = read_results(results_dir, specs)
     if not results:
         raise ResultsError(f"results folder {results_dir} not found" if not os.path.isdir(results_dir) else

@@ -350,3 +350,47 @@ def test_a_killed_report_writes_leftovers_are_removed_by_the_next_call(results_c
         leftover.write_text("half a report")
     code, _ = run_cli(["--report-only", "--out", str(out), "--report-dir", str(report)], capsys)
     assert code == 0 and not any(leftover.exists() for leftover in leftovers)
+
+
+# ---------------------------------------------------------------- 11. an ablation file that does not import
+
+BROKEN = {"syntax error": ('"""gcn_k, half edited."""\nNAME = "gcn_k"\nVARIANTS = [{"id": "base"\n',
+                           "ablations/gcn_k.py line 3: SyntaxError: '{' was never closed"),
+          "exception at import": ('"""gcn_k, half edited."""\nNAME = "gcn_k"\nK = {"a": 1}["b"]\n',
+                                  "ablations/gcn_k.py line 3: KeyError at import: 'b'")}
+
+
+@pytest.fixture(params=list(BROKEN))
+def broken_gcn_k(request, tmp_path, monkeypatch):
+    """ablations/gcn_k.py as a half-edited file (found first on the package's path); its message."""
+    import sys
+
+    import ablations
+    text, message = BROKEN[request.param]
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    (folder / "gcn_k.py").write_text(text)
+    monkeypatch.setattr(ablations, "__path__", [str(folder)] + list(ablations.__path__))
+    monkeypatch.delitem(sys.modules, "ablations.gcn_k", raising=False)
+    monkeypatch.setitem(ablations.ABLATIONS, "gcn_k", None)
+    ablations._checked.cache_clear()
+    yield message
+    ablations._checked.cache_clear()
+
+
+def test_a_broken_ablation_file_is_one_line_and_blocks_no_other(broken_gcn_k, results_copy, capsys):
+    out, report = results_copy
+    folders = ["--out", str(out), "--report-dir", str(report)]
+    code, err = run_cli(["--ablation", "gcn_k", *SMOKE, *folders], capsys)
+    one_line_error(code, err, f"gcn_k: error: {broken_gcn_k} (fix the file; the other ablations run without it)")
+    code = run_all.main(["--list"])
+    listed, err = capsys.readouterr()
+    one_line_error(code, err, broken_gcn_k)
+    assert len(listed.splitlines()) == 12 and "lc_threshold" in listed and "gcn_k " not in listed
+    (report / "REPORT.md").unlink()
+    code, err = run_cli(["--report-only", *folders], capsys)
+    one_line_error(code, err, broken_gcn_k, "left out of the report")
+    assert "gcn_boundary" in (report / "REPORT.md").read_text()  # built for the others
+    code, err = run_cli(["--ablation", "gcn_boundary", *SMOKE, *folders], capsys)  # its rows are all there
+    assert code == 0 and err == f"run_all.py: warning: {broken_gcn_k} (fix the file; the other ablations run " \
+                                "without it); left out of the report\n", err

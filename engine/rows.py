@@ -123,10 +123,35 @@ def read_rows(csv_path) -> pd.DataFrame:
             raise ResultsError(f"{csv_path} line {bad[0] + 2}: {column} is {rows[column][bad[0]]!r}, not a number")
         rows[column] = values
     rows["seed"] = rows["seed"].astype(int)
+    problem = rows_problem(rows)
+    if problem:
+        raise ResultsError(f"{csv_path} {problem}; restore the file, or delete that line and rerun (the run is "
+                           "redone from its folder)")
     if pd.to_datetime(rows["finished_at"], errors="coerce", utc=True).isna().any():
         line = rows.index[pd.to_datetime(rows["finished_at"], errors="coerce", utc=True).isna()][0] + 2
         raise ResultsError(f"{csv_path} line {line}: finished_at is not a time (a row cut off mid-line?)")
     return rows
+
+
+def rows_problem(rows, metrics=("mIoU",)):
+    """What makes a row of a results table unusable, as 'line N: ...', or None: a status no run gives
+    (a typo would count as a failed run), a JSON column that is not JSON, or a metric of a finished
+    ("ok") row that is not a finite number (a mean, a test and a figure would take it)."""
+    unknown = rows.index[~rows["status"].isin(list(Status))]
+    if len(unknown):
+        return f"line {unknown[0] + 2}: status {rows['status'][unknown[0]]!r} is not one of {', '.join(Status)}"
+    for column in [c for c in JSON_COLUMNS if c in rows]:
+        for index, text in rows[column].dropna().items():
+            try:
+                json.loads(text)
+            except ValueError:
+                return f"line {index + 2}: {column} is not JSON ({text[:40]!r})"
+    ok = rows[rows["status"] == OK]
+    for metric in [m for m in metrics if m in ok]:
+        bad = ok.index[~pd.to_numeric(ok[metric], errors="coerce").apply(math.isfinite)]
+        if len(bad):
+            return f"line {bad[0] + 2}: {metric} is {rows[metric][bad[0]]} in a finished (\"ok\") row, not a finite number"
+    return None
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import pandas as pd
 from engine.analysis import data_analysis_file, load_analysis
 from engine.claims import DECIDED, fact_holds
 from engine.design import rows_looks
-from engine.rows import OK, ResultsError, read_rows, write_text
+from engine.rows import OK, ResultsError, read_rows, rows_problem, write_text
 from engine.spec import SECTIONS
 from engine.stats import ALPHA
 from engine.tuning import choose_lrs, lr_point_id, selection_csv
@@ -462,6 +462,9 @@ def read_results(results_dir, specs):
         if missing:
             raise ResultsError(f"{path}: no {', '.join(missing)} column (a metric of {spec.name}); "
                                "damaged or edited: restore it, or delete it and rerun")
+        problem = rows_problem(rows, spec.metrics)  # every metric the report judges, not just mIoU
+        if problem:
+            raise ResultsError(f"{path} {problem}; restore the file, or delete that line and rerun")
         found[spec.name] = rows
         read_rows(selection_csv(results_dir, spec.name))  # checked now too: the report reads it
     return found

@@ -232,9 +232,24 @@ def text_in_miou(text):
     return rows.to_csv(index=False), "line 3: mIoU is 'about 70', not a number"
 
 
-@pytest.mark.parametrize("damage", [cut_last_line, cut_in_last_field, drop_miou, text_in_miou,
-                                    lambda text: ("", "is empty")],
-                         ids=["cut mid-line", "cut in its last field", "no mIoU column", "text in mIoU", "empty"])
+def set_cell(column, value, message):
+    """A damage: row 2 (line 3) of `column` set to `value`; the message it should give."""
+    def damage(text):
+        rows = pd.read_csv(pd.io.common.StringIO(text), dtype=str, keep_default_na=False)
+        rows.loc[1, column] = value
+        return rows.to_csv(index=False), message
+    return damage
+
+
+@pytest.mark.parametrize("damage", [
+    cut_last_line, cut_in_last_field, drop_miou, text_in_miou, lambda text: ("", "is empty"),
+    set_cell("status", "okk", "line 3: status 'okk' is not one of ok, failed: non-finite loss, failed: CRF unavailable"),
+    set_cell("model_config", '{"arch": "single_head", "head', "line 3: model_config is not JSON"),
+    set_cell("per_class_iou", "[0.5, 0.7", "line 3: per_class_iou is not JSON ('[0.5, 0.7')"),
+    set_cell("mIoU", "nan", 'line 3: mIoU is nan in a finished ("ok") row, not a finite number'),
+    set_cell("boundary_acc", "", 'line 3: boundary_acc is nan in a finished ("ok") row'),  # a metric of gcn_boundary
+], ids=["cut mid-line", "cut in its last field", "no mIoU column", "text in mIoU", "empty", "unknown status",
+        "config not JSON", "per-class IoU not JSON", "NaN mIoU in an ok row", "no boundary_acc in an ok row"])
 def test_bad_results_csv_is_one_line_and_left_as_it_is(damage, results_copy, capsys):
     out, report = results_copy
     csv = out / "gcn_boundary.csv"

@@ -195,16 +195,16 @@ class DamagedFile(Exception):
         self.path, self.reason = path, reason
 
 
-def set_aside(damaged):
+def set_aside(damaged, then="what it held is computed again"):
     """Keep a DamagedFile under another name (<file>.damaged, .damaged-2, ...: nothing is deleted, and
-    nothing reads it again) and say so in one line; returns the new name."""
+    nothing reads it again) and say so, and what `then` happens, in one line; returns the new name."""
     new, n = f"{damaged.path}.damaged", 1
     while os.path.exists(new):
         n += 1
         new = f"{damaged.path}.damaged-{n}"
     os.replace(damaged.path, new)
     print(f"run_all.py: warning: {damaged.path} is damaged ({damaged.reason}); set aside as "
-          f"{os.path.basename(new)}, and what it held is computed again", file=sys.stderr, flush=True)
+          f"{os.path.basename(new)}; {then}", file=sys.stderr, flush=True)
     return new
 
 

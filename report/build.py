@@ -18,7 +18,7 @@ import os
 
 import pandas as pd
 
-from engine.analysis import data_analysis_file, load_analysis
+from engine.analysis import data_analysis_file, load_analysis, set_aside_damaged_analyses
 from engine.claims import DECIDED, fact_holds
 from engine.design import rows_looks
 from engine.rows import OK, ResultsError, read_rows, rows_problem, write_text
@@ -480,6 +480,7 @@ def build(results_dir="results", report_dir="report", specs=None):
         raise ResultsError(f"results folder {results_dir} not found" if not os.path.isdir(results_dir) else
                            f"no results in {results_dir} (no rows in any of "
                            f"{', '.join(spec.name + '.csv' for spec in specs)}): nothing to report")
+    set_aside_damaged_analyses(results_dir)
     fig_dir = os.path.join(report_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     sections, missing, synthetic_rows = [], [], None

@@ -409,3 +409,20 @@ def test_a_broken_ablation_file_is_one_line_and_blocks_no_other(broken_gcn_k, re
     code, err = run_cli(["--ablation", "gcn_boundary", *SMOKE, *folders], capsys)  # its rows are all there
     assert code == 0 and err == f"run_all.py: warning: {broken_gcn_k} (fix the file; the other ablations run " \
                                 "without it); left out of the report\n", err
+
+
+# ---------------------------------------------------------------- 12. a damaged analysis file
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b"\0" * len(b)], ids=["cut off", "zeros"])
+def test_report_only_sets_a_damaged_analysis_aside_and_builds_without_it(damage, results_copy, capsys):
+    out, report = results_copy
+    (path,) = (out / "analysis").glob("data-*-preview.npz")  # the dataset preview the report shows
+    path.write_bytes(damage(path.read_bytes()))
+    kept = path.read_bytes()
+    (report / "REPORT.md").unlink()
+    code, err = run_cli(["--report-only", "--out", str(out), "--report-dir", str(report)], capsys)
+    assert code == 0 and err.count("\n") == 1, err
+    assert err.startswith(f"run_all.py: warning: {path} is damaged (") and err.endswith(
+        f"set aside as {path.name}.damaged; the report is built without it\n"), err
+    assert (out / "analysis" / (path.name + ".damaged")).read_bytes() == kept and not path.exists()
+    assert "gcn_boundary" in (report / "REPORT.md").read_text()

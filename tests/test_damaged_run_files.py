@@ -65,7 +65,7 @@ def test_a_damaged_run_file_is_named_set_aside_and_redone(make, finished, tmp_pa
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "set aside" in line]
     assert len(lines) == 1 and lines[0].startswith(f"run_all.py: warning: {path} is damaged (") and \
-        lines[0].endswith("set aside as " + path.name + ".damaged, and what it held is computed again"), err
+        lines[0].endswith("set aside as " + path.name + ".damaged; what it held is computed again"), err
     assert (path.parent / (path.name + ".damaged")).read_bytes() == kept  # renamed, not deleted
     again = pd.read_csv(out / "tiny.csv").set_index("variant")
     assert set(again["status"]) == {"ok"}

@@ -43,6 +43,11 @@ def failures(*lists):
     return sum(v == -math.inf for values in lists for v in values)
 
 
+def difference_text(diff, a, b):
+    """A difference as text; where every run of a side failed there is none (±inf): the failures instead."""
+    return f"{diff:+.2f}" if math.isfinite(diff) else f"{failures(a)}/{len(a)} vs {failures(b)}/{len(b)} runs failed"
+
+
 def one_sided(a, b, paired=False):
     """compare(a, b, paired), or rank_compare where runs failed: (difference, p(a > b), p(a < b))."""
     return rank_compare(a, b) if failures(a, b) else compare(a, b, paired)
@@ -53,8 +58,9 @@ def two_sample(a_vals, b_vals, alpha, band=None, paired=False, margin=0.0):
     With failed runs (-inf) among them, the one-sided Mann–Whitney test, failures ranked last."""
     if failures(a_vals, b_vals):
         diff, p_gt, p_lt = rank_compare([v - margin for v in a_vals], b_vals)
-        text = (f"median {diff + margin:+.2f} over finished runs (Mann–Whitney, {failures(a_vals)}/{len(a_vals)} vs "
-                f"{failures(b_vals)}/{len(b_vals)} runs failed, ranked last; p(>)={p_gt:.3g}")
+        counts = f"{failures(a_vals)}/{len(a_vals)} vs {failures(b_vals)}/{len(b_vals)} runs failed"
+        text = (f"median {diff + margin:+.2f} over finished runs (Mann–Whitney, {counts}, ranked last; p(>)={p_gt:.3g}"
+                if math.isfinite(diff) else f"{counts} (Mann–Whitney, failures ranked last; p(>)={p_gt:.3g}")
         if math.isnan(p_gt):
             return Outcome.INCONCLUSIVE, text + "); needs ≥ 2 seeds per variant"
         verdict = (Outcome.REPRODUCED if p_gt < alpha else Outcome.CONTRADICTED if p_lt < alpha
@@ -218,7 +224,7 @@ class Increasing(Claim):
             diff, p_gt, p_lt = one_sided(values.get(hi, []), values.get(lo, []), paired)
             rises += diff > 0
             if p_lt < alpha / (2 * steps):
-                drops.append(f"{lo}→{hi} {diff:+.2f} (p={p_lt:.3g})")
+                drops.append(f"{lo}→{hi} {difference_text(diff, values.get(lo, []), values.get(hi, []))} (p={p_lt:.3g})")
         text += f"; mean rose in {rises}/{steps} steps; significant drops: {', '.join(drops) or 'none'}"
         if p_down < alpha / 2 or drops:
             return Outcome.CONTRADICTED, text
@@ -297,7 +303,8 @@ class Best(Claim):
         runner_up = others[0]
         diff, p_gt, _ = one_sided(values[expected], values[runner_up], paired)
         if ranked[0] == expected:
-            text = (f"{expected} best ({means[expected]:.2f}); vs runner-up {runner_up} {diff:+.2f} "
+            text = (f"{expected} best ({means[expected]:.2f}); vs runner-up {runner_up} "
+                    f"{difference_text(diff, values[expected], values[runner_up])} "
                     f"({'paired t' if paired else 'Welch'} p(>)={p_gt:.3g})")
             if p_gt < alpha:
                 return Outcome.REPRODUCED, text

@@ -62,3 +62,22 @@ def test_claims_table_names_the_failed_runs_it_counted():
     table = claims_table(spec, rows, judged_claims({"t": rows}, [spec], lambda r: (r, []))["t"])
     assert "inconclusive" in table and "failed runs (counted, ranked last): b ×1" in table
     assert "Mann–Whitney, 0/2 vs 1/2 runs failed" in table
+
+
+def test_a_variant_whose_every_run_failed_has_no_median_but_its_failures():
+    inf = float("-inf")
+    greater = Greater("a > b", "mIoU", a="a", b="b")
+    verdict, text = greater.judge({"a": [10, 11, 12], "b": [inf, inf, inf]})
+    # Mann–Whitney (b's failures tie: the normal approximation), every a run above every b run: U = 9 of 9
+    assert verdict == REPRODUCED and text == "a − b = 0/3 vs 3/3 runs failed (Mann–Whitney, failures ranked last; " \
+                                             "p(>)=0.0318)"
+    assert "inf" not in greater.judge({"a": [inf, inf, inf], "b": [10, 11, 12]})[1]
+    # a finished run left on each side: the median difference over those, as before
+    assert greater.judge({"a": [10, 12, inf], "b": [5, inf, inf]})[1].startswith(
+        "a − b = median +6.00 over finished runs (Mann–Whitney, 1/3 vs 2/3")
+    rises = Increasing("rises", "mIoU", order=["a", "b", "c"], x=[1, 2, 3])
+    verdict, text = rises.judge({"a": [5, 5.5, 6, 6.5, 7, 7.5, 8, 8.5], "b": [inf] * 8, "c": [9, 9.5, 10, 10.5, 11, 11.5,
+                                                                                             12, 12.5]})
+    assert verdict == CONTRADICTED and "significant drops: a→b 0/8 vs 8/8 runs failed (p=" in text and "inf" not in text
+    best = Best("", "mIoU", expected="y", candidates=["x", "y"])
+    assert "vs runner-up x 0/3 vs 3/3 runs failed (" in best.judge({"x": [inf] * 3, "y": [3, 3.1, 3.2]})[1]

@@ -426,3 +426,43 @@ def test_report_only_sets_a_damaged_analysis_aside_and_builds_without_it(damage,
         f"set aside as {path.name}.damaged; the report is built without it\n"), err
     assert (out / "analysis" / (path.name + ".damaged")).read_bytes() == kept and not path.exists()
     assert "gcn_boundary" in (report / "REPORT.md").read_text()
+
+
+# ---------------------------------------------------------------- 13. messages that say what to do
+
+def test_a_full_disk_says_so_and_what_to_do(tmp_path, monkeypatch, capsys):
+    """torch.save into /dev/full: the real error of a full disk ("enforce fail at inline_container.cc")."""
+    from data import atomic_write
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, path, **kw: real_save(obj, "/dev/full" if "ckpt.pt" in str(path)
+                                                                        else path, **kw))
+    out = tmp_path / "results"
+    code, err = run_cli(["--ablation", "gcn_boundary", *SMOKE, "--out", str(out), "--report-dir",
+                         str(tmp_path / "report")], capsys)  # 3 iterations, a checkpoint after 2
+    one_line_error(code, err, "gcn_boundary: error: cannot write ", "ckpt.pt (torch could not write it: [enforce fail "
+                   "at inline_container.cc", "is its disk full? Free some space (or give --out a folder on another "
+                   "disk) and run the same command again: finished runs and checkpoints are kept")
+    assert not list(out.rglob("*.tmp"))
+
+    def write_text(tmp):
+        with open("/dev/full", "w") as f:
+            f.write("x" * 10_000)
+    with pytest.raises(OSError, match=rf"cannot write {tmp_path / 'a.json'} \(no space left on the device\): is its "
+                                      "disk full"):
+        atomic_write(str(tmp_path / "a.json"), write_text)
+
+
+def test_a_garbage_weights_card_says_which_and_how_to_rebuild(tmp_path):
+    import os
+
+    from segmodels.pretrained import read_card, standin_name, standin_of, standin_paths
+    kind, arch = standin_of(plans_of("gcn_k", "quick")[0].model)
+    for path in standin_paths(kind, arch):
+        shutil.copy(path, tmp_path)
+    card = tmp_path / os.path.basename(standin_paths(kind, arch)[1])
+    for garbage in ("{'sha256': 'single quotes'}", "[1, 2]"):
+        card.write_text(garbage)
+        with pytest.raises(ValueError, match=rf"^{card}: not a .*card .*damaged; rebuild it with `python -m "
+                                             rf"engine.pretrain --only {standin_name(kind, arch)}`") as err:
+            read_card(kind, arch, str(tmp_path))
+        assert "\n" not in str(err.value)

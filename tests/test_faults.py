@@ -14,9 +14,9 @@ from engine.execute import remove_stale_tmp
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def children(pid):
-    """Pids of the live processes whose parent is `pid`."""
-    found = []
+def live_processes():
+    """(pid, the fields of /proc/<pid>/stat after its name: state, ppid, pgrp, session, ...) of every
+    live process."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -24,9 +24,13 @@ def children(pid):
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
+            if fields[0] != "Z":
+                yield int(entry), fields
+
+
+def children(pid):
+    """Pids of the live processes whose parent is `pid`."""
+    return [child for child, fields in live_processes() if int(fields[1]) == pid]
 
 
 def alive(pid):
@@ -88,17 +92,7 @@ def test_only_dead_writers_tmp_files_are_removed(tmp_path):
 def session_alive(sid):
     """Pids of the live processes of session `sid` (a process started with start_new_session and
     everything it started, whoever their parent is now)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
+    return [pid for pid, fields in live_processes() if int(fields[3]) == sid]
 
 
 def start_jobs_2(tmp_path):

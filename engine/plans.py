@@ -209,8 +209,8 @@ def unknown_model_option(err, cfg):
 
 
 def check_plans(plans):
-    """Fail before any training on what would fail later: unknown model options or eval options,
-    a backbone given weights it cannot take, unknown data options. Models are built on the meta device (shapes only, no
+    """Fail before any training on what would fail later: unknown data, model or eval options, a
+    backbone given weights it cannot take. Models are built on the meta device (shapes only, no
     memory, no weights file read)."""
     for data_cfg in {json.dumps(p.data, sort_keys=True): p.data for p in plans}.values():
         check_data_options(data_cfg)

@@ -102,7 +102,15 @@ def start_jobs_2(tmp_path):
             "--no-progress"]
     parent = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True)
-    spawned = lambda: [p for p in children(parent.pid) if b"spawn_main" in open(f"/proc/{p}/cmdline", "rb").read()]
+    def spawned():
+        found = []
+        for child in children(parent.pid):
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as f:
+                    found += [child] if b"spawn_main" in f.read() else []
+            except OSError:  # ended meanwhile
+                pass
+        return found
     try:
         assert wait_for(lambda: len(spawned()) >= 2, 120), "no workers started"
     except BaseException:

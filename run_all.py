@@ -165,8 +165,10 @@ def run_ablations(todo, args, jobs, launcher):
             for thread in lanes:
                 while thread.is_alive():  # joined in steps, so Ctrl-C still ends the call
                     thread.join(0.5)
-        finally:
-            workers.close()
+        except BaseException:  # Ctrl-C: no waiting for the runs under way (a rerun resumes them)
+            workers.close(wait=False)
+            raise
+        workers.close()
         if crashes:
             raise crashes[0]
     return next(((name, errors[name]) for name in todo if name in errors), None)
@@ -175,12 +177,13 @@ def run_ablations(todo, args, jobs, launcher):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
-        for name in ABLATIONS:
+        code = 0
+        for name in ABLATIONS:  # a broken file is its line; the others are listed
             try:
                 print(f"{name:14s} {load(name).title}")
             except USER_ERRORS as err:
-                return fail(err)
-        return 0
+                code = fail(err)
+        return code
     if args.show_config:
         from engine.config import settings
         from engine.plans import prepare, show_config
@@ -201,7 +204,7 @@ def main(argv=None):
             except USER_ERRORS as err:
                 return fail(err, name)
         return 0
-    from ablations import load_all
+    from ablations import load_each
     from report.build import build, read_results
     # Everything that can be checked is checked before anything is trained or written: the output
     # folders, every results file the report reads, each ablation's settings and data.
@@ -212,7 +215,15 @@ def main(argv=None):
             check_folder("--out", args.out)
         check_folder("--report-dir", args.report_dir)
         check_folder("--report-dir", os.path.join(args.report_dir, "figures"))
-        read_results(args.out, load_all())
+        # an ablation file that does not load blocks no other: the report is built without it
+        specs, broken = load_each()
+        asked = [name for name in args.ablation if name in broken]
+        if asked:
+            return fail(broken[asked[0]], asked[0])
+        for err in broken.values():
+            print(f"run_all.py: {'error' if args.report_only else 'warning'}: {err}; left out of the report",
+                  file=sys.stderr)
+        read_results(args.out, specs)
     except USER_ERRORS as err:
         return fail(err)
     from engine import distributed
@@ -252,13 +263,27 @@ def main(argv=None):
             return fail(failed[1], failed[0])
     try:
         if distributed.is_main():
-            print(f"report: {build(args.out, args.report_dir)}")
+            from engine.execute import remove_stale_tmp
+            remove_stale_tmp(args.report_dir)  # a killed report write's REPORT.md.<pid>.tmp, figures'
+            print(f"report: {build(args.out, args.report_dir, specs)}")
     except USER_ERRORS as err:
         return fail(err)
     finally:
         distributed.finish()
-    return 0
+    return 2 if broken and args.report_only else 0
+
+
+def command(argv=None):
+    """main() as a command: Ctrl-C ends it with one line that says how to resume, exit code 130, at
+    once: the workers' runs under way are stopped, not waited for (engine/execute.py Workers.close);
+    finished rows, runs and checkpoints are kept."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("run_all.py: interrupted; run the same command again to resume (finished runs are kept, "
+              "unfinished ones go on from their last checkpoint)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

@@ -1,20 +1,47 @@
 """What is compared: one declarative file per ablation, and nothing else (the engine is engine/).
 
-ABLATIONS maps each name `run_all.py --ablation NAME` takes to its module, in the report's order;
-the names are the modules' own NAME. load() gives an ablation's checked, typed record
+NAMES are the ablations `run_all.py --ablation NAME` takes, each the module ablations/NAME.py (its
+NAME), in the report's order. A file is imported only when its ablation is asked for, each on its
+own: one that fails to import (a syntax error, an exception) is one line naming the file and its
+line, and blocks no other ablation. load() gives an ablation's checked, typed record
 (engine.spec.Ablation): a mistake in the file is one line naming the file and the key. Adding an
-ablation is one file and one entry in MODULES.
+ablation is one file and its name in NAMES.
 Run one ablation alone: python -m ablations NAME [run_all.py's options].
 """
 import functools
+import importlib
+import os
+import traceback
 
-from ablations import (deeplab_crf, deeplab_fov, gcn_backbone, gcn_boundary, gcn_k, gcn_vs_conv, gcn_vs_stack,
-                       lc_schemes, lc_threshold, psp_aux, psp_chain, psp_depth, psp_pool)
 from engine.spec import from_module
 
-MODULES = (gcn_k, gcn_vs_conv, gcn_vs_stack, gcn_boundary, gcn_backbone, lc_threshold, lc_schemes, psp_pool, psp_aux,
-           psp_depth, psp_chain, deeplab_fov, deeplab_crf)
-ABLATIONS = {m.NAME: m for m in MODULES}
+NAMES = ("gcn_k", "gcn_vs_conv", "gcn_vs_stack", "gcn_boundary", "gcn_backbone", "lc_threshold", "lc_schemes",
+         "psp_pool", "psp_aux", "psp_depth", "psp_chain", "deeplab_fov", "deeplab_crf")
+# name → its module, imported on first use (None until then; a test may put a module of its own here)
+ABLATIONS = dict.fromkeys(NAMES)
+
+
+def import_error(name, err):
+    """One line for an ablation file that cannot be imported: the file (the ablation's, or the shared
+    one it imports) and line where it failed, and what failed."""
+    if isinstance(err, SyntaxError):
+        where, line, what = err.filename or "", err.lineno, f"SyntaxError: {err.msg}"
+    else:
+        folders = {os.path.abspath(folder) for folder in __path__}
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if os.path.dirname(os.path.abspath(f.filename)) in folders]
+        where, line = (frames[-1].filename, frames[-1].lineno) if frames else (f"{name}.py", None)
+        what = f"{type(err).__name__} at import: {err}"
+    where = f"ablations/{os.path.basename(where) or name + '.py'}" + (f" line {line}" if line else "")
+    return f"{where}: {' '.join(what.split())} (fix the file; the other ablations run without it)"
+
+
+def module_of(name):
+    if ABLATIONS[name] is None:
+        try:
+            ABLATIONS[name] = importlib.import_module(f"ablations.{name}")
+        except Exception as err:  # anything the file raises as it runs
+            raise ValueError(import_error(name, err)) from None
+    return ABLATIONS[name]
 
 
 def load(name):
@@ -26,8 +53,19 @@ def load(name):
 
 @functools.cache
 def _checked(name):
-    return from_module(ABLATIONS[name])
+    return from_module(module_of(name))
 
 
 def load_all():
     return [load(name) for name in ABLATIONS]
+
+
+def load_each():
+    """(records of the ablations that load, {name: the ValueError of each that does not})."""
+    specs, broken = [], {}
+    for name in ABLATIONS:
+        try:
+            specs.append(load(name))
+        except ValueError as err:
+            broken[name] = err
+    return specs, broken

@@ -5,4 +5,4 @@ import run_all
 
 if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
     sys.exit(f"usage: python -m ablations NAME [run_all.py options]; NAME one of: {', '.join(run_all.ABLATIONS)}")
-sys.exit(run_all.main(["--ablation", sys.argv[1]] + sys.argv[2:]))
+sys.exit(run_all.command(["--ablation", sys.argv[1]] + sys.argv[2:]))

@@ -6,6 +6,7 @@ A training item is asked for as `dataset[(index, aug_seed)]`: the augmentation r
 function of aug_seed, so a resumed run sees exactly the batches it would have seen.
 `dataset[index]` (no seed) gives the un-augmented item, as used for evaluation.
 """
+import errno
 import os
 
 import torch
@@ -33,9 +34,23 @@ def atomic_write(path, write):
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise OSError(disk_full(path)) from None
+        raise
+    except RuntimeError as err:  # torch.save's writer: "[enforce fail at inline_container.cc:672] ..."
+        if "inline_container" in str(err) or "PytorchStreamWriter" in str(err):
+            raise OSError(disk_full(path, f"torch could not write it: {str(err).splitlines()[0]}")) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def disk_full(path, what="no space left on the device"):
+    """What to do when a file could not be written for want of space."""
+    return (f"cannot write {path} ({what}): is its disk full? Free some space (or give --out a folder on "
+            "another disk) and run the same command again: finished runs and checkpoints are kept")
 
 
 def split_item(item):
@@ -93,6 +108,16 @@ def build_dataset(cfg: dict, split: str):
         if not cfg.get("root"):
             raise ValueError(f"--data {name} needs --data-root DIR (the folder that holds the dataset)")
         return real_dataset(name)(cfg["root"], split, **opts)
+    raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def dataset_class(name):
+    """The class that builds dataset `name` (its keyword options are the data options it takes)."""
+    if name == "synthetic":
+        from data.synthetic import SyntheticScenes
+        return SyntheticScenes
+    if name in ("voc", "ade20k", "cityscapes"):
+        return real_dataset(name)
     raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
 
 

@@ -101,6 +101,20 @@ def save_analysis(path, data):
     atomic_write(path, write)
 
 
+def set_aside_damaged_analyses(results_dir):
+    """Each analysis file in results_dir/analysis that cannot be read (cut off, overwritten) is set
+    aside (engine/rows.py set_aside), so the report is built without it, as without any missing one."""
+    from engine.rows import DamagedFile, set_aside
+    folder = os.path.join(results_dir, "analysis")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.endswith(".npz"):
+            try:
+                load_analysis(os.path.join(folder, name))
+            except Exception as err:  # whatever numpy's or zipfile's reader raises
+                set_aside(DamagedFile(os.path.join(folder, name), f"{type(err).__name__}: {err}"),
+                          "the report is built without it")
+
+
 def load_analysis(path):
     """{name: array} of a saved analysis (no pickles)."""
     with np.load(path, allow_pickle=False) as blob:

@@ -62,6 +62,11 @@ def failures(*lists):
     return sum(v == -math.inf for values in lists for v in values)
 
 
+def difference_text(diff, a, b):
+    """A difference as text; where every run of a side failed there is none (±inf): the failures instead."""
+    return f"{diff:+.2f}" if math.isfinite(diff) else f"{failures(a)}/{len(a)} vs {failures(b)}/{len(b)} runs failed"
+
+
 def one_sided(a, b, paired=False):
     """compare(a, b, paired), or where runs failed the paired sign test (paired) or Mann–Whitney (not):
     (difference, p(a > b), p(a < b))."""
@@ -78,8 +83,10 @@ def two_sample(a_vals, b_vals, alpha, band=None, paired=False, margin=0.0):
         shifted = [v - margin for v in a_vals]
         diff, p_gt, p_lt = sign_test(shifted, b_vals) if paired else rank_compare(shifted, b_vals)
         test = "paired sign test, a failed run loses its pair" if paired else "Mann–Whitney, failures ranked last"
-        text = (f"median {diff + margin:+.2f} ({test}; {failures(a_vals)}/{len(a_vals)} vs "
-                f"{failures(b_vals)}/{len(b_vals)} runs failed; p(>)={p_gt:.3g}")
+        counts = f"{failures(a_vals)}/{len(a_vals)} vs {failures(b_vals)}/{len(b_vals)} runs failed"
+        # every run of a side failed: no median to show, the failures instead
+        text = (f"median {diff + margin:+.2f} ({test}; {counts}; p(>)={p_gt:.3g}" if math.isfinite(diff)
+                else f"{counts} ({test}; p(>)={p_gt:.3g}")
         if math.isnan(p_gt):
             return Outcome.INCONCLUSIVE, text + "); needs ≥ 2 seeds per variant"
         verdict = (Outcome.REPRODUCED if p_gt < alpha else Outcome.CONTRADICTED if p_lt < alpha
@@ -256,7 +263,7 @@ class Increasing(Claim):
             diff, p_gt, p_lt = one_sided(values.get(hi, []), values.get(lo, []), paired)
             rises += diff > 0
             if p_lt < alpha / (2 * steps):
-                drops.append(f"{lo}→{hi} {diff:+.2f} (p={p_lt:.3g})")
+                drops.append(f"{lo}→{hi} {difference_text(diff, values.get(lo, []), values.get(hi, []))} (p={p_lt:.3g})")
         text += f"; mean rose in {rises}/{steps} steps; significant drops: {', '.join(drops) or 'none'}"
         if p_down < alpha / 2 or drops:
             return Outcome.CONTRADICTED, text
@@ -348,7 +355,8 @@ class Best(Claim):
         runner_up = others[0]
         diff, p_gt, _ = one_sided(values[expected], values[runner_up], paired)
         if ranked[0] == expected:
-            text = (f"{expected} best ({means[expected]:.2f}); vs runner-up {runner_up} {diff:+.2f} "
+            text = (f"{expected} best ({means[expected]:.2f}); vs runner-up {runner_up} "
+                    f"{difference_text(diff, values[expected], values[runner_up])} "
                     f"({'paired t' if paired else 'Welch'} p(>)={p_gt:.3g})")
             if p_gt < alpha:
                 return Outcome.REPRODUCED, text

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 
 from engine.design import looks_of
-from engine.presets import PRESETS, TOP_KEYS, TRAIN_KEYS, TUNING_KEYS, check_keys, deep_merge
+from engine.presets import PRESETS, TOP_KEYS, TRAIN_KEYS, TUNING_KEYS, check_keys, deep_merge, setting_error
 from engine.step import AMP_DTYPES
 
 LAYERS = ("suite preset", "ablation preset", "ablation MODEL", "variant", "variant preset", "command line")
@@ -60,7 +60,8 @@ class Settings:
 def parse_set(text):
     """'train.lr=0.01' → ('train.lr', 0.01). The value is read as JSON (numbers, true/false, null,
     [lists], {dicts}), else kept as a string. The key's first part is one of TOP_KEYS; train and
-    tuning keys are checked here, model, data and eval keys when the runs are planned and checked."""
+    tuning keys are checked here, model, data and eval keys when the runs are planned and checked; every
+    value against the presets' types and ranges (engine/presets.py setting_error)."""
     key, sep, value = text.partition("=")
     parts = key.strip().split(".")
     if not sep or not all(parts):
@@ -77,6 +78,9 @@ def parse_set(text):
         value = json.loads(value)
     except json.JSONDecodeError:
         value = value.strip()
+    problem = setting_error(".".join(parts), value)
+    if problem:
+        raise ValueError(f"--set {text!r}: {problem}")
     return ".".join(parts), value
 
 

@@ -12,13 +12,13 @@ import multiprocessing
 import os
 import random
 import threading
-import time
 
 import torch
 from tqdm import tqdm
 
 from engine import run
 from engine.distributed import barrier, is_main
+from engine.orphans import name_parent, unname_parent
 from engine.plans import config_hash, todo_plans
 from engine.rows import git_sha, make_row, put_row, read_json, write_json
 from engine.timing import needs_timing, time_runs
@@ -31,22 +31,11 @@ def worker_devices(device):
     return [device]
 
 
-def start_worker(parent_pid, devices, counter):
+def start_worker(devices, counter):
     """Worker initializer: the next device in turn (worker k: devices[k % len]), so with --device
-    cuda each worker has a GPU of its own; and the worker ends with its parent (die_with_parent)."""
+    cuda each worker has a GPU of its own."""
     with counter.get_lock():
         run.WORKER_DEVICE, counter.value = devices[counter.value % len(devices)], counter.value + 1
-    die_with_parent(parent_pid)
-
-
-def die_with_parent(parent_pid):
-    """Worker initializer: end this worker as soon as its parent is gone (kill, kill -9, a
-    scheduler's SIGTERM, the OOM killer), so no orphan goes on training into the results folder."""
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True).start()
 
 
 class Workers:
@@ -60,8 +49,9 @@ class Workers:
 
     def __init__(self, jobs, device):
         context = multiprocessing.get_context("spawn")
+        name_parent()  # the workers end with this process, even while they start
         self.pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=start_worker,
-                                           initargs=(os.getpid(), worker_devices(device), context.Value("i", 0)))
+                                           initargs=(worker_devices(device), context.Value("i", 0)))
         self.state = threading.Condition()
         self.jobs, self.busy, self.timing = jobs, 0, False
 
@@ -106,8 +96,14 @@ class Workers:
                 self.timing = False
                 self.state.notify_all()
 
-    def close(self):
-        self.pool.shutdown()
+    def close(self, wait=True):
+        """Shut the workers down; wait=False (Ctrl-C, an error): the runs under way are stopped, not
+        waited for (a rerun resumes them from their checkpoints)."""
+        if not wait:
+            for process in list(self.pool._processes.values()):  # the executor has no public way to stop them
+                process.terminate()
+        self.pool.shutdown(wait=wait, cancel_futures=not wait)
+        unname_parent()
 
 
 def pid_alive(pid):
@@ -215,9 +211,12 @@ def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, star
                     record(future.result())
             for future in cf.as_completed(futures):
                 record(future.result())
-        finally:
+        except BaseException:
             if pool is not workers:
-                pool.close()
+                pool.close(wait=False)
+            raise
+        if pool is not workers:
+            pool.close()
     bar.close()
     order_seed, timed = timing_order(name, what, timed)
     with workers.alone() if workers and timed else contextlib.nullcontext():

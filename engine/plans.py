@@ -13,14 +13,16 @@ Everything that can fail is checked once, before anything is trained (prepare).
 """
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
 import torch
 
-from data import build_dataset
+from data import build_dataset, dataset_class
 from engine.config import resolve
 from engine.design import first_look_runs, looks_of, reachable_looks
 from engine.evaluate import first_images, model_options
@@ -168,10 +170,50 @@ def chosen(spec, selection, out_dir):
     return lrs, crfs, untuned
 
 
+def keyword_options(fn):
+    """The options a function or class takes by keyword (its parameters with a default)."""
+    return [p.name for p in inspect.signature(fn).parameters.values() if p.default is not p.empty]
+
+
+def check_data_options(data_cfg):
+    """Unknown data options fail here, named with the valid ones, before any data is built (or shown)."""
+    valid = ["name", "root", "holdout"] + [k for k in keyword_options(dataset_class(data_cfg["name"])) if k != "split"]
+    unknown = sorted(set(data_cfg) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown data option(s) {unknown} for dataset {data_cfg['name']!r}; valid: {', '.join(valid)}")
+
+
+def unknown_model_option(err, cfg):
+    """A constructor's 'got an unexpected keyword argument' as one line that lists what it takes: the
+    called function's options, and those of the model class whose __init__ called it (freeze_bn)."""
+    found = re.search(r"([\w.]+)\(\) got an unexpected keyword argument '(\w+)'", str(err))
+    frame = err.__traceback__
+    while frame and frame.tb_next:
+        frame = frame.tb_next
+    if not found or frame is None:
+        return f"bad model options for arch {cfg['arch']!r}: {err}"
+    scope = {**frame.tb_frame.f_globals, **frame.tb_frame.f_locals}
+    first, *rest = found[1].split(".")
+    modules = [v for v in scope.values() if inspect.ismodule(v)]
+    called = scope.get(first) or next((getattr(m, first) for m in modules if hasattr(m, first)), None)
+    for part in rest:
+        called = getattr(called, part, None)
+    if called is None:
+        return f"bad model options for arch {cfg['arch']!r}: {err}"
+    options = keyword_options(called)
+    caller = scope.get("self")
+    if caller is not None and frame.tb_frame.f_code.co_name == "__init__":
+        options = keyword_options(type(caller).__init__) + options
+    key = ("model." if found[2] in cfg else "model.backbone.") + found[2]
+    return f"unknown option {key} for arch {cfg['arch']!r} ({found[1]}); valid: {', '.join(dict.fromkeys(options))}"
+
+
 def check_plans(plans):
-    """Fail before any training on what would fail later: unknown model options or eval options,
-    a backbone given weights it cannot take. Models are built on the meta device (shapes only, no
+    """Fail before any training on what would fail later: unknown data, model or eval options, a
+    backbone given weights it cannot take. Models are built on the meta device (shapes only, no
     memory, no weights file read)."""
+    for data_cfg in {json.dumps(p.data, sort_keys=True): p.data for p in plans}.values():
+        check_data_options(data_cfg)
     for model_cfg in {json.dumps(p.model, sort_keys=True): p.model for p in plans}.values():
         cfg = json.loads(json.dumps(model_cfg))
         weights = cfg["backbone"].pop("weights", None)
@@ -183,7 +225,7 @@ def check_plans(plans):
             with torch.device("meta"):
                 model = build_model(cfg, 2)
         except TypeError as err:  # an option the model's constructor does not take
-            raise ValueError(f"bad model options for arch {cfg['arch']!r}: {err}") from None
+            raise ValueError(unknown_model_option(err, cfg)) from None
         for plan in plans:
             if plan.model == model_cfg:
                 model_options(model, plan.eval)  # unknown eval options fail here, not after training

@@ -19,6 +19,8 @@ a shared 2-core machine: 1.05× for the cascade's DSN to 1.5× for DeepLab-Large
 more loaded run had the 3×3 stack at 0.85×, its rerun 1.26×). It is part of the run id.
 """
 import copy
+import json
+import math
 
 SMALL_BACKBONE = {"name": "small", "widths": [24, 32, 64], "strides": [2, 2, 2], "convs": [1, 2, 2]}
 # The quick and full presets fine-tune as the papers do: every backbone starts from its pretrained
@@ -90,6 +92,70 @@ TRAIN_KEYS = ("iterations", "batch_size", "lr", "lr_scale", "momentum", "weight_
 # engine keys of the eval config; any other eval key is an evaluation option of the model (e.g. rho)
 EVAL_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch", "train_speed_steps",
              "crf", "trimap", "images")
+
+
+# The type of each setting, as the presets give it (a key the presets set two ways, e.g. seeds as an
+# int or a list of looks, takes either), and of the settings no preset sets. --set is checked against
+# it before anything is planned, so a value of the wrong type never reaches a run (or its run id).
+SET_ELSEWHERE = {"train.lr_scale": float, "train.lr_step": int, "train.lr_gamma": float, "train.compile": bool,
+                 "train.amp": str, "eval.speed_repeats": int, "eval.speed_warmup": int, "eval.speed_batch": int,
+                 "eval.train_speed_steps": int, "eval.crf": dict, "eval.trimap": list, "eval.images": int,
+                 "tuning.crf": dict, "tuning.crf_images": int}
+# settings that may be null: no stand-in weights (from scratch), no step schedule, every image
+NULLABLE = ("model.backbone.weights", "train.lr_step", "train.amp", "eval.images", "tuning.crf_images")
+# the least value of each number that has one: counts and sizes of at least 1, rates above 0
+AT_LEAST = {"data.n_train": 1, "data.n_val": 1, "data.image_size": 32, "data.crop_size": 1,
+            "train.iterations": 1, "train.batch_size": 1, "train.checkpoint_every": 1, "train.threads": 1,
+            "train.workers": 0, "train.lr_step": 1, "train.momentum": 0, "train.weight_decay": 0,
+            "train.poly_power": 0, "eval.batch_size": 1, "eval.boundary_band": 0, "eval.speed_repeats": 0,
+            "eval.speed_warmup": 0, "eval.speed_batch": 1, "eval.train_speed_steps": 0, "eval.images": 1,
+            "tuning.holdout": 1, "tuning.seeds": 1, "tuning.crf_images": 1}
+ABOVE_ZERO = ("train.lr", "train.lr_scale", "train.lr_gamma", "train.head_lr_mult")
+
+
+def setting_types():
+    """{dotted key: (types)} of every setting of the presets (dicts walked into), and SET_ELSEWHERE's.
+    A float setting takes an int too (lr=1)."""
+    types = {}
+
+    def walk(prefix, cfg):
+        for key, value in cfg.items():
+            dotted = f"{prefix}.{key}" if prefix else key
+            types.setdefault(dotted, set()).add(type(value))
+            if isinstance(value, dict):
+                walk(dotted, value)
+    for preset in PRESETS.values():
+        walk("", preset)
+    for dotted, kind in SET_ELSEWHERE.items():
+        types.setdefault(dotted, set()).add(kind)
+    for dotted in NULLABLE:
+        types[dotted].add(type(None))
+    return {k: tuple(sorted(v | ({int} if float in v else set()), key=lambda t: t.__name__)) for k, v in types.items()}
+
+
+SETTING_TYPES = setting_types()
+TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string", list: "a [list]",
+              dict: "a {dict}", type(None): "null"}
+
+
+def setting_error(dotted, value):
+    """Why `value` cannot be setting `dotted` (a type or range it breaks), or None. Numbers must be
+    finite everywhere, in lists and dicts too; a setting outside SETTING_TYPES (a model's or dataset's
+    own option) is otherwise checked by what takes it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{dotted} must be a finite number, got {value!r}"
+    kinds = SETTING_TYPES.get(dotted)
+    if kinds and not any(type(value) is kind for kind in kinds):  # type(): true is not a number here
+        names = [TYPE_NAMES[k] for k in kinds if not (k is int and float in kinds)]
+        return f"{dotted} must be {' or '.join(names)}, got {json.dumps(value)}"
+    if type(value) in (int, float):
+        if dotted in AT_LEAST and value < AT_LEAST[dotted]:
+            return f"{dotted} must be >= {AT_LEAST[dotted]}, got {value}"
+        if dotted in ABOVE_ZERO and value <= 0:
+            return f"{dotted} must be > 0, got {value}"
+    inner = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return next((err for err in (setting_error(f"{dotted}.{key}" if isinstance(value, dict) else dotted + "[]", v)
+                                 for key, v in inner) if err), None)
 
 
 def check_keys(section, cfg, valid):

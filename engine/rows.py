@@ -13,9 +13,11 @@ import datetime
 import fcntl
 import io
 import json
+import math
 import os
 import platform
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
@@ -121,10 +123,35 @@ def read_rows(csv_path) -> pd.DataFrame:
             raise ResultsError(f"{csv_path} line {bad[0] + 2}: {column} is {rows[column][bad[0]]!r}, not a number")
         rows[column] = values
     rows["seed"] = rows["seed"].astype(int)
+    problem = rows_problem(rows)
+    if problem:
+        raise ResultsError(f"{csv_path} {problem}; restore the file, or delete that line and rerun (the run is "
+                           "redone from its folder)")
     if pd.to_datetime(rows["finished_at"], errors="coerce", utc=True).isna().any():
         line = rows.index[pd.to_datetime(rows["finished_at"], errors="coerce", utc=True).isna()][0] + 2
         raise ResultsError(f"{csv_path} line {line}: finished_at is not a time (a row cut off mid-line?)")
     return rows
+
+
+def rows_problem(rows, metrics=("mIoU",)):
+    """What makes a row of a results table unusable, as 'line N: ...', or None: a status no run gives
+    (a typo would count as a failed run), a JSON column that is not JSON, or a metric of a finished
+    ("ok") row that is not a finite number (a mean, a test and a figure would take it)."""
+    unknown = rows.index[~rows["status"].isin(list(Status))]
+    if len(unknown):
+        return f"line {unknown[0] + 2}: status {rows['status'][unknown[0]]!r} is not one of {', '.join(Status)}"
+    for column in [c for c in JSON_COLUMNS if c in rows]:
+        for index, text in rows[column].dropna().items():
+            try:
+                json.loads(text)
+            except ValueError:
+                return f"line {index + 2}: {column} is not JSON ({text[:40]!r})"
+    ok = rows[rows["status"] == OK]
+    for metric in [m for m in metrics if m in ok]:
+        bad = ok.index[~pd.to_numeric(ok[metric], errors="coerce").apply(math.isfinite)]
+        if len(bad):
+            return f"line {bad[0] + 2}: {metric} is {rows[metric][bad[0]]} in a finished (\"ok\") row, not a finite number"
+    return None
 
 
 @contextlib.contextmanager
@@ -154,6 +181,76 @@ def write_json(obj, path):
 def read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+# --- damaged run-folder files ---------------------------------------------------------------
+
+class DamagedFile(Exception):
+    """A run-folder file (checkpoint, model, train.json, eval or timing JSON) that cannot be read as
+    what it should be: it is set aside and what it held is computed again."""
+
+    def __init__(self, path, reason):
+        reason = " ".join(str(reason).split())[:200]
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def set_aside(damaged, then="what it held is computed again"):
+    """Keep a DamagedFile under another name (<file>.damaged, .damaged-2, ...: nothing is deleted, and
+    nothing reads it again) and say so, and what `then` happens, in one line; returns the new name."""
+    new, n = f"{damaged.path}.damaged", 1
+    while os.path.exists(new):
+        n += 1
+        new = f"{damaged.path}.damaged-{n}"
+    os.replace(damaged.path, new)
+    print(f"run_all.py: warning: {damaged.path} is damaged ({damaged.reason}); set aside as "
+          f"{os.path.basename(new)}; {then}", file=sys.stderr, flush=True)
+    return new
+
+
+def numbers_problem(record, required=()):
+    """Why a run's JSON record (train.json, eval or timing scores) cannot become a row, or None: it must
+    be a dict, hold `required`, and each NUMERIC value it holds must be a number (the required ones finite)."""
+    if not isinstance(record, dict):
+        return f"not a JSON object but {type(record).__name__}"
+    missing = [k for k in required if k not in record]
+    if missing:
+        return f"no {', '.join(missing)}"
+    for key in [k for k in NUMERIC + ("train_s", "train_wall_s", "eval_wall_s") if k in record]:
+        value = record[key]
+        if type(value) not in (int, float) or (key in required and not math.isfinite(value)):
+            return f"{key} is {json.dumps(value)}, not a {'finite ' if key in required else ''}number"
+    return None
+
+
+def train_record_problem(record):
+    """Why a train.json cannot be used, or None."""
+    if isinstance(record, dict) and record.get("status") not in list(Status):
+        return f"status {json.dumps(record.get('status'))} is not one of {', '.join(Status)}"
+    return numbers_problem(record)
+
+
+def read_checked_json(path, problem=numbers_problem):
+    """The JSON record in `path`, or DamagedFile if it is not JSON or `problem` finds one."""
+    try:
+        record = read_json(path)
+    except (ValueError, UnicodeDecodeError) as err:  # json.JSONDecodeError is a ValueError
+        raise DamagedFile(path, f"not JSON: {err}") from None
+    found = problem(record)
+    if found:
+        raise DamagedFile(path, found)
+    return record
+
+
+def read_or_set_aside(path, problem=numbers_problem):
+    """The checked JSON record in `path`; None if there is none, or if it was damaged (then set aside)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return read_checked_json(path, problem)
+    except DamagedFile as damaged:
+        set_aside(damaged)
+        return None
 
 
 def put_row(csv_path, row):

@@ -13,7 +13,8 @@ from data import build_dataset
 from engine.analysis import missing_analyses, save_analyses
 from engine.distributed import barrier, is_main
 from engine.evaluate import evaluate
-from engine.rows import OK, RunResult, Status, file_lock, read_json, write_json
+from engine.rows import (OK, DamagedFile, RunResult, Status, file_lock, numbers_problem, read_checked_json, read_json,
+                         read_or_set_aside, set_aside, train_record_problem, write_json)
 from engine.step import NonFiniteLoss
 from engine.trainer import seed_everything, train
 from segmodels import build_model
@@ -28,8 +29,14 @@ def run_dir_of(out_dir, plan):
 
 
 def load_model(run_dir, model_cfg, num_classes):
-    model = build_model(model_cfg, num_classes)
-    model.load_state_dict(torch.load(os.path.join(run_dir, "model.pt"), map_location="cpu", weights_only=True))
+    """The trained model of a run folder; DamagedFile if its model.pt cannot be read as this model's."""
+    model, path = build_model(model_cfg, num_classes), os.path.join(run_dir, "model.pt")
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # random bytes, a cut-off file, another model's weights
+        raise DamagedFile(path, f"{type(err).__name__}: {err}") from None
     return model
 
 
@@ -43,8 +50,16 @@ def train_run(plan, run_dir, device, progress):
         info = {"status": OK, **train(model, train_set, plan.train, plan.seed, run_dir, device, progress)}
     except NonFiniteLoss as err:
         info = {"status": Status.DIVERGED, "error": str(err)}
+    except DamagedFile as damaged:  # its checkpoint: set aside, and the run trained afresh
+        set_aside(damaged)
+        return train_run(plan, run_dir, device, progress)
     info["train_wall_s"] = time.time() - started
     return model, info
+
+
+def eval_problem(scores):
+    """Why an eval-<id>.json cannot become a row (engine/rows.py numbers_problem), or None."""
+    return numbers_problem(scores, required=("mIoU",))
 
 
 def evaluate_plan(plan, model, val_set, device):
@@ -72,13 +87,23 @@ def run_group(plans, out_dir, device, progress=True):
     main = is_main()
     with file_lock(os.path.join(run_dir, ".lock")) if main else contextlib.nullcontext():
         train_path = os.path.join(run_dir, "train.json")
+        model = val_set = None
         if main:
             write_json({"data": first.data, "model": first.model, "train": first.train, "seed": first.seed},
                        os.path.join(run_dir, "config.json"))
-            if os.path.exists(train_path) and read_json(train_path)["status"] != OK:
+            info = read_or_set_aside(train_path, train_record_problem)  # damaged: set aside, trained again
+            if info is not None and info["status"] != OK:
                 os.remove(train_path)  # a rerun retries a failed run (from its last checkpoint)
+            elif info is not None:  # trained: its model must load, else it is set aside and trained again
+                val_set = build_dataset(first.data, "val")
+                try:
+                    model = load_model(run_dir, first.model, val_set.num_classes)
+                except DamagedFile as damaged:
+                    set_aside(damaged)
+                    os.remove(train_path)
+                except FileNotFoundError:  # model.pt gone
+                    os.remove(train_path)
         barrier()  # every rank sees the same train.json and checkpoint
-        model = None
         if not os.path.exists(train_path):
             model, info = train_run(first, run_dir, device, progress)
             if main:
@@ -93,11 +118,12 @@ def run_group(plans, out_dir, device, progress=True):
                 results.append(RunResult(plan, Status(info["status"]), info, {}, info.get("error"), device))
                 continue
             eval_path = os.path.join(run_dir, f"eval-{plan.eval_id}.json")
+            scores = read_or_set_aside(eval_path, eval_problem)  # damaged: set aside, evaluated again
             todo = missing_analyses(out_dir, plan)
-            if todo or not os.path.exists(eval_path):
-                val_set = build_dataset(plan.data, "val")
+            if todo or scores is None:
+                val_set = val_set or build_dataset(plan.data, "val")
                 model = model or load_model(run_dir, plan.model, val_set.num_classes)
-            if not os.path.exists(eval_path):
+            if scores is None:
                 try:
                     write_json(evaluate_plan(plan, model, val_set, device), eval_path)
                 except CRFUnavailable as err:  # this row fails (a rerun retries it); the others go on
@@ -105,5 +131,5 @@ def run_group(plans, out_dir, device, progress=True):
                     continue
             if todo:
                 save_analyses(out_dir, plan, todo, model, val_set, device, run_dir)
-            results.append(RunResult(plan, OK, info, read_json(eval_path), None, device))
+            results.append(RunResult(plan, OK, info, read_checked_json(eval_path, eval_problem), None, device))
     return results

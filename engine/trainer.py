@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from data import atomic_write
 from engine.distributed import barrier, gather, global_batchnorm, is_main, world
+from engine.rows import DamagedFile
 from engine.step import NonFiniteLoss, compiled, make_optimizer, set_lr, train_step
 
 LOG_EVERY = 10  # iterations between lines of run_dir/log.jsonl (the loss and its parts at that iteration)
@@ -91,16 +92,25 @@ def atomic_save(obj, path):
 
 def restore(ckpt_path, model, opt, world_size, device):
     """Resume from a checkpoint: model, optimiser and this rank's RNG states. Returns (iteration,
-    training seconds so far)."""
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    training seconds so far). A checkpoint that cannot be read as this run's is DamagedFile (the
+    model may then be half restored: the caller starts the run afresh)."""
+    try:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if not isinstance(ckpt, dict):
+            raise TypeError(f"a {type(ckpt).__name__}, not a checkpoint")
+    except Exception as err:  # random bytes, a cut-off zip, another file: whatever torch.load raises
+        raise DamagedFile(ckpt_path, err) from None
     if ckpt.get("world_size", 1) != world_size:  # each rank's RNG state and batch slice belong to one world size
         raise ValueError(f"{ckpt_path} was written by {ckpt.get('world_size', 1)} process(es), this run has "
                          f"{world_size}: resume it with torchrun --nproc_per_node {ckpt.get('world_size', 1)} "
                          "(or delete the checkpoint to start the run afresh)")
-    model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    set_rng_states(ckpt["rng_ranks"][world()[0]] if "rng_ranks" in ckpt else ckpt["rng"])  # "rng": older checkpoints
-    return ckpt["iteration"], ckpt["train_s"]
+    try:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        set_rng_states(ckpt["rng_ranks"][world()[0]] if "rng_ranks" in ckpt else ckpt["rng"])  # "rng": older checkpoints
+        return int(ckpt["iteration"]), float(ckpt["train_s"])
+    except Exception as err:  # a key missing, another model's weights
+        raise DamagedFile(ckpt_path, f"{type(err).__name__}: {err}") from None
 
 
 def save_checkpoint(ckpt_path, model, opt, iteration, train_s, device):

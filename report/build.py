@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from engine.analysis import set_aside_damaged_analyses
 from engine.claims import DECIDED, RULE_TEXT, Rule, fact_holds
 from engine.design import SOFT_SEED_SDS, family_error, rows_looks, soft_failures
-from engine.rows import OK, ResultsError, read_rows, write_text
+from engine.rows import OK, ResultsError, read_rows, rows_problem, write_text
 from engine.spec import SECTIONS
 from engine.stats import ALPHA
 from engine.tuning import choose_lrs, lr_point_id, selection_csv
@@ -523,6 +524,9 @@ def read_results(results_dir, specs):
         if missing:
             raise ResultsError(f"{path}: no {', '.join(missing)} column (a metric of {spec.name}); "
                                "damaged or edited: restore it, or delete it and rerun")
+        problem = rows_problem(rows, spec.metrics)  # every metric the report judges, not just mIoU
+        if problem:
+            raise ResultsError(f"{path} {problem}; restore the file, or delete that line and rerun")
         found[spec.name] = rows
         read_rows(selection_csv(results_dir, spec.name))  # checked now too: the report reads it
     return found
@@ -532,12 +536,13 @@ def build(results_dir="results", report_dir="report", specs=None):
     """Write report_dir/REPORT.md; returns its path. specs: ablation records (default: all).
     With no results to report (or a bad results file), raises ResultsError and writes nothing."""
     from ablations import load_all
-    specs = specs or load_all()
+    specs = load_all() if specs is None else specs
     results = read_results(results_dir, specs)
     if not results:
         raise ResultsError(f"results folder {results_dir} not found" if not os.path.isdir(results_dir) else
                            f"no results in {results_dir} (no rows in any of "
                            f"{', '.join(spec.name + '.csv' for spec in specs)}): nothing to report")
+    set_aside_damaged_analyses(results_dir)
     fig_dir = os.path.join(report_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     sections, provenance, missing, listed = [], [], [], Listed()

@@ -54,8 +54,13 @@ def read_card(kind, arch, folder=None):
         raise FileNotFoundError(f"pretrained stand-in weights not found: looked for {missing} (the {kind} backbone "
                                 f"{json.dumps({k: v for k, v in arch.items() if k != 'weights'}, sort_keys=True)}); "
                                 f"{rebuild}")
-    with open(card_path) as f:
-        card = json.load(f)
+    try:
+        with open(card_path) as f:
+            card = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{card_path}: not a readable card ({err}): damaged; {rebuild}") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"{card_path}: not a card (a JSON object with the weights' sha256): damaged; {rebuild}")
     sha = file_sha256(path)
     if sha != card.get("sha256"):
         raise ValueError(f"{path} does not match its card {card_path} (sha256 {sha[:12]}…, the card's "

@@ -232,9 +232,24 @@ def text_in_miou(text):
     return rows.to_csv(index=False), "line 3: mIoU is 'about 70', not a number"
 
 
-@pytest.mark.parametrize("damage", [cut_last_line, cut_in_last_field, drop_miou, text_in_miou,
-                                    lambda text: ("", "is empty")],
-                         ids=["cut mid-line", "cut in its last field", "no mIoU column", "text in mIoU", "empty"])
+def set_cell(column, value, message):
+    """A damage: row 2 (line 3) of `column` set to `value`; the message it should give."""
+    def damage(text):
+        rows = pd.read_csv(pd.io.common.StringIO(text), dtype=str, keep_default_na=False)
+        rows.loc[1, column] = value
+        return rows.to_csv(index=False), message
+    return damage
+
+
+@pytest.mark.parametrize("damage", [
+    cut_last_line, cut_in_last_field, drop_miou, text_in_miou, lambda text: ("", "is empty"),
+    set_cell("status", "okk", "line 3: status 'okk' is not one of ok, failed: non-finite loss, failed: CRF unavailable"),
+    set_cell("model_config", '{"arch": "single_head", "head', "line 3: model_config is not JSON"),
+    set_cell("per_class_iou", "[0.5, 0.7", "line 3: per_class_iou is not JSON ('[0.5, 0.7')"),
+    set_cell("mIoU", "nan", 'line 3: mIoU is nan in a finished ("ok") row, not a finite number'),
+    set_cell("boundary_acc", "", 'line 3: boundary_acc is nan in a finished ("ok") row'),  # a metric of gcn_boundary
+], ids=["cut mid-line", "cut in its last field", "no mIoU column", "text in mIoU", "empty", "unknown status",
+        "config not JSON", "per-class IoU not JSON", "NaN mIoU in an ok row", "no boundary_acc in an ok row"])
 def test_bad_results_csv_is_one_line_and_left_as_it_is(damage, results_copy, capsys):
     out, report = results_copy
     csv = out / "gcn_boundary.csv"
@@ -295,3 +310,159 @@ def test_a_failed_run_shows_as_failed_and_is_retried(tmp_path, monkeypatch):
     rows = pd.read_csv(out / "gcn_boundary.csv").set_index("variant")
     assert len(rows) == 4 and set(rows["status"]) == {"ok"}
     assert "failed (" not in (report / "REPORT.md").read_text()
+
+
+# ---------------------------------------------------------------- 9. --set: types and ranges of the presets
+
+@pytest.mark.parametrize("setting,message", [
+    ("train.lr=abc", 'train.lr must be a number, got "abc"'),
+    ("train.lr=nan", 'train.lr must be a number, got "nan"'),  # not JSON: read as text
+    ("train.lr=NaN", "train.lr must be a finite number, got nan"),
+    ("train.lr=Infinity", "train.lr must be a finite number, got inf"),
+    ("train.lr=0", "train.lr must be > 0, got 0"),
+    ("train.iterations=1.5", "train.iterations must be a whole number, got 1.5"),
+    ("train.iterations=0", "train.iterations must be >= 1, got 0"),
+    ("train.iterations=-5", "train.iterations must be >= 1, got -5"),
+    ("train.batch_size=[8]", "train.batch_size must be a whole number, got [8]"),
+    ("train.threads=0", "train.threads must be >= 1, got 0"),
+    ("train.checkpoint_every=0", "train.checkpoint_every must be >= 1, got 0"),
+    ("train.channels_last=1", "train.channels_last must be true or false, got 1"),
+    ("data.n_train=0", "data.n_train must be >= 1, got 0"),
+    ("model.backbone.widths=[8,NaN,8]", "model.backbone.widths[] must be a finite number, got nan"),
+    ("data.n_trian=500", "unknown data option(s) ['n_trian'] for dataset 'synthetic'; valid: name, root, holdout, "
+                         "image_size, n_train, n_val"),
+    ("model.head_widht=8", "unknown option model.head_widht for arch 'single_head' (build_head); valid: freeze_bn, "
+                           "head, k, width, width_ratio, br"),
+    ("model.backbone.widht=8", "unknown option model.backbone.widht for arch 'single_head' (SmallCNN.__init__); "
+                               "valid: widths, strides, convs"),
+])
+@pytest.mark.parametrize("command", ["--ablation", "--show-config"])
+def test_a_set_of_the_wrong_type_or_range_is_one_line_before_any_run_folder(setting, message, command, tmp_path,
+                                                                             capsys):
+    out = tmp_path / "results"
+    code, err = run_cli([command, "gcn_k", *SMOKE, "--set", setting, "--out", str(out),
+                         "--report-dir", str(tmp_path / "report")], capsys)
+    one_line_error(code, err, "gcn_k: error: ", message)
+    assert not out.exists() and not (tmp_path / "report").exists()
+
+
+def test_sets_of_the_presets_types_pass(capsys):
+    from engine.config import parse_set
+    assert parse_set("train.lr=1") == ("train.lr", 1)  # a float setting takes an int
+    assert parse_set("seeds=[3, 5]") == ("seeds", [3, 5])  # seeds: an int or the looks
+    assert parse_set("model.backbone.weights=null") == ("model.backbone.weights", None)  # from scratch
+    assert parse_set("model.k=9") == ("model.k", 9)  # a model's own option: its constructor checks it
+    assert run_all.main(["--show-config", "gcn_k", "k3", *SMOKE, "--set", "train.lr=0.02"]) == 0
+    assert '"lr": 0.02' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- 10. a killed report write
+
+def test_a_killed_report_writes_leftovers_are_removed_by_the_next_call(results_copy, capsys):
+    out, report = results_copy
+    leftovers = [report / "REPORT.md.999999999.tmp", report / "figures" / "gcn_boundary.png.999999999.tmp"]
+    for leftover in leftovers:  # what atomic_write leaves when its writer (that pid, not alive) is killed
+        leftover.write_text("half a report")
+    code, _ = run_cli(["--report-only", "--out", str(out), "--report-dir", str(report)], capsys)
+    assert code == 0 and not any(leftover.exists() for leftover in leftovers)
+
+
+# ---------------------------------------------------------------- 11. an ablation file that does not import
+
+BROKEN = {"syntax error": ('"""gcn_k, half edited."""\nNAME = "gcn_k"\nVARIANTS = [{"id": "base"\n',
+                           "ablations/gcn_k.py line 3: SyntaxError: '{' was never closed"),
+          "exception at import": ('"""gcn_k, half edited."""\nNAME = "gcn_k"\nK = {"a": 1}["b"]\n',
+                                  "ablations/gcn_k.py line 3: KeyError at import: 'b'")}
+
+
+@pytest.fixture(params=list(BROKEN))
+def broken_gcn_k(request, tmp_path, monkeypatch):
+    """ablations/gcn_k.py as a half-edited file (found first on the package's path); its message."""
+    import sys
+
+    import ablations
+    text, message = BROKEN[request.param]
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    (folder / "gcn_k.py").write_text(text)
+    monkeypatch.setattr(ablations, "__path__", [str(folder)] + list(ablations.__path__))
+    monkeypatch.delitem(sys.modules, "ablations.gcn_k", raising=False)
+    monkeypatch.setitem(ablations.ABLATIONS, "gcn_k", None)
+    ablations._checked.cache_clear()
+    yield message
+    ablations._checked.cache_clear()
+
+
+def test_a_broken_ablation_file_is_one_line_and_blocks_no_other(broken_gcn_k, results_copy, capsys):
+    out, report = results_copy
+    folders = ["--out", str(out), "--report-dir", str(report)]
+    code, err = run_cli(["--ablation", "gcn_k", *SMOKE, *folders], capsys)
+    one_line_error(code, err, f"gcn_k: error: {broken_gcn_k} (fix the file; the other ablations run without it)")
+    code = run_all.main(["--list"])
+    listed, err = capsys.readouterr()
+    one_line_error(code, err, broken_gcn_k)
+    assert len(listed.splitlines()) == 12 and "lc_threshold" in listed and "gcn_k " not in listed
+    (report / "REPORT.md").unlink()
+    code, err = run_cli(["--report-only", *folders], capsys)
+    one_line_error(code, err, broken_gcn_k, "left out of the report")
+    assert "gcn_boundary" in (report / "REPORT.md").read_text()  # built for the others
+    code, err = run_cli(["--ablation", "gcn_boundary", *SMOKE, *folders], capsys)  # its rows are all there
+    assert code == 0 and err == f"run_all.py: warning: {broken_gcn_k} (fix the file; the other ablations run " \
+                                "without it); left out of the report\n", err
+
+
+# ---------------------------------------------------------------- 12. a damaged analysis file
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b"\0" * len(b)], ids=["cut off", "zeros"])
+def test_report_only_sets_a_damaged_analysis_aside_and_builds_without_it(damage, results_copy, capsys):
+    out, report = results_copy
+    (path,) = (out / "analysis").glob("data-*-preview.npz")  # the dataset preview the report shows
+    path.write_bytes(damage(path.read_bytes()))
+    kept = path.read_bytes()
+    (report / "REPORT.md").unlink()
+    code, err = run_cli(["--report-only", "--out", str(out), "--report-dir", str(report)], capsys)
+    assert code == 0 and err.count("\n") == 1, err
+    assert err.startswith(f"run_all.py: warning: {path} is damaged (") and err.endswith(
+        f"set aside as {path.name}.damaged; the report is built without it\n"), err
+    assert (out / "analysis" / (path.name + ".damaged")).read_bytes() == kept and not path.exists()
+    assert "gcn_boundary" in (report / "REPORT.md").read_text()
+
+
+# ---------------------------------------------------------------- 13. messages that say what to do
+
+def test_a_full_disk_says_so_and_what_to_do(tmp_path, monkeypatch, capsys):
+    """torch.save into /dev/full: the real error of a full disk ("enforce fail at inline_container.cc")."""
+    from data import atomic_write
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, path, **kw: real_save(obj, "/dev/full" if "ckpt.pt" in str(path)
+                                                                        else path, **kw))
+    out = tmp_path / "results"
+    code, err = run_cli(["--ablation", "gcn_boundary", *SMOKE, "--out", str(out), "--report-dir",
+                         str(tmp_path / "report")], capsys)  # 3 iterations, a checkpoint after 2
+    one_line_error(code, err, "gcn_boundary: error: cannot write ", "ckpt.pt (torch could not write it: [enforce fail "
+                   "at inline_container.cc", "is its disk full? Free some space (or give --out a folder on another "
+                   "disk) and run the same command again: finished runs and checkpoints are kept")
+    assert not list(out.rglob("*.tmp"))
+
+    def write_text(tmp):
+        with open("/dev/full", "w") as f:
+            f.write("x" * 10_000)
+    with pytest.raises(OSError, match=rf"cannot write {tmp_path / 'a.json'} \(no space left on the device\): is its "
+                                      "disk full"):
+        atomic_write(str(tmp_path / "a.json"), write_text)
+
+
+def test_a_garbage_weights_card_says_which_and_how_to_rebuild(tmp_path):
+    import os
+
+    from segmodels.pretrained import read_card, standin_name, standin_of, standin_paths
+    kind, arch = standin_of(plans_of("gcn_k", "quick")[0].model)
+    for path in standin_paths(kind, arch):
+        shutil.copy(path, tmp_path)
+    card = tmp_path / os.path.basename(standin_paths(kind, arch)[1])
+    for garbage in ("{'sha256': 'single quotes'}", "[1, 2]"):
+        card.write_text(garbage)
+        with pytest.raises(ValueError, match=rf"^{card}: not a .*card .*damaged; rebuild it with `python -m "
+                                             rf"engine.pretrain --only {standin_name(kind, arch)}`") as err:
+            read_card(kind, arch, str(tmp_path))
+        assert "\n" not in str(err.value)

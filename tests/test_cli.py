@@ -107,7 +107,7 @@ def test_set_lays_a_setting_over_every_variant_and_is_part_of_the_run_id(tmp_pat
 
 @pytest.mark.parametrize("setting, message", [
     ("train.lrr=0.1", "unknown train option(s) ['lrr']"),
-    ("model.kernel=3", "bad model options for arch 'single_head'"),
+    ("model.kernel=3", "unknown option model.kernel for arch 'single_head' (build_head); valid: freeze_bn, head, k"),
     ("eval.rho=0.9", "unknown evaluation options ['rho']"),
     ("optimiser.lr=0.1", "unknown section 'optimiser'"),
     ("train.lr", "expected KEY=VALUE"),

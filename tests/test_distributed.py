@@ -3,6 +3,7 @@ processes × half the batch train what one process × the whole batch does (Batc
 batch, the loss averaged over the global batch's valid pixels), and run_all under torchrun writes
 each row once, with the numbers of a one-process run."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -129,10 +130,13 @@ def test_jobs_workers_take_the_devices_in_turn_and_rows_name_theirs():
 
     from engine import execute, run
     counter = multiprocessing.get_context("spawn").Value("i", 0)
-    taken = []
-    for _ in range(5):  # five workers starting, over two GPUs
-        execute.start_worker(os.getppid(), ["cuda:0", "cuda:1"], counter)
-        taken.append(run.WORKER_DEVICE)
-    run.WORKER_DEVICE = None
+    taken, on_ctrl_c = [], signal.getsignal(signal.SIGINT)
+    try:
+        for _ in range(5):  # five workers starting, over two GPUs
+            execute.start_worker(["cuda:0", "cuda:1"], counter)
+            taken.append(run.WORKER_DEVICE)
+    finally:
+        run.WORKER_DEVICE = None
+        signal.signal(signal.SIGINT, on_ctrl_c)  # a worker leaves Ctrl-C to its parent; this test process not
     assert taken == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
     assert execute.worker_devices("cuda:1") == ["cuda:1"] and execute.worker_devices("cpu") == ["cpu"]

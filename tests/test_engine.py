@@ -119,7 +119,7 @@ def test_bad_preset_values_are_clear_errors():
 
 @pytest.mark.parametrize("where,override,message", [
     ("train", {"lrr": 0.1}, "unknown train option"),
-    ("model", {"kernel": 3}, "bad model options for arch 'single_head'"),
+    ("model", {"kernel": 3}, r"unknown option model.kernel for arch 'single_head' \(build_head\); valid: freeze_bn"),
     ("eval", {"rho": 0.9}, r"SingleHeadNet: unknown evaluation options \['rho'\]"),
 ])
 def test_unknown_config_keys_are_errors_before_training(tmp_path, where, override, message):

@@ -14,9 +14,9 @@ from engine.execute import remove_stale_tmp
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def children(pid):
-    """Pids of the live processes whose parent is `pid`."""
-    found = []
+def live_processes():
+    """(pid, the fields of /proc/<pid>/stat after its name: state, ppid, pgrp, session, ...) of every
+    live process."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -24,9 +24,13 @@ def children(pid):
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
+            if fields[0] != "Z":
+                yield int(entry), fields
+
+
+def children(pid):
+    """Pids of the live processes whose parent is `pid`."""
+    return [child for child, fields in live_processes() if int(fields[1]) == pid]
 
 
 def alive(pid):
@@ -83,3 +87,55 @@ def test_only_dead_writers_tmp_files_are_removed(tmp_path):
         f.write_text("x")
     remove_stale_tmp(str(tmp_path))
     assert not dead.exists() and live.exists() and other.exists()
+
+
+def session_alive(sid):
+    """Pids of the live processes of session `sid` (a process started with start_new_session and
+    everything it started, whoever their parent is now)."""
+    return [pid for pid, fields in live_processes() if int(fields[3]) == sid]
+
+
+def start_jobs_2(tmp_path):
+    """run_all --jobs 2 in a session of its own; (process, its workers' pids once both are started)."""
+    argv = [sys.executable, "run_all.py", "--ablation", "gcn_k", "--preset", "smoke", "--iterations", "40",
+            "--jobs", "2", "--out", str(tmp_path / "results"), "--report-dir", str(tmp_path / "report"),
+            "--no-progress"]
+    parent = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    def spawned():
+        found = []
+        for child in children(parent.pid):
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as f:
+                    found += [child] if b"spawn_main" in f.read() else []
+            except OSError:  # ended meanwhile
+                pass
+        return found
+    try:
+        assert wait_for(lambda: len(spawned()) >= 2, 120), "no workers started"
+    except BaseException:
+        parent.kill()
+        raise
+    return parent, spawned()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process sessions from /proc (Linux)")
+def test_parent_killed_while_its_workers_start_takes_them(tmp_path):
+    parent, workers = start_jobs_2(tmp_path)
+    parent.kill()  # SIGKILL, the moment the second worker is there: both are still importing torch
+    parent.wait(10)
+    # nothing of the call survives: workers and multiprocessing's resource tracker
+    assert wait_for(lambda: not session_alive(parent.pid), 10), f"outlived their parent: {session_alive(parent.pid)}"
+    assert not (tmp_path / "results" / "gcn_k.csv").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process sessions from /proc (Linux)")
+def test_ctrl_c_is_one_line_saying_how_to_resume_and_exit_130(tmp_path):
+    parent, workers = start_jobs_2(tmp_path)
+    assert wait_for(lambda: any((tmp_path / "results" / "runs").glob("*/ckpt.pt")), 120), "never trained"
+    os.killpg(parent.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to every process of the call
+    _, err = parent.communicate(timeout=10)  # not waiting for the runs under way
+    assert parent.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "run_all.py: interrupted; run the same command again to resume" in err, err
+    assert wait_for(lambda: not session_alive(parent.pid), 10), f"outlived their parent: {session_alive(parent.pid)}"

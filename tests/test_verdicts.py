@@ -119,7 +119,8 @@ def test_the_headline_counts_assertions_and_a_variant_never_run_is_not_run_yet()
     assert found[1].missing == ("d",) and not found[2].counted  # beyond the paper: shown, not counted
     assert assertion_counts(found) == {REPRODUCED: 1, CONTRADICTED: 0, "absent": 0, INCONCLUSIVE: 0, NOT_RUN: 1}
     table = overview_table({"t": found})
-    assert "**a beats all** (T1), 2 comparisons, rule: every" in table and "↳ a > c" in table
+    # one row per assertion: its comparisons' tally (each stands beneath it in its section's claims table)
+    assert "| **a beats all** (T1) | – | 2 comparisons: 2 reproduced | **reproduced** |" in table and "↳" not in table
     assert "needs runs of d" in table and "c beats a" not in table
 
 
@@ -135,3 +136,22 @@ def test_the_sign_test_and_its_interval_against_hand_computed_cases():
     # at 0.5 a side (level 0): c = 3 (P(≥3 of 5) = 0.5): [d(3), d(3)] = the median
     assert sign_interval(a, b, 0.0)[1:] == (2.0, 2.0)
     assert sign_test([1.0, -math.inf], [1.0, -math.inf])[1:] == (1.0, 1.0)  # a tie and two failed runs: no signs
+
+
+def test_a_variant_whose_every_run_failed_has_no_median_but_its_failures():
+    inf = float("-inf")
+    greater = Greater("a > b", "mIoU", a="a", b="b")
+    verdict, text = greater.judge({"a": [10, 11, 12], "b": [inf, inf, inf]})
+    # Mann–Whitney (b's failures tie: the normal approximation), every a run above every b run: U = 9 of 9
+    assert verdict == REPRODUCED and text == "a − b = 0/3 vs 3/3 runs failed (Mann–Whitney, failures ranked last; " \
+                                             "p(>)=0.0318)"
+    assert "inf" not in greater.judge({"a": [inf, inf, inf], "b": [10, 11, 12]})[1]
+    # a finished run left on each side: the median difference over those, as before
+    assert greater.judge({"a": [10, 12, inf], "b": [5, inf, inf]})[1].startswith(
+        "a − b = median +6.00 (Mann–Whitney, failures ranked last; 1/3 vs 2/3")
+    rises = Increasing("rises", "mIoU", order=["a", "b", "c"], x=[1, 2, 3])
+    verdict, text = rises.judge({"a": [5, 5.5, 6, 6.5, 7, 7.5, 8, 8.5], "b": [inf] * 8, "c": [9, 9.5, 10, 10.5, 11, 11.5,
+                                                                                             12, 12.5]})
+    assert verdict == CONTRADICTED and "significant drops: a→b 0/8 vs 8/8 runs failed (p=" in text and "inf" not in text
+    best = Best("", "mIoU", expected="y", candidates=["x", "y"])
+    assert "vs runner-up x 0/3 vs 3/3 runs failed (" in best.judge({"x": [inf] * 3, "y": [3, 3.1, 3.2]})[1]

@@ -9,6 +9,8 @@ id per table, so rows of other settings are never pooled with them as extra seed
 
 Selection runs choose, on images held out of the training split, the lr of each "tune_lr" variant and
 the CRF settings of each "tune_crf" one (engine/tuning.py); the plans then take what was chosen.
+A variant with "init_from" starts from another variant's trained run of the same seed (its Plan's
+base, whose run id enters its own); engine/run.py trains the base first if it is not.
 Everything that can fail is checked once, before anything is trained (prepare).
 """
 import dataclasses
@@ -59,6 +61,7 @@ class Plan:
     plan_id: str
     looks: tuple  # the sequential design's seeds per variant at each look
     analyses: tuple = ()
+    base: "Plan" = None  # a variant's init_from: the run (same seed) whose trained model it starts from
 
     @cached_property
     def run_id(self):
@@ -120,10 +123,24 @@ def plan_runs(spec, settings, lrs=None, crfs=None, variants=None):
     plan_id = config_hash({"data": data_id(settings.data),
                            "variants": [[v["id"], c["model"], c["train"], c["eval"]] + (
                                [data_id(c["data"])] if c["data"] != settings.data else []) for v, c in resolved]})
-    return [Plan(ablation=spec.name, variant=v["id"], seed=seed, preset=settings.preset, data=c["data"],
-                 model=c["model"], train=c["train"], eval=c["eval"], plan_id=plan_id, looks=settings.looks,
-                 analyses=tuple(v.get("analyses", ())))
-            for v, c in resolved for seed in range(settings.looks[-1])]
+    plans = []
+    for v, c in resolved:
+        for seed in range(settings.looks[-1]):
+            base = base_plan(spec, settings, v["init_from"], seed) if "init_from" in v else None
+            # the base's run id is part of this run's: another base, another run
+            train = {**c["train"], "init_run": base.run_id} if base else c["train"]
+            plans.append(Plan(ablation=spec.name, variant=v["id"], seed=seed, preset=settings.preset, data=c["data"],
+                              model=c["model"], train=train, eval=c["eval"], plan_id=plan_id, looks=settings.looks,
+                              analyses=tuple(v.get("analyses", ())), base=base))
+    return plans
+
+
+def base_plan(spec, settings, variant_id, seed):
+    """The run a variant's "init_from" names, at these settings (the selection runs': their held-out
+    training split) and seed: trained first, its model.pt starts the variant's (engine/run.py). Not a row."""
+    cfg = resolve(spec, settings, spec.variant(variant_id))
+    return Plan(ablation=spec.name, variant=variant_id, seed=seed, preset=settings.preset, data=cfg["data"],
+                model=cfg["model"], train=cfg["train"], eval=cfg["eval"], plan_id="", looks=settings.looks)
 
 
 def selection_plans(spec, settings):
@@ -137,7 +154,8 @@ def selection_plans(spec, settings):
     for v in spec.variants:
         if settings.preset not in v.get("presets", PRESETS):
             continue
-        base = {"model": v.get("model", {}), "preset_overrides": v.get("preset_overrides", {})}
+        base = {"model": v.get("model", {}), "preset_overrides": v.get("preset_overrides", {}),
+                **({"init_from": v["init_from"]} if "init_from" in v else {})}
         for scale in v.get("tune_lr", []):
             train_cfg = {**v.get("train", {}), "lr_scale": scale * v.get("train", {}).get("lr_scale", 1.0)}
             grid.append({"id": lr_point_id(v["id"], scale), **base, "train": train_cfg,

@@ -17,7 +17,11 @@ variants of its Table 2.
 - ImageNet initialisation: torchvision's VGG-16 with fc6/fc7 reshaped into convolutions and
   subsampled as the paper did (`vgg16_to_deeplab`).
 - MSc (Table 1(a)'s DeepLab-MSc): a two-layer MLP on the input and on each of the first four max-pool
-  outputs, concatenated to fc7's output before the classifier (`MultiScaleBranches`).
+  outputs, concatenated to fc7's output before the classifier (`MultiScaleBranches`). As the paper
+  (§4.3) and the released MSc prototxts train it: from the trained DeepLab(-LargeFOV), only the new
+  layers learn (frozen_base: conv1_1 … fc7 keep their values; frozen_fc8: fc8's weights on fc7 too,
+  as MSc-LargeFOV's prototxt). So the classifier is fc8 on fc7 (the base's) plus a bias-free 1×1 on
+  the branches (`msc_classifier`): the same function as one 1×1 on the concatenation.
 
 The CPU presets use the same structure scaled down: narrower layers, one conv per block, conv5/
 pool5 dropped (a 4-block trunk, still output stride 8), BatchNorm since they train from scratch.
@@ -150,7 +154,7 @@ class DeepLabVGG(nn.Module):
                 tap_strides.append(stride)
         self.output_stride = stride
         self.msc = None
-        if msc_width is not None:  # the new layers train at the trunk's (base) lr: the paper does not say
+        if msc_width is not None:
             self.msc = MultiScaleBranches([3, *widths[:MSC_TAPS - 1]],
                                           [stride // s for s in tap_strides[:MSC_TAPS]], msc_width, dropout)
         self.out_channels = fc_channels + (self.msc.out_channels if self.msc else 0)
@@ -216,13 +220,17 @@ class DeepLabV1(SegModel):
     'imagenet' (torchvision's VGG-16 file in the torch hub cache) or a local file, VGG-16 layout only.
     fc6_kernel, fc6_dilation, fc_channels: a Table 2 variant (a CPU preset gives its scaled-down
     values directly); dropout follows fc6 and fc7. msc_width: DeepLab-MSc's branch width (the paper:
-    128); None: no MSc. pool5a: the released LargeFOV's 3×3 average pooling before fc6. freeze_bn:
+    128); None: no MSc. frozen_base: (MSc) the base's conv1_1 … fc7 are not trained (nor its BatchNorm,
+    if any); they start from the trained base (the engine's init_from). frozen_fc8: fc8's weights on
+    fc7 are not trained either (MSc-LargeFOV as released). pool5a: the released LargeFOV's 3×3 average pooling before fc6. freeze_bn:
     SegModel.freeze_batchnorm (VGG-16 itself has no BatchNorm; the CPU presets' narrow trunk has).
     """
 
     def __init__(self, backbone, num_classes, fc6_kernel=3, fc6_dilation=12, fc_channels=1024, dropout=0.5,
-                 msc_width=None, pool5a=False, freeze_bn=False):
+                 msc_width=None, pool5a=False, freeze_bn=False, frozen_base=False, frozen_fc8=False):
         super().__init__()
+        if (frozen_base or frozen_fc8) and msc_width is None:
+            raise ValueError("frozen_base / frozen_fc8 train only DeepLab-MSc's branches: they need msc_width")
         backbone = dict(backbone)
         name = backbone.pop("name", None)
         if name != "vgg":
@@ -234,9 +242,13 @@ class DeepLabV1(SegModel):
                              f"valid: widths, convs, batch_norm, weights")
         self.backbone = DeepLabVGG(fc6_kernel=fc6_kernel, fc6_dilation=fc6_dilation, fc_channels=fc_channels,
                                    dropout=dropout, msc_width=msc_width, pool5a=pool5a, **backbone)
-        self.classifier = nn.Conv2d(self.backbone.out_channels, num_classes, 1)
+        self.classifier = nn.Conv2d(fc_channels, num_classes, 1)  # fc8, on fc7
         nn.init.normal_(self.classifier.weight, std=0.01)  # the paper's fc8 initialisation
         nn.init.zeros_(self.classifier.bias)
+        self.msc_classifier = None  # fc8's inputs from the MSc branches (fc8's bias is the classifier's)
+        if msc_width is not None:
+            self.msc_classifier = nn.Conv2d(self.backbone.msc.out_channels, num_classes, 1, bias=False)
+            nn.init.normal_(self.msc_classifier.weight, std=0.01)
         self.trunk_only = weights == "fractal"  # what pretrained weights initialise (parameter_groups)
         if weights == "fractal":  # a CPU preset's narrow trunk: its pretrained stand-in (fc6, fc7 are new)
             from segmodels.pretrained import load_standin
@@ -250,7 +262,10 @@ class DeepLabV1(SegModel):
             load_imagenet_weights(self.backbone, "vgg16", weights, ignore_prefixes=("classifier.6.", "msc."),
                                   convert=partial(vgg16_to_deeplab, fc6_kernel=fc6_kernel,
                                                   fc_channels=fc_channels))
-        self.freeze_batchnorm(freeze_bn)
+        for part in ([self.backbone.features, self.backbone.fc6, self.backbone.fc7] if frozen_base else []) + \
+                ([self.classifier] if frozen_fc8 else []):
+            part.requires_grad_(False)
+        self.freeze_batchnorm(freeze_bn or frozen_base)  # a frozen trunk's BatchNorm keeps the base's statistics
 
     def parameter_groups(self):
         """(pretrained, new): the VGG trunk with fc6/fc7, which ImageNet's VGG-16 FC layers initialise (the
@@ -260,8 +275,16 @@ class DeepLabV1(SegModel):
         params = list(self.parameters())
         return [p for p in params if id(p) in pretrained], [p for p in params if id(p) not in pretrained]
 
+    def scores(self, x):
+        """fc8's scores at output stride 8: on fc7, plus (MSc) on the branches."""
+        h = self.backbone(x)
+        fc7 = self.classifier.in_channels
+        if self.msc_classifier is None:
+            return self.classifier(h)
+        return self.classifier(h[:, :fc7]) + self.msc_classifier(h[:, fc7:])
+
     def logits(self, x):
-        scores = self.classifier(self.backbone(x))
+        scores = self.scores(x)
         # ×8 bilinear; sized to the input so odd sizes (ceil-divided by the pools) come back exactly
         return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
@@ -269,7 +292,7 @@ class DeepLabV1(SegModel):
         """Cross-entropy at output stride 8 against the labels subsampled by 8: every 8th pixel from
         the first, as Caffe's Interp layer with shrink_factor 8 (pad_beg 0) gives for the scores' size
         ⌈H / 8⌉ (321 → 41, 128 → 16)."""
-        scores = self.classifier(self.backbone(images))
+        scores = self.scores(images)
         s = self.backbone.output_stride
         target = labels[:, ::s, ::s]
         if target.shape[-2:] != scores.shape[-2:]:

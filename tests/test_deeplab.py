@@ -206,7 +206,9 @@ def test_msc_adds_the_papers_640_channels_and_their_exact_params():
     assert by_hand == 1_206_016
     with torch.device("meta"):
         plain, msc = deeplab("largefov"), deeplab("largefov", msc_width=128)
-    assert msc.backbone.out_channels == 1024 + 640 and msc.classifier.in_channels == 1664
+    assert msc.backbone.out_channels == 1024 + 640
+    # fc8 on fc7 (the base's) and on the branches (no bias of its own): one 1×1 on the concatenation
+    assert (msc.classifier.in_channels, msc.msc_classifier.in_channels, msc.msc_classifier.bias) == (1024, 640, None)
     assert count_params(msc) - count_params(plain) == by_hand
 
 
@@ -224,6 +226,41 @@ def test_msc_branches_meet_fc7_at_output_stride_8(size):
     plain = DeepLabV1(cpu, 5, fc6_kernel=3, fc6_dilation=3, fc_channels=64).eval()
     plain.backbone.load_state_dict({k: v for k, v in model.backbone.state_dict().items() if not k.startswith("msc.")})
     assert torch.equal(features[:, :64], plain.backbone(x))
+
+
+@pytest.mark.parametrize("variant, fc8_trains", [("k4d4_msc", True), ("largefov_msc", False)])
+def test_msc_trains_only_its_branches_from_the_same_seeds_trained_base(tmp_path, variant, fc8_trains):
+    """The paper (§4.3) and the released MSc prototxts: from the trained DeepLab(-LargeFOV) of the same
+    seed, only the new layers learn (MSc-LargeFOV's prototxt freezes fc8 too). The base run is trained
+    first (it is not yet), and after the branches' training every one of its weights and BatchNorm
+    statistics is as the base run left it."""
+    from engine.run import run_dir_of, run_group
+    from engine.trainer import seed_everything
+    plans = {(p.variant, p.seed): p for p in plans_of("deeplab_crf", "smoke")}
+    msc, base = plans[(variant, 0)], plans[(variant.removesuffix("_msc"), 0)]
+    assert msc.base.run_id == base.run_id == msc.train["init_run"]
+    assert plans[(f"{variant}_crf", 0)].run_id == msc.run_id  # one model, two rows
+    [result] = run_group([msc], str(tmp_path), "cpu", progress=False)
+    assert result.ok, result.error
+    base_state = torch.load(tmp_path / "runs" / base.run_id / "model.pt", weights_only=True)
+    msc_state = torch.load(os.path.join(run_dir_of(str(tmp_path), msc), "model.pt"), weights_only=True)
+    seed_everything(msc.seed)
+    start = build_model(msc.model, 5).state_dict()  # as train_run builds it, before the base is loaded
+    for key, value in msc_state.items():
+        if key.startswith(("backbone.features.", "backbone.fc6.", "backbone.fc7.")):
+            assert torch.equal(value, base_state[key]), key  # frozen: the base's, BatchNorm statistics too
+        elif key.startswith("classifier."):
+            assert torch.equal(value, base_state[key]) != fc8_trains, key  # fc8 from the base, trained or not
+        else:  # the new layers: trained from their initialisation
+            assert key.startswith(("backbone.msc.", "msc_classifier.")) and not torch.equal(value, start[key]), key
+
+
+def test_msc_selection_runs_start_from_the_bases_selection_run():
+    """The CRF's selection models are trained on the held-out split: MSc's starts from the base's."""
+    from helpers import selection_of
+    runs = {(p.variant.split("@")[0], p.seed): p for p in selection_of("deeplab_crf", "smoke")}
+    assert runs[("k4d4_msc_crf", 0)].base.run_id == runs[("k4d4_crf", 0)].run_id
+    assert runs[("largefov_msc_crf", 0)].base.run_id == runs[("largefov_crf", 0)].run_id
 
 
 def test_msc_with_imagenet_weights_keeps_its_new_layers(saved_vgg16):

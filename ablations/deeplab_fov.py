@@ -103,6 +103,9 @@ RELEASED = [
     "As released: training takes the loss at output stride 8 against the ground truth subsampled by 8 (the "
     "train prototxts' Interp layer, shrink_factor 8: every 8th pixel from the first); the scores are "
     "upsampled ×8 only to evaluate. So training img/s (Table 2's speed column) is that of the stride-8 loss.",
+    "As released: evaluation upsamples the scores ×8 with the corners aligned (the test prototxts' Interp layer), "
+    "so score i lands on pixel 8i, the pixel whose label it was trained against (before this: align_corners=False, "
+    "scores displaced by up to 3.5 px towards the top left).",
     "Still different from the release: every variant here has LargeFOV's 3×3 max pools (a copy of the "
     "released DeepLab (4×4) prototxt has 2×2 pools in pool1–4, and crops one label pixel at the start for its "
     "even kernel, which this fc6's symmetric padding does not need); no 7×7 prototxt could be found.",

@@ -11,7 +11,7 @@ variants of its Table 2.
   fc7: a 1×1 convolution; both with ReLU and dropout. Then a 1×1 classifier. Training takes the
   loss at output stride 8 against the labels subsampled by 8 (every 8th pixel from the first: the
   released train prototxts' Interp layer, shrink_factor 8); evaluation upsamples the scores ×8
-  bilinearly to the input size (the test prototxts).
+  bilinearly to the input size, corners aligned (the test prototxts' Interp layer).
 - Table 2's variants: 7×7 d4 (4096 filters), 4×4 d4 (4096), 4×4 d8 (4096), 3×3 d12 with 1024
   filters in fc6 and fc7 (DeepLab-LargeFOV).
 - ImageNet initialisation: torchvision's VGG-16 with fc6/fc7 reshaped into convolutions and
@@ -285,8 +285,10 @@ class DeepLabV1(SegModel):
 
     def logits(self, x):
         scores = self.scores(x)
-        # ×8 bilinear; sized to the input so odd sizes (ceil-divided by the pools) come back exactly
-        return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        # ×8 bilinear, sized to the input so odd sizes (ceil-divided by the pools) come back exactly;
+        # align_corners as the release's Interp layer: score i lands on pixel 8i (321 px: 41 scores), the
+        # very pixel whose label it was trained against (training_loss)
+        return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=True)
 
     def training_loss(self, images, labels, progress=0.0):
         """Cross-entropy at output stride 8 against the labels subsampled by 8: every 8th pixel from

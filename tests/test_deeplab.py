@@ -418,3 +418,18 @@ def test_deeplab_trains_at_stride_8_against_labels_subsampled_by_8():
     assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(scores, labels[:, ::8, ::8],
                                                                           ignore_index=255).item(), rel=1e-6)
     assert model.logits(images).shape[-2:] == (64, 64)  # evaluation: upsampled to the input
+
+
+def test_evaluation_upsamples_with_aligned_corners_as_the_releases_interp():
+    """Caffe's Interp aligns the corners: at 65 px (9 scores, (65 − 1) / (9 − 1) = 8) score i lands exactly on
+    pixel 8i, the pixel whose label it was trained against, and halfway between two scores is their mean."""
+    torch.manual_seed(0)
+    model = build_model({"arch": "deeplab_v1", "backbone": {"name": "vgg", "widths": [4, 4, 8, 8], "convs": [1, 1, 1, 1],
+                                                            "batch_norm": True},
+                         "fc6_kernel": 3, "fc6_dilation": 3, "fc_channels": 8, "dropout": 0.0}, 5).eval()
+    x = torch.randn(1, 3, 65, 65)
+    with torch.no_grad():
+        scores, logits = model.scores(x), model.logits(x)
+    assert scores.shape[-2:] == (9, 9) and logits.shape[-2:] == (65, 65)
+    assert torch.allclose(logits[..., ::8, ::8], scores, atol=1e-6)
+    assert torch.allclose(logits[..., 4, 0], (scores[..., 0, 0] + scores[..., 1, 0]) / 2, atol=1e-6)

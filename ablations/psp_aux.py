@@ -102,4 +102,4 @@ DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": [
     "trunk trains slower than the shallow one). Chosen: [1, 2, 8, 8], 64 wide, the only probed trunk "
     "where the mechanism is clearly present.",
     "Deep supervision is expected to help the optimisation most early in training; the training-curve "
-    "section shows whether it still shows in the main loss at the end of the (short) training."]}
+    "section shows whether it still shows in the main loss at the end of the (short) training."] + psp_common.RELEASED}

@@ -18,14 +18,17 @@ SMALL_OS8 = {"name": "small", "widths": [24, 32, 64, 64], "strides": [2, 2, 2, 1
 # The full preset does the same with its wider trunks' colour stand-ins (its rates not probed: the quick's).
 FROM_SCRATCH = {"lr": 0.05, "head_lr_mult": 1.0}
 FROM_STANDIN = {"lr": 0.004, "head_lr_mult": 12.5}
+# every table tests as the authors' test codes do (hszhao/PSPNet's caffe_process.m, hszhao/semseg): the
+# mirrored image's softmax averaged with the plain one's, at a single scale too (segmodels/pspnet.py)
+MIRRORED = {"flip": True}
 PRESETS = {
-    "smoke": {"data": {"context": True},
+    "smoke": {"data": {"context": True}, "eval": MIRRORED,
               "model": {"backbone": SMALL_OS8, "head_width": 16, "aux_width": 8}},
     "quick": {"data": {"context": True, "image_size": 128, "n_train": 2000, "n_val": 300},
               "model": {"backbone": {**SMALL_OS8, "weights": "fractal_colour"}, "head_width": 64, "aux_width": 32},
-              "train": {"iterations": 400, "batch_size": 16, **FROM_STANDIN}},
+              "train": {"iterations": 400, "batch_size": 16, **FROM_STANDIN}, "eval": MIRRORED},
     "full": {"data": {"context": True, "image_size": 128, "n_train": 10000, "n_val": 1000},
-             "train": FROM_STANDIN,
+             "train": FROM_STANDIN, "eval": MIRRORED,
              "model": {"backbone": {**SMALL_OS8, "widths": [32, 64, 128, 128], "weights": "fractal_colour"},
                        "head_width": 128,
                        "aux_width": 64}},
@@ -39,7 +42,7 @@ PRESETS = {
                         "head_width": 512, "aux_width": 256, "freeze_bn": False},
               "train": {"iterations": 150000, "batch_size": 16, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
                         "poly_power": 0.9, "head_lr_mult": 10.0},
-              "eval": {"batch_size": 1}},
+              "eval": {"batch_size": 1, **MIRRORED}},
 }
 
 SCENES = (
@@ -91,12 +94,24 @@ STANDIN = (
         "the spread: AVE pooling with DR still misses the context in some seeds (the band is 1/16 of the image, "
         "diluted by an average, picked out by a max). The full preset fine-tunes its wider trunks from their own "
         "colour stand-ins at the same rates (not probed at that size).")
+# What follows the authors' released code (hszhao/PSPNet, hszhao/semseg), and what still does not
+RELEASED = [
+    "As released: every row is tested mirrored (the flipped image's softmax averaged with the plain one's), at a "
+    "single scale too, as both released test codes do; so Table 3's and Table 4's multi-scale gain is that of the "
+    "scales alone (before this, the single-scale rows were unmirrored and the gain included the mirror's). The "
+    "timed inference (infer_fps) is of the mirrored pair.",
+    "As released: B1's one level is projected (1×1 conv + BN + ReLU) to the input's width (2048 → 2048 at paper "
+    "size; semseg's PPM reduces to 2048 / the number of levels); before this the B1 rows concatenated the raw "
+    "pooled map, unprojected.",
+    "Still different from the release: the scores are upsampled to the image with align_corners=False (semseg's "
+    "PSPNet: True), in training and at test.",
+]
 DEVIATIONS = {
     "synthetic": [
         SCENES, TRUNK, STANDIN_SCHEDULE, STANDIN,
         CONTEXT_ACC,
-    ],
+    ] + RELEASED,
     "real": [
         "One process, plain BatchNorm (the paper uses synchronised BN over its GPUs with batch 16).",
-    ],
+    ] + RELEASED,
 }

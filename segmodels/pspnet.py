@@ -90,10 +90,11 @@ class PSPNet(SegModel):
     without dr (PyramidPooling); head_width: the 3×3 conv's channels (512 in the paper); aux_width: the
     auxiliary head's (256 in the paper); freeze_bn: SegModel.freeze_batchnorm.
 
-    Evaluation options (Table 3's multi-scale testing, as the authors' test code does it): scales, the
-    factors the image is resized by, and flip, which adds the mirrored image's logits; each scale's
-    softmax at the input size is averaged over the scales. The defaults, (1,) and no flip, are the plain
-    single-scale pass.
+    Evaluation options, the authors' test protocol (hszhao/semseg's tool/test.py, as their Caffe code's):
+    scales, the factors the image is resized by, and flip, the mirrored image's pass averaged with the
+    plain one's, softmax with softmax; each scale's probabilities are resized to the input and averaged
+    over the scales. The defaults, (1,) and no flip, are the plain single-scale pass (every PSPNet table
+    here tests with flip, as the authors do at every scale).
     """
     EVAL_OPTIONS = {"scales": (1.0,), "flip": False}
 
@@ -133,9 +134,13 @@ class PSPNet(SegModel):
         size, probs = images.shape[-2:], 0
         for s in scales:
             x = images if s == 1 else F.interpolate(images, scale_factor=s, mode="bilinear", align_corners=False)
-            logits = self.logits(x) + (self.logits(x.flip(-1)).flip(-1) if flip else 0)
-            probs = probs + F.interpolate(logits, size=size, mode="bilinear", align_corners=False).softmax(1)
+            probs = probs + F.interpolate(self.probabilities(x, flip), size=size, mode="bilinear", align_corners=False)
         return (probs / len(scales)).log(), {}
+
+    def probabilities(self, x, flip):
+        """The softmax of one pass at x's size; with flip, averaged with the mirrored image's (semseg's net_process)."""
+        probs = self.logits(x).softmax(1)
+        return (probs + self.logits(x.flip(-1)).softmax(1).flip(-1)) / 2 if flip else probs
 
     def training_loss(self, images, labels, progress=0.0):
         """Main cross-entropy + α × the auxiliary head's (on the stage before last)."""

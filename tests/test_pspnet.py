@@ -17,8 +17,9 @@ from engine.metrics import group_accuracy
 from ablations.psp_common import PRESETS
 from helpers import plans_of, settings_of
 from data.synthetic import CONTEXTS, CUE_COLOURS, OBJECT_TOP, SHAPES, SyntheticScenes, cue_rows, make_scene
-from segmodels import build_model
+from segmodels import build_model, without_weights
 from segmodels.backbones import ResNetBackbone
+from segmodels.base import count_params
 from segmodels.pspnet import PSPNet, PyramidPooling
 
 @pytest.fixture(autouse=True)
@@ -101,9 +102,9 @@ def test_aux_head_runs_only_in_the_training_loss():
     model.eval()  # no dropout: the parts can be recomputed exactly
     loss, parts = model(images, labels)  # training: the loss through forward
     assert calls and set(parts) == {"main_loss", "aux_loss"}
-    assert loss.item() == pytest.approx(parts["main_loss"] + 0.4 * parts["aux_loss"], rel=1e-5)
+    assert loss.item() == pytest.approx(float(parts["main_loss"] + 0.4 * parts["aux_loss"]), rel=1e-5)
     main = torch.nn.functional.cross_entropy(model(images), labels)
-    assert parts["main_loss"] == pytest.approx(main.item(), rel=1e-5)
+    assert float(parts["main_loss"]) == pytest.approx(main.item(), rel=1e-5)
 
     no_aux = psp(bins=[], aux_weight=0.0)
     assert no_aux.aux is None
@@ -303,18 +304,21 @@ def test_without_dr_is_judged_under_both_readings():
 # --- Table 3: depth and multi-scale testing ---------------------------------------------------------
 
 def test_multi_scale_testing_averages_the_softmax_over_scales_and_mirror():
+    """The authors' test code (semseg's net_process / scale_process): each pass's softmax, the mirrored
+    pass's flipped back and averaged with the plain one's, each scale's probabilities resized to the
+    input, then averaged over the scales."""
     torch.manual_seed(0)
     model = psp().eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         plain = model.logits(x)
         assert torch.equal(model.predict(x)[0], plain) and torch.equal(model.predict(x, scales=[1])[0], plain)
-        mirrored = (plain + model.logits(x.flip(-1)).flip(-1)).softmax(1).log()
+        mirrored = ((plain.softmax(1) + model.logits(x.flip(-1)).softmax(1).flip(-1)) / 2).log()
         assert torch.allclose(model.predict(x, flip=True)[0], mirrored, atol=1e-6)
         half = torch.nn.functional.interpolate(model.logits(torch.nn.functional.interpolate(
-            x, scale_factor=0.5, mode="bilinear", align_corners=False)), size=(32, 32), mode="bilinear",
+            x, scale_factor=0.5, mode="bilinear", align_corners=False)).softmax(1), size=(32, 32), mode="bilinear",
             align_corners=False)
-        both = ((plain.softmax(1) + half.softmax(1)) / 2).log()
+        both = ((plain.softmax(1) + half) / 2).log()
         assert torch.allclose(model.predict(x, scales=[1.0, 0.5])[0], both, atol=1e-6)
     with pytest.raises(ValueError, match="scales must be positive"):
         model.predict(x, scales=[1.0, 0])
@@ -361,3 +365,21 @@ def test_chain_steps_are_the_other_tables_runs_and_the_baseline_alone_drops_augm
     paper = {p.variant: p for p in plans_of(psp_chain, "paper") if p.seed == 0}
     assert paper["baseline"].data["scale"] is None and paper["baseline"].data["flip"] is False
     assert paper["da"].data["scale"] == [0.5, 2.0] and paper["deep"].model["backbone"]["depth"] == 269
+
+
+def test_every_pspnet_row_is_tested_mirrored_as_the_authors_test_codes():
+    """Both released test codes average the mirrored pass at every scale, the single one too."""
+    for name in ("psp_pool", "psp_aux", "psp_depth", "psp_chain"):
+        for preset in ("smoke", "quick", "full", "paper"):
+            assert all(p.eval["flip"] is True for p in plans_of(name, preset)), (name, preset)
+
+
+def test_b1_is_projected_as_the_authors_module_with_its_weight_count():
+    """semseg's PPM projects each of its N levels to 2048 / N channels: B1's one level to 2048 (1×1 conv,
+    no bias, + BN's scale and shift), so the head's 3×3 conv reads 2048 + 2048 channels."""
+    models = {p.variant: p.model for p in plans_of("psp_pool", "paper")}
+    for variant in ("b1_ave", "b1_max"):
+        with torch.device("meta"):
+            model = build_model(without_weights(models[variant]), 150)
+        assert count_params(model.ppm) == 2048 * 2048 + 2 * 2048
+        assert model.head[0].in_channels == 4096

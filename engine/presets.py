@@ -89,7 +89,7 @@ TRAIN_KEYS = ("iterations", "batch_size", "lr", "lr_scale", "momentum", "weight_
               "compile", "amp")
 # engine keys of the eval config; any other eval key is an evaluation option of the model (e.g. rho)
 EVAL_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch", "train_speed_steps",
-             "crf", "trimap", "images")
+             "crf", "trimap", "trimap_around", "images")
 
 
 def check_keys(section, cfg, valid):

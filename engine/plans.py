@@ -28,7 +28,8 @@ from engine.design import first_look_runs, looks_of, reachable_looks
 from engine.evaluate import first_images, model_options
 from engine.presets import PRESETS
 from engine.rows import OK, RowKey, read_rows, row_key
-from engine.tuning import choose_crfs, choose_lrs, crf_grid, crf_point_id, lr_point_id, selection_csv
+from engine.tuning import (choose_crfs, choose_lrs, crf_grid, crf_point_id, crf_point_index, crf_scores, lr_point_id,
+                           next_crf_points, selection_csv)
 from segmodels import build_model
 from segmodels.pretrained import STANDIN_WEIGHTS, read_card, standin_of
 
@@ -171,6 +172,25 @@ def selection_plans(spec, settings):
     held_out = dataclasses.replace(settings, data={**settings.data, "holdout": settings.tuning["holdout"]},
                                    looks=tuple(looks_of(settings.tuning["seeds"])))
     return plan_runs(spec, held_out, variants=grid)
+
+
+def fine_crf_plans(spec, settings, selection, out_dir):
+    """The next round of the CRF's fine search (engine/tuning.py next_crf_points) for each "tune_crf"
+    variant, from the selection rows in out_dir: evaluations of the same selection models at new points
+    ('<id>@crf<i>', i after every index used), with the selection's plan id. [] when the search is done."""
+    rows = read_rows(selection_csv(out_dir, spec.name))
+    rows = rows[rows["plan_id"] == selection[0].plan_id] if len(rows) else rows
+    grid, more = preset_crf_grid(spec, settings) if selection else None, []
+    for v in spec.variants:
+        own = [p for p in selection if v.get("tune_crf") and crf_point_index(p.variant, v["id"]) is not None]
+        if not own or not len(rows):
+            continue
+        scored = crf_scores(rows, v["id"])
+        index = 1 + max([i for i, _, _ in scored] + [crf_point_index(p.variant, v["id"]) for p in own])
+        for j, point in enumerate(next_crf_points(grid, [(settings_, score) for _, settings_, score in scored])):
+            more += [dataclasses.replace(p, variant=crf_point_id(v["id"], index + j), eval={**p.eval, "crf": point})
+                     for p in own if crf_point_index(p.variant, v["id"]) == 0]  # one per selection seed
+    return more
 
 
 def chosen(spec, selection, out_dir):

@@ -15,7 +15,7 @@ from ablations import deeplab_fov, load
 from engine.presets import deep_merge
 from engine.rows import read_rows
 from engine.trainer import learning_rate
-from engine.tuning import choose_crfs
+from engine.tuning import choose_crfs, crf_grid, crf_optimum, crf_scores
 from engine.claims import Close, Outcome, fact_holds
 from helpers import plans_of
 from segmodels import build_model
@@ -365,8 +365,15 @@ def test_crf_smoke_run_shares_deeplab_fovs_runs_and_evaluates_each_model_twice(t
     rows = pd.read_csv(out / "deeplab_crf.csv").set_index("variant")
     assert (rows["status"] == "ok").all() and len(rows) == 12
     selection = read_rows(str(out / "tuning" / "deeplab_crf.csv"))
-    assert selection["run_id"].nunique() == 6 and len(selection) == 6 * 8  # the 2 × 2 × 2 grid on each model
-    chosen = choose_crfs(load("deeplab_crf"), selection)
+    assert selection["run_id"].nunique() == 6  # one selection model per model, evaluated at every point:
+    spec = load("deeplab_crf")
+    grid = spec.presets["smoke"]["tuning"]["crf"]
+    for v in ("k4d4", "k4d4_msc", "k7d4", "k4d8", "largefov", "largefov_msc"):
+        scored = [(s, m) for _, s, m in crf_scores(selection, f"{v}_crf")]
+        assert [s for s, _ in scored[:8]] == crf_grid(grid)  # the 2 × 2 × 2 coarse grid, then the fine search
+        assert 8 < len(scored) <= 8 + grid["fine_points"] + 6  # (its last round may pass the budget)
+        assert crf_optimum(grid, scored)["ended"] in ("local optimum", "budget spent")
+    chosen = choose_crfs(spec, selection)
     for v in ("k4d4", "k4d4_msc", "k7d4", "k4d8", "largefov", "largefov_msc"):
         assert rows.loc[f"{v}_crf", "run_id"] == rows.loc[v, "run_id"]  # one model, two rows
         assert json.loads(rows.loc[f"{v}_crf", "eval_config"])["crf"] == chosen[f"{v}_crf"]
@@ -378,7 +385,8 @@ def test_crf_smoke_run_shares_deeplab_fovs_runs_and_evaluates_each_model_twice(t
     section = text[text.index("(`deeplab_crf`)"):]
     for heading in ("Table 1(a): before and after the CRF", "Table 2 after the CRF", "Where the CRF's gain sits",
                     "chosen per model on held-out training images", "![CRF examples]", "Exact facts",
-                    "Trimap: mIoU near the boundaries", "![deeplab_crf trimap]"):
+                    "Trimap: mIoU near the boundaries", "![deeplab_crf trimap]", "Where each optimum lies",
+                    "| search ended |"):
         assert heading in section, heading
     assert "✗ MISMATCH" not in section and section.count("| **") >= 1
 

@@ -38,7 +38,10 @@ PRESETS = {
     # BN over its GPUs, batch 16; engine/distributed.py under torchrun), not frozen.
     "paper": {"data": {"name": "ade20k", "crop_size": 473, "scale": [0.5, 2.0], "rotate": 10.0, "blur": True,
                        "flip": True},
-              "model": {"backbone": {"name": "resnet", "depth": 50, "output_stride": 8, "weights": "imagenet"},
+              # deep_stem: the released ResNet-50/101's 3×3 stem (64-64-128); its ImageNet weights are the
+              # authors', which a user gives with --weights (segmodels/backbones.py ResNetBackbone says which)
+              "model": {"backbone": {"name": "resnet", "depth": 50, "output_stride": 8, "weights": "imagenet",
+                                     "deep_stem": True},
                         "head_width": 512, "aux_width": 256, "freeze_bn": False},
               "train": {"iterations": 150000, "batch_size": 16, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
                         "poly_power": 0.9, "head_lr_mult": 10.0},
@@ -103,6 +106,12 @@ RELEASED = [
     "As released: B1's one level is projected (1×1 conv + BN + ReLU) to the input's width (2048 → 2048 at paper "
     "size; semseg's PPM reduces to 2048 / the number of levels); before this the B1 rows concatenated the raw "
     "pooled map, unprojected.",
+    "As released (paper preset): ResNet-50 and -101 have the released prototxts' deep stem, three 3×3 convs "
+    "64-64-128 (conv1_1 … conv1_3) where torchvision's have one 7×7 (trunk weights 23,578,304 and 42,518,208, as "
+    "counted from hszhao/PSPNet's pspnet50_ADE20K_473 and pspnet101_VOC2012_473 prototxts). Their ImageNet weights "
+    "are the authors' (hszhao/semseg's initmodel/resnet50_v2.pth, resnet101_v2.pth), given with --weights: "
+    "torchvision has none of this stem. ResNet-152 and -269 keep the 7×7 stem (no released ResNet-152 was found; "
+    "ResNet-269's released weights count matches the 7×7 stem).",
     "Still different from the release: the scores are upsampled to the image with align_corners=False (semseg's "
     "PSPNet: True), in training and at test.",
 ]

@@ -18,8 +18,8 @@ from ablations.psp_common import PRESETS
 from helpers import plans_of, settings_of
 from data.synthetic import CONTEXTS, CUE_COLOURS, OBJECT_TOP, SHAPES, SyntheticScenes, cue_rows, make_scene
 from segmodels import build_model, without_weights
-from segmodels.backbones import ResNetBackbone
-from segmodels.base import count_params
+from segmodels.backbones import ResNetBackbone, resnet_weights
+from segmodels.base import count_params, count_weights
 from segmodels.pspnet import PSPNet, PyramidPooling
 
 @pytest.fixture(autouse=True)
@@ -347,7 +347,7 @@ def test_resnet269_is_built_of_bottlenecks_and_has_no_torchvision_weights():
         ResNetBackbone(269, 8, weights="imagenet")
     from ablations import psp_depth
     facts = psp_depth.exact_facts()
-    assert len(facts) == 5 and all(f["computed"] == f["expected"] for f in facts)
+    assert len(facts) == 7 and all(f["computed"] == f["expected"] for f in facts)
     assert [f["computed"] for f in facts if f["published"] == 269] == [269]
 
 
@@ -383,3 +383,34 @@ def test_b1_is_projected_as_the_authors_module_with_its_weight_count():
             model = build_model(without_weights(models[variant]), 150)
         assert count_params(model.ppm) == 2048 * 2048 + 2 * 2048
         assert model.head[0].in_channels == 4096
+
+
+def test_the_paper_presets_resnet50_and_101_have_the_released_deep_stem(tmp_path):
+    """hszhao/PSPNet's released prototxts: conv1_1 3×3/2 3 → 64, conv1_2 64 → 64, conv1_3 64 → 128 (no biases,
+    BatchNorm each), pool1, then res2 from 128 channels; their trunks' conv weights, counted from the prototxts
+    up to conv5_3: 23,578,304 (ResNet-50) and 42,518,208 (ResNet-101)."""
+    from ablations import psp_depth
+    with torch.device("meta"):
+        net = ResNetBackbone(50, 8, deep_stem=True)
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.bias) for c in (net.conv1, net.conv2, net.conv3)] \
+        == [(3, 64, (3, 3), (2, 2), None), (64, 64, (3, 3), (1, 1), None), (64, 128, (3, 3), (1, 1), None)]
+    assert net.layer1[0].conv1.in_channels == net.layer1[0].downsample[0].in_channels == 128
+    stem = 9 * (3 * 64 + 64 * 64 + 64 * 128)
+    assert count_weights(net) == 23_578_304 == resnet_weights([3, 4, 6, 3]) - 7 * 7 * 3 * 64 + stem + 64 * 64 + 64 * 256
+    with torch.device("meta"):
+        assert count_weights(ResNetBackbone(101, 8, deep_stem=True)) == 42_518_208
+    small = ResNetBackbone(50, 8, deep_stem=True).eval()
+    assert small(torch.randn(1, 3, 33, 33))["c5"].shape == (1, 2048, 5, 5)  # output stride 8, as the 7×7 stem
+    # its ImageNet weights are the authors': torchvision has none, the error says which file to give
+    with pytest.raises(FileNotFoundError, match=r"deep 3×3 stem.*semseg.*resnet50_v2\.pth.*--weights PATH"):
+        ResNetBackbone(50, 8, weights="imagenet", deep_stem=True)
+    # a state dict in semseg's format (conv1-3, bn1-3, layer1-4, fc) loads by name
+    state = {**small.state_dict(), "fc.weight": torch.zeros(1000, 2048), "fc.bias": torch.zeros(1000)}
+    torch.save(state, tmp_path / "resnet50_v2.pth")
+    loaded = ResNetBackbone(50, 8, weights=str(tmp_path / "resnet50_v2.pth"), deep_stem=True)
+    assert torch.equal(loaded.conv3.weight, small.conv3.weight)
+    stems = {p.variant: p.model["backbone"].get("deep_stem") for p in plans_of(psp_depth, "paper") if p.seed == 0}
+    assert stems == {"r50_ss": True, "r101_ss": True, "r152_ss": False, "r269_ss": False,
+                     "r50_ms": True, "r101_ms": True, "r152_ms": False, "r269_ms": False}
+    assert all(p.model["backbone"]["deep_stem"] for p in plans_of(psp_pool, "paper"))
+    assert not any(p.model["backbone"].get("deep_stem") for p in plans_of(psp_pool, "quick"))

@@ -45,7 +45,8 @@ PRESETS = {
                         "head_width": 512, "aux_width": 256, "freeze_bn": False},
               "train": {"iterations": 150000, "batch_size": 16, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
                         "poly_power": 0.9, "head_lr_mult": 10.0},
-              "eval": {"batch_size": 1, **MIRRORED}},
+              # the authors' test protocol (semseg's ADE20K settings): long side 512·s, 473-px windows slid over it
+              "eval": {"batch_size": 1, **MIRRORED, "base_size": 512, "crop": 473}},
 }
 
 SCENES = (
@@ -112,6 +113,11 @@ RELEASED = [
     "are the authors' (hszhao/semseg's initmodel/resnet50_v2.pth, resnet101_v2.pth), given with --weights: "
     "torchvision has none of this stem. ResNet-152 and -269 keep the 7×7 stem (no released ResNet-152 was found; "
     "ResNet-269's released weights count matches the 7×7 stem).",
+    "As released (paper preset): each scale resizes the image's long side to 512·s and slides 473-px windows over it "
+    "(stride 316, each pixel's probabilities averaged over its windows), as semseg's test. The CPU presets test the "
+    "whole 128-px image, resized by s: they train on whole images, so at s ≤ 1 one window is the whole image anyway, "
+    "and at s > 1 windows below the embedded scenes' only context cue (a band along the top edge) would not see it, "
+    "testing the cue's absence rather than the scale.",
     "Still different from the release: the scores are upsampled to the image with align_corners=False (semseg's "
     "PSPNet: True), in training and at test.",
 ]

@@ -414,3 +414,35 @@ def test_the_paper_presets_resnet50_and_101_have_the_released_deep_stem(tmp_path
                      "r50_ms": True, "r101_ms": True, "r152_ms": False, "r269_ms": False}
     assert all(p.model["backbone"]["deep_stem"] for p in plans_of(psp_pool, "paper"))
     assert not any(p.model["backbone"].get("deep_stem") for p in plans_of(psp_pool, "quick"))
+
+
+def test_the_authors_sliding_window_protocol_against_a_hand_composition():
+    """semseg's test at one scale: the long side to base_size·s, padded (centred, with 0) to the crop, crop ×
+    crop windows every ⌈crop · 2/3⌉ px, each pixel's probabilities averaged over its windows. A stand-in
+    network whose class-0 score is the mean of its window makes each window's share visible: a 4 × 10 image,
+    crop 6, is padded to 6 × 10 and seen through the windows of columns 0-5 and 4-9 (stride 4)."""
+    model = psp().eval()
+    model.logits = lambda x: torch.cat([x.mean((1, 2, 3), keepdim=True).expand(-1, 1, *x.shape[-2:]),
+                                        torch.zeros(x.shape[0], 1, *x.shape[-2:])], 1)
+    image = torch.arange(40, dtype=torch.float32).reshape(1, 1, 4, 10).expand(1, 3, 4, 10)
+    padded = torch.nn.functional.pad(image, (0, 0, 1, 1))  # 6 × 10: one row of zeros above and below
+    a, b = padded[..., :6].mean(), padded[..., 4:].mean()  # the two windows' class-0 scores
+
+    def p0(score):
+        return torch.sigmoid(score)  # softmax([score, 0])[0]
+
+    expected = torch.stack([p0(a)] * 4 + [(p0(a) + p0(b)) / 2] * 2 + [p0(b)] * 4).expand(4, 10)
+    with torch.no_grad():
+        out = model.predict(image, base_size=10, crop=6)[0].exp()
+        assert torch.allclose(out[0, 0], expected, atol=1e-6)
+        # the long side to base_size · s: at s 0.5, 5 × 2, one padded window, the same share everywhere
+        half = model.predict(image, scales=[0.5], base_size=10, crop=6)[0].exp()
+        small = torch.nn.functional.interpolate(image, size=(2, 5), mode="bilinear", align_corners=False)
+        assert torch.allclose(half[0, 0], p0(small.sum() / (3 * 36)).expand(4, 10), atol=1e-6)
+        # no crop: the whole image, as the CPU presets test
+        assert torch.allclose(model.predict(image, base_size=10)[0].exp()[0, 0], p0(image.mean()).expand(4, 10))
+    with pytest.raises(ValueError, match="crop must be a positive whole number"):
+        model.predict(image, crop=0)
+    plans = {p.variant: p for p in plans_of("psp_depth", "paper") if p.seed == 0}
+    assert (plans["r50_ms"].eval["base_size"], plans["r50_ms"].eval["crop"]) == (512, 473)
+    assert all("crop" not in p.eval for p in plans_of("psp_depth", "quick"))

@@ -85,9 +85,15 @@ def same_size_padding(kernel, dilation):
 
 
 class FOVConv(nn.Module):
-    """fc6 as a dilated k×k convolution whose output keeps its input's size (any k, even too)."""
+    """fc6 as a dilated k×k convolution whose output keeps its input's size (any k, even too).
 
-    def __init__(self, cin, cout, kernel, dilation):
+    gemm: on a CPU, computed as Caffe computes every convolution, im2col then one matrix product (MKL's
+    SGEMM, pinned to one code path: engine/reproducible.py), instead of oneDNN's convolution, whose
+    kernels and blocking follow the CPU: the 7×7 fc6 (k7d4) was the one model whose rows differed between
+    an Intel and an AMD CPU of one capability. Same function, another order of the sums; on a GPU, the
+    convolution."""
+
+    def __init__(self, cin, cout, kernel, dilation, gemm=False):
         super().__init__()
         if not isinstance(kernel, int) or kernel < 1:
             raise ValueError(f"fc6 kernel must be a positive integer, got {kernel!r}")
@@ -95,6 +101,7 @@ class FOVConv(nn.Module):
             raise ValueError(f"fc6 dilation must be a positive integer, got {dilation!r}")
         self.padding = same_size_padding(kernel, dilation)
         self.conv = nn.Conv2d(cin, cout, kernel, dilation=dilation)
+        self.gemm = bool(gemm)
 
     @property
     def kernel_size(self):
@@ -105,7 +112,18 @@ class FOVConv(nn.Module):
         return self.conv.dilation[0]
 
     def forward(self, x):
-        return self.conv(F.pad(x, self.padding))
+        x = F.pad(x, self.padding)
+        if not (self.gemm and x.device.type == "cpu"):
+            return self.conv(x)
+        batch, height, width = x.shape[0], x.shape[-2] - self.span + 1, x.shape[-1] - self.span + 1
+        cols = F.unfold(x.contiguous(), self.kernel_size, dilation=self.dilation)  # [B, C·k², L]
+        cols = cols.transpose(0, 1).reshape(cols.shape[1], -1)  # [C·k², B·L]: one SGEMM for the batch
+        out = torch.addmm(self.conv.bias[:, None], self.conv.weight.flatten(1), cols)
+        return out.view(-1, batch, height, width).transpose(0, 1)
+
+    @property
+    def span(self):
+        return (self.kernel_size - 1) * self.dilation + 1
 
 
 MSC_TAPS = 5  # the input and pool1..pool4
@@ -137,14 +155,14 @@ class DeepLabVGG(nn.Module):
     branches' outputs concatenated to them)."""
 
     def __init__(self, widths=VGG16_WIDTHS, convs=VGG16_CONVS, batch_norm=False, fc6_kernel=3,
-                 fc6_dilation=12, fc_channels=1024, dropout=0.5, msc_width=None, pool5a=False):
+                 fc6_dilation=12, fc_channels=1024, dropout=0.5, msc_width=None, pool5a=False, fc6_gemm=False):
         super().__init__()
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.features = vgg_features(widths, convs, batch_norm)
         # count_include_pad: Caffe's AVE pooling divides by the window, padding included
         self.pool5a = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True) if pool5a else None
-        self.fc6 = FOVConv(widths[-1], fc_channels, fc6_kernel, fc6_dilation)
+        self.fc6 = FOVConv(widths[-1], fc_channels, fc6_kernel, fc6_dilation, gemm=fc6_gemm)
         self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         self.drop = nn.Dropout(dropout)
         tap_strides, stride = [1], 1  # the input's, then each max pool's output stride
@@ -222,12 +240,13 @@ class DeepLabV1(SegModel):
     values directly); dropout follows fc6 and fc7. msc_width: DeepLab-MSc's branch width (the paper:
     128); None: no MSc. frozen_base: (MSc) the base's conv1_1 … fc7 are not trained (nor its BatchNorm,
     if any); they start from the trained base (the engine's init_from). frozen_fc8: fc8's weights on
-    fc7 are not trained either (MSc-LargeFOV as released). pool5a: the released LargeFOV's 3×3 average pooling before fc6. freeze_bn:
+    fc7 are not trained either (MSc-LargeFOV as released). fc6_gemm: fc6 by im2col and MKL's SGEMM on a
+    CPU (FOVConv), the same on every CPU of one capability. pool5a: the released LargeFOV's 3×3 average pooling before fc6. freeze_bn:
     SegModel.freeze_batchnorm (VGG-16 itself has no BatchNorm; the CPU presets' narrow trunk has).
     """
 
     def __init__(self, backbone, num_classes, fc6_kernel=3, fc6_dilation=12, fc_channels=1024, dropout=0.5,
-                 msc_width=None, pool5a=False, freeze_bn=False, frozen_base=False, frozen_fc8=False):
+                 msc_width=None, pool5a=False, freeze_bn=False, frozen_base=False, frozen_fc8=False, fc6_gemm=False):
         super().__init__()
         if (frozen_base or frozen_fc8) and msc_width is None:
             raise ValueError("frozen_base / frozen_fc8 train only DeepLab-MSc's branches: they need msc_width")
@@ -241,7 +260,8 @@ class DeepLabV1(SegModel):
             raise ValueError(f"deeplab_v1: unknown backbone options {sorted(unknown)}; "
                              f"valid: widths, convs, batch_norm, weights")
         self.backbone = DeepLabVGG(fc6_kernel=fc6_kernel, fc6_dilation=fc6_dilation, fc_channels=fc_channels,
-                                   dropout=dropout, msc_width=msc_width, pool5a=pool5a, **backbone)
+                                   dropout=dropout, msc_width=msc_width, pool5a=pool5a, fc6_gemm=fc6_gemm,
+                                   **backbone)
         self.classifier = nn.Conv2d(fc_channels, num_classes, 1)  # fc8, on fc7
         nn.init.normal_(self.classifier.weight, std=0.01)  # the paper's fc8 initialisation
         nn.init.zeros_(self.classifier.bias)

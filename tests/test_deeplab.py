@@ -441,3 +441,21 @@ def test_evaluation_upsamples_with_aligned_corners_as_the_releases_interp():
     assert scores.shape[-2:] == (9, 9) and logits.shape[-2:] == (65, 65)
     assert torch.allclose(logits[..., ::8, ::8], scores, atol=1e-6)
     assert torch.allclose(logits[..., 4, 0], (scores[..., 0, 0] + scores[..., 1, 0]) / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel, dilation", [(7, 1), (4, 1), (4, 2), (3, 3)])
+def test_fc6_by_gemm_is_the_same_convolution(kernel, dilation):
+    """fc6_gemm (im2col and one matrix product) computes fc6's convolution, its size kept, gradients too."""
+    torch.manual_seed(0)
+    conv, gemm = FOVConv(8, 16, kernel, dilation), FOVConv(8, 16, kernel, dilation, gemm=True)
+    gemm.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 8, 13, 11).contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    a, b = conv(xa), gemm(xb)
+    assert b.shape == a.shape == (2, 16, 13, 11) and torch.allclose(a, b, atol=1e-5)
+    a.square().sum().backward()
+    b.square().sum().backward()
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-4)
+    assert torch.allclose(conv.conv.weight.grad, gemm.conv.weight.grad, rtol=1e-4, atol=1e-3)
+    assert all(p.model.get("fc6_gemm") for p in plans_of(deeplab_fov, "quick") + plans_of("deeplab_crf", "smoke"))
+    assert not any(p.model.get("fc6_gemm") for p in plans_of(deeplab_fov, "paper"))

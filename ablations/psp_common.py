@@ -118,6 +118,9 @@ RELEASED = [
     "whole 128-px image, resized by s: they train on whole images, so at s ≤ 1 one window is the whole image anyway, "
     "and at s > 1 windows below the embedded scenes' only context cue (a band along the top edge) would not see it, "
     "testing the cue's absence rather than the scale.",
+    "Still different from the release (paper preset): each bottleneck that halves the resolution strides in its 3×3 "
+    "conv, as torchvision's and hszhao/semseg's PyTorch ResNets; the Caffe prototxts stride its first 1×1 (conv3_1_"
+    "1x1_reduce, stride 2). Weights and shapes are the same; what the strided layer sees is not.",
     "Still different from the release: the scores are upsampled to the image with align_corners=False (semseg's "
     "PSPNet: True), in training and at test.",
 ]

@@ -64,11 +64,16 @@ print(len(models), digest.hexdigest())
 """.replace("MALLOC_DEFAULTS", MALLOC_DEFAULTS)
 
 
-def run_steps(*flags, **env):
-    out = subprocess.run([sys.executable, "-c", STEPS, *flags], cwd=REPO, capture_output=True, text=True,
+def run_script(script, *flags, **env):
+    """A script's stdout, run in a fresh process (MKL and oneDNN read their settings once) with env added."""
+    out = subprocess.run([sys.executable, "-c", script, *flags], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, **env}, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
+
+
+def run_steps(*flags, **env):
+    return run_script(STEPS, *flags, **env)
 
 
 def test_every_mkl_call_of_the_presets_models_runs_on_one_branch_and_another_cpus_path_agrees():
@@ -139,10 +144,7 @@ print(digest.hexdigest())
 
 
 def run_fc6(*flags, **env):
-    out = subprocess.run([sys.executable, "-c", FC6, *flags], cwd=REPO, capture_output=True, text=True,
-                         env={**os.environ, **env}, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
+    return run_script(FC6, *flags, **env)
 
 
 def test_deeplabs_fc6_by_gemm_leaves_onednns_cpu_dependent_path():

@@ -128,7 +128,7 @@ def test_paper_preset_is_the_papers_setting():
     assert paper.data == {"name": "ade20k", "crop_size": 473, "scale": [0.5, 2.0], "rotate": 10.0,
                           "blur": True, "flip": True}
     assert paper.base["model"]["backbone"] == {"name": "resnet", "depth": 50, "output_stride": 8,
-                                               "weights": "imagenet"}
+                                               "weights": "imagenet", "deep_stem": True}  # the released stem
     t = paper.base["train"]
     assert (t["lr"], t["poly_power"], t["momentum"], t["weight_decay"], t["batch_size"], t["iterations"],
             t["head_lr_mult"]) == (0.01, 0.9, 0.9, 1e-4, 16, 150000, 10.0)

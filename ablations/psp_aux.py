@@ -79,4 +79,4 @@ DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": [
     "covers the whole image, so unlike psp_pool's baseline this trunk can see the context band.",
     "The depth chosen by a probe of the mechanism before any run at it: the only probed trunk where the auxiliary "
     "loss clearly speeds up the main loss (ablations/psp_aux.md).",
-    "Deep supervision should help most early in training: see the training curves."]}
+    "Deep supervision should help most early in training: see the training curves."] + psp_common.RELEASED}

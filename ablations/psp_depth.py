@@ -24,6 +24,9 @@ MODEL = {**psp_pool.MODEL, **{v["id"]: v for v in psp_pool.VARIANTS}["b1236_ave_
 # ResNet depth → the CPU trunk's 3×3 convs per stage (psp_common.SMALL_OS8: [1, 2, 2, 1])
 LADDER = {50: [1, 2, 2, 1], 101: [1, 2, 4, 1], 152: [1, 2, 6, 1], 269: [1, 2, 8, 2]}
 # the paper's multi-scale testing (the authors' ADE20K test settings), with mirroring
+# conv weights of the released ResNet trunks (up to conv5_3), counted from hszhao/PSPNet's evaluation/prototxt
+# (pspnet50_ADE20K_473, pspnet101_VOC2012_473): the deep 3×3 stem's (segmodels/backbones.py deep_stem)
+RELEASED_TRUNK = {50: 23_578_304, 101: 42_518_208}
 MULTI_SCALE = {"scales": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75], "flip": True}
 
 
@@ -33,7 +36,7 @@ def depth_variant(depth, multi_scale):
             "label": f"ResNet{depth} {'MS' if multi_scale else 'SS'} (CPU: convs {LADDER[depth]})", "x": depth,
             "series": "multi-scale" if multi_scale else "single scale", **({"eval": MULTI_SCALE} if multi_scale else {}),
             "preset_overrides": {"smoke": cpu, "quick": cpu, "full": cpu,
-                                 "paper": {"model": {"backbone": {"depth": depth}}}}}
+                                 "paper": {"model": {"backbone": {"depth": depth, "deep_stem": depth in RELEASED_TRUNK}}}}}
 
 
 VARIANTS = [depth_variant(d, ms) for ms in (False, True) for d in LADDER]
@@ -85,6 +88,12 @@ def exact_facts():
     for depth, blocks in RESNET_BLOCKS.items():
         with torch.device("meta"):  # shapes only
             net = ResNetBackbone(depth, 8)
+            if depth in RELEASED_TRUNK:  # the paper preset's: the released prototxt's deep stem
+                deep = ResNetBackbone(depth, 8, deep_stem=True)
+                facts.append({"fact": f"ResNet-{depth} with the released deep stem: trunk #weights (no fc)",
+                              "computed": count_weights(deep), "formula": "9·(3·64 + 64·64 + 64·128) + Σ bottlenecks "
+                              "(layer1 from 128 channels)", "expected": resnet_weights(blocks, deep_stem=True),
+                              "published": RELEASED_TRUNK[depth], "tolerance": 0})
         if depth == 269:
             layers = sum(1 for name, m in net.named_modules()
                          if isinstance(m, torch.nn.Conv2d) and "downsample" not in name) + 1  # + the fc

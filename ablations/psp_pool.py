@@ -20,8 +20,10 @@ X_LABEL = "variant"
 MODEL = {"arch": "pspnet", "aux_weight": 0.4}
 VARIANTS = [
     {"id": "baseline", "label": "ResNet50 baseline (dilated FCN)", "model": {"bins": []}},
-    {"id": "b1_max", "label": "+ B1 + MAX", "model": {"bins": [1], "pool": "max", "dr": False}},
-    {"id": "b1_ave", "label": "+ B1 + AVE", "model": {"bins": [1], "pool": "avg", "dr": False}},
+    # B1 as the authors' module (semseg's PPM) builds it: its one level projected to cin / 1 = cin channels
+    # (1×1 conv + BN + ReLU; at paper width 2048 → 2048), so "no DR" and "DR" are one module for B1
+    {"id": "b1_max", "label": "+ B1 + MAX", "model": {"bins": [1], "pool": "max", "dr": False, "project": True}},
+    {"id": "b1_ave", "label": "+ B1 + AVE", "model": {"bins": [1], "pool": "avg", "dr": False, "project": True}},
     {"id": "b1236_max", "label": "+ B1236 + MAX", "model": {"bins": [1, 2, 3, 6], "pool": "max", "dr": False}},
     {"id": "b1236_ave", "label": "+ B1236 + AVE", "model": {"bins": [1, 2, 3, 6], "pool": "avg", "dr": False}},
     {"id": "b1236_max_dr", "label": "+ B1236 + MAX + DR", "model": {"bins": [1, 2, 3, 6], "pool": "max", "dr": True}},

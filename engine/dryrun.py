@@ -36,7 +36,8 @@ def backbone_arch(backbone):
     """The architecture whose ImageNet weights a backbone config loads (torchvision's name where it has one)."""
     if backbone["name"] != "resnet":
         return "vgg16"
-    return f"resnet{backbone['depth']}" + ("_gcn" if backbone.get("gcn") else "")
+    return f"resnet{backbone['depth']}" + ("_gcn" if backbone.get("gcn") else "") + (
+        "_deep_stem" if backbone.get("deep_stem") else "")
 
 
 def write_standin_weights(backbone, folder):
@@ -59,8 +60,8 @@ def write_standin_weights(backbone, folder):
     else:
         path = own = os.path.join(folder, f"{arch}.pth")
         model = build_backbone({k: v for k, v in backbone.items() if k != "weights"})
-        for block in model.modules():  # zero_init_residual, as torchvision's above
-            last = getattr(block, "bn3", None) or (block.expand[1] if hasattr(block, "expand") else None)
+        for block in model.modules():  # zero_init_residual, as torchvision's above (not the deep stem's bn3)
+            last = getattr(block, "bn3", None) if block is not model else None or (block.expand[1] if hasattr(block, "expand") else None)
             if last is not None:
                 torch.nn.init.zeros_(last.weight)
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -7,7 +7,7 @@ import torch
 
 from data import IGNORE_INDEX, PAD_LABEL, HeldOut
 from data.transforms import pad_collate
-from engine.metrics import boundary_counts, boundary_mask, confusion_matrix, group_accuracy, scores
+from engine.metrics import boundary_counts, check_trimap, confusion_matrix, group_accuracy, scores, trimap_mask
 from engine.presets import EVAL_KEYS as ENGINE_KEYS
 from segmodels.crf import check_crf, crf_labels
 
@@ -18,6 +18,7 @@ def model_options(model, cfg):
     model.eval_options(opts)  # unknown names fail here, before any work
     if cfg.get("crf") is not None:
         check_crf(cfg["crf"])
+    check_trimap(cfg.get("trimap", []), cfg.get("trimap_around", "void"))
     return opts
 
 
@@ -39,8 +40,9 @@ def evaluate(model, dataset, cfg, device="cpu"):
     are averaged per image. With cfg['crf'] (segmodels/crf.py), the labels scored are those after
     DeepLab v1's fully connected CRF, run on each image without its padding; infer_fps stays the
     network's, crf_ms is the CRF's per image. With cfg['trimap'] (band widths in px), DeepLab v1's
-    trimap: mIoU and pixel accuracy of the pixels within each width of a label boundary (result
-    'trimap': {width: {'mIoU', 'pixel_acc'}}). With cfg['images'] = N, only the first N images are scored.
+    trimap: mIoU and pixel accuracy of the pixels within each width of the void pixels, as the authors'
+    code draws it (metrics.trimap_mask; cfg['trimap_around'] 'class_edges': of the label changes, for data
+    without a void ring) (result 'trimap': {width: {'mIoU', 'pixel_acc'}}). With cfg['images'] = N, only the first N images are scored.
 
     Padding (label PAD_LABEL, beyond each image) is scored nowhere and is no boundary: every score
     of an image is what it gets alone."""
@@ -79,7 +81,7 @@ def evaluate(model, dataset, cfg, device="cpu"):
             counts[region][0] += correct
             counts[region][1] += total
         for width in trimap:
-            band = boundary_mask(labels, width, IGNORE_INDEX, extent)
+            band = trimap_mask(labels, width, IGNORE_INDEX, extent, cfg.get("trimap_around", "void"))
             trimap[width] += confusion_matrix(pred[band], labels[band], n, IGNORE_INDEX)
         for key, value in stats.items():
             extra_sums[key] = extra_sums.get(key, 0.0) + value * len(images)

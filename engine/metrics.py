@@ -56,10 +56,27 @@ def group_accuracy(cm, groups):
     return 100 * (sub[same].sum() / total).item() if total > 0 else math.nan
 
 
+def neighbour_pairs(x, dim):
+    """The two sides of every pair of neighbours along dim (horizontal: -1, vertical: -2) of x [B,H,W]."""
+    n = x.shape[dim]
+    return x.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1)
+
+
+def class_edges(t, valid):
+    """bool [B,H,W]: the labelled pixels with a labelled 4-neighbour of another class."""
+    edge = torch.zeros_like(valid)
+    for dim in (-1, -2):
+        (a, b), (va, vb) = neighbour_pairs(t, dim), neighbour_pairs(valid, dim)
+        change = (a != b) & va & vb
+        for side in neighbour_pairs(edge, dim):
+            side.logical_or_(change)
+    return edge
+
+
 def boundary_mask(target, band, ignore_index=IGNORE_INDEX, extent=None):
     """The boundary band of the label map target [B,H,W]: bool [B,H,W], True for every labelled
     (non-ignored) pixel within Euclidean distance `band` of an object boundary, as GCN's Table 5
-    ("within 7 px of a boundary") and DeepLab's trimap define it on VOC.
+    defines it ("within 7 px of a boundary"; DeepLab's trimap is trimap_mask).
 
     The boundary set is every ignored (void) pixel with a labelled 4-neighbour, plus every labelled
     pixel with a 4-neighbour of another labelled class. VOC and Cityscapes draw a void band of a few
@@ -72,20 +89,46 @@ def boundary_mask(target, band, ignore_index=IGNORE_INDEX, extent=None):
     inside = torch.ones_like(t, dtype=torch.bool) if extent is None else extent.bool()
     valid = (t != ignore_index) & inside
     void = (t == ignore_index) & inside
-    edge = torch.zeros_like(valid)
-    for dim in (-1, -2):  # pairs of horizontal and vertical neighbours
-        n = t.shape[dim]
-        a, b = t.narrow(dim, 0, n - 1), t.narrow(dim, 1, n - 1)
-        va, vb = valid.narrow(dim, 0, n - 1), valid.narrow(dim, 1, n - 1)
-        xa, xb = void.narrow(dim, 0, n - 1), void.narrow(dim, 1, n - 1)
-        change = (a != b) & va & vb  # both labelled, different classes: both are boundary pixels
-        edge.narrow(dim, 0, n - 1).logical_or_(change | (xa & vb))  # void beside a labelled pixel
-        edge.narrow(dim, 1, n - 1).logical_or_(change | (va & xb))
+    edge = class_edges(t, valid)
+    for dim in (-1, -2):  # void beside a labelled pixel
+        (xa, xb), (va, vb) = neighbour_pairs(void, dim), neighbour_pairs(valid, dim)
+        edge.narrow(dim, 0, t.shape[dim] - 1).logical_or_(xa & vb)
+        edge.narrow(dim, 1, t.shape[dim] - 1).logical_or_(va & xb)
     r = int(math.floor(band))
     yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
     disk = ((yy ** 2 + xx ** 2) <= band ** 2).float()[None, None]
     # zero padding: outside the image is no boundary
     near = F.conv2d(edge.float()[:, None], disk, padding=r)[:, 0] > 0
+    return near & valid
+
+
+TRIMAP_SEEDS = ("void", "class_edges")
+
+
+def check_trimap(widths, around):
+    """One clear error for trimap widths that are not whole pixels or seeds not in TRIMAP_SEEDS."""
+    if around not in TRIMAP_SEEDS:
+        raise ValueError(f"eval option trimap_around must be one of {', '.join(TRIMAP_SEEDS)}, got {around!r}")
+    for width in widths:
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or width < 0 or not float(width).is_integer():
+            raise ValueError(f"a trimap width is a whole number of pixels (a (2w + 1) square), got {width!r}")
+
+
+def trimap_mask(target, width, ignore_index=IGNORE_INDEX, extent=None, around="void"):
+    """DeepLab v1's trimap band (its Fig. 5), as the authors' MyVOCevalsegBoundary.m draws it: the void
+    pixels dilated by a (2·width + 1)-px square; the labelled pixels it covers are scored. VOC's annotators
+    ring every object with void, so that is its boundary; label changes between labelled pixels are not
+    seeds. around="class_edges", for data without a void ring (the embedded scenes): the labelled pixels
+    with a 4-neighbour of another class are the seeds instead, dilated the same way. The image border
+    and the padding beyond extent (bool [B,H,W], True inside each image) seed nothing."""
+    check_trimap([width], around)
+    t = target.long()
+    inside = torch.ones_like(t, dtype=torch.bool) if extent is None else extent.bool()
+    valid = (t != ignore_index) & inside
+    seeds = (t == ignore_index) & inside if around == "void" else class_edges(t, valid)
+    w = int(width)
+    # max pooling pads with −inf: outside the image seeds nothing, as MATLAB's imdilate
+    near = F.max_pool2d(seeds.float()[:, None], 2 * w + 1, stride=1, padding=w)[:, 0] > 0
     return near & valid
 
 

@@ -9,6 +9,8 @@ id per table, so rows of other settings are never pooled with them as extra seed
 
 Selection runs choose, on images held out of the training split, the lr of each "tune_lr" variant and
 the CRF settings of each "tune_crf" one (engine/tuning.py); the plans then take what was chosen.
+A variant with "init_from" starts from another variant's trained run of the same seed (its Plan's
+base, whose run id enters its own); engine/run.py trains the base first if it is not.
 Everything that can fail is checked once, before anything is trained (prepare).
 """
 import dataclasses
@@ -28,7 +30,8 @@ from engine.design import first_look_runs, looks_of, reachable_looks
 from engine.evaluate import first_images, model_options
 from engine.presets import PRESETS
 from engine.rows import OK, RowKey, read_rows, row_key
-from engine.tuning import choose_crfs, choose_lrs, crf_grid, crf_point_id, lr_point_id, selection_csv
+from engine.tuning import (choose_crfs, choose_lrs, crf_grid, crf_point_id, crf_point_index, crf_scores, lr_point_id,
+                           next_crf_points, selection_csv)
 from segmodels import build_model
 from segmodels.pretrained import STANDIN_WEIGHTS, read_card, standin_of
 
@@ -61,6 +64,7 @@ class Plan:
     plan_id: str
     looks: tuple  # the sequential design's seeds per variant at each look
     analyses: tuple = ()
+    base: "Plan" = None  # a variant's init_from: the run (same seed) whose trained model it starts from
 
     @cached_property
     def run_id(self):
@@ -122,10 +126,24 @@ def plan_runs(spec, settings, lrs=None, crfs=None, variants=None):
     plan_id = config_hash({"data": data_id(settings.data),
                            "variants": [[v["id"], c["model"], c["train"], c["eval"]] + (
                                [data_id(c["data"])] if c["data"] != settings.data else []) for v, c in resolved]})
-    return [Plan(ablation=spec.name, variant=v["id"], seed=seed, preset=settings.preset, data=c["data"],
-                 model=c["model"], train=c["train"], eval=c["eval"], plan_id=plan_id, looks=settings.looks,
-                 analyses=tuple(v.get("analyses", ())))
-            for v, c in resolved for seed in range(settings.looks[-1])]
+    plans = []
+    for v, c in resolved:
+        for seed in range(settings.looks[-1]):
+            base = base_plan(spec, settings, v["init_from"], seed) if "init_from" in v else None
+            # the base's run id is part of this run's: another base, another run
+            train = {**c["train"], "init_run": base.run_id} if base else c["train"]
+            plans.append(Plan(ablation=spec.name, variant=v["id"], seed=seed, preset=settings.preset, data=c["data"],
+                              model=c["model"], train=train, eval=c["eval"], plan_id=plan_id, looks=settings.looks,
+                              analyses=tuple(v.get("analyses", ())), base=base))
+    return plans
+
+
+def base_plan(spec, settings, variant_id, seed):
+    """The run a variant's "init_from" names, at these settings (the selection runs': their held-out
+    training split) and seed: trained first, its model.pt starts the variant's (engine/run.py). Not a row."""
+    cfg = resolve(spec, settings, spec.variant(variant_id))
+    return Plan(ablation=spec.name, variant=variant_id, seed=seed, preset=settings.preset, data=cfg["data"],
+                model=cfg["model"], train=cfg["train"], eval=cfg["eval"], plan_id="", looks=settings.looks)
 
 
 def selection_plans(spec, settings):
@@ -139,7 +157,8 @@ def selection_plans(spec, settings):
     for v in spec.variants:
         if settings.preset not in v.get("presets", PRESETS):
             continue
-        base = {"model": v.get("model", {}), "preset_overrides": v.get("preset_overrides", {})}
+        base = {"model": v.get("model", {}), "preset_overrides": v.get("preset_overrides", {}),
+                **({"init_from": v["init_from"]} if "init_from" in v else {})}
         for scale in v.get("tune_lr", []):
             train_cfg = {**v.get("train", {}), "lr_scale": scale * v.get("train", {}).get("lr_scale", 1.0)}
             grid.append({"id": lr_point_id(v["id"], scale), **base, "train": train_cfg,
@@ -155,6 +174,25 @@ def selection_plans(spec, settings):
     held_out = dataclasses.replace(settings, data={**settings.data, "holdout": settings.tuning["holdout"]},
                                    looks=tuple(looks_of(settings.tuning["seeds"])))
     return plan_runs(spec, held_out, variants=grid)
+
+
+def fine_crf_plans(spec, settings, selection, out_dir):
+    """The next round of the CRF's fine search (engine/tuning.py next_crf_points) for each "tune_crf"
+    variant, from the selection rows in out_dir: evaluations of the same selection models at new points
+    ('<id>@crf<i>', i after every index used), with the selection's plan id. [] when the search is done."""
+    rows = read_rows(selection_csv(out_dir, spec.name))
+    rows = rows[rows["plan_id"] == selection[0].plan_id] if len(rows) else rows
+    grid, more = preset_crf_grid(spec, settings) if selection else None, []
+    for v in spec.variants:
+        own = [p for p in selection if v.get("tune_crf") and crf_point_index(p.variant, v["id"]) is not None]
+        if not own or not len(rows):
+            continue
+        scored = crf_scores(rows, v["id"])
+        index = 1 + max([i for i, _, _ in scored] + [crf_point_index(p.variant, v["id"]) for p in own])
+        for j, point in enumerate(next_crf_points(grid, [(settings_, score) for _, settings_, score in scored])):
+            more += [dataclasses.replace(p, variant=crf_point_id(v["id"], index + j), eval={**p.eval, "crf": point})
+                     for p in own if crf_point_index(p.variant, v["id"]) == 0]  # one per selection seed
+    return more
 
 
 def chosen(spec, selection, out_dir):

@@ -91,7 +91,7 @@ TRAIN_KEYS = ("iterations", "batch_size", "lr", "lr_scale", "momentum", "weight_
               "compile", "amp")
 # engine keys of the eval config; any other eval key is an evaluation option of the model (e.g. rho)
 EVAL_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "speed_batch", "train_speed_steps",
-             "crf", "trimap", "images")
+             "crf", "trimap", "trimap_around", "images")
 
 
 # The type of each setting, as the presets give it (a key the presets set two ways, e.g. seeds as an

@@ -40,11 +40,17 @@ def load_model(run_dir, model_cfg, num_classes):
     return model
 
 
-def train_run(plan, run_dir, device, progress):
-    """Train plan's run (resuming from its checkpoint); its train.json record (status, speed, time)."""
+def train_run(plan, run_dir, device, progress, out_dir):
+    """Train plan's run (resuming from its checkpoint); its train.json record (status, speed, time).
+    A run with a base (a variant's init_from) starts from the base's trained model (start_from_base)."""
+    base_failed = start_from_base(plan.base, out_dir, device, progress) if plan.base else None
+    if base_failed:
+        return None, base_failed
     train_set = build_dataset(plan.data, "train")
     seed_everything(plan.seed)
     model = build_model(plan.model, train_set.num_classes)
+    if plan.base:
+        load_base(model, os.path.join(run_dir_of(out_dir, plan.base), "model.pt"))
     started = time.time()
     try:
         info = {"status": OK, **train(model, train_set, plan.train, plan.seed, run_dir, device, progress)}
@@ -52,7 +58,7 @@ def train_run(plan, run_dir, device, progress):
         info = {"status": Status.DIVERGED, "error": str(err)}
     except DamagedFile as damaged:  # its checkpoint: set aside, and the run trained afresh
         set_aside(damaged)
-        return train_run(plan, run_dir, device, progress)
+        return train_run(plan, run_dir, device, progress, out_dir)
     info["train_wall_s"] = time.time() - started
     return model, info
 
@@ -60,6 +66,64 @@ def train_run(plan, run_dir, device, progress):
 def eval_problem(scores):
     """Why an eval-<id>.json cannot become a row (engine/rows.py numbers_problem), or None."""
     return numbers_problem(scores, required=("mIoU",))
+
+
+def start_from_base(base, out_dir, device, progress):
+    """Train the base run unless it is trained (its folder's lock held, so a worker training it now is
+    waited for). None if it is trained; else the failed record the run that needs it takes."""
+    with run_lock(out_dir, base):
+        _, info, _ = trained(base, out_dir, device, progress)
+    if info["status"] == OK:
+        return None
+    return {"status": info["status"], "error": f"its base run {base.run_id} ({base.variant}): {info.get('error')}"}
+
+
+def load_base(model, path):
+    """The base's trained weights into model: every parameter the model does not train must be among them
+    (the new layers, e.g. DeepLab-MSc's branches, keep their initialisation), and nothing else may be."""
+    missing, unexpected = model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=False)
+    frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
+    if unexpected or set(frozen) & set(missing):
+        raise ValueError(f"{path} is not this model's base: unexpected {sorted(unexpected)[:3]}, "
+                         f"frozen but missing {sorted(set(frozen) & set(missing))[:3]}")
+
+
+def run_lock(out_dir, plan):
+    """The run folder's lock (rank 0's; other ranks need none): one process trains or evaluates a run at a time."""
+    run_dir = run_dir_of(out_dir, plan)
+    os.makedirs(run_dir, exist_ok=True)
+    return file_lock(os.path.join(run_dir, ".lock")) if is_main() else contextlib.nullcontext()
+
+
+def trained(plan, out_dir, device, progress):
+    """(the model, if trained now or found trained, else None; the run's train.json record; the validation set
+    if it was built): trains (or resumes) plan's run unless it is done; a failed run is retried from its last
+    checkpoint; a damaged train.json or model.pt is set aside and the run trained again. Under the run's lock."""
+    run_dir, main = run_dir_of(out_dir, plan), is_main()
+    train_path = os.path.join(run_dir, "train.json")
+    model = val_set = None
+    if main:
+        write_json({"data": plan.data, "model": plan.model, "train": plan.train, "seed": plan.seed},
+                   os.path.join(run_dir, "config.json"))
+        info = read_or_set_aside(train_path, train_record_problem)  # damaged: set aside, trained again
+        if info is not None and info["status"] != OK:
+            os.remove(train_path)  # a rerun retries a failed run (from its last checkpoint)
+        elif info is not None:  # trained: its model must load, else it is set aside and trained again
+            val_set = build_dataset(plan.data, "val")
+            try:
+                model = load_model(run_dir, plan.model, val_set.num_classes)
+            except DamagedFile as damaged:
+                set_aside(damaged)
+                os.remove(train_path)
+            except FileNotFoundError:  # model.pt gone
+                os.remove(train_path)
+    barrier()  # every rank sees the same train.json and checkpoint
+    if not os.path.exists(train_path):
+        model, info = train_run(plan, run_dir, device, progress, out_dir)
+        if main:
+            write_json(info, train_path)
+    barrier()
+    return model, read_json(train_path), val_set
 
 
 def evaluate_plan(plan, model, val_set, device):
@@ -83,35 +147,10 @@ def run_group(plans, out_dir, device, progress=True):
         torch.cuda.set_device(device)  # synchronize() and new tensors go to this GPU
     torch.set_num_threads(first.train["threads"])  # part of the run's config: it changes the numbers
     run_dir = run_dir_of(out_dir, first)
-    os.makedirs(run_dir, exist_ok=True)
-    main = is_main()
-    with file_lock(os.path.join(run_dir, ".lock")) if main else contextlib.nullcontext():
-        train_path = os.path.join(run_dir, "train.json")
-        model = val_set = None
-        if main:
-            write_json({"data": first.data, "model": first.model, "train": first.train, "seed": first.seed},
-                       os.path.join(run_dir, "config.json"))
-            info = read_or_set_aside(train_path, train_record_problem)  # damaged: set aside, trained again
-            if info is not None and info["status"] != OK:
-                os.remove(train_path)  # a rerun retries a failed run (from its last checkpoint)
-            elif info is not None:  # trained: its model must load, else it is set aside and trained again
-                val_set = build_dataset(first.data, "val")
-                try:
-                    model = load_model(run_dir, first.model, val_set.num_classes)
-                except DamagedFile as damaged:
-                    set_aside(damaged)
-                    os.remove(train_path)
-                except FileNotFoundError:  # model.pt gone
-                    os.remove(train_path)
-        barrier()  # every rank sees the same train.json and checkpoint
-        if not os.path.exists(train_path):
-            model, info = train_run(first, run_dir, device, progress)
-            if main:
-                write_json(info, train_path)
-        barrier()
-        if not main:
+    with run_lock(out_dir, first):
+        model, info, val_set = trained(first, out_dir, device, progress)
+        if not is_main():
             return []
-        info = read_json(train_path)
         results = []
         for plan in plans:
             if info["status"] != OK:

@@ -7,6 +7,7 @@ run_ablation → execute.run_plans → run.run_group (train, evaluate) → timin
 the report then judges the claims from the rows (engine.design.claim_verdicts).
 """
 import contextlib
+import itertools
 import os
 
 from tqdm import tqdm
@@ -15,7 +16,7 @@ from engine.analysis import save_config_analyses
 from engine.design import claim_verdicts, first_look_runs, next_look
 from engine.distributed import is_main
 from engine.execute import remove_stale_tmp, run_plans
-from engine.plans import chosen, plan_runs
+from engine.plans import chosen, fine_crf_plans, plan_runs
 from engine.rows import OK, now_iso, read_rows
 from engine.tuning import selection_csv
 
@@ -40,6 +41,14 @@ def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=Tru
         os.makedirs(os.path.dirname(tuning_csv), exist_ok=True)
         written += run_plans(spec.name, prepared.selection, tuning_csv, out_dir, device, jobs, progress,
                              "lr selection", started, launcher, workers)
+        done = set()
+        for round_ in itertools.count(1):  # the CRF's fine search, round by round, until it stops
+            fine = fine_crf_plans(spec, settings, prepared.selection, out_dir)
+            if not fine or {p.key for p in fine} <= done:  # (a round that wrote no rows ends it too)
+                break
+            done |= {p.key for p in fine}
+            written += run_plans(spec.name, fine, tuning_csv, out_dir, device, jobs, progress,
+                                 f"CRF fine search {round_}", started, launcher, workers)
         plans = chosen_plans(prepared, out_dir)
     looks, wanted = settings.looks, {p.variant for p in plans}
     planned = first_look_runs(plans, prepared.selection)

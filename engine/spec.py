@@ -33,7 +33,7 @@ SECTIONS = {"erf": ("variants",), "lc_speed": ("speedups", "published"), "lc_sta
             "deeplab_fov": ("published_no_crf", "receptive_field"), "deeplab_crf": ("table_1a", "table_2"),
             "standins": ("variants", "published")}
 VARIANT_KEYS = ("id", "label", "x", "series", "data", "model", "train", "eval", "presets", "preset_overrides", "analyses",
-                "tune_lr", "tune_crf", "crf_from")
+                "tune_lr", "tune_crf", "crf_from", "init_from")
 DEVIATION_KEYS = ("synthetic", "real", "voc", "ade20k", "cityscapes")
 REQUIRED = ("NAME", "TITLE", "PAPER", "SOURCE", "METRICS", "VARIANTS", "PUBLISHED", "CLAIMS")
 
@@ -88,6 +88,10 @@ def from_module(module):
     known = set(ids)
     tuned = [v["id"] for v in module.VARIANTS if v.get("tune_crf")]
     for i, variant in enumerate(module.VARIANTS):
+        base = module.VARIANTS[ids.index(variant["init_from"])] if variant.get("init_from") in ids else None
+        if "init_from" in variant and (base is None or base is variant or "init_from" in base):
+            fail(f"VARIANTS[{i}] ({variant['id']!r})", f"init_from {variant['init_from']!r} must name another "
+                                                      "variant, itself trained from scratch (not init_from)")
         if "crf_from" in variant and variant["crf_from"] not in tuned:
             fail(f"VARIANTS[{i}] ({variant['id']!r})", f"crf_from {variant['crf_from']!r} is not a variant with "
                                                       f"tune_crf (those: {', '.join(tuned) or 'none'})")

@@ -38,33 +38,85 @@ def selection_csv(out_dir, name):
     return os.path.join(out_dir, "tuning", f"{name}.csv")
 
 
+# keys of a preset's CRF grid that are not its axes: extra points, and the fine search's steps and budget
+CRF_SEARCH_KEYS = ("points", "fine", "fine_points", "range")
+
+
 def crf_grid(grid):
-    """The CRF settings of a grid {setting: [values], optionally "points": [settings]} (a preset's
+    """The coarse CRF settings of a grid {setting: [values], optionally "points": [settings]} (a preset's
     tuning "crf"): every combination of the values, in a fixed order (the settings sorted by name,
     each one's values as listed), then each extra point not among them (e.g. the authors' settings)."""
-    axes = {k: v for k, v in grid.items() if k != "points"}
+    axes = {k: v for k, v in grid.items() if k not in CRF_SEARCH_KEYS}
     points = [{}]
     for name in sorted(axes):
         points = [{**point, name: value} for point in points for value in axes[name]]
-    return points + [p for i, p in enumerate(grid.get("points", [])) if p not in points + grid["points"][:i]]
+    extra = grid.get("points", [])
+    return points + [p for i, p in enumerate(extra) if p not in points + extra[:i]]
+
+
+def best_crf(scored):
+    """The best of [(settings, mean held-out mIoU)] in grid order (NaN never; a tie: the earlier point), or None."""
+    ok = [(score, -i, settings) for i, (settings, score) in enumerate(scored) if not math.isnan(score)]
+    return max(ok, key=lambda s: s[:2])[2] if ok else None
+
+
+def next_crf_points(grid, scored):
+    """The fine search after the coarse grid, as the paper's coarse-to-fine search (a rule fixed before any
+    run): the points one fine step (grid["fine"]: {setting: step}) from the best point so far on each
+    setting, that are not scored yet; none once every neighbour of the best is scored (the best is a local
+    optimum at the fine steps) or grid["fine_points"] points beyond the coarse grid are scored. The search
+    leaves the paper's range (grid["range"], which the report compares the optimum with) wherever the best
+    lies on its edge: that is the widening. scored: [(settings, mean mIoU)] in the order they were scored."""
+    best, seen = best_crf(scored), [settings for settings, _ in scored]
+    if best is None or len(seen) - len(crf_grid(grid)) >= grid.get("fine_points", 0):
+        return []
+    out = []
+    for name, step in sorted(grid.get("fine", {}).items()):
+        for sign in (-1, 1):
+            point = {**best, name: round(best[name] + sign * step, 6)}
+            if point[name] > 0 and point not in seen + out:
+                out.append(point)
+    return out
+
+
+def crf_optimum(grid, scored):
+    """Where the best of scored ([(settings, mean mIoU)]) lies against the paper's range (grid["range"]):
+    {setting: 'inside' | 'on its edge' | 'beyond it'}, and whether the fine search ended at a local optimum
+    (every neighbour scored) or on its budget. None if nothing scored."""
+    best = best_crf(scored)
+    if best is None:
+        return None
+    places = {}
+    for name, (lo, hi) in sorted(grid.get("range", {}).items()):
+        value = best[name]
+        places[name] = "beyond it" if not lo <= value <= hi else "on its edge" if value in (lo, hi) else "inside"
+    local = not next_crf_points({**grid, "fine_points": math.inf}, scored)
+    return {"settings": best, "places": places, "ended": "local optimum" if local else "budget spent"}
+
+
+def crf_scores(rows, variant_id):
+    """[(point index, CRF settings, mean held-out mIoU)] of a "tune_crf" variant's selection rows, by index;
+    a point none of whose rows finished has NaN (it is scored, and never chosen)."""
+    out = []
+    for vid, runs in rows.groupby("variant"):
+        point = crf_point_index(vid, variant_id)
+        if point is not None:
+            ok = runs[runs["status"] == OK]
+            out.append((point, json.loads(runs["eval_config"].iloc[0])["crf"],
+                        ok["mIoU"].mean() if len(ok) else math.nan))
+    return sorted(out, key=lambda s: s[0])
 
 
 def choose_crfs(spec, rows):
     """{variant id: CRF settings}: for each variant with "tune_crf", the grid point (its settings read
-    from the rows' eval_config) of the best mean held-out mIoU over the selection rows; a tie goes to
-    the earlier point of the grid."""
-    ok = rows[rows["status"] == OK]
+    from the rows' eval_config) of the best mean held-out mIoU over the selection rows, the coarse grid's
+    and the fine search's; a tie goes to the earlier point."""
     chosen = {}
     for v in spec.variants:
-        if not v.get("tune_crf"):
-            continue
-        scores = []
-        for vid, runs in ok.groupby("variant"):
-            point = crf_point_index(vid, v["id"])
-            if point is not None and not math.isnan(runs["mIoU"].mean()):
-                scores.append((runs["mIoU"].mean(), -point, json.loads(runs["eval_config"].iloc[0])["crf"]))
-        if scores:
-            chosen[v["id"]] = max(scores, key=lambda s: s[:2])[2]
+        if v.get("tune_crf"):
+            best = best_crf([(settings, score) for _, settings, score in crf_scores(rows, v["id"])])
+            if best is not None:
+                chosen[v["id"]] = best
     return chosen
 
 

@@ -10,7 +10,7 @@ import os
 from engine.analysis import analysis_file, load_analysis, model_analysis_file
 from engine.design import seed_values
 from engine.rows import OK, read_rows
-from engine.tuning import choose_crfs, crf_point_index, selection_csv
+from engine.tuning import choose_crfs, crf_optimum, crf_point_index, crf_scores, selection_csv
 from report.common import (LABEL_COLOURS, fmt, image_grid, md_table, mean_std, mean_text, per_seed, plt, save_figure,
                            shown_label)
 
@@ -199,13 +199,35 @@ def crf_selection(spec, results_dir):
     data = json.loads(rows.iloc[0]["data_config"])
     scored = json.loads(rows.iloc[0]["eval_config"]).get("images")
     on = f"the first {scored} of those {data['holdout']}" if scored else f"those {data['holdout']}"
+    optimum = crf_optimum_table(spec, rows, tuned, label)
     return "\n\n".join([
         "### The CRF's settings, chosen per model on held-out training images",
         f"Each model is trained once more on the training split less its last {data['holdout']} images and "
         f"evaluated at every point of the grid on {on} images; the best mean mIoU is chosen "
         "for that model (bold; a tie: the earlier point). The validation split is never used to choose. w2 = 3, "
         "θγ = 3 and 10 iterations are fixed (the paper's).",
-        md_table(["settings", *[f"held-out mIoU %: {label.get(v, v)}" for v in tuned]], body)])
+        md_table(["settings", *[f"held-out mIoU %: {label.get(v, v)}" for v in tuned]], body)] + optimum)
+
+
+def crf_optimum_table(spec, rows, tuned, label):
+    """Where each model's chosen point lies against the paper's ranges (the preset's grid "range"), and how
+    its fine search ended: [] for a grid without a fine search."""
+    grid = spec.presets.get(rows.iloc[0]["preset"], {}).get("tuning", {}).get("crf", {})
+    if not grid.get("range"):
+        return []
+    body = []
+    for vid in tuned:
+        where = crf_optimum(grid, [(settings, score) for _, settings, score in crf_scores(rows, vid)])
+        if where:
+            body.append([label.get(vid, vid), ", ".join(f"{k} {v:g}" for k, v in sorted(where["settings"].items())),
+                         *[where["places"][k] for k in sorted(grid["range"])], where["ended"]])
+    ranges = ", ".join(f"{k} {lo:g}–{hi:g}" for k, (lo, hi) in sorted(grid["range"].items()))
+    return ["Coarse to fine, as the paper: the coarse points, then round by round the best point's neighbours one "
+            f"fine step away ({', '.join(f'{k} {v:g}' for k, v in sorted(grid['fine'].items()))}), beyond the "
+            f"paper's range ({ranges}) wherever the best lies on its edge, until the best is a local optimum or "
+            f"{grid['fine_points']} points are spent (a rule fixed before any run). Where each optimum lies:",
+            md_table(["model", "chosen", *[f"{k} against the range" for k in sorted(grid["range"])], "search ended"],
+                     body)]
 
 
 def crf_figure(spec, rows, results_dir, fig_dir, rel_fig):

@@ -182,19 +182,32 @@ class ResNetBackbone(nn.Module):
     output_stride 16 or 8 replaces the last one or two strided stages by dilated convolutions.
     weights: None (random init), 'imagenet' or a path to a local file (see load_imagenet_weights).
     Module names are torchvision's, so its checkpoints load as they are (less fc.*).
+
+    deep_stem: the stem of PSPNet's released ResNets (their prototxts' conv1_1 … conv1_3; hszhao/semseg's
+    deep_base): three 3×3 convs 3 → 64 (stride 2) → 64 → 128, each with BatchNorm and ReLU, for torchvision's
+    7×7; layer1 then reads 128 channels. Its modules are named as semseg's (conv1 … conv3, bn1 … bn3), so the
+    authors' ImageNet weights in semseg's format (its initmodel/resnet50_v2.pth, resnet101_v2.pth) load as
+    they are; torchvision has none of this stem.
     """
 
-    def __init__(self, depth=50, output_stride=32, weights=None):
+    def __init__(self, depth=50, output_stride=32, weights=None, deep_stem=False):
         super().__init__()
         if depth not in RESNET_BLOCKS:
             raise ValueError(f"ResNetBackbone: depth must be one of {list(RESNET_BLOCKS)}, got {depth!r}")
         if output_stride not in RESNET_DILATION:
             raise ValueError(f"ResNetBackbone: output_stride must be one of "
                              f"{sorted(RESNET_DILATION)}, got {output_stride!r}")
-        self.arch = f"resnet{depth}"
+        self.arch = f"resnet{depth}" + ("_deep_stem" if deep_stem else "")
         resnet = torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, RESNET_BLOCKS[depth],
                                                   replace_stride_with_dilation=RESNET_DILATION[output_stride])
         self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
+        self.deep_stem = bool(deep_stem)
+        if self.deep_stem:
+            self.conv1, self.bn1 = conv3x3(3, 64, stride=2), nn.BatchNorm2d(64)
+            self.conv2, self.bn2 = conv3x3(64, 64), nn.BatchNorm2d(64)
+            self.conv3, self.bn3 = conv3x3(64, 128), nn.BatchNorm2d(128)
+            first = resnet.layer1[0]  # its 1×1 reduce and projection read the stem's 128 channels
+            first.conv1, first.downsample[0] = conv1x1(128, 64), conv1x1(128, 256)
         self.layer1, self.layer2, self.layer3, self.layer4 = (
             resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4)
 
@@ -203,16 +216,38 @@ class ResNetBackbone(nn.Module):
         for name, dilated in zip(("c3", "c4", "c5"), RESNET_DILATION[output_stride]):
             stride = stride if dilated else stride * 2
             self.strides[name] = stride
+        if weights == "imagenet" and self.deep_stem:
+            raise FileNotFoundError(
+                f"torchvision has no ImageNet weights of ResNet-{depth} with the deep 3×3 stem (PSPNet's released "
+                f"trunk): give the authors' ImageNet ResNet-{depth} in hszhao/semseg's format (its initmodel/resnet"
+                f"{depth}_v2.pth: keys conv1-3, bn1-3, layer1-4) with --weights PATH")
         if weights is not None:
             load_imagenet_weights(self, self.arch, weights)
 
     def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        if self.deep_stem:
+            x = self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+            x = self.maxpool(self.relu(self.bn3(self.conv3(x))))
+        else:
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         out = OrderedDict()
         for name, layer in zip(self.channels, (self.layer1, self.layer2, self.layer3, self.layer4)):
             x = layer(x)
             out[name] = x
         return out
+
+
+def conv3x3(cin, cout, stride=1):
+    """A 3×3 conv without bias (BatchNorm follows), initialised as torchvision's ResNet convs."""
+    conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    return conv
+
+
+def conv1x1(cin, cout):
+    conv = nn.Conv2d(cin, cout, 1, bias=False)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    return conv
 
 
 def bottleneck_weights(cin, width, cout):
@@ -221,11 +256,11 @@ def bottleneck_weights(cin, width, cout):
     return cin * width + 9 * width * width + width * cout + (cin * cout if cin != cout else 0)
 
 
-def resnet_weights(blocks, block=None):
-    """Conv weights of a ResNet trunk (7×7 stem, four bottleneck stages of `blocks`, widths 64…512 ×
-    expansion 4; no fc) from its layer shapes; block(stage, cin, width, cout) may count a stage's
-    blocks otherwise (ResNet-GCN)."""
-    total, cin = 7 * 7 * 3 * 64, 64
+def resnet_weights(blocks, block=None, deep_stem=False):
+    """Conv weights of a ResNet trunk (7×7 stem, or deep_stem's 3×3s 3 → 64 → 64 → 128; four bottleneck
+    stages of `blocks`, widths 64…512 × expansion 4; no fc) from its layer shapes; block(stage, cin,
+    width, cout) may count a stage's blocks otherwise (ResNet-GCN)."""
+    total, cin = (9 * (3 * 64 + 64 * 64 + 64 * 128), 128) if deep_stem else (7 * 7 * 3 * 64, 64)
     for stage, (n, width) in enumerate(zip(blocks, (64, 128, 256, 512))):
         count = (lambda c, w, o: block(stage, c, w, o)) if block else bottleneck_weights
         total += count(cin, width, 4 * width) + (n - 1) * count(4 * width, width, 4 * width)

@@ -11,13 +11,17 @@ variants of its Table 2.
   fc7: a 1×1 convolution; both with ReLU and dropout. Then a 1×1 classifier. Training takes the
   loss at output stride 8 against the labels subsampled by 8 (every 8th pixel from the first: the
   released train prototxts' Interp layer, shrink_factor 8); evaluation upsamples the scores ×8
-  bilinearly to the input size (the test prototxts).
+  bilinearly to the input size, corners aligned (the test prototxts' Interp layer).
 - Table 2's variants: 7×7 d4 (4096 filters), 4×4 d4 (4096), 4×4 d8 (4096), 3×3 d12 with 1024
   filters in fc6 and fc7 (DeepLab-LargeFOV).
 - ImageNet initialisation: torchvision's VGG-16 with fc6/fc7 reshaped into convolutions and
   subsampled as the paper did (`vgg16_to_deeplab`).
 - MSc (Table 1(a)'s DeepLab-MSc): a two-layer MLP on the input and on each of the first four max-pool
-  outputs, concatenated to fc7's output before the classifier (`MultiScaleBranches`).
+  outputs, concatenated to fc7's output before the classifier (`MultiScaleBranches`). As the paper
+  (§4.3) and the released MSc prototxts train it: from the trained DeepLab(-LargeFOV), only the new
+  layers learn (frozen_base: conv1_1 … fc7 keep their values; frozen_fc8: fc8's weights on fc7 too,
+  as MSc-LargeFOV's prototxt). So the classifier is fc8 on fc7 (the base's) plus a bias-free 1×1 on
+  the branches (`msc_classifier`): the same function as one 1×1 on the concatenation.
 
 The CPU presets use the same structure scaled down: narrower layers, one conv per block, conv5/
 pool5 dropped (a 4-block trunk, still output stride 8), BatchNorm since they train from scratch.
@@ -81,9 +85,15 @@ def same_size_padding(kernel, dilation):
 
 
 class FOVConv(nn.Module):
-    """fc6 as a dilated k×k convolution whose output keeps its input's size (any k, even too)."""
+    """fc6 as a dilated k×k convolution whose output keeps its input's size (any k, even too).
 
-    def __init__(self, cin, cout, kernel, dilation):
+    gemm: on a CPU, computed as Caffe computes every convolution, im2col then one matrix product (MKL's
+    SGEMM, pinned to one code path: engine/reproducible.py), instead of oneDNN's convolution, whose
+    kernels and blocking follow the CPU: the 7×7 fc6 (k7d4) was the one model whose rows differed between
+    an Intel and an AMD CPU of one capability. Same function, another order of the sums; on a GPU, the
+    convolution."""
+
+    def __init__(self, cin, cout, kernel, dilation, gemm=False):
         super().__init__()
         if not isinstance(kernel, int) or kernel < 1:
             raise ValueError(f"fc6 kernel must be a positive integer, got {kernel!r}")
@@ -91,6 +101,7 @@ class FOVConv(nn.Module):
             raise ValueError(f"fc6 dilation must be a positive integer, got {dilation!r}")
         self.padding = same_size_padding(kernel, dilation)
         self.conv = nn.Conv2d(cin, cout, kernel, dilation=dilation)
+        self.gemm = bool(gemm)
 
     @property
     def kernel_size(self):
@@ -101,7 +112,18 @@ class FOVConv(nn.Module):
         return self.conv.dilation[0]
 
     def forward(self, x):
-        return self.conv(F.pad(x, self.padding))
+        x = F.pad(x, self.padding)
+        if not (self.gemm and x.device.type == "cpu"):
+            return self.conv(x)
+        batch, height, width = x.shape[0], x.shape[-2] - self.span + 1, x.shape[-1] - self.span + 1
+        cols = F.unfold(x.contiguous(), self.kernel_size, dilation=self.dilation)  # [B, C·k², L]
+        cols = cols.transpose(0, 1).reshape(cols.shape[1], -1)  # [C·k², B·L]: one SGEMM for the batch
+        out = torch.addmm(self.conv.bias[:, None], self.conv.weight.flatten(1), cols)
+        return out.view(-1, batch, height, width).transpose(0, 1)
+
+    @property
+    def span(self):
+        return (self.kernel_size - 1) * self.dilation + 1
 
 
 MSC_TAPS = 5  # the input and pool1..pool4
@@ -133,14 +155,14 @@ class DeepLabVGG(nn.Module):
     branches' outputs concatenated to them)."""
 
     def __init__(self, widths=VGG16_WIDTHS, convs=VGG16_CONVS, batch_norm=False, fc6_kernel=3,
-                 fc6_dilation=12, fc_channels=1024, dropout=0.5, msc_width=None, pool5a=False):
+                 fc6_dilation=12, fc_channels=1024, dropout=0.5, msc_width=None, pool5a=False, fc6_gemm=False):
         super().__init__()
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.features = vgg_features(widths, convs, batch_norm)
         # count_include_pad: Caffe's AVE pooling divides by the window, padding included
         self.pool5a = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True) if pool5a else None
-        self.fc6 = FOVConv(widths[-1], fc_channels, fc6_kernel, fc6_dilation)
+        self.fc6 = FOVConv(widths[-1], fc_channels, fc6_kernel, fc6_dilation, gemm=fc6_gemm)
         self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         self.drop = nn.Dropout(dropout)
         tap_strides, stride = [1], 1  # the input's, then each max pool's output stride
@@ -150,7 +172,7 @@ class DeepLabVGG(nn.Module):
                 tap_strides.append(stride)
         self.output_stride = stride
         self.msc = None
-        if msc_width is not None:  # the new layers train at the trunk's (base) lr: the paper does not say
+        if msc_width is not None:
             self.msc = MultiScaleBranches([3, *widths[:MSC_TAPS - 1]],
                                           [stride // s for s in tap_strides[:MSC_TAPS]], msc_width, dropout)
         self.out_channels = fc_channels + (self.msc.out_channels if self.msc else 0)
@@ -216,13 +238,18 @@ class DeepLabV1(SegModel):
     'imagenet' (torchvision's VGG-16 file in the torch hub cache) or a local file, VGG-16 layout only.
     fc6_kernel, fc6_dilation, fc_channels: a Table 2 variant (a CPU preset gives its scaled-down
     values directly); dropout follows fc6 and fc7. msc_width: DeepLab-MSc's branch width (the paper:
-    128); None: no MSc. pool5a: the released LargeFOV's 3×3 average pooling before fc6. freeze_bn:
+    128); None: no MSc. frozen_base: (MSc) the base's conv1_1 … fc7 are not trained (nor its BatchNorm,
+    if any); they start from the trained base (the engine's init_from). frozen_fc8: fc8's weights on
+    fc7 are not trained either (MSc-LargeFOV as released). fc6_gemm: fc6 by im2col and MKL's SGEMM on a
+    CPU (FOVConv), the same on every CPU of one capability. pool5a: the released LargeFOV's 3×3 average pooling before fc6. freeze_bn:
     SegModel.freeze_batchnorm (VGG-16 itself has no BatchNorm; the CPU presets' narrow trunk has).
     """
 
     def __init__(self, backbone, num_classes, fc6_kernel=3, fc6_dilation=12, fc_channels=1024, dropout=0.5,
-                 msc_width=None, pool5a=False, freeze_bn=False):
+                 msc_width=None, pool5a=False, freeze_bn=False, frozen_base=False, frozen_fc8=False, fc6_gemm=False):
         super().__init__()
+        if (frozen_base or frozen_fc8) and msc_width is None:
+            raise ValueError("frozen_base / frozen_fc8 train only DeepLab-MSc's branches: they need msc_width")
         backbone = dict(backbone)
         name = backbone.pop("name", None)
         if name != "vgg":
@@ -233,10 +260,15 @@ class DeepLabV1(SegModel):
             raise ValueError(f"deeplab_v1: unknown backbone options {sorted(unknown)}; "
                              f"valid: widths, convs, batch_norm, weights")
         self.backbone = DeepLabVGG(fc6_kernel=fc6_kernel, fc6_dilation=fc6_dilation, fc_channels=fc_channels,
-                                   dropout=dropout, msc_width=msc_width, pool5a=pool5a, **backbone)
-        self.classifier = nn.Conv2d(self.backbone.out_channels, num_classes, 1)
+                                   dropout=dropout, msc_width=msc_width, pool5a=pool5a, fc6_gemm=fc6_gemm,
+                                   **backbone)
+        self.classifier = nn.Conv2d(fc_channels, num_classes, 1)  # fc8, on fc7
         nn.init.normal_(self.classifier.weight, std=0.01)  # the paper's fc8 initialisation
         nn.init.zeros_(self.classifier.bias)
+        self.msc_classifier = None  # fc8's inputs from the MSc branches (fc8's bias is the classifier's)
+        if msc_width is not None:
+            self.msc_classifier = nn.Conv2d(self.backbone.msc.out_channels, num_classes, 1, bias=False)
+            nn.init.normal_(self.msc_classifier.weight, std=0.01)
         self.trunk_only = weights == "fractal"  # what pretrained weights initialise (parameter_groups)
         if weights == "fractal":  # a CPU preset's narrow trunk: its pretrained stand-in (fc6, fc7 are new)
             from segmodels.pretrained import load_standin
@@ -250,7 +282,10 @@ class DeepLabV1(SegModel):
             load_imagenet_weights(self.backbone, "vgg16", weights, ignore_prefixes=("classifier.6.", "msc."),
                                   convert=partial(vgg16_to_deeplab, fc6_kernel=fc6_kernel,
                                                   fc_channels=fc_channels))
-        self.freeze_batchnorm(freeze_bn)
+        for part in ([self.backbone.features, self.backbone.fc6, self.backbone.fc7] if frozen_base else []) + \
+                ([self.classifier] if frozen_fc8 else []):
+            part.requires_grad_(False)
+        self.freeze_batchnorm(freeze_bn or frozen_base)  # a frozen trunk's BatchNorm keeps the base's statistics
 
     def parameter_groups(self):
         """(pretrained, new): the VGG trunk with fc6/fc7, which ImageNet's VGG-16 FC layers initialise (the
@@ -260,16 +295,26 @@ class DeepLabV1(SegModel):
         params = list(self.parameters())
         return [p for p in params if id(p) in pretrained], [p for p in params if id(p) not in pretrained]
 
+    def scores(self, x):
+        """fc8's scores at output stride 8: on fc7, plus (MSc) on the branches."""
+        h = self.backbone(x)
+        fc7 = self.classifier.in_channels
+        if self.msc_classifier is None:
+            return self.classifier(h)
+        return self.classifier(h[:, :fc7]) + self.msc_classifier(h[:, fc7:])
+
     def logits(self, x):
-        scores = self.classifier(self.backbone(x))
-        # ×8 bilinear; sized to the input so odd sizes (ceil-divided by the pools) come back exactly
-        return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        scores = self.scores(x)
+        # ×8 bilinear, sized to the input so odd sizes (ceil-divided by the pools) come back exactly;
+        # align_corners as the release's Interp layer: score i lands on pixel 8i (321 px: 41 scores), the
+        # very pixel whose label it was trained against (training_loss)
+        return F.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=True)
 
     def training_loss(self, images, labels, progress=0.0):
         """Cross-entropy at output stride 8 against the labels subsampled by 8: every 8th pixel from
         the first, as Caffe's Interp layer with shrink_factor 8 (pad_beg 0) gives for the scores' size
         ⌈H / 8⌉ (321 → 41, 128 → 16)."""
-        scores = self.classifier(self.backbone(images))
+        scores = self.scores(images)
         s = self.backbone.output_stride
         target = labels[:, ::s, ::s]
         if target.shape[-2:] != scores.shape[-2:]:

@@ -9,6 +9,8 @@ the net is the paper's baseline, a dilated FCN whose head is that same 3×3 conv
 the last stage — torchvision's FCNHead. The auxiliary head on the stage before last is the same
 kind of head (1024 → 256 → classes at paper width) and its loss is weighted by α.
 """
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -90,12 +92,16 @@ class PSPNet(SegModel):
     without dr (PyramidPooling); head_width: the 3×3 conv's channels (512 in the paper); aux_width: the
     auxiliary head's (256 in the paper); freeze_bn: SegModel.freeze_batchnorm.
 
-    Evaluation options (Table 3's multi-scale testing, as the authors' test code does it): scales, the
-    factors the image is resized by, and flip, which adds the mirrored image's logits; each scale's
-    softmax at the input size is averaged over the scales. The defaults, (1,) and no flip, are the plain
-    single-scale pass.
+    Evaluation options, the authors' test protocol (hszhao/semseg's tool/test.py, as their Caffe code's):
+    scales, the factors the image is resized by, and flip, the mirrored image's pass averaged with the
+    plain one's, softmax with softmax; each scale's probabilities are resized to the input and averaged
+    over the scales. The defaults, (1,) and no flip, are the plain single-scale pass (every PSPNet table
+    here tests with flip, as the authors do at every scale). base_size and crop (the paper preset: 512
+    and 473, the authors' ADE20K test settings): each scale s resizes the image's long side to
+    base_size·s, and the network sees crop × crop windows slid over it (sliding_probabilities); None:
+    the whole image, resized by the factor s.
     """
-    EVAL_OPTIONS = {"scales": (1.0,), "flip": False}
+    EVAL_OPTIONS = {"scales": (1.0,), "flip": False, "base_size": None, "crop": None}
 
     def __init__(self, backbone, num_classes, bins=(1, 2, 3, 6), pool="avg", dr=True, project=None, head_width=512,
                  dropout=0.1, aux_weight=0.4, aux_width=256, freeze_bn=False):
@@ -128,14 +134,51 @@ class PSPNet(SegModel):
         scales, flip = tuple(float(s) for s in opts["scales"]), bool(opts["flip"])
         if not scales or any(not s > 0 for s in scales):
             raise ValueError(f"PSPNet: scales must be positive factors, got {opts['scales']!r}")
-        if scales == (1.0,) and not flip:
+        base_size, crop = opts["base_size"], opts["crop"]
+        for name, value in (("base_size", base_size), ("crop", crop)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"PSPNet: {name} must be a positive whole number of pixels or None, got {value!r}")
+        if scales == (1.0,) and not flip and base_size is None and crop is None:
             return self.logits(images), {}
         size, probs = images.shape[-2:], 0
         for s in scales:
-            x = images if s == 1 else F.interpolate(images, scale_factor=s, mode="bilinear", align_corners=False)
-            logits = self.logits(x) + (self.logits(x.flip(-1)).flip(-1) if flip else 0)
-            probs = probs + F.interpolate(logits, size=size, mode="bilinear", align_corners=False).softmax(1)
+            if base_size is not None:  # the long side to base_size·s, the aspect kept (semseg's test)
+                long = round(base_size * s)
+                h, w = size
+                shape = (long, round(long / h * w)) if h > w else (round(long / w * h), long)
+                x = F.interpolate(images, size=shape, mode="bilinear", align_corners=False)
+            else:
+                x = images if s == 1 else F.interpolate(images, scale_factor=s, mode="bilinear", align_corners=False)
+            p = self.sliding_probabilities(x, crop, flip) if crop is not None else self.probabilities(x, flip)
+            probs = probs + F.interpolate(p, size=size, mode="bilinear", align_corners=False)
         return (probs / len(scales)).log(), {}
+
+    def sliding_probabilities(self, x, crop, flip, stride_rate=2 / 3):
+        """semseg's scale_process: x padded (with 0, the mean pixel once normalised) to at least crop × crop,
+        centred; crop × crop windows every ⌈crop · 2/3⌉ px (the last one flush with the far edge); each pixel's
+        probabilities averaged over the windows that hold it; the padding cut off again."""
+        h, w = x.shape[-2:]
+        pad_h, pad_w = max(crop - h, 0), max(crop - w, 0)
+        x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        big_h, big_w = x.shape[-2:]
+        stride = math.ceil(crop * stride_rate)
+        probs, count = None, torch.zeros(big_h, big_w, device=x.device)
+        for i in range(math.ceil((big_h - crop) / stride) + 1):
+            for j in range(math.ceil((big_w - crop) / stride) + 1):
+                bottom, right = min(i * stride + crop, big_h), min(j * stride + crop, big_w)
+                window = (slice(None), slice(None), slice(bottom - crop, bottom), slice(right - crop, right))
+                p = self.probabilities(x[window], flip)
+                if probs is None:
+                    probs = torch.zeros(x.shape[0], p.shape[1], big_h, big_w, device=x.device, dtype=p.dtype)
+                probs[window] += p
+                count[bottom - crop:bottom, right - crop:right] += 1
+        probs = probs / count
+        return probs[..., pad_h // 2:pad_h // 2 + h, pad_w // 2:pad_w // 2 + w]
+
+    def probabilities(self, x, flip):
+        """The softmax of one pass at x's size; with flip, averaged with the mirrored image's (semseg's net_process)."""
+        probs = self.logits(x).softmax(1)
+        return (probs + self.logits(x.flip(-1)).softmax(1).flip(-1)) / 2 if flip else probs
 
     def training_loss(self, images, labels, progress=0.0):
         """Main cross-entropy + α × the auxiliary head's (on the stage before last)."""

@@ -47,6 +47,8 @@ MISTAKES = [
     ({"VARIANTS": [{"id": "a", "analyses": ["erff"]}]}, r"VARIANTS\[0\] \('a'\)\['analyses'\]: unknown analysis"),
     ({"VARIANTS": [{"id": "a", "presets": ["quik"]}]}, r"\['presets'\]: unknown preset\(s\) \['quik'\]"),
     ({"VARIANTS": [{"label": "no id"}]}, r"VARIANTS\[0\]: needs an 'id'"),
+    ({"VARIANTS": [{"id": "a", "init_from": "b"}]}, r"VARIANTS\[0\] \('a'\): init_from 'b' must name another variant"),
+    ({"VARIANTS": [{"id": "a", "init_from": "b"}, {"id": "b", "init_from": "a"}]}, r"\('a'\): init_from 'b'"),
     ({"REPORT_SECTIONS": {"erff": {}}}, r"REPORT_SECTIONS: unknown section 'erff'"),
     ({"REPORT_SECTIONS": {"erf": {"variants": ["k3", "k9"]}}}, r"REPORT_SECTIONS\['erf'\]\['variants'\]: .*'k9'"),
     ({"BANDS": {"mIoU": -1}}, r"BANDS\['mIoU'\]: must be a number > 0"),

@@ -15,7 +15,7 @@ from PIL import Image
 from data import build_dataset
 from engine.rows import read_rows
 from engine.spec import from_module
-from engine.tuning import choose_crfs, crf_grid
+from engine.tuning import choose_crfs, crf_grid, crf_optimum, next_crf_points
 from helpers import ablation_file, plans_of, run, selection_of, settings_of, tiny
 from data.transforms import to_rgb, to_tensor
 from segmodels.crf import dense_crf, exact_dense_crf
@@ -266,9 +266,46 @@ def test_each_deeplab_model_gets_its_own_crf_settings_and_the_paper_grid_holds_t
     paper = crf_grid(settings_of("deeplab_crf", "paper").tuning["crf"])
     for point in deeplab_crf.AUTHORS_CRF:
         assert point in paper
-    axes = {k: v for k, v in deeplab_crf.PAPER_CRF_GRID.items() if k != "points"}
-    assert min(axes["w1"]) == 5 and 10 <= min(axes["theta_alpha"]) and max(axes["theta_alpha"]) <= 100
-    assert set(axes["theta_beta"]) <= set(range(5, 11))
-    assert len(paper) == 3 * 4 * 3 + len(deeplab_crf.AUTHORS_CRF)  # no point twice
+    # the coarse points: the ends (and middle) of the paper's ranges, w1 5-10, θα 40-100 (the authors' script;
+    # the paper 50-100), θβ 3-10; then the authors' five released settings
+    assert paper[:18] == [{"theta_alpha": a, "theta_beta": b, "w1": w} for a in (40, 70, 100) for b in (3, 6, 10)
+                          for w in (5, 10)]
+    assert paper[18:] == deeplab_crf.AUTHORS_CRF  # no point twice
+    cpu = crf_grid(settings_of("deeplab_crf", "quick").tuning["crf"])
+    assert cpu == [{"theta_alpha": a, "theta_beta": b, "w1": w} for a in (10, 26) for b in (3, 10) for w in (5, 10)]
     selection = {p.variant for p in selection_of("deeplab_crf", "smoke")}
     assert {s.split("@")[0] for s in selection} == {v["id"] for v in crf_variants}
+
+
+def test_the_fine_search_climbs_from_the_coarse_best_and_widens_beyond_the_range():
+    """The coarse-to-fine rule on a hand-made score that peaks at w1 4, θα 60, θβ 11 (w1 and θβ beyond the
+    range, θα inside): the first round is the coarse best's six neighbours one fine step away, and the
+    search ends at the peak, a local optimum, saying where it lies."""
+    grid = {"w1": [5, 10], "theta_alpha": [40, 100], "theta_beta": [3, 10], "fine": {"w1": 1, "theta_alpha": 10,
+            "theta_beta": 1}, "fine_points": 100, "range": {"w1": [5, 10], "theta_alpha": [40, 100], "theta_beta": [3, 10]}}
+
+    def score(p):
+        return -abs(p["w1"] - 4) - abs(p["theta_alpha"] - 60) / 10 - abs(p["theta_beta"] - 11)
+
+    scored = [(p, score(p)) for p in crf_grid(grid)]
+    first = next_crf_points(grid, scored)  # the coarse best: w1 5, θα 40, θβ 10 (score −4)
+    assert first == [{"w1": 5, "theta_alpha": a, "theta_beta": b} for a, b in ((30, 10), (50, 10), (40, 9), (40, 11))] + \
+        [{"w1": w, "theta_alpha": 40, "theta_beta": 10} for w in (4, 6)]
+    rounds = 0
+    while (more := next_crf_points(grid, scored)):
+        scored += [(p, score(p)) for p in more]
+        rounds += 1
+    # by hand, ties to the earlier point: (5, 50, 10) → (5, 60, 10) → (5, 60, 11) → (4, 60, 11), whose
+    # neighbours, scored in a fifth round, are all worse
+    assert rounds == 5 and len({json.dumps(p, sort_keys=True) for p, _ in scored}) == len(scored)
+    assert crf_optimum(grid, scored) == {"settings": {"w1": 4, "theta_alpha": 60, "theta_beta": 11},
+                                         "places": {"theta_alpha": "inside", "theta_beta": "beyond it", "w1": "beyond it"},
+                                         "ended": "local optimum"}
+    # a budget: the search stops once that many points beyond the coarse grid are scored
+    scored = [(p, score(p)) for p in crf_grid(grid)]
+    scored += [(p, score(p)) for p in next_crf_points({**grid, "fine_points": 3}, scored)]
+    assert next_crf_points({**grid, "fine_points": 3}, scored) == []
+    assert crf_optimum({**grid, "fine_points": 3}, scored)["ended"] == "budget spent"
+    # the best after that round, (5, 50, 10) (three points tie at −3: the earliest), has w1 on the range's edge
+    assert crf_optimum(grid, scored)["settings"] == {"w1": 5, "theta_alpha": 50, "theta_beta": 10}
+    assert crf_optimum(grid, scored)["places"]["w1"] == "on its edge"

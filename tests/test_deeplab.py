@@ -15,7 +15,7 @@ from ablations import deeplab_fov, load
 from engine.presets import deep_merge
 from engine.rows import read_rows
 from engine.trainer import learning_rate
-from engine.tuning import choose_crfs
+from engine.tuning import choose_crfs, crf_grid, crf_optimum, crf_scores
 from engine.claims import Close, Outcome, fact_holds
 from helpers import plans_of
 from segmodels import build_model
@@ -206,7 +206,9 @@ def test_msc_adds_the_papers_640_channels_and_their_exact_params():
     assert by_hand == 1_206_016
     with torch.device("meta"):
         plain, msc = deeplab("largefov"), deeplab("largefov", msc_width=128)
-    assert msc.backbone.out_channels == 1024 + 640 and msc.classifier.in_channels == 1664
+    assert msc.backbone.out_channels == 1024 + 640
+    # fc8 on fc7 (the base's) and on the branches (no bias of its own): one 1×1 on the concatenation
+    assert (msc.classifier.in_channels, msc.msc_classifier.in_channels, msc.msc_classifier.bias) == (1024, 640, None)
     assert count_params(msc) - count_params(plain) == by_hand
 
 
@@ -224,6 +226,41 @@ def test_msc_branches_meet_fc7_at_output_stride_8(size):
     plain = DeepLabV1(cpu, 5, fc6_kernel=3, fc6_dilation=3, fc_channels=64).eval()
     plain.backbone.load_state_dict({k: v for k, v in model.backbone.state_dict().items() if not k.startswith("msc.")})
     assert torch.equal(features[:, :64], plain.backbone(x))
+
+
+@pytest.mark.parametrize("variant, fc8_trains", [("k4d4_msc", True), ("largefov_msc", False)])
+def test_msc_trains_only_its_branches_from_the_same_seeds_trained_base(tmp_path, variant, fc8_trains):
+    """The paper (§4.3) and the released MSc prototxts: from the trained DeepLab(-LargeFOV) of the same
+    seed, only the new layers learn (MSc-LargeFOV's prototxt freezes fc8 too). The base run is trained
+    first (it is not yet), and after the branches' training every one of its weights and BatchNorm
+    statistics is as the base run left it."""
+    from engine.run import run_dir_of, run_group
+    from engine.trainer import seed_everything
+    plans = {(p.variant, p.seed): p for p in plans_of("deeplab_crf", "smoke")}
+    msc, base = plans[(variant, 0)], plans[(variant.removesuffix("_msc"), 0)]
+    assert msc.base.run_id == base.run_id == msc.train["init_run"]
+    assert plans[(f"{variant}_crf", 0)].run_id == msc.run_id  # one model, two rows
+    [result] = run_group([msc], str(tmp_path), "cpu", progress=False)
+    assert result.ok, result.error
+    base_state = torch.load(tmp_path / "runs" / base.run_id / "model.pt", weights_only=True)
+    msc_state = torch.load(os.path.join(run_dir_of(str(tmp_path), msc), "model.pt"), weights_only=True)
+    seed_everything(msc.seed)
+    start = build_model(msc.model, 5).state_dict()  # as train_run builds it, before the base is loaded
+    for key, value in msc_state.items():
+        if key.startswith(("backbone.features.", "backbone.fc6.", "backbone.fc7.")):
+            assert torch.equal(value, base_state[key]), key  # frozen: the base's, BatchNorm statistics too
+        elif key.startswith("classifier."):
+            assert torch.equal(value, base_state[key]) != fc8_trains, key  # fc8 from the base, trained or not
+        else:  # the new layers: trained from their initialisation
+            assert key.startswith(("backbone.msc.", "msc_classifier.")) and not torch.equal(value, start[key]), key
+
+
+def test_msc_selection_runs_start_from_the_bases_selection_run():
+    """The CRF's selection models are trained on the held-out split: MSc's starts from the base's."""
+    from helpers import selection_of
+    runs = {(p.variant.split("@")[0], p.seed): p for p in selection_of("deeplab_crf", "smoke")}
+    assert runs[("k4d4_msc_crf", 0)].base.run_id == runs[("k4d4_crf", 0)].run_id
+    assert runs[("largefov_msc_crf", 0)].base.run_id == runs[("largefov_crf", 0)].run_id
 
 
 def test_msc_with_imagenet_weights_keeps_its_new_layers(saved_vgg16):
@@ -330,8 +367,15 @@ def test_crf_smoke_run_shares_deeplab_fovs_runs_and_evaluates_each_model_twice(t
     rows = pd.read_csv(out / "deeplab_crf.csv").set_index("variant")
     assert (rows["status"] == "ok").all() and len(rows) == 12
     selection = read_rows(str(out / "tuning" / "deeplab_crf.csv"))
-    assert selection["run_id"].nunique() == 6 and len(selection) == 6 * 8  # the 2 × 2 × 2 grid on each model
-    chosen = choose_crfs(load("deeplab_crf"), selection)
+    assert selection["run_id"].nunique() == 6  # one selection model per model, evaluated at every point:
+    spec = load("deeplab_crf")
+    grid = spec.presets["smoke"]["tuning"]["crf"]
+    for v in ("k4d4", "k4d4_msc", "k7d4", "k4d8", "largefov", "largefov_msc"):
+        scored = [(s, m) for _, s, m in crf_scores(selection, f"{v}_crf")]
+        assert [s for s, _ in scored[:8]] == crf_grid(grid)  # the 2 × 2 × 2 coarse grid, then the fine search
+        assert 8 < len(scored) <= 8 + grid["fine_points"] + 6  # (its last round may pass the budget)
+        assert crf_optimum(grid, scored)["ended"] in ("local optimum", "budget spent")
+    chosen = choose_crfs(spec, selection)
     for v in ("k4d4", "k4d4_msc", "k7d4", "k4d8", "largefov", "largefov_msc"):
         assert rows.loc[f"{v}_crf", "run_id"] == rows.loc[v, "run_id"]  # one model, two rows
         assert json.loads(rows.loc[f"{v}_crf", "eval_config"])["crf"] == chosen[f"{v}_crf"]
@@ -343,7 +387,8 @@ def test_crf_smoke_run_shares_deeplab_fovs_runs_and_evaluates_each_model_twice(t
     section = text[text.index("(`deeplab_crf`)"):]
     for heading in ("Table 1(a): before and after the CRF", "Table 2 after the CRF", "Where the CRF's gain sits",
                     "chosen per model on held-out training images", "![CRF examples]", "Exact facts",
-                    "Trimap: mIoU near the boundaries", "![deeplab_crf trimap]"):
+                    "Trimap: mIoU near the boundaries", "![deeplab_crf trimap]", "Where each optimum lies",
+                    "| search ended |"):
         assert heading in section, heading
     assert "✗ MISMATCH" not in section and section.count("| **") >= 1
 
@@ -383,3 +428,36 @@ def test_deeplab_trains_at_stride_8_against_labels_subsampled_by_8():
     assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(scores, labels[:, ::8, ::8],
                                                                           ignore_index=255).item(), rel=1e-6)
     assert model.logits(images).shape[-2:] == (64, 64)  # evaluation: upsampled to the input
+
+
+def test_evaluation_upsamples_with_aligned_corners_as_the_releases_interp():
+    """Caffe's Interp aligns the corners: at 65 px (9 scores, (65 − 1) / (9 − 1) = 8) score i lands exactly on
+    pixel 8i, the pixel whose label it was trained against, and halfway between two scores is their mean."""
+    torch.manual_seed(0)
+    model = build_model({"arch": "deeplab_v1", "backbone": {"name": "vgg", "widths": [4, 4, 8, 8], "convs": [1, 1, 1, 1],
+                                                            "batch_norm": True},
+                         "fc6_kernel": 3, "fc6_dilation": 3, "fc_channels": 8, "dropout": 0.0}, 5).eval()
+    x = torch.randn(1, 3, 65, 65)
+    with torch.no_grad():
+        scores, logits = model.scores(x), model.logits(x)
+    assert scores.shape[-2:] == (9, 9) and logits.shape[-2:] == (65, 65)
+    assert torch.allclose(logits[..., ::8, ::8], scores, atol=1e-6)
+    assert torch.allclose(logits[..., 4, 0], (scores[..., 0, 0] + scores[..., 1, 0]) / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel, dilation", [(7, 1), (4, 1), (4, 2), (3, 3)])
+def test_fc6_by_gemm_is_the_same_convolution(kernel, dilation):
+    """fc6_gemm (im2col and one matrix product) computes fc6's convolution, its size kept, gradients too."""
+    torch.manual_seed(0)
+    conv, gemm = FOVConv(8, 16, kernel, dilation), FOVConv(8, 16, kernel, dilation, gemm=True)
+    gemm.load_state_dict(conv.state_dict())
+    x = torch.randn(2, 8, 13, 11).contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    a, b = conv(xa), gemm(xb)
+    assert b.shape == a.shape == (2, 16, 13, 11) and torch.allclose(a, b, atol=1e-5)
+    a.square().sum().backward()
+    b.square().sum().backward()
+    assert torch.allclose(xa.grad, xb.grad, atol=1e-4)
+    assert torch.allclose(conv.conv.weight.grad, gemm.conv.weight.grad, rtol=1e-4, atol=1e-3)
+    assert all(p.model.get("fc6_gemm") for p in plans_of(deeplab_fov, "quick") + plans_of("deeplab_crf", "smoke"))
+    assert not any(p.model.get("fc6_gemm") for p in plans_of(deeplab_fov, "paper"))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from engine.metrics import boundary_counts, boundary_mask, confusion_matrix, scores
+from engine.metrics import boundary_counts, boundary_mask, confusion_matrix, scores, trimap_mask
 from data.synthetic import make_scene
 
 
@@ -259,3 +259,40 @@ def test_the_images_option_scores_the_first_images_only():
     for bad in (0, 4, 1.5, True, "2"):
         with pytest.raises(ValueError, match=r"eval option images must be an int in 1\.\.3"):
             evaluate(Fixed(), Images(items), {**cfg, "images": bad})
+
+
+def test_trimap_is_the_void_dilated_by_a_square_as_the_authors_code():
+    """MyVOCevalsegBoundary.m: imdilate(void, strel('square', 2w + 1)), the labelled pixels it covers. Drawn by
+    hand: a void pixel V at (1, 1) and class changes 0 | 1 | 2 at columns 3, 4, 5, no void there."""
+    V = 255
+    target = torch.tensor([[[0, 0, 0, 0, 1, 2, 2],
+                            [0, V, 0, 0, 1, 2, 2],
+                            [0, 0, 0, 0, 1, 2, 2],
+                            [0, 0, 0, 0, 1, 2, 2],
+                            [0, 0, 0, 0, 1, 2, 2]]])
+    x, o = True, False
+    assert trimap_mask(target, 1)[0].tolist() == [[x, x, x, o, o, o, o],  # the 3×3 square, V itself not scored
+                                                  [x, o, x, o, o, o, o],
+                                                  [x, x, x, o, o, o, o],
+                                                  [o, o, o, o, o, o, o],
+                                                  [o, o, o, o, o, o, o]]
+    w2 = trimap_mask(target, 2)[0]  # 5×5: rows 0-3, columns 0-3, the corner (3, 0) too (a square, not a disk)
+    assert w2.sum() == 4 * 4 - 1 and w2[3, 0] and not w2[4].any() and not w2[:, 4:].any()
+    assert not boundary_mask(target, 2)[0, 3, 0]  # GCN's band: a Euclidean disk (√5 > 2)
+    assert boundary_mask(target, 1)[0, :, 3:6].all()  # ... around the class changes too, which the trimap leaves out
+    # data without a void ring: the class changes are the seeds, dilated the same way
+    edges = trimap_mask(target, 1, around="class_edges")[0]
+    assert edges.tolist() == [[o, o, x, x, x, x, x]] * 5  # columns 3-5, ± 1
+    # the image's border and the padding beyond it (extent) seed nothing
+    padded = torch.full((1, 5, 9), V)
+    padded[:, :, :7] = target
+    extent = torch.zeros(1, 5, 9, dtype=torch.bool)
+    extent[:, :, :7] = True
+    assert torch.equal(trimap_mask(padded, 1, extent=extent)[0, :, :7], trimap_mask(target, 1)[0])
+
+
+@pytest.mark.parametrize("width, around, message", [(1.5, "void", "whole number"), (-1, "void", "whole number"),
+                                                    (1, "edges", "trimap_around must be one of")])
+def test_bad_trimap_settings_are_one_clear_error(width, around, message):
+    with pytest.raises(ValueError, match=message):
+        trimap_mask(torch.zeros(1, 4, 4, dtype=torch.long), width, around=around)

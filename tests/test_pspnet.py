@@ -17,8 +17,9 @@ from engine.metrics import group_accuracy
 from ablations.psp_common import PRESETS
 from helpers import plans_of, settings_of
 from data.synthetic import CONTEXTS, CUE_COLOURS, OBJECT_TOP, SHAPES, SyntheticScenes, cue_rows, make_scene
-from segmodels import build_model
-from segmodels.backbones import ResNetBackbone
+from segmodels import build_model, without_weights
+from segmodels.backbones import ResNetBackbone, resnet_weights
+from segmodels.base import count_params, count_weights
 from segmodels.pspnet import PSPNet, PyramidPooling
 
 @pytest.fixture(autouse=True)
@@ -129,7 +130,7 @@ def test_paper_preset_is_the_papers_setting():
     assert paper.data == {"name": "ade20k", "crop_size": 473, "scale": [0.5, 2.0], "rotate": 10.0,
                           "blur": True, "flip": True}
     assert paper.base["model"]["backbone"] == {"name": "resnet", "depth": 50, "output_stride": 8,
-                                               "weights": "imagenet"}
+                                               "weights": "imagenet", "deep_stem": True}  # the released stem
     t = paper.base["train"]
     assert (t["lr"], t["poly_power"], t["momentum"], t["weight_decay"], t["batch_size"], t["iterations"],
             t["head_lr_mult"]) == (0.01, 0.9, 0.9, 1e-4, 16, 150000, 10.0)
@@ -305,18 +306,21 @@ def test_without_dr_is_judged_under_both_readings():
 # --- Table 3: depth and multi-scale testing ---------------------------------------------------------
 
 def test_multi_scale_testing_averages_the_softmax_over_scales_and_mirror():
+    """The authors' test code (semseg's net_process / scale_process): each pass's softmax, the mirrored
+    pass's flipped back and averaged with the plain one's, each scale's probabilities resized to the
+    input, then averaged over the scales."""
     torch.manual_seed(0)
     model = psp().eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         plain = model.logits(x)
         assert torch.equal(model.predict(x)[0], plain) and torch.equal(model.predict(x, scales=[1])[0], plain)
-        mirrored = (plain + model.logits(x.flip(-1)).flip(-1)).softmax(1).log()
+        mirrored = ((plain.softmax(1) + model.logits(x.flip(-1)).softmax(1).flip(-1)) / 2).log()
         assert torch.allclose(model.predict(x, flip=True)[0], mirrored, atol=1e-6)
         half = torch.nn.functional.interpolate(model.logits(torch.nn.functional.interpolate(
-            x, scale_factor=0.5, mode="bilinear", align_corners=False)), size=(32, 32), mode="bilinear",
+            x, scale_factor=0.5, mode="bilinear", align_corners=False)).softmax(1), size=(32, 32), mode="bilinear",
             align_corners=False)
-        both = ((plain.softmax(1) + half.softmax(1)) / 2).log()
+        both = ((plain.softmax(1) + half) / 2).log()
         assert torch.allclose(model.predict(x, scales=[1.0, 0.5])[0], both, atol=1e-6)
     with pytest.raises(ValueError, match="scales must be positive"):
         model.predict(x, scales=[1.0, 0])
@@ -345,7 +349,7 @@ def test_resnet269_is_built_of_bottlenecks_and_has_no_torchvision_weights():
         ResNetBackbone(269, 8, weights="imagenet")
     from ablations import psp_depth
     facts = psp_depth.exact_facts()
-    assert len(facts) == 5 and all(f["computed"] == f["expected"] for f in facts)
+    assert len(facts) == 7 and all(f["computed"] == f["expected"] for f in facts)
     assert [f["computed"] for f in facts if f["published"] == 269] == [269]
 
 
@@ -363,3 +367,84 @@ def test_chain_steps_are_the_other_tables_runs_and_the_baseline_alone_drops_augm
     paper = {p.variant: p for p in plans_of(psp_chain, "paper") if p.seed == 0}
     assert paper["baseline"].data["scale"] is None and paper["baseline"].data["flip"] is False
     assert paper["da"].data["scale"] == [0.5, 2.0] and paper["deep"].model["backbone"]["depth"] == 269
+
+
+def test_every_pspnet_row_is_tested_mirrored_as_the_authors_test_codes():
+    """Both released test codes average the mirrored pass at every scale, the single one too."""
+    for name in ("psp_pool", "psp_aux", "psp_depth", "psp_chain"):
+        for preset in ("smoke", "quick", "full", "paper"):
+            assert all(p.eval["flip"] is True for p in plans_of(name, preset)), (name, preset)
+
+
+def test_b1_is_projected_as_the_authors_module_with_its_weight_count():
+    """semseg's PPM projects each of its N levels to 2048 / N channels: B1's one level to 2048 (1×1 conv,
+    no bias, + BN's scale and shift), so the head's 3×3 conv reads 2048 + 2048 channels."""
+    models = {p.variant: p.model for p in plans_of("psp_pool", "paper")}
+    for variant in ("b1_ave", "b1_max"):
+        with torch.device("meta"):
+            model = build_model(without_weights(models[variant]), 150)
+        assert count_params(model.ppm) == 2048 * 2048 + 2 * 2048
+        assert model.head[0].in_channels == 4096
+
+
+def test_the_paper_presets_resnet50_and_101_have_the_released_deep_stem(tmp_path):
+    """hszhao/PSPNet's released prototxts: conv1_1 3×3/2 3 → 64, conv1_2 64 → 64, conv1_3 64 → 128 (no biases,
+    BatchNorm each), pool1, then res2 from 128 channels; their trunks' conv weights, counted from the prototxts
+    up to conv5_3: 23,578,304 (ResNet-50) and 42,518,208 (ResNet-101)."""
+    from ablations import psp_depth
+    with torch.device("meta"):
+        net = ResNetBackbone(50, 8, deep_stem=True)
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.bias) for c in (net.conv1, net.conv2, net.conv3)] \
+        == [(3, 64, (3, 3), (2, 2), None), (64, 64, (3, 3), (1, 1), None), (64, 128, (3, 3), (1, 1), None)]
+    assert net.layer1[0].conv1.in_channels == net.layer1[0].downsample[0].in_channels == 128
+    stem = 9 * (3 * 64 + 64 * 64 + 64 * 128)
+    assert count_weights(net) == 23_578_304 == resnet_weights([3, 4, 6, 3]) - 7 * 7 * 3 * 64 + stem + 64 * 64 + 64 * 256
+    with torch.device("meta"):
+        assert count_weights(ResNetBackbone(101, 8, deep_stem=True)) == 42_518_208
+    small = ResNetBackbone(50, 8, deep_stem=True).eval()
+    assert small(torch.randn(1, 3, 33, 33))["c5"].shape == (1, 2048, 5, 5)  # output stride 8, as the 7×7 stem
+    # its ImageNet weights are the authors': torchvision has none, the error says which file to give
+    with pytest.raises(FileNotFoundError, match=r"deep 3×3 stem.*semseg.*resnet50_v2\.pth.*--weights PATH"):
+        ResNetBackbone(50, 8, weights="imagenet", deep_stem=True)
+    # a state dict in semseg's format (conv1-3, bn1-3, layer1-4, fc) loads by name
+    state = {**small.state_dict(), "fc.weight": torch.zeros(1000, 2048), "fc.bias": torch.zeros(1000)}
+    torch.save(state, tmp_path / "resnet50_v2.pth")
+    loaded = ResNetBackbone(50, 8, weights=str(tmp_path / "resnet50_v2.pth"), deep_stem=True)
+    assert torch.equal(loaded.conv3.weight, small.conv3.weight)
+    stems = {p.variant: p.model["backbone"].get("deep_stem") for p in plans_of(psp_depth, "paper") if p.seed == 0}
+    assert stems == {"r50_ss": True, "r101_ss": True, "r152_ss": False, "r269_ss": False,
+                     "r50_ms": True, "r101_ms": True, "r152_ms": False, "r269_ms": False}
+    assert all(p.model["backbone"]["deep_stem"] for p in plans_of(psp_pool, "paper"))
+    assert not any(p.model["backbone"].get("deep_stem") for p in plans_of(psp_pool, "quick"))
+
+
+def test_the_authors_sliding_window_protocol_against_a_hand_composition():
+    """semseg's test at one scale: the long side to base_size·s, padded (centred, with 0) to the crop, crop ×
+    crop windows every ⌈crop · 2/3⌉ px, each pixel's probabilities averaged over its windows. A stand-in
+    network whose class-0 score is the mean of its window makes each window's share visible: a 4 × 10 image,
+    crop 6, is padded to 6 × 10 and seen through the windows of columns 0-5 and 4-9 (stride 4)."""
+    model = psp().eval()
+    model.logits = lambda x: torch.cat([x.mean((1, 2, 3), keepdim=True).expand(-1, 1, *x.shape[-2:]),
+                                        torch.zeros(x.shape[0], 1, *x.shape[-2:])], 1)
+    image = torch.arange(40, dtype=torch.float32).reshape(1, 1, 4, 10).expand(1, 3, 4, 10)
+    padded = torch.nn.functional.pad(image, (0, 0, 1, 1))  # 6 × 10: one row of zeros above and below
+    a, b = padded[..., :6].mean(), padded[..., 4:].mean()  # the two windows' class-0 scores
+
+    def p0(score):
+        return torch.sigmoid(score)  # softmax([score, 0])[0]
+
+    expected = torch.stack([p0(a)] * 4 + [(p0(a) + p0(b)) / 2] * 2 + [p0(b)] * 4).expand(4, 10)
+    with torch.no_grad():
+        out = model.predict(image, base_size=10, crop=6)[0].exp()
+        assert torch.allclose(out[0, 0], expected, atol=1e-6)
+        # the long side to base_size · s: at s 0.5, 5 × 2, one padded window, the same share everywhere
+        half = model.predict(image, scales=[0.5], base_size=10, crop=6)[0].exp()
+        small = torch.nn.functional.interpolate(image, size=(2, 5), mode="bilinear", align_corners=False)
+        assert torch.allclose(half[0, 0], p0(small.sum() / (3 * 36)).expand(4, 10), atol=1e-6)
+        # no crop: the whole image, as the CPU presets test
+        assert torch.allclose(model.predict(image, base_size=10)[0].exp()[0, 0], p0(image.mean()).expand(4, 10))
+    with pytest.raises(ValueError, match="crop must be a positive whole number"):
+        model.predict(image, crop=0)
+    plans = {p.variant: p for p in plans_of("psp_depth", "paper") if p.seed == 0}
+    assert (plans["r50_ms"].eval["base_size"], plans["r50_ms"].eval["crop"]) == (512, 473)
+    assert all("crop" not in p.eval for p in plans_of("psp_depth", "quick"))

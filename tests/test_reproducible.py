@@ -62,11 +62,16 @@ print(len(models), digest.hexdigest())
 """.replace("MALLOC_DEFAULTS", MALLOC_DEFAULTS)
 
 
-def run_steps(*flags, **env):
-    out = subprocess.run([sys.executable, "-c", STEPS, *flags], cwd=REPO, capture_output=True, text=True,
+def run_script(script, *flags, **env):
+    """A script's stdout, run in a fresh process (MKL and oneDNN read their settings once) with env added."""
+    out = subprocess.run([sys.executable, "-c", script, *flags], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, **env}, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
+
+
+def run_steps(*flags, **env):
+    return run_script(STEPS, *flags, **env)
 
 
 def test_every_mkl_call_of_the_presets_models_runs_on_one_branch_and_another_cpus_path_agrees():
@@ -98,3 +103,42 @@ def test_the_allocator_setting_is_taken_and_moves_no_number():
                            cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
     assert taken == "True"
     assert run_steps("--malloc-defaults").split()[-1] == run_steps().split()[-1]
+
+
+# DeepLab-7×7's fc6 at the CPU presets (32 → 256 channels, 7×7, on a 16×16 map, batch 8): one training
+# step's forward and backward, with fc6_gemm (im2col and MKL's SGEMM) or by oneDNN's convolution
+FC6 = r"""
+import engine  # pins MKL
+import hashlib, sys, torch
+from segmodels.deeplab import FOVConv
+torch.set_num_threads(1)
+torch.manual_seed(0)
+fc6 = FOVConv(32, 256, 7, 1, gemm="--gemm" in sys.argv)
+x = torch.randn(8, 32, 16, 16).contiguous(memory_format=torch.channels_last).requires_grad_()
+fc6(x).square().sum().backward()
+with torch.no_grad():
+    out = fc6(torch.randn(8, 32, 16, 16))  # evaluation's contiguous input
+digest = hashlib.sha1()
+for tensor in (out, x.grad, fc6.conv.weight.grad, fc6.conv.bias.grad):
+    digest.update(tensor.contiguous().numpy().tobytes())
+print(digest.hexdigest())
+"""
+
+
+def run_fc6(*flags, **env):
+    return run_script(FC6, *flags, **env)
+
+
+def test_deeplabs_fc6_by_gemm_leaves_onednns_cpu_dependent_path():
+    """fc6_gemm: every product of fc6's step and evaluation is MKL's, on its pinned branch, none oneDNN's; so
+    another CPU's oneDNN path (ONEDNN_MAX_CPU_ISA=AVX2) or MKL path (MKL_ENABLE_INSTRUCTIONS=AVX2) gives the
+    same bytes. oneDNN's own convolution does follow its path, where this CPU has AVX-512."""
+    verbose = run_fc6("--gemm", MKL_VERBOSE="1", ONEDNN_VERBOSE="1")
+    assert not re.search(r"^onednn_verbose.*exec.*convolution", verbose, re.M)
+    assert set(re.findall(r"^MKL_VERBOSE SGEMM.*? CNR:(\S+)", verbose, re.M)) == {"COMPATIBLE"}
+    pinned = verbose.split()[-1]
+    assert run_fc6("--gemm", ONEDNN_MAX_CPU_ISA="AVX2").split()[-1] == pinned
+    assert run_fc6("--gemm", MKL_ENABLE_INSTRUCTIONS="AVX2").split()[-1] == pinned
+    onednn = run_fc6(ONEDNN_VERBOSE="1")
+    if re.search(r"^onednn_verbose.*exec.*convolution.*avx512", onednn, re.M):
+        assert run_fc6(ONEDNN_MAX_CPU_ISA="AVX2").split()[-1] != onednn.split()[-1]

@@ -383,8 +383,9 @@ def test_crf_smoke_run_shares_deeplab_fovs_runs_and_evaluates_each_model_twice(t
         trimap = json.loads(rows.loc[f"{v}_crf", "trimap"])  # DeepLab's trimap, at each width
         assert sorted(map(float, trimap)) == [1, 2, 3, 5, 7, 10] and all(0 <= t["mIoU"] <= 100 for t in trimap.values())
     assert rows.loc["largefov_msc", "params"] > rows.loc["largefov", "params"]
-    text = (report / "REPORT.md").read_text()
-    section = text[text.index("(`deeplab_crf`)"):]
+    text, appendix = (report / "REPORT.md").read_text(), (report / "APPENDIX.md").read_text()
+    # the section and its part of the appendix (the grids and tables the section links to)
+    section = text[text.index("(`deeplab_crf`)"):] + appendix[appendix.index("(`deeplab_crf`)"):]
     for heading in ("Table 1(a): before and after the CRF", "Table 2 after the CRF", "Where the CRF's gain sits",
                     "chosen per model on held-out training images", "![CRF examples]", "Exact facts",
                     "Trimap: mIoU near the boundaries", "![deeplab_crf trimap]", "Where each optimum lies",

@@ -41,6 +41,11 @@ PAPER_MODES = ("eager", "bf16+cl", "bf16+cl+compile")
 # dense bf16 peak TFLOP/s of known GPUs (vendor data sheets), for MFU without --peak-tflops
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 PROGRESS = 0.75  # training progress passed to forward: past the cascade's start (LC trains its cascade)
+# the reference step that makes wall times of different machines comparable (run_all times it at its
+# start, each row records it): the quick PSPNet step at channels_last, one thread; REFERENCE_MS is its
+# median on the first 2-core AMD EPYC VM (README: 67.1 ms), the machine normalised minutes are counted on
+REFERENCE = ("psp_full", "channels_last")
+REFERENCE_MS = 67.1
 
 
 def plan_of(ablation, variant, preset):
@@ -138,6 +143,20 @@ def bench(name, plan, device, steps, rounds, warmup, modes=MODES):
                 times[mode].append(1000 * (time.perf_counter() - tick))
     ms = {mode: statistics.median(t) for mode, t in times.items() if mode not in failed}
     return ms, warm_s, failed, peak_mb
+
+
+def reference_step_ms(device="cpu", steps=5, rounds=3, warmup=2):
+    """Median ms of the reference step (REFERENCE) on this machine now, with one thread as every run
+    of the suite (the caller's thread count is restored): a few seconds."""
+    name, mode = REFERENCE
+    _, ablation, variant = next(m for m in MODELS if m[0] == name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ms, _, _, _ = bench(name, plan_of(ablation, variant, "quick"), device, steps, rounds, warmup, (mode,))
+    finally:
+        torch.set_num_threads(threads)
+    return ms[mode]
 
 
 def table(results, modes, shapes=None, peak_tflops=None):

@@ -20,7 +20,8 @@ from engine.rows import OK, now_iso, read_rows
 from engine.tuning import selection_csv
 
 
-def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=True, launcher=None, workers=None):
+def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=True, launcher=None, workers=None,
+                 reference_ms=None):
     """Train and evaluate the runs of a prepared ablation (engine.plans.prepare: checked); rows go to
     out_dir/<name>.csv. Returns the number of rows written by this call. workers: run_all's
     (engine/execute.py Workers), shared with the ablations that run beside this one.
@@ -28,7 +29,8 @@ def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=Tru
     The sequential design: with the preset's seeds a list of looks (e.g. [3, 5, 8]), every variant
     first gets looks[0] seeds; after each look the claims are judged, and only the variants of claims
     still undecided get seeds up to the next look, nearest a decision first, within the run budget.
-    Finished runs are reused, so a rerun (or a killed run's rerun) redoes no work."""
+    Finished runs are reused, so a rerun (or a killed run's rerun) redoes no work. reference_ms: the
+    machine's reference speed that run_all measured, recorded in each row."""
     spec, settings = prepared.spec, prepared.settings
     csv_path = os.path.join(out_dir, f"{spec.name}.csv")
     progress = progress and is_main()  # under torchrun, rank 0 speaks for all
@@ -39,14 +41,14 @@ def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=Tru
         tuning_csv = selection_csv(out_dir, spec.name)
         os.makedirs(os.path.dirname(tuning_csv), exist_ok=True)
         written += run_plans(spec.name, prepared.selection, tuning_csv, out_dir, device, jobs, progress,
-                             "lr selection", started, launcher, workers)
+                             "lr selection", started, launcher, workers, reference_ms)
         plans = chosen_plans(prepared, out_dir)
     looks, wanted = settings.looks, {p.variant for p in plans}
     planned = first_look_runs(plans, prepared.selection)
     for k, n in enumerate(looks, 1):
         look = [p for p in plans if p.seed < n and p.variant in wanted]
         written += run_plans(spec.name, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}",
-                             started, launcher, workers)
+                             started, launcher, workers, reference_ms)
         if k == len(looks):
             break
         wanted = more_seeds(spec, settings, plans, csv_path, k, planned, progress)

@@ -55,9 +55,12 @@ class OneDNNConv1x1(nn.Conv2d):
     stand-in's step), it is computed at dilation 2: the same function (a 1×1 kernel has no taps to
     spread), which PyTorch sends to oneDNN, forward and backward. Elsewhere it is the plain Conv2d.
     The floats are oneDNN's, hence the rows of models with 1×1 convolutions move; the guarantee is
-    oneDNN's: the same numbers on any CPU of one capability (tests/test_reproducible.py)."""
+    oneDNN's: the same numbers on any CPU of one capability (tests/test_reproducible.py). Under
+    torch.compile (train.compile) it is the plain Conv2d."""
 
     def _conv_forward(self, x, weight, bias):
+        if torch.compiler.is_compiling():  # inductor chooses its own kernels (and the thread count is
+            return super()._conv_forward(x, weight, bias)  # no graph input: a graph break per layer)
         fallback = (x.device.type == "cpu" and x.dtype == torch.float32 and self.stride == (1, 1)
                     and torch.get_num_threads() == 1 and x.dim() == 4 and x.shape[0] < 16
                     and (x.shape[0] > 1 or x.numel() > 20480))  # PyTorch's use_mkldnn rule, inverted

@@ -12,7 +12,7 @@ import os
 from tqdm import tqdm
 
 from engine.analysis import save_config_analyses
-from engine.design import claim_verdicts, first_look_runs, next_look
+from engine.design import claim_verdicts, first_look_runs, futile, next_look
 from engine.distributed import is_main
 from engine.execute import remove_stale_tmp, run_plans
 from engine.plans import chosen, plan_runs
@@ -96,11 +96,15 @@ def save_missing_analyses(prepared, out_dir):
 def more_seeds(spec, settings, plans, csv_path, k, planned, progress):
     """After look k: the variants that get seeds up to the next look (engine/design.py next_look),
     the undecided claims nearest a decision first (fewest seeds needed at the observed difference;
-    ties in file order)."""
+    ties in file order), less those the futility rule stops (engine/design.py futile)."""
     rows = read_rows(csv_path)
     rows = rows[rows["plan_id"] == plans[0].plan_id]
     verdicts = sorted(claim_verdicts(spec, rows, list(settings.looks), upto=k), key=lambda v: v.need)
-    undecided = [v.claim for v in verdicts if not v.decided]
+    stopped = [v.claim for v in verdicts if futile(v, settings.looks)]
+    undecided = [v.claim for v in verdicts if not v.decided and not futile(v, settings.looks)]
+    if progress and stopped:
+        tqdm.write(f"{spec.name}: {len(stopped)} undecided claim(s) get no more seeds: their power lines need "
+                   f"more than the last look's {settings.looks[-1]} seeds per variant (futility rule)")
     failed = {v for v, g in rows.groupby("variant") if (g["status"] != OK).all()}
     wanted, left, hopeless = next_look(undecided, plans, settings.looks[k], planned, settings.max_runs, failed)
     if progress and hopeless:

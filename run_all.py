@@ -124,7 +124,7 @@ def command_line(args):
                        sets=tuple(parse_set(text) for text in args.sets))
 
 
-def run_ablations(todo, args, jobs, launcher):
+def run_ablations(todo, args, jobs, launcher, reference_ms=None):
     """Run the prepared ablations (name → prepared); returns (name, error) of the first that failed, or
     None. With --jobs > 1 on this machine, the chains of ablations that share no run (engine/runner.py
     chains) go side by side, each in its order, their runs taking turns on one set of worker processes
@@ -138,7 +138,8 @@ def run_ablations(todo, args, jobs, launcher):
     def run_chain(names, workers=None):
         for name in names:
             try:
-                written = run_ablation(todo[name], args.out, args.device, jobs, not args.no_progress, launcher, workers)
+                written = run_ablation(todo[name], args.out, args.device, jobs, not args.no_progress, launcher, workers,
+                                       reference_ms)
             except USER_ERRORS as err:
                 errors[name] = err
                 return
@@ -172,6 +173,16 @@ def run_ablations(todo, args, jobs, launcher):
         if crashes:
             raise crashes[0]
     return next(((name, errors[name]) for name in todo if name in errors), None)
+
+
+def reference_speed(args, launcher):
+    """ms of the reference step (benchmarks/train_step.py REFERENCE) on this machine, timed before any
+    run so it has the machine alone; None where the runs train elsewhere (a GPU, cluster jobs, torchrun)."""
+    from engine import distributed
+    if args.device != "cpu" or launcher or distributed.world()[1] > 1:
+        return None
+    from benchmarks.train_step import reference_step_ms
+    return round(reference_step_ms(), 2)
 
 
 def main(argv=None):
@@ -258,7 +269,7 @@ def main(argv=None):
                 todo[name] = prepare(spec, settings(spec, args.preset, command_line(args)), args.out, checked)
             except USER_ERRORS as err:
                 return fail(err, name)
-        failed = run_ablations(todo, args, jobs, launcher)
+        failed = run_ablations(todo, args, jobs, launcher, reference_speed(args, launcher))
         if failed:
             return fail(failed[1], failed[0])
     try:

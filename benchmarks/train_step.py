@@ -3,6 +3,8 @@ and compile + channels_last; or, with --preset paper, of the paper-shape models 
 473², GCN-ResNet152 at 512², DeepLab-LargeFOV at 321², at the paper's batch or --batch) three ways:
 fp32 eager, bf16 autocast + channels_last, and that compiled, with images/s, peak GPU memory and MFU
 (FLOPs of a step from torch.utils.flop_counter / step time / the device's peak, --peak-tflops).
+Beside each mode's ms/step, its achieved GFLOP/s (those FLOPs / the step time; on the CPU presets
+counted on one real step of the model, so that the distance to the core's peak is visible).
 
 The models are the quick preset's (or --preset's), built from the ablation files' resolved plans,
 one variant per distinct architecture. A step is engine/step.py's train_step, as in training: the
@@ -41,6 +43,11 @@ PAPER_MODES = ("eager", "bf16+cl", "bf16+cl+compile")
 # dense bf16 peak TFLOP/s of known GPUs (vendor data sheets), for MFU without --peak-tflops
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 PROGRESS = 0.75  # training progress passed to forward: past the cascade's start (LC trains its cascade)
+# the reference step that makes wall times of different machines comparable (run_all times it at its
+# start, each row records it): the quick PSPNet step at channels_last, one thread; REFERENCE_MS is its
+# median on the first 2-core AMD EPYC VM (README: 67.1 ms), the machine normalised minutes are counted on
+REFERENCE = ("psp_full", "channels_last")
+REFERENCE_MS = 67.1
 
 
 def plan_of(ablation, variant, preset):
@@ -140,12 +147,41 @@ def bench(name, plan, device, steps, rounds, warmup, modes=MODES):
     return ms, warm_s, failed, peak_mb
 
 
-def table(results, modes, shapes=None, peak_tflops=None):
+def step_flops(plan, device):
+    """FLOPs of one training step of the plan's model on the benchmark's batch (torch.utils.flop_counter:
+    convolutions and matrix products, forward and backward), counted on a step of its own model, so
+    that what a model computes from its data (the cascade's regions) is counted as it is timed."""
+    from torch.utils.flop_counter import FlopCounterMode
+    images, labels, num_classes = batch_of(plan, device)
+    stepper = Stepper(plan, images, labels, num_classes, "eager", device)
+    with FlopCounterMode(display=False) as counter:
+        stepper.step()
+    return counter.get_total_flops()
+
+
+def reference_step_ms(device="cpu", steps=5, rounds=3, warmup=2):
+    """Median ms of the reference step (REFERENCE) on this machine now, with one thread as every run
+    of the suite (the caller's thread count is restored): a few seconds."""
+    name, mode = REFERENCE
+    _, ablation, variant = next(m for m in MODELS if m[0] == name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ms, _, _, _ = bench(name, plan_of(ablation, variant, "quick"), device, steps, rounds, warmup, (mode,))
+    finally:
+        torch.set_num_threads(threads)
+    return ms[mode]
+
+
+def table(results, modes, shapes=None, peak_tflops=None, flops=None):
     """Markdown: ms/step per mode, ratio to the first mode, compile warm-ups; 'failed' where a mode
-    did not compile (the reasons follow the table). With shapes ({model: (batch, FLOPs a step)}):
+    did not compile (the reasons follow the table). With flops ({model: FLOPs a step}): the achieved
+    GFLOP/s per mode (FLOPs a step / step time). With shapes ({model: (batch, FLOPs a step)}):
     images/s, peak GPU memory and MFU (FLOPs a step / step time / peak_tflops) per mode as well."""
     head = ["model", *[f"{m} ms" for m in modes], *[f"{m} ×" for m in modes[1:]],
             *[f"{m} warm-up s" for m in modes if "compile" in m]]
+    if flops is not None:
+        head += [f"{m} GFLOP/s" for m in modes]
     if shapes is not None:
         head += [*[f"{m} img/s" for m in modes], *[f"{m} peak MB" for m in modes], *[f"{m} MFU %" for m in modes]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -155,6 +191,8 @@ def table(results, modes, shapes=None, peak_tflops=None):
         cells = [name, *[cell(m, lambda: f"{ms[m]:.1f}") for m in modes],
                  *[cell(m, lambda: f"{ms[modes[0]] / ms[m]:.2f}" if modes[0] in ms else "–") for m in modes[1:]],
                  *[cell(m, lambda: f"{warm[m]:.1f}") for m in modes if "compile" in m]]
+        if flops is not None:
+            cells += [cell(m, lambda: f"{gflops(flops[name], ms[m]):.1f}") for m in modes]
         if shapes is not None:
             batch, flops = shapes[name]
             cells += [*[cell(m, lambda: f"{1000 * batch / ms[m]:.1f}") for m in modes],
@@ -164,6 +202,11 @@ def table(results, modes, shapes=None, peak_tflops=None):
         lines.append("| " + " | ".join(cells) + " |")
         notes += [f"- {name}, {m}: {reason}" for m, reason in failed.items()]
     return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def gflops(flops, ms):
+    """Achieved GFLOP/s of a step of `flops` FLOPs taking `ms` milliseconds."""
+    return flops / (ms / 1000) / 1e9
 
 
 def paper_plan(ablation, variant, batch=None, crop=None):
@@ -210,7 +253,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"cpu, {args.threads} thread(s)"
     peak = args.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in where), None)
-    results, shapes = {}, {}
+    results, shapes, flops = {}, {}, {}
     for name, ablation, variant in models:
         if name in chosen:
             plan = paper_plan(ablation, variant, args.batch, args.crop) if paper else plan_of(ablation, variant, args.preset)
@@ -221,17 +264,21 @@ def main(argv=None):
                 shapes[name] = (plan.train["batch_size"],
                                 train_step_flops(plan.model, real_dataset(plan.data["name"]).num_classes,
                                                  plan.train["batch_size"], plan.data["crop_size"], args.device))
-            print(f"{name}: " + ", ".join(f"{m} {v:.1f} ms" for m, v in results[name][0].items()),
-                  file=sys.stderr, flush=True)
+                flops[name] = shapes[name][1]
+            else:
+                flops[name] = step_flops(plan, args.device)
+            print(f"{name}: " + ", ".join(f"{m} {v:.1f} ms ({gflops(flops[name], v):.1f} GFLOP/s)"
+                                          for m, v in results[name][0].items()), file=sys.stderr, flush=True)
     text = (f"Training step ({args.preset} preset, {where}, torch {torch.__version__}): median ms/step of "
             f"{args.rounds} rounds × {args.steps} steps after {args.warmup} warm-up steps per mode; "
-            f"× = eager ms / mode ms")
+            f"× = eager ms / mode ms; GFLOP/s: the FLOPs of a step (torch.utils.flop_counter: convolutions "
+            f"and matrix products, forward and backward) / its median time")
     if paper:
         crops = {n: paper_plan(a, v, args.batch, args.crop).data["crop_size"] for n, a, v in models if n in shapes}
         text += "; batch × crop: " + ", ".join(f"{n} {shapes[n][0]} × {crops[n]}²" for n in shapes)
         text += f"; MFU against {peak:g} TFLOP/s" if peak else "; no MFU (no --peak-tflops)"
         text += "; peak MB includes the other modes' models and optimiser states, not their activations"
-    text += f"\n\n{table(results, modes, shapes if paper else None, peak)}\n"
+    text += f"\n\n{table(results, modes, shapes if paper else None, peak, flops)}\n"
     print(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -247,6 +247,9 @@ def build_split(split, n, seed, image_size, max_objects, radius, mode="plain", k
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 
+NORMALISED = {}  # split -> (cache file key, its normalised images): SyntheticScenes.normalised
+
+
 class SyntheticScenes(torch.utils.data.Dataset):
     """The embedded dataset, one split. Options are the data config of a run (plain values): those
     named here, and the scene knobs (data/scene_knobs.py). `resize` [low, high]: the training split's
@@ -308,6 +311,8 @@ class SyntheticScenes(torch.utils.data.Dataset):
             atomic_write(path, lambda tmp: torch.save(blob, tmp))  # parallel runs may build the same file
         blob = blob if isinstance(blob, dict) else {}  # check() says what is wrong with a foreign file
         self.images, self.labels, self.cached_params = blob.get("images"), blob.get("labels"), blob.get("params")
+        stat = os.stat(path)
+        self.file_key = (path, stat.st_mtime_ns, stat.st_size)  # which file's images: normalised()
 
     def check(self):
         """Fail before any training on tensors that are not what this configuration generates (a
@@ -338,9 +343,19 @@ class SyntheticScenes(torch.utils.data.Dataset):
         """A batch of __getitem__'s images [N,3,H,W] back to the stored uint8 pixels, [N,H,W,3]."""
         return to_rgb(images, (PIXEL_MEAN,) * 3, (PIXEL_STD,) * 3)
 
+    def normalised(self):
+        """The split's images as float, normalised: computed once per process for the whole split
+        (the same elementwise operations as image by image, so the same floats) and kept for the
+        split's latest cache file (its path, time and size), so a process keeps at most one per split."""
+        key, images = NORMALISED.get(self.split, (None, None))
+        if key != self.file_key:
+            images = self.images.float().div_(255).sub_(PIXEL_MEAN).div_(PIXEL_STD)
+            NORMALISED[self.split] = (self.file_key, images)
+        return images
+
     def __getitem__(self, item):
         index, aug_seed = split_item(item)
-        image = self.images[index].float().div_(255).sub_(PIXEL_MEAN).div_(PIXEL_STD)
+        image = self.normalised()[index].clone()  # a copy: a caller may change it in place
         label = self.labels[index].long()
         if (self.flip or self.resize) and aug_seed is not None and self.split == "train":
             gen = torch.Generator().manual_seed(aug_seed)

@@ -217,6 +217,17 @@ def reachable_looks(claims, plans, first_runs, looks, max_runs):
     return tuple(reach)
 
 
+def futile(verdict, looks):
+    """The futility rule, fixed before its first use: after a look, an undecided claim whose power line
+    needs more seeds per variant than the design's last look offers (verdict.need: its nearest decision
+    at the observed difference, at the looks' α; looks: those the run budget can reach) gets no more
+    seeds: the looks left are not expected to decide it, and the runs go to claims they can decide.
+    It only ends a claim's looks early, and each look keeps its own α, so it raises no verdict: a claim
+    it stops is inconclusive where it would have been decided later, never the reverse
+    (tests/test_sequential.py simulates it)."""
+    return not verdict.decided and verdict.need > looks[-1]
+
+
 def first_look_runs(plans, selection):
     """Run ids of the first look and of the selection runs: what every ablation trains."""
     return {p.run_id for p in plans if p.seed < p.looks[0]} | {p.run_id for p in selection}

@@ -1,6 +1,7 @@
 """Evaluate a trained model on a validation set: confusion-matrix scores, boundary/internal
 accuracy, per-class-group accuracy (if the dataset groups its classes), and the CRF where asked.
 (Speed is measured apart, in the timing phase: engine/timing.py.)"""
+import json
 import time
 
 import torch
@@ -32,8 +33,15 @@ def first_images(dataset, images):
     return HeldOut(dataset, 0, images)
 
 
+def forward_key(cfg):
+    """What an evaluation's network outputs depend on besides the model and dataset: the model's
+    options, the batch size and the images scored (not the CRF, the trimap or the boundary band)."""
+    opts = {k: v for k, v in cfg.items() if k not in ENGINE_KEYS}
+    return json.dumps([opts, cfg["batch_size"], cfg.get("images")], sort_keys=True, default=str)
+
+
 @torch.no_grad()
-def evaluate(model, dataset, cfg, device="cpu"):
+def evaluate(model, dataset, cfg, device="cpu", passes=None):
     """cfg: {'batch_size', 'boundary_band', optional 'speed_repeats' (see time_inference), ...}.
     Any other key is an evaluation option of the model (e.g. a cascade's threshold), passed to
     every model.predict call. Statistics the model returns (e.g. the share of pixels per stage)
@@ -45,7 +53,12 @@ def evaluate(model, dataset, cfg, device="cpu"):
     without a void ring) (result 'trimap': {width: {'mIoU', 'pixel_acc'}}). With cfg['images'] = N, only the first N images are scored.
 
     Padding (label PAD_LABEL, beyond each image) is scored nowhere and is no boundary: every score
-    of an image is what it gets alone."""
+    of an image is what it gets alone.
+
+    passes: a list the caller shares among evaluations of one model on one dataset with the same
+    forward_key (a run's plans with and without the CRF, the CRF grid's points): the first fills it
+    with each batch's network output (logits, the model's statistics, its seconds), the others read
+    them back: the same forward, so the same floats."""
     model_opts = model_options(model, cfg)
     dataset = first_images(dataset, cfg.get("images"))
     model.to(device).eval()
@@ -57,16 +70,22 @@ def evaluate(model, dataset, cfg, device="cpu"):
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg["batch_size"], shuffle=False, collate_fn=pad_collate)
     infer_s, crf_s, images_seen = 0.0, 0.0, 0
     extra_sums = {}
-    for images, labels in loader:
+    for batch, (images, labels) in enumerate(loader):
         images = images.to(device)
-        if device != "cpu":
-            torch.cuda.synchronize()
-        tick = time.perf_counter()
-        logits, stats = model.predict(images, **model_opts)
+        if passes is not None and batch < len(passes):
+            logits, stats, seconds = passes[batch]
+        else:
+            if device != "cpu":
+                torch.cuda.synchronize()
+            tick = time.perf_counter()
+            logits, stats = model.predict(images, **model_opts)
+            if device != "cpu":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - tick
+            if passes is not None:
+                passes.append((logits, stats, seconds))
         pred = logits.argmax(1)
-        if device != "cpu":
-            torch.cuda.synchronize()
-        infer_s += time.perf_counter() - tick
+        infer_s += seconds
         images_seen += len(images)
         pred = pred.cpu()
         extent = labels != PAD_LABEL  # each image (padding lies bottom/right of it)

@@ -130,8 +130,9 @@ class RunJob:
     its rows into the run folder (rows-<id>.json) for the submitting process to merge. Requeued at
     its time limit, it resumes from the run's checkpoint."""
 
-    def __init__(self, plans, out_dir, device, sha, started):
+    def __init__(self, plans, out_dir, device, sha, started, reference_ms=None):
         self.plans, self.out_dir, self.device, self.sha, self.started = plans, out_dir, device, sha, started
+        self.reference_ms = reference_ms
 
     def rows_path(self):
         keys = sorted(list(p.key) for p in self.plans)
@@ -142,7 +143,8 @@ class RunJob:
         timed = [result for result in results if result.ok and needs_timing(result.plan)]
         for result, speed in zip(timed, time_runs([r.plan for r in timed], self.out_dir, self.device)):
             result.scores = {**result.scores, **speed}  # the job has its node to itself
-        write_json([make_row(result, self.sha, self.started) for result in results], self.rows_path())
+        write_json([make_row(result, self.sha, self.started, self.reference_ms) for result in results],
+                   self.rows_path())
         return self.rows_path()
 
     def checkpoint(self, *args, **kwargs):
@@ -165,7 +167,7 @@ def timing_order(name, what, results):
 
 
 def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, started=None, launcher=None,
-              workers=None):
+              workers=None, reference_ms=None):
     """Train, evaluate and time the plans not yet done; returns the number of rows written. With a
     launcher (engine/launch.py), each run group is a cluster job; its rows are merged here. With
     workers (Workers: run_all's, shared with other ablations), every run group goes to them; else
@@ -183,14 +185,14 @@ def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, star
             if result.ok and needs_timing(result.plan):
                 timed.append(result)  # its row is written after the timing phase
                 continue
-            written += put_row(csv_path, make_row(result, sha, started))
+            written += put_row(csv_path, make_row(result, sha, started, reference_ms))
             if not result.ok:
                 tqdm.write(f"{name} {result.plan.variant} seed {result.plan.seed}: {result.status} ({result.error})")
         bar.update(1)
 
     if launcher:
         from engine.launch import run_jobs
-        paths = run_jobs(launcher, [RunJob(g, out_dir, device, sha, started) for g in groups.values()],
+        paths = run_jobs(launcher, [RunJob(g, out_dir, device, sha, started, reference_ms) for g in groups.values()],
                          f"{name}-{what.replace(' ', '-').replace('/', '-of-')}")
         for path in paths:
             for row in read_json(path):
@@ -223,6 +225,6 @@ def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, star
         speeds = time_runs([result.plan for result in timed], out_dir, device, order_seed)
         for position, (result, speed) in enumerate(zip(timed, speeds)):
             result.scores = {**result.scores, **speed, "timing_order_seed": order_seed, "timing_position": position}
-            written += put_row(csv_path, make_row(result, sha, started))
+            written += put_row(csv_path, make_row(result, sha, started, reference_ms))
     barrier()  # every rank reads the rows rank 0 wrote
     return written

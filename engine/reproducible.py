@@ -2,7 +2,8 @@
 
 PyTorch computes a 1×1 convolution of a small batch (fewer than 16 images on one thread: the GCN
 base head, DeepLab's fc7 and classifier, PSPNet's projections at batch 8) and every matrix product
-with MKL's SGEMM, whose kernels otherwise follow the CPU: an Intel and an AMD Xeon-class CPU, both
+with MKL's SGEMM (the models now send those convolutions to oneDNN: segmodels/base.py
+OneDNNConv1x1; the pin stays for any other MKL call), whose kernels otherwise follow the CPU: an Intel and an AMD Xeon-class CPU, both
 AVX512, took different MKL paths, and the same runs differed by up to 3.6 mIoU. MKL's conditional
 numerical reproducibility (MKL_CBWR) pins every MKL call to its COMPATIBLE branch (SSE2 without the
 approximate reciprocals), the same code on every x86-64 CPU. MKL reads the variable at its first

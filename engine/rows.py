@@ -31,7 +31,7 @@ ID_COLUMNS = ("ablation", "variant", "run_id", "eval_id", "plan_id", "git_sha", 
 REQUIRED = ("ablation", "variant", "seed", "status", "run_id", "eval_id", "plan_id", "finished_at")
 JSON_COLUMNS = ("data_config", "model_config", "train_config", "eval_config", "per_class_iou", "trimap")  # read as text: each a JSON value
 NUMERIC = ("seed", "mIoU", "pixel_acc", "mean_acc", "boundary_acc", "internal_acc", "train_img_per_s",
-           "infer_fps", "infer_ms", "wall_s", "params", "head_params", "threads")
+           "infer_fps", "infer_ms", "wall_s", "params", "head_params", "threads", "reference_step_ms")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -274,9 +274,10 @@ def put_row(csv_path, row):
 
 # --- a row and its provenance ---------------------------------------------------------------
 
-def make_row(result, sha, started=None):
+def make_row(result, sha, started=None, reference_ms=None):
     """One CSV row of a RunResult: what was run (its whole configuration), what it scored, and where
-    and with what it ran. started: when the run_all call that writes it began (its wall time)."""
+    and with what it ran. started: when the run_all call that writes it began (its wall time);
+    reference_ms: that call's reference step time (benchmarks/train_step.py), its machine's speed."""
     import numpy
     import scipy
     import torch
@@ -314,7 +315,7 @@ def make_row(result, sha, started=None):
         "numpy": numpy.__version__, "scipy": scipy.__version__,
         "git_sha": sha, "world_size": world()[1], "seed_looks": json.dumps(list(plan.looks)), "plan_id": plan.plan_id,
         "run_id": plan.run_id, "eval_id": plan.eval_id, "status": str(result.status),
-        "call_started_at": started,
+        "call_started_at": started, "reference_step_ms": reference_ms,
         "finished_at": now_iso(),
     })
     return row

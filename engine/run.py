@@ -4,6 +4,7 @@ model.pt, train.json, eval-<eval_id>.json, timing-<eval_id>.json and log.jsonl; 
 finished and resumes what is not.
 """
 import contextlib
+import json
 import os
 import time
 
@@ -12,7 +13,7 @@ import torch
 from data import build_dataset
 from engine.analysis import missing_analyses, save_analyses
 from engine.distributed import barrier, is_main
-from engine.evaluate import evaluate
+from engine.evaluate import evaluate, forward_key
 from engine.rows import (OK, DamagedFile, RunResult, Status, file_lock, numbers_problem, read_checked_json, read_json,
                          read_or_set_aside, set_aside, train_record_problem, write_json)
 from engine.step import NonFiniteLoss
@@ -126,10 +127,11 @@ def trained(plan, out_dir, device, progress):
     return model, read_json(train_path), val_set
 
 
-def evaluate_plan(plan, model, val_set, device):
-    """The plan's scores (eval-<id>.json): evaluate.py's, its time and the model's parameter counts."""
+def evaluate_plan(plan, model, val_set, device, passes=None):
+    """The plan's scores (eval-<id>.json): evaluate.py's, its time and the model's parameter counts.
+    passes: the network outputs shared with the run's other plans of the same forward (evaluate.py)."""
     started = time.time()
-    scores = evaluate(model, val_set, plan.eval, device)
+    scores = evaluate(model, val_set, plan.eval, device, passes)
     scores["eval_wall_s"] = time.time() - started
     scores["params"] = count_params(model)
     _, new = model.parameter_groups()
@@ -152,6 +154,11 @@ def run_group(plans, out_dir, device, progress=True):
         if not is_main():
             return []
         results = []
+        # plans of the run whose evaluations pass the same images through the same network share
+        # one forward (kept only where another plan reads it)
+        forward_of = {plan.key: (json.dumps(plan.data, sort_keys=True), forward_key(plan.eval)) for plan in plans}
+        shared = [key for key in forward_of.values() if list(forward_of.values()).count(key) > 1]
+        passes = {key: [] for key in shared}
         for plan in plans:
             if info["status"] != OK:
                 results.append(RunResult(plan, Status(info["status"]), info, {}, info.get("error"), device))
@@ -164,7 +171,8 @@ def run_group(plans, out_dir, device, progress=True):
                 model = model or load_model(run_dir, plan.model, val_set.num_classes)
             if scores is None:
                 try:
-                    write_json(evaluate_plan(plan, model, val_set, device), eval_path)
+                    write_json(evaluate_plan(plan, model, val_set, device, passes.get(forward_of[plan.key])),
+                                   eval_path)
                 except CRFUnavailable as err:  # this row fails (a rerun retries it); the others go on
                     results.append(RunResult(plan, Status.CRF_UNAVAILABLE, info, {}, str(err), device))
                     continue

@@ -13,7 +13,7 @@ import os
 from tqdm import tqdm
 
 from engine.analysis import save_config_analyses
-from engine.design import claim_verdicts, first_look_runs, next_look
+from engine.design import claim_verdicts, first_look_runs, futile, next_look
 from engine.distributed import is_main
 from engine.execute import remove_stale_tmp, run_plans
 from engine.plans import chosen, fine_crf_plans, plan_runs
@@ -21,7 +21,8 @@ from engine.rows import OK, now_iso, read_rows
 from engine.tuning import selection_csv
 
 
-def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=True, launcher=None, workers=None):
+def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=True, launcher=None, workers=None,
+                 reference_ms=None):
     """Train and evaluate the runs of a prepared ablation (engine.plans.prepare: checked); rows go to
     out_dir/<name>.csv. Returns the number of rows written by this call. workers: run_all's
     (engine/execute.py Workers), shared with the ablations that run beside this one.
@@ -29,7 +30,8 @@ def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=Tru
     The sequential design: with the preset's seeds a list of looks (e.g. [3, 5, 8]), every variant
     first gets looks[0] seeds; after each look the claims are judged, and only the variants of claims
     still undecided get seeds up to the next look, nearest a decision first, within the run budget.
-    Finished runs are reused, so a rerun (or a killed run's rerun) redoes no work."""
+    Finished runs are reused, so a rerun (or a killed run's rerun) redoes no work. reference_ms: the
+    machine's reference speed that run_all measured, recorded in each row."""
     spec, settings = prepared.spec, prepared.settings
     csv_path = os.path.join(out_dir, f"{spec.name}.csv")
     progress = progress and is_main()  # under torchrun, rank 0 speaks for all
@@ -40,7 +42,7 @@ def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=Tru
         tuning_csv = selection_csv(out_dir, spec.name)
         os.makedirs(os.path.dirname(tuning_csv), exist_ok=True)
         written += run_plans(spec.name, prepared.selection, tuning_csv, out_dir, device, jobs, progress,
-                             "lr selection", started, launcher, workers)
+                             "lr selection", started, launcher, workers, reference_ms)
         done = set()
         for round_ in itertools.count(1):  # the CRF's fine search, round by round, until it stops
             fine = fine_crf_plans(spec, settings, prepared.selection, out_dir)
@@ -48,14 +50,14 @@ def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=Tru
                 break
             done |= {p.key for p in fine}
             written += run_plans(spec.name, fine, tuning_csv, out_dir, device, jobs, progress,
-                                 f"CRF fine search {round_}", started, launcher, workers)
+                                 f"CRF fine search {round_}", started, launcher, workers, reference_ms)
         plans = chosen_plans(prepared, out_dir)
     looks, wanted = settings.looks, {p.variant for p in plans}
     planned = first_look_runs(plans, prepared.selection)
     for k, n in enumerate(looks, 1):
         look = [p for p in plans if p.seed < n and p.variant in wanted]
         written += run_plans(spec.name, look, csv_path, out_dir, device, jobs, progress, f"look {k}/{len(looks)}",
-                             started, launcher, workers)
+                             started, launcher, workers, reference_ms)
         if k == len(looks):
             break
         wanted = more_seeds(spec, settings, plans, csv_path, k, planned, progress)
@@ -103,11 +105,15 @@ def save_missing_analyses(prepared, out_dir):
 def more_seeds(spec, settings, plans, csv_path, k, planned, progress):
     """After look k: the variants that get seeds up to the next look (engine/design.py next_look),
     the undecided claims nearest a decision first (fewest seeds needed at the observed difference;
-    ties in file order)."""
+    ties in file order), less those the futility rule stops (engine/design.py futile)."""
     rows = read_rows(csv_path)
     rows = rows[rows["plan_id"] == plans[0].plan_id]
     verdicts = sorted(claim_verdicts(spec, rows, list(settings.looks), upto=k), key=lambda v: v.need)
-    undecided = [v.claim for v in verdicts if not v.decided]
+    stopped = [v.claim for v in verdicts if futile(v, settings.looks)]
+    undecided = [v.claim for v in verdicts if not v.decided and not futile(v, settings.looks)]
+    if progress and stopped:
+        tqdm.write(f"{spec.name}: {len(stopped)} undecided claim(s) get no more seeds: their power lines need "
+                   f"more than the last look's {settings.looks[-1]} seeds per variant (futility rule)")
     failed = {v for v, g in rows.groupby("variant") if (g["status"] != OK).all()}
     wanted, left, hopeless = next_look(undecided, plans, settings.looks[k], planned, settings.max_runs, failed)
     if progress and hopeless:

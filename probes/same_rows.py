@@ -15,7 +15,7 @@ import pandas as pd
 # columns that differ between two runs of the same computation: speed, wall time, load, when, where
 NOT_COMPARED = {"train_img_per_s", "wall_s", "eval_wall_s", "infer_fps", "infer_ms", "infer_fps_median", "crf_ms",
                 "stage1_ms", "stage2_ms", "stage3_ms", "load_avg_1m", "timing_load_avg_1m", "git_sha", "finished_at",
-                "call_started_at", "host", "cpu_model", "cpu_count", "train_s"}
+                "call_started_at", "host", "cpu_model", "cpu_count", "train_s", "reference_step_ms"}
 KEY = ["variant", "seed", "run_id", "eval_id"]
 
 

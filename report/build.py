@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from benchmarks.train_step import REFERENCE, REFERENCE_MS
 from engine.analysis import set_aside_damaged_analyses
 from engine.claims import DECIDED, RULE_TEXT, Rule, fact_holds
 from engine.design import SOFT_SEED_SDS, family_error, rows_looks, soft_failures
@@ -250,13 +251,22 @@ def verdict_summary(results, specs, judged, assertions):
 
 
 # a model every `--ablation all` call trains (gcn_k, first of its chain): its speed compares machines
+# for rows of before the reference step was recorded
 SPEED_REFERENCE = ("gcn_k", "k7", "GCN k = 7")
 
 
+def normalised_minutes(minutes, step_ms, reference_ms=REFERENCE_MS):
+    """Wall minutes as the reference machine would have taken them (a step of reference_ms there):
+    on a machine whose reference step takes twice as long, a minute counts as half a minute."""
+    return minutes * reference_ms / step_ms
+
+
 def machine_text(results):
-    """The machine the rows were trained on and its training speed on the reference model, so that a
-    wall time can be compared with another machine's (the same code can train 1.5x slower on one VM
-    than on another of the same CPU name)."""
+    """The machine the rows were trained on and its speed, so that a wall time can be compared with
+    another machine's (the same code trained 1.5x slower on one VM than on another of the same CPU
+    name): the reference step each run_all call timed at its start (benchmarks/train_step.py), and
+    the wall time normalised to the reference machine; for rows of before that step was recorded,
+    the training speed of the reference model (SPEED_REFERENCE) as the suite trained it."""
     used = {name: one_plan(rows)[0] for name, rows in results.items()}
     ok = pd.concat(used.values())
     ok = ok[ok["status"] == OK]
@@ -265,6 +275,17 @@ def machine_text(results):
     machines = ", ".join(f"{model} × {int(count)} cores ({device})" for (model, count, device), _ in
                          ok.groupby(["cpu_model", "cpu_count", "device"]))
     text = f" Machine: {machines}."
+    steps = ok["reference_step_ms"].dropna() if "reference_step_ms" in ok else pd.Series(dtype=float)
+    spans = [wall_span(rows) for rows in used.values()]
+    if len(steps) and None not in spans:
+        step_ms = steps.median()
+        name, mode = REFERENCE
+        return text + (f" Its speed: the reference step (`benchmarks.train_step` {name}, {mode}, 1 thread) took "
+                       f"{step_ms:.1f} ms at the start of the run_all call, the median over "
+                       + (f"{len(steps)} rows" if len(steps) == len(ok) else f"the {len(steps)} of {len(ok)} rows "
+                          "that recorded it")
+                       + f"; normalised to the reference machine ({REFERENCE_MS:g} ms for that step) the wall time "
+                       f"is {normalised_minutes(union_minutes(spans), step_ms):.1f} min.")
     name, variant, label = SPEED_REFERENCE
     if name in used:
         ref = used[name]

@@ -34,7 +34,14 @@ def without_weights(cfg: dict) -> dict:
 
 
 def build_model(cfg: dict, num_classes: int):
-    """cfg = {'arch': ..., 'backbone': {...}, **arch options}."""
+    """cfg = {'arch': ..., 'backbone': {...}, **arch options}; every 1×1 convolution computed by oneDNN
+    (segmodels/base.py OneDNNConv1x1)."""
+    from segmodels.base import onednn_1x1
+    return onednn_1x1(build_architecture(cfg, num_classes))
+
+
+def build_architecture(cfg: dict, num_classes: int):
+    """The model of cfg as its files define it."""
     opts = {k: v for k, v in cfg.items() if k not in ("arch", "backbone")}
     arch = cfg["arch"]
     if arch == "single_head":

@@ -48,6 +48,37 @@ def upsample_scores(scores, size):
     return _GradientAs.apply(up, torch.channels_last)
 
 
+class OneDNNConv1x1(nn.Conv2d):
+    """A 1×1 convolution that oneDNN computes, like every other convolution of the models. Where
+    PyTorch would send a 1×1 one to its fallback (on a CPU, one thread, unstrided, a batch of 2 to
+    15: im2col-free MKL SGEMM on MKL's pinned SSE2 branch, engine/reproducible.py; 29–35 % of a ResNet
+    stand-in's step), it is computed at dilation 2: the same function (a 1×1 kernel has no taps to
+    spread), which PyTorch sends to oneDNN, forward and backward. Elsewhere it is the plain Conv2d.
+    The floats are oneDNN's, hence the rows of models with 1×1 convolutions move; the guarantee is
+    oneDNN's: the same numbers on any CPU of one capability (tests/test_reproducible.py). Under
+    torch.compile (train.compile) it is the plain Conv2d."""
+
+    def _conv_forward(self, x, weight, bias):
+        if torch.compiler.is_compiling():  # inductor chooses its own kernels (and the thread count is
+            return super()._conv_forward(x, weight, bias)  # no graph input: a graph break per layer)
+        fallback = (x.device.type == "cpu" and x.dtype == torch.float32 and self.stride == (1, 1)
+                    and torch.get_num_threads() == 1 and x.dim() == 4 and x.shape[0] < 16
+                    and (x.shape[0] > 1 or x.numel() > 20480))  # PyTorch's use_mkldnn rule, inverted
+        if not fallback:
+            return super()._conv_forward(x, weight, bias)
+        return F.conv2d(x, weight, bias, self.stride, 0, 2, self.groups)
+
+
+def onednn_1x1(model):
+    """model with every plain 1×1 convolution (no padding, no dilation, one group) an OneDNNConv1x1:
+    its class changed in place, its weights and state dict kept (the subclass adds no state)."""
+    for m in model.modules():
+        if (type(m) is nn.Conv2d and m.kernel_size == (1, 1) and m.padding == (0, 0) and m.dilation == (1, 1)
+                and m.groups == 1 and m.padding_mode == "zeros"):
+            m.__class__ = OneDNNConv1x1
+    return model
+
+
 class SegModel(nn.Module):
     EVAL_OPTIONS = {}  # name -> default: the evaluation options predict() accepts
     freeze_bn = False  # every model's option freeze_bn (freeze_batchnorm)

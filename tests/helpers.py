@@ -1,5 +1,6 @@
 """What many tests do: a small ablation record built in the test, its plans at a preset, and a run."""
 from ablations import load
+from benchmarks import train_step
 from engine.config import CommandLine, settings
 from engine.plans import plan_runs, prepare, selection_plans
 from engine.runner import run_ablation
@@ -59,3 +60,9 @@ def ablation_file(name="tiny", **attrs):
     for key, value in {**defaults, **attrs}.items():
         setattr(module, key, value)
     return module
+
+
+# run_all's reference step in tests (conftest.py stubs benchmarks.train_step.reference_step_ms with it);
+# real_reference_step_ms: the real one, taken before any stub
+STUB_REFERENCE_MS = 134.2
+real_reference_step_ms = train_step.reference_step_ms

@@ -205,3 +205,26 @@ def test_a_finished_row_without_its_dataset_and_network_analyses_gets_them_witho
     import engine.run as run_mod
     monkeypatch.setattr(run_mod, "train", lambda *a, **k: pytest.fail("trained a finished run"))
     assert run(spec, tmp_path) == 0 and preview.exists()
+
+
+def test_the_optimiser_updates_all_parameters_at_once_with_the_floats_of_one_at_a_time():
+    """make_optimizer's SGD(foreach=True): the same weights after steps as the per-parameter loop."""
+    from engine.step import make_optimizer, train_step
+    from segmodels import build_model
+    small = {"name": "small", "widths": [8, 8, 8, 8], "strides": [2, 2, 2, 1], "convs": [1, 1, 1, 1]}
+    cfg = {"lr": 0.1, "head_lr_mult": 10.0, "momentum": 0.9, "weight_decay": 1e-4}
+    models = []
+    for foreach in (True, False):
+        torch.manual_seed(0)
+        model = build_model({"arch": "pspnet", "backbone": small, "head_width": 8, "aux_width": 4}, 3)
+        opt = make_optimizer(model, cfg)
+        assert opt.defaults["foreach"] is True
+        for group in opt.param_groups:
+            group["foreach"] = foreach
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            train_step(model, opt, torch.randn(2, 3, 32, 32, generator=gen), torch.randint(0, 3, (2, 32, 32), generator=gen),
+                       cfg, "cpu")
+        models.append(model)
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
+        assert torch.equal(a, b)

@@ -296,3 +296,26 @@ def test_trimap_is_the_void_dilated_by_a_square_as_the_authors_code():
 def test_bad_trimap_settings_are_one_clear_error(width, around, message):
     with pytest.raises(ValueError, match=message):
         trimap_mask(torch.zeros(1, 4, 4, dtype=torch.long), width, around=around)
+def test_evaluations_sharing_a_forward_run_the_network_once_and_score_as_alone():
+    """A run's plans of the same forward (with and without the trimap or CRF, another boundary band)
+    share one pass of the network per batch (engine/run.py passes): the same scores as each alone."""
+    from engine.evaluate import evaluate, forward_key
+
+    class Counted(Fixed):
+        calls = 0
+
+        def predict(self, images):
+            Counted.calls += 1
+            return super().predict(images)
+    gen = torch.Generator().manual_seed(2)
+    blocks = [torch.randint(0, 5, (4, 4), generator=gen).repeat_interleave(4, 0).repeat_interleave(4, 1)
+              for _ in range(6)]
+    items = Images([(blocks[2 * i].float().expand(3, -1, -1), blocks[2 * i + 1]) for i in range(3)])
+    plain, banded = {"batch_size": 2, "boundary_band": 1.0}, {"batch_size": 2, "boundary_band": 2.0, "trimap": [1]}
+    assert forward_key(plain) == forward_key(banded) != forward_key({**plain, "batch_size": 1})
+    alone = [evaluate(Counted(), items, cfg) for cfg in (plain, banded)]
+    Counted.calls, passes = 0, []
+    shared = [evaluate(Counted(), items, cfg, passes=passes) for cfg in (plain, banded)]
+    assert Counted.calls == 2 and len(passes) == 2  # two batches, computed once
+    for one, other in zip(alone, shared):
+        assert {k: v for k, v in one.items() if k != "infer_fps"} == {k: v for k, v in other.items() if k != "infer_fps"}

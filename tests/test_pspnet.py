@@ -290,7 +290,9 @@ def test_without_dr_is_judged_under_both_readings():
                              "head_width": 8}, 3)
     reduced = build_model({"arch": "pspnet", "backbone": small, "bins": [1, 2], "dr": True, "head_width": 8}, 3)
     assert [type(m).__name__ for m in raw.ppm.levels[0]] == ["AdaptiveAvgPool2d"]
-    assert [type(m).__name__ for m in projected.ppm.levels[0]] == ["AdaptiveAvgPool2d", "Conv2d", "BatchNorm2d", "ReLU"]
+    # the 1×1 projection: a Conv2d that build_model sends to oneDNN (segmodels/base.py OneDNNConv1x1)
+    assert [type(m).__name__ for m in projected.ppm.levels[0]] == ["AdaptiveAvgPool2d", "OneDNNConv1x1", "BatchNorm2d",
+                                                                     "ReLU"]
     assert projected.ppm.levels[0][1].out_channels == 16 and reduced.ppm.levels[0][1].out_channels == 8
     assert projected.ppm.out_channels == raw.ppm.out_channels == 16 + 2 * 16
     with pytest.raises(ValueError, match="dr needs project"):

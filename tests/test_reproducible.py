@@ -1,8 +1,9 @@
-"""The same numbers on every CPU of one capability: every MKL call that the models of the presets
-make (one training step and one evaluation of each) runs on MKL's COMPATIBLE branch, so another MKL
-code path — here MKL_ENABLE_INSTRUCTIONS=AVX2, as another CPU's MKL would take — gives the same weights
-bit for bit; without the pin it does not (on a CPU where MKL takes its AVX-512 path). And the allocator
-setting (engine/allocator.py) moves no number, and is taken (the page faults it spares: python -m benchmarks.allocator)."""
+"""The same numbers on every CPU of one capability: the models of the presets (one training step and
+one evaluation of each) send their 1×1 convolutions of small batches, once MKL's, to oneDNN (segmodels/base.py
+OneDNNConv1x1); every MKL call left (DeepLab's fc6 by im2col and SGEMM, fc6_gemm) runs on MKL's COMPATIBLE
+branch, so another MKL code path (MKL_ENABLE_INSTRUCTIONS=AVX2, as another CPU's MKL would take) gives the
+same weights bit for bit. And the allocator setting (engine/allocator.py) moves no number, and is taken (the
+page faults it spares: python -m benchmarks.allocator)."""
 import os
 import platform
 import re
@@ -15,7 +16,7 @@ import pytest
 from benchmarks.allocator import MALLOC_DEFAULTS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# every distinct network of every ablation at the smoke preset (batch 4: PyTorch sends every 1×1
+# every distinct network of every ablation at the smoke preset (batch 4: PyTorch would send every 1×1
 # convolution of a batch under 16 to MKL), one SGD step and one evaluation, one thread
 STEPS = r"""
 import engine  # pins MKL (engine/reproducible.py) before any tensor is computed
@@ -74,18 +75,46 @@ def run_steps(*flags, **env):
     return run_script(STEPS, *flags, **env)
 
 
-def test_every_mkl_call_of_the_presets_models_runs_on_one_branch_and_another_cpus_path_agrees():
-    verbose = run_steps(MKL_VERBOSE="1")
-    calls = re.findall(r"^MKL_VERBOSE (?!oneMKL|Intel).*? CNR:(\S+)", verbose, re.M)
-    assert calls and set(calls) == {"COMPATIBLE"}, sorted(set(calls))
+def test_every_mkl_call_left_in_the_presets_steps_is_pinned_and_another_cpus_path_agrees():
+    for layout in ((), ("--channels-last",)):  # the CPU presets train channels_last
+        verbose = run_steps(*layout, MKL_VERBOSE="1")
+        calls = re.findall(r"^MKL_VERBOSE (?!oneMKL|Intel)(\S+)\(.*? CNR:(\S+)", verbose, re.M)
+        assert {branch for _, branch in calls} <= {"COMPATIBLE"}, sorted(set(calls))
+        # the 1×1 convolutions are oneDNN's: the GEMMs left are fc6_gemm's (before OneDNNConv1x1: 1,860 SGEMM calls)
+        assert sum("GEMM" in name for name, _ in calls) < 200, len(calls)
     n_models, pinned = verbose.strip().splitlines()[-1].split()
     assert int(n_models) >= 25  # every distinct network of the ten ablations
-    assert run_steps(MKL_ENABLE_INSTRUCTIONS="AVX2").split()[-1] == pinned
-    # the old path: unpinned, MKL's dispatch follows the CPU; where it takes its AVX-512 path, the AVX2
-    # path (another CPU's) gives other weights
-    unpinned = run_steps("--unpinned", MKL_VERBOSE="1")
-    if re.search(r"^MKL_VERBOSE oneMKL.*AVX-512", unpinned, re.M):
-        assert unpinned.split()[-1] != run_steps("--unpinned", MKL_ENABLE_INSTRUCTIONS="AVX2").split()[-1]
+    # another CPU's MKL path (AVX2) agrees: what MKL still computes is on its pinned branch
+    assert run_steps("--channels-last", MKL_ENABLE_INSTRUCTIONS="AVX2").split()[-1] == pinned
+
+
+def test_a_1x1_convolution_routed_to_onednn_is_the_same_function():
+    """OneDNNConv1x1 (dilation 2 where PyTorch would take its MKL fallback) computes the 1×1
+    convolution: equal to the plain one within float tolerance, at the batches of either path, with
+    the same weights and state dict."""
+    import torch
+
+    from segmodels.base import OneDNNConv1x1, onednn_1x1
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for batch, stride in ((1, 1), (4, 1), (4, 2), (16, 1)):
+            plain = torch.nn.Conv2d(24, 7, 1, stride=stride)
+            routed = onednn_1x1(torch.nn.Sequential(torch.nn.Conv2d(24, 7, 1, stride=stride)))[0]
+            routed.load_state_dict(plain.state_dict())
+            assert type(routed) is OneDNNConv1x1 and routed.state_dict().keys() == plain.state_dict().keys()
+            x = torch.randn(batch, 24, 12, 12, requires_grad=True)
+            y_plain, y_routed = plain(x), routed(x)
+            torch.testing.assert_close(y_routed, y_plain, rtol=1e-5, atol=1e-5)
+            g_plain, = torch.autograd.grad(y_plain.square().sum(), plain.weight)
+            g_routed, = torch.autograd.grad(y_routed.square().sum(), routed.weight)
+            torch.testing.assert_close(g_routed, g_plain, rtol=1e-4, atol=1e-4)
+        # only plain 1×1 convolutions change class: a 3×3 or a dilated one is left as it is
+        other = onednn_1x1(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3), torch.nn.Conv2d(3, 3, 1, dilation=2)))
+        assert all(type(m) is torch.nn.Conv2d for m in other)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_the_upsampling_gradient_taken_channels_last_moves_no_number():

@@ -5,7 +5,6 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import label as components
 
 from data import build_dataset
 from data.scene_knobs import CONTEXT_PALETTE, SceneKnobs, asymmetric_shape_mask

@@ -177,19 +177,21 @@ def test_a_comparison_two_ablations_share_is_counted_once(tmp_path):
     assert [j.same_as for j in judged["two"]] == [None, None]
 
 
-def test_the_runner_adds_seeds_only_to_undecided_claims_and_reuses_finished_runs(tmp_path):
-    # two claims on the 'seed' column: a vs b can never be decided (equal values, no band), c vs d is
-    # decided at the first look (equal within a band of 100)
+def test_the_runner_adds_no_seeds_to_decided_or_futile_claims_and_reuses_finished_runs(tmp_path):
+    # two claims on the 'seed' column: a vs b can never be decided (equal values, no band: its power
+    # line needs infinitely many seeds, so the futility rule gives it none), c vs d is decided at the
+    # first look (equal within a band of 100); the runner's seeds to a claim that can still be
+    # decided: test_the_runner_gives_the_budget_to_the_claim_nearest_a_decision_first
     spec = tiny("seq", [{"id": v, "model": {"head": "gcn", "k": k}} for v, k in zip("abcd", (3, 5, 7, 9))],
                 [Greater("a > b", "seed", a="a", b="b"), Close("c = d", "seed", a="c", b="d", band=100.0)],
                 {"smoke": {"seeds": [2, 3], "train": {"iterations": 2}}})
-    assert run(spec, tmp_path) == 2 * 3 + 2 * 2
+    assert run(spec, tmp_path) == 4 * 2
     rows = read_rows(str(tmp_path / "seq.csv"))
-    assert rows.groupby("variant")["seed"].max().to_dict() == {"a": 2, "b": 2, "c": 1, "d": 1}
+    assert rows.groupby("variant")["seed"].max().to_dict() == {"a": 1, "b": 1, "c": 1, "d": 1}
     assert set(rows["seed_looks"]) == {"[2, 3]"}
     assert run(spec, tmp_path) == 0
     verdicts = claim_verdicts(spec, read_rows(str(tmp_path / "seq.csv")))
-    assert [(v.outcome, v.look) for v in verdicts] == [(INCONCLUSIVE, 2), (REPRODUCED, 1)]
+    assert [(v.outcome, v.look) for v in verdicts] == [(INCONCLUSIVE, 1), (REPRODUCED, 1)]
 
 
 def test_the_run_budget_goes_to_the_undecided_claims_in_their_declared_order():
@@ -210,18 +212,9 @@ def test_the_run_budget_goes_to_the_undecided_claims_in_their_declared_order():
     assert wanted == {"a", "b"} and left == [] and hopeless == [claims[0], claims[2]]
 
 
-def test_the_runner_gives_the_budget_to_the_claim_nearest_a_decision_first(tmp_path, monkeypatch):
-    """Listed first, a vs b (a gap of 1 at a spread of 5) would need hundreds of seeds; c vs d (a gap of
-    3 at a spread of 1) about 3 more: with room for two more runs, c and d get them."""
-    spec = tiny("seq", [{"id": v, "model": {"head": "gcn", "k": k}} for v, k in zip("abcd", (3, 5, 7, 9))],
-                [Greater("a > b", "score", a="a", b="b"), Greater("c > d", "score", a="c", b="d")],
-                {"smoke": {"seeds": [2, 3], "train": {"iterations": 1}}}, max_runs={"smoke": 10})
-    scores = {"a": [10.0, 20.0], "b": [9.0, 19.0], "c": [12.0, 10.0], "d": [9.0, 7.0]}
-    rows = pd.DataFrame([{"variant": v, "seed": s, "run_id": f"{v}{s}", "status": "ok", "score": x}
-                         for v, xs in scores.items() for s, x in enumerate(xs)])
-    needs = [v.need for v in claim_verdicts(spec, rows, looks=[2, 3], upto=1)]
-    assert needs[1] < 8 < needs[0]
-    import engine.analysis
+def runs_trained(spec, scores, tmp_path, monkeypatch):
+    """The (variant, seed) runs the runner trains for spec, each run's score given (scores[v][seed]; 0
+    beyond them), no training done."""
     import engine.runner
     trained = []
 
@@ -238,7 +231,71 @@ def test_the_runner_gives_the_budget_to_the_claim_nearest_a_decision_first(tmp_p
     monkeypatch.setattr(engine.runner, "run_plans", fake_run_plans)
     monkeypatch.setattr(engine.runner, "save_config_analyses", lambda *args: None)  # no dataset needed here
     run(spec, tmp_path)
-    assert sorted(trained) == sorted([(v, s) for v in "abcd" for s in (0, 1)] + [("c", 2), ("d", 2)])
+    return trained
+
+
+def seq_spec(looks, max_runs=None):
+    return tiny("seq", [{"id": v, "model": {"head": "gcn", "k": k}} for v, k in zip("abcd", (3, 5, 7, 9))],
+                [Greater("a > b", "score", a="a", b="b"), Greater("c > d", "score", a="c", b="d")],
+                {"smoke": {"seeds": looks, "train": {"iterations": 1}}}, max_runs=max_runs and {"smoke": max_runs})
+
+
+def score_rows(scores):
+    return pd.DataFrame([{"variant": v, "seed": s, "run_id": f"{v}{s}", "status": "ok", "score": x}
+                         for v, xs in scores.items() for s, x in enumerate(xs)])
+
+
+def test_the_runner_gives_the_budget_to_the_claim_nearest_a_decision_first(tmp_path, monkeypatch):
+    """Listed first, a vs b would need 7 seeds per variant at its observed difference, c vs d 5 (both
+    within the last look's 8): with room for one pair's six more seeds, c and d get them."""
+    spec = seq_spec([2, 8], max_runs=20)
+    scores = {"a": [10.5, 9.5], "b": [9.0, 7.0], "c": [12.0, 10.0], "d": [9.0, 7.0]}
+    needs = [v.need for v in claim_verdicts(spec, score_rows(scores), looks=[2, 8], upto=1)]
+    assert needs[1] < needs[0] <= 8
+    trained = runs_trained(spec, scores, tmp_path, monkeypatch)
+    assert sorted(trained) == sorted([(v, s) for v in "abcd" for s in (0, 1)] + [(v, s) for v in "cd" for s in range(2, 8)])
+
+
+def test_a_claim_whose_power_line_needs_more_seeds_than_the_last_look_gets_none(tmp_path, monkeypatch):
+    """The futility rule: a vs b (a gap of 1 at a spread of 7) would need 786 seeds per variant, c vs d 5;
+    with a last look of 3 seeds neither gets more, budget or not; with one of 8, c and d do."""
+    scores = {"a": [10.0, 20.0], "b": [9.0, 19.0], "c": [12.0, 10.0], "d": [9.0, 7.0]}
+    needs = [v.need for v in claim_verdicts(seq_spec([2, 3]), score_rows(scores), looks=[2, 3], upto=1)]
+    assert needs == [786, 5]
+    first = [(v, s) for v in "abcd" for s in (0, 1)]
+    assert sorted(runs_trained(seq_spec([2, 3]), scores, tmp_path / "a", monkeypatch)) == sorted(first)
+    assert sorted(runs_trained(seq_spec([2, 8]), scores, tmp_path / "b", monkeypatch)) == \
+        sorted(first + [(v, s) for v in "cd" for s in range(2, 8)])
+
+
+@pytest.mark.parametrize("effect", [0.0, 0.6])
+def test_the_futility_rule_raises_no_verdict_in_simulation(effect):
+    """Simulated sequences (looks 3, 5, 8) of a two-variant and a trend claim, under the null and with
+    a real effect: where the futility rule stops a claim (futile() after a look: no more seeds), its
+    verdict is the one the full design reaches or inconclusive, never another, so it adds no wrong
+    verdict ('reproduced' under the null, 'contradicted' under the effect: the full design's error
+    control, test_under_the_null_each_wrong_direction_is_at_most_five_percent); and it does stop claims."""
+    from engine.design import futile
+    rng, sims = np.random.default_rng(1), 150
+    for name in ("greater", "increasing over 4"):
+        claim, wrong, stopped = NULL_CLAIMS[name], 0, 0
+        # with the effect, the claimed order: a > b (greater), a < b < c < d (increasing)
+        offsets = {v: effect * (i if name.startswith("increasing") else -i) for i, v in enumerate("abcd")}
+        for _ in range(sims):
+            by_seed = {v: dict(enumerate((rng.normal(0, 1, LOOKS[-1]) + offsets[v]).tolist())) for v in "abcd"}
+            outcome = full = sequential(claim, by_seed, LOOKS, band=0.5).outcome
+            for k, n in enumerate(LOOKS[:-1], 1):  # the runner: after each look, stop or go on
+                verdict = sequential(claim, by_seed, LOOKS, band=0.5, upto=k)
+                if verdict.decided:
+                    break
+                if futile(verdict, LOOKS):
+                    kept = {v: {s: x for s, x in d.items() if s < n} for v, d in by_seed.items()}
+                    outcome = sequential(claim, kept, LOOKS, band=0.5).outcome
+                    stopped += 1
+                    break
+            assert outcome in (full, INCONCLUSIVE), (name, full, outcome)
+            wrong += outcome == (REPRODUCED if effect == 0 else CONTRADICTED)
+        assert wrong / sims <= 0.05 and stopped > 0, (name, effect, wrong, stopped)
 
 
 def test_a_run_budget_below_the_first_look_or_not_a_count_is_refused(tmp_path):

@@ -5,6 +5,8 @@ import threading
 import time
 
 import pandas as pd
+import pytest
+import torch
 
 import run_all
 from ablations import load
@@ -13,7 +15,8 @@ from engine.execute import Workers
 from engine.plans import prepare
 from engine.runner import chains
 from probes.same_rows import compare
-from report.build import machine_text, union_minutes
+from report.build import machine_text, normalised_minutes, union_minutes
+from helpers import STUB_REFERENCE_MS, real_reference_step_ms
 
 
 def test_chains_keep_ablations_that_share_runs_together_and_in_order(tmp_path):
@@ -63,6 +66,8 @@ def test_ablations_side_by_side_write_the_rows_they_write_one_after_another(tmp_
     timed = pd.read_csv(tmp_path / "jobs2" / "lc_threshold.csv")
     assert timed["infer_fps"].notna().all() and timed["timing_position"].notna().all()
     assert "Wall time of the runs behind these verdicts" in (tmp_path / "jobs2" / "report" / "REPORT.md").read_text()
+    # every row records the reference step run_all timed at its start (tests: conftest's stub)
+    assert (timed["reference_step_ms"] == STUB_REFERENCE_MS).all()
 
 
 def test_the_suites_wall_time_counts_overlapping_ablations_once():
@@ -82,3 +87,25 @@ def test_the_wall_time_names_its_machine_and_its_speed_on_the_reference_model():
     assert "Machine: AMD EPYC × 2 cores (cpu), Intel Xeon × 2 cores (cpu)." in text
     assert "GCN k = 7 (`gcn_k`) 250 images/s, the median over its 3 runs" in text  # ok k7 runs only
     assert "images/s" not in machine_text({"psp_pool": psp})  # no reference model trained: no speed
+
+
+def test_the_reference_step_is_timed_on_this_machine():
+    threads = torch.get_num_threads()
+    ms = real_reference_step_ms(steps=1, rounds=2, warmup=1)
+    assert 0 < ms < 60_000 and torch.get_num_threads() == threads  # the caller's threads restored
+
+
+def test_the_wall_time_is_normalised_to_the_reference_machine_by_its_reference_step():
+    # hand-computed: a machine whose step takes 134.2 ms (twice the reference's 67.1) ran 97.6 min
+    assert normalised_minutes(97.6, 134.2) == pytest.approx(48.8)
+    assert normalised_minutes(10.0, 67.1) == pytest.approx(10.0)
+    assert normalised_minutes(10.0, 33.55, reference_ms=67.1) == pytest.approx(20.0)
+    t = lambda minute: str(pd.Timestamp("2026-12-05T10:00:00+00:00") + pd.Timedelta(minutes=minute))  # noqa: E731
+    row = dict(plan_id="p", status="ok", cpu_model="AMD EPYC", cpu_count=2, device="cpu", call_started_at=t(0))
+    gcn = pd.DataFrame([{**row, "variant": "k7", "reference_step_ms": 134.2, "finished_at": t(12)},
+                        {**row, "variant": "k3", "reference_step_ms": 134.2, "finished_at": t(4)}])
+    text = machine_text({"gcn_k": gcn})
+    assert "took 134.2 ms at the start of the run_all call, the median over 2 rows" in text
+    assert "(67.1 ms for that step) the wall time is 6.0 min." in text  # 12 min × 67.1 / 134.2
+    older = pd.DataFrame([{**row, "variant": "b1", "finished_at": t(1), "train_img_per_s": 50.0}])
+    assert "the 2 of 3 rows that recorded it" in machine_text({"gcn_k": gcn, "psp_pool": older})

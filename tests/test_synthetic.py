@@ -63,3 +63,19 @@ def test_unknown_dataset_and_missing_root():
         build_dataset({"name": "coco"}, "train")
     with pytest.raises(ValueError, match="--data-root"):
         build_dataset({"name": "voc"}, "train")
+
+
+def test_items_are_normalised_once_per_split_with_the_floats_of_one_image_at_a_time(tmp_path):
+    from data import synthetic
+    from data.synthetic import PIXEL_MEAN, PIXEL_STD
+    data = SyntheticScenes("train", image_size=64, n_train=6, cache_dir=str(tmp_path), flip=False)
+    for i in range(len(data)):
+        alone = data.images[i].float().div_(255).sub_(PIXEL_MEAN).div_(PIXEL_STD)  # the computation as it was
+        assert torch.equal(data[i][0], alone)
+    kept = synthetic.NORMALISED["train"][1]
+    again = SyntheticScenes("train", image_size=64, n_train=6, cache_dir=str(tmp_path), flip=False)
+    data[0][0].add_(1)  # an item is a copy: changing it changes no other
+    assert torch.equal(again[0][0], data.images[0].float().div_(255).sub_(PIXEL_MEAN).div_(PIXEL_STD))
+    assert synthetic.NORMALISED["train"][1] is kept  # the same file: not normalised again
+    other = SyntheticScenes("train", image_size=64, n_train=4, cache_dir=str(tmp_path), flip=False)
+    assert len(other.normalised()) == 4 and synthetic.NORMALISED["train"][1] is not kept

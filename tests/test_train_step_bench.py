@@ -8,9 +8,19 @@ def test_every_model_is_timed_in_each_mode(tmp_path):
                             "--modes", "eager,channels_last", "--out", str(out)]) == 0
     rows = [line.split(" | ") for line in out.read_text().splitlines() if line.startswith("| ")][1:]
     assert [r[0].strip("| ") for r in rows] == [m[0] for m in train_step.MODELS]
+    header = [h.strip("| ") for h in out.read_text().splitlines()[2].split(" | ")]
     for row in rows:
         eager, cl, ratio = (float(c.strip(" |")) for c in row[1:4])
         assert eager > 0 and cl > 0 and abs(ratio - eager / cl) < 0.01 + 0.03 * ratio  # cells are rounded
+        cells = dict(zip(header, [c.strip(" |") for c in row]))
+        assert float(cells["eager GFLOP/s"]) > 0 and float(cells["channels_last GFLOP/s"]) > 0
+
+
+def test_achieved_gflops_are_a_steps_flops_over_its_time():
+    assert train_step.gflops(2e9, 10.0) == 200.0  # 2 GFLOP in 10 ms
+    text = train_step.table({"m": ({"eager": 10.0, "channels_last": 8.0}, {}, {}, {})}, ["eager", "channels_last"],
+                            flops={"m": 2e9})
+    assert "| m | 10.0 | 8.0 | 1.25 | 200.0 | 250.0 |" in text and "eager GFLOP/s | channels_last GFLOP/s" in text
 
 
 def test_a_mode_that_did_not_compile_is_marked_failed():

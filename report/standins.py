@@ -34,7 +34,8 @@ def standin_cards(rows, variant, weights_dir=WEIGHTS_DIR):
 
 def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, published=None, weights_dir=WEIGHTS_DIR):
     """The stand-ins' held-out errors per variant: beside the paper's ImageNet top-5 error where it prints one
-    (GCN Table 6), else alone, with the colour target's accuracy where the stand-in has one (psp_depth's ladder)."""
+    (GCN Table 6), else alone, with the colour target's accuracy where the stand-in has one (psp_depth's ladder):
+    (a line for the report, the table for the appendix)."""
     table = []
     for v in variants:
         label = spec.variant(v)["label"]
@@ -60,4 +61,7 @@ def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, publis
         header = ["backbone (variant)", "stand-in: held-out top-1 error %", "stand-in: held-out colour accuracy %",
                   "chance accuracy %", "stand-in"]
     title = "#### The backbones as classifiers" + (" (the paper's first row)" if published else "")
-    return "\n\n".join([title, intro, md_table(header, table)])
+    errors = [float(r[2 if published else 1]) for r in table if r[2 if published else 1] != "—"]
+    summary = (f"**The backbones as classifiers**: the stand-ins' held-out top-1 error {min(errors):.2f}–{max(errors):.2f} % "
+               f"(per backbone{', beside the paper' if published else ''}: the appendix)." if errors else None)
+    return summary, "\n\n".join([title, intro, md_table(header, table)])  # (the report's, the appendix's)

@@ -60,8 +60,10 @@ def write_standin_weights(backbone, folder):
     else:
         path = own = os.path.join(folder, f"{arch}.pth")
         model = build_backbone({k: v for k, v in backbone.items() if k != "weights"})
-        for block in model.modules():  # zero_init_residual, as torchvision's above (not the deep stem's bn3)
-            last = getattr(block, "bn3", None) if block is not model else None or (block.expand[1] if hasattr(block, "expand") else None)
+        for block in model.modules():  # zero_init_residual, as torchvision's above
+            if block is model:  # the deep stem's bn3 is the trunk's own, not a residual branch's last
+                continue
+            last = getattr(block, "bn3", None) or (block.expand[1] if hasattr(block, "expand") else None)
             if last is not None:
                 torch.nn.init.zeros_(last.weight)
     os.makedirs(os.path.dirname(path), exist_ok=True)

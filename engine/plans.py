@@ -182,7 +182,8 @@ def fine_crf_plans(spec, settings, selection, out_dir):
     ('<id>@crf<i>', i after every index used), with the selection's plan id. [] when the search is done."""
     rows = read_rows(selection_csv(out_dir, spec.name))
     rows = rows[rows["plan_id"] == selection[0].plan_id] if len(rows) else rows
-    grid, more = preset_crf_grid(spec, settings) if selection else None, []
+    tunes_crf = selection and any(v.get("tune_crf") for v in spec.variants)  # (an lr selection alone has no grid)
+    grid, more = preset_crf_grid(spec, settings) if tunes_crf else None, []
     for v in spec.variants:
         own = [p for p in selection if v.get("tune_crf") and crf_point_index(p.variant, v["id"]) is not None]
         if not own or not len(rows):

@@ -98,8 +98,10 @@ def test_standins_section_reads_each_variants_card_and_checks_its_hash(tmp_path)
     (tmp_path / "small_resnet-0000000000.json").write_text(__import__("json").dumps(card))
     rows = pd.DataFrame({"variant": ["resnet_base", "resnet_base", "resnetgcn_base"],
                          "weights": ["fractal:small_resnet-0000000000:" + "ab" * 6] * 2 + ["none"]})
-    text = standins_section(spec, rows, "", "", "", variants=["resnet_base", "resnetgcn_base"],
-                            published={"resnet_base": 7.7, "resnetgcn_base": 7.9}, weights_dir=str(tmp_path))
+    line, text = standins_section(spec, rows, "", "", "", variants=["resnet_base", "resnetgcn_base"],
+                                  published={"resnet_base": 7.7, "resnetgcn_base": 7.9}, weights_dir=str(tmp_path))
+    # the section's line (the range of the stand-ins' errors), the table for the appendix
+    assert line.startswith("**The backbones as classifiers**: the stand-ins' held-out top-1 error 2.75–2.75 %")
     assert "| ResNet, 1×1 head | 7.7 | 2.75 | 0.50 | 1.56 | `small_resnet-0000000000` |" in text
     assert "| ResNet-GCN, 1×1 head | 7.9 | — | — | — | from scratch at this preset: no stand-in |" in text
     rows["weights"] = "fractal:small_resnet-0000000000:" + "cd" * 6
@@ -116,7 +118,8 @@ def test_standins_section_without_a_published_error_shows_the_colour_targets_acc
             "held_out_top5_error": 1.0, "held_out_colour_accuracy": 93.2, "chance_accuracy": 1.56}
     (tmp_path / "small-0000000000-colour.json").write_text(__import__("json").dumps(card))
     rows = pd.DataFrame({"variant": ["r269_ss"], "weights": ["fractal:small-0000000000-colour:" + "ef" * 6]})
-    text = standins_section(spec, rows, "", "", "", variants=["r269_ss"], weights_dir=str(tmp_path))
+    line, text = standins_section(spec, rows, "", "", "", variants=["r269_ss"], weights_dir=str(tmp_path))
+    assert "6.41–6.41 %" in line and "beside the paper" not in line
     label = spec.variant("r269_ss")["label"]
     assert f"| {label} | 6.41 | 93.20 | 1.56 | `small-0000000000-colour` |" in text
     assert "paper: ImageNet" not in text and "(the paper's first row)" not in text

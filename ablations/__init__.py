@@ -59,13 +59,3 @@ def _checked(name):
 def load_all():
     return [load(name) for name in ABLATIONS]
 
-
-def load_each():
-    """(records of the ablations that load, {name: the ValueError of each that does not})."""
-    specs, broken = [], {}
-    for name in ABLATIONS:
-        try:
-            specs.append(load(name))
-        except ValueError as err:
-            broken[name] = err
-    return specs, broken

@@ -75,6 +75,17 @@ def test_a_report_section_unknown_to_the_report_is_one_line(sections, message):
     assert "\n" not in str(err.value) and str(err.value).startswith("ablations/tiny.py: ")
 
 
+def test_ablation_files_are_found_in_the_folder_in_their_order(tmp_path):
+    """No list to edit: every file that sets NAME is an ablation, even one that does not parse; ORDER
+    places it, a file without ORDER comes after, by name; a shared helper (no NAME) is none."""
+    files = {"b_own.py": 'NAME = "b_own"\n', "a_own.py": 'NAME = "a_own"\n', "second.py": 'NAME = "second"\nORDER = 20\n',
+             "broken.py": 'NAME = "broken"\nORDER = 10\ndef (:\n', "shared.py": 'PAPER = "x"\n', "_private.py": 'NAME = "p"\n'}
+    for file, text in files.items():
+        (tmp_path / file).write_text(text)
+    assert ablations.ablation_files(str(tmp_path)) == ("broken", "second", "a_own", "b_own")
+    assert ablations.NAMES[:2] == ("gcn_k", "gcn_vs_conv") and ablations.NAMES[-1] == "deeplab_crf"
+
+
 def test_a_misspelt_claim_variant_fails_at_list_already(monkeypatch, capsys):
     module = ablation_file("gcn_k", **{k: getattr(ablations.gcn_k, k) for k in ("VARIANTS", "PUBLISHED", "MODEL")},
                            CLAIMS=[Greater("GCN k = 15 beats the base", "mIoU", a="k51", b="base")])

@@ -38,7 +38,7 @@ class Ablation:
     """One ablation file, checked, with its defaults filled in (attribute = the file's name in lower case)."""
     name: str
     title: str
-    paper: str
+    paper: str  # None: an ablation of your own, not a paper's (reported apart, never in the papers' headline)
     source: str
     metrics: tuple
     variants: tuple  # dicts, as the file writes them (keys: VARIANT_KEYS)
@@ -55,6 +55,10 @@ class Ablation:
     deviations: dict = field(default_factory=dict)  # {"synthetic" | "real" | dataset: [text]}
     exact_facts: object = None  # a function → [fact dict] (engine.claims.fact_holds), or None
     path: str = ""
+
+    @property
+    def own(self):
+        return self.paper is None
 
     def variant(self, variant_id):
         return next(v for v in self.variants if v["id"] == variant_id)

@@ -535,7 +535,7 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None
     plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"), judged)
     data = (f" Data: [{scene_mode(json.loads(rows.iloc[0]['data_config']))} scenes](#{DATA_PAGE})."
             if dataset == "synthetic" else "")
-    cited = "" if spec.paper in listed.papers else f"*{spec.paper}.* "  # each paper cited once
+    cited = "" if spec.own or spec.paper in listed.papers else f"*{spec.paper}.* "  # each paper cited once
     listed.papers.add(spec.paper)
     deviations = deviations_text(spec, dataset, listed)
     count = len(deviations_of(spec, dataset))
@@ -583,6 +583,10 @@ def read_results(results_dir, specs):
     return found
 
 
+OWN_PART = ("# Your own ablations\n\nThe files that set `PAPER = None`: judged as the papers' claims are, and never "
+            "counted in the papers' headline above (*Every assertion at a glance*, *Verdicts*).")
+
+
 def build(results_dir="results", report_dir="report", specs=None):
     """Write report_dir/REPORT.md; returns its path. specs: ablation records (default: all).
     With no results to report (or a bad results file), raises ResultsError and writes nothing."""
@@ -597,13 +601,20 @@ def build(results_dir="results", report_dir="report", specs=None):
     fig_dir = os.path.join(report_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     sections, provenance, missing, listed = [], [], [], Listed()
-    judged = judged_claims(results, specs, one_plan)
-    assertions = judged_assertions(judged, specs, results, one_plan)
-    for spec in specs:
+    # the headline is the papers' alone: your own ablations (PAPER = None) are judged apart, after them
+    papers, own = [spec for spec in specs if not spec.own], [spec for spec in specs if spec.own and spec.name in results]
+    paper_results = {name: rows for name, rows in results.items() if name in {spec.name for spec in papers}}
+    judged = judged_claims(paper_results, papers, one_plan)
+    assertions = judged_assertions(judged, papers, paper_results, one_plan)
+    every_judged = {**judged, **judged_claims(results, own, one_plan)}
+    for spec in papers + own:
         if spec.name not in results:
             missing.append(spec.name)
             continue
-        main, appended = section(spec, results[spec.name], fig_dir, "figures", results_dir, judged[spec.name], listed)
+        if own and spec is own[0]:
+            sections.append(OWN_PART)
+        main, appended = section(spec, results[spec.name], fig_dir, "figures", results_dir, every_judged[spec.name],
+                                 listed)
         sections.append(main)
         provenance.append(appended)
     head = ["# Reproducing segmentation ablations: published vs reproduced",
@@ -621,8 +632,8 @@ def build(results_dir="results", report_dir="report", specs=None):
             "The deciding comparison: a pair's difference, a trend's worst step (the trend is Page's test), a "
             "\"best\" claim's deciding rival; positive is as the paper says; the interval two-sided at 1 − 2α "
             "of the one-sided test that decided (α = 0.05 / reachable looks).",
-            "## Verdicts", verdict_summary(results, specs, judged, assertions)]
-    page = data_page(results, specs, one_plan, results_dir, fig_dir, "figures")
+            "## Verdicts", verdict_summary(paper_results, papers, judged, assertions)]
+    page = data_page(results, papers + own, one_plan, results_dir, fig_dir, "figures")  # the data of every table shown
     if page:
         head.append(page)
     if missing:

@@ -217,7 +217,7 @@ def main(argv=None):
         from engine.dryrun import dry_run_alone, summary
         for name in args.ablation:
             try:
-                print(summary(dry_run_alone(name, args.data, args.weights, args.device)), flush=True)
+                print(summary(dry_run_alone(load, name, args.data, args.weights, args.device)), flush=True)
             except USER_ERRORS as err:
                 return fail(err, name)
         return 0

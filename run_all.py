@@ -116,6 +116,12 @@ def check_folder(flag, path):
         raise PermissionError(f"{flag} {path}: cannot write in {probe}")
 
 
+def load_checked(name):
+    """ablations.load(name), the report sections the file names checked too (the report registers them)."""
+    from report.build import check_sections
+    return check_sections(load(name))
+
+
 def command_line(args):
     """The options that make a run's configuration (engine/config.py's layer 6)."""
     from engine.config import CommandLine, parse_set
@@ -191,7 +197,7 @@ def main(argv=None):
         code = 0
         for name in ABLATIONS:  # a broken file is its line; the others are listed
             try:
-                print(f"{name:14s} {load(name).title}")
+                print(f"{name:14s} {load_checked(name).title}")
             except USER_ERRORS as err:
                 code = fail(err)
         return code
@@ -199,7 +205,7 @@ def main(argv=None):
         from engine.config import settings
         from engine.plans import prepare, show_config
         try:
-            spec = load(args.show_config[0])
+            spec = load_checked(args.show_config[0])
             prepared = prepare(spec, settings(spec, args.preset, command_line(args)), args.out, with_data=False)
             print(show_config(prepared, args.out, *args.show_config[1:]))
         except USER_ERRORS as err:
@@ -211,11 +217,10 @@ def main(argv=None):
         from engine.dryrun import dry_run_alone, summary
         for name in args.ablation:
             try:
-                print(summary(dry_run_alone(name, args.data, args.weights, args.device)), flush=True)
+                print(summary(dry_run_alone(load, name, args.data, args.weights, args.device)), flush=True)
             except USER_ERRORS as err:
                 return fail(err, name)
         return 0
-    from ablations import load_each
     from report.build import build, read_results
     # Everything that can be checked is checked before anything is trained or written: the output
     # folders, every results file the report reads, each ablation's settings and data.
@@ -227,7 +232,12 @@ def main(argv=None):
         check_folder("--report-dir", args.report_dir)
         check_folder("--report-dir", os.path.join(args.report_dir, "figures"))
         # an ablation file that does not load blocks no other: the report is built without it
-        specs, broken = load_each()
+        specs, broken = [], {}
+        for name in ABLATIONS:
+            try:
+                specs.append(load_checked(name))
+            except ValueError as err:
+                broken[name] = err
         asked = [name for name in args.ablation if name in broken]
         if asked:
             return fail(broken[asked[0]], asked[0])
@@ -265,7 +275,7 @@ def main(argv=None):
         todo, checked = {}, set()
         for name in args.ablation:
             try:
-                spec = load(name)
+                spec = load_checked(name)
                 todo[name] = prepare(spec, settings(spec, args.preset, command_line(args)), args.out, checked)
             except USER_ERRORS as err:
                 return fail(err, name)

@@ -1,22 +1,42 @@
 """What is compared: one declarative file per ablation, and nothing else (the engine is engine/).
 
-NAMES are the ablations `run_all.py --ablation NAME` takes, each the module ablations/NAME.py (its
-NAME), in the report's order. A file is imported only when its ablation is asked for, each on its
-own: one that fails to import (a syntax error, an exception) is one line naming the file and its
-line, and blocks no other ablation. load() gives an ablation's checked, typed record
-(engine.spec.Ablation): a mistake in the file is one line naming the file and the key. Adding an
-ablation is one file and its name in NAMES.
+The ablations are the files of this folder that set NAME (the file's name; shared helpers such as
+psp_common.py do not): `run_all.py --ablation NAME` takes each, found here, named in no list; the report
+takes them in ORDER (a whole number in the file; a file without one comes after those with one, by
+name). A file is imported only when its ablation is asked for, each on its own: one that fails to import
+(a syntax error, an exception) is one line naming the file and its line, and blocks no other ablation.
+load() gives an ablation's checked, typed record (engine.spec.Ablation): a mistake in the file is one
+line naming the file and the key. Adding an ablation is adding its file.
 Run one ablation alone: python -m ablations NAME [run_all.py's options].
 """
 import functools
 import importlib
+import math
 import os
+import re
 import traceback
 
 from engine.spec import from_module
 
-NAMES = ("gcn_k", "gcn_vs_conv", "gcn_vs_stack", "gcn_boundary", "gcn_backbone", "lc_threshold", "lc_schemes",
-         "psp_pool", "psp_aux", "psp_depth", "psp_chain", "deeplab_fov", "deeplab_crf")
+FOLDER = os.path.dirname(os.path.abspath(__file__))
+
+
+def ablation_files(folder=FOLDER):
+    """The names of the ablation files in folder, in the report's order. Read as text, not imported (a
+    broken file is still found, and fails alone when it is loaded)."""
+    found = []
+    for file in os.listdir(folder):
+        if not file.endswith(".py") or file.startswith("_"):
+            continue
+        with open(os.path.join(folder, file), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        if re.search(r"^NAME\s*=", text, re.M):
+            order = re.search(r"^ORDER\s*=\s*(\d+)", text, re.M)
+            found.append((int(order[1]) if order else math.inf, file[:-3]))
+    return tuple(name for _, name in sorted(found))
+
+
+NAMES = ablation_files()
 # name → its module, imported on first use (None until then; a test may put a module of its own here)
 ABLATIONS = dict.fromkeys(NAMES)
 
@@ -59,13 +79,3 @@ def _checked(name):
 def load_all():
     return [load(name) for name in ABLATIONS]
 
-
-def load_each():
-    """(records of the ablations that load, {name: the ValueError of each that does not})."""
-    specs, broken = [], {}
-    for name in ABLATIONS:
-        try:
-            specs.append(load(name))
-        except ValueError as err:
-            broken[name] = err
-    return specs, broken

@@ -11,6 +11,7 @@ from ablations import deeplab_fov as fov
 from engine.claims import Assertion, Best, Close, Greater, Rule
 
 NAME = "deeplab_crf"
+ORDER = 130  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "DeepLab v1 Table 1(a) — MSc and the fully connected CRF"
 PAPER = fov.PAPER
 SOURCE = ("Table 1(a) (mIoU %, PASCAL VOC 2012 val, before / after the CRF) and Table 2's 4×4 dil 8 after the "

@@ -5,6 +5,7 @@ Run alone: python -m ablations deeplab_fov [--preset quick]
 from engine.claims import Assertion, Close, Greater, Ratio, Rule
 
 NAME = "deeplab_fov"
+ORDER = 120  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "DeepLab v1 Table 2 — field of view"
 PAPER = ("Chen, Papandreou, Kokkinos, Murphy, Yuille. Semantic Image Segmentation with Deep "
          "Convolutional Nets and Fully Connected CRFs. ICLR 2015, arXiv 1412.7062")

@@ -11,6 +11,7 @@ from ablations import gcn_boundary, gcn_k
 from engine.claims import Assertion, Close, Greater
 
 NAME = "gcn_backbone"
+ORDER = 50  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "GCN Table 6 — ResNet-50 vs ResNet50-GCN backbone"
 PAPER = gcn_k.PAPER
 SOURCE = "Table 6 (mIoU %, PASCAL VOC 2012 val; ImageNet top-5 error %), as copied in shared/PAPERS.md §1"

@@ -11,6 +11,7 @@ from ablations import gcn_k
 from engine.claims import Assertion, Best, Close, Greater, Rule
 
 NAME = "gcn_boundary"
+ORDER = 40  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "GCN Table 5 — boundary vs internal accuracy of GCN and Boundary Refinement"
 PAPER = gcn_k.PAPER
 SOURCE = ("Table 5 (boundary = pixels within 7 px of a ground-truth boundary at 512 px, per-pixel acc %; "

@@ -5,6 +5,7 @@ Run alone: python -m ablations gcn_k [--preset quick]
 from engine.claims import Assertion, Greater, Increasing
 
 NAME = "gcn_k"
+ORDER = 10  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "GCN Table 1 — kernel size k"
 PAPER = ("Peng, Zhang, Yu, Luo, Sun. Large Kernel Matters: Improve Semantic Segmentation by Global "
          "Convolutional Network. CVPR 2017, arXiv 1703.02719")

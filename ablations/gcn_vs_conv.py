@@ -19,6 +19,7 @@ from engine.claims import Assertion, Greater, Increasing
 from engine.tuning import tuned
 
 NAME = "gcn_vs_conv"
+ORDER = 20  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "GCN Table 2 — GCN vs trivial k×k conv (at the preset lr and each at its best lr)"
 PAPER = gcn_k.PAPER
 SOURCE = "Table 2 (mIoU %, PASCAL VOC 2012 val; #params after res-5), as copied in shared/PAPERS.md §1"

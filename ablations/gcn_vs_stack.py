@@ -17,6 +17,7 @@ from engine.claims import Assertion, Greater, Increasing, Rule
 from engine.tuning import tuned
 
 NAME = "gcn_vs_stack"
+ORDER = 30  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "GCN Tables 3–4 — GCN vs a stack of 3×3 convs; width of the stack"
 PAPER = gcn_k.PAPER
 SOURCE = "Tables 3 and 4 (mIoU %, PASCAL VOC 2012 val), as copied in shared/PAPERS.md §1"

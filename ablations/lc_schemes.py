@@ -22,6 +22,7 @@ from ablations.lc_threshold import PRESETS as _THRESHOLD_PRESETS
 from engine.claims import Assertion, Greater, Rule
 
 NAME = "lc_schemes"
+ORDER = 70  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "Layer Cascade Table 2 — related schemes (plain, DSN, DSN + dropout, MC, LC)"
 SOURCE = "Table 2 (mIoU %, PASCAL VOC 2012 val), as copied in shared/PAPERS.md §3"
 METRICS = ["mIoU"]

@@ -34,6 +34,7 @@ Run alone: python -m ablations lc_threshold [--preset quick]
 from engine.claims import Assertion, Greater, Increasing, Ratio
 
 NAME = "lc_threshold"
+ORDER = 60  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "Layer Cascade Tables 1 & 3 — threshold ρ"
 PAPER = ("Li, Liu, Luo, Loy, Tang. Not All Pixels Are Equal: Difficulty-aware Semantic Segmentation "
          "via Deep Layer Cascade. CVPR 2017, arXiv 1704.01344")

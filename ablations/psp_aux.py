@@ -12,6 +12,7 @@ from ablations import psp_common
 from engine.claims import Assertion, Best, Greater
 
 NAME = "psp_aux"
+ORDER = 90  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "PSPNet Table 2 — auxiliary loss weight α"
 PAPER = psp_common.PAPER
 SOURCE = "Table 2 (ADE20K val, single scale, ResNet-50 baseline), as copied in shared/PAPERS.md §2"

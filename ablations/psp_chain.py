@@ -14,6 +14,7 @@ from ablations import psp_common, psp_depth, psp_pool
 from engine.claims import Assertion, Greater
 
 NAME = "psp_chain"
+ORDER = 110  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "PSPNet Table 4 — the chain of improvements"
 PAPER = psp_common.PAPER
 SOURCE = "Table 4 (ADE20K val; single scale but the last row), as copied in shared/PAPERS.md §2"

@@ -13,6 +13,7 @@ from ablations import psp_common, psp_pool
 from engine.claims import Assertion, Greater, Increasing
 
 NAME = "psp_depth"
+ORDER = 100  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "PSPNet Table 3 — backbone depth, single- and multi-scale testing"
 PAPER = psp_common.PAPER
 SOURCE = "Table 3 (ADE20K val, full module B1236 + AVE + DR), as copied in shared/PAPERS.md §2"

@@ -10,6 +10,7 @@ from ablations import psp_common
 from engine.claims import Assertion, Greater, Rule
 
 NAME = "psp_pool"
+ORDER = 80  # place in the report: the papers in turn, each paper's tables in its order
 TITLE = "PSPNet Table 1 — pyramid pooling: pooling type, bins, dimension reduction"
 PAPER = psp_common.PAPER
 SOURCE = "Table 1 (ADE20K val, single scale, ResNet-50), as copied in shared/PAPERS.md §2"

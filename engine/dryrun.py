@@ -118,16 +118,16 @@ def peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def dry_run_alone(name, data=None, weights=None, device="cpu"):
-    """dry_run of ablation `name` in a fresh process (its own peak memory; nothing left behind)."""
+def dry_run_alone(load, name, data=None, weights=None, device="cpu"):
+    """dry_run of ablation `name` in a fresh process (its own peak memory; nothing left behind); load(name)
+    gives its record there (the caller's loader, e.g. ablations.load: the engine imports no ablation)."""
     import concurrent.futures as cf
     import multiprocessing
     with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_dry_run_by_name, name, data, weights, device).result()
+        return pool.submit(_dry_run_by_name, load, name, data, weights, device).result()
 
 
-def _dry_run_by_name(name, data, weights, device):
-    from ablations import load
+def _dry_run_by_name(load, name, data, weights, device):
     return dry_run(load(name), data, weights, device)
 
 

@@ -93,14 +93,13 @@ def build_trunk(kind, arch):
     return vgg_features(**opts)
 
 
-def cpu_backbones(presets=PRESETS_PRETRAINED):
+def cpu_backbones(specs, presets=PRESETS_PRETRAINED):
     """{name: (kind, arch)} of every distinct CPU backbone (small CNN or ResNet, cascade trunk, VGG trunk) the
-    ablations' plans train at `presets`."""
-    from ablations import load_all
+    plans of the ablations `specs` (engine.spec.Ablation records) train at `presets`."""
     from engine.config import settings
     from engine.plans import plan_runs
     found = {}
-    for spec in load_all():
+    for spec in specs:
         for preset in presets:
             for plan in plan_runs(spec, settings(spec, preset)):
                 if plan.model["backbone"]["name"] in ("small", "small_resnet", "vgg") and plan.model["backbone"].get("weights") in (
@@ -211,13 +210,14 @@ def write_index(out_dir=WEIGHTS_DIR):
         f.write("\n".join(lines) + "\n")
 
 
-def main(argv=None):
+def main(specs, argv=None):
+    """The command, over the stand-ins of the ablations `specs`."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", action="append", default=[], metavar="NAME", help="pretrain only these stand-ins")
     p.add_argument("--out", default=WEIGHTS_DIR, help="folder of the weights and cards (default: weights/)")
     p.add_argument("--list", action="store_true", help="list the stand-ins the presets use and exit")
     args = p.parse_args(argv)
-    backbones = cpu_backbones()
+    backbones = cpu_backbones(specs)
     if args.list:
         for name, (kind, arch) in backbones.items():
             print(name, kind, json.dumps(arch, sort_keys=True))
@@ -235,5 +235,6 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the command: the ablations are its caller's to give, not the engine's
+    from ablations import load_all
+    sys.exit(main(load_all()))

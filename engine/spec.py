@@ -4,8 +4,9 @@ An ablation file (ablations/<name>.py) is data: the paper and table, its variant
 label, model/train/eval settings), the published numbers, the claims (engine/claims.py objects),
 presets, deviations and the report sections it wants. Loading it checks every name it uses — a
 claim's variants and metric, the published numbers' variants and metrics, the variants' keys,
-analyses and presets, duplicate ids, bands, run budgets, report sections and their variant
-arguments — and a mistake is one line naming the file and the key (ValueError), at `--list` already.
+analyses and presets, duplicate ids, bands, run budgets — and a mistake is one line naming the file and
+the key (ValueError), at `--list` already; its report sections are the report's to check (report/build.py
+check_sections, which run_all.py calls as it loads the file).
 """
 import os
 from dataclasses import dataclass, field
@@ -26,12 +27,6 @@ KNOWN_METRICS = ("mIoU", "pixel_acc", "mean_acc", "boundary_acc", "internal_acc"
 # is shown to lie inside its band is 'absent'. Metrics without a band here (speeds, shares) are never 'absent'.
 DEFAULT_BANDS = {"mIoU": 2.0, "pixel_acc": 1.0, "mean_acc": 1.0, "boundary_acc": 1.0, "internal_acc": 1.0,
                  "context_acc": 1.0, "shape_acc": 1.0}
-# The report's extra sections an ablation may ask for (report/build.py draws them), with the names of
-# their arguments that hold variant ids (checked like a claim's).
-SECTIONS = {"erf": ("variants",), "lc_speed": ("speedups", "published"), "lc_stages": ("variant",),
-            "lc_probe": ("variant",), "psp_context": ("heads",), "psp_curves": (),
-            "deeplab_fov": ("published_no_crf", "receptive_field"), "deeplab_crf": ("table_1a", "table_2"),
-            "standins": ("variants", "published")}
 VARIANT_KEYS = ("id", "label", "x", "series", "data", "model", "train", "eval", "presets", "preset_overrides", "analyses",
                 "tune_lr", "tune_crf", "crf_from", "init_from")
 DEVIATION_KEYS = ("synthetic", "real", "voc", "ade20k", "cityscapes")
@@ -43,7 +38,7 @@ class Ablation:
     """One ablation file, checked, with its defaults filled in (attribute = the file's name in lower case)."""
     name: str
     title: str
-    paper: str
+    paper: str  # None: an ablation of your own, not a paper's (reported apart, never in the papers' headline)
     source: str
     metrics: tuple
     variants: tuple  # dicts, as the file writes them (keys: VARIANT_KEYS)
@@ -54,12 +49,16 @@ class Ablation:
     report_columns: tuple = ()
     x_label: str = "variant"
     bands: dict = field(default_factory=dict)  # DEFAULT_BANDS with the file's BANDS over them
-    report_sections: dict = field(default_factory=dict)  # {SECTIONS name: its arguments}
+    report_sections: dict = field(default_factory=dict)  # {report section (report/common.py SECTIONS): its arguments}
     max_runs: dict = field(default_factory=dict)  # {preset: the sequential design's run budget}
     presets: dict = field(default_factory=dict)  # {preset: settings laid over the suite's preset}
     deviations: dict = field(default_factory=dict)  # {"synthetic" | "real" | dataset: [text]}
     exact_facts: object = None  # a function → [fact dict] (engine.claims.fact_holds), or None
     path: str = ""
+
+    @property
+    def own(self):
+        return self.paper is None
 
     def variant(self, variant_id):
         return next(v for v in self.variants if v["id"] == variant_id)
@@ -125,12 +124,7 @@ def from_module(module):
     for metric, band in bands.items():
         if not (isinstance(band, (int, float)) and band > 0):
             fail(f"BANDS[{metric!r}]", f"must be a number > 0, got {band!r}")
-    sections = getattr(module, "REPORT_SECTIONS", {})
-    for section, args in sections.items():
-        if section not in SECTIONS:
-            fail("REPORT_SECTIONS", f"unknown section {section!r}; known: {', '.join(SECTIONS)}")
-        for arg in SECTIONS[section]:
-            check_ids(f"REPORT_SECTIONS[{section!r}][{arg!r}]", flat_ids((args or {}).get(arg, ())))
+    sections = getattr(module, "REPORT_SECTIONS", {})  # their names: report/build.py check_sections
     for key in ("MAX_RUNS", "PRESETS"):
         unknown = sorted(set(getattr(module, key, {})) - set(PRESETS))
         if unknown:
@@ -194,12 +188,3 @@ def check_variant(variant, i, ids, fail):
         fail(f"{key}['analyses']", f"unknown analysis(es) {unknown}; known: {', '.join(ANALYSES)}")
     if variant.get("tune_lr") and variant.get("tune_crf"):  # the CRF grid would be scored at an lr not yet chosen
         fail(key, "tune_lr and tune_crf cannot be combined; fix the lr of a variant whose CRF is tuned")
-
-
-def flat_ids(value):
-    """The variant ids in a section argument: a string, or (nested) lists of them, or a dict's keys."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return list(value)
-    return [i for item in value for i in flat_ids(item)]

@@ -29,12 +29,11 @@ from engine.analysis import set_aside_damaged_analyses
 from engine.claims import DECIDED, RULE_TEXT, Rule, fact_holds
 from engine.design import SOFT_SEED_SDS, family_error, rows_looks, soft_failures
 from engine.rows import OK, ResultsError, read_rows, rows_problem, write_text
-from engine.spec import SECTIONS
 from engine.stats import ALPHA
 from engine.tuning import choose_lrs, lr_point_id, selection_csv
-from report import deeplab, erf, lc_sections, psp, standins
+from report import deeplab, erf, lc_sections, psp, standins  # noqa: F401  (they register their sections)
 from report.appendix import APPENDIX, appendix, appendix_link, appendix_section
-from report.common import METRIC_NAMES, fmt, md_table, mean_std, per_seed
+from report.common import METRIC_NAMES, SECTIONS, fmt, md_table, mean_std, per_seed
 from report.data_page import ANCHOR as DATA_PAGE, data_page, scene_mode
 from report.overview import (NOT_RUN, anchor, assertion_counts, difference_text, family_text, heading,
                              judged_assertions, judged_claims, left_out_text, overview_table, pair_correlations,
@@ -446,21 +445,35 @@ def extra_sections(spec, rows, results_dir, fig_dir, rel_fig):
     function is called as fn(spec, rows, results_dir, fig_dir, rel_fig, **arguments) and returns its
     markdown, or (the report's part, the appendix's part) where its detail is for checking, not reading."""
     main, appended = [], []
-    for name, kwargs in spec.report_sections.items():  # names checked when the file was loaded
-        text = SECTION_FUNCTIONS[name](spec, rows, results_dir, fig_dir, rel_fig, **(kwargs or {}))
+    for name, kwargs in spec.report_sections.items():  # names checked by check_sections
+        text = SECTIONS[name][0](spec, rows, results_dir, fig_dir, rel_fig, **(kwargs or {}))
         text, extra = text if isinstance(text, tuple) else (text, None)
         main += [text] if text else []
         appended += [extra] if extra else []
     return main, appended
 
 
-# the functions of engine/spec.py's SECTIONS (the names an ablation file may ask for)
-SECTION_FUNCTIONS = {"erf": erf.erf_section, "lc_speed": lc_sections.speed_section,
-                     "lc_stages": lc_sections.stage_map_section, "lc_probe": lc_sections.probe_section,
-                     "psp_context": psp.context_section, "psp_curves": psp.curve_section,
-                     "deeplab_fov": deeplab.fov_sections, "deeplab_crf": deeplab.crf_sections,
-                     "standins": standins.standins_section}
-assert set(SECTION_FUNCTIONS) == set(SECTIONS), "report/build.py draws exactly engine/spec.py's SECTIONS"
+def check_sections(spec):
+    """spec (an engine.spec.Ablation), its REPORT_SECTIONS checked against the sections registered
+    (report/common.py SECTIONS): a name or a variant id unknown is a ValueError naming the file and the key."""
+    for name, args in spec.report_sections.items():
+        if name not in SECTIONS:
+            raise ValueError(f"{spec.path}: REPORT_SECTIONS: unknown section {name!r}; known: {', '.join(SECTIONS)}")
+        for arg in SECTIONS[name][1]:
+            unknown = [i for i in flat_ids((args or {}).get(arg, ())) if i not in spec.variant_ids]
+            if unknown:
+                raise ValueError(f"{spec.path}: REPORT_SECTIONS[{name!r}][{arg!r}]: unknown variant id(s) "
+                                 f"{', '.join(map(repr, unknown))}; variants: {', '.join(spec.variant_ids)}")
+    return spec
+
+
+def flat_ids(value):
+    """The variant ids in a section argument: a string, or (nested) lists of them, or a dict's keys."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return list(value)
+    return [i for item in value for i in flat_ids(item)]
 
 
 def settings_line(rows):
@@ -522,7 +535,7 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None
     plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"), judged)
     data = (f" Data: [{scene_mode(json.loads(rows.iloc[0]['data_config']))} scenes](#{DATA_PAGE})."
             if dataset == "synthetic" else "")
-    cited = "" if spec.paper in listed.papers else f"*{spec.paper}.* "  # each paper cited once
+    cited = "" if spec.own or spec.paper in listed.papers else f"*{spec.paper}.* "  # each paper cited once
     listed.papers.add(spec.paper)
     deviations = deviations_text(spec, dataset, listed)
     count = len(deviations_of(spec, dataset))
@@ -570,11 +583,15 @@ def read_results(results_dir, specs):
     return found
 
 
+OWN_PART = ("# Your own ablations\n\nThe files that set `PAPER = None`: judged as the papers' claims are, and never "
+            "counted in the papers' headline above (*Every assertion at a glance*, *Verdicts*).")
+
+
 def build(results_dir="results", report_dir="report", specs=None):
     """Write report_dir/REPORT.md; returns its path. specs: ablation records (default: all).
     With no results to report (or a bad results file), raises ResultsError and writes nothing."""
     from ablations import load_all
-    specs = load_all() if specs is None else specs
+    specs = [check_sections(spec) for spec in (load_all() if specs is None else specs)]
     results = read_results(results_dir, specs)
     if not results:
         raise ResultsError(f"results folder {results_dir} not found" if not os.path.isdir(results_dir) else
@@ -584,13 +601,20 @@ def build(results_dir="results", report_dir="report", specs=None):
     fig_dir = os.path.join(report_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     sections, provenance, missing, listed = [], [], [], Listed()
-    judged = judged_claims(results, specs, one_plan)
-    assertions = judged_assertions(judged, specs, results, one_plan)
-    for spec in specs:
+    # the headline is the papers' alone: your own ablations (PAPER = None) are judged apart, after them
+    papers, own = [spec for spec in specs if not spec.own], [spec for spec in specs if spec.own and spec.name in results]
+    paper_results = {name: rows for name, rows in results.items() if name in {spec.name for spec in papers}}
+    judged = judged_claims(paper_results, papers, one_plan)
+    assertions = judged_assertions(judged, papers, paper_results, one_plan)
+    every_judged = {**judged, **judged_claims(results, own, one_plan)}
+    for spec in papers + own:
         if spec.name not in results:
             missing.append(spec.name)
             continue
-        main, appended = section(spec, results[spec.name], fig_dir, "figures", results_dir, judged[spec.name], listed)
+        if own and spec is own[0]:
+            sections.append(OWN_PART)
+        main, appended = section(spec, results[spec.name], fig_dir, "figures", results_dir, every_judged[spec.name],
+                                 listed)
         sections.append(main)
         provenance.append(appended)
     head = ["# Reproducing segmentation ablations: published vs reproduced",
@@ -608,8 +632,8 @@ def build(results_dir="results", report_dir="report", specs=None):
             "The deciding comparison: a pair's difference, a trend's worst step (the trend is Page's test), a "
             "\"best\" claim's deciding rival; positive is as the paper says; the interval two-sided at 1 − 2α "
             "of the one-sided test that decided (α = 0.05 / reachable looks).",
-            "## Verdicts", verdict_summary(results, specs, judged, assertions)]
-    page = data_page(results, specs, one_plan, results_dir, fig_dir, "figures")
+            "## Verdicts", verdict_summary(paper_results, papers, judged, assertions)]
+    page = data_page(results, papers + own, one_plan, results_dir, fig_dir, "figures")  # the data of every table shown
     if page:
         head.append(page)
     if missing:

@@ -12,6 +12,19 @@ import pandas as pd  # noqa: E402
 from engine.design import seed_values  # noqa: E402
 
 
+# The report's extra sections an ablation may ask for in REPORT_SECTIONS, each registered where it is drawn:
+# name → (its function, the names of its arguments that hold variant ids, checked like a claim's).
+SECTIONS = {}
+
+
+def report_section(name, *variant_args):
+    """Decorator: fn(spec, rows, results_dir, fig_dir, rel_fig, **arguments) draws report section `name`."""
+    def register(fn):
+        SECTIONS[name] = (fn, variant_args)
+        return fn
+    return register
+
+
 def save_figure(fig, path, dpi):
     """Save and close a figure, byte-reproducibly: no 'Software' (matplotlib version) entry in the PNG."""
     fig.savefig(path, dpi=dpi, metadata={"Software": None})

@@ -11,8 +11,8 @@ from engine.analysis import analysis_file, load_analysis, model_analysis_file
 from engine.design import seed_values
 from engine.rows import OK, read_rows
 from engine.tuning import choose_crfs, crf_optimum, crf_point_index, crf_scores, selection_csv
-from report.common import (LABEL_COLOURS, fmt, image_grid, md_table, mean_std, mean_text, per_seed, plt, save_figure,
-                           shown_label)
+from report.common import (LABEL_COLOURS, fmt, image_grid, md_table, mean_std, mean_text, per_seed, plt, report_section,
+                           save_figure, shown_label)
 
 
 def run_fov(rows, results_dir, variant):
@@ -25,6 +25,7 @@ def run_fov(rows, results_dir, variant):
     return load_analysis(path) if os.path.exists(path) else None
 
 
+@report_section("deeplab_fov", "published_no_crf", "receptive_field")
 def fov_sections(spec, rows, results_dir, fig_dir, rel_fig, paper_fov, published_no_crf, receptive_field):
     """(Markdown of the report: the mapping of each variant as run (its rows' "fov" analysis) to the paper's
     (paper_fov(variant id): at paper size, from the config alone; receptive_field: the paper's Table 2) and
@@ -90,6 +91,7 @@ def crf_gain(rows, variant, metric="mIoU"):
     return [after[s] - before[s] for s in sorted(set(before) & set(after)) if math.isfinite(after[s] - before[s])]
 
 
+@report_section("deeplab_crf", "table_1a", "table_2")
 def crf_sections(spec, rows, results_dir, fig_dir, rel_fig, table_1a, table_2):
     """(Markdown of the report: Table 1(a) and Table 2 before / after the CRF beside the paper's, the CRF's
     gain on boundary and internal pixels, the trimap's figure and a figure of examples; of the appendix: the

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from engine.analysis import analysis_file, load_analysis
-from report.common import md_table, plt, save_figure
+from report.common import md_table, plt, report_section, save_figure
 
 MASS_FRACTIONS = (0.5, 0.9)
 
@@ -49,6 +49,7 @@ def variant_erf(rows, variant, results_dir):
     return (np.mean(maps, axis=0) if maps else None), used, missing, sorted(n_images)
 
 
+@report_section("erf", "variants")
 def erf_section(spec, rows, results_dir, fig_dir, rel_fig, variants):
     """(Markdown of the report: a figure comparing the effective receptive fields of `variants` (ids of
     spec.variants), from the analysis files of the rows used; of the appendix: the table of mass radii, or

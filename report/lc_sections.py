@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 
 from engine.analysis import analysis_file, load_analysis
-from report.common import LABEL_COLOURS, fmt, image_grid, md_table, mean_std, per_seed, shown_label
+from report.common import LABEL_COLOURS, fmt, image_grid, md_table, mean_std, per_seed, report_section, shown_label
 
 
 def _cell(values, digits=2):
@@ -31,6 +31,7 @@ def speedup(rows, slow, fast, metric="infer_ms"):
     return {seed: a[seed] / b[seed] for seed in sorted(set(a) & set(b)) if b[seed] > 0}
 
 
+@report_section("lc_speed", "speedups", "published")
 def speed_section(spec, rows, results_dir, fig_dir, rel_fig, published, speedups):
     """Table 3 as reproduced: per ρ the median ms/image, images/s and per-stage ms (mean ± std over
     seeds), the paper's numbers beside where it has them (`published`: {variant: {'infer_ms', 'fps',
@@ -69,6 +70,7 @@ def speed_section(spec, rows, results_dir, fig_dir, rel_fig, published, speedups
         "(compare speed-ups, not milliseconds).", table, "\n".join(lines)])
 
 
+@report_section("lc_stages", "variant")
 def stage_map_section(spec, rows, results_dir, fig_dir, rel_fig, variant):
     """Fig. 5-style: image, label, prediction and deciding stage for a few validation images, from
     the "stages" analysis of the lowest seed's run of `variant` (at the plan's eval ρ, saved when the
@@ -114,6 +116,7 @@ def probe_summary(probes):
     return "; ".join(parts) + f" (means over {len(probes)} seed{'s' if len(probes) > 1 else ''})."
 
 
+@report_section("lc_probe", "variant")
 def probe_section(spec, rows, results_dir, fig_dir, rel_fig, variant):
     """The probe of the mechanism, per seed of `variant` (the DSN model: every stage trained on
     every pixel): share of pixels stage 1 is unsure about at each probed ρ, and each stage's

@@ -9,7 +9,7 @@ import numpy as np
 
 from engine.analysis import analysis_file, data_analysis_file, load_analysis, model_analysis_file
 from engine.rows import OK
-from report.common import fmt, md_table, plt, save_figure
+from report.common import fmt, md_table, plt, report_section, save_figure
 
 # A seed "learned the context rule" when its context_acc (chance 50 %) is at least this: fixed
 # before looking at any result, halfway between chance and perfect.
@@ -34,6 +34,7 @@ def failures_table(rows, threshold=LEARNED_CONTEXT_ACC):
                     [(v, n, k, f"{fmt(rate, 0)} %" if n else "–") for v, n, k, rate in context_failures(rows, threshold)])
 
 
+@report_section("psp_context", "heads")
 def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads):
     """Report section (markdown): for each kind of head in `heads`, the share of object pixels whose
     receptive field contains a band pixel (its network's "reach" analysis), a histogram of
@@ -137,6 +138,7 @@ def loss_at(iterations, losses, fraction, window=CURVE_WINDOW):
     return float(np.mean(np.asarray(losses)[..., keep])) if keep.any() else math.nan
 
 
+@report_section("psp_curves")
 def curve_section(spec, rows, results_dir, fig_dir, rel_fig, loss="main_loss"):
     """Report section (markdown): the main loss against the iteration, mean over seeds per variant
     (with the auxiliary loss, where there is one, beside it), and a table of the main loss at 25, 50

@@ -5,7 +5,7 @@ backbone: a single model, shown, not judged."""
 import json
 import os
 
-from report.common import md_table
+from report.common import md_table, report_section
 
 # weights/ (segmodels/pretrained.py writes it; the report reads cards, never a network)
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
@@ -32,6 +32,7 @@ def standin_cards(rows, variant, weights_dir=WEIGHTS_DIR):
     return cards
 
 
+@report_section("standins", "variants", "published")
 def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, published=None, weights_dir=WEIGHTS_DIR):
     """The stand-ins' held-out errors per variant: beside the paper's ImageNet top-5 error where it prints one
     (GCN Table 6), else alone, with the colour target's accuracy where the stand-in has one (psp_depth's ladder):

@@ -11,6 +11,9 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from segmodels.base import builds
+from segmodels.pretrained import standin_options, with_standin
+
 
 def conv_bn_relu(cin, cout, stride=1, dilation=1):
     return nn.Sequential(
@@ -53,6 +56,11 @@ class SmallCNN(Stages):
             self.stages[name] = nn.Sequential(*layers)
             self.channels[name], self.strides[name] = w, total_stride
             cin = w
+
+
+@builds("backbone", "small")
+def small_cnn(cfg):
+    return with_standin(SmallCNN(**standin_options(cfg)), cfg)
 
 
 def receptive_field(module: nn.Module) -> int:
@@ -235,6 +243,20 @@ class ResNetBackbone(nn.Module):
             x = layer(x)
             out[name] = x
         return out
+
+
+@builds("backbone", "resnet")
+def resnet(cfg):
+    """ResNetBackbone, or with gcn: true its ResNet-GCN (GCN's Table 6; segmodels/gcn.py)."""
+    opts = {k: v for k, v in cfg.items() if k != "name"}
+    if not opts.pop("gcn", False):
+        return ResNetBackbone(**opts)
+    from segmodels.gcn import to_resnet50_gcn  # gcn.py builds on this file
+    weights = opts.pop("weights", None)
+    net = to_resnet50_gcn(ResNetBackbone(**opts))
+    if weights is not None:  # torchvision has none of it: 'imagenet' is an error that says what to give
+        load_imagenet_weights(net, net.arch, weights)
+    return net
 
 
 def conv3x3(cin, cout, stride=1):

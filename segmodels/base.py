@@ -11,11 +11,45 @@ state on the model, so one plan's options cannot leak into the next; statistics 
 share of pixels per stage, per-stage times) are returned by that pass. Loss parts are returned as
 tensors (detached), so a training step never waits for them; the trainer reads them when it logs.
 """
+import importlib
+import os
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from data import IGNORE_INDEX
+
+# name → builder of each kind a model config names, filled by @builds where each is defined: an arch's
+# builder(backbone config, num_classes, **options), a backbone's builder(config), a head's (see gcn.build_head)
+BUILDERS = {"arch": {}, "backbone": {}, "head": {}}
+
+
+def builds(kind, name):
+    """Decorator: the function (or class) builds the `kind` ('arch', 'backbone' or 'head') called `name`."""
+    def register(fn):
+        BUILDERS[kind][name] = fn
+        return fn
+    return register
+
+
+def builder(kind, name):
+    """The builder of `kind` `name`; every file of segmodels/ is imported first if it is not registered
+    yet (a model of your own is a new file there); otherwise ValueError listing what is registered."""
+    if name not in BUILDERS[kind]:
+        folder = os.path.dirname(os.path.abspath(__file__))
+        for file in sorted(os.listdir(folder)):
+            if file.endswith(".py") and not file.startswith("_"):
+                importlib.import_module(f"segmodels.{file[:-3]}")
+    if name not in BUILDERS[kind]:
+        raise ValueError(f"unknown {'model ' if kind == 'arch' else ''}{kind} {name!r}; "
+                         f"choose one of: {', '.join(BUILDERS[kind])}")
+    return BUILDERS[kind][name]
+
+
+def build_backbone(cfg: dict):
+    """The backbone a model config's 'backbone' dict names ({'name': ..., **its options})."""
+    return builder("backbone", cfg["name"])(cfg)
 
 
 class _GradientAs(torch.autograd.Function):

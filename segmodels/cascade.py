@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from data import IGNORE_INDEX
 from segmodels.backbones import ResNetBackbone, SmallCNN
-from segmodels.base import SegModel
+from segmodels.base import SegModel, builds
 from segmodels.region_conv import (DENSE_ABOVE, Region, masked_head, masked_unit, region_head, region_unit, to_flat,
                                   unit_parts)
 
@@ -298,3 +298,8 @@ class LayerCascade(SegModel):
             stats[f"stage{i}_ms"] = 1000.0 * t / B
         logits = logits.view(B, h, w, K).permute(0, 3, 1, 2)
         return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False), stats
+
+
+@builds("arch", "layer_cascade")
+def layer_cascade(backbone, num_classes, **opts):
+    return LayerCascade(build_trunk(backbone), num_classes, **opts)

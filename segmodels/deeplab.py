@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from data import IGNORE_INDEX
 from segmodels.backbones import load_imagenet_weights
-from segmodels.base import SegModel
+from segmodels.base import SegModel, builds
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 VGG16_CONVS = (2, 2, 3, 3, 3)
@@ -230,6 +230,7 @@ def vgg16_to_deeplab(state, fc6_kernel, fc_channels):
     return out
 
 
+@builds("arch", "deeplab_v1")  # builds its own VGG trunk (DeepLab's pools, dilations, fc6/fc7)
 class DeepLabV1(SegModel):
     """DeepLab v1: DeepLabVGG (as `backbone`, base learning rate) + 1×1 classifier (the paper's
     fc8, trained at 10× the rate through head_lr_mult), upsampled bilinearly to the input size.

@@ -5,6 +5,7 @@ pipeline of its Fig. 2 (GCNNet), and the ResNet-GCN backbone of its Table 6 (GCN
 All heads map c feature channels to the class scores, at the feature map's resolution.
 Parameter counts in the paper exclude biases; `segmodels.base.count_weights` counts the same way.
 """
+import inspect
 from collections import OrderedDict
 
 import torch
@@ -13,7 +14,8 @@ import torch.nn.functional as F
 from torchvision.models.resnet import Bottleneck
 
 from segmodels.backbones import Stages, conv_bn_relu
-from segmodels.base import SegModel, upsample_scores
+from segmodels.base import BUILDERS, SegModel, build_backbone, builder, builds, upsample_scores
+from segmodels.pretrained import standin_options, with_standin
 
 
 def check_kernel(k):
@@ -71,23 +73,39 @@ def stack_width(cin, width=None, width_ratio=None):
     return width or cin
 
 
+# The heads, by name: each builder(cin, num_classes, k=None[, width, width_ratio]) maps cin feature
+# channels to the class scores. A head of your own: a file in segmodels/ with a function under @builds("head", ...).
+@builds("head", "conv1x1")
+def conv1x1_head(cin, num_classes, k=None):
+    return nn.Conv2d(cin, num_classes, 1)
+
+
+@builds("head", "gcn")
+def gcn_head(cin, num_classes, k=None):
+    return GCNBlock(cin, num_classes, k)
+
+
+@builds("head", "conv")
+def dense_head(cin, num_classes, k=None):
+    """The 'trivial' dense k×k conv of Table 2."""
+    check_kernel(k)
+    return nn.Conv2d(cin, num_classes, k, padding=k // 2)
+
+
+@builds("head", "stack")
+def stack_head(cin, num_classes, k=None, width=None, width_ratio=None):
+    return conv_stack(cin, num_classes, k, stack_width(cin, width, width_ratio))
+
+
 def build_head(cin, num_classes, head="gcn", k=None, width=None, width_ratio=None, br=False):
-    """A head from its config: head in {'conv1x1', 'gcn', 'conv', 'stack'}; k its kernel size;
-    width (or width_ratio × cin) the stack's inner channels (default cin); br appends Boundary
+    """A head from its config: head a registered name (conv1x1, gcn, conv, stack, or one of your own); k its
+    kernel size; width (or width_ratio × cin) the stack's inner channels (default cin); br appends Boundary
     Refinement."""
-    if head != "stack" and (width is not None or width_ratio is not None):
-        raise ValueError(f"width/width_ratio apply to the 'stack' head only, not {head!r}")
-    if head == "conv1x1":
-        net = nn.Conv2d(cin, num_classes, 1)
-    elif head == "gcn":
-        net = GCNBlock(cin, num_classes, k)
-    elif head == "conv":  # the 'trivial' dense k×k conv of Table 2
-        check_kernel(k)
-        net = nn.Conv2d(cin, num_classes, k, padding=k // 2)
-    elif head == "stack":
-        net = conv_stack(cin, num_classes, k, stack_width(cin, width, width_ratio))
-    else:
-        raise ValueError(f"unknown head {head!r}; choose one of conv1x1, gcn, conv, stack")
+    sizes = {name: value for name, value in (("width", width), ("width_ratio", width_ratio)) if value is not None}
+    sized = [name for name, fn in BUILDERS["head"].items() if "width_ratio" in inspect.signature(fn).parameters]
+    if sizes and head not in sized:
+        raise ValueError(f"width/width_ratio apply to the {' or '.join(map(repr, sized))} head only, not {head!r}")
+    net = builder("head", head)(cin, num_classes, k=k, **sizes)
     return nn.Sequential(net, BoundaryRefine(num_classes)) if br else net
 
 
@@ -105,6 +123,11 @@ class SingleHeadNet(SegModel):
         feats = self.backbone(x)
         scores = self.head(next(reversed(feats.values())))
         return upsample_scores(scores, x.shape[-2:])
+
+
+@builds("arch", "single_head")
+def single_head_net(backbone, num_classes, **opts):
+    return SingleHeadNet(build_backbone(backbone), num_classes, **opts)
 
 
 def bilinear_deconv(channels, factor):
@@ -155,6 +178,11 @@ class GCNNet(SegModel):
         if score.shape[-2:] != x.shape[-2:]:  # inputs not a multiple of the stride
             score = F.interpolate(score, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return score
+
+
+@builds("arch", "gcn_fig2")
+def gcn_net(backbone, num_classes, **opts):
+    return GCNNet(build_backbone(backbone), num_classes, **opts)
 
 
 # --- ResNet-GCN (Table 6) ----------------------------------------------------------------------
@@ -247,3 +275,8 @@ class SmallResNet(Stages):
             self.stages[f"s{i}"] = bottleneck_stage(cin, w, n, 2, k if gcn else None, m)
             self.channels[f"s{i}"], self.strides[f"s{i}"] = w, 2 ** i
             cin = w
+
+
+@builds("backbone", "small_resnet")
+def small_resnet(cfg):
+    return with_standin(SmallResNet(**standin_options(cfg)), cfg)

@@ -76,6 +76,23 @@ def load_standin(module, kind, arch, folder=None):
     return card
 
 
+def standin_options(cfg):
+    """A CPU backbone config's options for its class (not its name or weights), once its weights are checked:
+    a stand-in's name or none."""
+    weights = cfg.get("weights")
+    if weights is not None and weights not in STANDIN_WEIGHTS:
+        raise ValueError(f"the {cfg['name']} CPU backbone takes weights {' or '.join(map(repr, STANDIN_WEIGHTS))} "
+                         f"(a pretrained stand-in) or none, got {weights!r}")
+    return {k: v for k, v in cfg.items() if k not in ("name", "weights")}
+
+
+def with_standin(net, cfg):
+    """net with the stand-in its config names loaded, if it names one."""
+    if cfg.get("weights") is not None:
+        load_standin(net, cfg["name"], cfg)
+    return net
+
+
 def weights_id(model_cfg):
     """What a run's backbone starts from, for its row: 'fractal:<name>:<sha256[:12]>' for a stand-in,
     'imagenet', a file name, or 'none' (from scratch)."""

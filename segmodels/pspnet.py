@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data import IGNORE_INDEX
-from segmodels.base import SegModel, upsample_scores
+from segmodels.base import SegModel, build_backbone, builds, upsample_scores
 
 POOLS = ("avg", "max", "none")
 
@@ -193,3 +193,8 @@ class PSPNet(SegModel):
         aux_loss = F.cross_entropy(aux, labels, ignore_index=IGNORE_INDEX)
         return main_loss + self.aux_weight * aux_loss, {"main_loss": main_loss.detach(),
                                                         "aux_loss": aux_loss.detach()}
+
+
+@builds("arch", "pspnet")
+def pspnet(backbone, num_classes, **opts):
+    return PSPNet(build_backbone(backbone), num_classes, **opts)

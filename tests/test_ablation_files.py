@@ -49,8 +49,6 @@ MISTAKES = [
     ({"VARIANTS": [{"label": "no id"}]}, r"VARIANTS\[0\]: needs an 'id'"),
     ({"VARIANTS": [{"id": "a", "init_from": "b"}]}, r"VARIANTS\[0\] \('a'\): init_from 'b' must name another variant"),
     ({"VARIANTS": [{"id": "a", "init_from": "b"}, {"id": "b", "init_from": "a"}]}, r"\('a'\): init_from 'b'"),
-    ({"REPORT_SECTIONS": {"erff": {}}}, r"REPORT_SECTIONS: unknown section 'erff'"),
-    ({"REPORT_SECTIONS": {"erf": {"variants": ["k3", "k9"]}}}, r"REPORT_SECTIONS\['erf'\]\['variants'\]: .*'k9'"),
     ({"BANDS": {"mIoU": -1}}, r"BANDS\['mIoU'\]: must be a number > 0"),
     ({"MAX_RUNS": {"smoke": 0}}, r"MAX_RUNS\['smoke'\]: must be a whole number >= 1, got 0"),
     ({"MAX_RUNS": {"fast": 3}}, r"MAX_RUNS: unknown preset\(s\) \['fast'\]"),
@@ -65,6 +63,27 @@ def test_a_mistake_in_an_ablation_file_is_one_line_naming_the_file_and_the_key(a
     with pytest.raises(ValueError, match=message) as err:
         from_module(ablation_file("tiny", **attrs))
     assert "\n" not in str(err.value) and str(err.value).startswith("ablations/tiny.py: ")
+
+
+@pytest.mark.parametrize("sections, message", [
+    ({"erff": {}}, r"REPORT_SECTIONS: unknown section 'erff'; known: .*erf"),
+    ({"erf": {"variants": ["k3", "k9"]}}, r"REPORT_SECTIONS\['erf'\]\['variants'\]: .*'k9'")])
+def test_a_report_section_unknown_to_the_report_is_one_line(sections, message):
+    from report.build import check_sections
+    with pytest.raises(ValueError, match=message) as err:
+        check_sections(from_module(ablation_file("tiny", REPORT_SECTIONS=sections)))
+    assert "\n" not in str(err.value) and str(err.value).startswith("ablations/tiny.py: ")
+
+
+def test_ablation_files_are_found_in_the_folder_in_their_order(tmp_path):
+    """No list to edit: every file that sets NAME is an ablation, even one that does not parse; ORDER
+    places it, a file without ORDER comes after, by name; a shared helper (no NAME) is none."""
+    files = {"b_own.py": 'NAME = "b_own"\n', "a_own.py": 'NAME = "a_own"\n', "second.py": 'NAME = "second"\nORDER = 20\n',
+             "broken.py": 'NAME = "broken"\nORDER = 10\ndef (:\n', "shared.py": 'PAPER = "x"\n', "_private.py": 'NAME = "p"\n'}
+    for file, text in files.items():
+        (tmp_path / file).write_text(text)
+    assert ablations.ablation_files(str(tmp_path)) == ("broken", "second", "a_own", "b_own")
+    assert ablations.NAMES[:2] == ("gcn_k", "gcn_vs_conv") and ablations.NAMES[-1] == "deeplab_crf"
 
 
 def test_a_misspelt_claim_variant_fails_at_list_already(monkeypatch, capsys):

@@ -73,7 +73,8 @@ def test_missing_or_altered_weights_are_one_clear_line(tmp_path):
 def test_every_cpu_backbone_has_committed_weights_its_models_start_from():
     """Each distinct backbone the quick and full presets train has a stand-in in weights/ whose card checks out,
     and a quick plan's model starts from exactly those weights (every variant the same: pairing)."""
-    names = cpu_backbones()  # the quick and the full preset's
+    from ablations import load_all
+    names = cpu_backbones(load_all())  # the quick and the full preset's
     assert any(name.endswith("-colour") for name in names)  # PSPNet's colour-keeping stand-ins among them
     for name, (kind, arch) in names.items():
         card = read_card(kind, arch)

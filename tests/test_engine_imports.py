@@ -1,0 +1,49 @@
+"""The engine is given ablation records, it never finds them: no module of engine/ imports `ablations`
+(the command at the end of engine/pretrain.py, run as a program, gives its own), and each imports with
+`ablations` out of reach."""
+import ast
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULES = sorted(f"engine.{f[:-3]}" for f in os.listdir(os.path.join(REPO, "engine")) if f.endswith(".py") and f != "__init__.py")
+
+
+def is_main_block(node):
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and isinstance(test, ast.Compare) and getattr(test.left, "id", "") == "__name__"
+
+
+def imported_names(tree):
+    """The modules a file imports, anywhere but in its `if __name__ == "__main__":` block."""
+    names, todo = set(), [n for n in tree.body if not is_main_block(n)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        todo += list(ast.iter_child_nodes(node))
+    return names
+
+
+def test_no_engine_module_imports_the_ablations():
+    for module in MODULES:
+        path = os.path.join(REPO, *module.split(".")) + ".py"
+        names = imported_names(ast.parse(open(path, encoding="utf-8").read()))
+        assert not [n for n in names if n == "ablations" or n.startswith("ablations.")], module
+
+
+def test_every_engine_module_imports_with_the_ablations_out_of_reach():
+    script = ("import importlib, sys\n"
+              "class NoAblations:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name == 'ablations' or name.startswith('ablations.'):\n"
+              "            raise ImportError('ablations imported by ' + current)\n"
+              "sys.meta_path.insert(0, NoAblations())\n"
+              f"for current in {MODULES!r}:\n"
+              "    importlib.import_module(current)\n"
+              "assert not [m for m in sys.modules if m.split('.')[0] == 'ablations']\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-1500:]

@@ -95,6 +95,19 @@ def test_the_reference_step_is_timed_on_this_machine():
     assert 0 < ms < 60_000 and torch.get_num_threads() == threads  # the caller's threads restored
 
 
+def test_a_reference_step_that_cannot_run_is_one_line_and_the_runs_go_on(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from benchmarks import train_step
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("weights/small-x-colour.pt: no such stand-in weights file")
+    monkeypatch.setattr(train_step, "reference_step_ms", missing)
+    assert run_all.reference_speed(SimpleNamespace(device="cpu"), None) is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "was not timed" in err and "weights/small-x-colour.pt" in err
+
+
 def test_the_wall_time_is_normalised_to_the_reference_machine_by_its_reference_step():
     # hand-computed: a machine whose step takes 134.2 ms (twice the reference's 67.1) ran 97.6 min
     assert normalised_minutes(97.6, 134.2) == pytest.approx(48.8)

@@ -202,9 +202,11 @@ def main(argv=None):
         code = 0
         for name in ABLATIONS:  # a broken file is its line; the others are listed
             try:
-                print(f"{name:14s} {load_checked(name).title}")
+                line = f"{name:14s} {load_checked(name).title}"
             except USER_ERRORS as err:
                 code = fail(err)
+                continue
+            print(line)  # a closed pipe (`--list | head`) ends the listing: command() says nothing of it
         return code
     if args.show_config:
         from engine.config import settings
@@ -305,6 +307,9 @@ def command(argv=None):
     finished rows, runs and checkpoints are kept."""
     try:
         return main(argv)
+    except BrokenPipeError:  # the reader of stdout has gone (`| head`): nothing left to tell it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except KeyboardInterrupt:
         print("run_all.py: interrupted; run the same command again to resume (finished runs are kept, "
               "unfinished ones go on from their last checkpoint)", file=sys.stderr)

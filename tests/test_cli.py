@@ -1,5 +1,7 @@
 """The command line, end to end on the smoke preset."""
 import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -121,3 +123,12 @@ def test_a_bad_set_is_a_one_line_error_before_anything_runs(setting, message, tm
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "r").exists()
+
+
+def test_list_into_a_pipe_closed_early_says_nothing_and_exits_0():
+    """`run_all.py --list | head -1`: the listing ends where its reader stops, without an error line."""
+    shell = f"{sys.executable} run_all.py --list | head -1"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(["bash", "-o", "pipefail", "-c", shell], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("gcn_k") and out.stdout.count("\n") == 1
+    assert out.stderr == "" and out.returncode == 0, out.stderr

@@ -524,13 +524,10 @@ def deviations_text(spec, dataset, listed):
     return "\n".join(lines)
 
 
-def section(spec, all_rows, fig_dir, rel_fig, results_dir="results", judged=None, listed=None):
-    """(the table's section of REPORT.md, its part of the appendix); listed: what earlier sections listed
-    (a Listed: deviations, papers cited), updated."""
+def section(spec, all_rows, fig_dir, rel_fig, results_dir, judged, assertions, listed):
+    """(the table's section of REPORT.md, its part of the appendix). judged, assertions: the ablation's, as
+    build() judged them; listed: what earlier sections listed (a Listed: deviations, papers cited), updated."""
     rows, left_out = one_plan(all_rows)
-    judged = judged if judged is not None else judged_claims({spec.name: all_rows}, [spec], one_plan)[spec.name]
-    listed = Listed() if listed is None else listed
-    assertions = judged_assertions({spec.name: judged}, [spec], {spec.name: all_rows}, one_plan)[spec.name]
     dataset = str(rows.iloc[0]["dataset"])
     plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"), judged)
     data = (f" Data: [{scene_mode(json.loads(rows.iloc[0]['data_config']))} scenes](#{DATA_PAGE})."
@@ -607,6 +604,7 @@ def build(results_dir="results", report_dir="report", specs=None):
     judged = judged_claims(paper_results, papers, one_plan)
     assertions = judged_assertions(judged, papers, paper_results, one_plan)
     every_judged = {**judged, **judged_claims(results, own, one_plan)}
+    every_assertion = {**assertions, **judged_assertions(every_judged, own, results, one_plan)}
     for spec in papers + own:
         if spec.name not in results:
             missing.append(spec.name)
@@ -614,7 +612,7 @@ def build(results_dir="results", report_dir="report", specs=None):
         if own and spec is own[0]:
             sections.append(OWN_PART)
         main, appended = section(spec, results[spec.name], fig_dir, "figures", results_dir, every_judged[spec.name],
-                                 listed)
+                                 every_assertion[spec.name], listed)
         sections.append(main)
         provenance.append(appended)
     head = ["# Reproducing segmentation ablations: published vs reproduced",

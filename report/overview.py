@@ -208,12 +208,6 @@ def family_text(claims, chance):
     return f"{100 * chance:.0f} % ({n} × 0.05 = {0.05 * n:.2f})" if n else "–"
 
 
-def decided_share(judged):
-    counted = [j for claims in judged.values() for j in claims if j.counted]
-    decided = sum(j.verdict.outcome in DECIDED for j in counted)
-    return decided, len(counted)
-
-
 def pairing_text(claims):
     """How an ablation's counted claims were tested: paired by seed, Welch, or how many of each."""
     paired = [j.verdict.paired for j in claims if not j.verdict.claim.is_check]

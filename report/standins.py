@@ -37,7 +37,7 @@ def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, publis
     """The stand-ins' held-out errors per variant: beside the paper's ImageNet top-5 error where it prints one
     (GCN Table 6), else alone, with the colour target's accuracy where the stand-in has one (psp_depth's ladder):
     (a line for the report, the table for the appendix)."""
-    table = []
+    table, errors = [], []
     for v in variants:
         label = spec.variant(v)["label"]
         cards = standin_cards(rows, v, weights_dir)
@@ -47,7 +47,8 @@ def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, publis
         for card in cards:
             top5, colour = card.get("held_out_top5_error"), card.get("held_out_colour_accuracy")
             second = ("—" if top5 is None else f"{top5:.2f}") if published else ("—" if colour is None else f"{colour:.2f}")
-            table.append([label, *paper, f"{100 - card['held_out_accuracy']:.2f}", second,
+            errors.append(100 - card["held_out_accuracy"])
+            table.append([label, *paper, f"{errors[-1]:.2f}", second,
                           f"{card['chance_accuracy']:g}", f"`{card['name']}`"])
     if published:
         intro = ("The paper's ImageNet backbones: ResNet50-GCN a slightly worse classifier (top-5 error 7.9 against "
@@ -62,7 +63,6 @@ def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, publis
         header = ["backbone (variant)", "stand-in: held-out top-1 error %", "stand-in: held-out colour accuracy %",
                   "chance accuracy %", "stand-in"]
     title = "#### The backbones as classifiers" + (" (the paper's first row)" if published else "")
-    errors = [float(r[2 if published else 1]) for r in table if r[2 if published else 1] != "—"]
     summary = (f"**The backbones as classifiers**: the stand-ins' held-out top-1 error {min(errors):.2f}–{max(errors):.2f} % "
                f"(per backbone{', beside the paper' if published else ''}: the appendix)." if errors else None)
     return summary, "\n\n".join([title, intro, md_table(header, table)])  # (the report's, the appendix's)

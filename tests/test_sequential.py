@@ -155,8 +155,12 @@ def test_alpha_is_spread_over_the_looks_the_run_budget_can_reach():
 
 
 def test_a_comparison_two_ablations_share_is_counted_once(tmp_path):
-    from report.build import one_plan
-    from report.overview import decided_share, judged_claims
+    from engine.claims import DECIDED
+    from report.overview import judged_claims
+
+    def decided_share(judged):  # (decided, counted) over the counted comparisons
+        counted = [j for claims in judged.values() for j in claims if j.counted]
+        return sum(j.verdict.outcome in DECIDED for j in counted), len(counted)
     rows = pd.DataFrame({"variant": ["x", "y"] * 3, "seed": [0, 0, 1, 1, 2, 2], "data_config": "{}", "plan_id": "p",
                          "run_id": [f"{i}" for i in range(6)], "eval_id": "e", "status": "ok",
                          "m": [1.0, 5.0, 1.2, 5.3, 1.1, 5.2]})

@@ -194,10 +194,10 @@ def table(results, modes, shapes=None, peak_tflops=None, flops=None):
         if flops is not None:
             cells += [cell(m, lambda: f"{gflops(flops[name], ms[m]):.1f}") for m in modes]
         if shapes is not None:
-            batch, flops = shapes[name]
+            batch, step_flop = shapes[name]
             cells += [*[cell(m, lambda: f"{1000 * batch / ms[m]:.1f}") for m in modes],
                       *[cell(m, lambda: f"{peak_mb[m]:.0f}" if m in peak_mb else "–") for m in modes],
-                      *[cell(m, lambda: f"{100 * flops / (ms[m] / 1000) / (peak_tflops * 1e12):.1f}"
+                      *[cell(m, lambda: f"{100 * step_flop / (ms[m] / 1000) / (peak_tflops * 1e12):.1f}"
                              if flops and peak_tflops else "–") for m in modes]]
         lines.append("| " + " | ".join(cells) + " |")
         notes += [f"- {name}, {m}: {reason}" for m, reason in failed.items()]

@@ -50,8 +50,8 @@ import numpy as np
 import torch
 
 from data import atomic_write, cache_dir as default_cache_dir, split_item
-from data.scene_knobs import (CONTEXT_PALETTE, DEFAULT_KNOBS, asymmetric_shape_mask, changed_knobs, draw_radius,
-                               number_range, paint, scene_knobs)
+from data.scene_knobs import (CONTEXT_PALETTE, DEFAULT_KNOBS, KNOB_NAMES, asymmetric_shape_mask, changed_knobs,
+                               draw_radius, number_range, paint, scene_knobs)
 from data.transforms import random_resize, to_rgb
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25  # the images' normalisation: [0, 1] pixels → about [−2, 2]
@@ -257,6 +257,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
     image size."""
 
     ignore_index = 255
+    KNOB_OPTIONS = KNOB_NAMES  # taken through **knob_options: named for the config check (engine/plans.py)
 
     def __init__(self, split="train", image_size=128, n_train=2000, n_val=300, seed=0,
                  max_objects=2, radius=None, context=False, hard=False, flip=True, resize=None, cache_dir=None,

@@ -67,6 +67,13 @@ def difference_text(diff, a, b):
     return f"{diff:+.2f}" if math.isfinite(diff) else f"{failures(a)}/{len(a)} vs {failures(b)}/{len(b)} runs failed"
 
 
+def test_name(paired, a, b):
+    """The test one_sided(a, b, paired) runs, as a verdict's text names it."""
+    if failures(a, b):
+        return "paired sign test" if paired else "Mann–Whitney"
+    return "paired t" if paired else "Welch"
+
+
 def one_sided(a, b, paired=False):
     """compare(a, b, paired), or where runs failed the paired sign test (paired) or Mann–Whitney (not):
     (difference, p(a > b), p(a < b))."""
@@ -357,7 +364,7 @@ class Best(Claim):
         if ranked[0] == expected:
             text = (f"{expected} best ({means[expected]:.2f}); vs runner-up {runner_up} "
                     f"{difference_text(diff, values[expected], values[runner_up])} "
-                    f"({'paired t' if paired else 'Welch'} p(>)={p_gt:.3g})")
+                    f"({test_name(paired, values[expected], values[runner_up])} p(>)={p_gt:.3g})")
             if p_gt < alpha:
                 return Outcome.REPRODUCED, text
         else:

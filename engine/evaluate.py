@@ -83,7 +83,7 @@ def evaluate(model, dataset, cfg, device="cpu", passes=None):
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - tick
             if passes is not None:
-                passes.append((logits, stats, seconds))
+                passes.append((logits.cpu(), stats, seconds))  # kept on the host: a GPU holds one batch
         pred = logits.argmax(1)
         infer_s += seconds
         images_seen += len(images)

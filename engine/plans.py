@@ -216,7 +216,9 @@ def keyword_options(fn):
 
 def check_data_options(data_cfg):
     """Unknown data options fail here, named with the valid ones, before any data is built (or shown)."""
-    valid = ["name", "root", "holdout"] + [k for k in keyword_options(dataset_class(data_cfg["name"])) if k != "split"]
+    cls = dataset_class(data_cfg["name"])
+    valid = ["name", "root", "holdout"] + [k for k in keyword_options(cls) if k != "split"] + list(
+        getattr(cls, "KNOB_OPTIONS", ()))
     unknown = sorted(set(data_cfg) - set(valid))
     if unknown:
         raise ValueError(f"unknown data option(s) {unknown} for dataset {data_cfg['name']!r}; valid: {', '.join(valid)}")

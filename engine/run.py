@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import time
+from collections import Counter
 
 import torch
 
@@ -154,10 +155,12 @@ def run_group(plans, out_dir, device, progress=True):
         if not is_main():
             return []
         results = []
-        # plans of the run whose evaluations pass the same images through the same network share
-        # one forward (kept only where another plan reads it)
+        # plans of the run still to evaluate whose evaluations pass the same images through the same network
+        # share one forward (kept only where another of them reads it)
         forward_of = {plan.key: (json.dumps(plan.data, sort_keys=True), forward_key(plan.eval)) for plan in plans}
-        shared = [key for key in forward_of.values() if list(forward_of.values()).count(key) > 1]
+        pending = Counter(forward_of[p.key] for p in plans
+                          if not os.path.exists(os.path.join(run_dir, f"eval-{p.eval_id}.json")))
+        shared = [key for key, n in pending.items() if n > 1]
         passes = {key: [] for key in shared}
         for plan in plans:
             if info["status"] != OK:

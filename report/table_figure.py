@@ -172,7 +172,7 @@ def plot(spec, rows, path, judged=()):
     # inches: panels, the verdict lines under them, and room for the category labels (8 pt ≈ 0.067 in a character)
     panels = 2.8 if sweep else max(1.6, 0.3 * len(groups))
     below, above = 0.55 + 0.15 * (len(lines) + 1 if lines else 0), 0.65
-    left = 0.7 if sweep else 0.25 + 0.067 * max(len(g[0]) for g in groups)
+    left = 0.7 if sweep else 0.25 + 0.067 * max((len(g[0]) for g in groups), default=0)
     right = 0.2 if sweep or all(g[0] == g[1] for g in groups) else 0.25 + 0.067 * max(len(g[1]) for g in groups)
     width, height = 10.0, panels + below + above
     fig, axes = plt.subplots(1, 2, figsize=(width, height))

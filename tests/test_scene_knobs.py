@@ -215,3 +215,12 @@ def test_a_knob_gets_a_cache_file_of_its_own(tmp_path):
     assert resized.path == default.path  # the resize is drawn per item: the stored scenes are the same
     assert not torch.equal(knobbed.images, default.images) and torch.equal(knobbed.labels, default.labels)
     knobbed.check()
+
+
+def test_the_knobs_pass_the_runs_data_option_check_and_a_misspelt_one_is_named_with_them():
+    """engine/plans.py checks a run's data options before any run: the knobs, taken through **knob_options,
+    are valid options there too."""
+    from engine.plans import check_data_options
+    check_data_options({"name": "synthetic", "context": True, "context_grid": 2, "contexts": 4, "resize": [0.5, 2]})
+    with pytest.raises(ValueError, match=r"unknown data option\(s\) \['context_gird'\].*context_grid"):
+        check_data_options({"name": "synthetic", "context_gird": 2})

@@ -155,3 +155,10 @@ def test_a_variant_whose_every_run_failed_has_no_median_but_its_failures():
     assert verdict == CONTRADICTED and "significant drops: a→b 0/8 vs 8/8 runs failed (p=" in text and "inf" not in text
     best = Best("", "mIoU", expected="y", candidates=["x", "y"])
     assert "vs runner-up x 0/3 vs 3/3 runs failed (" in best.judge({"x": [inf] * 3, "y": [3, 3.1, 3.2]})[1]
+
+
+def test_a_best_claim_names_the_test_its_runner_up_was_compared_by():
+    inf = float("-inf")
+    best = Best("", "mIoU", expected="y", candidates=["x", "y"])
+    assert "(Welch p(>)=" in best.judge({"x": [1, 1.1, 1.2], "y": [3, 3.1, 3.2]})[1]
+    assert "(Mann–Whitney p(>)=" in best.judge({"x": [1, inf, 1.2], "y": [3, 3.1, 3.2]})[1]

@@ -101,14 +101,12 @@ def build_dataset(cfg: dict, split: str):
         return HeldOut(whole, 0, cut) if split == "train" else HeldOut(whole, cut, len(whole))
     name = cfg["name"]
     opts = {k: v for k, v in cfg.items() if k not in ("name", "root")}
+    cls = dataset_class(name)
     if name == "synthetic":
-        from data.synthetic import SyntheticScenes
-        return SyntheticScenes(split=split, **opts)
-    if name in ("voc", "ade20k", "cityscapes"):
-        if not cfg.get("root"):
-            raise ValueError(f"--data {name} needs --data-root DIR (the folder that holds the dataset)")
-        return real_dataset(name)(cfg["root"], split, **opts)
-    raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+        return cls(split=split, **opts)
+    if not cfg.get("root"):
+        raise ValueError(f"--data {name} needs --data-root DIR (the folder that holds the dataset)")
+    return cls(cfg["root"], split, **opts)
 
 
 def dataset_class(name):

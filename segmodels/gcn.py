@@ -102,10 +102,11 @@ def build_head(cin, num_classes, head="gcn", k=None, width=None, width_ratio=Non
     kernel size; width (or width_ratio × cin) the stack's inner channels (default cin); br appends Boundary
     Refinement."""
     sizes = {name: value for name, value in (("width", width), ("width_ratio", width_ratio)) if value is not None}
-    sized = [name for name, fn in BUILDERS["head"].items() if "width_ratio" in inspect.signature(fn).parameters]
-    if sizes and head not in sized:
+    build = builder("head", head)  # registers every head file first: the sized heads are all known below
+    if sizes and "width_ratio" not in inspect.signature(build).parameters:
+        sized = [name for name, fn in BUILDERS["head"].items() if "width_ratio" in inspect.signature(fn).parameters]
         raise ValueError(f"width/width_ratio apply to the {' or '.join(map(repr, sized))} head only, not {head!r}")
-    net = builder("head", head)(cin, num_classes, k=k, **sizes)
+    net = build(cin, num_classes, k=k, **sizes)
     return nn.Sequential(net, BoundaryRefine(num_classes)) if br else net
 
 

@@ -34,7 +34,7 @@ from engine.tuning import choose_lrs, lr_point_id, selection_csv
 from report import deeplab, erf, lc_sections, psp, standins  # noqa: F401  (they register their sections)
 from report.appendix import APPENDIX, appendix, appendix_link, appendix_section
 from report.common import METRIC_NAMES, SECTIONS, fmt, md_table, mean_std, per_seed
-from report.data_page import ANCHOR as DATA_PAGE, data_page, scene_mode
+from report.data_page import ANCHOR as DATA_PAGE, config_name, data_page
 from report.overview import (NOT_RUN, anchor, assertion_counts, difference_text, family_text, heading,
                              judged_assertions, judged_claims, left_out_text, overview_table, pair_correlations,
                              pairing_text)
@@ -530,7 +530,7 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir, judged, assertions, l
     rows, left_out = one_plan(all_rows)
     dataset = str(rows.iloc[0]["dataset"])
     plot(spec, rows, os.path.join(fig_dir, f"{spec.name}.png"), judged)
-    data = (f" Data: [{scene_mode(json.loads(rows.iloc[0]['data_config']))} scenes](#{DATA_PAGE})."
+    data = (" Data: " + ", ".join(f"[{config_name(json.loads(c))}](#{DATA_PAGE})" for c in rows['data_config'].unique()) + "."
             if dataset == "synthetic" else "")
     cited = "" if spec.own or spec.paper in listed.papers else f"*{spec.paper}.* "  # each paper cited once
     listed.papers.add(spec.paper)

@@ -1,11 +1,14 @@
 """The report's page "What this data can and cannot test": each configuration of the embedded data the
 tables used (a figure of it from its "preview" analysis, the tables, their training length and the widths
 into their heads), then what the scenes carry and what they cannot show. The scene modes' facts are those
-of data/synthetic.py (its module docstring); the report imports no data code, so they are restated here."""
+of data/synthetic.py (its module docstring); the report imports no data code but the knobs' defaults
+(data/scene_knobs.py, plain values), so the rest is restated here."""
+import hashlib
 import json
 import os
 import textwrap
 
+from data.scene_knobs import DEFAULT_KNOBS, KNOB_NAMES
 from engine.analysis import data_analysis_file, load_analysis
 from report.common import md_table, plt, save_figure
 
@@ -20,20 +23,45 @@ MODES = {
 }
 ANCHOR = "data"  # the page's anchor, set before its heading
 
-CAN_AND_CANNOT = """**Can test**: the direction of each mechanism where its mode carries it — a wider reach on shapes larger than the \
-trunk's receptive field (GCN's k, DeepLab's field of view), context gathered from the whole image (PSPNet's pooling), a few \
-hard pixels that need the deep stage (Layer Cascade's ρ), sharp edges for boundary accuracy and the CRF.
+CAN_TEST = """**Can test**: the direction of each mechanism where a configuration carries it; which assertion that is, \
+each one's mechanism probe says (the opening table's column "mechanism here"): a failed probe makes its verdict \
+"not testable on this data"."""
 
-**Cannot test**:
-- absolute numbers, or the size of a gap beside the paper's: 5 or 9 classes at 128 px, not VOC's 21 or ADE20K's 150;
-- what needs much data or long training: every table trains 3–4 epochs of 2,000 images, so the paper's reason for a \
-many-parameter head to degrade (a trivial k×k or a 3×3 stack overfitting) may not arise;
-- the paper's backbones: the trunks are small CPU CNNs (4–19 conv layers, 32–128 channels into the head where the \
-papers' heads read 2,048 ResNet or 1,024–4,096 VGG channels), pretrained on fractal images instead of ImageNet; \
-a "deeper backbone" is a deeper CPU trunk, not a ResNet-269;
-- multi-scale testing's gain: objects here span under 2× in size (the table's scale range), ADE20K's over 8×, and \
-training applies no random resizing;
-- speed in milliseconds: one CPU thread, not one GPU (speed-ups only)."""
+ALWAYS_CANNOT = [
+    "absolute numbers, or the size of a gap beside the paper's: a few classes at 128 px, not VOC's 21 or ADE20K's 150",
+    "the paper's backbones: the trunks are small CPU CNNs (4–19 conv layers, 32–128 channels into the head where the "
+    "papers' heads read 2,048 ResNet or 1,024–4,096 VGG channels), pretrained on fractal images instead of ImageNet; "
+    "a \"deeper backbone\" is a deeper CPU trunk, not a ResNet-269",
+    "speed in milliseconds: one CPU thread, not one GPU (speed-ups only)",
+]
+
+
+def cannot_test(datas, most_epochs, class_counts):
+    """The page's "Cannot test" list: the fixed limits, then those the configurations used show (no
+    configuration with random resize or a scale range of 8×; none with mirror-asymmetric shapes)."""
+    counts = " or ".join(str(c) for c in sorted(set(class_counts))) if class_counts else "a few"
+    items = [ALWAYS_CANNOT[0].replace("a few", counts), *ALWAYS_CANNOT[1:]]
+    items.insert(1, f"what needs much data or long training: no table trains more than {most_epochs:.1f} epochs of "
+                    "its training set")
+    spans = [high / low for low, high in (object_radius(d) for d in datas)]
+    if not any(d.get("resize") for d in datas) or max(spans) < 8:
+        items.append(f"multi-scale testing's gain at ADE20K's scales: objects here span at most {max(spans):.1f}× in "
+                     "size (ADE20K's over 8×)" + ("" if any(d.get("resize") for d in datas)
+                                                   else ", and training applies no random resizing"))
+    if not any(d.get("asymmetric") for d in datas):
+        items.append("what a mirror adds: every shape is its own mirror image, so a flip shows the net no new shape")
+    return "**Cannot test**:\n" + "\n".join(f"- {item};" for item in items[:-1]) + f"\n- {items[-1]}."
+
+
+def object_radius(data_cfg):
+    """(low, high) object radius of a data config, fractions of the image: its own or its mode's."""
+    return tuple(data_cfg.get("radius") or MODES[scene_mode(data_cfg)][1])
+
+
+def changed_knobs(data_cfg):
+    """{knob: value} of a data config's scene knobs away from their defaults, and random resize."""
+    knobs = {k: data_cfg[k] for k in KNOB_NAMES if k in data_cfg and data_cfg[k] != getattr(DEFAULT_KNOBS, k)}
+    return {**knobs, **({"resize": data_cfg["resize"]} if data_cfg.get("resize") else {})}
 
 
 def scene_mode(data_cfg):
@@ -41,16 +69,31 @@ def scene_mode(data_cfg):
 
 
 def config_name(data_cfg):
-    """'context scenes, no mirror': the mode and any other switch off its default."""
+    """'context scenes, no mirror, context_grid 2': the mode and any other switch or knob off its default."""
     extra = ", no mirror" if data_cfg.get("flip") is False else ""
+    extra += "".join(f", {k} {json.dumps(v)}" for k, v in changed_knobs(data_cfg).items())
     return f"{scene_mode(data_cfg)} scenes{extra}"
+
+
+def figure_name(data_cfg):
+    """The file of a configuration's figure: the mode (and no mirror), and a digest of its knobs when any
+    is off its default (two configurations of one mode never share a file)."""
+    knobs = changed_knobs(data_cfg)
+    digest = "_" + hashlib.sha1(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:8] if knobs else ""
+    return f"data_{scene_mode(data_cfg)}" + ("_no_mirror" if data_cfg.get("flip") is False else "") + digest + ".png"
+
+
+def table_epochs(rows):
+    """Epochs of a table's training set its runs see (iterations × batch / training images)."""
+    first = rows.iloc[0]
+    return int(first["iterations"]) * int(first["batch_size"]) / int(json.loads(first["data_config"])["n_train"])
 
 
 def table_training(rows):
     """'800 × 8 (3.2 epochs)' and the trunk's channels into the head → the head's width, of a table's rows."""
     first = rows.iloc[0]
-    data, model = json.loads(first["data_config"]), json.loads(first["model_config"])
-    epochs = int(first["iterations"]) * int(first["batch_size"]) / int(data["n_train"])
+    model = json.loads(first["model_config"])
+    epochs = table_epochs(rows)
     widths = model.get("backbone", {}).get("widths") or []
     head = model.get("head_width") or model.get("fc_channels")
     into = f"{widths[-1]} ch" if widths else "?"
@@ -59,10 +102,11 @@ def table_training(rows):
 
 
 def preview_figure(results_dir, data_cfg, path, title):
-    """Draw the "preview" analysis of a data config (images over labels); False when it is not saved."""
+    """Draw the "preview" analysis of a data config (images over labels); its number of classes, or None
+    when it is not saved."""
     analysis = data_analysis_file(results_dir, data_cfg, "preview")
     if not os.path.exists(analysis):
-        return False
+        return None
     preview = load_analysis(analysis)
     n = min(len(preview["image"]), 6)
     fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
@@ -76,7 +120,7 @@ def preview_figure(results_dir, data_cfg, path, title):
                  + textwrap.fill(f"classes: {classes}", 120), fontsize=9)
     fig.tight_layout()
     save_figure(fig, path, 90)
-    return True
+    return len(preview["class_names"])
 
 
 def data_page(results, specs, one_plan, results_dir, fig_dir, rel_fig):
@@ -92,19 +136,22 @@ def data_page(results, specs, one_plan, results_dir, fig_dir, rel_fig):
             configs.setdefault(data_config, []).append((spec, group))
     if not configs:
         return ""
-    body, figures = [], []
+    body, figures, epochs, classes = [], [], [], []
     for data_config, tables in configs.items():
         data = json.loads(data_config)
         mode = scene_mode(data)
-        cue, (low, high), use = MODES[mode]
+        cue, _, use = MODES[mode]
+        low, high = object_radius(data)
         use = "the chain's first step: no augmentation" if data.get("flip") is False else use
         trained = {}  # training text -> the tables trained so
         for spec, group in tables:
+            epochs.append(table_epochs(group))
             trained.setdefault(", ".join(table_training(group)), []).append(f"`{spec.name}`")
         body.append([f"**{config_name(data)}** ({use})", cue, f"{low:g}–{high:g} of the image ({high / low:.1f}×)",
                      "; ".join(f"{', '.join(names)}: {text}" for text, names in trained.items())])
-        name = f"data_{mode}" + ("_no_mirror" if data.get("flip") is False else "") + ".png"
-        if preview_figure(results_dir, data, os.path.join(fig_dir, name), config_name(data)):
+        name = figure_name(data)
+        classes.append(preview_figure(results_dir, data, os.path.join(fig_dir, name), config_name(data)))
+        if classes[-1]:
             figures.append(f"![{config_name(data)}]({rel_fig}/{name})")
         else:
             figures.append(f"The figure of the {config_name(data)} is not drawn: its \"preview\" analysis is not in "
@@ -116,4 +163,5 @@ def data_page(results, specs, one_plan, results_dir, fig_dir, rel_fig):
              "data a table used, with a figure of it:")
     table = md_table(["scenes (tables: what for)", "what decides a pixel's class (the cue)", "object radius (scale range)",
                       "training: iterations × batch (epochs), channels into the head → head width"], body)
-    return "\n\n".join([f'<a id="{ANCHOR}"></a>', "## What this data can and cannot test", intro, table, *figures, CAN_AND_CANNOT])
+    return "\n\n".join([f'<a id="{ANCHOR}"></a>', "## What this data can and cannot test", intro, table, *figures, CAN_TEST,
+                       cannot_test([json.loads(c) for c in configs], max(epochs), [c for c in classes if c])])

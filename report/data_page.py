@@ -10,7 +10,7 @@ import textwrap
 
 from data.scene_knobs import DEFAULT_KNOBS, KNOB_NAMES
 from engine.analysis import data_analysis_file, load_analysis
-from report.common import md_table, plt, save_figure
+from report.common import image_grid, md_table
 
 # per scene mode: (what decides a pixel's class, object radius as fractions of the image, what it is for)
 MODES = {
@@ -109,17 +109,11 @@ def preview_figure(results_dir, data_cfg, path, title):
         return None
     preview = load_analysis(analysis)
     n = min(len(preview["image"]), 6)
-    fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
-    for i in range(n):
-        axes[0, i].imshow(preview["image"][i])
-        axes[1, i].imshow(preview["label"][i], cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
-        axes[0, i].axis("off")
-        axes[1, i].axis("off")
     classes = ", ".join(f"{c} = {name}" for c, name in enumerate(preview["class_names"]))
-    fig.suptitle(f"{title}: validation images (top) and their labels (bottom)\n"
-                 + textwrap.fill(f"classes: {classes}", 120), fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path, 90)
+    many = len(preview["class_names"]) > 10  # tab10 repeats its colours past 10 classes
+    labels = {"cmap": "nipy_spectral" if many else "tab10", "vmin": 0, "vmax": len(preview["class_names"]) - 1 if many else 9}
+    image_grid([("validation images", list(preview["image"][:n]), {}), ("labels", list(preview["label"][:n]), labels)],
+               path, f"{title}\n" + textwrap.fill(f"classes: {classes}", 120), fontsize=9)
     return len(preview["class_names"])
 
 

@@ -71,7 +71,8 @@ def save_analyses(results_dir, plan, names, model, val_set, device, run_dir, sha
     shared = {} if shared is None else shared
     for name in names:
         analysis = ANALYSES[name]
-        key = (name, json.dumps(analysis.same_for(plan.eval) if analysis.same_for else plan.eval, sort_keys=True))
+        key = (name, json.dumps(analysis.same_for(plan.eval) if analysis.same_for else plan.eval, sort_keys=True,
+                                default=str))
         if key not in shared:
             shared[key] = analysis.compute(model, val_set, plan.eval, device, run_dir, data_cfg=plan.data)
         save_analysis(analysis_path(results_dir, plan, name), shared[key])

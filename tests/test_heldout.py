@@ -2,20 +2,25 @@
 the mechanism probes read: which images, what each number is on hand-built models, that a run writes it
 (and a rerun fills it in where a finished run lacks it), and the grid-aware context-band distances."""
 import dataclasses
+import json
 import math
 import os
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from data import build_dataset
 from data.scene_knobs import SceneKnobs
 from data.synthetic import HELDOUT_IMAGES, cue_rows
-from engine.analysis import ANALYSES, EVERY_PLAN, analysis_path, load_analysis, missing_analyses
+from engine.analysis import (ANALYSES, EVERY_PLAN, analysis_path, data_analysis_file, load_analysis, missing_analyses,
+                             save_analysis)
 from engine.measurements import band_distances, context_bands_analysis, heldout_analysis, heldout_eval
 from engine.metrics import boundary_mask, object_accuracies
 from helpers import plans_of, run, tiny
+from report.psp import context_section
 from segmodels.base import SegModel
 
 TINY = {"name": "synthetic", "image_size": 32, "n_train": 6, "n_val": 4}
@@ -220,3 +225,16 @@ def test_context_bands_analysis_at_grid_1_is_todays_and_at_grid_2_each_band_its_
     assert out["distances"].min() >= 14 - (cue_rows(32) - 1) and out["distances"].max() <= 32 - cue_rows(32)
     assert out["counts"].sum() == int((grid.labels > 0).sum())
 
+
+
+def test_the_reports_context_section_names_each_sub_regions_band(tmp_path):
+    """With a 2 × 2 grid the PSPNet section speaks of each sub-region's band and measures to it."""
+    data = {"name": "synthetic", "image_size": 64, "n_train": 4, "n_val": 30, "context": True, "context_grid": 2,
+            "contexts": 4, "radius": [0.05, 0.12]}
+    bands = context_bands_analysis(build_dataset(data, "val"), scenes=30)
+    save_analysis(data_analysis_file(str(tmp_path), data, "context_bands"), bands)
+    rows = pd.DataFrame([{"variant": "baseline", "status": "ok", "context_acc": 60.0, "data_config": json.dumps(data),
+                          "model_config": json.dumps({"arch": "pspnet"})}])
+    text = context_section(SimpleNamespace(name="psp"), rows, str(tmp_path), str(tmp_path), "fig", ["baseline"])
+    assert f"every object lies ≥ {int(bands['distances'].min())} rows below its own" in text
+    assert "each sub-region's top (2 rows; a 2×2 grid)" in text

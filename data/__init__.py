@@ -88,10 +88,17 @@ class HeldOut(torch.utils.data.Dataset):
 
 
 def build_dataset(cfg: dict, split: str):
-    """cfg is the resolved data config of a run (plain dict); split is 'train' or 'val'. With
-    cfg['holdout'] = H, both splits are parts of the training split (HeldOut)."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    """cfg is the resolved data config of a run (plain dict); split is 'train', 'val' or 'heldout'.
+    With cfg['holdout'] = H, 'train' and 'val' are parts of the training split (HeldOut).
+    'heldout' (the embedded dataset only): training images no run of cfg trains on, the training split's
+    stream after its last image (data/synthetic.py); with or without holdout the same images, since a
+    holdout run trains on fewer of the training split's images, never on others."""
+    if split not in ("train", "val", "heldout"):
+        raise ValueError(f"split must be 'train', 'val' or 'heldout', got {split!r}")
+    if split == "heldout":
+        if cfg["name"] != "synthetic":
+            raise ValueError(f"held-out training images are the embedded dataset's only, not {cfg['name']!r}'s")
+        cfg = {k: v for k, v in cfg.items() if k != "holdout"}
     if cfg.get("holdout") is not None:
         holdout, whole = cfg["holdout"], build_dataset({k: v for k, v in cfg.items() if k != "holdout"}, "train")
         if not isinstance(holdout, int) or not 0 < holdout < len(whole):

@@ -31,7 +31,10 @@ Objects are placed so that no object lies inside another's ring. Classes: backgr
 square, circle-ringed, square-ringed.
 
 Scenes are a pure function of (seed, split, index). A built dataset is cached on disk (one .pt
-file per configuration), so every run and every process reads the same tensors. The three kinds of
+file per configuration), so every run and every process reads the same tensors. Besides 'train'
+(indices 0 … n_train − 1 of the training stream) and 'val', the split 'heldout' holds HELDOUT_IMAGES
+held-out training images: indices n_train … n_train + HELDOUT_IMAGES − 1 of the training stream, the
+training distribution (same knobs), never augmented and never trained on (the mechanism probes' images). The three kinds of
 scene (plain, context, hard) are MODES; the data config's two switches `context` and `hard` name
 one of them (scene_mode).
 
@@ -64,6 +67,7 @@ CUE_BAND = 1 / 16  # the band covers the top 1/16 of the image
 OBJECT_TOP = 7 / 16  # no object pixel above this: the gap to the band is 7/16 - 1/16 = 3/8
 CONTEXT_RADIUS = (0.16, 0.28)  # default object size in context mode (2 × 0.28 fits below OBJECT_TOP)
 _SPLIT_ID = {"train": 0, "val": 1}
+HELDOUT_IMAGES = 200  # the 'heldout' split: training images after the n_train a run trains on
 # difficulty mode: the shapes, the object size and the ring's gap and width as fractions of the size
 HARD_SHAPES = ("circle", "square")
 HARD_RADIUS = (0.12, 0.18)
@@ -239,11 +243,12 @@ def scene_mode(context=False, hard=False):
     return "context" if context else "hard" if hard else "plain"
 
 
-def build_split(split, n, seed, image_size, max_objects, radius, mode="plain", knobs=DEFAULT_KNOBS):
+def build_split(split, n, seed, image_size, max_objects, radius, mode="plain", knobs=DEFAULT_KNOBS, first=0):
+    """Scenes first … first + n − 1 of a split's stream ('train' or 'val'), as tensors."""
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     labels = np.empty((n, image_size, image_size), np.uint8)
     for i in range(n):
-        images[i], labels[i] = MODES[mode].make(seed, split, i, image_size, max_objects, radius, knobs=knobs)
+        images[i], labels[i] = MODES[mode].make(seed, split, first + i, image_size, max_objects, radius, knobs=knobs)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 
@@ -251,7 +256,8 @@ NORMALISED = {}  # split -> (cache file key, its normalised images): SyntheticSc
 
 
 class SyntheticScenes(torch.utils.data.Dataset):
-    """The embedded dataset, one split. Options are the data config of a run (plain values): those
+    """The embedded dataset, one split ('train', 'val' or 'heldout': module docstring). Options are the
+    data config of a run (plain values): those
     named here, and the scene knobs (data/scene_knobs.py). `resize` [low, high]: the training split's
     random resize by a factor in that range (PSPNet trains with 0.5-2), cropped or padded back to the
     image size."""
@@ -279,16 +285,20 @@ class SyntheticScenes(torch.utils.data.Dataset):
                              f"{image_size} (sub-regions of at least 16 px are needed)")
         resize = number_range("resize", resize, 4) if resize is not None else None
         # flip, resize: the training split's random mirror and resize
-        self.split, self.mode, self.flip, self.resize = split, mode, flip, resize
+        self.split, self.mode, self.flip, self.resize, self.knobs = split, mode, flip, resize, knobs
         self.class_names = class_names(mode, knobs)
         self.num_classes = len(self.class_names)
         if context:  # each class's kind of scene and shape: evaluation reports context_acc, shape_acc
             kinds, shapes = range(knobs.contexts), range(knobs.classes)
             self.class_groups = {"context": [None] + [i for i in kinds for _ in shapes],
                                  "shape": [None] + [i for _ in kinds for i in shapes]}
-        n = n_train if split == "train" else n_val
+        if split not in ("train", "val", "heldout"):
+            raise ValueError(f"synthetic dataset: split must be 'train', 'val' or 'heldout', got {split!r}")
+        n = {"train": n_train, "val": n_val, "heldout": HELDOUT_IMAGES}[split]
         params = dict(split=split, n=n, seed=seed, image_size=image_size, max_objects=max_objects,
                       radius=list(radius), version=1)
+        if split == "heldout":  # where in the training stream they start: after every image a run trains on
+            params["first"] = n_train
         if context:  # only when set, so the plain dataset's cache files keep their names
             params["context"] = True
         if hard:  # likewise
@@ -306,7 +316,8 @@ class SyntheticScenes(torch.utils.data.Dataset):
                 raise ValueError(f"synthetic dataset cache {path} is unreadable ({type(err).__name__}: {why}); "
                                  "delete it to regenerate") from None
         else:
-            images, labels = build_split(split, n, seed, image_size, max_objects, radius, mode, knobs)
+            stream, first = ("train", n_train) if split == "heldout" else (split, 0)
+            images, labels = build_split(stream, n, seed, image_size, max_objects, radius, mode, knobs, first)
             blob = {"images": images, "labels": labels, "params": json.dumps(params)}
             os.makedirs(cache_dir, exist_ok=True)
             atomic_write(path, lambda tmp: torch.save(blob, tmp))  # parallel runs may build the same file

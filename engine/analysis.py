@@ -3,14 +3,17 @@ committed), so the report draws its figures from committed data and never needs 
 (model files are not committed), a dataset or a network.
 
 ANALYSES maps the names a variant lists under "analyses" to an Analysis of one of three kinds:
-- "run": of the trained model, fn(model, val_set, eval_cfg, device, run_dir), computed when the
-  run is evaluated (engine/run.py); file <run_id>-<eval_id>-<name>.npz;
+- "run": of the trained model, fn(model, val_set, eval_cfg, device, run_dir, data_cfg=the plan's data
+  config), computed when the run is evaluated (engine/run.py), or later from a finished run's model.pt
+  where its row lacks it (run.save_missing_run_analyses); file <run_id>-<eval_id>-<name>.npz;
 - "model": of the network's structure, untrained, fn(model_cfg, val_set) (e.g. how far up an output
   pixel sees); file model-<hash of data and model config>-<name>.npz;
 - "data": of the dataset, fn(val_set) (e.g. sample images); file data-<hash of data config>-<name>.npz.
 The last two need no trained model, so the runner computes them for every finished row that lacks
-them (engine/runner.py). Every plan gets EVERY_PLAN's. Each returns {name: numpy array}; what they
-measure is engine/measurements.py. No report code lives here.
+them (engine/runner.py). Every plan gets EVERY_PLAN's, each where its data is one the analysis
+measures (Analysis.datasets: "heldout" reads the embedded dataset's held-out training images, so a
+plan on real data has none: nothing is computed or written for it). Each returns {name: numpy array};
+what they measure is engine/measurements.py. No report code lives here.
 """
 import hashlib
 import io
@@ -22,8 +25,8 @@ import numpy as np
 
 from data import atomic_write
 from engine.measurements import (context_bands_analysis, crf_examples_analysis, curve_analysis, erf_analysis,
-                                 fov_analysis, preview_analysis, reach_analysis, stage_probe_analysis,
-                                 stages_analysis)
+                                 fov_analysis, heldout_analysis, heldout_eval, preview_analysis, reach_analysis,
+                                 stage_probe_analysis, stages_analysis)
 
 
 def analysis_file(results_dir, run_id, eval_id, name):
@@ -56,16 +59,23 @@ def analysis_path(results_dir, plan, name):
 
 
 def missing_analyses(results_dir, plan, kinds=("run",)):
-    """The analyses of `kinds` a plan asks for that are not saved yet."""
-    names = list(plan.analyses) + [n for n in EVERY_PLAN if n not in plan.analyses]
+    """The analyses of `kinds` a plan asks for, and EVERY_PLAN's, that measure its data and are not saved yet."""
+    names = [n for n in dict.fromkeys(tuple(plan.analyses) + EVERY_PLAN) if ANALYSES[n].measures(plan.data)]
     return [n for n in names if ANALYSES[n].kind in kinds and not os.path.exists(analysis_path(results_dir, plan, n))]
 
 
-def save_analyses(results_dir, plan, names, model, val_set, device, run_dir):
-    """Compute and save the "run" analyses `names` of a plan's trained model."""
+def save_analyses(results_dir, plan, names, model, val_set, device, run_dir, shared=None):
+    """Compute and save the "run" analyses `names` of a plan's trained model. shared: a dict the caller
+    keeps across the plans of one run, so an analysis is computed once per value of what it reads of the
+    eval config (its same_for; else the whole config): e.g. "heldout" once for a CRF grid's points."""
+    shared = {} if shared is None else shared
     for name in names:
-        save_analysis(analysis_path(results_dir, plan, name),
-                      ANALYSES[name].compute(model, val_set, plan.eval, device, run_dir))
+        analysis = ANALYSES[name]
+        key = (name, json.dumps(analysis.same_for(plan.eval) if analysis.same_for else plan.eval, sort_keys=True,
+                                default=str))
+        if key not in shared:
+            shared[key] = analysis.compute(model, val_set, plan.eval, device, run_dir, data_cfg=plan.data)
+        save_analysis(analysis_path(results_dir, plan, name), shared[key])
 
 
 def save_config_analyses(results_dir, plans):
@@ -127,11 +137,18 @@ def load_analysis(path):
 class Analysis:
     kind: str  # "run", "model" or "data" (module docstring)
     compute: object
+    datasets: tuple = None  # the datasets (data config "name") it measures; None: any
+    same_for: object = None  # a "run" analysis: eval config -> the part of it the result depends on
+
+    def measures(self, data_cfg):
+        return self.datasets is None or data_cfg["name"] in self.datasets
 
 
 ANALYSES = {"erf": Analysis("run", erf_analysis), "stages": Analysis("run", stages_analysis),
             "stage_probe": Analysis("run", stage_probe_analysis), "curve": Analysis("run", curve_analysis),
             "crf_examples": Analysis("run", crf_examples_analysis), "reach": Analysis("model", reach_analysis),
             "fov": Analysis("model", fov_analysis), "preview": Analysis("data", preview_analysis),
-            "context_bands": Analysis("data", context_bands_analysis)}
-EVERY_PLAN = ("preview",)  # the report shows the dataset of each table
+            "context_bands": Analysis("data", context_bands_analysis),
+            "heldout": Analysis("run", heldout_analysis, datasets=("synthetic",), same_for=heldout_eval)}
+# the report shows the dataset of each table; the mechanism probes read every run's held-out scores
+EVERY_PLAN = ("preview", "heldout")

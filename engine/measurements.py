@@ -42,7 +42,7 @@ def effective_receptive_field(model, images, batch_size=16):
     return total / len(images)
 
 
-def erf_analysis(model, val_set, eval_cfg, device, run_dir=None):
+def erf_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
     """The run's ERF over the first ERF_IMAGES validation images of the first image's size (real
     validation sets vary in size: the maps must line up). The model's plain forward is used: the
     ERF is asked of GCN-style heads, which take no evaluation options."""
@@ -57,7 +57,7 @@ def erf_analysis(model, val_set, eval_cfg, device, run_dir=None):
 # --- which cascade stage decides each pixel (Layer Cascade, Fig. 5 idea) --------------------------
 
 @torch.no_grad()
-def stages_analysis(model, val_set, eval_cfg, device, run_dir=None):
+def stages_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
     """For the first STAGE_IMAGES validation images at the plan's eval rho: the image for display
     (uint8 [N,H,W,3], min-max scaled over these images), the label and the prediction (uint8
     [N,H,W], void = data.IGNORE_INDEX = 255) and the stage (1, 2, 3) that decided each pixel (uint8 [N,H,W], the
@@ -119,7 +119,7 @@ def stage_probe(model, images, labels, rhos=PROBE_RHOS, batch_size=50):
             "count": count.numpy(), "acc": acc.numpy()}
 
 
-def stage_probe_analysis(model, val_set, eval_cfg, device, run_dir=None):
+def stage_probe_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
     """stage_probe over the first PROBE_IMAGES validation images at PROBE_RHOS (an analysis of a
     DSN-trained cascade; the plan's own rho does not enter)."""
     n = min(PROBE_IMAGES, len(val_set))
@@ -139,6 +139,64 @@ def format_probe(probe):
                      f"on confident {acc[0][0]:.1f}/{acc[0][1]:.1f}/{acc[0][2]:.1f}")
     return lines
 
+
+
+# --- images the model trained on against held-out training images (issue 37's mechanism probes) ---
+
+HELDOUT_TRAIN_IMAGES = 200  # the first images of the run's training split, scored unaugmented
+
+
+def heldout_eval(eval_cfg):
+    """What of an eval config the "heldout" analysis uses: the batch size, the boundary band and the
+    model's evaluation options at a single scale (a multi-scale option, scales, set to the image's own;
+    the rest, e.g. a cascade's rho or PSPNet's flip, as the plan evaluates). Plans of one run that agree
+    on it share one computation (engine/analysis.py same_for)."""
+    from engine.presets import EVAL_KEYS
+    options = {k: v for k, v in eval_cfg.items() if k not in EVAL_KEYS}
+    if "scales" in options:
+        options["scales"] = [1.0]
+    return {"batch_size": eval_cfg["batch_size"], "boundary_band": eval_cfg["boundary_band"], "options": options}
+
+
+@torch.no_grad()
+def class_maps(model, dataset, options, batch_size, device):
+    """(predicted class maps, labels), int64 [N,H,W] on the host, of a dataset's unaugmented
+    images (all of one size) by model.predict with `options`, as evaluation predicts."""
+    model.to(device).eval()
+    preds, labels = [], []
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        logits, _ = model.predict(torch.stack([image for image, _ in items]).to(device), **options)
+        preds.append(logits.argmax(1).cpu())
+        labels.append(torch.stack([label for _, label in items]))
+    return torch.cat(preds), torch.cat(labels)
+
+
+def heldout_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
+    """The trained model on training-distribution images, at a single scale (heldout_eval), never on
+    the validation split: train_miou on the first HELDOUT_TRAIN_IMAGES images of its training split
+    (unaugmented; with the data option holdout, of the part it trains on); on the HELDOUT_IMAGES
+    held-out training images (data/synthetic.py, split 'heldout'), heldout_miou, heldout_boundary_acc
+    and heldout_internal_acc (evaluation's definitions and the eval config's boundary band), and per
+    object (a 4-connected region of one class) object_size (√pixels) and object_acc (% of its pixels
+    predicted as its class). mIoU and accuracies in percent. The embedded dataset only."""
+    from data import HeldOut, build_dataset
+    from engine.metrics import boundary_counts, confusion_matrix, object_accuracies, scores
+    cfg = heldout_eval(eval_cfg)
+    train_set, heldout_set = build_dataset(data_cfg, "train"), build_dataset(data_cfg, "heldout")
+    train_part = HeldOut(train_set, 0, min(HELDOUT_TRAIN_IMAGES, len(train_set)))
+    n = heldout_set.num_classes
+    pred, labels = class_maps(model, train_part, cfg["options"], cfg["batch_size"], device)
+    train_miou = scores(confusion_matrix(pred, labels, n))["mIoU"]
+    pred, labels = class_maps(model, heldout_set, cfg["options"], cfg["batch_size"], device)
+    counts = boundary_counts(pred, labels, cfg["boundary_band"])
+    sizes, accuracies = object_accuracies(pred, labels)
+    return {"train_miou": np.float64(train_miou),
+            "heldout_miou": np.float64(scores(confusion_matrix(pred, labels, n))["mIoU"]),
+            **{f"heldout_{region}_acc": np.float64(100 * right / total if total else math.nan)
+               for region, (right, total) in counts.items()},
+            "object_size": sizes, "object_acc": accuracies,
+            "train_images": np.int64(len(train_part)), "heldout_images": np.int64(len(heldout_set))}
 
 
 # --- training curve ----------------------------------------------------------------------------
@@ -163,13 +221,13 @@ def read_curve(log_path):
             for k in keys}
 
 
-def curve_analysis(model, val_set, eval_cfg, device, run_dir=None):
+def curve_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
     """The run's training curve, from run_dir/log.jsonl (see read_curve)."""
     return read_curve(os.path.join(run_dir, "log.jsonl"))
 
 
 @torch.no_grad()
-def crf_examples_analysis(model, val_set, eval_cfg, device, run_dir=None):
+def crf_examples_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
     """The first CRF_IMAGES validation images (8-bit RGB), their labels, and the labels predicted before
     and after the CRF of eval_cfg['crf'] (segmodels/crf.py)."""
     from segmodels.crf import crf_labels
@@ -200,15 +258,16 @@ def preview_analysis(val_set):
 
 def context_bands_analysis(val_set, scenes=50):
     """The embedded dataset's context task (scene-context mode): how many object pixels lie d rows
-    below the context band, for every d over the split (distances, counts), the band's rows, and the
-    scene among the first `scenes` whose object comes nearest the band (image, label)."""
+    below their sub-region's context band, for every d over the split (distances, counts), a band's
+    rows (band_rows: its height), the grid's side (grid: G × G sub-regions, each with its band along its
+    top), and the scene among the first `scenes` whose object comes nearest its band (image, label)."""
     from data.synthetic import cue_rows
-    size = val_set.labels.shape[-1]
-    distances, counts = np.unique(band_distances(val_set), return_counts=True)
-    i = int(np.argmin([(lab > 0).nonzero()[:, 0].min().item() if (lab > 0).any() else size
+    size, grid = val_set.labels.shape[-1], val_set.knobs.context_grid
+    distances, counts = np.unique(band_distances(val_set.labels, grid), return_counts=True)
+    i = int(np.argmin([band_distances(lab[None], grid).min() if (lab > 0).any() else size
                        for lab in val_set.labels[:scenes]]))
     return {"distances": distances.astype(np.int64), "counts": counts.astype(np.int64),
-            "band_rows": np.int64(cue_rows(size)), "size": np.int64(size),
+            "band_rows": np.int64(cue_rows(size / grid)), "grid": np.int64(grid), "size": np.int64(size),
             "image": val_set.images[i].permute(1, 2, 0).numpy(), "label": val_set.labels[i].numpy()}
 
 
@@ -271,10 +330,14 @@ def upward_reach(model, image_size):
     return reach
 
 
-def band_distances(dataset):
-    """Rows between every object pixel and the context band's last row, over the whole split
-    (the embedded dataset in scene-context mode)."""
+def band_distances(labels, grid=1):
+    """Rows between every object pixel of labels [N,H,W] and the last row of the context band above it
+    (the embedded dataset in scene-context mode). With a G × G context grid each sub-region has its
+    band along its own top (data/synthetic.py make_scene): a pixel is measured to its sub-region's."""
     from data.synthetic import cue_rows
-    size = dataset.labels.shape[-1]
-    rows = torch.arange(size).view(1, size, 1).expand_as(dataset.labels)
-    return (rows[dataset.labels > 0] - (cue_rows(size) - 1)).numpy()
+    size = labels.shape[-1]
+    side = size / grid
+    tops = torch.tensor([int(round(i * side)) for i in range(grid)])  # each grid row's first row, as drawn
+    rows = torch.arange(size)
+    band_end = tops[torch.searchsorted(tops, rows, right=True) - 1] + cue_rows(side) - 1  # per image row
+    return (rows - band_end).view(1, size, 1).expand_as(labels)[labels > 0].numpy()

@@ -2,6 +2,7 @@
 trimap (scores within bands of several widths around the label boundaries)."""
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -139,3 +140,23 @@ def boundary_counts(pred, target, band, ignore_index=IGNORE_INDEX, extent=None):
     correct = pred == target
     return {"boundary": ((correct & near).sum().item(), near.sum().item()),
             "internal": ((correct & inner).sum().item(), inner.sum().item())}
+
+
+def object_accuracies(pred, labels, ignore_index=IGNORE_INDEX):
+    """Per object, a connected region (4-connectivity) of one class other than background (0) in one
+    image: its size, the square root of its pixel count, and the share (percent) of its pixels predicted
+    as its class. pred, labels: class maps [N,H,W] (arrays or tensors). Returns (sizes, accuracies) as
+    float arrays, objects in the order image, class, region (scipy's labelling order)."""
+    from scipy.ndimage import label as connected_components
+    pred, labels = np.asarray(pred), np.asarray(labels)
+    sizes, accuracies = [], []
+    for p, lab in zip(pred, labels):
+        for cls in np.unique(lab):
+            if cls in (0, ignore_index):
+                continue
+            regions, count = connected_components(lab == cls)
+            pixels = np.bincount(regions.ravel(), minlength=count + 1)[1:]
+            right = np.bincount(regions.ravel(), weights=(p == cls).ravel(), minlength=count + 1)[1:]
+            sizes.extend(np.sqrt(pixels))
+            accuracies.extend(100 * (right / pixels))
+    return np.array(sizes, dtype=float), np.array(accuracies, dtype=float)

@@ -162,6 +162,7 @@ def run_group(plans, out_dir, device, progress=True):
                           if not os.path.exists(os.path.join(run_dir, f"eval-{p.eval_id}.json")))
         shared = [key for key, n in pending.items() if n > 1]
         passes = {key: [] for key in shared}
+        computed = {}  # analyses of this run's model, shared by its plans (analysis.save_analyses)
         for plan in plans:
             if info["status"] != OK:
                 results.append(RunResult(plan, Status(info["status"]), info, {}, info.get("error"), device))
@@ -180,6 +181,33 @@ def run_group(plans, out_dir, device, progress=True):
                     results.append(RunResult(plan, Status.CRF_UNAVAILABLE, info, {}, str(err), device))
                     continue
             if todo:
-                save_analyses(out_dir, plan, todo, model, val_set, device, run_dir)
+                save_analyses(out_dir, plan, todo, model, val_set, device, run_dir, computed)
             results.append(RunResult(plan, OK, info, read_checked_json(eval_path, eval_problem), None, device))
     return results
+
+
+def save_missing_run_analyses(plans, out_dir, device):
+    """The "run" analyses that finished plans lack (an analysis added after they ran, e.g. "heldout"),
+    computed from their run folder's model.pt, under the run's lock and at its thread count, as
+    run_group computes them. A run whose model.pt is gone (or damaged) goes without: its rows stand."""
+    groups = {}
+    for plan in plans:
+        todo = missing_analyses(out_dir, plan)
+        if todo and os.path.exists(os.path.join(run_dir_of(out_dir, plan), "model.pt")):
+            groups.setdefault(plan.run_id, []).append((plan, todo))
+    threads = torch.get_num_threads()
+    try:
+        for group in groups.values():
+            first, run_dir = group[0][0], run_dir_of(out_dir, group[0][0])
+            torch.set_num_threads(first.train["threads"])
+            with run_lock(out_dir, first):
+                val_set = build_dataset(first.data, "val")
+                try:
+                    model = load_model(run_dir, first.model, val_set.num_classes)
+                except (DamagedFile, FileNotFoundError):
+                    continue
+                computed = {}
+                for plan, todo in group:
+                    save_analyses(out_dir, plan, todo, model, val_set, device, run_dir, computed)
+    finally:
+        torch.set_num_threads(threads)

@@ -17,6 +17,7 @@ from engine.design import claim_verdicts, first_look_runs, futile, next_look
 from engine.distributed import is_main
 from engine.execute import remove_stale_tmp, run_plans
 from engine.plans import chosen, fine_crf_plans, plan_runs
+from engine.run import save_missing_run_analyses
 from engine.rows import OK, now_iso, read_rows
 from engine.tuning import selection_csv
 
@@ -65,7 +66,7 @@ def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=Tru
             break
     if is_main():
         with workers.shared() if workers else contextlib.nullcontext():  # computed here: this process's CPU
-            save_missing_analyses(prepared, out_dir)
+            save_missing_analyses(prepared, out_dir, device)
     return written
 
 
@@ -92,14 +93,16 @@ def chosen_plans(prepared, out_dir):
     return [p for p in plan_runs(prepared.spec, prepared.settings, lrs, crfs) if p.variant not in untuned]
 
 
-def save_missing_analyses(prepared, out_dir):
-    """The analyses of the dataset and of the untrained network (engine/analysis.py) that the finished
-    rows of the ablation lack: computed from their configuration, no run folder needed."""
+def save_missing_analyses(prepared, out_dir, device="cpu"):
+    """The analyses that the finished rows of the ablation lack: of the dataset and of the untrained
+    network (engine/analysis.py), computed from their configuration, no run folder needed; and of the
+    trained model, from its run folder's model.pt where it is kept (engine/run.py save_missing_run_analyses)."""
     csv_path = os.path.join(out_dir, f"{prepared.spec.name}.csv")
     rows = read_rows(csv_path).to_dict("records")
     finished = {(r["variant"], int(r["seed"]), r["run_id"]) for r in rows if r["status"] == OK}
-    save_config_analyses(out_dir, [p for p in chosen_plans(prepared, out_dir)
-                                   if (p.variant, p.seed, p.run_id) in finished])
+    plans = [p for p in chosen_plans(prepared, out_dir) if (p.variant, p.seed, p.run_id) in finished]
+    save_config_analyses(out_dir, plans)
+    save_missing_run_analyses(plans, out_dir, device)
 
 
 def more_seeds(spec, settings, plans, csv_path, k, planned, progress):

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.ndimage import label as connected_components
 
-from engine.metrics import confusion_matrix, scores
+from engine.metrics import confusion_matrix, object_accuracies, scores
 
 SEED_SD = 1.0  # mIoU points: the suite's seed noise (median sd 0.93; issue 37 keeps it <= 1.0)
 
@@ -67,19 +66,9 @@ MIN_OBJECTS_PER_BIN = 20  # an octave with fewer objects is left out (its mean t
 def accuracy_by_scale(pred, labels, ignore_index=255):
     """Per object (a connected region of one class other than background, per image) its size, the
     square root of its pixel count, and the share (percent) of its pixels predicted as its class.
-    pred, labels: class maps [N,H,W]. Returns (sizes, accuracies) as arrays."""
-    pred, labels = np.asarray(pred), np.asarray(labels)
-    sizes, accuracies = [], []
-    for p, lab in zip(pred, labels):
-        for cls in np.unique(lab):
-            if cls in (0, ignore_index):
-                continue
-            regions, count = connected_components(lab == cls)
-            for region in range(1, count + 1):
-                inside = regions == region
-                sizes.append(np.sqrt(inside.sum()))
-                accuracies.append(100 * (p[inside] == cls).mean())
-    return np.array(sizes), np.array(accuracies)
+    pred, labels: class maps [N,H,W]. Returns (sizes, accuracies) as arrays. (The engine's measurement,
+    engine.metrics.object_accuracies, which the 'heldout' run analysis saves as object_size, object_acc.)"""
+    return object_accuracies(pred, labels, ignore_index)
 
 
 def scale_present(sizes, accuracies):

@@ -6,8 +6,10 @@ import math
 import os
 
 import numpy as np
+import torch
 
 from engine.analysis import analysis_file, data_analysis_file, load_analysis, model_analysis_file
+from engine.measurements import band_distances
 from engine.rows import OK
 from report.common import fmt, md_table, plt, report_section, save_figure
 
@@ -50,6 +52,8 @@ def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads):
         return f"{title}\n\nNot drawn: {os.path.relpath(bands_file, results_dir)} is not in the results folder."
     bands = load_analysis(bands_file)
     size, band = int(bands["size"]), int(bands["band_rows"])
+    grid = int(bands["grid"]) if "grid" in bands else 1  # G × G sub-regions, each with its band on top
+    where = f"rows 0-{band - 1}" if grid == 1 else f"the top {band} rows of each of the {grid}×{grid} sub-regions"
     distances, counts = bands["distances"], bands["counts"]
     configs = {v: g.iloc[0]["model_config"] for v, g in rows.groupby("variant", sort=False)}
     lines = ["| head | reach upwards (px) | object pixels whose receptive field holds a band pixel |",
@@ -76,21 +80,25 @@ def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads):
     axes[0].legend()
     axes[1].imshow(bands["image"])  # the scene whose object comes nearest the band
     ys, xs = (bands["label"] > 0).nonzero()
-    top = int(ys.argmin())
+    top = int(band_distances(torch.from_numpy(bands["label"])[None], grid).argmin())  # nearest its band
     y, x = int(ys[top]), int(xs[top])
     axes[1].add_patch(plt.Rectangle((x - local, y - local), 2 * local, 2 * local, fill=False, color="white",
                                     linestyle="--"))
     axes[1].plot([x], [y], "w+")
-    axes[1].set_title(f"baseline's receptive field (± {local} px) at the topmost object pixel\n"
-                      f"(band: rows 0-{band - 1})", fontsize=9)
+    axes[1].set_title(f"baseline's receptive field (± {local} px) at the "
+                      f"{'topmost object pixel' if grid == 1 else 'object pixel nearest its band'}\n"
+                      f"(band: {where})", fontsize=9)
     axes[1].axis("off")
     fig.tight_layout()
     name = f"{spec.name}_context.png"
     save_figure(fig, os.path.join(fig_dir, name), 100)
     return "\n\n".join([
         title,
-        f"Only the band in rows 0–{band - 1} shows the kind of scene; every object lies ≥ {int(distances.min())} "
-        "rows below it. Reach: the exact upward receptive field of each row's architecture "
+        (f"Only the band in rows 0–{band - 1} shows the kind of scene; every object lies ≥ {int(distances.min())} "
+         "rows below it." if grid == 1 else
+         f"Only the band along each sub-region's top ({band} rows; a {grid}×{grid} grid) shows that sub-region's "
+         f"kind of scene; every object lies ≥ {int(distances.min())} rows below its own.")
+        + " Reach: the exact upward receptive field of each row's architecture "
         "(engine/measurements.upward_reach); a head that cannot see the band guesses (context_acc ≈ 50 %).",
         "\n".join(lines),
         f"![{spec.name} context]({rel_fig}/{name})",

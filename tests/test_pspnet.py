@@ -227,7 +227,7 @@ def test_band_lies_outside_the_local_receptive_field():
     val = SyntheticScenes("val", **{**data, "n_val": 50})
     size = data["image_size"]
     models = {p.variant: p.model for p in plans_of(psp_pool, "quick")}
-    nearest = band_distances(val).min()
+    nearest = band_distances(val.labels, val.knobs.context_grid).min()
     for local in ("baseline", "control"):
         reach = upward_reach(build_model(models[local], val.num_classes), size)
         assert 8 < reach < nearest, (local, reach, nearest)

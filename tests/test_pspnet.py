@@ -166,6 +166,12 @@ def test_context_failure_rate_from_a_rows_table():
     assert context_failures(rows, threshold=50.0)[1] == ("base", 3, 2, pytest.approx(100 / 3))
 
 
+def test_the_learned_context_rule_lies_halfway_from_chance_to_perfect_at_any_number_of_kinds():
+    from report.psp import LEARNED_CONTEXT_ACC, learned_threshold
+    assert learned_threshold({}) == LEARNED_CONTEXT_ACC == 75.0  # two kinds of scene: chance 50 %
+    assert learned_threshold({"contexts": 4}) == 62.5  # chance 25 %
+
+
 def test_training_curve_keeps_the_last_line_of_each_iteration(tmp_path):
     """A resumed run logs again the iterations after its checkpoint: one point per iteration."""
     from engine.measurements import read_curve

@@ -8,7 +8,7 @@ import torch
 
 from data import IGNORE_INDEX, PAD_LABEL, HeldOut
 from data.transforms import pad_collate
-from engine.metrics import boundary_counts, check_trimap, confusion_matrix, group_accuracy, scores, trimap_mask
+from engine.metrics import boundary_counts, class_map, check_trimap, confusion_matrix, group_accuracy, scores, trimap_mask
 from engine.presets import EVAL_KEYS as ENGINE_KEYS
 from segmodels.crf import check_crf, crf_labels
 
@@ -84,7 +84,7 @@ def evaluate(model, dataset, cfg, device="cpu", passes=None):
             seconds = time.perf_counter() - tick
             if passes is not None:
                 passes.append((logits.cpu(), stats, seconds))  # kept on the host: a GPU holds one batch
-        pred = logits.argmax(1)
+        pred = class_map(logits)
         infer_s += seconds
         images_seen += len(images)
         pred = pred.cpu()

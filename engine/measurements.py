@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from data import IGNORE_INDEX
+from engine.metrics import class_map
 
 ERF_IMAGES = 64  # validation images the effective receptive field is averaged over
 STAGE_IMAGES = 6  # validation images of the stage map
@@ -69,7 +70,7 @@ def stages_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=Non
     model.to(device).eval()
     images = images.to(device)
     logits, stages = model.predict(images, rho=rho)[0], model.decision_map(images, rho)
-    pred = logits.argmax(1).cpu()
+    pred = class_map(logits).cpu()
     stages = torch.nn.functional.interpolate(stages[:, None].float().cpu(), size=images.shape[-2:],
                                              mode="nearest")[:, 0]
     shown = images.cpu().permute(0, 2, 3, 1)
@@ -105,7 +106,7 @@ def stage_probe(model, images, labels, rhos=PROBE_RHOS, batch_size=50):
         target = labels[start:start + batch_size, s // 2::s, s // 2::s].to(device)
         valid = target != IGNORE_INDEX
         conf1 = out[0][1].softmax(1).amax(1)
-        hits = [(logits.argmax(1) == target) & valid for _, logits in out]
+        hits = [(class_map(logits) == target) & valid for _, logits in out]
         for r, rho in enumerate(rhos):
             for c, part in enumerate((conf1 > rho, conf1 <= rho)):
                 sel = part & valid
@@ -167,7 +168,7 @@ def class_maps(model, dataset, options, batch_size, device):
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         logits, _ = model.predict(torch.stack([image for image, _ in items]).to(device), **options)
-        preds.append(logits.argmax(1).cpu())
+        preds.append(class_map(logits).cpu())
         labels.append(torch.stack([label for _, label in items]))
     return torch.cat(preds), torch.cat(labels)
 
@@ -236,7 +237,7 @@ def crf_examples_analysis(model, val_set, eval_cfg, device, run_dir=None, data_c
     model.to(device).eval()
     logits = model.predict(images.to(device))[0].cpu()
     rgb = val_set.to_rgb(images)
-    return {"image": rgb, "label": labels.numpy(), "before": logits.argmax(1).numpy(),
+    return {"image": rgb, "label": labels.numpy(), "before": class_map(logits).numpy(),
             "after": crf_labels(logits, rgb, eval_cfg["crf"]).numpy()}
 
 

@@ -321,3 +321,12 @@ def test_evaluations_sharing_a_forward_run_the_network_once_and_score_as_alone()
     assert Counted.calls == 2 and len(passes) == 2  # two batches, computed once
     for one, other in zip(alone, shared):
         assert {k: v for k, v in one.items() if k != "infer_fps"} == {k: v for k, v in other.items() if k != "infer_fps"}
+
+
+def test_class_map_is_argmax_ties_included_in_either_memory_format():
+    from engine.metrics import class_map
+    torch.manual_seed(0)
+    logits = torch.randn(2, 7, 9, 11).round(decimals=1)  # rounding makes ties
+    logits[:, 4] = logits[:, 2]  # a tie on every pixel between classes 2 and 4
+    for x in (logits, logits.contiguous(memory_format=torch.channels_last)):
+        assert torch.equal(class_map(x), x.argmax(1))

@@ -189,29 +189,65 @@ def context_choice(args):
     return dict(dict(CANDIDATES["subregion_context"])[args.context_choice])
 
 
-# ---- overfitting: the trivial k×k head's train − held-out gap at k = 3 and 9, 2 seeds, quick preset
-def train_and_measure(data_options, variant, seed, out_dir):
-    """Train (or find trained in out_dir/runs/) gcn_vs_conv's `variant` at the quick preset on its data with
-    data_options laid over, seed `seed`; its mIoU on 200 images it trained on and 200 held-out ones."""
+# ---- trained probes: one variant of an ablation trained through the engine at the quick preset
+def trained_variant(ablation, data_options, variant, seed, out_dir):
+    """(plan, model, its train.json record, seconds): `ablation`'s `variant` at the quick preset with
+    data_options laid over its data (as run_all's --set data.KEY=VALUE), seed `seed`, trained or found
+    trained in out_dir/runs/. The model's class count follows the data (engine/run.py builds it so)."""
     import torch
 
     import ablations
     from engine.config import CommandLine, parse_set, settings
-    from engine.evaluate import evaluate
     from engine.plans import check_data, check_plans, plan_runs
     from engine.run import run_lock, trained
-    spec = ablations.load("gcn_vs_conv")
+    spec = ablations.load(ablation)
     sets = tuple(parse_set(f"data.{k}={json.dumps(v)}") for k, v in data_options.items())
     plan = next(p for p in plan_runs(spec, settings(spec, "quick", CommandLine(sets=sets)))
                 if p.variant == variant and p.seed == seed)
     check_plans([plan])
-    check_data([plan])
+    check_data([plan])  # the generator's data-option check: a refused candidate is a ValueError here
     torch.set_num_threads(plan.train["threads"])  # as engine/run.py: part of the run's config
     started = time.time()
     with run_lock(out_dir, plan):  # as engine/run.py: the run folder made and locked
         model, info, _ = trained(plan, out_dir, "cpu", progress=False)
     if info["status"] != "ok":
-        raise RuntimeError(f"{variant} seed {seed}: {info}")
+        raise RuntimeError(f"{ablation} {variant} seed {seed}: {info}")
+    return plan, model, info, time.time() - started
+
+
+# ---- scale, with its accuracy-spread part: psp_depth's shallowest single-scale variant, one seed
+def scale_present_trained(args):
+    import torch
+
+    from engine.evaluate import model_options
+    from probes.mechanisms import scale_present
+
+    def measure(name, options, cfg):
+        plan, model, info, seconds = trained_variant("psp_depth", options, "r50_ss", 0, args.out)
+        _, heldout, _ = extended(plan.data)
+        images = torch.stack([heldout[i][0] for i in range(len(heldout))])
+        labels = torch.stack([heldout[i][1] for i in range(len(heldout))])
+        model.eval()
+        with torch.no_grad():  # as its rows are scored: the plan's evaluation options (mirrored)
+            pred = torch.cat([model.predict(images[i:i + 50], **model_options(model, plan.eval))[0].argmax(1)
+                              for i in range(0, len(images), 50)])
+        result = scale_present(*accuracy_by_scale(pred.numpy(), labels.numpy()))
+        say(f"scale_present | {name} | psp_depth r50_ss seed 0, run {plan.run_id} | {len(heldout)} held-out "
+            f"training images | {result.detail} | spread {result.figure:.1f} (needs ≥ {result.threshold:g}, and "
+            f"span ≥ {SCALE_SPAN:g}×) | {'pass' if result.passed else 'fail'} | train {info['train_wall_s']:.0f} s, "
+            f"all {seconds:.0f} s (machine loaded)")
+        return result.passed
+    return first_passing("scale_span", {**ablation_data("psp_depth"), **context_choice(args)}, measure,
+                         base_name(args))
+
+
+# ---- overfitting: the trivial k×k head's train − held-out gap at k = 3 and 9, 2 seeds, quick preset
+def train_and_measure(data_options, variant, seed, out_dir):
+    """gcn_vs_conv's `variant` trained (trained_variant); its mIoU on 200 images it trained on and on
+    200 held-out training images."""
+    from engine.evaluate import evaluate
+    started = time.time()
+    plan, model, info, _ = trained_variant("gcn_vs_conv", data_options, variant, seed, out_dir)
     trained_on, heldout, whole = extended(plan.data)
     scores = {part: evaluate(model, data, plan.eval)["mIoU"] for part, data in (("train", trained_on),
                                                                                 ("heldout", heldout))}
@@ -260,7 +296,7 @@ def past(hhmm):
     return now.strftime("%H:%M") >= hhmm
 
 
-MECHANISMS = {"subregion_context": subregion_context, "scale_span": scale_span,
+MECHANISMS = {"subregion_context": subregion_context, "scale_span": scale_span, "scale_present": scale_present_trained,
               "flip_information": flip_information, "overfitting": overfitting}
 
 

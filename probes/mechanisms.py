@@ -64,21 +64,27 @@ SCALE_SPREAD = 5.0
 MIN_OBJECTS_PER_BIN = 20  # an octave with fewer objects is left out (its mean too noisy)
 
 
+def object_regions(label, ignore_index=255):
+    """The objects of one label map [H,W]: (class, boolean mask) of each connected region of one class
+    other than background."""
+    label = np.asarray(label)
+    for cls in np.unique(label):
+        if cls in (0, ignore_index):
+            continue
+        regions, count = connected_components(label == cls)
+        for region in range(1, count + 1):
+            yield cls, regions == region
+
+
 def accuracy_by_scale(pred, labels, ignore_index=255):
-    """Per object (a connected region of one class other than background, per image) its size, the
-    square root of its pixel count, and the share (percent) of its pixels predicted as its class.
-    pred, labels: class maps [N,H,W]. Returns (sizes, accuracies) as arrays."""
-    pred, labels = np.asarray(pred), np.asarray(labels)
+    """Per object (object_regions, per image) its size, the square root of its pixel count, and the
+    share (percent) of its pixels predicted as its class. pred, labels: class maps [N,H,W]. Returns
+    (sizes, accuracies) as arrays."""
     sizes, accuracies = [], []
-    for p, lab in zip(pred, labels):
-        for cls in np.unique(lab):
-            if cls in (0, ignore_index):
-                continue
-            regions, count = connected_components(lab == cls)
-            for region in range(1, count + 1):
-                inside = regions == region
-                sizes.append(np.sqrt(inside.sum()))
-                accuracies.append(100 * (p[inside] == cls).mean())
+    for p, lab in zip(np.asarray(pred), np.asarray(labels)):
+        for cls, inside in object_regions(lab, ignore_index):
+            sizes.append(np.sqrt(inside.sum()))
+            accuracies.append(100 * (p[inside] == cls).mean())
     return np.array(sizes), np.array(accuracies)
 
 

@@ -19,11 +19,11 @@ import sys
 import time
 
 import numpy as np
-from scipy.ndimage import binary_dilation, label as connected_components
+from scipy.ndimage import binary_dilation
 from scipy.signal import fftconvolve
 
 from data import HeldOut, build_dataset
-from probes.mechanisms import accuracy_by_scale, overfitting_present, subregion_context_probe
+from probes.mechanisms import accuracy_by_scale, object_regions, overfitting_present, subregion_context_probe
 
 HELDOUT = 200  # held-out training images per measurement (and images trained on, for the gap)
 TODAY = "today's data"
@@ -88,19 +88,14 @@ def whole_objects(labels, ignore_index=255):
     map that lie whole in it: not touching the border, nor another object, and of MIN_OBJECT_PIXELS or more."""
     labels = np.asarray(labels)
     masks = []
-    for cls in np.unique(labels):
-        if cls in (0, ignore_index):
+    for cls, inside in object_regions(labels, ignore_index):
+        if inside.sum() < MIN_OBJECT_PIXELS or inside[0].any() or inside[-1].any() \
+                or inside[:, 0].any() or inside[:, -1].any():
             continue
-        regions, count = connected_components(labels == cls)
-        for region in range(1, count + 1):
-            inside = regions == region
-            if inside.sum() < MIN_OBJECT_PIXELS or inside[0].any() or inside[-1].any() \
-                    or inside[:, 0].any() or inside[:, -1].any():
-                continue
-            around = labels[binary_dilation(inside) & ~inside]
-            if np.isin(around, [0, cls, ignore_index], invert=True).any():
-                continue
-            masks.append(inside)
+        around = labels[binary_dilation(inside) & ~inside]
+        if np.isin(around, [0, cls, ignore_index], invert=True).any():
+            continue
+        masks.append(inside)
     return masks
 
 
@@ -190,10 +185,11 @@ def context_choice(args):
 
 
 # ---- trained probes: one variant of an ablation trained through the engine at the quick preset
-def trained_variant(ablation, data_options, variant, seed, out_dir):
-    """(plan, model, its train.json record, seconds): `ablation`'s `variant` at the quick preset with
-    data_options laid over its data (as run_all's --set data.KEY=VALUE), seed `seed`, trained or found
-    trained in out_dir/runs/. The model's class count follows the data (engine/run.py builds it so)."""
+def trained_variant(ablation, data_cfg, variant, seed, out_dir):
+    """(plan, model, its train.json record, seconds): `ablation`'s `variant` at the quick preset on data
+    config data_cfg (what differs from the ablation's data laid over it, as run_all's --set data.KEY=VALUE),
+    seed `seed`, trained or found trained in out_dir/runs/. The model's class count follows the data
+    (engine/run.py builds it so)."""
     import torch
 
     import ablations
@@ -201,9 +197,12 @@ def trained_variant(ablation, data_options, variant, seed, out_dir):
     from engine.plans import check_data, check_plans, plan_runs
     from engine.run import run_lock, trained
     spec = ablations.load(ablation)
-    sets = tuple(parse_set(f"data.{k}={json.dumps(v)}") for k, v in data_options.items())
+    own = ablation_data(ablation)
+    sets = tuple(parse_set(f"data.{k}={json.dumps(v)}") for k, v in data_cfg.items() if own.get(k) != v)
     plan = next(p for p in plan_runs(spec, settings(spec, "quick", CommandLine(sets=sets)))
                 if p.variant == variant and p.seed == seed)
+    if plan.data != data_cfg:
+        raise ValueError(f"{ablation}'s plan has data {plan.data}, not {data_cfg}")
     check_plans([plan])
     check_data([plan])  # the generator's data-option check: a refused candidate is a ValueError here
     torch.set_num_threads(plan.train["threads"])  # as engine/run.py: part of the run's config
@@ -223,7 +222,7 @@ def scale_present_trained(args):
     from probes.mechanisms import scale_present
 
     def measure(name, options, cfg):
-        plan, model, info, seconds = trained_variant("psp_depth", options, "r50_ss", 0, args.out)
+        plan, model, info, seconds = trained_variant("psp_depth", cfg, "r50_ss", 0, args.out)
         _, heldout, _ = extended(plan.data)
         images = torch.stack([heldout[i][0] for i in range(len(heldout))])
         labels = torch.stack([heldout[i][1] for i in range(len(heldout))])
@@ -242,12 +241,12 @@ def scale_present_trained(args):
 
 
 # ---- overfitting: the trivial k×k head's train − held-out gap at k = 3 and 9, 2 seeds, quick preset
-def train_and_measure(data_options, variant, seed, out_dir):
+def train_and_measure(data_cfg, variant, seed, out_dir):
     """gcn_vs_conv's `variant` trained (trained_variant); its mIoU on 200 images it trained on and on
     200 held-out training images."""
     from engine.evaluate import evaluate
     started = time.time()
-    plan, model, info, _ = trained_variant("gcn_vs_conv", data_options, variant, seed, out_dir)
+    plan, model, info, _ = trained_variant("gcn_vs_conv", data_cfg, variant, seed, out_dir)
     trained_on, heldout, whole = extended(plan.data)
     scores = {part: evaluate(model, data, plan.eval)["mIoU"] for part, data in (("train", trained_on),
                                                                                 ("heldout", heldout))}
@@ -271,7 +270,7 @@ def overfitting(args):
                         say(f"overfitting | {name} | {variant} seed {seed} | not started: past "
                             f"{args.no_new_runs_after} UTC")
                         return None
-                    record[key] = train_and_measure(options, variant, seed, args.out)
+                    record[key] = train_and_measure(cfg, variant, seed, args.out)
                     with open(record_path + ".tmp", "w") as f:
                         json.dump(record, f, indent=1)
                     os.replace(record_path + ".tmp", record_path)

@@ -6,9 +6,11 @@ stream at indices n_train … n_train + 199, which the generator makes as a pure
 (seed, split, index) and no run trains on.
 
 Run: python -m probes.settings_pilot <mechanism> [--out DIR] [--no-new-runs-after HH:MM]
-mechanisms: subregion_context, scale_span, flip_information (from the data alone) and overfitting
-(trains conv_k3 and conv_k9 of gcn_vs_conv at the quick preset, 2 seeds, through the engine; each
-run's gaps are saved to DIR/overfitting.json as they come, and a rerun skips what is there).
+mechanisms: subregion_context, scale_span, flip_information (from the data alone); scale_present (the
+scale probe whole: trains psp_depth's r50_ss, one seed); overfitting (trains conv_k3 and conv_k9 of
+gcn_vs_conv at the quick preset, 2 seeds, through the engine; each run's gaps are saved to
+DIR/overfitting.json as they come, and a rerun skips what is there). --context-choice '(a)' lays
+psp_pool's chosen context candidate under the flip and scale candidates.
 Prints one line per measurement and a last line "rule → chosen: …".
 """
 import argparse
@@ -63,6 +65,12 @@ def extended(data_cfg, count=HELDOUT):
     whole = build_dataset({**data_cfg, "n_train": data_cfg.get("n_train", 2000) + count}, "train")
     trained_on, heldout = heldout_ranges(data_cfg.get("n_train", 2000), count)
     return (HeldOut(whole, trained_on.start, trained_on.stop), HeldOut(whole, heldout.start, heldout.stop), whole)
+
+
+def heldout_labels(data_cfg):
+    """The label maps [N,H,W] of data_cfg's held-out training images."""
+    _, heldout, _ = extended(data_cfg)
+    return np.stack([heldout[i][1].numpy() for i in range(len(heldout))])
 
 
 def ablation_data(name):
@@ -146,11 +154,10 @@ def subregion_context(args):
 def scale_span(args):
     def measure(name, options, cfg):
         started = time.time()
-        _, heldout, _ = extended(cfg)
-        labels = np.stack([heldout[i][1].numpy() for i in range(len(heldout))])
+        labels = heldout_labels(cfg)
         sizes, _ = accuracy_by_scale(labels, labels)
         span = sizes.max() / sizes.min()
-        say(f"scale_span | {name} | {json.dumps(cfg, sort_keys=True)} | {len(sizes)} objects of {len(heldout)} "
+        say(f"scale_span | {name} | {json.dumps(cfg, sort_keys=True)} | {len(sizes)} objects of {len(labels)} "
             f"held-out training images, size (√px) {sizes.min():.1f}…{sizes.max():.1f} | span {span:.2f}× "
             f"(needs ≥ {SCALE_SPAN:g}×) | {'pass' if span >= SCALE_SPAN else 'fail'} | {time.time() - started:.0f} s")
         return span >= SCALE_SPAN
@@ -161,11 +168,10 @@ def scale_span(args):
 def flip_information(args):
     def measure(name, options, cfg):
         started = time.time()
-        _, heldout, _ = extended(cfg)
-        labels = np.stack([heldout[i][1].numpy() for i in range(len(heldout))])
+        labels = heldout_labels(cfg)
         mean, count = mean_mirror_iou(labels)
         say(f"flip_information | {name} | {json.dumps(cfg, sort_keys=True)} | {count} whole objects of "
-            f"{len(heldout)} held-out training images | mean mirror IoU {mean:.3f} (needs ≤ {MIRROR_IOU:g}) | "
+            f"{len(labels)} held-out training images | mean mirror IoU {mean:.3f} (needs ≤ {MIRROR_IOU:g}) | "
             f"{'pass' if mean <= MIRROR_IOU else 'fail'} | {time.time() - started:.0f} s")
         return mean <= MIRROR_IOU
     base = {**ablation_data("psp_chain"), **context_choice(args)}

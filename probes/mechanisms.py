@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.ndimage import label as connected_components
 
 from engine.metrics import confusion_matrix, object_accuracies, scores
 
@@ -61,6 +62,18 @@ def overfitting_present(ks, gaps):
 SCALE_SPAN = 8.0
 SCALE_SPREAD = 5.0
 MIN_OBJECTS_PER_BIN = 20  # an octave with fewer objects is left out (its mean too noisy)
+
+
+def object_regions(label, ignore_index=255):
+    """The objects of one label map [H,W]: (class, boolean mask) of each connected region of one class
+    other than background."""
+    label = np.asarray(label)
+    for cls in np.unique(label):
+        if cls in (0, ignore_index):
+            continue
+        regions, count = connected_components(label == cls)
+        for region in range(1, count + 1):
+            yield cls, regions == region
 
 
 def accuracy_by_scale(pred, labels, ignore_index=255):

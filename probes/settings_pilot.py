@@ -1,0 +1,321 @@
+"""The settings pilot (issue 37): which data setting carries each mechanism, by the rule of
+data/MECHANISMS.md "How each table's data settings are chosen" — today's data first, then each
+candidate in the order listed there, until one passes the mechanism's probe. Probes only: no
+verdict, no validation split. Every measurement is on held-out TRAINING images: the train split's
+stream at indices n_train … n_train + 199, which the generator makes as a pure function of
+(seed, split, index) and no run trains on.
+
+Run: python -m probes.settings_pilot <mechanism> [--out DIR] [--no-new-runs-after HH:MM]
+mechanisms: subregion_context, scale_span, flip_information (from the data alone); scale_present (the
+scale probe whole: trains psp_depth's r50_ss, one seed); overfitting (trains conv_k3 and conv_k9 of
+gcn_vs_conv at the quick preset, 2 seeds, through the engine; each run's gaps are saved to
+DIR/overfitting.json as they come, and a rerun skips what is there). --context-choice '(a)' lays
+psp_pool's chosen context candidate under the flip and scale candidates.
+Prints one line per measurement and a last line "rule → chosen: …".
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from scipy.ndimage import binary_dilation
+from scipy.signal import fftconvolve
+
+from data import HeldOut, build_dataset
+from probes.mechanisms import accuracy_by_scale, object_regions, overfitting_present, subregion_context_probe
+
+HELDOUT = 200  # held-out training images per measurement (and images trained on, for the gap)
+TODAY = "today's data"
+# data/MECHANISMS.md's candidates, in its order (committed in e7fb5da before any probe was read)
+CANDIDATES = {
+    "overfitting": [("(a)", {"classes": 20, "asymmetric": True, "radius": [0.10, 0.20], "n_train": 200}),
+                    ("(b)", {"classes": 20, "asymmetric": True, "radius": [0.10, 0.20], "n_train": 100})],
+    "scale_span": [("(a)", {"log_radius": True, "radius": [0.03, 0.30], "resize": [0.5, 2.0]})],
+    "subregion_context": [("(a)", {"context_grid": 2, "contexts": 4, "radius": [0.08, 0.14]})],
+    "flip_information": [("(a)", {"asymmetric": True, "classes": 8})],
+}
+SCALE_SPAN = 8.0  # probes.mechanisms.SCALE_SPAN: the "sizes span >= 8×" part of scale_present
+# Flip information, fixed before computing: an object's mask against its own mirror image, mean IoU
+# <= 0.8 (the asymmetric knob's own design bound, data/MECHANISMS.md). The mirror is taken at its best
+# 2-D alignment (a conv net is translation-equivariant: a mirror image that a shift matches is no new
+# shape). Objects cut by the image border or touching another object are left out (a cut outline is
+# not the object's shape), and so are objects below MIN_OBJECT_PIXELS (rasterisation noise).
+MIRROR_IOU = 0.8
+MIN_OBJECT_PIXELS = 20
+OVERFIT_VARIANTS = {3: "conv_k3", 9: "conv_k9"}
+SEEDS = (0, 1)
+
+
+def say(line):
+    print(line, flush=True)
+
+
+def heldout_ranges(n_train, count=HELDOUT):
+    """(indices of images trained on, indices of held-out training images) in the train split's stream:
+    the first min(count, n_train) of the training set, and the count right after it."""
+    return range(0, min(count, n_train)), range(n_train, n_train + count)
+
+
+def extended(data_cfg, count=HELDOUT):
+    """The training split of data_cfg continued by `count` images: its first n_train images are the
+    training set's (scenes are a pure function of their index), the rest held out."""
+    whole = build_dataset({**data_cfg, "n_train": data_cfg.get("n_train", 2000) + count}, "train")
+    trained_on, heldout = heldout_ranges(data_cfg.get("n_train", 2000), count)
+    return (HeldOut(whole, trained_on.start, trained_on.stop), HeldOut(whole, heldout.start, heldout.stop), whole)
+
+
+def heldout_labels(data_cfg):
+    """The label maps [N,H,W] of data_cfg's held-out training images."""
+    _, heldout, _ = extended(data_cfg)
+    return np.stack([heldout[i][1].numpy() for i in range(len(heldout))])
+
+
+def ablation_data(name):
+    """The data config an ablation trains on at the quick preset (its preset's, as run_all resolves it)."""
+    import ablations
+    from engine.config import settings
+    return dict(settings(ablations.load(name), "quick").data)
+
+
+def mirror_iou(mask):
+    """IoU of a boolean mask with its horizontal mirror image at the best integer 2-D shift. Mirroring
+    keeps the area A, so IoU = overlap / (2A − overlap), largest where the overlap (a cross-correlation) is."""
+    ys, xs = np.nonzero(mask)
+    crop = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(float)
+    area = crop.sum()
+    # correlating crop with its mirror crop[:, ::-1] = convolving with crop[:, ::-1][::-1, ::-1] = crop[::-1, :]
+    overlap = float(np.round(fftconvolve(crop, crop[::-1, :], mode="full").max()))
+    return overlap / (2 * area - overlap)
+
+
+def whole_objects(labels, ignore_index=255):
+    """The masks of the objects (connected regions of one class other than background) of one label
+    map that lie whole in it: not touching the border, nor another object, and of MIN_OBJECT_PIXELS or more."""
+    labels = np.asarray(labels)
+    masks = []
+    for cls, inside in object_regions(labels, ignore_index):
+        if inside.sum() < MIN_OBJECT_PIXELS or inside[0].any() or inside[-1].any() \
+                or inside[:, 0].any() or inside[:, -1].any():
+            continue
+        around = labels[binary_dilation(inside) & ~inside]
+        if np.isin(around, [0, cls, ignore_index], invert=True).any():
+            continue
+        masks.append(inside)
+    return masks
+
+
+def mean_mirror_iou(labels):
+    ious = [mirror_iou(m) for lab in np.asarray(labels) for m in whole_objects(lab)]
+    return float(np.mean(ious)), len(ious)
+
+
+def candidates_in_order(mechanism, base, base_name=TODAY):
+    """(name, its data options, the data config) of today's data, then each candidate laid over it."""
+    return [(base_name, {}, base)] + [(name, options, {**base, **options}) for name, options in CANDIDATES[mechanism]]
+
+
+def first_passing(mechanism, base, measure, base_name=TODAY):
+    """The rule: today's data, then the candidates in order, until one passes. measure(name, options,
+    cfg) says whether the probe passes, or None where it could not be finished (the rule stops there:
+    a later candidate is never taken over an unmeasured earlier one). A candidate the generator
+    refuses is reported and the rule goes on. Returns the chosen name, None, or UNFINISHED."""
+    for name, options, cfg in candidates_in_order(mechanism, base, base_name):
+        try:
+            passed = measure(name, options, cfg)
+        except ValueError as err:  # the generator's data-option check refuses the candidate
+            say(f"{mechanism} | {name} | {json.dumps(options, sort_keys=True)} | refused by the generator: {err}")
+            continue
+        if passed is None:
+            return UNFINISHED
+        if passed:
+            return name
+    return None
+
+
+UNFINISHED = "not decided: the pilot stopped before its candidate was measured"
+
+
+# ---- the data-only mechanisms
+def subregion_context(args):
+    def measure(name, options, cfg):
+        started = time.time()
+        n_train = cfg.get("n_train", 2000)
+        result = subregion_context_probe({**cfg, "n_train": n_train + HELDOUT})  # its last 200: held out
+        say(f"subregion_context | {name} | {json.dumps(cfg, sort_keys=True)} | held-out training images "
+            f"{n_train}…{n_train + HELDOUT - 1} | {result.detail} | gain {result.figure:.1f} (needs ≥ "
+            f"{result.threshold:g}) | {'pass' if result.passed else 'fail'} | {time.time() - started:.0f} s")
+        return result.passed
+    return first_passing("subregion_context", ablation_data("psp_pool"), measure)
+
+
+def scale_span(args):
+    def measure(name, options, cfg):
+        started = time.time()
+        labels = heldout_labels(cfg)
+        sizes, _ = accuracy_by_scale(labels, labels)
+        span = sizes.max() / sizes.min()
+        say(f"scale_span | {name} | {json.dumps(cfg, sort_keys=True)} | {len(sizes)} objects of {len(labels)} "
+            f"held-out training images, size (√px) {sizes.min():.1f}…{sizes.max():.1f} | span {span:.2f}× "
+            f"(needs ≥ {SCALE_SPAN:g}×) | {'pass' if span >= SCALE_SPAN else 'fail'} | {time.time() - started:.0f} s")
+        return span >= SCALE_SPAN
+    return first_passing("scale_span", {**ablation_data("psp_depth"), **context_choice(args)}, measure,
+                         base_name(args))
+
+
+def flip_information(args):
+    def measure(name, options, cfg):
+        started = time.time()
+        labels = heldout_labels(cfg)
+        mean, count = mean_mirror_iou(labels)
+        say(f"flip_information | {name} | {json.dumps(cfg, sort_keys=True)} | {count} whole objects of "
+            f"{len(labels)} held-out training images | mean mirror IoU {mean:.3f} (needs ≤ {MIRROR_IOU:g}) | "
+            f"{'pass' if mean <= MIRROR_IOU else 'fail'} | {time.time() - started:.0f} s")
+        return mean <= MIRROR_IOU
+    base = {**ablation_data("psp_chain"), **context_choice(args)}
+    return first_passing("flip_information", base, measure, base_name(args))
+
+
+def base_name(args):
+    return TODAY if args.context_choice in (None, TODAY) else f"{TODAY} with psp_pool's context choice {args.context_choice}"
+
+
+def context_choice(args):
+    """psp_pool's chosen context knobs, from --context-choice: the PSPNet tables share runs, so the flip
+    and scale candidates are laid over them."""
+    if args.context_choice in (None, TODAY):
+        return {}
+    return dict(dict(CANDIDATES["subregion_context"])[args.context_choice])
+
+
+# ---- trained probes: one variant of an ablation trained through the engine at the quick preset
+def trained_variant(ablation, data_cfg, variant, seed, out_dir):
+    """(plan, model, its train.json record, seconds): `ablation`'s `variant` at the quick preset on data
+    config data_cfg (what differs from the ablation's data laid over it, as run_all's --set data.KEY=VALUE),
+    seed `seed`, trained or found trained in out_dir/runs/. The model's class count follows the data
+    (engine/run.py builds it so)."""
+    import torch
+
+    import ablations
+    from engine.config import CommandLine, parse_set, settings
+    from engine.plans import check_data, check_plans, plan_runs
+    from engine.run import run_lock, trained
+    spec = ablations.load(ablation)
+    own = ablation_data(ablation)
+    sets = tuple(parse_set(f"data.{k}={json.dumps(v)}") for k, v in data_cfg.items() if own.get(k) != v)
+    plan = next(p for p in plan_runs(spec, settings(spec, "quick", CommandLine(sets=sets)))
+                if p.variant == variant and p.seed == seed)
+    if plan.data != data_cfg:
+        raise ValueError(f"{ablation}'s plan has data {plan.data}, not {data_cfg}")
+    check_plans([plan])
+    check_data([plan])  # the generator's data-option check: a refused candidate is a ValueError here
+    torch.set_num_threads(plan.train["threads"])  # as engine/run.py: part of the run's config
+    started = time.time()
+    with run_lock(out_dir, plan):  # as engine/run.py: the run folder made and locked
+        model, info, _ = trained(plan, out_dir, "cpu", progress=False)
+    if info["status"] != "ok":
+        raise RuntimeError(f"{ablation} {variant} seed {seed}: {info}")
+    return plan, model, info, time.time() - started
+
+
+# ---- scale, with its accuracy-spread part: psp_depth's shallowest single-scale variant, one seed
+def scale_present_trained(args):
+    import torch
+
+    from engine.evaluate import model_options
+    from probes.mechanisms import scale_present
+
+    def measure(name, options, cfg):
+        plan, model, info, seconds = trained_variant("psp_depth", cfg, "r50_ss", 0, args.out)
+        _, heldout, _ = extended(plan.data)
+        images = torch.stack([heldout[i][0] for i in range(len(heldout))])
+        labels = torch.stack([heldout[i][1] for i in range(len(heldout))])
+        model.eval()
+        with torch.no_grad():  # as its rows are scored: the plan's evaluation options (mirrored)
+            pred = torch.cat([model.predict(images[i:i + 50], **model_options(model, plan.eval))[0].argmax(1)
+                              for i in range(0, len(images), 50)])
+        result = scale_present(*accuracy_by_scale(pred.numpy(), labels.numpy()))
+        say(f"scale_present | {name} | psp_depth r50_ss seed 0, run {plan.run_id} | {len(heldout)} held-out "
+            f"training images | {result.detail} | spread {result.figure:.1f} (needs ≥ {result.threshold:g}, and "
+            f"span ≥ {SCALE_SPAN:g}×) | {'pass' if result.passed else 'fail'} | train {info['train_wall_s']:.0f} s, "
+            f"all {seconds:.0f} s (machine loaded)")
+        return result.passed
+    return first_passing("scale_span", {**ablation_data("psp_depth"), **context_choice(args)}, measure,
+                         base_name(args))
+
+
+# ---- overfitting: the trivial k×k head's train − held-out gap at k = 3 and 9, 2 seeds, quick preset
+def train_and_measure(data_cfg, variant, seed, out_dir):
+    """gcn_vs_conv's `variant` trained (trained_variant); its mIoU on 200 images it trained on and on
+    200 held-out training images."""
+    from engine.evaluate import evaluate
+    started = time.time()
+    plan, model, info, _ = trained_variant("gcn_vs_conv", data_cfg, variant, seed, out_dir)
+    trained_on, heldout, whole = extended(plan.data)
+    scores = {part: evaluate(model, data, plan.eval)["mIoU"] for part, data in (("train", trained_on),
+                                                                                ("heldout", heldout))}
+    return {"run_id": plan.run_id, "num_classes": whole.num_classes, "train_mIoU": scores["train"],
+            "heldout_mIoU": scores["heldout"], "gap": scores["train"] - scores["heldout"],
+            "train_wall_s": info.get("train_wall_s"), "wall_s": time.time() - started, "data": plan.data}
+
+
+def overfitting(args):
+    record_path = os.path.join(args.out, "overfitting.json")
+    record = json.load(open(record_path)) if os.path.exists(record_path) else {}
+
+    def measure(name, options, cfg):
+        gaps = []
+        for seed in SEEDS:
+            row = []
+            for k, variant in OVERFIT_VARIANTS.items():
+                key = f"{name}/{variant}/seed{seed}"
+                if key not in record:
+                    if args.no_new_runs_after and past(args.no_new_runs_after):
+                        say(f"overfitting | {name} | {variant} seed {seed} | not started: past "
+                            f"{args.no_new_runs_after} UTC")
+                        return None
+                    record[key] = train_and_measure(cfg, variant, seed, args.out)
+                    with open(record_path + ".tmp", "w") as f:
+                        json.dump(record, f, indent=1)
+                    os.replace(record_path + ".tmp", record_path)
+                r = record[key]
+                say(f"overfitting | {name} | {variant} seed {seed} | run {r['run_id']}, {r['num_classes']} classes | "
+                    f"mIoU on 200 images trained on {r['train_mIoU']:.2f}, on 200 held-out training images "
+                    f"{r['heldout_mIoU']:.2f} | gap {r['gap']:.2f} | train {r['train_wall_s']:.0f} s, all "
+                    f"{r['wall_s']:.0f} s (machine loaded)")
+                row.append(r["gap"])
+            gaps.append(row)
+        result = overfitting_present(list(OVERFIT_VARIANTS), gaps)
+        say(f"overfitting | {name} | overfitting_present([3, 9], gaps) | {result.detail} | growth k9 − k3 "
+            f"{result.figure:.2f} (needs ≥ {result.threshold:g}) | {'pass' if result.passed else 'fail'} | "
+            "(the ablation's probe will use all of k = 3, 5, 7, 9)")
+        return result.passed
+
+    return first_passing("overfitting", ablation_data("gcn_vs_conv"), measure)
+
+
+def past(hhmm):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%H:%M") >= hhmm
+
+
+MECHANISMS = {"subregion_context": subregion_context, "scale_span": scale_span, "scale_present": scale_present_trained,
+              "flip_information": flip_information, "overfitting": overfitting}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mechanism", choices=sorted(MECHANISMS))
+    parser.add_argument("--out", default="/work/pilot", help="where trained runs and their gaps are kept")
+    parser.add_argument("--no-new-runs-after", default=None, help="HH:MM UTC: start no training after it")
+    parser.add_argument("--context-choice", default=None,
+                        help="flip_information, scale_span: psp_pool's chosen context candidate, e.g. '(a)'")
+    args = parser.parse_args(argv)
+    chosen = MECHANISMS[args.mechanism](args)
+    say(f"rule → chosen: {chosen if chosen else 'none passes: not testable'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

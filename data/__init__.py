@@ -89,7 +89,9 @@ class HeldOut(torch.utils.data.Dataset):
 
 def build_dataset(cfg: dict, split: str):
     """cfg is the resolved data config of a run (plain dict); split is 'train', 'val' or 'heldout'.
-    With cfg['holdout'] = H, 'train' and 'val' are parts of the training split (HeldOut).
+    With cfg['holdout'] = H, 'train' and 'val' are parts of the training split (HeldOut); with
+    cfg['holdout'] = "heldout", 'train' is the whole training split and 'val' the 'heldout' images (for a
+    training set too small to carve one from: selection then trains on what the table trains on).
     'heldout' (the embedded dataset only): training images no run of cfg trains on, the training split's
     stream after its last image (data/synthetic.py); with or without holdout the same images, since a
     holdout run trains on fewer of the training split's images, never on others."""
@@ -99,11 +101,15 @@ def build_dataset(cfg: dict, split: str):
         if cfg["name"] != "synthetic":
             raise ValueError(f"held-out training images are the embedded dataset's only, not {cfg['name']!r}'s")
         cfg = {k: v for k, v in cfg.items() if k != "holdout"}
+    if cfg.get("holdout") == "heldout":  # the whole training split, scored on the held-out training images
+        whole = {k: v for k, v in cfg.items() if k != "holdout"}
+        return build_dataset(whole, "train" if split == "train" else "heldout")
     if cfg.get("holdout") is not None:
         holdout, whole = cfg["holdout"], build_dataset({k: v for k, v in cfg.items() if k != "holdout"}, "train")
         if not isinstance(holdout, int) or not 0 < holdout < len(whole):
             raise ValueError(f"data option holdout must be an int in 1..{len(whole) - 1} "
-                             f"(images held out of the {len(whole)} training images), got {holdout!r}")
+                             f"(images held out of the {len(whole)} training images) or \"heldout\" (the "
+                             f"held-out training images beyond them), got {holdout!r}")
         cut = len(whole) - holdout
         return HeldOut(whole, 0, cut) if split == "train" else HeldOut(whole, cut, len(whole))
     name = cfg["name"]

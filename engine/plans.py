@@ -148,7 +148,8 @@ def base_plan(spec, settings, variant_id, seed):
 
 def selection_plans(spec, settings):
     """The selection runs, trained on the training split less settings.tuning['holdout'] images and
-    scored on those (data option holdout, data.HeldOut): never on the validation split. Each
+    scored on those (data option holdout, data.HeldOut), or with holdout "heldout" trained on the whole
+    training split and scored on the held-out training images beyond it: never on the validation split. Each
     "tune_lr": [scales] variant is trained at the preset's lr × each scale; each "tune_crf" variant
     once, evaluated at every point of the preset's CRF grid (on the first tuning['crf_images'] held-out
     images, if set). Their variant ids: engine/tuning.py."""

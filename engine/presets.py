@@ -100,7 +100,8 @@ EVAL_KEYS = ("batch_size", "boundary_band", "speed_repeats", "speed_warmup", "sp
 SET_ELSEWHERE = {"train.lr_scale": float, "train.lr_step": int, "train.lr_gamma": float, "train.compile": bool,
                  "train.amp": str, "eval.speed_repeats": int, "eval.speed_warmup": int, "eval.speed_batch": int,
                  "eval.train_speed_steps": int, "eval.crf": dict, "eval.trimap": list, "eval.images": int,
-                 "tuning.crf": dict, "tuning.crf_images": int}
+                 "tuning.crf": dict, "tuning.crf_images": int,
+                 "tuning.holdout": str}  # "heldout": score selection on the held-out training images
 # settings that may be null: no stand-in weights (from scratch), no step schedule, every image
 NULLABLE = ("model.backbone.weights", "train.lr_step", "train.amp", "eval.images", "tuning.crf_images")
 # the least value of each number that has one: counts and sizes of at least 1, rates above 0
@@ -110,6 +111,7 @@ AT_LEAST = {"data.n_train": 1, "data.n_val": 1, "data.image_size": 32, "data.cro
             "train.poly_power": 0, "eval.batch_size": 1, "eval.boundary_band": 0, "eval.speed_repeats": 0,
             "eval.speed_warmup": 0, "eval.speed_batch": 1, "eval.train_speed_steps": 0, "eval.images": 1,
             "tuning.holdout": 1, "tuning.seeds": 1, "tuning.crf_images": 1}
+WORDS = {"tuning.holdout": ("heldout",)}  # the strings a setting that also takes numbers accepts
 ABOVE_ZERO = ("train.lr", "train.lr_scale", "train.lr_gamma", "train.head_lr_mult")
 
 
@@ -148,6 +150,8 @@ def setting_error(dotted, value):
     if kinds and not any(type(value) is kind for kind in kinds):  # type(): true is not a number here
         names = [TYPE_NAMES[k] for k in kinds if not (k is int and float in kinds)]
         return f"{dotted} must be {' or '.join(names)}, got {json.dumps(value)}"
+    if isinstance(value, str) and dotted in WORDS and value not in WORDS[dotted]:
+        return f"{dotted} must be a number or one of {', '.join(map(json.dumps, WORDS[dotted]))}, got {json.dumps(value)}"
     if type(value) in (int, float):
         if dotted in AT_LEAST and value < AT_LEAST[dotted]:
             return f"{dotted} must be >= {AT_LEAST[dotted]}, got {value}"

@@ -50,6 +50,19 @@ def test_heldout_images_continue_the_training_stream_and_are_never_trained_on(tm
     assert heldout.path != train.path and "heldout" in heldout.path
 
 
+def test_selection_with_holdout_heldout_trains_on_the_whole_training_set_and_scores_on_the_heldout_images(tmp_path):
+    """A training set too small to carve a selection split from (issue 37's GCN data: 200 images):
+    the selection trains on all of it and is scored on the held-out training images, never on 'val'."""
+    from engine.presets import setting_error
+    train, scored = build_dataset({**TINY, "holdout": "heldout"}, "train"), build_dataset({**TINY, "holdout": "heldout"}, "val")
+    assert torch.equal(train.images, build_dataset(TINY, "train").images)
+    assert torch.equal(scored.images, build_dataset(TINY, "heldout").images)
+    assert setting_error("tuning.holdout", "heldout") is None and setting_error("tuning.holdout", 300) is None
+    assert "one of \"heldout\"" in setting_error("tuning.holdout", "elsewhere")
+    with pytest.raises(ValueError, match="or \"heldout\""):
+        build_dataset({**TINY, "holdout": "val"}, "train")
+
+
 def test_heldout_images_are_a_pure_function_of_the_seed(tmp_path):
     first = build_dataset({**TINY, "cache_dir": str(tmp_path / "a")}, "heldout")
     again = build_dataset({**TINY, "cache_dir": str(tmp_path / "b")}, "heldout")  # generated afresh

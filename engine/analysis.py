@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data import atomic_write
 from engine.measurements import (context_bands_analysis, crf_examples_analysis, curve_analysis, erf_analysis,
                                  fov_analysis, preview_analysis, reach_analysis, stage_probe_analysis,
                                  stages_analysis)
+from files import atomic_write
 
 
 def analysis_file(results_dir, run_id, eval_id, name):
@@ -103,8 +103,8 @@ def save_analysis(path, data):
 
 def set_aside_damaged_analyses(results_dir):
     """Each analysis file in results_dir/analysis that cannot be read (cut off, overwritten) is set
-    aside (engine/rows.py set_aside), so the report is built without it, as without any missing one."""
-    from engine.rows import DamagedFile, set_aside
+    aside (files.py set_aside), so the report is built without it, as without any missing one."""
+    from files import DamagedFile, set_aside
     folder = os.path.join(results_dir, "analysis")
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
         if name.endswith(".npz"):

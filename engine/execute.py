@@ -20,8 +20,9 @@ from engine import run
 from engine.distributed import barrier, is_main
 from engine.orphans import name_parent, unname_parent
 from engine.plans import config_hash, todo_plans
-from engine.rows import git_sha, make_row, put_row, read_json, write_json
+from engine.rows import make_row, put_row
 from engine.timing import needs_timing, time_runs
+from files import git_sha, read_json, write_json
 
 
 def worker_devices(device):

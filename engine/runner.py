@@ -17,8 +17,9 @@ from engine.design import claim_verdicts, first_look_runs, futile, next_look
 from engine.distributed import is_main
 from engine.execute import remove_stale_tmp, run_plans
 from engine.plans import chosen, fine_crf_plans, plan_runs
-from engine.rows import OK, now_iso, read_rows
+from engine.rows import OK, read_rows
 from engine.tuning import selection_csv
+from files import now_iso
 
 
 def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=True, launcher=None, workers=None,

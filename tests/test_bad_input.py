@@ -432,7 +432,7 @@ def test_report_only_sets_a_damaged_analysis_aside_and_builds_without_it(damage,
 
 def test_a_full_disk_says_so_and_what_to_do(tmp_path, monkeypatch, capsys):
     """torch.save into /dev/full: the real error of a full disk ("enforce fail at inline_container.cc")."""
-    from data import atomic_write
+    from files import atomic_write
     real_save = torch.save
     monkeypatch.setattr(torch, "save", lambda obj, path, **kw: real_save(obj, "/dev/full" if "ckpt.pt" in str(path)
                                                                         else path, **kw))

@@ -47,3 +47,18 @@ def test_every_engine_module_imports_with_the_ablations_out_of_reach():
               "assert not [m for m in sys.modules if m.split('.')[0] == 'ablations']\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-1500:]
+
+
+def project_imports(path):
+    """The repository's top-level packages and modules a file imports (outside its __main__ block)."""
+    return {n.split(".")[0] for n in imported_names(ast.parse(open(path, encoding="utf-8").read()))} & \
+        {"ablations", "benchmarks", "data", "engine", "files", "probes", "report", "run_all", "segmodels"}
+
+
+def test_data_never_imports_the_engine_and_files_imports_nothing_of_the_repository():
+    """The flow is one way (engine → data); files.py, which both write through, sits beneath both."""
+    folder = os.path.join(REPO, "data")
+    for file in sorted(f for f in os.listdir(folder) if f.endswith(".py")):
+        assert project_imports(os.path.join(folder, file)) <= {"data", "files"}, file
+    assert project_imports(os.path.join(REPO, "files.py")) == set()
+    assert "files" in project_imports(os.path.join(REPO, "data", "synthetic.py"))  # the test reads real imports

@@ -25,7 +25,7 @@ def atomic_write(path, write):
     """Write a file so that no reader and no crash ever sees it half written: `write(tmp_path)`
     writes a temporary file beside `path`, which then replaces `path` in one rename. The temporary
     name carries the writer's pid, so a killed writer's leftover can be told from a live one's
-    (see engine.execute.remove_stale_tmp)."""
+    (see engine.workers.remove_stale_tmp)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         write(tmp)

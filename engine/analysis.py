@@ -4,12 +4,12 @@ committed), so the report draws its figures from committed data and never needs 
 
 ANALYSES maps the names a variant lists under "analyses" to an Analysis of one of three kinds:
 - "run": of the trained model, fn(model, val_set, eval_cfg, device, run_dir), computed when the
-  run is evaluated (engine/run.py); file <run_id>-<eval_id>-<name>.npz;
+  run is evaluated (engine/one_run.py); file <run_id>-<eval_id>-<name>.npz;
 - "model": of the network's structure, untrained, fn(model_cfg, val_set) (e.g. how far up an output
   pixel sees); file model-<hash of data and model config>-<name>.npz;
 - "data": of the dataset, fn(val_set) (e.g. sample images); file data-<hash of data config>-<name>.npz.
 The last two need no trained model, so the runner computes them for every finished row that lacks
-them (engine/runner.py). Every plan gets EVERY_PLAN's. Each returns {name: numpy array}; what they
+them (engine/one_ablation.py). Every plan gets EVERY_PLAN's. Each returns {name: numpy array}; what they
 measure is engine/measurements.py. No report code lives here.
 """
 import hashlib

@@ -6,7 +6,7 @@ preset's "seeds", e.g. [3, 5, 8], as far as the ablation's run budget can reach:
 and its verdict is the first decision reached. Each look tests at ALPHA / (number of reachable looks)
 (a Bonferroni split of α over the looks), so over the whole sequence each
 wrong decision has probability at most ALPHA; a simulation test (tests/test_sequential.py) checks
-this. The runner (engine/runner.py) adds seeds only to the variants of claims still undecided after a
+this. The ablation's driver (engine/one_ablation.py) adds seeds only to the variants of claims still undecided after a
 look (next_look); the report recomputes the same verdicts from the rows (claim_verdicts), so the two
 always agree. A claim's variants pair by seed when they share one data config (paired_by_seed); a failed run is -inf in
 seed_values, so the claims count it (ranked last) instead of judging the survivors; comparison_key

@@ -59,7 +59,7 @@ def probe_plans(ablation, protocol, seeds, lr=PRETRAINED_LR, head_lr_mult=HEAD_L
 
 def run_one(job):
     plans, out_dir = job
-    from engine.run import run_group
+    from engine.one_run import run_group
     return [(r.plan.ablation, r.plan.variant, r.plan.seed, r.status.value, r.scores.get("mIoU"))
             for r in run_group(plans, out_dir, "cpu", progress=False)]
 

@@ -8,7 +8,7 @@ import pytest
 
 import run_all
 from engine.launch import check_launcher
-from engine.execute import RunJob
+from engine.workers import RunJob
 from engine.plans import Plan
 
 COMMON = ["--ablation", "gcn_k", "--preset", "smoke", "--no-progress"]

@@ -23,7 +23,7 @@ from segmodels import build_model
 from segmodels.base import count_params
 from segmodels.crf import CRFUnavailable
 
-WORKER_DEVICE = None  # a --jobs worker's own device (engine/execute.py start_worker)
+WORKER_DEVICE = None  # a --jobs worker's own device (engine/workers.py start_worker)
 
 
 def run_dir_of(out_dir, plan):

@@ -1,9 +1,9 @@
 """One ablation, run: its selection runs, then its looks of seeds (engine/design.py), each look's
-runs executed (engine/execute.py) into results/<name>.csv; then the analyses of the network and the
+runs executed (engine/workers.py) into results/<name>.csv; then the analyses of the network and the
 dataset that every finished row should have (engine/analysis.py).
 
 The path of one run: run_all.py → engine.config.settings → engine.plans.prepare (plans, checked) →
-run_ablation → execute.run_plans → run.run_group (train, evaluate) → timing → rows.make_row → CSV;
+run_ablation → workers.run_plans → one_run.run_group (train, evaluate) → timing → rows.make_row → CSV;
 the report then judges the claims from the rows (engine.design.claim_verdicts).
 """
 import contextlib
@@ -15,7 +15,7 @@ from tqdm import tqdm
 from engine.analysis import save_config_analyses
 from engine.design import claim_verdicts, first_look_runs, futile, next_look
 from engine.distributed import is_main
-from engine.execute import remove_stale_tmp, run_plans
+from engine.workers import remove_stale_tmp, run_plans
 from engine.plans import chosen, fine_crf_plans, plan_runs
 from engine.rows import OK, read_rows
 from engine.tuning import selection_csv
@@ -26,7 +26,7 @@ def run_ablation(prepared, out_dir="results", device="cpu", jobs=1, progress=Tru
                  reference_ms=None):
     """Train and evaluate the runs of a prepared ablation (engine.plans.prepare: checked); rows go to
     out_dir/<name>.csv. Returns the number of rows written by this call. workers: run_all's
-    (engine/execute.py Workers), shared with the ablations that run beside this one.
+    (engine/workers.py Workers), shared with the ablations that run beside this one.
 
     The sequential design: with the preset's seeds a list of looks (e.g. [3, 5, 8]), every variant
     first gets looks[0] seeds; after each look the claims are judged, and only the variants of claims

@@ -221,7 +221,7 @@ def main(argv=None):
     if args.dry_run:
         if args.preset != "paper":
             return fail(f"--dry-run checks the paper preset: add --preset paper (got {args.preset})")
-        from engine.dryrun import dry_run_alone, summary
+        from engine.tools.dryrun import dry_run_alone, summary
         for name in args.ablation:
             try:
                 print(summary(dry_run_alone(load, name, args.data, args.weights, args.device)), flush=True)
@@ -270,7 +270,7 @@ def main(argv=None):
             jobs, args.device = 1, distributed.init_from_env(args.device)
         launcher = None
         if args.launcher:
-            from engine.launch import check_launcher
+            from engine.tools.launch import check_launcher
             try:
                 launcher = check_launcher({"name": args.launcher, "partition": args.partition,
                                            "gpus_per_run": args.gpus_per_run if args.gpus_per_run is not None

@@ -11,7 +11,7 @@ PAPER = "Zhao, Shi, Qi, Wang, Jia. Pyramid Scene Parsing Network. CVPR 2017, arX
 SMALL_OS8 = {"name": "small", "widths": [24, 32, 64, 64], "strides": [2, 2, 2, 1], "convs": [1, 2, 2, 1]}
 
 # The quick preset fine-tunes the trunk from its colour-keeping stand-in (weights "fractal_colour":
-# engine/pretrain.py COLOUR_RECIPE), the backbone at lr 0.004 and the new layers at × 12.5 (= 0.05, the
+# engine/tools/pretrain.py COLOUR_RECIPE), the backbone at lr 0.004 and the new layers at × 12.5 (= 0.05, the
 # scratch rate): probes/pretraining.py (psp_common.md) found the context task learnt unreliably from the
 # plain stand-in at every rate, and reliably from this one. psp_aux stays from scratch (FROM_SCRATCH): its
 # mechanism (the auxiliary loss speeding up a deep trunk's training) is gone from a stand-in (psp_aux.md).

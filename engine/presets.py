@@ -24,7 +24,7 @@ import math
 
 SMALL_BACKBONE = {"name": "small", "widths": [24, 32, 64], "strides": [2, 2, 2], "convs": [1, 2, 2]}
 # The quick and full presets fine-tune as the papers do: every backbone starts from its pretrained
-# stand-in (weights "fractal": segmodels/pretrained.py, `python -m engine.pretrain`), the new layers at
+# stand-in (weights "fractal": segmodels/pretrained.py, `python -m engine.tools.pretrain`), the new layers at
 # ×10 the backbone's lr. The rates are the pilot's of issue 22 (new layers at 0.05 diverged every GCN
 # head; 0.01 with the backbone at 0.001 did not), checked per backbone by probes/pretraining.py
 # (the ablation's deviations, ablations/<name>.md, give its table) before any verdict was judged at

@@ -127,7 +127,7 @@ def remove_stale_tmp(out_dir):
 
 
 class RunJob:
-    """One run group as a cluster job (engine/launch.py): train, evaluate and time it, then write
+    """One run group as a cluster job (engine/tools/launch.py): train, evaluate and time it, then write
     its rows into the run folder (rows-<id>.json) for the submitting process to merge. Requeued at
     its time limit, it resumes from the run's checkpoint."""
 
@@ -170,7 +170,7 @@ def timing_order(name, what, results):
 def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, started=None, launcher=None,
               workers=None, reference_ms=None):
     """Train, evaluate and time the plans not yet done; returns the number of rows written. With a
-    launcher (engine/launch.py), each run group is a cluster job; its rows are merged here. With
+    launcher (engine/tools/launch.py), each run group is a cluster job; its rows are merged here. With
     workers (Workers: run_all's, shared with other ablations), every run group goes to them; else
     --jobs > 1 starts workers for these plans alone."""
     groups = {}
@@ -192,7 +192,7 @@ def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, star
         bar.update(1)
 
     if launcher:
-        from engine.launch import run_jobs
+        from engine.tools.launch import run_jobs
         paths = run_jobs(launcher, [RunJob(g, out_dir, device, sha, started, reference_ms) for g in groups.values()],
                          f"{name}-{what.replace(' ', '-').replace('/', '-of-')}")
         for path in paths:

@@ -4,7 +4,7 @@ quick preset's iterations, both ways, on the same seeds, and score them on image
 training split (the selection runs' split: never the validation images the verdicts use):
 
 - scratch: the backbone as the preset had it until issue 22 (random init, every layer at lr 0.05);
-- pretrained: the backbone from its stand-in (weights/, `python -m engine.pretrain`), at lr
+- pretrained: the backbone from its stand-in (weights/, `python -m engine.tools.pretrain`), at lr
   PRETRAINED_LR with the new layers at ×HEAD_LR_MULT (the papers' fine-tuning; the pilot's rates).
 
 Per variant: mean and seed sd of mIoU; per contrast: the sd of the per-seed difference and the pair

@@ -463,6 +463,6 @@ def test_a_garbage_weights_card_says_which_and_how_to_rebuild(tmp_path):
     for garbage in ("{'sha256': 'single quotes'}", "[1, 2]"):
         card.write_text(garbage)
         with pytest.raises(ValueError, match=rf"^{card}: not a .*card .*damaged; rebuild it with `python -m "
-                                             rf"engine.pretrain --only {standin_name(kind, arch)}`") as err:
+                                             rf"engine.tools.pretrain --only {standin_name(kind, arch)}`") as err:
             read_card(kind, arch, str(tmp_path))
         assert "\n" not in str(err.value)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import run_all
-from engine.launch import check_launcher
+from engine.tools.launch import check_launcher
 from engine.workers import RunJob
 from engine.plans import Plan
 

@@ -19,8 +19,8 @@ import torch
 
 from data import build_dataset
 from engine.evaluate import model_options
-from engine.rows import numbers_problem
 from engine.one_run import load_model, run_dir_of
+from engine.rows import numbers_problem
 from engine.step import compiled, make_optimizer, train_step
 from engine.trainer import seed_everything
 from files import read_checked_json, read_or_set_aside, write_json

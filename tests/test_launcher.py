@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 import run_all
+from engine.plans import Plan
 from engine.tools.launch import check_launcher
 from engine.workers import RunJob
-from engine.plans import Plan
 
 COMMON = ["--ablation", "gcn_k", "--preset", "smoke", "--no-progress"]
 

@@ -132,13 +132,13 @@ def command_line(args):
 
 def run_ablations(todo, args, jobs, launcher, reference_ms=None):
     """Run the prepared ablations (name → prepared); returns (name, error) of the first that failed, or
-    None. With --jobs > 1 on this machine, the chains of ablations that share no run (engine/runner.py
+    None. With --jobs > 1 on this machine, the chains of ablations that share no run (engine/one_ablation.py
     chains) go side by side, each in its order, their runs taking turns on one set of worker processes
-    and each timing phase with the machine alone (engine/execute.py Workers): while one ablation waits
+    and each timing phase with the machine alone (engine/workers.py Workers): while one ablation waits
     for a look's last run, the others' runs keep the cores busy."""
     from engine import distributed
-    from engine.execute import Workers
-    from engine.runner import chains, run_ablation
+    from engine.workers import Workers
+    from engine.one_ablation import chains, run_ablation
     errors, crashes = {}, []
 
     def run_chain(names, workers=None):
@@ -221,7 +221,7 @@ def main(argv=None):
     if args.dry_run:
         if args.preset != "paper":
             return fail(f"--dry-run checks the paper preset: add --preset paper (got {args.preset})")
-        from engine.dryrun import dry_run_alone, summary
+        from engine.tools.dryrun import dry_run_alone, summary
         for name in args.ablation:
             try:
                 print(summary(dry_run_alone(load, name, args.data, args.weights, args.device)), flush=True)
@@ -270,7 +270,7 @@ def main(argv=None):
             jobs, args.device = 1, distributed.init_from_env(args.device)
         launcher = None
         if args.launcher:
-            from engine.launch import check_launcher
+            from engine.tools.launch import check_launcher
             try:
                 launcher = check_launcher({"name": args.launcher, "partition": args.partition,
                                            "gpus_per_run": args.gpus_per_run if args.gpus_per_run is not None
@@ -291,7 +291,7 @@ def main(argv=None):
             return fail(failed[1], failed[0])
     try:
         if distributed.is_main():
-            from engine.execute import remove_stale_tmp
+            from engine.workers import remove_stale_tmp
             remove_stale_tmp(args.report_dir)  # a killed report write's REPORT.md.<pid>.tmp, figures'
             print(f"report: {build(args.out, args.report_dir, specs)}")
     except USER_ERRORS as err:
@@ -303,7 +303,7 @@ def main(argv=None):
 
 def command(argv=None):
     """main() as a command: Ctrl-C ends it with one line that says how to resume, exit code 130, at
-    once: the workers' runs under way are stopped, not waited for (engine/execute.py Workers.close);
+    once: the workers' runs under way are stopped, not waited for (engine/workers.py Workers.close);
     finished rows, runs and checkpoints are kept."""
     try:
         return main(argv)

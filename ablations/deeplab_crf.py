@@ -127,7 +127,7 @@ PAPER_CRF_GRID = {"w1": [5, 10], "theta_alpha": [40, 70, 100], "theta_beta": [3,
 # scenes have no void ring, so there the label changes are dilated instead (engine/metrics.py trimap_mask)
 TRIMAP = {"cpu": [1, 2, 3, 5, 7, 10], "paper": [4, 8, 12, 20, 30, 40]}
 TRIMAP_AROUND = {"cpu": "class_edges", "paper": "void"}
-# the quick preset scores the grid on the first 100 of its 300 held-out images (the probe in DEVIATIONS)
+# the quick preset scores the grid on the first 100 of its 300 held-out images (the probe in its deviations, deeplab_crf.md)
 CRF_IMAGES = {"quick": 100}
 
 
@@ -139,51 +139,6 @@ PRESETS = {p: {**fov.PRESETS[p], "tuning": {"crf": CPU_CRF_GRID if p in fov.CPU_
                                             **({"crf_images": CRF_IMAGES[p]} if p in CRF_IMAGES else {})},
                "eval": {**fov.PRESETS[p].get("eval", {}), "trimap": TRIMAP[_kind(p)], "trimap_around": TRIMAP_AROUND[_kind(p)]}}
            for p in fov.PRESETS}
-
-_MSC = ("MSc is trained as the paper (§4.3) and the released MSc prototxts: it starts from the trained DeepLab "
-        "(LargeFOV) of the same seed — the very run of this table's DeepLab (LargeFOV) row, so no run is added — and "
-        "only its new layers learn: conv1_1 … fc7 keep the base's values (and BatchNorm statistics, where the CPU "
-        "trunk has BatchNorm), and in MSc-LargeFOV fc8's weights on fc7 too, as its prototxt; DeepLab-MSc's fc8 "
-        "trains. Its iterations and schedule are the base's (the paper gives none for this second stage). Before "
-        "this, MSc was trained end to end from ImageNet (the stand-in) at once.")
-_CRF = ("The CRF's w1, θα, θβ are chosen per model, on held-out training images (the quick preset: each model "
-        "trained once more on 1,700 training images and scored at every grid point on the first 100 of the 300 "
-        "held out); the "
-        "paper cross-validated per model on 200 (ICLR) or 100 (arXiv) val images. w2 = 3, θγ = 3 and 10 "
-        "mean-field iterations are the paper's (θγ not scaled with the image). The CRF is pydensecrf2 "
-        "(Krähenbühl's code) with the 2011 code's normalisation, as DeepLab ran it (NORMALIZE_AFTER), checked "
-        "against an exact O(N²) version (segmodels/crf.py); it runs on each image without its padding.")
-_TRIMAP = ("The trimap is the authors' (MyVOCevalsegBoundary.m): the void pixels dilated by a (2w + 1)-px square, "
-           "the labelled pixels it covers scored (before this: a Euclidean disk around void edges and class-to-class "
-           "label changes, still GCN Table 5's boundary band). The embedded scenes have no void ring around their "
-           "objects, so at the CPU presets the label changes are dilated the same way instead (eval option "
-           "trimap_around class_edges); the paper preset dilates the void.")
-DEVIATIONS = {
-    "synthetic": [d for d in fov.DEVIATIONS["synthetic"] if d != fov.NO_CRF] + [
-        _MSC, _CRF, _TRIMAP,
-        "The search (CPU presets): DeepLab v1's coarse-to-fine search in its ranges, θα's scaled × 128/500: coarse "
-        "w1 ∈ {5, 10}, θα ∈ {10, 26} px, θβ ∈ {3, 10}; then, round by round, the best point's neighbours one fine "
-        "step away (w1 1, θα 2.5 px, θβ 1) until the best is a local optimum at those steps or 24 points are spent. "
-        "Where the best lies on a range's edge the steps go on beyond it (the widening rule, fixed before any run "
-        "at this search); the report says, per model, where the optimum lies. The grid before this one (w1 {5, 10}, "
-        "θα {8, 24}, θβ {5, 15}, 8 points) had every model choose its corner (w1 10, θα 24, θβ 15); at paper size "
-        "the grid before this (w1 {5, 10, 15}, θα {10, 40, 70, 100}, θβ {5, 7, 10}) cited ranges from a text that "
-        "could not be found again, 14 of its 41 points inside the paper's. Cost: up to 32 points per model where "
-        "the grid had 8 (the CRF on 100 held-out 128-px images, ≈ 3.6 s a point: up to ≈ 9 more CPU-minutes "
-        "for the six models at the quick preset).",
-        "The search is scored on the first 100 of the 300 held-out images (the arXiv revision's 100), by a rule "
-        "fixed before its probe: on all six selection models the 100 choose the point the 300 choose "
-        "(ablations/deeplab_crf.md; that probe was run on the grid before the coarse-to-fine search).",
-        f"MSc at a quarter of the paper's scale: branches of {CPU_MSC_WIDTH} (paper {PAPER_MSC_WIDTH}) 3×3 then "
-        f"1×1 filters, as fc6/fc7's filters ÷16, on the input and pool1–4 (+{5 * CPU_MSC_WIDTH} channels); "
-        "dropout 0.1 as fc6/fc7's; the branches are new layers here (×10 lr, as fc6/fc7 on the stand-in trunk); "
-        "at the paper preset they train at the base lr (neither the paper nor this suite's copy of the release "
-        "says otherwise).",
-        "The CRF's time (crf_ms) is one CPU thread per 128-px image with 5 classes.",
-    ],
-    "real": [_MSC, _CRF, _TRIMAP],
-    "voc": [_MSC] + fov.DEVIATIONS["voc"],
-}
 
 
 def msc_params(channels_in=(3, 64, 128, 256, 512), width=PAPER_MSC_WIDTH, classes=fov.VOC_CLASSES):

@@ -98,9 +98,9 @@ PRESETS = {
     # train img/s: timed after training, one run at a time (the timing phase), on a fixed batch
     # (channels_last: every CPU preset's, ablations/presets.py)
     "smoke": {"model": {**CPU_MODEL, "backbone": CPU_BACKBONE}, "eval": {"train_speed_steps": 2}},
-    # batch 8, not the quick preset's 16: half the compute a run, for the suite's time budget (DEVIATIONS);
+    # batch 8, not the quick preset's 16: half the compute a run, for the suite's time budget (deeplab_fov.md);
     # deeplab_crf shares these runs (its presets are these)
-    # lr 0.004, ×10 on fc6, fc7 and the classifier: chosen by probes/pretraining.py (DEVIATIONS)
+    # lr 0.004, ×10 on fc6, fc7 and the classifier: chosen by probes/pretraining.py (deeplab_fov.md)
     "quick": {"model": CPU_MODEL, "train": {"iterations": 1000, "batch_size": 8, "lr": 0.004},
               "eval": {"train_speed_steps": 20}},
     "full": {"model": CPU_MODEL, "train": {"lr": 0.004}, "eval": {"train_speed_steps": 20}},
@@ -112,59 +112,6 @@ PRESETS = {
               "eval": {"train_speed_steps": 20},
               "train": {"iterations": 6000, "batch_size": 20, "lr": 1e-3, "head_lr_mult": 10.0,
                         "momentum": 0.9, "weight_decay": 5e-4, "lr_step": 2000, "lr_gamma": 0.1}},
-}
-
-# What follows the authors' released prototxts (their deeplab-public repository's history), and what does not
-RELEASED = [
-    "As released: DeepLab-LargeFOV (and MSc-LargeFOV) have pool5a, a 3×3 average pooling (stride 1, pad 1) "
-    "between pool5 and fc6, which the paper's text does not mention; it widens the field of view by 16 px "
-    "(240 px, where Table 2 counts fc6 alone: 224). The other variants' prototxts have none, so here neither.",
-    "As released: training takes the loss at output stride 8 against the ground truth subsampled by 8 (the "
-    "train prototxts' Interp layer, shrink_factor 8: every 8th pixel from the first); the scores are "
-    "upsampled ×8 only to evaluate. So training img/s (Table 2's speed column) is that of the stride-8 loss.",
-    "As released: evaluation upsamples the scores ×8 with the corners aligned (the test prototxts' Interp layer), "
-    "so score i lands on pixel 8i, the pixel whose label it was trained against (before this: align_corners=False, "
-    "scores displaced by up to 3.5 px towards the top left).",
-    "CPU presets: fc6 is computed as Caffe computes convolutions, im2col and one matrix product (MKL's SGEMM, "
-    "pinned to one code path), not by oneDNN, whose convolution kernels and blocking follow the CPU: DeepLab-7×7 "
-    "(k7d4) was the one model whose rows differed between an Intel Xeon and an AMD EPYC, both AVX512 (up to 0.44 "
-    "mIoU), and oneDNN computes its fc6 (training: brg_conv_fwd / brg_conv_bwd / jit backward-weights kernels; "
-    "evaluation: jit:avx512_core), fc7 and the classifier being MKL's already. Every variant takes the same path, "
-    "so Table 2's training speeds compare one implementation. It costs: a k7d4 training step's fc6 took ≈ 2.2× "
-    "oneDNN's time, k4d4's ≈ 3.8× (a shared, loaded 2-core AMD EPYC; not a timing result).",
-    "Still different from the release: every variant here has LargeFOV's 3×3 max pools (a copy of the "
-    "released DeepLab (4×4) prototxt has 2×2 pools in pool1–4, and crops one label pixel at the start for its "
-    "even kernel, which this fc6's symmetric padding does not need); no 7×7 prototxt could be found.",
-]
-NO_CRF = ("No dense CRF in these rows: the published Table 2 numbers are after the CRF, the claims here are "
-          "judged before it (Table 1(a)'s no-CRF numbers are shown for comparison). The same trained models "
-          "after the CRF, and Table 2 after the CRF, are in the `deeplab_crf` section.")
-DEVIATIONS = {
-    "synthetic": [
-        "Embedded generated scenes (5 classes, 128 px) instead of VOC 2012 (21 classes, ~500 px): "
-        "absolute mIoU is not comparable with the paper; the direction is.",
-        "The paper's net at a quarter of its scale: DeepLab's trunk up to pool4 (output stride 8), one conv per "
-        "block, widths 8-16-32-32, BatchNorm, conv5/pool5 dropped (receptive field 61 px; VGG-16 DeepLab's 227 / 4 "
-        "= 57), pretrained on fractal images; fc6 dilations ÷4, fc6/fc7 filters ÷16 (the 4×4 at dilation 1 reads "
-        "−1…+2: the paper's ±2, ±6 has no integer quarter). Mapping: 'Variants as run' below.",
-        "Dropout 0.1 after fc6 and fc7 (paper 0.5, which at 1/16 of the filters cost LargeFOV 11 points in a "
-        "one-seed probe).",
-        "SGD momentum 0.9, batch 8 × 1000 iterations (quick preset; full: 32 × 8000), poly LR from "
-        "0.004, ×10 on the new layers (paper: batch 20, step LR from 1e-3, ×10 on the classifier, ImageNet VGG-16 "
-        "with its FC layers). Batch 8, not 16, at the quick preset for the suite's time budget, chosen by cost "
-        "alone before any run at it; half the iterations was probed and not taken (ablations/deeplab_fov.md).",
-        "Fine-tuned from the pretrained stand-in at backbone lr 0.004, chosen over training from scratch and over "
-        "lr 0.001 by a probe on held-out training images (ablations/deeplab_fov.md).",
-        "Training speed is CPU time, one thread, timed after all runs trained: compare ratios, not img/s.",
-        NO_CRF,
-    ] + RELEASED,
-    "real": [NO_CRF] + RELEASED,
-    "voc": [
-        "torchvision's ImageNet VGG-16 (RGB, ImageNet mean/std) instead of the authors' Caffe VGG-16 "
-        "(BGR, mean subtraction only).",
-        "Crop 321 and 6000 iterations (three LR steps): the paper states neither.",
-        "Max pools round down (PyTorch) where Caffe rounds up; for 321-px crops the sizes agree.",
-    ],
 }
 
 

@@ -56,7 +56,7 @@ MAX_RUNS = {"quick": 24}
 # paper's kernels (5, 7) and its ratios of GCN to bottleneck inner width (85 / 256, 128 / 512).
 SMALL_RESNET = {"name": "small_resnet", "stem": 24, "widths": [64, 128], "blocks": [2, 2], "gcn_k": [5, 7],
                 "gcn_width": [5, 8]}
-# new layers at ×5 the backbone's lr, not gcn_k's ×10: at ×10 the GCN + BR head diverged (DEVIATIONS)
+# new layers at ×5 the backbone's lr, not gcn_k's ×10: at ×10 the GCN + BR head diverged (gcn_backbone.md)
 HEAD_LR_MULT = 5.0
 PRESETS = {
     "smoke": {"model": {"backbone": {"name": "small_resnet", "stem": 8, "widths": [16, 16], "blocks": [1, 1],
@@ -71,27 +71,6 @@ PRESETS = {
     "paper": {**gcn_k.PRESETS["paper"],
               "model": {**gcn_k.PRESETS["paper"]["model"],
                         "backbone": {"name": "resnet", "depth": 50, "output_stride": 32, "weights": "imagenet"}}},
-}
-
-DEVIATIONS = {
-    "synthetic": [
-        "Embedded generated scenes (5 classes, 128 px) instead of VOC 2012: absolute mIoU is not comparable "
-        "with the paper's; the direction is.",
-        "Small bottleneck ResNets (a 3×3 stem, then two stages of 2 bottlenecks, 64 and 128 channels, output "
-        "stride 8) instead of ResNet-50 / ResNet50-GCN; the GCN blocks replace the last two stages' with "
-        "kernels 5 and 7 and inner widths 5 and 8 (the paper's ratios to the bottleneck's 16 and 32).",
-        "Each backbone pretrained on fractal images (64 classes) instead of ImageNet; the paper's top-5 error row "
-        "is the stand-in's on held-out fractal images (one pretraining each: shown, not judged).",
-        "The GCN + BR head is Table 5's single head on the last stage (k = 15 + Boundary Refinement); the paper "
-        "does not say which of its GCN pipelines Table 6 uses.",
-        "Fine-tuned at gcn_k's quick settings (backbone lr 0.001, batch 8 × 800 iterations) but the new layers at "
-        "× 5, not × 10: at × 10 the GCN + BR runs diverged; × 5 by a rule about divergence alone, fixed before its "
-        "probe (ablations/gcn_backbone.md).",
-    ],
-    "voc": gcn_k.DEVIATIONS["voc"] + [
-        "ResNet50-GCN's kernels and inner widths per stage (res-4: k 5, 85; res-5: k 7, 128) are peer code's "
-        "reading of the paper's architecture table (not in PAPERS.md; not confirmed here); no ImageNet "
-        "weights of it exist in torchvision's format: give the paper's as a local file (--weights PATH)."],
 }
 
 

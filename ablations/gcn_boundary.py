@@ -67,21 +67,6 @@ ASSERTIONS = [
 MAX_RUNS = {"quick": 15}
 PRESETS = gcn_k.PRESETS  # identical presets, or the shared runs would get new run ids
 
-DEVIATIONS = {
-    "synthetic": gcn_k.DEVIATIONS["synthetic"] + [
-        "BR sits on the single head's 16×16 score map, before the bilinear upsampling (the paper's "
-        "Fig. 2 pipeline also applies BR after each deconvolution, up to full resolution); one 3×3 "
-        "conv of BR spans 8 px of the 128-px image, wider than the 1.75-px boundary band.",
-        "The extra row 'full GCN pipeline' (the paper's Fig. 2) is run at the smoke, full and paper "
-        "presets only: its full-resolution BR blocks make it about 4× slower to train on a CPU.",
-    ],
-    "voc": gcn_k.DEVIATIONS["voc"] + [
-        "GCN + BR is one GCN + BR on res-5 (16×16 score map), like Tables 1–4's single head; the "
-        "paper's full Fig. 2 pipeline (GCN + BR on res-2…res-5, deconvolution fusion, more BR blocks) "
-        "is the extra row 'full GCN pipeline'. Its deconvolutions start as bilinear upsampling.",
-    ],
-}
-
 
 def exact_facts():
     """Head parameter counts at the paper's dimensions (2048 → 21), weights only; Table 5 prints none."""

@@ -52,7 +52,7 @@ MAX_RUNS = {"quick": 30}
 
 PRESETS = {
     # batch 8 instead of the quick preset's 16: half the compute per run, for the suite's time budget
-    # (see DEVIATIONS); shared by every GCN table, so their shared runs keep one run id
+    # (see gcn_k.md); shared by every GCN table, so their shared runs keep one run id
     "quick": {"train": {"batch_size": 8}},
     # the paper: ResNet-152 (ImageNet), head on res-5 (output stride 32), every image padded to
     # 512×512 so res-5 is 16×16; SGD batch 1, momentum 0.99, wd 5e-4; flip only. BatchNorm frozen: the
@@ -61,30 +61,6 @@ PRESETS = {
     "paper": {"data": {"name": "voc", "crop_size": 512, "scale": None, "flip": True},
               "model": {"backbone": {"name": "resnet", "depth": 152, "output_stride": 32, "weights": "imagenet"},
                         "freeze_bn": True}},
-}
-
-DEVIATIONS = {
-    "synthetic": [
-        "Embedded generated scenes (5 classes: background + 4 shapes, 128 px) instead of VOC 2012 "
-        "(21 classes, 512 px): absolute mIoU is not comparable with the paper; the direction is.",
-        "A 5-layer CNN (output stride 8, receptive field 39 px), pretrained on formula-driven fractal images "
-        "(weights/, `python -m engine.pretrain`), instead of ImageNet ResNet-152 at stride 32; its 16×16 last map matches the paper's res-5 size, so k = 15 spans the map as in the paper.",
-        "SGD momentum 0.9, batch 8 (quick preset; full: 32), poly LR from 0.001, ×10 on the head "
-        "(paper: batch 1, momentum 0.99; lr not stated).",
-        "Fine-tuned from the pretrained stand-in (backbone lr 0.001, head ×10, the pilot's rates), chosen over "
-        "training from scratch by a probe on held-out training images (ablations/gcn_k.md).",
-        "Batch 8 × 800 iterations for every GCN table at the quick preset (the other tables: batch 16), for the "
-        "suite's time budget, chosen before any claim was judged at it; 400 and 600 iterations were probed and not "
-        "taken (ablations/gcn_k.md).",
-        "Boundary band scaled with the image: 7 px at 512 px → 1.75 px at 128 px.",
-    ],
-    "voc": [
-        "The paper states neither learning rate nor iteration count: the paper preset uses lr 1e-3 "
-        "(×10 on the head), poly decay, 30K iterations.",
-        "BatchNorm frozen (statistics and affine parameters, model option freeze_bn): the paper does not say; "
-        "at batch 1 there are no batch statistics to train on, and the practice of the time (DeepLab v2's "
-        "released code) froze them.",
-    ],
 }
 
 

@@ -89,21 +89,6 @@ REPORT_SECTIONS = {"erf": {"variants": list(ERF_VARIANTS)}}
 MAX_RUNS = {"quick": 65}
 PRESETS = gcn_k.PRESETS  # identical presets, or the shared GCN runs would get new run ids
 
-DEVIATIONS = {
-    "synthetic": gcn_k.DEVIATIONS["synthetic"] + [
-        "Beyond the paper: the '_tuned' rows train each head at its own best lr from the grid "
-        f"{', '.join(f'{s:g}' for s in TUNE_SCALES)} × the preset's lr, chosen on 300 held-out training "
-        "images (one seed per lr; the other 1,700 train); only the heads the tuned claims compare "
-        "(GCN k = 7, 9; trivial k = 5, 7, 9), for the CPU preset's time budget.",
-        "head #params in the table are the heads actually trained (64 → 5 channels, biases included); "
-        "the paper's #params (2048 → 21, no biases) are checked under Exact facts.",
-    ],
-    "voc": gcn_k.DEVIATIONS["voc"] + [
-        "Beyond the paper: the '_tuned' rows, each head at its best lr of a grid, chosen on held-out "
-        "training images.",
-    ],
-}
-
 
 def exact_facts():
     """Table 2's #params rows: the heads built at the paper's dimensions (2048 → 21), weights only."""

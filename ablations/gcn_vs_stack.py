@@ -94,25 +94,6 @@ ASSERTIONS = [
 MAX_RUNS = {"quick": 86}
 PRESETS = gcn_k.PRESETS  # identical presets, or the shared GCN runs would get new run ids
 
-DEVIATIONS = {
-    "synthetic": gcn_k.DEVIATIONS["synthetic"] + [
-        "Table 4's widths m = 2048, 1024, 210 are scaled with the backbone's last-stage channels c "
-        "(64 here), keeping the paper's ratios 1, 1/2 and 210/2048: m = 64, 32, 7 "
-        "(round(c · ratio)). The paper's own #params (2048 → 21) are checked under Exact facts.",
-        "With 64 → 5 channels instead of 2048 → 21 the parameter ratios between heads differ from "
-        "the paper's (e.g. the narrowest k = 7 stack is about as large as GCN k = 7 here, 7× larger "
-        "in the paper): see the head #params column.",
-        "Beyond the paper: the '_tuned' rows train GCN and the full-width stack at k = 7, 9, 11 each at "
-        f"its best lr from the grid {', '.join(f'{s:g}' for s in TUNE_SCALES)} × the preset's lr, chosen "
-        "on 300 held-out training images (one seed per lr; the other 1,700 train).",
-    ],
-    "real": [
-        "Table 4's widths are ratios of the backbone's last-stage channels: 1, 1/2, 210/2048 "
-        "(m = 2048, 1024, 210 on ResNet res-5, as in the paper).",
-    ],
-    "voc": gcn_k.DEVIATIONS["voc"],
-}
-
 
 def stack_formula(k, m, cin=2048, classes=21):
     """Weights of (k−1)/2 3×3 convs cin → m → … → m → classes (one layer: cin → classes)."""

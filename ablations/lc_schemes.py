@@ -16,7 +16,6 @@ that row is what cascade training adds beyond early decisions.
 
 Run alone: python -m ablations lc_schemes [--preset quick]
 """
-from ablations.lc_threshold import DEVIATIONS as _THRESHOLD_DEVIATIONS
 from ablations.lc_threshold import DSN, LC, MODEL, PAPER, TRAIN_RHO  # noqa: F401 (spec fields)
 from ablations.lc_threshold import PRESETS as _THRESHOLD_PRESETS
 from engine.claims import Assertion, Greater, Rule
@@ -62,13 +61,3 @@ ASSERTIONS = [
     Assertion("Layer Cascade beats Model Cascade and DSN", WHERE, CLAIMS[0:2]),
     Assertion("Layer Cascade beats DSN + dropout: the cascade, not regularisation", WHERE, [CLAIMS[2]], rule=Rule.ONE),
 ]
-
-DEVIATIONS = {
-    "synthetic": _THRESHOLD_DEVIATIONS["synthetic"][:3] + _THRESHOLD_DEVIATIONS["synthetic"][5:6] + [
-        f"DSN + dropout: dropout {DROPOUT:g} on the features before each stage's classifier (the paper "
-        "gives neither place nor rate).",
-        "Model Cascade gets the same total iterations as the others, a third per stage (the paper does not "
-        "say how long each of its stages trained); the plain net keeps the two unused side heads.",
-    ],
-    "real": _THRESHOLD_DEVIATIONS["real"],
-}

@@ -21,7 +21,7 @@ All models have the same number of iterations. lc_schemes (Table 2) reuses the D
 Data: the difficulty mode of the embedded scenes (data/synthetic.py, `hard`): a wide easy
 background and small look-alike objects told apart only by a ring 20-28 px away, so that a few
 pixels need the deep stage. Chosen by a probe of the mechanism before any claim was judged
-(python -m probes.lc_stages, see DEVIATIONS); the DSN row also keeps that probe as an analysis.
+(python -m probes.lc_stages, see lc_threshold.md); the DSN row also keeps that probe as an analysis.
 
 Speed (Table 3): after a look's runs are trained and scored, its models time one fixed batch of
 validation images each, interleaved (warm-up passes, then rounds of one timed pass of every model,
@@ -105,8 +105,8 @@ ASSERTIONS = [Assertion("a lower ρ cuts inference time (ρ = 0.8 is 1.53× fast
 SMALL_TRUNK = {"name": "small", "widths": [16, 32, 64], "strides": [2, 2, 2], "convs": [1, 1, 1],
                "units": [1, 2, 2], "dilations": [1, 2, 4]}
 SPEED = {"speed_repeats": 20, "speed_warmup": 3}
-HARD = {"hard": True}  # the difficulty mode of the embedded scenes (module docstring, DEVIATIONS)
-QUICK_ITERATIONS = 400  # see DEVIATIONS: the probe shows the mechanism at this length; fits ~8 min
+HARD = {"hard": True}  # the difficulty mode of the embedded scenes (module docstring, lc_threshold.md)
+QUICK_ITERATIONS = 400  # see lc_threshold.md: the probe shows the mechanism at this length; fits ~8 min
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): ≈ 42 s a run
 MAX_RUNS = {"quick": 22}
 PRESETS = {
@@ -123,46 +123,4 @@ PRESETS = {
                         "head_width": 256, "freeze_bn": True},
               "train": {"batch_size": 8, "lr": 1e-3, "momentum": 0.9, "weight_decay": 5e-4, "iterations": 30000},
               "eval": {"speed_repeats": 50, "speed_warmup": 10, "speed_batch": 1}},
-}
-
-# The probe (python -m probes.lc_stages [--hard] --iterations 400, seed 0: the DSN cascade of the
-# quick preset trained 400 iterations, one thread, nice'd on a shared 2-core machine), run before any
-# claim was judged. Per ρ: % of validation pixels stage 1 is unsure about (top prob ≤ ρ); accuracy of
-# stage 1/2/3 heads on them. Mechanism present = unsure pixels a minority, stage 3 clearly above stage 1.
-PROBE_NOTE = (
-    "Scenes (difficulty mode) and 400 iterations chosen by a probe of the mechanism before any claim was "
-    "judged (python -m probes.lc_stages): on the default scenes stage 2 already decided the unsure pixels, so ρ "
-    "had little to act on; the chosen geometry leaves a minority of unsure pixels on which stage 3 beats stage 1 "
-    "by 8-10 points (ablations/lc_threshold.md; the DSN row keeps the probe as its analysis stage_probe).")
-
-DEVIATIONS = {
-    "synthetic": [
-        "The cascade's trunk fine-tuned from its pretrained stand-in (weights/; backbone lr 0.001, new layers "
-        "×10, the GCN pilot's rates), chosen over training from scratch by a probe on held-out training images "
-        "(ablations/lc_threshold.md).",
-        "Generated hard scenes (5 classes, 128 px: ≈ 90 % easy background; small objects whose ringed and plain "
-        "look-alikes differ only by a ring 12-18 px beyond the edge) instead of VOC 2012 (21 classes, 512 px).",
-        PROBE_NOTE,
-        "A small three-stage CNN (stem to stride 8, then 1 / 2 / 2 residual units at dilation 1 / 2 / 4, "
-        "64 channels, heads of two 3×3 convs of 32 channels) instead of Inception-ResNet-v2 (ImageNet).",
-        "A model is cascade-trained at each ρ a claim compares: ρ_train = 0.985 and ρ_train = 0.8 (each "
-        "evaluated at its own ρ); the other ρ < 1 rows (0.995, 0.97, 0.95, 0.93, 0.9) share the 0.985 model, "
-        "run through cascade inference at their ρ (the paper's per-ρ training is not repeated for them); "
-        "the ρ = 1 row is the DSN model trained as long.",
-        "Stage shares are counted at the feature resolution (1/8 of the input), where the cascade decides.",
-        "Losses at the feature resolution against labels sampled at each 8×8 cell's centre (DeepLab's "
-        "practice); each stage's loss is averaged over the pixels it receives.",
-        "Speed is CPU time, one thread, timed after a look's runs trained (no other run shares the CPU), not one "
-        "GPU at 512×512: compare speed-ups, not milliseconds.",
-        "The models of a look are timed interleaved (rounds of one timed pass of every model, in a shuffled "
-        "order), adopted by a rule on measurement precision alone fixed before its probe "
-        "(python -m probes.timing_protocol; ablations/lc_threshold.md).",
-    ],
-    "real": [
-        "torchvision ResNet-101 (ImageNet) at output stride 8 cut into three stages — stage 1 = conv1 … layer2, "
-        "stage 2 = layer3, stage 3 = layer4, each with a head of two 3×3 convs (256) and a classifier — "
-        "instead of Inception-ResNet-v2 (not in torchvision). Stage 1 is relatively lighter than the paper's.",
-        "The paper states neither LR nor iterations: the paper preset uses lr 1e-3 (×10 on the heads), poly "
-        "decay, batch 8, 30K iterations, half of them initial training.",
-    ],
 }

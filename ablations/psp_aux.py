@@ -3,7 +3,7 @@ baseline without pyramid pooling.
 
 Deep supervision is an aid to optimising a deep net, so this table trains a deeper trunk than
 psp_pool's (DEEP_CONVS 3×3 conv-BN-ReLU layers per stage instead of psp_common.SMALL_OS8's), chosen
-by a probe of whether the auxiliary loss speeds up the main loss's descent (see DEVIATIONS). Its
+by a probe of whether the auxiliary loss speeds up the main loss's descent (see psp_aux.md). Its
 α = 0.4 run is therefore no longer psp_pool's baseline: the two tables share no run.
 
 Run alone: python -m ablations psp_aux [--preset quick]
@@ -67,17 +67,3 @@ def deep_trunk_from_scratch(preset):
 
 
 PRESETS = {name: deep_trunk_from_scratch(preset) for name, preset in psp_common.PRESETS.items()}
-
-DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": [
-    psp_common.SCENES, psp_common.TRUNK, psp_common.SCHEDULE,
-    "From scratch, unlike the other PSPNet tables: from a stand-in the auxiliary loss no longer sped up the main "
-    "loss, so the mechanism was gone (ablations/psp_aux.md); the paper fine-tunes ImageNet weights and still finds "
-    "it helps.",
-    psp_common.CONTEXT_ACC,
-    "A deeper plain trunk than psp_pool's: 3×3 conv-BN-ReLU layers per stage "
-    f"{DEEP_CONVS} (19 in all, no residuals; psp_pool: [1, 2, 2, 1]), so the auxiliary head on s3 has "
-    "8 conv layers above it and 11 below (paper: res4b22 of a 50-layer ResNet). Its receptive field "
-    "covers the whole image, so unlike psp_pool's baseline this trunk can see the context band.",
-    "The depth chosen by a probe of the mechanism before any run at it: the only probed trunk where the auxiliary "
-    "loss clearly speeds up the main loss (ablations/psp_aux.md).",
-    "Deep supervision should help most early in training: see the training curves."] + psp_common.RELEASED}

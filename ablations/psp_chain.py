@@ -63,14 +63,3 @@ ASSERTIONS = [Assertion("each step of the chain improves on the one before", WHE
 # per seed (the two MS rows are one), 3 of them other tables'
 MAX_RUNS = {"quick": 25}
 PRESETS = psp_common.PRESETS  # identical, or the shared runs would get new run ids
-
-DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": psp_common.DEVIATIONS["synthetic"] + [
-    "DA here is what every PSPNet table of this suite trains with, the random horizontal mirror (the paper: "
-    "mirror, resize 0.5-2, rotation ±10°, Gaussian blur): the baseline trains without it.",
-    "Every step but the first two is a run of psp_pool or psp_depth (as the paper's rows repeat Tables 1-3); "
-    "the + DA run has no auxiliary loss on psp_pool's trunk, which psp_aux (a deeper trunk) does not share.",
-    f"The deeper backbone is psp_depth's deepest rung (plain trunk convs {psp_depth.LADDER[DEEPEST]}), not a "
-    "ResNet-269.",
-    "The baseline's data differ from the other steps' (no mirror), so its step (+ DA) is judged unpaired (Welch t); "
-    "every later step's runs pair by seed (one data config) and use the paired test, + MS (one model evaluated "
-    "two ways) too."]}

@@ -11,10 +11,10 @@ PAPER = "Zhao, Shi, Qi, Wang, Jia. Pyramid Scene Parsing Network. CVPR 2017, arX
 SMALL_OS8 = {"name": "small", "widths": [24, 32, 64, 64], "strides": [2, 2, 2, 1], "convs": [1, 2, 2, 1]}
 
 # The quick preset fine-tunes the trunk from its colour-keeping stand-in (weights "fractal_colour":
-# engine/pretrain.py COLOUR_RECIPE), the backbone at lr 0.004 and the new layers at × 12.5 (= 0.05, the
-# scratch rate): probes/pretraining.py (DEVIATIONS) found the context task learnt unreliably from the
+# engine/tools/pretrain.py COLOUR_RECIPE), the backbone at lr 0.004 and the new layers at × 12.5 (= 0.05, the
+# scratch rate): probes/pretraining.py (psp_common.md) found the context task learnt unreliably from the
 # plain stand-in at every rate, and reliably from this one. psp_aux stays from scratch (FROM_SCRATCH): its
-# mechanism (the auxiliary loss speeding up a deep trunk's training) is gone from a stand-in (its DEVIATIONS).
+# mechanism (the auxiliary loss speeding up a deep trunk's training) is gone from a stand-in (psp_aux.md).
 # The full preset does the same with its wider trunks' colour stand-ins (its rates not probed: the quick's).
 FROM_SCRATCH = {"lr": 0.05, "head_lr_mult": 1.0}
 FROM_STANDIN = {"lr": 0.004, "head_lr_mult": 12.5}
@@ -47,60 +47,4 @@ PRESETS = {
                         "poly_power": 0.9, "head_lr_mult": 10.0},
               # the authors' test protocol (semseg's ADE20K settings): long side 512·s, 473-px windows slid over it
               "eval": {"batch_size": 1, **MIRRORED, "base_size": 512, "crop": 473}},
-}
-
-SCENES = (
-        "Generated context scenes (9 classes, 128 px; the kind of scene shown only by a colour band 48 px above "
-        "every object) instead of ADE20K (150 classes).")
-CONTEXT_ACC = (
-        "context_acc (not in the paper): of the object pixels predicted as some object, the share "
-        "given the right kind of scene, whatever the shape (chance = 50 %).")
-TRUNK = (
-        "A 4-stage CNN (output stride 8; head 64 channels, auxiliary head 32) instead of an ImageNet ResNet-50: "
-        "the module's widths scale with it (DR: 64 → 4 × 16).")
-SCHEDULE = (  # psp_aux's
-        "From scratch: SGD momentum 0.9, batch 16, poly lr from 0.05 (the same lr for all layers: nothing is "
-        "pretrained), horizontal flip only (paper: lr 0.01, ×10 on new layers, scale/rotate/blur).")
-STANDIN_SCHEDULE = (
-        "SGD momentum 0.9, batch 16, poly lr from 0.004 on the pretrained trunk and × 12.5 (0.05) on the new layers, "
-        "horizontal flip only (paper: lr 0.01, ×10 on new layers, scale/rotate/blur).")
-STANDIN = (
-        "Fine-tuned from a colour-keeping stand-in (fractal classes plus the attractor's coarse colour as a second "
-        "target, weight 0.5; weights 'fractal_colour'), not the plain one the other papers' tables use: from the "
-        "plain stand-in the pyramid learnt the scene context in some seeds only. Chosen by probes on held-out "
-        "training images (ablations/psp_pool.md).")
-# What follows the authors' released code (hszhao/PSPNet, hszhao/semseg), and what still does not
-RELEASED = [
-    "As released: every row is tested mirrored (the flipped image's softmax averaged with the plain one's), at a "
-    "single scale too, as both released test codes do; so Table 3's and Table 4's multi-scale gain is that of the "
-    "scales alone (before this, the single-scale rows were unmirrored and the gain included the mirror's). The "
-    "timed inference (infer_fps) is of the mirrored pair.",
-    "As released: B1's one level is projected (1×1 conv + BN + ReLU) to the input's width (2048 → 2048 at paper "
-    "size; semseg's PPM reduces to 2048 / the number of levels); before this the B1 rows concatenated the raw "
-    "pooled map, unprojected.",
-    "As released (paper preset): ResNet-50 and -101 have the released prototxts' deep stem, three 3×3 convs "
-    "64-64-128 (conv1_1 … conv1_3) where torchvision's have one 7×7 (trunk weights 23,578,304 and 42,518,208, as "
-    "counted from hszhao/PSPNet's pspnet50_ADE20K_473 and pspnet101_VOC2012_473 prototxts). Their ImageNet weights "
-    "are the authors' (hszhao/semseg's initmodel/resnet50_v2.pth, resnet101_v2.pth), given with --weights: "
-    "torchvision has none of this stem. ResNet-152 and -269 keep the 7×7 stem (no released ResNet-152 was found; "
-    "ResNet-269's released weights count matches the 7×7 stem).",
-    "As released (paper preset): each scale resizes the image's long side to 512·s and slides 473-px windows over it "
-    "(stride 316, each pixel's probabilities averaged over its windows), as semseg's test. The CPU presets test the "
-    "whole 128-px image, resized by s: they train on whole images, so at s ≤ 1 one window is the whole image anyway, "
-    "and at s > 1 windows below the embedded scenes' only context cue (a band along the top edge) would not see it, "
-    "testing the cue's absence rather than the scale.",
-    "Still different from the release (paper preset): each bottleneck that halves the resolution strides in its 3×3 "
-    "conv, as torchvision's and hszhao/semseg's PyTorch ResNets; the Caffe prototxts stride its first 1×1 (conv3_1_"
-    "1x1_reduce, stride 2). Weights and shapes are the same; what the strided layer sees is not.",
-    "Still different from the release: the scores are upsampled to the image with align_corners=False (semseg's "
-    "PSPNet: True), in training and at test.",
-]
-DEVIATIONS = {
-    "synthetic": [
-        SCENES, TRUNK, STANDIN_SCHEDULE, STANDIN,
-        CONTEXT_ACC,
-    ] + RELEASED,
-    "real": [
-        "One process, plain BatchNorm (the paper uses synchronised BN over its GPUs with batch 16).",
-    ] + RELEASED,
 }

@@ -71,13 +71,6 @@ REPORT_SECTIONS = {"standins": {"variants": [f"r{d}_ss" for d in LADDER]}}
 MAX_RUNS = {"quick": 20}
 PRESETS = psp_common.PRESETS  # identical, or the run shared with psp_pool would get a new run id
 
-DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": psp_common.DEVIATIONS["synthetic"] + [
-    "The depth ladder is a plain CNN's (3×3 conv-BN-ReLU layers per stage, no residuals, each rung fine-tuned "
-    f"from its own colour-keeping stand-in as psp_pool): {', '.join(f'ResNet{d} → {c}' for d, c in LADDER.items())}; the last two stages grow as "
-    "ResNet's res-4 and res-5 do (6, 23, 36, 48 and 3, 3, 3, 8 blocks), not by the same factors.",
-    "Multi-scale testing at the paper's scales (0.5 … 1.75, mirrored) on 128-px images: at 0.5 the last map is "
-    "8×8, at 1.75 28×28 (the paper: 473-px crops, whole images at test)."]}
-
 
 def exact_facts():
     """ResNet-269's depth and the trunks' conv weights at the paper's size, from their layer shapes."""

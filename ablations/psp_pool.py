@@ -91,15 +91,6 @@ ASSERTIONS = [
 # first look alone (10 variants × 3 seeds) since the two projected variants joined
 MAX_RUNS = {"quick": 30}
 PRESETS = psp_common.PRESETS
-DEVIATIONS = {**psp_common.DEVIATIONS, "synthetic": psp_common.DEVIATIONS["synthetic"] + [
-    "\"Without DR\" is ambiguous. The paper's table only says DR is left out; the authors' code (hszhao/semseg) "
-    "always projects each pyramid level (1×1 conv + BN + ReLU) and reduces it to 1/N of the width. Read one "
-    "way, the levels are the raw pooled maps (B1236 rows without DR: the module's input, 4 × its width, "
-    "concatenated unnormalised); read the other, each level is still projected, to the full width (the "
-    "'projected to full width' rows, not in the paper's table). \"DR helps\" is judged under both readings.",
-    "Seen after the protocol was fixed (ablations/psp_pool.md): from the stand-in, the narrower a level's "
-    "projection, the less reliably the context is learnt (DR + MAX: every seed at chance); from scratch every "
-    "pooled variant learnt it. The DR verdicts are about a narrow projection of pretrained features, not only DR."]}
 # report sections beyond the standard ones: {section name (report/build.py): its arguments}
 REPORT_SECTIONS = {"psp_context": {"heads": list(CONTEXT_HEADS)}}
 

@@ -260,7 +260,7 @@ def main(argv=None):
             results[name] = bench(name, plan, args.device, args.steps, args.rounds, args.warmup, modes)
             if paper:
                 from data import real_dataset
-                from engine.dryrun import train_step_flops
+                from engine.tools.dryrun import train_step_flops
                 shapes[name] = (plan.train["batch_size"],
                                 train_step_flops(plan.model, real_dataset(plan.data["name"]).num_classes,
                                                  plan.train["batch_size"], plan.data["crop_size"], args.device))

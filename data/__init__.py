@@ -6,7 +6,6 @@ A training item is asked for as `dataset[(index, aug_seed)]`: the augmentation r
 function of aug_seed, so a resumed run sees exactly the batches it would have seen.
 `dataset[index]` (no seed) gives the un-augmented item, as used for evaluation.
 """
-import errno
 import os
 
 import torch
@@ -23,34 +22,6 @@ DEFAULT_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cache"
 def cache_dir():
     """Where generated datasets and data-check stamps are kept ($SEGABL_CACHE, else data/cache)."""
     return os.environ.get("SEGABL_CACHE", DEFAULT_CACHE)
-
-
-def atomic_write(path, write):
-    """Write a file so that no reader and no crash ever sees it half written: `write(tmp_path)`
-    writes a temporary file beside `path`, which then replaces `path` in one rename. The temporary
-    name carries the writer's pid, so a killed writer's leftover can be told from a live one's
-    (see engine.execute.remove_stale_tmp)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        if err.errno == errno.ENOSPC:
-            raise OSError(disk_full(path)) from None
-        raise
-    except RuntimeError as err:  # torch.save's writer: "[enforce fail at inline_container.cc:672] ..."
-        if "inline_container" in str(err) or "PytorchStreamWriter" in str(err):
-            raise OSError(disk_full(path, f"torch could not write it: {str(err).splitlines()[0]}")) from None
-        raise
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def disk_full(path, what="no space left on the device"):
-    """What to do when a file could not be written for want of space."""
-    return (f"cannot write {path} ({what}): is its disk full? Free some space (or give --out a folder on "
-            "another disk) and run the same command again: finished runs and checkpoints are kept")
 
 
 def split_item(item):

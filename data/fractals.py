@@ -24,8 +24,9 @@ import os
 import numpy as np
 import torch
 
-from data import atomic_write, cache_dir as default_cache_dir, split_item
+from data import cache_dir as default_cache_dir, split_item
 from data.synthetic import PIXEL_MEAN, PIXEL_STD, _background
+from files import atomic_write
 
 CHAINS, STEPS, BURN_IN = 1500, 24, 6
 MAPS = (2, 3, 4)

@@ -52,10 +52,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from data import atomic_write, cache_dir as default_cache_dir, split_item
+from data import cache_dir as default_cache_dir, split_item
 from data.scene_knobs import (CONTEXT_PALETTE, DEFAULT_KNOBS, KNOB_NAMES, asymmetric_shape_mask, changed_knobs,
                                draw_radius, number_range, paint, scene_knobs)
 from data.transforms import random_resize, to_rgb
+from files import atomic_write
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25  # the images' normalisation: [0, 1] pixels → about [−2, 2]
 

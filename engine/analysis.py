@@ -4,13 +4,13 @@ committed), so the report draws its figures from committed data and never needs 
 
 ANALYSES maps the names a variant lists under "analyses" to an Analysis of one of three kinds:
 - "run": of the trained model, fn(model, val_set, eval_cfg, device, run_dir, data_cfg=the plan's data
-  config), computed when the run is evaluated (engine/run.py), or later from a finished run's model.pt
-  where its row lacks it (run.save_missing_run_analyses); file <run_id>-<eval_id>-<name>.npz;
+  config), computed when the run is evaluated (engine/one_run.py), or later from a finished run's model.pt
+  where its row lacks it (one_run.save_missing_run_analyses); file <run_id>-<eval_id>-<name>.npz;
 - "model": of the network's structure, untrained, fn(model_cfg, val_set) (e.g. how far up an output
   pixel sees); file model-<hash of data and model config>-<name>.npz;
 - "data": of the dataset, fn(val_set) (e.g. sample images); file data-<hash of data config>-<name>.npz.
 The last two need no trained model, so the runner computes them for every finished row that lacks
-them (engine/runner.py). Every plan gets EVERY_PLAN's, each where its data is one the analysis
+them (engine/one_ablation.py). Every plan gets EVERY_PLAN's, each where its data is one the analysis
 measures (Analysis.datasets: "heldout" reads the embedded dataset's held-out training images, so a
 plan on real data has none: nothing is computed or written for it). Each returns {name: numpy array};
 what they measure is engine/measurements.py. No report code lives here.
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data import atomic_write
 from engine.measurements import (context_bands_analysis, crf_examples_analysis, curve_analysis, erf_analysis,
                                  fov_analysis, heldout_analysis, heldout_eval, preview_analysis, reach_analysis,
                                  stage_probe_analysis, stages_analysis)
+from files import atomic_write
 
 
 def analysis_file(results_dir, run_id, eval_id, name):
@@ -113,8 +113,8 @@ def save_analysis(path, data):
 
 def set_aside_damaged_analyses(results_dir):
     """Each analysis file in results_dir/analysis that cannot be read (cut off, overwritten) is set
-    aside (engine/rows.py set_aside), so the report is built without it, as without any missing one."""
-    from engine.rows import DamagedFile, set_aside
+    aside (files.py set_aside), so the report is built without it, as without any missing one."""
+    from files import DamagedFile, set_aside
     folder = os.path.join(results_dir, "analysis")
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
         if name.endswith(".npz"):

@@ -148,6 +148,16 @@ class Claim:
         return self.by_construction is not None
 
     unit = ""  # of the power line's differences
+    # its effect is a quotient a / b (its band a ratio too), not a difference in the metric's units
+    is_ratio = False
+
+    def effect(self, a, b):
+        """The effect of a over b on the claim's scale: a − b (Ratio: a / b)."""
+        return a - b
+
+    def effect_text(self, effect):
+        """An effect as the report prints it: signed points (Ratio: '1.23×')."""
+        return f"{effect:+.2f}"
 
     def variants(self):
         """The variant ids the claim reads, in order."""
@@ -404,6 +414,13 @@ class Ratio(Claim):
     min_ratio: float = 1.0  # (published: the paper's ratio; the statistic says whether its magnitude holds)
 
     unit = " (on logs)"
+    is_ratio = True
+
+    def effect(self, a, b):
+        return a / b
+
+    def effect_text(self, effect):
+        return f"{effect:.2f}×"
 
     @property
     def offset(self):

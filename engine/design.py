@@ -6,7 +6,7 @@ preset's "seeds", e.g. [3, 5, 8], as far as the ablation's run budget can reach:
 and its verdict is the first decision reached. Each look tests at ALPHA / (number of reachable looks)
 (a Bonferroni split of α over the looks), so over the whole sequence each
 wrong decision has probability at most ALPHA; a simulation test (tests/test_sequential.py) checks
-this. The runner (engine/runner.py) adds seeds only to the variants of claims still undecided after a
+this. The ablation's driver (engine/one_ablation.py) adds seeds only to the variants of claims still undecided after a
 look (next_look); the report recomputes the same verdicts from the rows (claim_verdicts), so the two
 always agree. A claim's variants pair by seed when they share one data config (paired_by_seed); a failed run is -inf in
 seed_values, so the claims count it (ranked last) instead of judging the survivors; comparison_key
@@ -142,7 +142,7 @@ def published_difference(spec, claim):
     `published` where it sets one (e.g. before the CRF); else, from the ablation's published numbers,
     a − b of a two-variant claim (Ratio: a / b), last − first of a trend, the expected variant − the best
     other of a "best" claim; None where the paper prints no such pair."""
-    from engine.claims import Best, Increasing, Ratio
+    from engine.claims import Best, Increasing
     if claim.published is not None or claim.minus is not None:
         return claim.published
     number = {v: getattr(spec, "published", {}).get(v, {}).get(claim.metric) for v in claim.variants()}
@@ -155,7 +155,7 @@ def published_difference(spec, claim):
     a, b = (number[v] for v in ends)
     if a is None or b is None:
         return None
-    return a / b if isinstance(claim, Ratio) else a - b
+    return claim.effect(a, b)
 
 
 # The equivalence band, in units of the table's seed noise (seed_noise): 'absent' says the difference lies within
@@ -283,7 +283,7 @@ def family_error(spec, rows, sims=200, seed=0):
     variant's value per seed: a seed effect shared by the variants of that seed (the ablation's median pair
     correlation, where they pair) plus noise, in units of the table's seed noise (bands scaled alike; a
     Ratio's values log-normal). Deterministic (seed); ± about 3 points at 200 simulations."""
-    from engine.claims import Close, Outcome, Ratio
+    from engine.claims import Close, Outcome
     looks, claims = rows_looks(rows), [c for c in spec.claims if not c.is_check]
     pairs = [pair_correlation(seed_values(rows, c.metric, c.minus), *c.pair()) for c in claims
              if c.pair() and paired_by_seed(rows, c.variants())]
@@ -291,7 +291,7 @@ def family_error(spec, rows, sims=200, seed=0):
     bands = []
     for c in claims:
         band, noise = claim_band(spec, c, rows), seed_noise(rows, c.metric, c.minus)
-        bands.append(None if band is None else (band if isinstance(c, Ratio) else band / noise if noise else
+        bands.append(None if band is None else (band if c.is_ratio else band / noise if noise else
                                                 BAND_SEED_SDS))
     variants, paired = sorted({v for c in claims for v in c.variants()}), [paired_by_seed(rows, c.variants()) for c in claims]
     rng, n, false = np.random.default_rng(seed), looks[-1], 0
@@ -299,7 +299,7 @@ def family_error(spec, rows, sims=200, seed=0):
         shared = rng.normal(0, 1, n)
         draws = {v: math.sqrt(r) * shared + math.sqrt(1 - r) * rng.normal(0, 1, n) for v in variants}
         for c, band, pair in zip(claims, bands, paired):
-            values = {v: dict(enumerate((np.exp(draws[v] / 4) if isinstance(c, Ratio) else draws[v]).tolist()))
+            values = {v: dict(enumerate((np.exp(draws[v] / 4) if c.is_ratio else draws[v]).tolist()))
                       for v in c.variants()}
             outcome = sequential(c, values, looks, band, pair, power=False).outcome
             if outcome == Outcome.CONTRADICTED or (outcome == Outcome.REPRODUCED and not isinstance(c, Close)):

@@ -10,7 +10,7 @@ id per table, so rows of other settings are never pooled with them as extra seed
 Selection runs choose, on images held out of the training split, the lr of each "tune_lr" variant and
 the CRF settings of each "tune_crf" one (engine/tuning.py); the plans then take what was chosen.
 A variant with "init_from" starts from another variant's trained run of the same seed (its Plan's
-base, whose run id enters its own); engine/run.py trains the base first if it is not.
+base, whose run id enters its own); engine/one_run.py trains the base first if it is not.
 Everything that can fail is checked once, before anything is trained (prepare).
 """
 import dataclasses
@@ -140,7 +140,7 @@ def plan_runs(spec, settings, lrs=None, crfs=None, variants=None):
 
 def base_plan(spec, settings, variant_id, seed):
     """The run a variant's "init_from" names, at these settings (the selection runs': their held-out
-    training split) and seed: trained first, its model.pt starts the variant's (engine/run.py). Not a row."""
+    training split) and seed: trained first, its model.pt starts the variant's (engine/one_run.py). Not a row."""
     cfg = resolve(spec, settings, spec.variant(variant_id))
     return Plan(ablation=spec.name, variant=variant_id, seed=seed, preset=settings.preset, data=cfg["data"],
                 model=cfg["model"], train=cfg["train"], eval=cfg["eval"], plan_id="", looks=settings.looks)

@@ -24,12 +24,12 @@ import math
 
 SMALL_BACKBONE = {"name": "small", "widths": [24, 32, 64], "strides": [2, 2, 2], "convs": [1, 2, 2]}
 # The quick and full presets fine-tune as the papers do: every backbone starts from its pretrained
-# stand-in (weights "fractal": segmodels/pretrained.py, `python -m engine.pretrain`), the new layers at
+# stand-in (weights "fractal": segmodels/pretrained.py, `python -m engine.tools.pretrain`), the new layers at
 # ×10 the backbone's lr. The rates are the pilot's of issue 22 (new layers at 0.05 diverged every GCN
 # head; 0.01 with the backbone at 0.001 did not), checked per backbone by probes/pretraining.py
-# (ablation DEVIATIONS give its table) before any verdict was judged at them: DeepLab fine-tunes at
-# lr 0.004 (its probe), PSPNet trains from scratch (its probe: the stand-in hurt it). The smoke preset
-# trains from scratch (tests build models of any width, most without a stand-in).
+# (the ablation's deviations, ablations/<name>.md, give its table) before any verdict was judged at
+# them: DeepLab fine-tunes at lr 0.004 (its probe), PSPNet trains from scratch (its probe: the
+# stand-in hurt it). The smoke preset trains from scratch (tests build models of any width, most without a stand-in).
 FINE_TUNE = {"lr": 0.001, "head_lr_mult": 10.0}
 
 PRESETS = {

@@ -1,5 +1,6 @@
 """Result rows: one CSV per ablation, read and written here and nowhere else; a run's result
-(RunResult, with its Status) and the row it becomes, with its provenance.
+(RunResult, with its Status) and the row it becomes, with its provenance (files.py: the git sha, device,
+CPU model, time; the lock and the atomic write).
 
 A row is one (plan, variant, seed, trained run, evaluation). Writes rewrite the whole file under a
 lock and swap it in atomically, so no reader or crash ever sees a torn row. Reads check the file
@@ -7,24 +8,19 @@ and fail with one line naming it: a CSV cut mid-line, missing a column, with tex
 empty is an error, never a silent "not run". Ids are read as strings (pandas would read
 `012345678901` as an int and `1234e5678901` as inf).
 """
-import contextlib
 import csv
-import datetime
-import fcntl
 import io
 import json
 import math
 import os
 import platform
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
 import pandas as pd
 
-from data import atomic_write
+from files import cpu_model, device_name, file_lock, now_iso, write_text
 
 ID_COLUMNS = ("ablation", "variant", "run_id", "eval_id", "plan_id", "git_sha", "status", "preset")
 # every row has these (a row missing one was cut off or written by other code)
@@ -32,7 +28,6 @@ REQUIRED = ("ablation", "variant", "seed", "status", "run_id", "eval_id", "plan_
 JSON_COLUMNS = ("data_config", "model_config", "train_config", "eval_config", "per_class_iou", "trimap")  # read as text: each a JSON value
 NUMERIC = ("seed", "mIoU", "pixel_acc", "mean_acc", "boundary_acc", "internal_acc", "train_img_per_s",
            "infer_fps", "infer_ms", "wall_s", "params", "head_params", "threads", "reference_step_ms")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Status(StrEnum):
@@ -154,60 +149,6 @@ def rows_problem(rows, metrics=("mIoU",)):
     return None
 
 
-@contextlib.contextmanager
-def file_lock(path):
-    """An exclusive lock held while the block runs (also across processes and invocations)."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_text(path, text):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    atomic_write(path, write)
-
-
-def write_json(obj, path):
-    write_text(path, json.dumps(obj, indent=1, default=str))
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-# --- damaged run-folder files ---------------------------------------------------------------
-
-class DamagedFile(Exception):
-    """A run-folder file (checkpoint, model, train.json, eval or timing JSON) that cannot be read as
-    what it should be: it is set aside and what it held is computed again."""
-
-    def __init__(self, path, reason):
-        reason = " ".join(str(reason).split())[:200]
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = path, reason
-
-
-def set_aside(damaged, then="what it held is computed again"):
-    """Keep a DamagedFile under another name (<file>.damaged, .damaged-2, ...: nothing is deleted, and
-    nothing reads it again) and say so, and what `then` happens, in one line; returns the new name."""
-    new, n = f"{damaged.path}.damaged", 1
-    while os.path.exists(new):
-        n += 1
-        new = f"{damaged.path}.damaged-{n}"
-    os.replace(damaged.path, new)
-    print(f"run_all.py: warning: {damaged.path} is damaged ({damaged.reason}); set aside as "
-          f"{os.path.basename(new)}; {then}", file=sys.stderr, flush=True)
-    return new
-
-
 def numbers_problem(record, required=()):
     """Why a run's JSON record (train.json, eval or timing scores) cannot become a row, or None: it must
     be a dict, hold `required`, and each NUMERIC value it holds must be a number (the required ones finite)."""
@@ -228,29 +169,6 @@ def train_record_problem(record):
     if isinstance(record, dict) and record.get("status") not in list(Status):
         return f"status {json.dumps(record.get('status'))} is not one of {', '.join(Status)}"
     return numbers_problem(record)
-
-
-def read_checked_json(path, problem=numbers_problem):
-    """The JSON record in `path`, or DamagedFile if it is not JSON or `problem` finds one."""
-    try:
-        record = read_json(path)
-    except (ValueError, UnicodeDecodeError) as err:  # json.JSONDecodeError is a ValueError
-        raise DamagedFile(path, f"not JSON: {err}") from None
-    found = problem(record)
-    if found:
-        raise DamagedFile(path, found)
-    return record
-
-
-def read_or_set_aside(path, problem=numbers_problem):
-    """The checked JSON record in `path`; None if there is none, or if it was damaged (then set aside)."""
-    if not os.path.exists(path):
-        return None
-    try:
-        return read_checked_json(path, problem)
-    except DamagedFile as damaged:
-        set_aside(damaged)
-        return None
 
 
 def put_row(csv_path, row):
@@ -321,35 +239,3 @@ def make_row(result, sha, started=None, reference_ms=None):
     return row
 
 
-def git_sha():
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ablations", "engine", "segmodels", "data", "weights"],
-                               cwd=REPO, capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def device_name(device):
-    """'cpu', or the GPU's name and index (e.g. 'NVIDIA H200 (cuda:1)')."""
-    if device == "cpu":
-        return device
-    import torch
-    index = torch.device(device).index
-    index = torch.cuda.current_device() if index is None else index
-    return f"{torch.cuda.get_device_name(index)} (cuda:{index})"
-
-
-def cpu_model():
-    """The CPU's model name (Linux), as a row's provenance beside its CPU capability."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), platform.processor())
-    except OSError:
-        return platform.processor()
-
-
-def now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

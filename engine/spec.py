@@ -2,7 +2,8 @@
 
 An ablation file (ablations/<name>.py) is data: the paper and table, its variants (dicts: an id, a
 label, model/train/eval settings), the published numbers, the claims (engine/claims.py objects),
-presets, deviations and the report sections it wants. Loading it checks every name it uses — a
+presets and the report sections it wants; its deviations from the paper are Markdown beside it
+(ablations/<name>.md, read by engine/notes.py). Loading it checks every name it uses — a
 claim's variants and metric, the published numbers' variants and metrics, the variants' keys,
 analyses and presets, duplicate ids, bands, run budgets — and a mistake is one line naming the file and
 the key (ValueError), at `--list` already; its report sections are the report's to check (report/build.py
@@ -12,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from engine.claims import Assertion, Claim, Rule
+from engine.notes import notes_path, read_deviations
 from engine.presets import PRESETS
 
 # Every metric a row can carry that a claim, a table or a column may name: evaluate.py's scores
@@ -29,7 +31,6 @@ DEFAULT_BANDS = {"mIoU": 2.0, "pixel_acc": 1.0, "mean_acc": 1.0, "boundary_acc":
                  "context_acc": 1.0, "shape_acc": 1.0}
 VARIANT_KEYS = ("id", "label", "x", "series", "data", "model", "train", "eval", "presets", "preset_overrides", "analyses",
                 "tune_lr", "tune_crf", "crf_from", "init_from")
-DEVIATION_KEYS = ("synthetic", "real", "voc", "ade20k", "cityscapes")
 REQUIRED = ("NAME", "TITLE", "PAPER", "SOURCE", "METRICS", "VARIANTS", "PUBLISHED", "CLAIMS")
 
 
@@ -52,7 +53,7 @@ class Ablation:
     report_sections: dict = field(default_factory=dict)  # {report section (report/common.py SECTIONS): its arguments}
     max_runs: dict = field(default_factory=dict)  # {preset: the sequential design's run budget}
     presets: dict = field(default_factory=dict)  # {preset: settings laid over the suite's preset}
-    deviations: dict = field(default_factory=dict)  # {"synthetic" | "real" | dataset: [text]}
+    deviations: dict = field(default_factory=dict)  # {"synthetic" | "real" | dataset: [text]}, from the .md file
     exact_facts: object = None  # a function → [fact dict] (engine.claims.fact_holds), or None
     path: str = ""
 
@@ -132,9 +133,9 @@ def from_module(module):
     for preset, budget in getattr(module, "MAX_RUNS", {}).items():
         if not (isinstance(budget, int) and budget >= 1):
             fail(f"MAX_RUNS[{preset!r}]", f"must be a whole number >= 1, got {budget!r}")
-    unknown = sorted(set(getattr(module, "DEVIATIONS", {})) - set(DEVIATION_KEYS))
-    if unknown:
-        fail("DEVIATIONS", f"unknown key(s) {unknown}; valid: {', '.join(DEVIATION_KEYS)}")
+    if hasattr(module, "DEVIATIONS"):  # prose lives beside the file, which stays data
+        fail("DEVIATIONS", f"write them in {notes_path(path)}, a '## Deviations: synthetic' (or real, or the "
+                           "dataset's name) section, one bullet a deviation")
     return Ablation(
         name=name, title=module.TITLE, paper=module.PAPER, source=module.SOURCE, metrics=tuple(module.METRICS),
         variants=tuple(module.VARIANTS), published=dict(module.PUBLISHED), claims=tuple(module.CLAIMS),
@@ -142,7 +143,7 @@ def from_module(module):
         model=dict(getattr(module, "MODEL", {})), report_columns=tuple(getattr(module, "REPORT_COLUMNS", ())),
         x_label=getattr(module, "X_LABEL", "variant"), bands={**DEFAULT_BANDS, **bands}, report_sections=dict(sections),
         max_runs=dict(getattr(module, "MAX_RUNS", {})), presets=dict(getattr(module, "PRESETS", {})),
-        deviations=dict(getattr(module, "DEVIATIONS", {})), exact_facts=getattr(module, "exact_facts", None),
+        deviations=read_deviations(notes_path(module.__file__), notes_path(path)), exact_facts=getattr(module, "exact_facts", None),
         path=path)
 
 

@@ -19,10 +19,11 @@ import torch
 
 from data import build_dataset
 from engine.evaluate import model_options
-from engine.rows import read_checked_json, read_or_set_aside, write_json
-from engine.run import load_model, run_dir_of
+from engine.one_run import load_model, run_dir_of
+from engine.rows import numbers_problem
 from engine.step import compiled, make_optimizer, train_step
 from engine.trainer import seed_everything
+from files import read_checked_json, read_or_set_aside, write_json
 from segmodels import build_model
 
 
@@ -109,7 +110,7 @@ def time_runs(plans, out_dir, device, order_seed=0):
     """The plans' speeds (timing-<eval_id>.json in each run folder, measured once), one dict per plan:
     inference timed interleaved over the plans not yet timed (time_inference), training speed one
     plan after another."""
-    todo = [plan for plan in plans if read_or_set_aside(timing_path(plan, out_dir)) is None]  # damaged: timed again
+    todo = [plan for plan in plans if read_or_set_aside(timing_path(plan, out_dir), numbers_problem) is None]  # damaged: timed again
     results = {plan.key: {} for plan in todo}
     by_threads, val_sets = {}, {}
     for plan in todo:
@@ -137,4 +138,4 @@ def time_runs(plans, out_dir, device, order_seed=0):
                                                                  plan.eval["train_speed_steps"], device)
         results[plan.key]["timing_load_avg_1m"] = round(os.getloadavg()[0], 2)
         write_json(results[plan.key], timing_path(plan, out_dir))
-    return [read_checked_json(timing_path(plan, out_dir)) for plan in plans]
+    return [read_checked_json(timing_path(plan, out_dir), numbers_problem) for plan in plans]

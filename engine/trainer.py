@@ -18,10 +18,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data import atomic_write
 from engine.distributed import barrier, gather, global_batchnorm, is_main, world
-from engine.rows import DamagedFile
 from engine.step import NonFiniteLoss, compiled, make_optimizer, set_lr, train_step
+from files import DamagedFile, atomic_write
 
 LOG_EVERY = 10  # iterations between lines of run_dir/log.jsonl (the loss and its parts at that iteration)
 

@@ -4,7 +4,7 @@ quick preset's iterations, both ways, on the same seeds, and score them on image
 training split (the selection runs' split: never the validation images the verdicts use):
 
 - scratch: the backbone as the preset had it until issue 22 (random init, every layer at lr 0.05);
-- pretrained: the backbone from its stand-in (weights/, `python -m engine.pretrain`), at lr
+- pretrained: the backbone from its stand-in (weights/, `python -m engine.tools.pretrain`), at lr
   PRETRAINED_LR with the new layers at ×HEAD_LR_MULT (the papers' fine-tuning; the pilot's rates).
 
 Per variant: mean and seed sd of mIoU; per contrast: the sd of the per-seed difference and the pair
@@ -59,7 +59,7 @@ def probe_plans(ablation, protocol, seeds, lr=PRETRAINED_LR, head_lr_mult=HEAD_L
 
 def run_one(job):
     plans, out_dir = job
-    from engine.run import run_group
+    from engine.one_run import run_group
     return [(r.plan.ablation, r.plan.variant, r.plan.seed, r.status.value, r.scores.get("mIoU"))
             for r in run_group(plans, out_dir, "cpu", progress=False)]
 

@@ -195,13 +195,13 @@ def trained_variant(ablation, data_cfg, variant, seed, out_dir):
     """(plan, model, its train.json record, seconds): `ablation`'s `variant` at the quick preset on data
     config data_cfg (what differs from the ablation's data laid over it, as run_all's --set data.KEY=VALUE),
     seed `seed`, trained or found trained in out_dir/runs/. The model's class count follows the data
-    (engine/run.py builds it so)."""
+    (engine/one_run.py builds it so)."""
     import torch
 
     import ablations
     from engine.config import CommandLine, parse_set, settings
     from engine.plans import check_data, check_plans, plan_runs
-    from engine.run import run_lock, trained
+    from engine.one_run import run_lock, trained
     spec = ablations.load(ablation)
     own = ablation_data(ablation)
     sets = tuple(parse_set(f"data.{k}={json.dumps(v)}") for k, v in data_cfg.items() if own.get(k) != v)
@@ -211,9 +211,9 @@ def trained_variant(ablation, data_cfg, variant, seed, out_dir):
         raise ValueError(f"{ablation}'s plan has data {plan.data}, not {data_cfg}")
     check_plans([plan])
     check_data([plan])  # the generator's data-option check: a refused candidate is a ValueError here
-    torch.set_num_threads(plan.train["threads"])  # as engine/run.py: part of the run's config
+    torch.set_num_threads(plan.train["threads"])  # as engine/one_run.py: part of the run's config
     started = time.time()
-    with run_lock(out_dir, plan):  # as engine/run.py: the run folder made and locked
+    with run_lock(out_dir, plan):  # as engine/one_run.py: the run folder made and locked
         model, info, _ = trained(plan, out_dir, "cpu", progress=False)
     if info["status"] != "ok":
         raise RuntimeError(f"{ablation} {variant} seed {seed}: {info}")

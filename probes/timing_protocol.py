@@ -23,8 +23,8 @@ import torch
 from ablations import load
 from data import build_dataset
 from engine.config import CommandLine, settings
+from engine.one_run import load_model, run_dir_of
 from engine.plans import plan_runs
-from engine.run import load_model, run_dir_of
 from engine.timing import speed_images, time_inference
 
 

@@ -6,6 +6,7 @@ here, its exact facts at the paper's dimensions, and the settings and provenance
 of REPORT.md links to its part here, under the same heading and anchor."""
 import os
 
+from engine import notes as ablation_notes
 from report.overview import anchor, heading
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -14,20 +15,18 @@ APPENDIX = "APPENDIX.md"
 
 def notes_path(spec):
     """ablations/<name>.md beside the ablation file (spec.path is relative to the repository)."""
-    return os.path.join(REPO, os.path.splitext(spec.path)[0] + ".md") if spec.path else ""
+    return ablation_notes.notes_path(os.path.join(REPO, spec.path)) if spec.path else ""
 
 
 def read_notes(spec):
     """The Markdown notes beside the ablation file, or None: without their title (the appendix's heading
-    names the table), their headings below the appendix's own ('## x' becomes '#### x')."""
-    path = notes_path(spec)
-    if not path or not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().strip().splitlines()
+    names the table) and their deviations sections (the appendix lists those once, with the other
+    tables'), their headings below the appendix's own ('## x' becomes '#### x')."""
+    text = ablation_notes.notes_text(notes_path(spec)) if spec.path else None
+    lines = text.strip().splitlines() if text else []
     if lines and lines[0].startswith("# "):
         lines = lines[1:]
-    return "\n".join("##" + line if line.startswith("#") else line for line in lines).strip()
+    return "\n".join("##" + line if line.startswith("#") else line for line in lines).strip() or None
 
 
 def appendix_link(spec, what="appendix"):

@@ -28,9 +28,10 @@ from benchmarks.train_step import REFERENCE, REFERENCE_MS
 from engine.analysis import set_aside_damaged_analyses
 from engine.claims import DECIDED, RULE_TEXT, Rule, fact_holds
 from engine.design import SOFT_SEED_SDS, family_error, rows_looks, soft_failures
-from engine.rows import OK, ResultsError, read_rows, rows_problem, write_text
+from engine.rows import OK, ResultsError, read_rows, rows_problem
 from engine.stats import ALPHA
 from engine.tuning import choose_lrs, lr_point_id, selection_csv
+from files import write_text
 from report import deeplab, erf, lc_sections, psp, standins  # noqa: F401  (they register their sections)
 from report.appendix import APPENDIX, appendix, appendix_link, appendix_section
 from report.common import METRIC_NAMES, SECTIONS, fmt, md_table, mean_std, per_seed

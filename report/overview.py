@@ -8,7 +8,7 @@ Shown), with the interval at its test's level.
 import math
 from dataclasses import dataclass
 
-from engine.claims import DECIDED, RULE_TEXT, Assertion, Outcome, Ratio, Rule, combine
+from engine.claims import DECIDED, RULE_TEXT, Assertion, Outcome, Rule, combine
 from engine.design import (claim_verdicts, comparison_key, pair_correlation,
                            published_difference, same_comparison, seed_values)
 from report.common import md_table
@@ -107,8 +107,7 @@ def difference_text(verdict):
     shown = verdict.shown
     if not math.isfinite(shown.difference):
         return "–"
-    ratio = isinstance(verdict.claim, Ratio)
-    number = f"{shown.difference:.2f}×" if ratio else f"{shown.difference:+.2f}"
+    number = verdict.claim.effect_text(shown.difference)
     ci = f" [{shown.low:.2f}, {shown.high:.2f}] ({100 * shown.level:.1f} %)" if math.isfinite(shown.low) else \
         (" (rank test: no interval)" if shown.basis == "rank" else "")
     return f"{shown.what}: {number}{ci}"
@@ -119,7 +118,7 @@ def pair_correlations(spec, rows):
     found = []
     for claim in spec.claims:
         pair = claim.pair()
-        if pair and not isinstance(claim, Ratio):
+        if pair and not claim.is_ratio:
             r = pair_correlation(seed_values(rows, claim.metric, claim.minus), *pair)
             if r is not None:
                 found.append(r)
@@ -130,9 +129,9 @@ def published_text(spec, verdict):
     """The paper's effect, signed as the claim, where it comes from, and the band the claim was judged with."""
     claim, band = verdict.claim, verdict.band
     published = published_difference(spec, claim)
-    pub = "–" if published is None else (f"{published:.2f}×" if isinstance(claim, Ratio) else f"{published:+.2f}")
+    pub = "–" if published is None else claim.effect_text(published)
     pub += f", {claim.published_from}" if claim.published_from and published is not None else ""
-    if not band or isinstance(claim, Ratio):
+    if not band or claim.is_ratio:
         return pub
     # 'absent' inside a band as wide as the paper's effect cannot rule that effect out: say so where it is
     wide = published is not None and claim.band is None and abs(published) <= band

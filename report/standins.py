@@ -22,7 +22,7 @@ def standin_cards(rows, variant, weights_dir=WEIGHTS_DIR):
         path = os.path.join(weights_dir, f"{name}.json")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"the rows of {variant} started from stand-in {name}, whose card {path} is "
-                                    "missing: restore weights/ or rebuild it with python -m engine.pretrain")
+                                    "missing: restore weights/ or rebuild it with python -m engine.tools.pretrain")
         with open(path) as f:
             card = json.load(f)
         if not card["sha256"].startswith(sha):
@@ -53,11 +53,11 @@ def standins_section(spec, rows, results_dir, fig_dir, rel_fig, variants, publis
     if published:
         intro = ("The paper's ImageNet backbones: ResNet50-GCN a slightly worse classifier (top-5 error 7.9 against "
                  "7.7). Here each stand-in's error on held-out fractal images, from its card (`python -m "
-                 "engine.pretrain`); one pretraining per backbone: shown, not judged.")
+                 "engine.tools.pretrain`); one pretraining per backbone: shown, not judged.")
         header = ["backbone (variant)", "paper: ImageNet top-5 error %", "stand-in: held-out top-1 error %",
                   "stand-in: held-out top-5 error %", "chance accuracy %", "stand-in"]
     else:
-        intro = ("Each backbone's stand-in (`python -m engine.pretrain`): held-out error and colour accuracy from its "
+        intro = ("Each backbone's stand-in (`python -m engine.tools.pretrain`): held-out error and colour accuracy from its "
                  "card. A worse classifier is a worse start: read the verdicts beside it. One pretraining per "
                  "backbone: shown, not judged.")
         header = ["backbone (variant)", "stand-in: held-out top-1 error %", "stand-in: held-out colour accuracy %",

@@ -1,5 +1,5 @@
 """The pretrained stand-ins of the CPU backbones: weights learnt on formula-driven images
-(data/fractals.py) by `python -m engine.pretrain`, kept in weights/ with a card each, loaded where a
+(data/fractals.py) by `python -m engine.tools.pretrain`, kept in weights/ with a card each, loaded where a
 backbone config says `"weights": "fractal"` (ImageNet's role at the CPU presets).
 
 A stand-in's name is its kind (small CNN, cascade trunk, VGG trunk) and a hash of its architecture
@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS_DIR = os.path.join(REPO, "weights")
 KINDS = ("small", "small_resnet", "cascade", "vgg")  # the trunk of: SmallCNN, SmallResNet, the cascade, DeepLab
 # a backbone config's "weights" that name a stand-in, and its file suffix: the fractal classes alone, or
-# with the attractor's coarse colour as a second target (engine/pretrain.py COLOUR_RECIPE)
+# with the attractor's coarse colour as a second target (engine/tools/pretrain.py COLOUR_RECIPE)
 STANDIN_WEIGHTS = {"fractal": "", "fractal_colour": "-colour"}
 
 
@@ -47,8 +47,8 @@ def standin_paths(kind, arch, folder=None):
 def read_card(kind, arch, folder=None):
     """A stand-in's card, after checking its weights file against it; one clear error otherwise."""
     path, card_path = standin_paths(kind, arch, folder)
-    rebuild = (f"rebuild it with `python -m engine.pretrain --only {standin_name(kind, arch)}` (every stand-in: "
-               "`python -m engine.pretrain`), or restore weights/ from the repository")
+    rebuild = (f"rebuild it with `python -m engine.tools.pretrain --only {standin_name(kind, arch)}` (every stand-in: "
+               "`python -m engine.tools.pretrain`), or restore weights/ from the repository")
     if not os.path.isfile(path) or not os.path.isfile(card_path):
         missing = path if not os.path.isfile(path) else card_path
         raise FileNotFoundError(f"pretrained stand-in weights not found: looked for {missing} (the {kind} backbone "

@@ -2,8 +2,8 @@
 from ablations import load
 from benchmarks import train_step
 from engine.config import CommandLine, settings
+from engine.one_ablation import run_ablation
 from engine.plans import plan_runs, prepare, selection_plans
-from engine.runner import run_ablation
 from engine.spec import Ablation
 
 

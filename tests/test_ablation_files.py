@@ -22,6 +22,7 @@ def test_every_ablation_file_loads_as_a_checked_record(name):
     assert spec.bands["mIoU"] == DEFAULT_BANDS["mIoU"] == 2.0
     assert spec.bands["boundary_acc"] == spec.bands["internal_acc"] == 1.0
     assert "infer_ms" not in spec.bands and "stage1_pct" not in spec.bands
+    assert spec.deviations["synthetic"]  # every paper's table lists its deviations, from the .md beside it
 
 
 K3 = Greater("k3 beats the base", "mIoU", a="k3", b="base")
@@ -53,7 +54,7 @@ MISTAKES = [
     ({"MAX_RUNS": {"smoke": 0}}, r"MAX_RUNS\['smoke'\]: must be a whole number >= 1, got 0"),
     ({"MAX_RUNS": {"fast": 3}}, r"MAX_RUNS: unknown preset\(s\) \['fast'\]"),
     ({"PRESETS": {"fast": {}}}, r"PRESETS: unknown preset\(s\) \['fast'\]"),
-    ({"DEVIATIONS": {"synthetc": []}}, r"DEVIATIONS: unknown key\(s\) \['synthetc'\]"),
+    ({"DEVIATIONS": {"synthetic": []}}, r"DEVIATIONS: write them in ablations/tiny.md, a '## Deviations: synthetic'"),
     ({"NAME": "other"}, r"NAME: 'other' is not the file's name"),
 ]
 
@@ -73,6 +74,71 @@ def test_a_report_section_unknown_to_the_report_is_one_line(sections, message):
     with pytest.raises(ValueError, match=message) as err:
         check_sections(from_module(ablation_file("tiny", REPORT_SECTIONS=sections)))
     assert "\n" not in str(err.value) and str(err.value).startswith("ablations/tiny.py: ")
+
+
+NOTES = """# tiny: probe histories
+
+Why.
+
+## Deviations: synthetic
+
+- Own one.
+- (from shared.md: synthetic 2, 1)
+- A long one
+  over two lines.
+
+## A probe
+
+Its numbers.
+
+## Deviations: voc
+
+- (from tiny.md: synthetic 1-2)
+- (from shared.md: real)
+"""
+SHARED = "# shared\n\n## Deviations: synthetic\n\n- First shared.\n- Second shared.\n\n## Deviations: real\n\n- Real.\n"
+
+
+def test_deviations_are_read_from_the_markdown_beside_the_file_with_their_includes(tmp_path):
+    """Each '## Deviations: <key>' section's bullets, a '(from x.md: key [items])' bullet standing for that
+    section's (items numbered from 1, in the order asked); the rest of the file is the appendix's notes."""
+    from engine.notes import notes_text
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "tiny.md").write_text(NOTES)
+    (tmp_path / "ablations" / "shared.md").write_text(SHARED)
+    module = ablation_file("tiny")
+    module.__file__ = str(tmp_path / "ablations" / "tiny.py")
+    spec = from_module(module)
+    assert spec.deviations == {"synthetic": ["Own one.", "Second shared.", "First shared.", "A long one over two lines."],
+                               "voc": ["Own one.", "Second shared.", "Real."]}
+    assert notes_text(str(tmp_path / "ablations" / "tiny.md")) == "# tiny: probe histories\n\nWhy.\n\n## A probe\n\nIts numbers.\n"
+    assert from_module(ablation_file("tiny")).deviations == {}  # no .md beside it: none
+
+
+BAD_NOTES = [
+    ("## Deviations: synthtic\n\n- x\n", r"tiny.md line 1: '## Deviations: synthtic': write '## Deviations: <key>', "
+                                           r"key one of synthetic, real, voc"),
+    ("## Deviations\n\n- x\n", r"tiny.md line 1: '## Deviations': write"),
+    ("## Deviations: voc\n\nprose\n", r"tiny.md line 3: not a bullet \('- ' and the deviation\): 'prose'"),
+    ("## Deviations: voc\n\n- x\n\n## Deviations: voc\n\n- y\n", r"tiny.md line 5: a second '## Deviations: voc'"),
+    ("## Deviations: voc\n\n## Notes\n", r"tiny.md: '## Deviations: voc' lists no deviation"),
+    ("## Deviations: voc\n\n- (from gone.md: voc)\n", r"tiny.md line 3: '\(from gone.md: voc\)': no file ablations/gone.md"),
+    ("## Deviations: voc\n\n- (from shared.md: voc)\n", r"line 3: .*: shared.md has no '## Deviations: voc' section"),
+    ("## Deviations: voc\n\n- (from shared.md: synthetic 2-3)\n", r"line 3: .*: items must lie in 1-2"),
+    ("## Deviations: voc\n\n- (from shared.md synthetic)\n", r"line 3: .*: write '\(from <name>.md: <key>\)'"),
+    ("## Deviations: voc\n\n- (from tiny.md: real)\n\n## Deviations: real\n\n- (from tiny.md: voc)\n",
+     r"tiny.md line 7: '\(from tiny.md: voc\)': includes itself"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_NOTES, ids=[m for _, m in BAD_NOTES])
+def test_a_malformed_deviations_section_is_one_line_naming_the_file_and_line(tmp_path, text, message):
+    from engine.notes import read_deviations
+    (tmp_path / "tiny.md").write_text(text)
+    (tmp_path / "shared.md").write_text(SHARED)
+    with pytest.raises(ValueError, match=message) as err:
+        read_deviations(str(tmp_path / "tiny.md"), "ablations/tiny.md")
+    assert "\n" not in str(err.value) and str(err.value).startswith("ablations/tiny.md")
 
 
 def test_ablation_files_are_found_in_the_folder_in_their_order(tmp_path):

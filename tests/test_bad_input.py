@@ -432,7 +432,7 @@ def test_report_only_sets_a_damaged_analysis_aside_and_builds_without_it(damage,
 
 def test_a_full_disk_says_so_and_what_to_do(tmp_path, monkeypatch, capsys):
     """torch.save into /dev/full: the real error of a full disk ("enforce fail at inline_container.cc")."""
-    from data import atomic_write
+    from files import atomic_write
     real_save = torch.save
     monkeypatch.setattr(torch, "save", lambda obj, path, **kw: real_save(obj, "/dev/full" if "ckpt.pt" in str(path)
                                                                         else path, **kw))
@@ -463,6 +463,6 @@ def test_a_garbage_weights_card_says_which_and_how_to_rebuild(tmp_path):
     for garbage in ("{'sha256': 'single quotes'}", "[1, 2]"):
         card.write_text(garbage)
         with pytest.raises(ValueError, match=rf"^{card}: not a .*card .*damaged; rebuild it with `python -m "
-                                             rf"engine.pretrain --only {standin_name(kind, arch)}`") as err:
+                                             rf"engine.tools.pretrain --only {standin_name(kind, arch)}`") as err:
             read_card(kind, arch, str(tmp_path))
         assert "\n" not in str(err.value)

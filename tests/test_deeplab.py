@@ -234,7 +234,7 @@ def test_msc_trains_only_its_branches_from_the_same_seeds_trained_base(tmp_path,
     seed, only the new layers learn (MSc-LargeFOV's prototxt freezes fc8 too). The base run is trained
     first (it is not yet), and after the branches' training every one of its weights and BatchNorm
     statistics is as the base run left it."""
-    from engine.run import run_dir_of, run_group
+    from engine.one_run import run_dir_of, run_group
     from engine.trainer import seed_everything
     plans = {(p.variant, p.seed): p for p in plans_of("deeplab_crf", "smoke")}
     msc, base = plans[(variant, 0)], plans[(variant.removesuffix("_msc"), 0)]

@@ -128,15 +128,15 @@ def test_torchrun_writes_each_row_once_with_the_one_process_numbers(tmp_path):
 def test_jobs_workers_take_the_devices_in_turn_and_rows_name_theirs():
     import multiprocessing
 
-    from engine import execute, run
+    from engine import one_run, workers
     counter = multiprocessing.get_context("spawn").Value("i", 0)
     taken, on_ctrl_c = [], signal.getsignal(signal.SIGINT)
     try:
         for _ in range(5):  # five workers starting, over two GPUs
-            execute.start_worker(["cuda:0", "cuda:1"], counter)
-            taken.append(run.WORKER_DEVICE)
+            workers.start_worker(["cuda:0", "cuda:1"], counter)
+            taken.append(one_run.WORKER_DEVICE)
     finally:
-        run.WORKER_DEVICE = None
+        one_run.WORKER_DEVICE = None
         signal.signal(signal.SIGINT, on_ctrl_c)  # a worker leaves Ctrl-C to its parent; this test process not
     assert taken == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
-    assert execute.worker_devices("cuda:1") == ["cuda:1"] and execute.worker_devices("cpu") == ["cpu"]
+    assert workers.worker_devices("cuda:1") == ["cuda:1"] and workers.worker_devices("cpu") == ["cpu"]

@@ -54,7 +54,7 @@ def test_weights_torchvision_lacks_are_written_as_the_local_file_a_user_would_gi
     """ResNet50-GCN (GCN Table 6) has no torchvision ImageNet weights: the dry run writes a state dict of it
     into its folder, returns the path, and the backbone loads it as `--weights PATH`; torchvision's own
     architectures go where torch.hub caches them (no path returned)."""
-    from engine.dryrun import write_standin_weights
+    from engine.tools.dryrun import write_standin_weights
     from segmodels import build_backbone
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     backbone = {"name": "resnet", "depth": 50, "output_stride": 32, "gcn": True, "weights": "imagenet"}

@@ -69,7 +69,7 @@ def test_resume_after_interruption_is_exact_and_writes_one_row(tmp_path, monkeyp
 def test_a_shared_run_is_trained_once(tmp_path, monkeypatch):
     run(tiny_spec("first"), tmp_path)
     monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("trained a shared run again"))
-    import engine.run as run_mod
+    import engine.one_run as run_mod
     monkeypatch.setattr(run_mod, "train", lambda *a, **k: pytest.fail("trained a shared run again"))
     assert run(tiny_spec("second"), tmp_path) == 2
     a, b = pd.read_csv(tmp_path / "first.csv"), pd.read_csv(tmp_path / "second.csv")
@@ -202,7 +202,7 @@ def test_a_finished_row_without_its_dataset_and_network_analyses_gets_them_witho
     preview.unlink()
     import shutil
     shutil.rmtree(tmp_path / "runs")
-    import engine.run as run_mod
+    import engine.one_run as run_mod
     monkeypatch.setattr(run_mod, "train", lambda *a, **k: pytest.fail("trained a finished run"))
     assert run(spec, tmp_path) == 0 and preview.exists()
 

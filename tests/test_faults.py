@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 
-from engine.execute import remove_stale_tmp
+from engine.workers import remove_stale_tmp
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -151,15 +151,15 @@ def test_choose_lrs_takes_the_best_stable_lr():
 
 
 def test_lr_selection_never_reads_the_validation_split(tmp_path, monkeypatch):
-    import engine.run
+    import engine.one_run
     from data import build_dataset
-    from engine.execute import run_plans
+    from engine.workers import run_plans
     seen = []
 
     def recording(cfg, split):
         seen.append((cfg.get("holdout"), split))
         return build_dataset(cfg, split)
-    monkeypatch.setattr(engine.run, "build_dataset", recording)
+    monkeypatch.setattr(engine.one_run, "build_dataset", recording)
     smoke = settings_of(gcn_vs_conv, "smoke")
     tuning = selection_of(gcn_vs_conv, "smoke")[:2]
     run_plans("gcn_vs_conv", tuning, str(tmp_path / "t.csv"), str(tmp_path), "cpu", 1, False, "lr selection")

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 import run_all
-from engine.launch import check_launcher
-from engine.execute import RunJob
 from engine.plans import Plan
+from engine.tools.launch import check_launcher
+from engine.workers import RunJob
 
 COMMON = ["--ablation", "gcn_k", "--preset", "smoke", "--no-progress"]
 
@@ -61,7 +61,7 @@ def test_a_job_times_the_evaluations_of_its_run_together(tmp_path):
     from ablations import load
     from engine.config import CommandLine, settings
     from engine.plans import plan_runs
-    from engine.rows import read_json
+    from files import read_json
     spec = load("lc_threshold")
     plans = plan_runs(spec, settings(spec, "smoke", CommandLine(seeds=1, iterations=2)))
     run_id = next(p.run_id for p in plans if p.variant == "r0985")

@@ -298,7 +298,7 @@ def test_bad_trimap_settings_are_one_clear_error(width, around, message):
         trimap_mask(torch.zeros(1, 4, 4, dtype=torch.long), width, around=around)
 def test_evaluations_sharing_a_forward_run_the_network_once_and_score_as_alone():
     """A run's plans of the same forward (with and without the trimap or CRF, another boundary band)
-    share one pass of the network per batch (engine/run.py passes): the same scores as each alone."""
+    share one pass of the network per batch (engine/one_run.py passes): the same scores as each alone."""
     from engine.evaluate import evaluate, forward_key
 
     class Counted(Fixed):

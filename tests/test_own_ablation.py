@@ -1,6 +1,6 @@
 """README's "Add your own ablation", followed as written in a copy of the repository: the head in a new
-file, the ablation with a claim in another, nothing else edited; the README's smoke command (3 seeds, a
---out of its own, here holding a copy of the committed results). The papers' headline is the committed
+file, the ablation with a claim in another (its deviations in Markdown beside it), nothing else edited;
+the README's smoke command (3 seeds, a --out of its own, here holding a copy of the committed results). The papers' headline is the committed
 report's, and the user's claim is judged in its own part."""
 import os
 import re
@@ -15,13 +15,15 @@ LEFT_OUT = shutil.ignore_patterns(".git", "venv", ".venv", "__pycache__", "runs"
 
 
 def walk_through():
-    """(the head's file, the ablation's file, the smoke command) as the README gives them."""
+    """(the head's file, the ablation's file, its deviations' Markdown, the smoke command) as the README
+    gives them."""
     text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
     part = text[text.index("## Add your own ablation"):text.index("## Tests")]
     head, ablation = re.findall(r"```python\n(.*?)```", part, re.S)
+    (notes,) = re.findall(r"```markdown\n(.*?)```", part, re.S)
     (command,) = [line for block in re.findall(r"```bash\n(.*?)```", part, re.S) for line in block.splitlines()
                   if "--preset smoke" in line]
-    return head, ablation, command.split("#")[0].split()
+    return head, ablation, notes, command.split("#")[0].split()
 
 
 def headline(report):
@@ -30,13 +32,14 @@ def headline(report):
 
 
 def test_the_readmes_own_ablation_in_two_new_files_is_judged_apart_from_the_papers(tmp_path):
-    head, ablation, command = walk_through()
+    head, ablation, notes, command = walk_through()
     repo, out = tmp_path / "repo", tmp_path / "mine"
     shutil.copytree(REPO, repo, ignore=LEFT_OUT)
     os.symlink(os.path.join(REPO, "weights"), repo / "weights")
     shutil.copytree(os.path.join(REPO, "results"), out, ignore=LEFT_OUT)
     (repo / "segmodels" / "my_head.py").write_text(head)
     (repo / "ablations" / "my_head.py").write_text(ablation)
+    (repo / "ablations" / "my_head.md").write_text(notes)
     assert command[:2] == ["python", "run_all.py"] and command[-2:] == ["--out", "/tmp/mine"]
     done = subprocess.run([sys.executable, *command[1:-1], str(out), "--no-progress"], cwd=repo,
                           capture_output=True, text=True, timeout=300)
@@ -50,3 +53,7 @@ def test_the_readmes_own_ablation_in_two_new_files_is_judged_apart_from_the_pape
     verdict = re.search(r"\*\*my head beats the 1×1 conv\*\* \(.*?\) \| \*\*(\w+)\*\*", own)
     assert verdict and verdict[1] in ("reproduced", "contradicted", "absent", "inconclusive")
     assert "p(>)=" in own  # judged from the seeds: a statistic, not "not run yet"
+    # its own deviation in the appendix, gcn_k's (which it includes) linked to where they are listed
+    appendix = (out / "report" / "APPENDIX.md").read_text()
+    mine = appendix[appendix.index("My head vs a 1×1 conv"):]
+    assert "- My head's 3×3 conv keeps the 64 channels" in mine and "(from gcn_k.md" not in appendix

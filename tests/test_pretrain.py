@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from data.fractals import FractalImages, colour_class, ifs, render
-from engine.pretrain import COLOUR_RECIPE, RECIPE, cpu_backbones, pretrain
+from engine.tools.pretrain import COLOUR_RECIPE, RECIPE, cpu_backbones, pretrain
 from segmodels import build_model
 from segmodels.pretrained import WEIGHTS_DIR, load_standin, read_card, standin_name, standin_of, weights_id
 from tests.helpers import plans_of
@@ -60,7 +60,7 @@ def test_missing_or_altered_weights_are_one_clear_line(tmp_path):
     pretrain("small", SMALL, SMOKE_RECIPE, out_dir=str(tmp_path))
     name = standin_name("small", SMALL)
     os.remove(tmp_path / f"{name}.pt")
-    with pytest.raises(FileNotFoundError, match=rf"looked for .*{name}\.pt.*python -m engine.pretrain --only {name}"):
+    with pytest.raises(FileNotFoundError, match=rf"looked for .*{name}\.pt.*python -m engine.tools.pretrain --only {name}"):
         read_card("small", SMALL, str(tmp_path))
     pretrain("small", SMALL, SMOKE_RECIPE, out_dir=str(tmp_path))
     with open(tmp_path / f"{name}.pt", "ab") as f:

@@ -219,7 +219,7 @@ def test_the_run_budget_goes_to_the_undecided_claims_in_their_declared_order():
 def runs_trained(spec, scores, tmp_path, monkeypatch):
     """The (variant, seed) runs the runner trains for spec, each run's score given (scores[v][seed]; 0
     beyond them), no training done."""
-    import engine.runner
+    import engine.one_ablation
     trained = []
 
     def fake_run_plans(name, plans, csv_path, *args, **kwargs):  # rows with the scores above, no training
@@ -232,8 +232,8 @@ def runs_trained(spec, scores, tmp_path, monkeypatch):
         pd.concat([read_rows(csv_path), rows]).to_csv(csv_path, index=False)
         return len(rows)
 
-    monkeypatch.setattr(engine.runner, "run_plans", fake_run_plans)
-    monkeypatch.setattr(engine.runner, "save_config_analyses", lambda *args: None)  # no dataset needed here
+    monkeypatch.setattr(engine.one_ablation, "run_plans", fake_run_plans)
+    monkeypatch.setattr(engine.one_ablation, "save_config_analyses", lambda *args: None)  # no dataset needed here
     run(spec, tmp_path)
     return trained
 
@@ -332,7 +332,7 @@ def test_the_timing_phase_runs_in_a_recorded_shuffled_order():
     """The order is drawn from a seed of the ablation and look (the same on a rerun), is not the order
     of seeds and variants (ascending ρ in every seed confounded 'lower ρ is faster' with the machine's
     drift), and each row records the seed and its position."""
-    from engine.execute import timing_order
+    from engine.workers import timing_order
     results = [SimpleNamespace(plan=SimpleNamespace(seed=s, variant=v, eval_id="e")) for s in range(3) for v in "abcdefgh"]
     seed, order = timing_order("lc_threshold", "look 1/3", list(reversed(results)))
     again_seed, again = timing_order("lc_threshold", "look 1/3", results)

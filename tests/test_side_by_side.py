@@ -11,9 +11,9 @@ import torch
 import run_all
 from ablations import load
 from engine.config import CommandLine, settings
-from engine.execute import Workers
+from engine.one_ablation import chains
 from engine.plans import prepare
-from engine.runner import chains
+from engine.workers import Workers
 from probes.same_rows import compare
 from report.build import machine_text, normalised_minutes, union_minutes
 from helpers import STUB_REFERENCE_MS, real_reference_step_ms

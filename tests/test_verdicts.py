@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.claims import Best, Greater, Increasing, Outcome, fact_holds
+from engine.claims import Best, Close, Greater, Increasing, Outcome, Ratio, fact_holds
 
 CONTRADICTED, INCONCLUSIVE, REPRODUCED = Outcome.CONTRADICTED, Outcome.INCONCLUSIVE, Outcome.REPRODUCED
 
@@ -41,6 +41,23 @@ def test_claims_know_their_variants_and_pairs():
     assert Best("", "mIoU", expected="b", candidates=["a", "b", "c"]).variants() == ["b", "a", "c"]
     assert Best("", "mIoU", expected="b", candidates=["a", "b"]).pair() is None
     assert Increasing("", "mIoU", order=["a", "b", "c"], x=[1, 2, 3]).variants() == ["a", "b", "c"]
+
+
+def test_a_claim_knows_its_effect_and_prints_it_in_its_units():
+    """A difference in the metric's points, signed; a Ratio's a quotient, printed as one — the paper's
+    effect and the report's columns alike (engine/design.py published_difference, report/overview.py)."""
+    from engine.design import published_difference
+    from report.overview import published_text
+    greater, close = Greater("", "mIoU", a="a", b="b"), Close("", "mIoU", a="a", b="b")
+    ratio = Ratio("", "infer_ms", a="a", b="b", min_ratio=1.5)
+    assert (greater.effect(72.5, 70.0), greater.effect_text(2.5), greater.effect_text(-0.125)) == (2.5, "+2.50", "-0.12")
+    assert (ratio.effect(3.0, 1.5), ratio.effect_text(2.0)) == (2.0, "2.00×")
+    assert not greater.is_ratio and not close.is_ratio and ratio.is_ratio
+    spec = SimpleNamespace(published={"a": {"mIoU": 72.5, "infer_ms": 3.0}, "b": {"mIoU": 70.0, "infer_ms": 1.5}})
+    assert published_difference(spec, greater) == 2.5 and published_difference(spec, ratio) == 2.0
+    # a ratio's band is a ratio: not printed as ± points
+    assert published_text(spec, SimpleNamespace(claim=greater, band=2.0)) == "+2.50 (band ±2)"
+    assert published_text(spec, SimpleNamespace(claim=ratio, band=1.1)) == "2.00×"
 
 
 def test_fact_holds_within_the_papers_rounding():

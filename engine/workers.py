@@ -16,12 +16,13 @@ import threading
 import torch
 from tqdm import tqdm
 
-from engine import run
+from engine import one_run
 from engine.distributed import barrier, is_main
 from engine.orphans import name_parent, unname_parent
 from engine.plans import config_hash, todo_plans
-from engine.rows import git_sha, make_row, put_row, read_json, write_json
+from engine.rows import make_row, put_row
 from engine.timing import needs_timing, time_runs
+from files import git_sha, read_json, write_json
 
 
 def worker_devices(device):
@@ -35,7 +36,7 @@ def start_worker(devices, counter):
     """Worker initializer: the next device in turn (worker k: devices[k % len]), so with --device
     cuda each worker has a GPU of its own."""
     with counter.get_lock():
-        run.WORKER_DEVICE, counter.value = devices[counter.value % len(devices)], counter.value + 1
+        one_run.WORKER_DEVICE, counter.value = devices[counter.value % len(devices)], counter.value + 1
 
 
 class Workers:
@@ -126,7 +127,7 @@ def remove_stale_tmp(out_dir):
 
 
 class RunJob:
-    """One run group as a cluster job (engine/launch.py): train, evaluate and time it, then write
+    """One run group as a cluster job (engine/tools/launch.py): train, evaluate and time it, then write
     its rows into the run folder (rows-<id>.json) for the submitting process to merge. Requeued at
     its time limit, it resumes from the run's checkpoint."""
 
@@ -136,10 +137,10 @@ class RunJob:
 
     def rows_path(self):
         keys = sorted(list(p.key) for p in self.plans)
-        return os.path.join(run.run_dir_of(self.out_dir, self.plans[0]), f"rows-{config_hash(keys)}.json")
+        return os.path.join(one_run.run_dir_of(self.out_dir, self.plans[0]), f"rows-{config_hash(keys)}.json")
 
     def __call__(self):
-        results = list(run.run_group(self.plans, self.out_dir, self.device, progress=False))
+        results = list(one_run.run_group(self.plans, self.out_dir, self.device, progress=False))
         timed = [result for result in results if result.ok and needs_timing(result.plan)]
         for result, speed in zip(timed, time_runs([r.plan for r in timed], self.out_dir, self.device)):
             result.scores = {**result.scores, **speed}  # the job has its node to itself
@@ -169,7 +170,7 @@ def timing_order(name, what, results):
 def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, started=None, launcher=None,
               workers=None, reference_ms=None):
     """Train, evaluate and time the plans not yet done; returns the number of rows written. With a
-    launcher (engine/launch.py), each run group is a cluster job; its rows are merged here. With
+    launcher (engine/tools/launch.py), each run group is a cluster job; its rows are merged here. With
     workers (Workers: run_all's, shared with other ablations), every run group goes to them; else
     --jobs > 1 starts workers for these plans alone."""
     groups = {}
@@ -191,7 +192,7 @@ def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, star
         bar.update(1)
 
     if launcher:
-        from engine.launch import run_jobs
+        from engine.tools.launch import run_jobs
         paths = run_jobs(launcher, [RunJob(g, out_dir, device, sha, started, reference_ms) for g in groups.values()],
                          f"{name}-{what.replace(' ', '-').replace('/', '-of-')}")
         for path in paths:
@@ -202,12 +203,12 @@ def run_plans(name, plans, csv_path, out_dir, device, jobs, progress, what, star
             bar.update(1)
     elif workers is None and (jobs <= 1 or len(groups) <= 1):
         for group in groups.values():
-            record(run.run_group(group, out_dir, device, progress=progress))
+            record(one_run.run_group(group, out_dir, device, progress=progress))
     else:
         pool, futures = workers or Workers(jobs, device), set()
         try:
             for group in groups.values():
-                futures.add(pool.submit(run.run_group, group, out_dir, device, False))  # waits for a worker
+                futures.add(pool.submit(one_run.run_group, group, out_dir, device, False))  # waits for a worker
                 for future in [f for f in futures if f.done()]:
                     futures.remove(future)
                     record(future.result())

@@ -1,7 +1,7 @@
 """Pretrain the CPU backbones' stand-ins of ImageNet on formula-driven images (data/fractals.py):
 
-    python -m engine.pretrain                 # every CPU backbone of the quick and full presets
-    python -m engine.pretrain --only small-0123456789 [--out weights]
+    python -m engine.tools.pretrain                 # every CPU backbone of the quick and full presets
+    python -m engine.tools.pretrain --only small-0123456789 [--out weights]
 
 Each distinct backbone (segmodels/pretrained.py names them) is trained as a classifier of the fractal
 classes — its last feature map averaged over space, then one linear layer — from seed 0, on one
@@ -158,7 +158,7 @@ def pretrain(kind, arch, recipe=RECIPE, out_dir=WEIGHTS_DIR, progress=False):
             "chance_accuracy": round(100 / recipe["classes"], 2), "seconds": round(seconds, 1),
             "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "mkl_cbwr": mkl_setting(), "load_avg_1m": round(os.getloadavg()[0], 2), "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": f"python -m engine.pretrain --only {standin_name(kind, arch)}"}
+            "command": f"python -m engine.tools.pretrain --only {standin_name(kind, arch)}"}
     with open(card_path, "w") as f:
         json.dump(card, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -193,7 +193,7 @@ def write_index(out_dir=WEIGHTS_DIR):
             with open(os.path.join(out_dir, name)) as f:
                 cards.append(json.load(f))
     lines = ["# Pretrained stand-ins of the CPU backbones", "",
-             "Written by `python -m engine.pretrain` (engine/pretrain.py): each backbone trained as a classifier of "
+             "Written by `python -m engine.tools.pretrain` (engine/tools/pretrain.py): each backbone trained as a classifier of "
              f"{RECIPE['classes']} formula-driven fractal classes (data/fractals.py); the trunk's weights in "
              "`<name>.pt`, its card in `<name>.json`. A name ending in `-colour` is the colour-keeping stand-in "
              "(backbone weights `fractal_colour`): the attractor's coarse colour (8 classes) as a second target at "

@@ -2,7 +2,7 @@
 as one submitit job, all of a look as one job array; `--launcher local` runs the same path through
 submitit's LocalExecutor (processes on this machine), which is how the tests exercise it on a CPU.
 
-Each job writes its rows into its run folder (engine/execute.py RunJob); the submitting process
+Each job writes its rows into its run folder (engine/workers.py RunJob); the submitting process
 waits for the jobs and merges the rows into the CSV, so only one process ever writes it (file locks
 are not reliable on NFS). A job that reaches its time limit is requeued by submitit and resumes from
 its run's checkpoint (RunJob.checkpoint). submitit is imported only when a launcher is chosen.

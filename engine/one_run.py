@@ -15,15 +15,15 @@ from data import build_dataset
 from engine.analysis import missing_analyses, save_analyses
 from engine.distributed import barrier, is_main
 from engine.evaluate import evaluate, forward_key
-from engine.rows import (OK, DamagedFile, RunResult, Status, file_lock, numbers_problem, read_checked_json, read_json,
-                         read_or_set_aside, set_aside, train_record_problem, write_json)
+from engine.rows import OK, RunResult, Status, numbers_problem, train_record_problem
 from engine.step import NonFiniteLoss
 from engine.trainer import seed_everything, train
+from files import DamagedFile, file_lock, read_checked_json, read_json, read_or_set_aside, set_aside, write_json
 from segmodels import build_model
 from segmodels.base import count_params
 from segmodels.crf import CRFUnavailable
 
-WORKER_DEVICE = None  # a --jobs worker's own device (engine/execute.py start_worker)
+WORKER_DEVICE = None  # a --jobs worker's own device (engine/workers.py start_worker)
 
 
 def run_dir_of(out_dir, plan):

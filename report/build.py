@@ -26,7 +26,7 @@ import pandas as pd
 
 from benchmarks.train_step import REFERENCE, REFERENCE_MS
 from engine.analysis import set_aside_damaged_analyses
-from engine.claims import DECIDED, RULE_TEXT, Rule, fact_holds
+from engine.claims import DECIDED, RULE_TEXT, Outcome, Rule, fact_holds
 from engine.design import SOFT_SEED_SDS, family_error, rows_looks, soft_failures
 from engine.rows import OK, ResultsError, read_rows, rows_problem, write_text
 from engine.stats import ALPHA
@@ -35,9 +35,9 @@ from report import deeplab, erf, lc_sections, psp, standins  # noqa: F401  (they
 from report.appendix import APPENDIX, appendix, appendix_link, appendix_section
 from report.common import METRIC_NAMES, SECTIONS, fmt, md_table, mean_std, per_seed
 from report.data_page import ANCHOR as DATA_PAGE, data_page, scene_mode
-from report.overview import (NOT_RUN, anchor, assertion_counts, difference_text, family_text, heading,
-                             judged_assertions, judged_claims, left_out_text, overview_table, pair_correlations,
-                             pairing_text)
+from report.overview import (COUNTED_OUTCOMES, NOT_RUN, anchor, assertion_counts, difference_text, family_text,
+                             heading, judged_assertions, judged_claims, left_out_text, mechanisms_list, overview_table,
+                             pair_correlations, pairing_text, testable_text)
 from report.table_figure import plot
 
 
@@ -191,7 +191,7 @@ def claims_table(spec, rows, judged, assertions=None):
 
 def verdict_summary(results, specs, judged, assertions):
     """Verdicts of the counted assertions per ablation, the share decided, the family-wise picture and the pairing."""
-    kinds = list(DECIDED) + ["inconclusive", NOT_RUN]
+    kinds = list(COUNTED_OUTCOMES)
     body, total = [], dict.fromkeys(kinds, 0)
     for spec in specs:
         if spec.name not in results:
@@ -215,7 +215,7 @@ def verdict_summary(results, specs, judged, assertions):
     comparisons = sum(j.counted for claims in judged.values() for j in claims)
     body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**",
                  f"{comparisons} comparisons; false *reproduced* expected ≤ {ALPHA * comparisons:.2f}", "", ""])
-    return md_table(["ablation", *kinds, "assertions decided",
+    return md_table(["ablation", *[{Outcome.NOT_TESTABLE: "not testable"}.get(k, k) for k in kinds], "assertions decided",
                      "P(≥ 1 false verdict) if nothing differed, simulated (comparisons × α = false *reproduced* expected)",
                      "looks (seeds per variant)", "test"], body) + (
         "\n\nCounted: the papers' assertions, each once; how comparisons are made distinct, judged at their looks, "
@@ -262,7 +262,12 @@ def counting_method():
         "shared with other ablations included), a look gives seeds to the undecided claims nearest a decision "
         "first (the fewest seeds their observed difference would need, as in their power lines: noncentral t) "
         "while the budget lasts; a claim it stops at an earlier look has still been tested at that look's α, so "
-        "the error control holds. A claim that reads a variant whose every run so far failed gets no more seeds."
+        "the error control holds. A claim that reads a variant whose every run so far failed gets no more seeds. "
+        "An assertion names the mechanism it relies on and a probe of it (its file's ASSERTIONS, probes/mechanisms.py: "
+        "a measurement with a threshold fixed by what it measures). Where a probe fails, the assertion is *not "
+        "testable on this data*, whatever its comparisons say (they are still shown); where a probe's measurement "
+        "is not saved yet, the verdict stands and says so. *Not testable* is no decision, and the headline gives "
+        "the share of assertions testable here (every probe passed) and, of those, the share decided."
     )])
 
 
@@ -543,6 +548,9 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir, judged, assertions, l
              "### Published vs reproduced", results_table(spec, rows),
              f"![{spec.name}]({rel_fig}/{spec.name}.png)",
              "### Claims", claims_table(spec, rows, judged, assertions)]
+    mechanisms = mechanisms_list(assertions or [])
+    if mechanisms:
+        parts.append(mechanisms)
     tuning, detail = tuning_section(spec, results_dir) or (None, None)
     if tuning:
         parts.append(tuning)
@@ -602,9 +610,9 @@ def build(results_dir="results", report_dir="report", specs=None):
     papers, own = [spec for spec in specs if not spec.own], [spec for spec in specs if spec.own and spec.name in results]
     paper_results = {name: rows for name, rows in results.items() if name in {spec.name for spec in papers}}
     judged = judged_claims(paper_results, papers, one_plan)
-    assertions = judged_assertions(judged, papers, paper_results, one_plan)
+    assertions = judged_assertions(judged, papers, paper_results, one_plan, results_dir)
     every_judged = {**judged, **judged_claims(results, own, one_plan)}
-    every_assertion = {**assertions, **judged_assertions(every_judged, own, results, one_plan)}
+    every_assertion = {**assertions, **judged_assertions(every_judged, own, results, one_plan, results_dir)}
     for spec in papers + own:
         if spec.name not in results:
             missing.append(spec.name)
@@ -622,11 +630,13 @@ def build(results_dir="results", report_dir="report", specs=None):
             "neither, and an equivalence test (TOST) puts the difference inside the band the ablation file "
             "declares (e.g. ±2 mIoU), *inconclusive* = none of these (the statistic then says what the seeds "
             "could have detected, how many the observed difference would need, and why the claim stayed "
-            f"undecided). A *soft failure*: a run that trained but scored {SOFT_SEED_SDS:g}+ seed sds below its "
+            "undecided), *not testable on this data* = a probe of the mechanism the assertion relies on failed. "
+            f"A *soft failure*: a run that trained but scored {SOFT_SEED_SDS:g}+ seed sds below its "
             "variant's median (it misses the mechanism); flagged beside the claim and counted as it is. "
             "Each table's deviations from the paper, probe histories, exact facts and provenance: "
             f"[the appendix]({APPENDIX}).", *([CODE_AHEAD_OF_ROWS] if CODE_AHEAD_OF_ROWS else []),
-            "## Every assertion at a glance", overview_table(assertions), left_out_text(assertions),
+            "## Every assertion at a glance", testable_text(assertions), overview_table(assertions),
+            left_out_text(assertions),
             "The deciding comparison: a pair's difference, a trend's worst step (the trend is Page's test), a "
             "\"best\" claim's deciding rival; positive is as the paper says; the interval two-sided at 1 − 2α "
             "of the one-sided test that decided (α = 0.05 / reachable looks).",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from engine.claims import DECIDED, RULE_TEXT, Assertion, Outcome, Ratio, Rule, combine
 from engine.design import (claim_verdicts, comparison_key, pair_correlation,
                            published_difference, same_comparison, seed_values)
+from probes.mechanisms import ProbeInputs
 from report.common import md_table
 
 
@@ -46,6 +47,7 @@ def judged_claims(results, specs, one_plan):
 
 
 NOT_RUN = "not run yet"
+COUNTED_OUTCOMES = (*DECIDED, Outcome.INCONCLUSIVE, Outcome.NOT_TESTABLE, NOT_RUN)  # the Verdicts table's columns
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,25 @@ class JudgedAssertion:
     assertion: object
     subs: tuple
     missing: tuple = ()
+    probes: tuple = ()  # (Mechanism, its probe's result or None while not measured yet), one per mechanism
+
+    @property
+    def mechanism(self):
+        """'no' if a probe failed, 'not probed yet' if one is not measured (or none is named), else 'yes'."""
+        results = [r for _, r in self.probes]
+        if any(r is not None and not r.passed for r in results):
+            return "no"
+        return "yes" if results and None not in results else "not probed yet"
 
     @property
     def outcome(self):
-        return NOT_RUN if self.missing else combine(self.assertion.rule, [j.verdict.outcome for j in self.subs])
+        """Not run yet; not testable on this data where a mechanism probe failed (the comparisons' verdict
+        would say nothing about the paper); otherwise its comparisons' verdicts combined by its rule."""
+        if self.missing:
+            return NOT_RUN
+        if self.mechanism == "no":
+            return Outcome.NOT_TESTABLE
+        return combine(self.assertion.rule, [j.verdict.outcome for j in self.subs])
 
     @property
     def counted(self):
@@ -75,8 +92,9 @@ def assertions_of(spec):
                                                       for c in spec.claims)
 
 
-def judged_assertions(judged, specs, results, one_plan):
-    """{ablation name: [JudgedAssertion]} from judged_claims' {name: [Judged]} (one per spec.claims)."""
+def judged_assertions(judged, specs, results, one_plan, results_dir=None):
+    """{ablation name: [JudgedAssertion]} from judged_claims' {name: [Judged]} (one per spec.claims); with
+    results_dir, each assertion that ran gets its mechanism probes' results."""
     out = {}
     for spec in specs:
         if spec.name not in judged:
@@ -84,10 +102,56 @@ def judged_assertions(judged, specs, results, one_plan):
         rows = one_plan(results[spec.name])[0]
         ran = set(rows["variant"])
         by_claim = {id(j.verdict.claim): j for j in judged[spec.name]}
-        out[spec.name] = [JudgedAssertion(spec, a, tuple(by_claim[id(c)] for c in a.claims),
-                                          tuple(dict.fromkeys(v for c in a.claims for v in c.variants() if v not in ran)))
-                          for a in assertions_of(spec)]
+        inputs = ProbeInputs(spec, rows, results_dir)
+        out[spec.name] = []
+        for a in assertions_of(spec):
+            missing = tuple(dict.fromkeys(v for c in a.claims for v in c.variants() if v not in ran))
+            probes = tuple((m, m.run(inputs)) for m in a.mechanisms) if results_dir and not missing else ()
+            out[spec.name].append(JudgedAssertion(spec, a, tuple(by_claim[id(c)] for c in a.claims), missing, probes))
     return out
+
+
+def probe_text(result, detail=True):
+    """'yes (3.1 vs 2)' / 'no (0.2 vs 1: its detail)' / 'not probed yet'."""
+    if result is None:
+        return "not probed yet"
+    numbers = f"{result.figure:.3g} vs {result.threshold:g}"
+    return f"yes ({numbers})" if result.passed else f"no ({numbers}" + (f": {result.detail})" if detail else ")")
+
+
+def mechanism_cell(ja):
+    """The opening table's "mechanism here": the failed probes, or the ones not measured yet, or all passed."""
+    if ja.missing:
+        return "–"
+    state, results = ja.mechanism, [r for _, r in ja.probes]
+    if state == "no":
+        return "; ".join(probe_text(r) for r in results if r is not None and not r.passed)
+    if state == "not probed yet":
+        return "not probed yet" if results else "not probed yet (none named)"
+    return "; ".join(probe_text(r) for r in results)
+
+
+def mechanisms_list(assertions):
+    """An ablation's section: each assertion's mechanisms and its probes' results, a line each."""
+    lines = [f"- {ja.assertion.text}: {m.text} — " + ("**not probed yet**" if r is None else
+                                                      f"**{'yes' if r.passed else 'no'}** ({r.figure:.3g} vs "
+                                                      f"{r.threshold:g}: {r.detail})")
+             for ja in assertions for m, r in ja.probes]
+    return "**Mechanisms** (probe: figure vs its threshold):\n" + "\n".join(lines) if lines else ""
+
+
+def testable_text(assertions):
+    """The headline's share of the counted assertions testable here (every mechanism probe passed), and of
+    those the share decided."""
+    counted = [ja for judged in assertions.values() for ja in judged if ja.counted]
+    testable = [ja for ja in counted if ja.mechanism == "yes"]
+    decided = sum(ja.outcome in DECIDED for ja in testable)
+    no = sum(ja.outcome == Outcome.NOT_TESTABLE for ja in counted)
+    waiting = sum(ja.mechanism == "not probed yet" and not ja.missing for ja in counted)
+    return (f"**Testable here** (every mechanism probe passed): {len(testable)} of {len(counted)} assertions "
+            f"({100 * len(testable) / max(len(counted), 1):.0f} %); of those, {decided} decided "
+            f"({100 * decided / max(len(testable), 1):.0f} %). *Not testable on this data* (a probe failed): {no}; "
+            f"mechanism not probed yet (verdict stands until the regeneration measures it): {waiting}.")
 
 
 def anchor(spec):
@@ -175,8 +239,10 @@ def overview_table(assertions):
     (its comparisons are listed beneath it in the ablation's section)."""
     body = [assertion_row(ja, f"[`{name}`](#{anchor(ja.spec)})")
             for name, judged in assertions.items() for ja in judged if ja.counted]
+    body = [[*row[:4], mechanism_cell(ja), row[4]] for row, ja in
+            zip(body, [ja for judged in assertions.values() for ja in judged if ja.counted])]
     return md_table(["ablation", "paper assertion (where)", "published effect (equivalence band)",
-                     "deciding comparison [interval at its test's level]", "verdict"], body) + (
+                     "deciding comparison [interval at its test's level]", "mechanism here", "verdict"], body) + (
         f"\n\nRule *{Rule.EVERY}*: {RULE_TEXT[Rule.EVERY]}. An assertion of one comparison takes its verdict; "
         "each comparison, with its statistic, stands beneath its assertion in the ablation's section.")
 
@@ -199,7 +265,7 @@ def left_out_text(assertions):
 def assertion_counts(judged):
     """{outcome: n} over the counted assertions of one ablation's [JudgedAssertion]."""
     outcomes = [ja.outcome for ja in judged if ja.counted]
-    return {k: outcomes.count(k) for k in [*DECIDED, "inconclusive", NOT_RUN]}
+    return {k: outcomes.count(k) for k in COUNTED_OUTCOMES}
 
 
 def family_text(claims, chance):

@@ -242,7 +242,8 @@ def crf_below_ceiling(grid, points, scores_of_points):
                and best[name] in (min(values), max(values))]
     passed = headroom >= CRF_HEADROOM and not at_edge
     return ProbeResult("CRF below its ceiling", bool(passed), headroom, CRF_HEADROOM,
-                       f"best CRF {best} at {max(scores_of_points):.1f} mIoU; "
+                       "best CRF " + ", ".join(f"{k} {v:g}" for k, v in sorted(best.items()))
+                       + f" at {max(scores_of_points):.1f} mIoU; "
                        + (f"at the grid's edge on {', '.join(at_edge)}" if at_edge else "inside the grid"),
                        {"best": dict(best), "best_score": float(max(scores_of_points)), "at_edge": at_edge})
 
@@ -366,7 +367,14 @@ class HeldOutScenes:
 
 def heldout_scenes(data_cfg, n=HELDOUT_IMAGES):
     """The embedded scenes the training split would hold at indices n_train … n_train + n − 1: training-
-    distribution images no model saw (the "heldout" contract), generated alone (no cached split)."""
+    distribution images no model saw (the "heldout" contract), generated alone (no cached split; kept for
+    the process: a report build reads one config several times)."""
+    return scenes_of(json.dumps(data_cfg, sort_keys=True), n)
+
+
+@functools.cache
+def scenes_of(data_json, n):
+    data_cfg = json.loads(data_json)
     from data.scene_knobs import KNOB_NAMES, number_range, scene_knobs
     from data.synthetic import MODES, class_names, scene_mode
     mode = scene_mode(data_cfg.get("context", False), data_cfg.get("hard", False))
@@ -398,15 +406,20 @@ def reach_share_present(widths, pixels, field):
     wider = float(100 * pixels[widths > field].sum() / max(pixels.sum(), 1))
     return ProbeResult("objects wider than the base sees", wider >= REACH_SHARE, wider, REACH_SHARE,
                        f"{wider:.0f} % of object pixels in objects wider than the base's {field:g}-px field "
-                       f"(object widths {np.percentile(widths, 10):.0f}–{np.percentile(widths, 90):.0f} px, 10–90 %)",
+                       f"(widths {np.percentile(widths, 10):.0f}–{np.percentile(widths, 90):.0f} px)",
                        {"field": float(field), "median_width": float(np.median(widths))})
 
 
 def receptive_field_of(model_cfg, num_classes, image_size):
     """The network's structural receptive field (px): twice its exact upward reach (engine.measurements
     upward_reach, measured on the untrained network) plus one; the image's size where it reaches the top."""
+    return field_of(json.dumps(model_cfg, sort_keys=True), num_classes, image_size)
+
+
+@functools.cache
+def field_of(model_json, num_classes, image_size):
     from engine.measurements import untrained, upward_reach
-    reach = upward_reach(untrained(model_cfg, num_classes), image_size)
+    reach = upward_reach(untrained(json.loads(model_json), num_classes), image_size)
     return float(image_size) if reach == float("inf") else 2 * reach + 1
 
 
@@ -564,7 +577,8 @@ def crf_room_of(tuning, variants):
     worst = min(results, key=lambda vr: (vr[1].passed, vr[1].figure))
     failed = [v for v, r in results if not r.passed]
     return ProbeResult("CRF below its ceiling", not failed, worst[1].figure, CRF_HEADROOM,
-                       (f"fails for {', '.join(failed)}; " if failed else "") + f"{worst[0]}: {worst[1].detail}",
+                       (f"fails for {'every variant' if len(failed) == len(results) else ', '.join(failed)}; "
+                        if failed else "") + f"{worst[0]}: {worst[1].detail}",
                        {v: r.measurements for v, r in results})
 
 
@@ -623,13 +637,16 @@ def optimisation_unfinished(inputs, variant):
 # read-out of each object pixel's kind of scene from the projected pyramid features of a trained model (the run
 # analysis "projection_context", key readout_acc, percent; chance key chance): 20 points above chance as the
 # global read-out. No committed analysis holds those features yet: None until a run saves it.
-def projection_keeps_context(inputs, variant):
-    found = run_analyses(inputs, [variant], "projection_context")
+def projection_keeps_context(inputs, variants):
+    """Passes if the read-out from every listed variant's projection (mean over its runs) is 20 points above
+    chance; the figure is the least gain."""
+    found = run_analyses(inputs, variants, "projection_context")
     if found is None:
         return None
-    accuracy = float(np.mean([float(a["readout_acc"]) for a in found[variant]]))
-    chance = float(found[variant][0]["chance"])
-    gain = accuracy - chance
+    accuracy = {v: float(np.mean([float(a["readout_acc"]) for a in runs])) for v, runs in found.items()}
+    chance = float(found[variants[0]][0]["chance"])
+    gain = min(accuracy.values()) - chance
     return ProbeResult("projection keeps the context", gain >= GLOBAL_CONTEXT_GAIN, gain, GLOBAL_CONTEXT_GAIN,
-                       f"kind of scene read from {variant}'s projected features {accuracy:.1f} % (chance {chance:.0f} %)",
+                       "kind of scene read from the projected features " +
+                       ", ".join(f"{v} {a:.1f} %" for v, a in accuracy.items()) + f" (chance {chance:.0f} %)",
                        {"readout_acc": accuracy, "chance": chance})

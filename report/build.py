@@ -11,9 +11,10 @@ Run: python -m report.build [--results DIR] [--report-dir DIR]
 
 The report reads only the CSV rows, the analysis data saved beside them
 (results/analysis/*.npz) and the ablation files: never the run folders (not committed); it never
-re-plans runs, rebuilds a dataset or builds a trained network. REPORT.md is a pure function of
-these, and the figures are saved without version metadata, so rebuilding from the same data gives
-the same bytes.
+re-plans runs or builds a trained network. The one exception to "no dataset, no network": the mechanism
+probes (probes/mechanisms.py) generate held-out scenes and build untrained networks from the rows' own
+configs, as pure functions of them. REPORT.md is a pure function of these, and the figures are saved
+without version metadata, so rebuilding from the same data gives the same bytes.
 """
 import argparse
 import json
@@ -143,11 +144,15 @@ def why_undecided(spec, rows, verdict):
     return f"at the design's {most} seeds; the estimate of about {need} is itself uncertain at so few seeds"
 
 
-def claim_row(spec, rows, j, text):
+def claim_row(spec, rows, j, text, testable=True):
     """One comparison's row: its verdict, the look that decided it, the deciding comparison, the statistic; a
-    check (true by construction) and a comparison judged in another ablation say so."""
+    check (true by construction) and a comparison judged in another ablation say so. Its power line and why it
+    stayed undecided are left out under an assertion not testable on this data (no number of seeds would make
+    it testable)."""
     verdict = j.verdict
     statistic, failed = verdict.statistic, failed_runs(rows, verdict.claim)
+    if not testable:  # what more seeds could detect is moot where the mechanism is absent
+        statistic = statistic.split("; power: ")[0]
     # 'a − b = +1.23 (paired t, …)': the difference stands in the deciding-comparison column already
     statistic = re.sub(rf"^{re.escape(verdict.shown.what)} = [+-]?\d+\.\d+ ", "", statistic)
     if failed:
@@ -157,7 +162,7 @@ def claim_row(spec, rows, j, text):
     soft = [f"{v} seed {s} ({x:.1f})" for v in verdict.claim.variants() for s, x in soft.get(v, [])]
     if soft:
         statistic += f"; **soft failure{'s' if len(soft) > 1 else ''}**: {', '.join(soft)}"  # defined in the head
-    if not verdict.decided and j.counted:
+    if not verdict.decided and j.counted and testable:
         statistic += f". **Why undecided:** {why_undecided(spec, rows, verdict)}"
     outcome = f"**{verdict.outcome}**"
     if verdict.claim.is_check:
@@ -181,12 +186,15 @@ def claims_table(spec, rows, judged, assertions=None):
         if ja.missing:
             body.append([head, f"**{NOT_RUN}**", "–", "–", f"needs runs of {', '.join(ja.missing)}"])
         elif len(ja.subs) == 1:
-            body.append(claim_row(spec, rows, ja.subs[0], head))
+            row = claim_row(spec, rows, ja.subs[0], head, ja.outcome != Outcome.NOT_TESTABLE)
+            body.append(row if ja.outcome != Outcome.NOT_TESTABLE else
+                        [row[0], f"**{ja.outcome}** (its comparison: {row[1]})", *row[2:]])
         else:
             body.append([f"{head}, {len(ja.subs)} comparisons, rule *{a.rule}*", f"**{ja.outcome}**", "", "", ""])
-            body += [claim_row(spec, rows, j, f"↳ {j.verdict.claim.text}") for j in ja.subs]
-    return md_table(["assertion (where) / ↳ its comparisons", "verdict", "look",
-                     "deciding comparison [interval at its test's level]", "statistic"], body)
+            body += [claim_row(spec, rows, j, f"↳ {j.verdict.claim.text}", ja.outcome != Outcome.NOT_TESTABLE)
+                     for j in ja.subs]
+    return md_table(["assertion (where) / ↳ comparisons", "verdict", "look",
+                     "deciding comparison [interval (level)]", "statistic"], body)
 
 
 def verdict_summary(results, specs, judged, assertions):
@@ -559,9 +567,10 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir, judged, assertions, l
     extra, appended = extra_sections(spec, rows, results_dir, fig_dir, rel_fig)
     parts += extra
     parts.append("**Settings**: " + settings_line(rows) + "".join(f"\n- {note}" for note in left_out))
+    measured = ["### Mechanisms and their probes", mechanisms_list(assertions, detail=True)] if mechanisms else []
     provenance = appendix_section(spec, deviations, facts_table(spec) if spec.exact_facts is not None else None,
                                   settings(rows) + "".join(f"\n- {note}" for note in left_out),
-                                  ([detail] if detail else []) + appended)
+                                  measured + ([detail] if detail else []) + appended)
     return "\n\n".join(parts), provenance
 
 

@@ -20,20 +20,12 @@ MODES = {
 }
 ANCHOR = "data"  # the page's anchor, set before its heading
 
-CAN_AND_CANNOT = """**Can test**: the direction of each mechanism where its mode carries it — a wider reach on shapes larger than the \
-trunk's receptive field (GCN's k, DeepLab's field of view), context gathered from the whole image (PSPNet's pooling), a few \
-hard pixels that need the deep stage (Layer Cascade's ρ), sharp edges for boundary accuracy and the CRF.
-
-**Cannot test**:
-- absolute numbers, or the size of a gap beside the paper's: 5 or 9 classes at 128 px, not VOC's 21 or ADE20K's 150;
-- what needs much data or long training: every table trains 3–4 epochs of 2,000 images, so the paper's reason for a \
-many-parameter head to degrade (a trivial k×k or a 3×3 stack overfitting) may not arise;
-- the paper's backbones: the trunks are small CPU CNNs (4–19 conv layers, 32–128 channels into the head where the \
-papers' heads read 2,048 ResNet or 1,024–4,096 VGG channels), pretrained on fractal images instead of ImageNet; \
-a "deeper backbone" is a deeper CPU trunk, not a ResNet-269;
-- multi-scale testing's gain: objects here span under 2× in size (the table's scale range), ADE20K's over 8×, and \
-training applies no random resizing;
-- speed in milliseconds: one CPU thread, not one GPU (speed-ups only)."""
+# what each table's data can test is measured per assertion by its mechanism probe (issue 37); what remains
+# here is what no setting of this data can test
+CAN_AND_CANNOT = """**Can test**: what each assertion's mechanism probe finds in its table's data (the opening table's \
+*mechanism here*, each section's *Mechanisms*). **Never**: absolute numbers, or a gap's size beside the paper's (5 or \
+9 classes at 128 px, not 21 or 150); the papers' backbones (small CPU CNNs pretrained on fractal images, not ImageNet \
+ResNets or VGG); speed in milliseconds (one CPU thread: speed-ups only)."""
 
 
 def scene_mode(data_cfg):

@@ -131,13 +131,38 @@ def mechanism_cell(ja):
     return "; ".join(probe_text(r) for r in results)
 
 
-def mechanisms_list(assertions):
-    """An ablation's section: each assertion's mechanisms and its probes' results, a line each."""
-    lines = [f"- {ja.assertion.text}: {m.text} — " + ("**not probed yet**" if r is None else
-                                                      f"**{'yes' if r.passed else 'no'}** ({r.figure:.3g} vs "
-                                                      f"{r.threshold:g}: {r.detail})")
-             for ja in assertions for m, r in ja.probes]
-    return "**Mechanisms** (probe: figure vs its threshold):\n" + "\n".join(lines) if lines else ""
+def mechanisms_list(assertions, detail=False):
+    """An ablation's mechanisms: each one its assertions name with its probe's result (figure vs threshold;
+    with detail, the measurements behind it: the appendix's part), a line each, and the assertions it is for
+    (a mechanism several assertions share is listed once)."""
+    groups = {}  # (mechanism text, its result's line) -> the assertions naming it
+    for ja in assertions:
+        for m, r in ja.probes:
+            result = "**not probed yet**" if r is None else \
+                f"**{'yes' if r.passed else 'no'}** ({r.figure:.3g} vs {r.threshold:g}" + (f": {r.detail})" if detail else ")")
+            named = groups.setdefault((m.text, result), [])
+            if ja.assertion.text not in named:
+                named.append(ja.assertion.text)
+    probed = [ja for ja in assertions if ja.probes]
+    lines = [f"- {text}: {result}" + ("" if len(probed) == 1 else " — for " + for_text(named, probed))
+             for (text, result), named in groups.items()]
+    return (f"**Mechanisms** (figure vs threshold{'' if detail else '; measurements: appendix'}):\n"
+            + "\n".join(lines)) if lines else ""
+
+
+def for_text(named, probed):
+    """Which of a section's assertions (JudgedAssertion, those with probes) a mechanism is for: 'every
+    assertion', 'every assertion but “…”' or the ones named (the shorter)."""
+    others = [ja.assertion.text for ja in probed if ja.assertion.text not in named]
+    quoted = lambda texts: "; ".join(f"“{short(t)}”" for t in texts)
+    if not others:
+        return "every assertion"
+    return f"every assertion but {quoted(others)}" if len(others) < len(named) else quoted(named)
+
+
+def short(text, length=32):
+    """The first words of a text, to name it in a list."""
+    return text if len(text) <= length else text[:length].rsplit(" ", 1)[0] + "…"
 
 
 def testable_text(assertions):
@@ -151,7 +176,7 @@ def testable_text(assertions):
     return (f"**Testable here** (every mechanism probe passed): {len(testable)} of {len(counted)} assertions "
             f"({100 * len(testable) / max(len(counted), 1):.0f} %); of those, {decided} decided "
             f"({100 * decided / max(len(testable), 1):.0f} %). *Not testable on this data* (a probe failed): {no}; "
-            f"mechanism not probed yet (verdict stands until the regeneration measures it): {waiting}.")
+            f"mechanism not probed yet (the verdict stands): {waiting}.")
 
 
 def anchor(spec):
@@ -213,7 +238,7 @@ def deciding_sub(ja):
 def tally(ja):
     """'4 comparisons: 3 reproduced, 1 inconclusive'."""
     outcomes = [str(j.verdict.outcome) for j in ja.subs]
-    return f"{len(outcomes)} comparisons: " + ", ".join(f"{outcomes.count(o)} {o}" for o in dict.fromkeys(outcomes))
+    return f"{len(outcomes)} comparison{'s' if len(outcomes) > 1 else ''}: " + ", ".join(f"{outcomes.count(o)} {o}" for o in dict.fromkeys(outcomes))
 
 
 def assertion_row(ja, first_cell=""):
@@ -224,6 +249,8 @@ def assertion_row(ja, first_cell=""):
     head = f"**{a.text}** ({a.where})"
     if ja.missing:
         return [first_cell, head, "–", f"needs runs of {', '.join(ja.missing)}", f"**{NOT_RUN}**"]
+    if ja.outcome == Outcome.NOT_TESTABLE:  # no comparison decided it: their verdicts (each in the section)
+        return [first_cell, head, "–", tally(ja), f"**{ja.outcome}**"]
     if len(ja.subs) == 1:
         j = ja.subs[0]
         return [first_cell, head, published_text(ja.spec, j.verdict), difference_text(j.verdict),

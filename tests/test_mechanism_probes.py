@@ -305,5 +305,5 @@ def test_the_projection_keeps_the_context_read_from_its_saved_analysis(tmp_path)
     lost = {"readout_acc": np.float64(52.0), "chance": np.float64(50.0)}
     for analysis, present in ((kept, True), (lost, False)):
         inputs = probe_inputs(tmp_path / str(present), ["dr"], analyses={"projection_context": {"dr": analysis}})
-        assert projection_keeps_context(inputs, "dr").passed == present
-    assert projection_keeps_context(probe_inputs(tmp_path / "none", ["dr"]), "dr") is None
+        assert projection_keeps_context(inputs, ["dr"]).passed == present
+    assert projection_keeps_context(probe_inputs(tmp_path / "none", ["dr"]), ["dr"]) is None

@@ -195,10 +195,12 @@ def test_a_failed_mechanism_probe_makes_an_assertion_not_testable_and_one_not_me
     assert assertion_counts(found)[Outcome.NOT_TESTABLE] == 1 and assertion_counts(found)[REPRODUCED] == 2
     table = overview_table({"t": found})
     assert "| yes (2 vs 1) | **reproduced** |" in table
-    assert "| no (0.5 vs 1: measured 0.5) | **not testable on this data** |" in table
+    assert "| – | 1 comparison: 1 reproduced | no (0.5 vs 1: measured 0.5) | **not testable on this data** |" in table
     assert "| not probed yet | **reproduced** |" in table
     assert "1 of 3 assertions (33 %); of those, 1 decided (100 %)" in testable_text({"t": found})
-    assert "- absent: and — **no** (0.5 vs 1: measured 0.5)" in mechanisms_list(found)
+    assert "- and: **no** (0.5 vs 1) — for “absent”" in mechanisms_list(found)
+    assert "- why: **yes** (2 vs 1: measured 2.0) — for every assertion but “unmeasured”" in \
+        mechanisms_list(found, detail=True)
     # without a results folder (a section's own table) no probe runs, and the verdict is the comparisons'
     plain = judged_assertions(judged, [spec], {"t": rows}, lambda r: (r, []))["t"]
     assert [ja.outcome for ja in plain] == [REPRODUCED] * 3 and len(seen) == 4

@@ -10,7 +10,7 @@ them (from predictions, probabilities or the data itself). data/MECHANISMS.md li
 import functools
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -531,7 +531,8 @@ def hard_pixels(inputs, variant):
     rhos, count, correct = counts
     r = int(np.argmin(np.abs(rhos - HARD_RHO)))
     decided = count[r, 0, 0]
-    return hard_pixels_present(100 * (1 - correct[r, 0, 0] / decided) if decided else float("nan"))
+    result = hard_pixels_present(100 * (1 - correct[r, 0, 0] / decided) if decided else float("nan"))
+    return replace(result, detail=result.detail + " (validation images)")
 
 
 # there must be easy pixels for a cascade to save work or to focus on hard ones: stage 1 must decide at least

@@ -294,8 +294,9 @@ def heldout_means(inputs, variants, keys):
 
 
 def row_config(inputs, variant, column):
+    """A config column of the variant's first row (of any row if variant is None); None if it has no row."""
     runs = inputs.rows[inputs.rows["variant"] == variant] if variant else inputs.rows
-    return json.loads(runs[column].iloc[0])
+    return json.loads(runs[column].iloc[0]) if len(runs) else None
 
 
 def overfitting(inputs, variants):
@@ -336,7 +337,10 @@ def scale(inputs, variants):
     """Single-scale accuracy varies with object scale (scale_present on the "heldout" analysis' objects of
     the variants' runs, pooled over seeds), and the variants train with random resize as PSPNet trains (data
     option `resize`): without it the mechanism is absent whatever the objects show."""
-    unresized = [v for v in variants if not row_config(inputs, v, "data_config").get("resize")]
+    configs = [row_config(inputs, v, "data_config") for v in variants]
+    if None in configs:
+        return None
+    unresized = [v for v, data in zip(variants, configs) if not data.get("resize")]
     if unresized:
         return ProbeResult("accuracy varies with scale", False, 0.0, SCALE_SPREAD,
                            f"{', '.join(unresized)} trained without random resize (data option resize)",
@@ -424,11 +428,11 @@ def field_of(model_json, num_classes, image_size):
 
 
 def reach_needed(inputs, variant):
-    data = row_config(inputs, variant, "data_config")
-    if data.get("name") != "synthetic":
-        return None  # real data: its held-out images are the "heldout" analysis' to read
+    data, model = row_config(inputs, variant, "data_config"), row_config(inputs, variant, "model_config")
+    if data is None or data.get("name") != "synthetic":
+        return None  # not run, or real data: its held-out images are the "heldout" analysis' to read
     scenes = heldout_scenes(data)
-    field = receptive_field_of(row_config(inputs, variant, "model_config"), scenes.num_classes, scenes.labels.shape[-1])
+    field = receptive_field_of(model, scenes.num_classes, scenes.labels.shape[-1])
     return reach_share_present(*object_widths(scenes.labels), field)
 
 
@@ -452,7 +456,7 @@ def readouts_of(data_json):
 
 def context_data(inputs):
     """The rows' data config as JSON if it is the embedded data in context mode, else None."""
-    data = row_config(inputs, None, "data_config")
+    data = row_config(inputs, None, "data_config") or {}
     return json.dumps(data, sort_keys=True) if data.get("name") == "synthetic" and data.get("context") else None
 
 
@@ -507,7 +511,7 @@ def mirror_present(ious):
 
 
 def flip_adds_information(inputs, variant):
-    data = row_config(inputs, variant, "data_config")
+    data = row_config(inputs, variant, "data_config") or {}
     return None if data.get("name") != "synthetic" else mirror_present(mirror_iou(heldout_scenes(data).labels))
 
 
@@ -597,7 +601,10 @@ def fc6_flops(model_cfg):
 
 
 def flops_ratio(inputs, slow, fast):
-    flops = {v: fc6_flops(row_config(inputs, v, "model_config")) for v in (slow, fast)}
+    configs = {v: row_config(inputs, v, "model_config") for v in (slow, fast)}
+    if None in configs.values():
+        return None
+    flops = {v: fc6_flops(model) for v, model in configs.items()}
     ratio = flops[slow] / flops[fast]
     return ProbeResult("fewer FLOPs", ratio >= FLOPS_RATIO, float(ratio), FLOPS_RATIO,
                        f"fc6 multiply-adds per position {slow} {flops[slow]:,} / {fast} {flops[fast]:,}", flops)

@@ -223,6 +223,9 @@ def test_global_and_subregion_context_from_the_rows_data_config(tmp_path):
     assert global_context(one).passed and not global_context(four).passed
     assert not subregion_context(one).passed and subregion_context(four).passed
     assert global_context(probe_inputs(tmp_path, ["t"], {"t": {"name": "synthetic"}}, seeds=1)) is None  # no context
+    # a variant not run yet: nothing measured
+    assert reach_needed(one, "other") is None and flip_adds_information(one, "other") is None
+    assert scale(one, ["other"]) is None and flops_ratio(one, "t", "other") is None
 
 
 def test_mirror_iou_by_hand_and_the_flip_probe_on_the_knob(tmp_path):

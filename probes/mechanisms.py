@@ -615,14 +615,18 @@ def flops_ratio(inputs, slow, fast):
 # noise (the sd of the loss around its least-squares line there): an eased optimisation has room to show only
 # where the plain one has not yet converged
 LOSS_FALL_NOISE = 2.0
+MIN_TAIL_POINTS = 5  # a line fitted to fewer leaves under 3 residuals to measure its noise by
 
 
 def loss_still_falling(curves):
     """curves: [(iterations, losses)] per run; the fall of the fitted line over the last quarter, over
-    the residual sd, each averaged over the runs."""
+    the residual sd, each averaged over the runs. None where a run's last quarter has fewer than
+    MIN_TAIL_POINTS logged points (a line and its noise cannot be told apart)."""
     falls, noises = [], []
     for iterations, losses in curves:
         tail = slice(3 * len(losses) // 4, len(losses))
+        if len(losses) - tail.start < MIN_TAIL_POINTS:
+            return None
         x, y = np.asarray(iterations[tail], float), np.asarray(losses[tail], float)
         slope, intercept = np.polyfit(x, y, 1)
         falls.append(-slope * (x.max() - x.min()))

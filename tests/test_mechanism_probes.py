@@ -271,6 +271,9 @@ def test_the_loss_still_falling_over_its_last_quarter(tmp_path):
     assert not optimisation_unfinished(probe_inputs(tmp_path / "b", ["no_aux"], analyses={"curve": {"no_aux": flat}}),
                                        "no_aux").passed
     assert optimisation_unfinished(probe_inputs(tmp_path / "c", ["no_aux"]), "no_aux") is None
+    short = {"iteration": iterations[:12], "loss": falling["loss"][:12]}  # 3 points in its last quarter
+    assert optimisation_unfinished(probe_inputs(tmp_path / "d", ["no_aux"], analyses={"curve": {"no_aux": short}}),
+                                   "no_aux") is None
 
 
 def test_fc6_flops_ratio_at_the_rows_model_configs(tmp_path):

@@ -8,7 +8,8 @@ so the same run ids: run after it, they are not trained again).
 Run alone: python -m ablations deeplab_crf [--preset quick]
 """
 from ablations import deeplab_fov as fov
-from engine.claims import Assertion, Best, Close, Greater, Rule
+from engine.claims import Assertion, Best, Close, Greater, Mechanism, Rule
+from probes.mechanisms import boundary_interior_below_ceiling, crf_room
 
 NAME = "deeplab_crf"
 ORDER = 130  # place in the report: the papers in turn, each paper's tables in its order
@@ -83,10 +84,26 @@ CLAIMS += [Close(f"after the CRF, LargeFOV matches 7×7 (paper 67.64 = 67.64; wi
                  a="largefov_crf", b="k7d4_crf", band=fov.MATCH_MARGIN)]
 
 WHERE = "DeepLab v1 §5, Table 1(a)"
+
+
+def crf_room_of(variants):
+    return Mechanism("the CRF refines soft boundaries: room below its ceiling, a search bracketing its best",
+                     crf_room, {"variants": variants})
+
+
+def boundary_room(base):
+    return Mechanism("MSc's early features sharpen boundaries the base leaves below their ceiling",
+                     boundary_interior_below_ceiling, {"variant": base})
+
+
+ALL_CRF = crf_room_of([f"{v}_crf" for v in TABLE_1A])
 ASSERTIONS = [
-    Assertion("the dense CRF improves every variant", WHERE, CLAIMS[0:5]),
-    Assertion("multi-scale features (MSc) improve accuracy, before the CRF", WHERE, CLAIMS[5:7]),
-    Assertion("LargeFOV matches 7×7 (after the CRF)", "DeepLab v1 §5, Table 2", [CLAIMS[8]], rule=Rule.ONE),
+    Assertion("the dense CRF improves every variant", WHERE, CLAIMS[0:5], mechanisms=[ALL_CRF]),
+    Assertion("multi-scale features (MSc) improve accuracy, before the CRF", WHERE, CLAIMS[5:7],
+              mechanisms=[boundary_room("k4d4"), boundary_room("largefov")]),
+    Assertion(CLAIMS[7].text, WHERE, [CLAIMS[7]], rule=Rule.ONE, mechanisms=[ALL_CRF]),
+    Assertion("LargeFOV matches 7×7 (after the CRF)", "DeepLab v1 §5, Table 2", [CLAIMS[8]], rule=Rule.ONE,
+              mechanisms=[crf_room_of(["largefov_crf", "k7d4_crf"])]),
 ]
 
 # report/deeplab.py crf_sections: Table 1(a) and Table 2 (its rows in the paper's order) before / after the CRF

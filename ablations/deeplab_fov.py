@@ -2,7 +2,8 @@
 
 Run alone: python -m ablations deeplab_fov [--preset quick]
 """
-from engine.claims import Assertion, Close, Greater, Ratio, Rule
+from engine.claims import Assertion, Close, Greater, Mechanism, Ratio, Rule
+from probes.mechanisms import flops_ratio, reach_needed
 
 NAME = "deeplab_fov"
 ORDER = 120  # place in the report: the papers in turn, each paper's tables in its order
@@ -73,12 +74,17 @@ CLAIMS = [
 ]
 
 WHERE = "DeepLab v1 §5, Table 2"
+REACH = [Mechanism("a larger field of view helps on objects wider than the smaller one (4×4, dilation 4)",
+                   reach_needed, {"variant": "k4d4"})]
 ASSERTIONS = [
     Assertion("receptive field, not kernel size, drives accuracy: 4×4 at dilation 8 beats dilation 4 and recovers "
-              "7×7's accuracy", WHERE, CLAIMS[0:3]),
+              "7×7's accuracy", WHERE, CLAIMS[0:3], mechanisms=REACH),
     # the paper states the match after the CRF (deeplab_crf judges it); before it its own numbers differ by −2.13
-    Assertion("before the CRF, LargeFOV matches 7×7", WHERE, [CLAIMS[3]], rule=Rule.ONE, beyond_paper=True),
-    Assertion("LargeFOV trains 3.36× faster than 7×7", WHERE, [CLAIMS[4]], rule=Rule.ONE),
+    Assertion("before the CRF, LargeFOV matches 7×7", WHERE, [CLAIMS[3]], rule=Rule.ONE, beyond_paper=True,
+              mechanisms=REACH),
+    Assertion("LargeFOV trains 3.36× faster than 7×7", WHERE, [CLAIMS[4]], rule=Rule.ONE,
+              mechanisms=[Mechanism("LargeFOV's fc6 (3×3, fewer filters) costs far fewer FLOPs than 7×7's",
+                                    flops_ratio, {"slow": "k7d4", "fast": "largefov"})]),
 ]
 
 

@@ -8,7 +8,8 @@ held-out fractal images (report section "standins"): one pretraining each, shown
 Run alone: python -m ablations gcn_backbone [--preset quick]
 """
 from ablations import gcn_boundary, gcn_k
-from engine.claims import Assertion, Close, Greater
+from engine.claims import Assertion, Close, Greater, Mechanism, Rule
+from probes.mechanisms import reach_needed
 
 NAME = "gcn_backbone"
 ORDER = 50  # place in the report: the papers in turn, each paper's tables in its order
@@ -44,7 +45,11 @@ CLAIMS = [
 ]
 
 WHERE = "GCN §4.2, Table 6"
-ASSERTIONS = [Assertion("GCN + BR lifts both backbones over their 1×1 heads", WHERE, CLAIMS[2:4])]
+# GCN blocks in the trunk and the GCN head both widen what a pixel sees: they rely on objects wider than that
+REACH = [Mechanism(gcn_k.REACH.text, reach_needed, {"variant": "resnet_base"})]
+ASSERTIONS = [Assertion(CLAIMS[0].text, WHERE, [CLAIMS[0]], rule=Rule.ONE, mechanisms=REACH),
+              Assertion(CLAIMS[1].text, WHERE, [CLAIMS[1]], rule=Rule.ONE, mechanisms=REACH),
+              Assertion("GCN + BR lifts both backbones over their 1×1 heads", WHERE, CLAIMS[2:4], mechanisms=REACH)]
 
 REPORT_SECTIONS = {"standins": {"variants": list(PUBLISHED_TOP5_ERROR), "published": PUBLISHED_TOP5_ERROR}}
 

@@ -8,7 +8,8 @@ full and paper presets).
 Run alone: python -m ablations gcn_boundary [--preset quick]
 """
 from ablations import gcn_k
-from engine.claims import Assertion, Best, Close, Greater, Rule
+from engine.claims import Assertion, Best, Close, Greater, Mechanism, Rule
+from probes.mechanisms import boundary_interior_below_ceiling
 
 NAME = "gcn_boundary"
 ORDER = 40  # place in the report: the papers in turn, each paper's tables in its order
@@ -57,10 +58,21 @@ CLAIMS += [Close(f"GCN (k = {K}) barely changes boundary accuracy: GCN − base 
                  "boundary_acc", a=GCN, b="base", band=1.0)]
 
 WHERE = "GCN §4.1, Table 5"
+
+
+def room(base):
+    """GCN classifies interiors (a large field), BR sharpens boundaries: each shows only where the model it
+    refines (`base`) leaves both below their ceiling."""
+    return Mechanism("GCN lifts interiors and BR boundaries only where both are below their ceiling",
+                     boundary_interior_below_ceiling, {"variant": base})
+
+
 ASSERTIONS = [
-    Assertion("GCN mainly lifts internal accuracy", WHERE, CLAIMS[0:2]),
-    Assertion("GCN barely changes boundary accuracy (+0.2)", WHERE, [CLAIMS[5]], rule=Rule.ONE),
-    Assertion("BR mainly lifts boundary accuracy", WHERE, CLAIMS[2:4]),
+    Assertion("GCN mainly lifts internal accuracy", WHERE, CLAIMS[0:2], mechanisms=[room("base")]),
+    Assertion(CLAIMS[4].text, WHERE, [CLAIMS[4]], rule=Rule.ONE, mechanisms=[room("base")]),
+    Assertion("GCN barely changes boundary accuracy (+0.2)", WHERE, [CLAIMS[5]], rule=Rule.ONE,
+              mechanisms=[room("base")]),
+    Assertion("BR mainly lifts boundary accuracy", WHERE, CLAIMS[2:4], mechanisms=[room(GCN)]),
 ]
 
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized)

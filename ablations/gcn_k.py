@@ -2,7 +2,8 @@
 
 Run alone: python -m ablations gcn_k [--preset quick]
 """
-from engine.claims import Assertion, Greater, Increasing
+from engine.claims import Assertion, Greater, Increasing, Mechanism
+from probes.mechanisms import reach_needed
 
 NAME = "gcn_k"
 ORDER = 10  # place in the report: the papers in turn, each paper's tables in its order
@@ -38,8 +39,11 @@ CLAIMS = [
 ]
 
 WHERE = "GCN §4.1, Table 1"
+# what a large kernel relies on: objects wider than the 1×1 base's receptive field (shared by the GCN tables)
+REACH = Mechanism("a large kernel lets a pixel see its whole object, wider than the base's field (Fig. 3)",
+                  reach_needed, {"variant": "base"})
 ASSERTIONS = [Assertion("mIoU rises with the kernel size k; k = 15 (about the feature map) is +5.5 over the 1×1 base",
-                        WHERE, CLAIMS)]
+                        WHERE, CLAIMS, mechanisms=[REACH])]
 
 # report sections beyond the standard ones: {section name (report/build.py): its arguments}
 REPORT_SECTIONS = {"erf": {"variants": list(ERF_VARIANTS)}}

@@ -15,7 +15,8 @@ the same run ids): they are trained once and shared with Table 1.
 Run alone: python -m ablations gcn_vs_conv [--preset quick]
 """
 from ablations import gcn_k
-from engine.claims import Assertion, Greater, Increasing
+from engine.claims import Assertion, Greater, Increasing, Mechanism, Rule
+from probes.mechanisms import overfitting, reach_needed
 from engine.tuning import tuned
 
 NAME = "gcn_vs_conv"
@@ -74,12 +75,24 @@ CLAIMS += [Greater(f"at the preset lr: GCN beats the trivial k×k conv at k = {k
                    a=f"gcn_k{k}", b=f"conv_k{k}") for k, g, t in ((3, 70.1, 69.8), (5, 71.1, 70.4))]
 
 WHERE = "GCN §4.1, Table 2"
+
+
+def overfits(variants):
+    """The paper's reason the trivial head falls behind, probed on its runs {variant: k}."""
+    return Mechanism("the trivial head's k² parameters overfit the limited labels more as k grows", overfitting,
+                     {"variants": variants})
+
+
+CONV_OVERFITS = overfits({f"conv_k{k}": k for k in KS})
 ASSERTIONS = [
-    Assertion("the trivial k×k conv helps up to k = 5, then degrades (k ≥ 7)", WHERE, CLAIMS[0:2]),
+    Assertion("the trivial k×k conv helps up to k = 5, then degrades (k ≥ 7)", WHERE, CLAIMS[0:2],
+              mechanisms=[CONV_OVERFITS]),
     Assertion("GCN beats the trivial k×k conv consistently: at every k (3, 5, 7, 9)", WHERE,
-              [CLAIMS[8], CLAIMS[9], CLAIMS[2], CLAIMS[3]]),
+              [CLAIMS[8], CLAIMS[9], CLAIMS[2], CLAIMS[3]], mechanisms=[CONV_OVERFITS]),
+    Assertion(CLAIMS[4].text, WHERE, [CLAIMS[4]], rule=Rule.ONE,
+              mechanisms=[Mechanism(gcn_k.REACH.text, reach_needed, {"variant": "gcn_k3"})]),
     Assertion("each head at its best lr: the trivial k×k still degrades, and GCN still beats it", WHERE, CLAIMS[5:8],
-              beyond_paper=True),
+              beyond_paper=True, mechanisms=[overfits({f"conv_k{k}_tuned": k for k in TUNED_KS["conv"]})]),
 ]
 
 # report sections beyond the standard ones: {section name (report/build.py): its arguments}

@@ -31,7 +31,8 @@ of the pixels runs its dense convolutions with masks instead (faster there), so 
 
 Run alone: python -m ablations lc_threshold [--preset quick]
 """
-from engine.claims import Assertion, Greater, Increasing, Ratio
+from engine.claims import Assertion, Greater, Increasing, Mechanism, Ratio, Rule
+from probes.mechanisms import cascade_split, hard_pixels
 
 NAME = "lc_threshold"
 ORDER = 60  # place in the report: the papers in turn, each paper's tables in its order
@@ -98,7 +99,24 @@ CLAIMS = [
 ]
 
 WHERE = "LC, Table 1"
-ASSERTIONS = [Assertion("a lower ρ cuts inference time (ρ = 0.8 is 1.53× faster than 0.985)", "LC, Table 3", CLAIMS[3:5])]
+
+
+def easy_pixels(variant, rho):
+    """The cascade's premise: stage 1 decides the easy pixels at ρ (read on the DSN model's stage_probe)."""
+    return Mechanism(f"easy pixels: stage 1 decides them at ρ = {rho:g}, the later stages do the hard rest",
+                     cascade_split, {"variant": variant, "rho": rho})
+
+
+def hard(variant):
+    return Mechanism("hard pixels: a shallow stage is confidently wrong on some", hard_pixels, {"variant": variant})
+
+
+DSN_ID = rho_id(1.0)
+ASSERTIONS = [
+    Assertion(CLAIMS[0].text, WHERE, [CLAIMS[0]], rule=Rule.ONE, mechanisms=[easy_pixels(DSN_ID, TRAIN_RHO), hard(DSN_ID)]),
+    Assertion(CLAIMS[1].text, WHERE, [CLAIMS[1]], rule=Rule.ONE, mechanisms=[hard(DSN_ID)]),
+    Assertion("a lower ρ cuts inference time (ρ = 0.8 is 1.53× faster than 0.985)", "LC, Table 3", CLAIMS[3:5],
+              mechanisms=[easy_pixels(DSN_ID, FAST_RHO)])]
 
 # Three-stage small trunk for the CPU presets: a light stem to stride 8, then residual units at
 # dilations 1 / 2 / 4 (stage 1 / 2 / 3).

@@ -10,8 +10,9 @@ comparison is judged there (the report counts it once).
 
 Run alone: python -m ablations psp_chain [--preset quick]
 """
-from ablations import psp_common, psp_depth, psp_pool
-from engine.claims import Assertion, Greater
+from ablations import psp_aux, psp_common, psp_depth, psp_pool
+from engine.claims import Assertion, Greater, Mechanism
+from probes.mechanisms import flip_adds_information
 
 NAME = "psp_chain"
 ORDER = 110  # place in the report: the papers in turn, each paper's tables in its order
@@ -57,7 +58,12 @@ CLAIMS = [Greater(f"{LABELS[b]} improves on the step before (paper: {PUBLISHED[b
                   f"{PUBLISHED[a]['mIoU']:g})", "mIoU", a=b, b=a) for a, b in zip(ORDER, ORDER[1:])]
 
 WHERE = "PSPNet §5.2, Table 4"
-ASSERTIONS = [Assertion("each step of the chain improves on the one before", WHERE, CLAIMS)]
+# each step's own mechanism: + DA a flip shows an unseen shape, + AL an unfinished optimisation, the deeper
+# backbone capacity left, + MS objects at many scales (and random-resize training)
+STEPS = [Mechanism("a flip shows the net shapes it has not seen", flip_adds_information,
+                   {"variant": "da"}),
+         psp_aux.optimisation("da"), psp_depth.capacity("da_al_psp"), psp_depth.scales(["deep"])]
+ASSERTIONS = [Assertion("each step of the chain improves on the one before", WHERE, CLAIMS, mechanisms=STEPS)]
 
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): 5 trained models
 # per seed (the two MS rows are one), 3 of them other tables'

@@ -10,7 +10,8 @@ so its single-scale row is psp_pool's full-module run, trained once.
 Run alone: python -m ablations psp_depth [--preset quick]
 """
 from ablations import psp_common, psp_pool
-from engine.claims import Assertion, Greater, Increasing
+from engine.claims import Assertion, Greater, Increasing, Mechanism
+from probes.mechanisms import capacity_below_ceiling, scale
 
 NAME = "psp_depth"
 ORDER = 100  # place in the report: the papers in turn, each paper's tables in its order
@@ -60,8 +61,22 @@ CLAIMS = [depth_trend("ss"), depth_trend("ms")] + [
             f"{PUBLISHED[f'r{d}_ss']['mIoU']:g})", "mIoU", a=f"r{d}_ms", b=f"r{d}_ss") for d in LADDER]
 
 WHERE = "PSPNet §5.2, Table 3"
-ASSERTIONS = [Assertion("a deeper backbone is better, single- and multi-scale", WHERE, CLAIMS[0:2]),
-              Assertion("multi-scale testing improves every depth", WHERE, CLAIMS[2:6])]
+
+
+def capacity(variant):
+    return Mechanism("a deeper trunk adds capacity the shallower model lacks on its training images",
+                     capacity_below_ceiling, {"variant": variant})
+
+
+def scales(variants):
+    return Mechanism("objects at many scales, one test scale handling them unequally; random-resize training (0.5–2)",
+                     scale, {"variants": variants})
+
+
+ASSERTIONS = [Assertion("a deeper backbone is better, single- and multi-scale", WHERE, CLAIMS[0:2],
+                        mechanisms=[capacity(f"r{min(LADDER)}_ss")]),
+              Assertion("multi-scale testing improves every depth", WHERE, CLAIMS[2:6],
+                        mechanisms=[scales([f"r{d}_ss" for d in LADDER])])]
 
 # report sections beyond the standard ones: each rung's stand-in as a classifier (report/standins.py)
 REPORT_SECTIONS = {"standins": {"variants": [f"r{d}_ss" for d in LADDER]}}

@@ -7,7 +7,8 @@ full resolution): what the module's extra parameters alone bring, without any gl
 Run alone: python -m ablations psp_pool [--preset quick]
 """
 from ablations import psp_common
-from engine.claims import Assertion, Greater, Rule
+from engine.claims import Assertion, Greater, Mechanism, Rule
+from probes.mechanisms import global_context, projection_keeps_context, subregion_context
 
 NAME = "psp_pool"
 ORDER = 80  # place in the report: the papers in turn, each paper's tables in its order
@@ -77,14 +78,20 @@ CLAIMS += [Greater("the full module (B1236 + AVE + DR) beats global average pool
                    "(paper: +0.52)", "pixel_acc", a="b1236_ave_dr", b="b1_ave")]
 
 WHERE = "PSPNet §5.2, Table 1"
+GLOBAL = [Mechanism("global context, pooled over the image, tells what a local field cannot", global_context)]
+SUBREGION = [Mechanism("sub-region context: the 2×2–6×6 bins tell what the global bin mixes", subregion_context)]
 ASSERTIONS = [
-    Assertion("average pooling beats max pooling in every setting", WHERE, CLAIMS[0:3]),
-    Assertion("the 4-level pyramid beats global pooling alone", WHERE, CLAIMS[3:5]),
-    Assertion("dimension reduction (DR) helps (both readings of \"without DR\", AVE and MAX)", WHERE, CLAIMS[5:9]),
+    Assertion("average pooling beats max pooling in every setting", WHERE, CLAIMS[0:3], mechanisms=GLOBAL),
+    Assertion("the 4-level pyramid beats global pooling alone", WHERE, CLAIMS[3:5], mechanisms=SUBREGION),
+    Assertion("dimension reduction (DR) helps (both readings of \"without DR\", AVE and MAX)", WHERE, CLAIMS[5:9],
+              mechanisms=[Mechanism("the reduced projection keeps the context (read out of a trained model's levels)",
+                                    projection_keeps_context,
+                                    {"variants": ["b1236_ave_dr", "b1236_max_dr"]})]),
+    Assertion(CLAIMS[9].text, WHERE, [CLAIMS[9]], rule=Rule.ONE, mechanisms=GLOBAL),
     Assertion("the full module improves on global average pooling by 1.61 mIoU / 0.52 pixel accuracy", WHERE,
-              CLAIMS[11:13]),
+              CLAIMS[11:13], mechanisms=SUBREGION),
     Assertion("the gain comes from pooled context, not from the module's parameters", WHERE, [CLAIMS[10]],
-              rule=Rule.ONE, beyond_paper=True),
+              rule=Rule.ONE, beyond_paper=True, mechanisms=GLOBAL),
 ]
 
 # the run budget of the sequential design (gcn_k's MAX_RUNS says how they are sized): ≈ 55 s a run; the

@@ -20,7 +20,7 @@ inside the band). A claim with `by_construction` is a check: judged and shown, n
 How a claim is judged over looks of seeds is engine/design.py.
 """
 import math
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 
 import numpy as np
@@ -35,6 +35,7 @@ class Outcome(StrEnum):
     CONTRADICTED = "contradicted"
     ABSENT = "absent"
     INCONCLUSIVE = "inconclusive"
+    NOT_TESTABLE = "not testable on this data"  # an assertion whose mechanism probe failed (Mechanism)
 
 
 DECIDED = (Outcome.REPRODUCED, Outcome.CONTRADICTED, Outcome.ABSENT)
@@ -530,6 +531,21 @@ RULE_TEXT = {Rule.ONE: "its one comparison's verdict",
                          "else inconclusive"}
 
 
+@dataclass(frozen=True, eq=False)
+class Mechanism:
+    """What an assertion relies on, and the probe that shows whether the data carries it (issue 37).
+    text: the mechanism the paper gives (or its design implies), one sentence; probe: a callable
+    probe(inputs, **args) -> a result with `passed`, `figure`, `threshold`, `detail` (probes/mechanisms.py
+    ProbeResult), or None while what it reads is not measured yet; args: its keyword arguments (variants and
+    the like; its threshold lives beside the probe). The engine only carries it: probes are never imported here."""
+    text: str
+    probe: object
+    args: dict = field(default_factory=dict)
+
+    def run(self, inputs):
+        return self.probe(inputs, **self.args)
+
+
 @dataclass(frozen=True)
 class Assertion:
     """One statement of a paper, with the comparisons that test it.
@@ -542,9 +558,11 @@ class Assertion:
     _: KW_ONLY
     rule: Rule = Rule.EVERY
     beyond_paper: bool = False
+    mechanisms: tuple = ()  # Mechanism: what the assertion relies on; all must be present for it to be testable
 
     def __post_init__(self):
         object.__setattr__(self, "claims", tuple(self.claims))
+        object.__setattr__(self, "mechanisms", tuple(self.mechanisms))
         object.__setattr__(self, "rule", Rule(self.rule))
         if self.rule == Rule.ONE and len(self.claims) != 1:
             raise ValueError(f"assertion {self.text!r}: rule 'one' takes one comparison, got {len(self.claims)}")

@@ -12,7 +12,7 @@ check_sections, which run_all.py calls as it loads the file).
 import os
 from dataclasses import dataclass, field
 
-from engine.claims import Assertion, Claim, Rule
+from engine.claims import Assertion, Claim, Mechanism, Rule
 from engine.notes import notes_path, read_deviations
 from engine.presets import PRESETS
 
@@ -155,6 +155,10 @@ def check_assertions(module, fail):
     for i, assertion in enumerate(declared):
         if not isinstance(assertion, Assertion):
             fail(f"ASSERTIONS[{i}]", f"not an engine.claims.Assertion: {type(assertion).__name__}")
+        for mechanism in assertion.mechanisms:
+            if not (isinstance(mechanism, Mechanism) and callable(mechanism.probe) and isinstance(mechanism.args, dict)):
+                fail(f"ASSERTIONS[{i}]", "its mechanisms must be engine.claims.Mechanism(text, probe callable, "
+                                         f"args dict), got {mechanism!r}"[:200])
         for claim in assertion.claims:
             index = next((k for k, c in enumerate(module.CLAIMS) if c is claim), None)
             if index is None:

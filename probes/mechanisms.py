@@ -7,11 +7,14 @@ A probe takes its measurements as inputs where they need a trained model (so it 
 training) and returns a ProbeResult; where the measurements are cheap a function beside it computes
 them (from predictions, probabilities or the data itself). data/MECHANISMS.md lists them.
 """
-from dataclasses import dataclass, field
+import functools
+import json
+import os
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from scipy.ndimage import label as connected_components
+from scipy.ndimage import find_objects, label as connected_components
 
 from engine.metrics import confusion_matrix, object_accuracies, scores
 
@@ -241,6 +244,423 @@ def crf_below_ceiling(grid, points, scores_of_points):
                and best[name] in (min(values), max(values))]
     passed = headroom >= CRF_HEADROOM and not at_edge
     return ProbeResult("CRF below its ceiling", bool(passed), headroom, CRF_HEADROOM,
-                       f"best CRF {best} at {max(scores_of_points):.1f} mIoU; "
+                       "best CRF " + ", ".join(f"{k} {v:g}" for k, v in sorted(best.items()))
+                       + f" at {max(scores_of_points):.1f} mIoU; "
                        + (f"at the grid's edge on {', '.join(at_edge)}" if at_edge else "inside the grid"),
                        {"best": dict(best), "best_score": float(max(scores_of_points)), "at_edge": at_edge})
+
+
+# =====================================================================================================
+# The probes as the ablation files name them (engine.claims.Mechanism): probe(inputs, **args) with a
+# ProbeInputs, returning a ProbeResult, or None while what it reads has not been measured yet (e.g. the
+# "heldout" run analysis of committed rows that predate it: the regeneration measures it).
+
+CEILING = 100 - 5 * SEED_SD  # a score above this leaves under 5 seed sds for any change to show in
+HELDOUT_IMAGES = 200  # held-out training images a data probe reads (as the "heldout" run analysis)
+
+
+@dataclass(frozen=True)
+class ProbeInputs:
+    """What a probe reads: the ablation (engine.spec.Ablation), the rows the report uses for it (one plan)
+    and the results folder (its analyses, its tuning rows)."""
+    spec: object
+    rows: object  # pandas.DataFrame
+    results_dir: str
+
+
+def ok_rows(inputs, variant):
+    rows = inputs.rows
+    return rows[(rows["variant"] == variant) & (rows["status"] == "ok")]
+
+
+def run_analyses(inputs, variants, name):
+    """{variant: [{key: array} per finished run]} of a "run" analysis; None if any finished run lacks it
+    (or a variant has none)."""
+    from engine.analysis import analysis_file, load_analysis
+    found = {}
+    for variant in variants:
+        runs = ok_rows(inputs, variant)
+        paths = [analysis_file(inputs.results_dir, r.run_id, r.eval_id, name) for r in runs.itertuples()]
+        if not paths or not all(os.path.exists(p) for p in paths):
+            return None
+        found[variant] = [load_analysis(p) for p in paths]
+    return found
+
+
+def heldout_means(inputs, variants, keys):
+    """{variant: {key: mean over its runs}} from the "heldout" analysis, or None while it is missing."""
+    found = run_analyses(inputs, variants, "heldout")
+    if found is None:
+        return None
+    return {v: {k: float(np.mean([float(a[k]) for a in runs])) for k in keys} for v, runs in found.items()}
+
+
+def row_config(inputs, variant, column):
+    """A config column of the variant's first row (of any row if variant is None); None if it has no row."""
+    runs = inputs.rows[inputs.rows["variant"] == variant] if variant else inputs.rows
+    return json.loads(runs[column].iloc[0]) if len(runs) else None
+
+
+def overfitting(inputs, variants):
+    """variants {variant id: k}: the train − held-out mIoU gap of each variant's runs (the "heldout"
+    analysis), its mean per k, and its growth across k (overfitting_present)."""
+    means = heldout_means(inputs, variants, ("train_miou", "heldout_miou"))
+    if means is None:
+        return None
+    ks = list(variants.values())
+    return overfitting_present(ks, [means[v]["train_miou"] - means[v]["heldout_miou"] for v in variants])
+
+
+def below_ceiling(what, values):
+    """Passes if every value ({name: percent}) lies below CEILING: the figure is the least headroom."""
+    headroom = min(100 - v for v in values.values())
+    return ProbeResult(what, bool(headroom >= 100 - CEILING), float(headroom), 100 - CEILING,
+                       "; ".join(f"{name} {v:.1f} %" for name, v in values.items()) + f" (ceiling {CEILING:g})",
+                       dict(values))
+
+
+# capacity: depth or width can add only where the model does not already fit its own training images:
+# its train mIoU must leave 5 seed sds to 100 (the headroom a few-point effect needs to show)
+def capacity_below_ceiling(inputs, variant):
+    means = heldout_means(inputs, [variant], ("train_miou",))
+    return None if means is None else below_ceiling(
+        "capacity left", {f"{variant} train mIoU": means[variant]["train_miou"]})
+
+
+# GCN and BR lift boundary and interior accuracy only where both have room: each below the same ceiling
+def boundary_interior_below_ceiling(inputs, variant):
+    means = heldout_means(inputs, [variant], ("heldout_boundary_acc", "heldout_internal_acc"))
+    return None if means is None else below_ceiling("boundary and interior below ceiling", {
+        f"{variant} boundary": means[variant]["heldout_boundary_acc"],
+        f"{variant} interior": means[variant]["heldout_internal_acc"]})
+
+
+def scale(inputs, variants):
+    """Single-scale accuracy varies with object scale (scale_present on the "heldout" analysis' objects of
+    the variants' runs, pooled over seeds), and the variants train with random resize as PSPNet trains (data
+    option `resize`): without it the mechanism is absent whatever the objects show."""
+    configs = [row_config(inputs, v, "data_config") for v in variants]
+    if None in configs:
+        return None
+    unresized = [v for v, data in zip(variants, configs) if not data.get("resize")]
+    if unresized:
+        return ProbeResult("accuracy varies with scale", False, 0.0, SCALE_SPREAD,
+                           f"{', '.join(unresized)} trained without random resize (data option resize)",
+                           {"unresized": unresized})
+    found = run_analyses(inputs, variants, "heldout")
+    if found is None:
+        return None
+    runs = [a for v in variants for a in found[v]]
+    return scale_present(np.concatenate([a["object_size"] for a in runs]),
+                         np.concatenate([a["object_acc"] for a in runs]))
+
+
+# ---- reach: objects larger than what the base sees (GCN's large kernels, DeepLab's field of view)
+# Of the object pixels of held-out training images, the share whose object is wider (its bounding box's
+# longer side) than the base variant's receptive field: a pixel there cannot see its whole object, which is
+# what a larger kernel or field of view adds. At least 5 %: a gain confined to those pixels moves mIoU by at
+# most about their share, and below 5 points (5 seed sds) it could not show.
+REACH_SHARE = 5 * SEED_SD
+
+
+@dataclass(frozen=True)
+class HeldOutScenes:
+    images: np.ndarray  # uint8 [N,H,W,3]
+    labels: np.ndarray  # uint8 [N,H,W]
+    num_classes: int
+    knobs: object  # data.scene_knobs.SceneKnobs
+
+
+def heldout_scenes(data_cfg, n=HELDOUT_IMAGES):
+    """The embedded scenes the training split would hold at indices n_train … n_train + n − 1: training-
+    distribution images no model saw (the "heldout" contract), generated alone (no cached split; kept for
+    the process: a report build reads one config several times)."""
+    return scenes_of(json.dumps(data_cfg, sort_keys=True), n)
+
+
+@functools.cache
+def scenes_of(data_json, n):
+    data_cfg = json.loads(data_json)
+    from data.scene_knobs import KNOB_NAMES, number_range, scene_knobs
+    from data.synthetic import MODES, class_names, scene_mode
+    mode = scene_mode(data_cfg.get("context", False), data_cfg.get("hard", False))
+    knobs = scene_knobs({k: v for k, v in data_cfg.items() if k in KNOB_NAMES}, mode)
+    radius = number_range("radius", data_cfg["radius"], 0.5) if data_cfg.get("radius") else MODES[mode].radius
+    start, size = data_cfg.get("n_train", 2000), data_cfg.get("image_size", 128)
+    scenes = [MODES[mode].make(data_cfg.get("seed", 0), "train", i, size, data_cfg.get("max_objects", 2), radius,
+                               knobs=knobs) for i in range(start, start + n)]
+    return HeldOutScenes(np.stack([s[0] for s in scenes]), np.stack([s[1] for s in scenes]),
+                         len(class_names(mode, knobs)), knobs)
+
+
+def object_widths(labels, ignore_index=255):
+    """(width, pixels) of every object: a connected region of one class other than background, per image;
+    its width is its bounding box's longer side (px)."""
+    widths, pixels = [], []
+    for lab in np.asarray(labels):
+        for cls in np.unique(lab):
+            if cls in (0, ignore_index):
+                continue
+            regions, count = connected_components(lab == cls)
+            for box in find_objects(regions):
+                widths.append(max(box[0].stop - box[0].start, box[1].stop - box[1].start))
+                pixels.append(int((regions[box] > 0).sum()))
+    return np.array(widths), np.array(pixels)
+
+
+def reach_share_present(widths, pixels, field):
+    wider = float(100 * pixels[widths > field].sum() / max(pixels.sum(), 1))
+    return ProbeResult("objects wider than the base sees", wider >= REACH_SHARE, wider, REACH_SHARE,
+                       f"{wider:.0f} % of object pixels in objects wider than the base's {field:g}-px field "
+                       f"(widths {np.percentile(widths, 10):.0f}–{np.percentile(widths, 90):.0f} px)",
+                       {"field": float(field), "median_width": float(np.median(widths))})
+
+
+def receptive_field_of(model_cfg, num_classes, image_size):
+    """The network's structural receptive field (px): twice its exact upward reach (engine.measurements
+    upward_reach, measured on the untrained network) plus one; the image's size where it reaches the top."""
+    return field_of(json.dumps(model_cfg, sort_keys=True), num_classes, image_size)
+
+
+@functools.cache
+def field_of(model_json, num_classes, image_size):
+    from engine.measurements import untrained, upward_reach
+    reach = upward_reach(untrained(json.loads(model_json), num_classes), image_size)
+    return float(image_size) if reach == float("inf") else 2 * reach + 1
+
+
+def reach_needed(inputs, variant):
+    data, model = row_config(inputs, variant, "data_config"), row_config(inputs, variant, "model_config")
+    if data is None or data.get("name") != "synthetic":
+        return None  # not run, or real data: its held-out images are the "heldout" analysis' to read
+    scenes = heldout_scenes(data)
+    field = receptive_field_of(model, scenes.num_classes, scenes.labels.shape[-1])
+    return reach_share_present(*object_widths(scenes.labels), field)
+
+
+# ---- pooled context, from the data itself (no network): the read-outs of subregion_context_probe on the
+# held-out training scenes of the rows' data config
+# global context: the 1×1 pooled colours must tell each object pixel's kind of scene 20 points above chance
+# (the same margin as the pyramid's gain over it: the read-out's own noise was under 8 points)
+GLOBAL_CONTEXT_GAIN = CONTEXT_GAIN
+
+
+@functools.cache
+def readouts_of(data_json):
+    """(global, pyramid, chance) read-out accuracies of a context-mode data config (JSON: cached per build)."""
+    data = json.loads(data_json)
+    scenes = heldout_scenes(data)
+    kinds, shapes = range(scenes.knobs.contexts), range(scenes.knobs.classes)
+    context_of_class = [None] + [kind for kind in kinds for _ in shapes]
+    return (*context_readouts(scenes.images.transpose(0, 3, 1, 2), scenes.labels, context_of_class),
+            100 / scenes.knobs.contexts)
+
+
+def context_data(inputs):
+    """The rows' data config as JSON if it is the embedded data in context mode, else None."""
+    data = row_config(inputs, None, "data_config") or {}
+    return json.dumps(data, sort_keys=True) if data.get("name") == "synthetic" and data.get("context") else None
+
+
+def subregion_context(inputs):
+    data = context_data(inputs)
+    return None if data is None else subregion_context_present(*readouts_of(data)[:2])
+
+
+def global_context(inputs):
+    data = context_data(inputs)
+    if data is None:
+        return None
+    accuracy, _, chance = readouts_of(data)
+    gain = accuracy - chance
+    return ProbeResult("global context", bool(gain >= GLOBAL_CONTEXT_GAIN), float(gain), GLOBAL_CONTEXT_GAIN,
+                       f"kind of scene read from 1×1 pooling {accuracy:.1f} % (chance {chance:.0f} %)",
+                       {"global_accuracy": float(accuracy), "chance": float(chance)})
+
+
+# ---- a flip adds information (PSPNet "+ DA"): objects unlike their own mirror image
+# The mean IoU of each object's mask with its mirror image (about its own bounding box's vertical axis) must
+# lie below 0.9: mirror-symmetric shapes rasterised off the pixel grid (today's, plain and context mode) come
+# out at 0.98-0.99 on average, so below 0.9 the flipped objects differ by more than their outlines' rounding
+# and a flip shows the net unseen shapes (the `asymmetric` knob's: 0.71).
+FLIP_IOU = 0.9
+
+
+def mirror_iou(labels, ignore_index=255):
+    """IoU of every object (connected region of one class) with its own left-right mirror image (about its
+    bounding box's vertical axis); an object cut by the image's edge is left out (its outline there is the
+    frame's, not its own)."""
+    ious = []
+    for lab in np.asarray(labels):
+        h, w = lab.shape
+        for cls in np.unique(lab):
+            if cls in (0, ignore_index):
+                continue
+            regions, count = connected_components(lab == cls)
+            for i, box in enumerate(find_objects(regions), 1):
+                if box[0].start == 0 or box[1].start == 0 or box[0].stop == h or box[1].stop == w:
+                    continue
+                mask = regions[box] == i
+                ious.append((mask & mask[:, ::-1]).sum() / (mask | mask[:, ::-1]).sum())
+    return np.array(ious)
+
+
+def mirror_present(ious):
+    mean = float(np.mean(ious)) if len(ious) else 1.0
+    return ProbeResult("a flip adds an unseen shape", mean < FLIP_IOU, mean, FLIP_IOU,
+                       f"objects' IoU with their own mirror image {mean:.2f} on average (passes below {FLIP_IOU:g})",
+                       {"mean_mirror_iou": mean})
+
+
+def flip_adds_information(inputs, variant):
+    data = row_config(inputs, variant, "data_config") or {}
+    return None if data.get("name") != "synthetic" else mirror_present(mirror_iou(heldout_scenes(data).labels))
+
+
+# ---- the cascade (Layer Cascade), from the DSN model's "stage_probe" run analysis (engine/measurements.py:
+# computed on the first 300 VALIDATION images, not held-out training images; the only measurement of a
+# trained cascade the committed rows keep)
+def stage_probe_counts(inputs, variant):
+    """The variant's stage_probe analyses summed over its runs: (rhos, count [R,2,3], correct [R,2,3]), or None."""
+    found = run_analyses(inputs, [variant], "stage_probe")
+    if found is None:
+        return None
+    runs = found[variant]
+    return runs[0]["rhos"], sum(a["count"] for a in runs), sum(a["correct"] for a in runs)
+
+
+def hard_pixels(inputs, variant):
+    """hard_pixels_present on the stage_probe: stage 1's error among the pixels it decides at HARD_RHO."""
+    counts = stage_probe_counts(inputs, variant)
+    if counts is None:
+        return None
+    rhos, count, correct = counts
+    r = int(np.argmin(np.abs(rhos - HARD_RHO)))
+    decided = count[r, 0, 0]
+    result = hard_pixels_present(100 * (1 - correct[r, 0, 0] / decided) if decided else float("nan"))
+    return replace(result, detail=result.detail + " (validation images)")
+
+
+# there must be easy pixels for a cascade to save work or to focus on hard ones: stage 1 must decide at least
+# 10 % of the pixels at the assertion's ρ; below that the later stages keep over 90 % of their work, a saving
+# (and a shift of their training) too small for the timing's and the seeds' noise
+CASCADE_SPLIT = 10.0
+
+
+def cascade_split(inputs, variant, rho):
+    counts = stage_probe_counts(inputs, variant)
+    if counts is None:
+        return None
+    rhos, count, _ = counts
+    r = int(np.argmin(np.abs(rhos - rho)))
+    share = float(100 * count[r, 0, 0] / count[r, :, 0].sum())
+    return ProbeResult("easy pixels for stage 1", share >= CASCADE_SPLIT, share, CASCADE_SPLIT,
+                       f"stage 1 decides {share:.0f} % of the pixels at ρ = {rhos[r]:g} (validation images)",
+                       {"rho": float(rhos[r]), "decided_share": share})
+
+
+# ---- the CRF (DeepLab Table 1(a)): crf_below_ceiling on each listed variant's CRF tuning rows
+def crf_room(inputs, variants):
+    """crf_room_of the ablation's CRF tuning rows (results/tuning/)."""
+    from engine.rows import read_rows
+    from engine.tuning import selection_csv
+    return crf_room_of(read_rows(selection_csv(inputs.results_dir, inputs.spec.name)), variants)
+
+
+def crf_room_of(tuning, variants):
+    """crf_below_ceiling of each "tune_crf" variant over every point its search scored (tuning rows); passes
+    if every one passes; the figure is the least headroom. None while a variant has no scored point."""
+    from engine.tuning import crf_scores
+    if not len(tuning):
+        return None
+    results = []
+    for variant in variants:
+        scored = [(settings, score) for _, settings, score in crf_scores(tuning, variant) if not np.isnan(score)]
+        if not scored:
+            return None
+        # the grid as searched: every value scored on each axis (the fine search widens the coarse grid)
+        searched = {name: sorted({settings[name] for settings, _ in scored}) for name in scored[0][0]}
+        results.append((variant, crf_below_ceiling(searched, *zip(*scored))))
+    worst = min(results, key=lambda vr: (vr[1].passed, vr[1].figure))
+    failed = [v for v, r in results if not r.passed]
+    return ProbeResult("CRF below its ceiling", not failed, worst[1].figure, CRF_HEADROOM,
+                       (f"fails for {'every variant' if len(failed) == len(results) else ', '.join(failed)}; "
+                        if failed else "") + f"{worst[0]}: {worst[1].detail}",
+                       {v: r.measurements for v, r in results})
+
+
+# ---- speed from fewer FLOPs (DeepLab "LargeFOV trains faster"): fc6's multiply-adds per output position
+# of the two models at the rows' model configs; a speed-up of the paper's size (3.36×) needs fc6 to cost at
+# least 2× as much in the slower model (fc6 and fc7 carry most of the net's compute)
+FLOPS_RATIO = 2.0
+
+
+def fc6_flops(model_cfg):
+    """Multiply-adds of fc6 per output position: kernel² × in-channels × filters."""
+    from engine.measurements import untrained
+    conv = untrained(model_cfg, 2, "meta").backbone.fc6.conv
+    return conv.kernel_size[0] * conv.kernel_size[1] * conv.in_channels * conv.out_channels
+
+
+def flops_ratio(inputs, slow, fast):
+    configs = {v: row_config(inputs, v, "model_config") for v in (slow, fast)}
+    if None in configs.values():
+        return None
+    flops = {v: fc6_flops(model) for v, model in configs.items()}
+    ratio = flops[slow] / flops[fast]
+    return ProbeResult("fewer FLOPs", ratio >= FLOPS_RATIO, float(ratio), FLOPS_RATIO,
+                       f"fc6 multiply-adds per position {slow} {flops[slow]:,} / {fast} {flops[fast]:,}", flops)
+
+
+# ---- optimisation unfinished (PSPNet's auxiliary loss eases a deep trunk's optimisation): the training
+# loss of the variant without the auxiliary loss still falls over its last quarter by more than twice its own
+# noise (the sd of the loss around its least-squares line there): an eased optimisation has room to show only
+# where the plain one has not yet converged
+LOSS_FALL_NOISE = 2.0
+MIN_TAIL_POINTS = 5  # a line fitted to fewer leaves under 3 residuals to measure its noise by
+
+
+def loss_still_falling(curves):
+    """curves: [(iterations, losses)] per run; the fall of the fitted line over the last quarter, over
+    the residual sd, each averaged over the runs. None where a run's last quarter has fewer than
+    MIN_TAIL_POINTS logged points (a line and its noise cannot be told apart)."""
+    falls, noises = [], []
+    for iterations, losses in curves:
+        tail = slice(3 * len(losses) // 4, len(losses))
+        if len(losses) - tail.start < MIN_TAIL_POINTS:
+            return None
+        x, y = np.asarray(iterations[tail], float), np.asarray(losses[tail], float)
+        slope, intercept = np.polyfit(x, y, 1)
+        falls.append(-slope * (x.max() - x.min()))
+        noises.append(float(np.std(y - (slope * x + intercept), ddof=2)))
+    fall, noise = float(np.mean(falls)), float(np.mean(noises))
+    ratio = fall / noise if noise > 0 else (np.inf if fall > 0 else 0.0)
+    return ProbeResult("optimisation unfinished", bool(ratio >= LOSS_FALL_NOISE), float(ratio), LOSS_FALL_NOISE,
+                       f"loss falls {fall:.3f} over the last quarter, noise sd {noise:.3f} ({len(curves)} runs)",
+                       {"fall": fall, "noise": noise})
+
+
+def optimisation_unfinished(inputs, variant):
+    found = run_analyses(inputs, [variant], "curve")
+    if found is None:
+        return None
+    return loss_still_falling([(a["iteration"], a.get("main_loss", a["loss"])) for a in found[variant]])
+
+
+# ---- DR (PSPNet "DR helps"): the reduced projection keeps the context features. Measured as a linear
+# read-out of each object pixel's kind of scene from the projected pyramid features of a trained model (the run
+# analysis "projection_context", key readout_acc, percent; chance key chance): 20 points above chance as the
+# global read-out. No committed analysis holds those features yet: None until a run saves it.
+def projection_keeps_context(inputs, variants):
+    """Passes if the read-out from every listed variant's projection (mean over its runs) is 20 points above
+    chance; the figure is the least gain."""
+    found = run_analyses(inputs, variants, "projection_context")
+    if found is None:
+        return None
+    accuracy = {v: float(np.mean([float(a["readout_acc"]) for a in runs])) for v, runs in found.items()}
+    chance = float(found[variants[0]][0]["chance"])
+    gain = min(accuracy.values()) - chance
+    return ProbeResult("projection keeps the context", gain >= GLOBAL_CONTEXT_GAIN, gain, GLOBAL_CONTEXT_GAIN,
+                       "kind of scene read from the projected features " +
+                       ", ".join(f"{v} {a:.1f} %" for v, a in accuracy.items()) + f" (chance {chance:.0f} %)",
+                       {"readout_acc": accuracy, "chance": chance})

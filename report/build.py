@@ -11,9 +11,10 @@ Run: python -m report.build [--results DIR] [--report-dir DIR]
 
 The report reads only the CSV rows, the analysis data saved beside them
 (results/analysis/*.npz) and the ablation files: never the run folders (not committed); it never
-re-plans runs, rebuilds a dataset or builds a trained network. REPORT.md is a pure function of
-these, and the figures are saved without version metadata, so rebuilding from the same data gives
-the same bytes.
+re-plans runs or builds a trained network. The one exception to "no dataset, no network": the mechanism
+probes (probes/mechanisms.py) generate held-out scenes and build untrained networks from the rows' own
+configs, as pure functions of them. REPORT.md is a pure function of these, and the figures are saved
+without version metadata, so rebuilding from the same data gives the same bytes.
 """
 import argparse
 import json
@@ -26,7 +27,7 @@ import pandas as pd
 
 from benchmarks.train_step import REFERENCE, REFERENCE_MS
 from engine.analysis import set_aside_damaged_analyses
-from engine.claims import DECIDED, RULE_TEXT, Rule, fact_holds
+from engine.claims import DECIDED, RULE_TEXT, Outcome, Rule, fact_holds
 from engine.design import SOFT_SEED_SDS, family_error, rows_looks, soft_failures
 from engine.rows import OK, ResultsError, read_rows, rows_problem
 from engine.stats import ALPHA
@@ -36,9 +37,9 @@ from report import deeplab, erf, lc_sections, psp, standins  # noqa: F401  (they
 from report.appendix import APPENDIX, appendix, appendix_link, appendix_section
 from report.common import METRIC_NAMES, SECTIONS, fmt, md_table, mean_std, per_seed
 from report.data_page import ANCHOR as DATA_PAGE, config_name, data_page
-from report.overview import (NOT_RUN, anchor, assertion_counts, difference_text, family_text, heading,
-                             judged_assertions, judged_claims, left_out_text, overview_table, pair_correlations,
-                             pairing_text)
+from report.overview import (COUNTED_OUTCOMES, NOT_RUN, anchor, assertion_counts, difference_text, family_text,
+                             heading, judged_assertions, judged_claims, left_out_text, mechanisms_list, overview_table,
+                             pair_correlations, pairing_text, testable_text)
 from report.table_figure import plot
 
 
@@ -144,11 +145,15 @@ def why_undecided(spec, rows, verdict):
     return f"at the design's {most} seeds; the estimate of about {need} is itself uncertain at so few seeds"
 
 
-def claim_row(spec, rows, j, text):
+def claim_row(spec, rows, j, text, testable=True):
     """One comparison's row: its verdict, the look that decided it, the deciding comparison, the statistic; a
-    check (true by construction) and a comparison judged in another ablation say so."""
+    check (true by construction) and a comparison judged in another ablation say so. Its power line and why it
+    stayed undecided are left out under an assertion not testable on this data (no number of seeds would make
+    it testable)."""
     verdict = j.verdict
     statistic, failed = verdict.statistic, failed_runs(rows, verdict.claim)
+    if not testable:  # what more seeds could detect is moot where the mechanism is absent
+        statistic = statistic.split("; power: ")[0]
     # 'a − b = +1.23 (paired t, …)': the difference stands in the deciding-comparison column already
     statistic = re.sub(rf"^{re.escape(verdict.shown.what)} = [+-]?\d+\.\d+ ", "", statistic)
     if failed:
@@ -158,7 +163,7 @@ def claim_row(spec, rows, j, text):
     soft = [f"{v} seed {s} ({x:.1f})" for v in verdict.claim.variants() for s, x in soft.get(v, [])]
     if soft:
         statistic += f"; **soft failure{'s' if len(soft) > 1 else ''}**: {', '.join(soft)}"  # defined in the head
-    if not verdict.decided and j.counted:
+    if not verdict.decided and j.counted and testable:
         statistic += f". **Why undecided:** {why_undecided(spec, rows, verdict)}"
     outcome = f"**{verdict.outcome}**"
     if verdict.claim.is_check:
@@ -182,17 +187,20 @@ def claims_table(spec, rows, judged, assertions=None):
         if ja.missing:
             body.append([head, f"**{NOT_RUN}**", "–", "–", f"needs runs of {', '.join(ja.missing)}"])
         elif len(ja.subs) == 1:
-            body.append(claim_row(spec, rows, ja.subs[0], head))
+            row = claim_row(spec, rows, ja.subs[0], head, ja.outcome != Outcome.NOT_TESTABLE)
+            body.append(row if ja.outcome != Outcome.NOT_TESTABLE else
+                        [row[0], f"**{ja.outcome}** (its comparison: {row[1]})", *row[2:]])
         else:
             body.append([f"{head}, {len(ja.subs)} comparisons, rule *{a.rule}*", f"**{ja.outcome}**", "", "", ""])
-            body += [claim_row(spec, rows, j, f"↳ {j.verdict.claim.text}") for j in ja.subs]
-    return md_table(["assertion (where) / ↳ its comparisons", "verdict", "look",
-                     "deciding comparison [interval at its test's level]", "statistic"], body)
+            body += [claim_row(spec, rows, j, f"↳ {j.verdict.claim.text}", ja.outcome != Outcome.NOT_TESTABLE)
+                     for j in ja.subs]
+    return md_table(["assertion (where) / ↳ comparisons", "verdict", "look",
+                     "deciding comparison [interval (level)]", "statistic"], body)
 
 
 def verdict_summary(results, specs, judged, assertions):
     """Verdicts of the counted assertions per ablation, the share decided, the family-wise picture and the pairing."""
-    kinds = list(DECIDED) + ["inconclusive", NOT_RUN]
+    kinds = list(COUNTED_OUTCOMES)
     body, total = [], dict.fromkeys(kinds, 0)
     for spec in specs:
         if spec.name not in results:
@@ -216,7 +224,7 @@ def verdict_summary(results, specs, judged, assertions):
     comparisons = sum(j.counted for claims in judged.values() for j in claims)
     body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**",
                  f"{comparisons} comparisons; false *reproduced* expected ≤ {ALPHA * comparisons:.2f}", "", ""])
-    return md_table(["ablation", *kinds, "assertions decided",
+    return md_table(["ablation", *[{Outcome.NOT_TESTABLE: "not testable"}.get(k, k) for k in kinds], "assertions decided",
                      "P(≥ 1 false verdict) if nothing differed, simulated (comparisons × α = false *reproduced* expected)",
                      "looks (seeds per variant)", "test"], body) + (
         "\n\nCounted: the papers' assertions, each once; how comparisons are made distinct, judged at their looks, "
@@ -263,7 +271,12 @@ def counting_method():
         "shared with other ablations included), a look gives seeds to the undecided claims nearest a decision "
         "first (the fewest seeds their observed difference would need, as in their power lines: noncentral t) "
         "while the budget lasts; a claim it stops at an earlier look has still been tested at that look's α, so "
-        "the error control holds. A claim that reads a variant whose every run so far failed gets no more seeds."
+        "the error control holds. A claim that reads a variant whose every run so far failed gets no more seeds. "
+        "An assertion names the mechanism it relies on and a probe of it (its file's ASSERTIONS, probes/mechanisms.py: "
+        "a measurement with a threshold fixed by what it measures). Where a probe fails, the assertion is *not "
+        "testable on this data*, whatever its comparisons say (they are still shown); where a probe's measurement "
+        "is not saved yet, the verdict stands and says so. *Not testable* is no decision, and the headline gives "
+        "the share of assertions testable here (every probe passed) and, of those, the share decided."
     )])
 
 
@@ -544,6 +557,9 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir, judged, assertions, l
              "### Published vs reproduced", results_table(spec, rows),
              f"![{spec.name}]({rel_fig}/{spec.name}.png)",
              "### Claims", claims_table(spec, rows, judged, assertions)]
+    mechanisms = mechanisms_list(assertions or [])
+    if mechanisms:
+        parts.append(mechanisms)
     tuning, detail = tuning_section(spec, results_dir) or (None, None)
     if tuning:
         parts.append(tuning)
@@ -552,9 +568,10 @@ def section(spec, all_rows, fig_dir, rel_fig, results_dir, judged, assertions, l
     extra, appended = extra_sections(spec, rows, results_dir, fig_dir, rel_fig)
     parts += extra
     parts.append("**Settings**: " + settings_line(rows) + "".join(f"\n- {note}" for note in left_out))
+    measured = ["### Mechanisms and their probes", mechanisms_list(assertions, detail=True)] if mechanisms else []
     provenance = appendix_section(spec, deviations, facts_table(spec) if spec.exact_facts is not None else None,
                                   settings(rows) + "".join(f"\n- {note}" for note in left_out),
-                                  ([detail] if detail else []) + appended)
+                                  measured + ([detail] if detail else []) + appended)
     return "\n\n".join(parts), provenance
 
 
@@ -603,9 +620,9 @@ def build(results_dir="results", report_dir="report", specs=None):
     papers, own = [spec for spec in specs if not spec.own], [spec for spec in specs if spec.own and spec.name in results]
     paper_results = {name: rows for name, rows in results.items() if name in {spec.name for spec in papers}}
     judged = judged_claims(paper_results, papers, one_plan)
-    assertions = judged_assertions(judged, papers, paper_results, one_plan)
+    assertions = judged_assertions(judged, papers, paper_results, one_plan, results_dir)
     every_judged = {**judged, **judged_claims(results, own, one_plan)}
-    every_assertion = {**assertions, **judged_assertions(every_judged, own, results, one_plan)}
+    every_assertion = {**assertions, **judged_assertions(every_judged, own, results, one_plan, results_dir)}
     for spec in papers + own:
         if spec.name not in results:
             missing.append(spec.name)
@@ -623,11 +640,13 @@ def build(results_dir="results", report_dir="report", specs=None):
             "neither, and an equivalence test (TOST) puts the difference inside the band the ablation file "
             "declares (e.g. ±2 mIoU), *inconclusive* = none of these (the statistic then says what the seeds "
             "could have detected, how many the observed difference would need, and why the claim stayed "
-            f"undecided). A *soft failure*: a run that trained but scored {SOFT_SEED_SDS:g}+ seed sds below its "
+            "undecided), *not testable on this data* = a probe of the mechanism the assertion relies on failed. "
+            f"A *soft failure*: a run that trained but scored {SOFT_SEED_SDS:g}+ seed sds below its "
             "variant's median (it misses the mechanism); flagged beside the claim and counted as it is. "
             "Each table's deviations from the paper, probe histories, exact facts and provenance: "
             f"[the appendix]({APPENDIX}).", *([CODE_AHEAD_OF_ROWS] if CODE_AHEAD_OF_ROWS else []),
-            "## Every assertion at a glance", overview_table(assertions), left_out_text(assertions),
+            "## Every assertion at a glance", testable_text(assertions), overview_table(assertions),
+            left_out_text(assertions),
             "The deciding comparison: a pair's difference, a trend's worst step (the trend is Page's test), a "
             "\"best\" claim's deciding rival; positive is as the paper says; the interval two-sided at 1 − 2α "
             "of the one-sided test that decided (α = 0.05 / reachable looks).",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from engine.claims import DECIDED, RULE_TEXT, Assertion, Outcome, Rule, combine
 from engine.design import (claim_verdicts, comparison_key, pair_correlation,
                            published_difference, same_comparison, seed_values)
+from probes.mechanisms import ProbeInputs
 from report.common import md_table
 
 
@@ -46,6 +47,7 @@ def judged_claims(results, specs, one_plan):
 
 
 NOT_RUN = "not run yet"
+COUNTED_OUTCOMES = (*DECIDED, Outcome.INCONCLUSIVE, Outcome.NOT_TESTABLE, NOT_RUN)  # the Verdicts table's columns
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,25 @@ class JudgedAssertion:
     assertion: object
     subs: tuple
     missing: tuple = ()
+    probes: tuple = ()  # (Mechanism, its probe's result or None while not measured yet), one per mechanism
+
+    @property
+    def mechanism(self):
+        """'no' if a probe failed, 'not probed yet' if one is not measured (or none is named), else 'yes'."""
+        results = [r for _, r in self.probes]
+        if any(r is not None and not r.passed for r in results):
+            return "no"
+        return "yes" if results and None not in results else "not probed yet"
 
     @property
     def outcome(self):
-        return NOT_RUN if self.missing else combine(self.assertion.rule, [j.verdict.outcome for j in self.subs])
+        """Not run yet; not testable on this data where a mechanism probe failed (the comparisons' verdict
+        would say nothing about the paper); otherwise its comparisons' verdicts combined by its rule."""
+        if self.missing:
+            return NOT_RUN
+        if self.mechanism == "no":
+            return Outcome.NOT_TESTABLE
+        return combine(self.assertion.rule, [j.verdict.outcome for j in self.subs])
 
     @property
     def counted(self):
@@ -75,8 +92,9 @@ def assertions_of(spec):
                                                       for c in spec.claims)
 
 
-def judged_assertions(judged, specs, results, one_plan):
-    """{ablation name: [JudgedAssertion]} from judged_claims' {name: [Judged]} (one per spec.claims)."""
+def judged_assertions(judged, specs, results, one_plan, results_dir=None):
+    """{ablation name: [JudgedAssertion]} from judged_claims' {name: [Judged]} (one per spec.claims); with
+    results_dir, each assertion that ran gets its mechanism probes' results."""
     out = {}
     for spec in specs:
         if spec.name not in judged:
@@ -84,10 +102,81 @@ def judged_assertions(judged, specs, results, one_plan):
         rows = one_plan(results[spec.name])[0]
         ran = set(rows["variant"])
         by_claim = {id(j.verdict.claim): j for j in judged[spec.name]}
-        out[spec.name] = [JudgedAssertion(spec, a, tuple(by_claim[id(c)] for c in a.claims),
-                                          tuple(dict.fromkeys(v for c in a.claims for v in c.variants() if v not in ran)))
-                          for a in assertions_of(spec)]
+        inputs = ProbeInputs(spec, rows, results_dir)
+        out[spec.name] = []
+        for a in assertions_of(spec):
+            missing = tuple(dict.fromkeys(v for c in a.claims for v in c.variants() if v not in ran))
+            probes = tuple((m, m.run(inputs)) for m in a.mechanisms) if results_dir and not missing else ()
+            out[spec.name].append(JudgedAssertion(spec, a, tuple(by_claim[id(c)] for c in a.claims), missing, probes))
     return out
+
+
+def probe_text(result, detail=True):
+    """'yes (3.1 vs 2)' / 'no (0.2 vs 1: its detail)' / 'not probed yet'."""
+    if result is None:
+        return "not probed yet"
+    numbers = f"{result.figure:.3g} vs {result.threshold:g}"
+    return f"yes ({numbers})" if result.passed else f"no ({numbers}" + (f": {result.detail})" if detail else ")")
+
+
+def mechanism_cell(ja):
+    """The opening table's "mechanism here": the failed probes, or the ones not measured yet, or all passed."""
+    if ja.missing:
+        return "–"
+    state, results = ja.mechanism, [r for _, r in ja.probes]
+    if state == "no":
+        return "; ".join(probe_text(r) for r in results if r is not None and not r.passed)
+    if state == "not probed yet":
+        return "not probed yet" if results else "not probed yet (none named)"
+    return "; ".join(probe_text(r) for r in results)
+
+
+def mechanisms_list(assertions, detail=False):
+    """An ablation's mechanisms: each one its assertions name with its probe's result (figure vs threshold;
+    with detail, the measurements behind it: the appendix's part), a line each, and the assertions it is for
+    (a mechanism several assertions share is listed once)."""
+    groups = {}  # (mechanism text, its result's line) -> the assertions naming it
+    for ja in assertions:
+        for m, r in ja.probes:
+            result = "**not probed yet**" if r is None else \
+                f"**{'yes' if r.passed else 'no'}** ({r.figure:.3g} vs {r.threshold:g}" + (f": {r.detail})" if detail else ")")
+            named = groups.setdefault((m.text, result), [])
+            if ja.assertion.text not in named:
+                named.append(ja.assertion.text)
+    probed = [ja for ja in assertions if ja.probes]
+    lines = [f"- {text}: {result}" + ("" if len(probed) == 1 else " — for " + for_text(named, probed))
+             for (text, result), named in groups.items()]
+    return (f"**Mechanisms** (figure vs threshold{'' if detail else '; measurements: appendix'}):\n"
+            + "\n".join(lines)) if lines else ""
+
+
+def for_text(named, probed):
+    """Which of a section's assertions (JudgedAssertion, those with probes) a mechanism is for: 'every
+    assertion', 'every assertion but “…”' or the ones named (the shorter)."""
+    others = [ja.assertion.text for ja in probed if ja.assertion.text not in named]
+    quoted = lambda texts: "; ".join(f"“{short(t)}”" for t in texts)
+    if not others:
+        return "every assertion"
+    return f"every assertion but {quoted(others)}" if len(others) < len(named) else quoted(named)
+
+
+def short(text, length=32):
+    """The first words of a text, to name it in a list."""
+    return text if len(text) <= length else text[:length].rsplit(" ", 1)[0] + "…"
+
+
+def testable_text(assertions):
+    """The headline's share of the counted assertions testable here (every mechanism probe passed), and of
+    those the share decided."""
+    counted = [ja for judged in assertions.values() for ja in judged if ja.counted]
+    testable = [ja for ja in counted if ja.mechanism == "yes"]
+    decided = sum(ja.outcome in DECIDED for ja in testable)
+    no = sum(ja.outcome == Outcome.NOT_TESTABLE for ja in counted)
+    waiting = sum(ja.mechanism == "not probed yet" and not ja.missing for ja in counted)
+    return (f"**Testable here** (every mechanism probe passed): {len(testable)} of {len(counted)} assertions "
+            f"({100 * len(testable) / max(len(counted), 1):.0f} %); of those, {decided} decided "
+            f"({100 * decided / max(len(testable), 1):.0f} %). *Not testable on this data* (a probe failed): {no}; "
+            f"mechanism not probed yet (the verdict stands): {waiting}.")
 
 
 def anchor(spec):
@@ -148,7 +237,7 @@ def deciding_sub(ja):
 def tally(ja):
     """'4 comparisons: 3 reproduced, 1 inconclusive'."""
     outcomes = [str(j.verdict.outcome) for j in ja.subs]
-    return f"{len(outcomes)} comparisons: " + ", ".join(f"{outcomes.count(o)} {o}" for o in dict.fromkeys(outcomes))
+    return f"{len(outcomes)} comparison{'s' if len(outcomes) > 1 else ''}: " + ", ".join(f"{outcomes.count(o)} {o}" for o in dict.fromkeys(outcomes))
 
 
 def assertion_row(ja, first_cell=""):
@@ -159,6 +248,8 @@ def assertion_row(ja, first_cell=""):
     head = f"**{a.text}** ({a.where})"
     if ja.missing:
         return [first_cell, head, "–", f"needs runs of {', '.join(ja.missing)}", f"**{NOT_RUN}**"]
+    if ja.outcome == Outcome.NOT_TESTABLE:  # no comparison decided it: their verdicts (each in the section)
+        return [first_cell, head, "–", tally(ja), f"**{ja.outcome}**"]
     if len(ja.subs) == 1:
         j = ja.subs[0]
         return [first_cell, head, published_text(ja.spec, j.verdict), difference_text(j.verdict),
@@ -174,8 +265,10 @@ def overview_table(assertions):
     (its comparisons are listed beneath it in the ablation's section)."""
     body = [assertion_row(ja, f"[`{name}`](#{anchor(ja.spec)})")
             for name, judged in assertions.items() for ja in judged if ja.counted]
+    body = [[*row[:4], mechanism_cell(ja), row[4]] for row, ja in
+            zip(body, [ja for judged in assertions.values() for ja in judged if ja.counted])]
     return md_table(["ablation", "paper assertion (where)", "published effect (equivalence band)",
-                     "deciding comparison [interval at its test's level]", "verdict"], body) + (
+                     "deciding comparison [interval at its test's level]", "mechanism here", "verdict"], body) + (
         f"\n\nRule *{Rule.EVERY}*: {RULE_TEXT[Rule.EVERY]}. An assertion of one comparison takes its verdict; "
         "each comparison, with its statistic, stands beneath its assertion in the ablation's section.")
 
@@ -198,7 +291,7 @@ def left_out_text(assertions):
 def assertion_counts(judged):
     """{outcome: n} over the counted assertions of one ablation's [JudgedAssertion]."""
     outcomes = [ja.outcome for ja in judged if ja.counted]
-    return {k: outcomes.count(k) for k in [*DECIDED, "inconclusive", NOT_RUN]}
+    return {k: outcomes.count(k) for k in COUNTED_OUTCOMES}
 
 
 def family_text(claims, chance):

@@ -2,6 +2,7 @@
 where its mechanism is present and one where it is absent (the generator's knobs on and off where
 the measurement needs no training)."""
 import math
+import types
 
 import numpy as np
 import pytest
@@ -10,9 +11,13 @@ from scipy.ndimage import binary_erosion
 
 from data.scene_knobs import SceneKnobs
 from data.synthetic import make_hard_scene, make_scene
-from probes.mechanisms import (CRF_HEADROOM, HARD_ERROR, OVERFIT_GROWTH, SCALE_SPREAD, accuracy_by_scale,
-                               crf_below_ceiling, decided_error, hard_pixels_present,
-                               overfitting_present, scale_present, subregion_context_probe, train_heldout_gap)
+from probes.mechanisms import (CASCADE_SPLIT, CEILING, CRF_HEADROOM, FLIP_IOU, FLOPS_RATIO, HARD_ERROR, OVERFIT_GROWTH,
+                               REACH_SHARE, SCALE_SPREAD, accuracy_by_scale, boundary_interior_below_ceiling,
+                               capacity_below_ceiling, cascade_split, crf_below_ceiling, crf_room_of, decided_error,
+                               flip_adds_information, flops_ratio, global_context, hard_pixels, hard_pixels_present,
+                               mirror_iou, object_widths, optimisation_unfinished, overfitting, overfitting_present,
+                               projection_keeps_context, reach_needed, reach_share_present, scale, scale_present,
+                               subregion_context, subregion_context_probe, train_heldout_gap)
 
 
 def test_train_heldout_gap_by_hand():
@@ -122,3 +127,189 @@ def test_crf_probe():
     assert not corner.passed and "w, theta" in corner.detail
     ceiling = crf_below_ceiling(grid, points, peak((3, 30), 97.0))
     assert not ceiling.passed and ceiling.figure == pytest.approx(3.0) and CRF_HEADROOM == 5.0
+
+
+# ---- the probes as the ablation files call them: probe(ProbeInputs, **args) over rows and saved analyses
+
+def probe_inputs(tmp_path, variants, data=None, model=None, analyses=None, seeds=2, name="t"):
+    """ProbeInputs over finished rows of `variants` (seeds each), with "run" analyses saved by hand:
+    analyses {name: {variant: [{key: array} per seed] or one dict for every seed}}."""
+    import json
+
+    import pandas as pd
+
+    from engine.analysis import analysis_file, save_analysis
+    from probes.mechanisms import ProbeInputs
+    rows = pd.DataFrame([{"variant": v, "seed": s, "status": "ok", "run_id": f"{v}-{s}", "eval_id": "e", "preset": "quick",
+                          "data_config": json.dumps((data or {}).get(v, {"name": "synthetic"})),
+                          "model_config": json.dumps((model or {}).get(v, {}))}
+                         for v in variants for s in range(seeds)])
+    for analysis, by_variant in (analyses or {}).items():
+        for variant, per_seed in by_variant.items():
+            for s in range(seeds):
+                save_analysis(analysis_file(str(tmp_path), f"{variant}-{s}", "e", analysis),
+                              per_seed[s] if isinstance(per_seed, list) else per_seed)
+    return ProbeInputs(types.SimpleNamespace(name=name, presets={}), rows, str(tmp_path))
+
+
+def heldout(**means):
+    return {k: np.float64(v) for k, v in means.items()}
+
+
+def test_overfitting_reads_each_runs_train_and_heldout_miou(tmp_path):
+    ks = {"conv_k3": 3, "conv_k5": 5, "conv_k7": 7, "conv_k9": 9}
+    growing = {v: [heldout(train_miou=90 + k, heldout_miou=88 - k / 2 + s) for s in range(2)] for v, k in ks.items()}
+    result = overfitting(probe_inputs(tmp_path / "grow", ks, analyses={"heldout": growing}), ks)
+    assert result.passed and result.figure == pytest.approx(1.5 * 6)  # gap 2 + 1.5k − 0.5 per seed
+    shrinking = {v: heldout(train_miou=95 - k, heldout_miou=80) for v, k in ks.items()}
+    assert not overfitting(probe_inputs(tmp_path / "shrink", ks, analyses={"heldout": shrinking}), ks).passed
+    # a run whose analysis is not saved: not measured yet
+    partial = {v: a for v, a in growing.items() if v != "conv_k9"}
+    assert overfitting(probe_inputs(tmp_path / "partial", ks, analyses={"heldout": partial}), ks) is None
+
+
+def test_ceilings_of_capacity_and_of_boundary_and_interior(tmp_path):
+    room = heldout(train_miou=90.0, heldout_boundary_acc=80.0, heldout_internal_acc=94.0)
+    full = heldout(train_miou=97.0, heldout_boundary_acc=80.0, heldout_internal_acc=98.5)
+    for analysis, present in ((room, True), (full, False)):
+        inputs = probe_inputs(tmp_path / str(present), ["base"], analyses={"heldout": {"base": analysis}})
+        capacity = capacity_below_ceiling(inputs, "base")
+        both = boundary_interior_below_ceiling(inputs, "base")
+        assert capacity.passed == both.passed == present and capacity.threshold == 100 - CEILING == 5
+    assert both.figure == pytest.approx(1.5) and "interior 98.5 %" in both.detail
+    assert capacity_below_ceiling(probe_inputs(tmp_path / "none", ["base"]), "base") is None
+
+
+def test_scale_needs_random_resize_and_accuracy_varying_with_object_size(tmp_path):
+    rng = np.random.default_rng(0)
+    sizes = np.exp(rng.uniform(np.log(4), np.log(64), 150))
+    varying = {"object_size": sizes, "object_acc": 60 + 8 * np.log2(sizes / 4) + rng.normal(0, 3, 150)}
+    flat = {"object_size": sizes, "object_acc": 90 + rng.normal(0, 3, 150)}
+    resized = {"ss": {"name": "synthetic", "resize": [0.5, 2.0]}}
+    assert scale(probe_inputs(tmp_path / "a", ["ss"], resized, analyses={"heldout": {"ss": varying}}), ["ss"]).passed
+    assert not scale(probe_inputs(tmp_path / "b", ["ss"], resized, analyses={"heldout": {"ss": flat}}), ["ss"]).passed
+    assert scale(probe_inputs(tmp_path / "c", ["ss"], resized), ["ss"]) is None  # objects not measured yet
+    # trained without random resize: absent, whatever the objects show
+    unresized = scale(probe_inputs(tmp_path / "d", ["ss"], analyses={"heldout": {"ss": varying}}), ["ss"])
+    assert not unresized.passed and "without random resize" in unresized.detail
+
+
+def test_object_widths_and_the_reach_share_by_hand():
+    labels = np.zeros((1, 10, 10), np.uint8)
+    labels[0, 0:2, 0:6] = 1  # 12 px, 6 wide
+    labels[0, 5:8, 5:8] = 2  # 9 px, 3 wide
+    widths, pixels = object_widths(labels)
+    assert sorted(zip(widths.tolist(), pixels.tolist())) == [(3, 9), (6, 12)]
+    assert reach_share_present(widths, pixels, 5).figure == pytest.approx(100 * 12 / 21)
+    assert not reach_share_present(widths, pixels, 6).passed and REACH_SHARE == 5.0
+
+
+def test_reach_needed_measures_the_base_networks_field_against_held_out_objects(tmp_path):
+    base = {"arch": "single_head", "head": "conv1x1",
+            "backbone": {"name": "small", "widths": [8, 8, 8], "strides": [2, 2, 2], "convs": [1, 2, 2]}}
+    data = {"name": "synthetic", "image_size": 128, "n_train": 10}
+    large = reach_needed(probe_inputs(tmp_path, ["base"], {"base": data}, {"base": base}, seeds=1), "base")
+    small = reach_needed(probe_inputs(tmp_path, ["base"], {"base": {**data, "radius": [0.05, 0.1]}}, {"base": base},
+                                      seeds=1), "base")
+    assert large.passed and not small.passed and small.figure == 0.0, (large.detail, small.detail)
+    assert large.measurements["field"] == small.measurements["field"] < large.measurements["median_width"]
+
+
+def test_global_and_subregion_context_from_the_rows_data_config(tmp_path):
+    band = {"t": {"name": "synthetic", "context": True, "image_size": 64, "n_train": 10}}
+    grid = {"t": {**band["t"], "context_grid": 2, "contexts": 4, "radius": [0.05, 0.14], "max_objects": 4}}
+    one, four = probe_inputs(tmp_path, ["t"], band, seeds=1), probe_inputs(tmp_path, ["t"], grid, seeds=1)
+    # today's band is read from the global pooling alone; the grid's 4 kinds are not (chance 25 %)
+    assert global_context(one).passed and not global_context(four).passed
+    assert not subregion_context(one).passed and subregion_context(four).passed
+    assert global_context(probe_inputs(tmp_path, ["t"], {"t": {"name": "synthetic"}}, seeds=1)) is None  # no context
+    # a variant not run yet: nothing measured
+    assert reach_needed(one, "other") is None and flip_adds_information(one, "other") is None
+    assert scale(one, ["other"]) is None and flops_ratio(one, "t", "other") is None
+
+
+def test_mirror_iou_by_hand_and_the_flip_probe_on_the_knob(tmp_path):
+    labels = np.zeros((1, 8, 8), np.uint8)
+    labels[0, 1:4, 1:4] = 1  # a square: its own mirror image
+    labels[0, 5:7, 1:5] = 2
+    labels[0, 5, 4] = 0  # an L of 7 px whose mirror shares 6 of them
+    labels[0, 0:2, 6:8] = 3  # cut by the frame: left out
+    assert sorted(mirror_iou(labels).tolist()) == [pytest.approx(6 / 8), 1.0]
+    data = {"name": "synthetic", "image_size": 128, "n_train": 10}
+    today = flip_adds_information(probe_inputs(tmp_path, ["da"], {"da": data}, seeds=1), "da")
+    knob = flip_adds_information(probe_inputs(tmp_path, ["da"], {"da": {**data, "asymmetric": True, "classes": 8}},
+                                              seeds=1), "da")
+    assert not today.passed and knob.passed and FLIP_IOU == 0.9, (today.detail, knob.detail)
+
+
+def stage_probe_file(decided_right, decided_wrong, unsure):
+    """A stage_probe analysis: pixel counts at ρ = 0.8 and 0.985 (the same at both), stage 1's hits."""
+    count = np.zeros((2, 2, 3))
+    correct = np.zeros((2, 2, 3))
+    count[:, 0, :], count[:, 1, :] = decided_right + decided_wrong, unsure
+    correct[:, 0, :], correct[:, 1, :] = decided_right, unsure / 2
+    return {"rhos": np.array([0.8, 0.985]), "count": count, "correct": correct}
+
+
+def test_hard_pixels_and_the_cascade_split_from_the_stage_probe_analysis(tmp_path):
+    hard = probe_inputs(tmp_path / "a", ["r1"], analyses={"stage_probe": {"r1": stage_probe_file(970, 30, 1000)}})
+    easy = probe_inputs(tmp_path / "b", ["r1"], analyses={"stage_probe": {"r1": stage_probe_file(999, 1, 20000)}})
+    assert hard_pixels(hard, "r1").figure == pytest.approx(3.0) and hard_pixels(hard, "r1").passed
+    assert not hard_pixels(easy, "r1").passed  # 0.1 % wrong
+    assert cascade_split(hard, "r1", 0.985).figure == pytest.approx(50.0) and cascade_split(hard, "r1", 0.8).passed
+    assert not cascade_split(easy, "r1", 0.985).passed and CASCADE_SPLIT == 10.0  # 1000 of 21000 pixels: 4.8 %
+    assert hard_pixels(probe_inputs(tmp_path / "c", ["r1"]), "r1") is None
+
+
+def test_the_loss_still_falling_over_its_last_quarter(tmp_path):
+    iterations = np.arange(0, 400, 10)
+    rng = np.random.default_rng(0)
+    falling = {"iteration": iterations, "loss": 2 - iterations / 200 + rng.normal(0, 0.01, 40)}
+    flat = {"iteration": iterations, "loss": np.r_[np.linspace(2, 0.5, 30), np.full(10, 0.5)] + rng.normal(0, 0.01, 40)}
+    assert optimisation_unfinished(probe_inputs(tmp_path / "a", ["no_aux"], analyses={"curve": {"no_aux": falling}}),
+                                   "no_aux").passed
+    assert not optimisation_unfinished(probe_inputs(tmp_path / "b", ["no_aux"], analyses={"curve": {"no_aux": flat}}),
+                                       "no_aux").passed
+    assert optimisation_unfinished(probe_inputs(tmp_path / "c", ["no_aux"]), "no_aux") is None
+    short = {"iteration": iterations[:12], "loss": falling["loss"][:12]}  # 3 points in its last quarter
+    assert optimisation_unfinished(probe_inputs(tmp_path / "d", ["no_aux"], analyses={"curve": {"no_aux": short}}),
+                                   "no_aux") is None
+
+
+def test_fc6_flops_ratio_at_the_rows_model_configs(tmp_path):
+    def deeplab(kernel, dilation, filters):
+        return {"arch": "deeplab_v1", "fc6_kernel": kernel, "fc6_dilation": dilation, "fc_channels": filters,
+                "backbone": {"name": "vgg", "widths": [8, 16, 32, 32], "convs": [1, 1, 1, 1], "batch_norm": True}}
+    models = {"k7d4": deeplab(7, 1, 256), "largefov": deeplab(3, 3, 64), "k4d4": deeplab(4, 1, 256),
+              "k4d8": deeplab(4, 2, 256)}
+    inputs = probe_inputs(tmp_path, list(models), model=models, seeds=1)
+    ratio = flops_ratio(inputs, "k7d4", "largefov")
+    assert ratio.passed and ratio.figure == pytest.approx(49 * 256 / (9 * 64))  # same 32 channels in
+    same = flops_ratio(inputs, "k4d8", "k4d4")  # a wider dilation costs nothing
+    assert not same.passed and same.figure == 1.0 and FLOPS_RATIO == 2.0
+
+
+def test_the_crf_probe_over_every_point_each_variants_search_scored():
+    import json
+
+    import pandas as pd
+    points = [{"w1": w, "theta": t} for w in (5, 7, 10) for t in (10, 18, 26)]
+
+    def tuning(variant, centre, top):
+        return [{"variant": f"{variant}@crf{i}", "status": "ok", "eval_config": json.dumps({"crf": p}),
+                 "mIoU": top - abs(p["w1"] - centre[0]) - abs(p["theta"] - centre[1]) / 8} for i, p in enumerate(points)]
+    inside = pd.DataFrame(tuning("a_crf", (7, 18), 80) + tuning("b_crf", (7, 18), 85))
+    result = crf_room_of(inside, ["a_crf", "b_crf"])
+    assert result.passed and result.figure == pytest.approx(15.0)
+    corner = crf_room_of(pd.DataFrame(tuning("a_crf", (7, 18), 80) + tuning("b_crf", (10, 26), 85)), ["a_crf", "b_crf"])
+    assert not corner.passed and corner.detail.startswith("fails for b_crf;")
+    assert crf_room_of(inside, ["c_crf"]) is None  # no search scored yet
+
+
+def test_the_projection_keeps_the_context_read_from_its_saved_analysis(tmp_path):
+    kept = {"readout_acc": np.float64(85.0), "chance": np.float64(50.0)}
+    lost = {"readout_acc": np.float64(52.0), "chance": np.float64(50.0)}
+    for analysis, present in ((kept, True), (lost, False)):
+        inputs = probe_inputs(tmp_path / str(present), ["dr"], analyses={"projection_context": {"dr": analysis}})
+        assert projection_keeps_context(inputs, ["dr"]).passed == present
+    assert projection_keeps_context(probe_inputs(tmp_path / "none", ["dr"]), ["dr"]) is None

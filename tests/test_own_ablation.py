@@ -10,8 +10,9 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # not needed to run an ablation, or too big to copy (the weights are linked instead)
+# probes/ is copied: the ablation files name their mechanisms' probes (probes/mechanisms.py)
 LEFT_OUT = shutil.ignore_patterns(".git", "venv", ".venv", "__pycache__", "runs", "cache", "weights", "figures",
-                                  "tests", "probes", "*.lock")
+                                  "tests", "*.lock")
 
 
 def walk_through():

@@ -103,8 +103,8 @@ def test_the_notes_beside_an_ablation_file_go_to_the_appendix_below_its_headings
     assert read_notes(types.SimpleNamespace(path=str(tmp_path / "none.py"))) is None
 
 
-def test_the_data_page_names_each_configuration_by_its_knobs_and_says_what_the_configurations_cannot_test():
-    from report.data_page import cannot_test, config_name, figure_name
+def test_the_data_page_names_each_configuration_by_its_knobs_and_its_classes():
+    from report.data_page import can_and_cannot, config_name, figure_name
     plain = {"name": "synthetic", "image_size": 128, "n_train": 2000, "n_val": 300}
     scaled = {**plain, "log_radius": True, "radius": [0.03, 0.3], "resize": [0.5, 2.0]}
     assert config_name(plain) == "plain scenes"
@@ -112,8 +112,4 @@ def test_the_data_page_names_each_configuration_by_its_knobs_and_says_what_the_c
     assert config_name({**plain, "classes": 4}) == "plain scenes"  # a knob at its default is not named
     assert figure_name(plain) == "data_plain.png"  # today's figure keeps its file
     assert figure_name(scaled).startswith("data_plain_") and figure_name(scaled) != figure_name({**scaled, "resize": None})
-    today = cannot_test([plain], 3.2, [5])
-    assert "5 classes at 128 px" in today and "at most 1.8× in size" in today and "no random resizing" in today
-    assert "no table trains more than 3.2 epochs" in today and "its own mirror image" in today
-    wider = cannot_test([plain, scaled, {**plain, "asymmetric": True, "classes": 8}], 32.0, [5, 9])
-    assert "multi-scale" not in wider and "mirror image" not in wider and "5 or 9 classes" in wider  # 10× and resized
+    assert "(5 or 21 classes at 128 px" in can_and_cannot([21, 5, 5])

@@ -134,10 +134,12 @@ def test_the_headline_counts_assertions_and_a_variant_never_run_is_not_run_yet()
     found = judged_assertions(judged, [spec], {"t": rows}, lambda r: (r, []))["t"]
     assert [ja.outcome for ja in found] == [REPRODUCED, NOT_RUN, CONTRADICTED]
     assert found[1].missing == ("d",) and not found[2].counted  # beyond the paper: shown, not counted
-    assert assertion_counts(found) == {REPRODUCED: 1, CONTRADICTED: 0, "absent": 0, INCONCLUSIVE: 0, NOT_RUN: 1}
+    assert assertion_counts(found) == {REPRODUCED: 1, CONTRADICTED: 0, "absent": 0, INCONCLUSIVE: 0,
+                                       Outcome.NOT_TESTABLE: 0, NOT_RUN: 1}
     table = overview_table({"t": found})
     # one row per assertion: its comparisons' tally (each stands beneath it in its section's claims table)
-    assert "| **a beats all** (T1) | – | 2 comparisons: 2 reproduced | **reproduced** |" in table and "↳" not in table
+    assert ("| **a beats all** (T1) | – | 2 comparisons: 2 reproduced | not probed yet (none named) | **reproduced** |"
+            in table and "↳" not in table)
     assert "needs runs of d" in table and "c beats a" not in table
 
 
@@ -179,3 +181,43 @@ def test_a_best_claim_names_the_test_its_runner_up_was_compared_by():
     best = Best("", "mIoU", expected="y", candidates=["x", "y"])
     assert "(Welch p(>)=" in best.judge({"x": [1, 1.1, 1.2], "y": [3, 3.1, 3.2]})[1]
     assert "(Mann–Whitney p(>)=" in best.judge({"x": [1, inf, 1.2], "y": [3, 3.1, 3.2]})[1]
+
+
+def test_a_failed_mechanism_probe_makes_an_assertion_not_testable_and_one_not_measured_keeps_its_verdict(tmp_path):
+    import pandas as pd
+
+    from engine.claims import Assertion, Mechanism
+    from probes.mechanisms import ProbeResult
+    from report.overview import assertion_counts, judged_assertions, judged_claims, mechanisms_list, overview_table, \
+        testable_text
+    rows = pd.DataFrame({"variant": ["a", "b", "c"] * 3, "seed": [0, 0, 0, 1, 1, 1, 2, 2, 2], "data_config": "{}",
+                         "run_id": [str(i) for i in range(9)], "eval_id": "e", "status": "ok", "preset": "smoke",
+                         "m": [5.0, 1.0, 3.0, 5.2, 1.1, 3.3, 5.1, 1.2, 3.1]})
+    seen = []
+
+    def probe(inputs, figure):  # passes at 1 or more; None: not measured yet
+        seen.append((inputs.spec.name, len(inputs.rows), inputs.results_dir))
+        return None if figure is None else ProbeResult("m", figure >= 1, figure, 1.0, f"measured {figure}")
+    claims = [Greater(f"{a} > {b}", "m", a=a, b=b) for a, b in ("ab", "ac", "cb")]
+    spec = SimpleNamespace(name="t", title="T", claims=claims, bands={}, max_runs={}, published={}, assertions=(
+        Assertion("present", "T1", [claims[0]], mechanisms=[Mechanism("why", probe, {"figure": 2.0})]),
+        Assertion("absent", "T1", [claims[1]], mechanisms=[Mechanism("why", probe, {"figure": 2.0}),
+                                                           Mechanism("and", probe, {"figure": 0.5})]),
+        Assertion("unmeasured", "T1", [claims[2]], mechanisms=[Mechanism("why", probe, {"figure": None})])))
+    judged = judged_claims({"t": rows}, [spec], lambda r: (r, []))
+    found = judged_assertions(judged, [spec], {"t": rows}, lambda r: (r, []), str(tmp_path))["t"]
+    assert seen == [("t", 9, str(tmp_path))] * 4
+    assert [ja.outcome for ja in found] == [REPRODUCED, Outcome.NOT_TESTABLE, REPRODUCED]
+    assert [ja.mechanism for ja in found] == ["yes", "no", "not probed yet"]
+    assert assertion_counts(found)[Outcome.NOT_TESTABLE] == 1 and assertion_counts(found)[REPRODUCED] == 2
+    table = overview_table({"t": found})
+    assert "| yes (2 vs 1) | **reproduced** |" in table
+    assert "| – | 1 comparison: 1 reproduced | no (0.5 vs 1: measured 0.5) | **not testable on this data** |" in table
+    assert "| not probed yet | **reproduced** |" in table
+    assert "1 of 3 assertions (33 %); of those, 1 decided (100 %)" in testable_text({"t": found})
+    assert "- and: **no** (0.5 vs 1) — for “absent”" in mechanisms_list(found)
+    assert "- why: **yes** (2 vs 1: measured 2.0) — for every assertion but “unmeasured”" in \
+        mechanisms_list(found, detail=True)
+    # without a results folder (a section's own table) no probe runs, and the verdict is the comparisons'
+    plain = judged_assertions(judged, [spec], {"t": rows}, lambda r: (r, []))["t"]
+    assert [ja.outcome for ja in plain] == [REPRODUCED] * 3 and len(seen) == 4

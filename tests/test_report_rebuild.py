@@ -75,9 +75,14 @@ def test_runs_save_their_analyses(smoke):
     dsn = rows[rows["variant"] == "r1"].iloc[0]  # the DSN row keeps the probe of the mechanism
     probe = load_analysis(analysis_file(str(out), dsn["run_id"], dsn["eval_id"], "stage_probe"))
     assert probe["acc"].shape == (2, 2, 3) and list(probe["rhos"]) == [0.8, 0.985]
-    # only the variants that list an analysis of their trained model have one; and each dataset its preview
+    # only the variants that list an analysis of their trained model have one, but every run's "heldout"
+    # (an every-plan analysis: issue 37's probes read it); and each dataset its preview
     names = os.listdir(out / "analysis")
-    assert len([n for n in names if not n.startswith("data-")]) == len(gcn_k.ERF_VARIANTS) + 2
+    heldout = [n for n in names if n.endswith("-heldout.npz")]
+    evaluations = sum(len(pd.read_csv(out / f"{name}.csv", dtype=str).drop_duplicates(["run_id", "eval_id"]))
+                      for name in ("gcn_k", "lc_threshold"))
+    assert len(heldout) == evaluations
+    assert len([n for n in names if not n.startswith("data-") and n not in heldout]) == len(gcn_k.ERF_VARIANTS) + 2
     assert sorted(n for n in names if n.startswith("data-")) == sorted(
         os.path.basename(data_analysis_file(str(out), json.loads(rows.iloc[0]["data_config"]), "preview"))
         for rows in (pd.read_csv(out / f"{name}.csv", dtype=str) for name in ("gcn_k", "lc_threshold")))

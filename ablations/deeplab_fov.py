@@ -107,7 +107,10 @@ PRESETS = {
     # batch 8, not the quick preset's 16: half the compute a run, for the suite's time budget (deeplab_fov.md);
     # deeplab_crf shares these runs (its presets are these)
     # lr 0.004, ×10 on fc6, fc7 and the classifier: chosen by probes/pretraining.py (deeplab_fov.md)
+    # data: issue 37's rule (data/MECHANISMS.md) for deeplab_crf, whose runs these are: soft, low-contrast
+    # boundaries, so the CRF has edges to refine below its ceiling
     "quick": {"model": CPU_MODEL, "train": {"iterations": 1000, "batch_size": 8, "lr": 0.004},
+              "data": {"edge_blur": 2, "contrast": 0.6},
               "eval": {"train_speed_steps": 20}},
     "full": {"model": CPU_MODEL, "train": {"lr": 0.004}, "eval": {"train_speed_steps": 20}},
     # the paper: ImageNet VGG-16, batch 20, lr 1e-3 (×10 on the classifier), ×0.1 every 2000

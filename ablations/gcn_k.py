@@ -57,7 +57,13 @@ MAX_RUNS = {"quick": 30}
 PRESETS = {
     # batch 8 instead of the quick preset's 16: half the compute per run, for the suite's time budget
     # (see gcn_k.md); shared by every GCN table, so their shared runs keep one run id
-    "quick": {"train": {"batch_size": 8}},
+    # data: issue 37's rule (data/MECHANISMS.md, settings pilot): 21 classes of small asymmetric objects
+    # from 200 training images, where a many-parameter k×k head overfits (gcn_vs_conv, gcn_vs_stack's
+    # mechanism; every GCN table sharing their runs takes it). 200 images cannot give up 300 for lr
+    # selection: selection runs train on all 200 and are scored on the held-out training images
+    "quick": {"train": {"batch_size": 8},
+              "data": {"classes": 20, "asymmetric": True, "radius": [0.10, 0.20], "n_train": 200},
+              "tuning": {"holdout": "heldout"}},
     # the paper: ResNet-152 (ImageNet), head on res-5 (output stride 32), every image padded to
     # 512×512 so res-5 is 16×16; SGD batch 1, momentum 0.99, wd 5e-4; flip only. BatchNorm frozen: the
     # paper does not say, and statistics of batch 1 are no statistics; the practice of the time

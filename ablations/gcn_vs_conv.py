@@ -4,8 +4,9 @@ learning rate and with each head at its own best learning rate.
 Why: the paper blames the trivial k×k conv's decline on large kernels being "hard to converge", a
 statement about optimisation, and at lr/5 the earlier results flipped (the trivial k = 9 beat
 k = 5). An architecture claim should not rest on one shared lr: the "_tuned" variants train each
-head at the lr of the grid TUNE_SCALES × the preset's lr that scores best on 300 held-out
-training images (engine/plans.py selection_plans; never the validation split). The fixed-lr rows
+head at the lr of the grid TUNE_SCALES × the preset's lr that scores best on held-out training
+images (engine/plans.py selection_plans; never the validation split; at the quick preset the 200 of
+the `heldout` split, each selection run trained on the table's 200 training images). The fixed-lr rows
 stay beside them, and the held-out scores per lr are in the report: the lr-sensitivity is itself a
 finding.
 

@@ -75,4 +75,5 @@ def deep_trunk_from_scratch(preset):
     return out
 
 
-PRESETS = {name: deep_trunk_from_scratch(preset) for name, preset in psp_common.PRESETS.items()}
+# today's one-band data: psp_aux shares no run with psp_pool, so issue 37's grid is not its (psp_common)
+PRESETS = {name: deep_trunk_from_scratch(preset) for name, preset in psp_common.ONE_BAND_PRESETS.items()}

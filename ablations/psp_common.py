@@ -1,9 +1,15 @@
-"""What the two PSPNet ablations (psp_pool, psp_aux) share: the paper, the presets (identical, so a
-run both tables contain — the baseline with α = 0.4 — is trained once) and the deviations. (The
+"""What the PSPNet ablations share: the paper, the presets (psp_pool, psp_depth, psp_chain build on PRESETS,
+so a run two of them contain is trained once; psp_aux on ONE_BAND_PRESETS) and the deviations. (The
 report section on why a local receptive field cannot solve the embedded dataset's context task is
 report/psp.py; its measurements, upward_reach and band_distances, are in engine/measurements.py.)
 """
 PAPER = "Zhao, Shi, Qi, Wang, Jia. Pyramid Scene Parsing Network. CVPR 2017, arXiv 1612.01105"
+
+# Issue 37's rule (data/MECHANISMS.md, settings pilot): a 2×2 grid of sub-regions, each with one of 4 kinds
+# of scene, so sub-region context that global pooling mixes is there for psp_pool's pyramid to keep; taken
+# at the quick preset by every table sharing psp_pool's runs (psp_depth, psp_chain), not by psp_aux (its
+# deeper trunk from scratch shares none, and its mechanism was not piloted: it keeps ONE_BAND_PRESETS)
+CONTEXT_GRID = {"context_grid": 2, "contexts": 4, "radius": [0.08, 0.14]}
 
 # Four stages, the last at stride 1 (output stride 8), so the auxiliary head sits on s3 and the
 # main head on s4. With the 3×3 head conv and the ×8 upsampling, an output pixel sees at most 46 px
@@ -21,7 +27,7 @@ FROM_STANDIN = {"lr": 0.004, "head_lr_mult": 12.5}
 # every table tests as the authors' test codes do (hszhao/PSPNet's caffe_process.m, hszhao/semseg): the
 # mirrored image's softmax averaged with the plain one's, at a single scale too (segmodels/pspnet.py)
 MIRRORED = {"flip": True}
-PRESETS = {
+ONE_BAND_PRESETS = {
     "smoke": {"data": {"context": True}, "eval": MIRRORED,
               "model": {"backbone": SMALL_OS8, "head_width": 16, "aux_width": 8}},
     "quick": {"data": {"context": True, "image_size": 128, "n_train": 2000, "n_val": 300},
@@ -48,3 +54,5 @@ PRESETS = {
               # the authors' test protocol (semseg's ADE20K settings): long side 512·s, 473-px windows slid over it
               "eval": {"batch_size": 1, **MIRRORED, "base_size": 512, "crop": 473}},
 }
+_QUICK = ONE_BAND_PRESETS["quick"]
+PRESETS = {**ONE_BAND_PRESETS, "quick": {**_QUICK, "data": {**_QUICK["data"], **CONTEXT_GRID}}}

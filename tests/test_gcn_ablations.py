@@ -132,7 +132,7 @@ def test_tuned_variants_train_at_the_chosen_lr_and_share_the_selection_runs():
     assert sorted(conv) == sorted(f"{v}_tuned@{s:g}" for v in ("gcn_k7", "gcn_k9", "conv_k5", "conv_k7", "conv_k9")
                                   for s in gcn_vs_conv.TUNE_SCALES)
     assert {p.train["lr"] for p in conv.values()} == {round(s * preset_lr, 12) for s in gcn_vs_conv.TUNE_SCALES}
-    assert all(p.data["holdout"] == 300 and not p.eval["speed_repeats"] for p in conv.values())
+    assert all(p.data["holdout"] == "heldout" and not p.eval["speed_repeats"] for p in conv.values())
     for key in ("gcn_k7_tuned@0.2", "gcn_k9_tuned@1"):  # GCN's selection runs serve both tables
         assert conv[key].run_id == stack[key].run_id
 

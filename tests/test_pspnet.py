@@ -14,7 +14,7 @@ import run_all
 from ablations import load, psp_aux, psp_pool
 from engine.measurements import band_distances, upward_reach
 from engine.metrics import group_accuracy
-from ablations.psp_common import PRESETS
+from ablations.psp_common import ONE_BAND_PRESETS, PRESETS
 from helpers import plans_of, settings_of
 from data.synthetic import CONTEXTS, CUE_COLOURS, OBJECT_TOP, SHAPES, SyntheticScenes, cue_rows, make_scene
 from segmodels import build_model, without_weights
@@ -227,9 +227,9 @@ def test_context_option_is_validated():
 
 
 def test_band_lies_outside_the_local_receptive_field():
-    """At the quick preset, no object pixel's receptive field (baseline or control head) holds a
-    band pixel, while pyramid pooling reaches the whole image."""
-    data = {k: v for k, v in PRESETS["quick"]["data"].items()}
+    """On the one-band scenes at 128 px (psp_aux's quick data), no object pixel's receptive field (psp_pool's
+    baseline or control head) holds a band pixel, while pyramid pooling reaches the whole image."""
+    data = {k: v for k, v in ONE_BAND_PRESETS["quick"]["data"].items()}
     val = SyntheticScenes("val", **{**data, "n_val": 50})
     size = data["image_size"]
     models = {p.variant: p.model for p in plans_of(psp_pool, "quick")}
@@ -238,6 +238,18 @@ def test_band_lies_outside_the_local_receptive_field():
         reach = upward_reach(build_model(models[local], val.num_classes), size)
         assert 8 < reach < nearest, (local, reach, nearest)
     assert upward_reach(build_model(models["b1_ave"], val.num_classes), size) == float("inf")
+
+
+def test_quick_grid_puts_some_bands_within_the_local_receptive_field():
+    """Issue 37's 2×2 grid at the quick preset: a sub-region's band lies closer to its objects than the
+    local heads' upward reach, so the baseline and control can see some objects' context (what the report's
+    context section measures), unlike on the one-band scenes."""
+    data = PRESETS["quick"]["data"]
+    val = SyntheticScenes("val", **{**data, "n_val": 50})
+    models = {p.variant: p.model for p in plans_of(psp_pool, "quick")}
+    nearest = band_distances(val.labels, val.knobs.context_grid).min()
+    for local in ("baseline", "control"):
+        assert nearest < upward_reach(build_model(models[local], val.num_classes), data["image_size"]), local
 
 
 def test_group_accuracy():
@@ -361,16 +373,21 @@ def test_resnet269_is_built_of_bottlenecks_and_has_no_torchvision_weights():
     assert [f["computed"] for f in facts if f["published"] == 269] == [269]
 
 
-def test_chain_steps_are_the_other_tables_runs_and_the_baseline_alone_drops_augmentation():
+@pytest.mark.parametrize("preset", ["smoke", "quick"])
+def test_chain_steps_are_the_other_tables_models_and_the_baseline_alone_drops_augmentation(preset):
+    """Each step is another table's model; at smoke the very runs, at quick (issue 37: mirror-asymmetric
+    shapes for "+ DA", every step on them) the same models on the chain's own data, so runs of its own."""
     from ablations import psp_chain, psp_depth
-    chain = {(p.variant, p.seed): p for p in plans_of(psp_chain, "quick")}
-    pool = {(p.variant, p.seed): p for p in plans_of(psp_pool, "quick")}
-    depth = {(p.variant, p.seed): p for p in plans_of(psp_depth, "quick")}
+    chain = {(p.variant, p.seed): p for p in plans_of(psp_chain, preset)}
+    pool = {(p.variant, p.seed): p for p in plans_of(psp_pool, preset)}
+    depth = {(p.variant, p.seed): p for p in plans_of(psp_depth, preset)}
+    own = {**pool[("baseline", 0)].data, **psp_chain.ASYMMETRIC} if preset == "quick" else pool[("baseline", 0)].data
     for mine, theirs in ((("da_al", 0), pool[("baseline", 0)]), (("da_al_psp", 0), pool[("b1236_ave_dr", 0)]),
                          (("deep", 0), depth[("r269_ss", 0)]), (("deep_ms", 0), depth[("r269_ms", 0)])):
-        assert (chain[mine].run_id, chain[mine].eval_id) == (theirs.run_id, theirs.eval_id)
+        assert (chain[mine].model, chain[mine].eval, chain[mine].data) == (theirs.model, theirs.eval, own)
+        assert (chain[mine].run_id == theirs.run_id) == (preset == "smoke")
     base, da = chain[("baseline", 0)], chain[("da", 0)]
-    assert base.data == {**da.data, "flip": False} and "flip" not in da.data and da.data == pool[("baseline", 0)].data
+    assert base.data == {**da.data, "flip": False} and "flip" not in da.data and da.data == own
     assert base.model == da.model and base.model["aux_weight"] == 0 and base.run_id != da.run_id
     paper = {p.variant: p for p in plans_of(psp_chain, "paper") if p.seed == 0}
     assert paper["baseline"].data["scale"] is None and paper["baseline"].data["flip"] is False

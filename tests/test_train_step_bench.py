@@ -40,3 +40,12 @@ def test_paper_shapes_give_images_per_second_and_mfu(tmp_path):
     eager_ms, img_s, mfu = float(cells["eager ms"]), float(cells["eager img/s"]), float(cells["eager MFU %"])
     assert abs(img_s - 2000 / eager_ms) < 0.05 + 0.01 * img_s and mfu > 0
     assert cells["eager peak MB"] == "–"  # GPU memory only
+
+
+def test_the_reference_step_keeps_the_data_its_time_was_measured_on():
+    """REFERENCE_MS is of psp_pool's full module on the one-band scenes (9 classes); the quick preset's data
+    may change (issue 37's grid: 17 classes), the reference step may not."""
+    from data import build_dataset
+    plan = train_step.reference_plan()
+    assert plan.data == train_step.REFERENCE_DATA and plan.model["bins"] == [1, 2, 3, 6]
+    assert build_dataset({**plan.data, "n_train": 1}, "train").num_classes == 9

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy.ndimage import find_objects, label as connected_components
 
+from engine.measurements import readout_accuracy
 from engine.metrics import confusion_matrix, object_accuracies, scores
 
 SEED_SD = 1.0  # mIoU points: the suite's seed noise (median sd 0.93; issue 37 keeps it <= 1.0)
@@ -121,7 +122,6 @@ CONTEXT_GAIN = 20.0
 PYRAMID_BINS = (1, 2, 3, 6)
 COLOUR_LEVELS = 4
 MIN_CONTEXT_IMAGES = 200  # the 1×1 read-out has 64 features that vary only per image: fitted on >= 100 images
-RIDGE = 0.1  # the least-squares read-out's ridge, per pixel, on standardised features
 
 
 def pooled_colours(images, bins):
@@ -153,23 +153,6 @@ def context_features(images, labels, context_of_class, bins, stride=4):
         image_of.append(np.full(len(ys), n))
         targets.append(groups[labels[n, ys, xs]])
     return np.concatenate(rows), np.concatenate(image_of), np.concatenate(targets)
-
-
-def readout_accuracy(features, image_of, targets):
-    """A ridge least-squares linear read-out's accuracy (percent) on the pixels of images it was not
-    fitted on: fitted on the first half of the images and tested on the second, then the other way
-    round; the mean of the two."""
-    kinds = np.unique(targets)
-    onehot = (targets[:, None] == kinds[None]).astype(float)
-    first = image_of < (image_of.max() + 1) // 2
-    accuracies = []
-    for fit in (first, ~first):
-        mean, sd = features[fit].mean(0), features[fit].std(0) + 1e-6  # standardised: one ridge for every feature
-        x = np.hstack([(features - mean) / sd, np.ones((len(features), 1))])
-        a = x[fit]
-        weights = np.linalg.solve(a.T @ a + RIDGE * len(a) * np.eye(a.shape[1]), a.T @ onehot[fit])
-        accuracies.append(100 * float((kinds[(x[~fit] @ weights).argmax(1)] == targets[~fit]).mean()))
-    return float(np.mean(accuracies))
 
 
 def context_readouts(images, labels, context_of_class):
@@ -648,9 +631,9 @@ def optimisation_unfinished(inputs, variant):
 
 
 # ---- DR (PSPNet "DR helps"): the reduced projection keeps the context features. Measured as a linear
-# read-out of each object pixel's kind of scene from the projected pyramid features of a trained model (the run
-# analysis "projection_context", key readout_acc, percent; chance key chance): 20 points above chance as the
-# global read-out. No committed analysis holds those features yet: None until a run saves it.
+# read-out of each object pixel's kind of scene from the projected pyramid features of a trained model on
+# held-out training images (the run analysis "projection_context", engine/measurements.py: key readout_acc,
+# percent; chance key chance): 20 points above chance as the global read-out. None where no run saved it.
 def projection_keeps_context(inputs, variants):
     """Passes if the read-out from every listed variant's projection (mean over its runs) is 20 points above
     chance; the figure is the least gain."""

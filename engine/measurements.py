@@ -122,10 +122,21 @@ def stage_probe(model, images, labels, rhos=PROBE_RHOS, batch_size=50):
 
 def stage_probe_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
     """stage_probe over the first PROBE_IMAGES validation images at PROBE_RHOS (an analysis of a
-    DSN-trained cascade; the plan's own rho does not enter)."""
-    n = min(PROBE_IMAGES, len(val_set))
-    images = torch.stack([val_set[i][0] for i in range(n)])
-    labels = torch.stack([val_set[i][1] for i in range(n)])
+    DSN-trained cascade; the plan's own rho does not enter): the report's figure of the stages."""
+    return stage_probe_of(model, val_set, device)
+
+
+def heldout_stage_probe_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
+    """stage_probe over the first PROBE_IMAGES held-out training images (never the validation split):
+    what issue 37's cascade probes (hard pixels, easy pixels) read."""
+    from data import build_dataset
+    return stage_probe_of(model, build_dataset(data_cfg, "heldout"), device)
+
+
+def stage_probe_of(model, dataset, device):
+    n = min(PROBE_IMAGES, len(dataset))
+    images = torch.stack([dataset[i][0] for i in range(n)])
+    labels = torch.stack([dataset[i][1] for i in range(n)])
     model.to(device)
     return stage_probe(model, images, labels)
 

@@ -500,12 +500,13 @@ def flip_adds_information(inputs, variant):
     return None if data.get("name") != "synthetic" else mirror_present(mirror_iou(heldout_scenes(data).labels))
 
 
-# ---- the cascade (Layer Cascade), from the DSN model's "stage_probe" run analysis (engine/measurements.py:
-# computed on the first 300 VALIDATION images, not held-out training images; the only measurement of a
-# trained cascade the committed rows keep)
+# ---- the cascade (Layer Cascade), from the DSN model's "heldout_stage_probe" run analysis (engine/measurements.py:
+# the stage probe on the first 300 held-out training images; the report's own "stage_probe" figure reads the
+# validation images, which a probe must not)
 def stage_probe_counts(inputs, variant):
-    """The variant's stage_probe analyses summed over its runs: (rhos, count [R,2,3], correct [R,2,3]), or None."""
-    found = run_analyses(inputs, [variant], "stage_probe")
+    """The variant's heldout_stage_probe analyses summed over its runs: (rhos, count [R,2,3], correct [R,2,3]),
+    or None."""
+    found = run_analyses(inputs, [variant], "heldout_stage_probe")
     if found is None:
         return None
     runs = found[variant]
@@ -521,7 +522,7 @@ def hard_pixels(inputs, variant):
     r = int(np.argmin(np.abs(rhos - HARD_RHO)))
     decided = count[r, 0, 0]
     result = hard_pixels_present(100 * (1 - correct[r, 0, 0] / decided) if decided else float("nan"))
-    return replace(result, detail=result.detail + " (validation images)")
+    return replace(result, detail=result.detail + " (held-out training images)")
 
 
 # there must be easy pixels for a cascade to save work or to focus on hard ones: stage 1 must decide at least
@@ -538,7 +539,7 @@ def cascade_split(inputs, variant, rho):
     r = int(np.argmin(np.abs(rhos - rho)))
     share = float(100 * count[r, 0, 0] / count[r, :, 0].sum())
     return ProbeResult("easy pixels for stage 1", share >= CASCADE_SPLIT, share, CASCADE_SPLIT,
-                       f"stage 1 decides {share:.0f} % of the pixels at ρ = {rhos[r]:g} (validation images)",
+                       f"stage 1 decides {share:.0f} % of the pixels at ρ = {rhos[r]:g} (held-out training images)",
                        {"rho": float(rhos[r]), "decided_share": share})
 
 

@@ -33,7 +33,8 @@ DROPOUT = 0.5  # the paper does not say where or how much; DeepLab's fc layers u
 MC = {"schedule": "model_cascade", "train_rho": TRAIN_RHO}
 VARIANTS = [
     {"id": "plain", "label": "plain net (one loss; paper: IRNet)", "model": {"schedule": "final"}, "eval": {"rho": 1.0}},
-    {"id": "dsn", "label": "DSN (ρ = 1)", "model": DSN, "eval": {"rho": 1.0}},
+    {"id": "dsn", "label": "DSN (ρ = 1)", "model": DSN, "eval": {"rho": 1.0},
+     "analyses": ["heldout_stage_probe"]},  # its cascade probes (easy_pixels, hard)
     {"id": "dsn_dropout", "label": f"DSN + dropout {DROPOUT:g}", "model": {**DSN, "dropout": DROPOUT},
      "eval": {"rho": 1.0}},
     {"id": "mc", "label": f"Model Cascade (ρ = {TRAIN_RHO:g})", "model": MC, "eval": {"rho": TRAIN_RHO}},

@@ -61,9 +61,11 @@ def rho_id(rho):
 # the paper's LC (ρ = 0.985) keeps a Fig. 5-style stage map of a few validation images (analysis
 # "stages", computed when the run finishes; not part of the run id)
 # the DSN model keeps the probe of the mechanism (analysis "stage_probe": each stage's accuracy on
-# the pixels stage 1 is unsure about); the ρ = 0.8 row is its own model, cascade-trained at 0.8
+# the pixels stage 1 is unsure about, on validation images for the report's figure; "heldout_stage_probe"
+# the same on held-out training images for issue 37's cascade probes); the ρ = 0.8 row is its own model,
+# cascade-trained at 0.8
 VARIANTS = [{"id": rho_id(1.0), "label": "ρ = 1 (DSN)", "x": 1.0, "model": DSN, "eval": {"rho": 1.0},
-             "analyses": ["stage_probe"]}] + [
+             "analyses": ["stage_probe", "heldout_stage_probe"]}] + [
     {"id": rho_id(rho), "label": f"ρ = {rho:g}" + (" (own model, trained at 0.8)" if rho == FAST_RHO else ""),
      "x": rho, "model": LC_FAST if rho == FAST_RHO else LC, "eval": {"rho": rho},
      "analyses": ["stages"] if rho == TRAIN_RHO else []} for rho in RHOS[1:]]
@@ -102,7 +104,7 @@ WHERE = "LC, Table 1"
 
 
 def easy_pixels(variant, rho):
-    """The cascade's premise: stage 1 decides the easy pixels at ρ (read on the DSN model's stage_probe)."""
+    """The cascade's premise: stage 1 decides the easy pixels at ρ (read on the DSN model's heldout_stage_probe)."""
     return Mechanism(f"easy pixels: stage 1 decides them at ρ = {rho:g}, the later stages do the hard rest",
                      cascade_split, {"variant": variant, "rho": rho})
 

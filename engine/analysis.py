@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.measurements import (context_bands_analysis, crf_examples_analysis, curve_analysis, erf_analysis,
-                                 fov_analysis, heldout_analysis, heldout_eval, preview_analysis, reach_analysis,
+                                 fov_analysis, heldout_analysis, heldout_eval, preview_analysis,
+                                 heldout_stage_probe_analysis, projection_context_analysis, reach_analysis,
                                  stage_probe_analysis, stages_analysis)
 from files import atomic_write
 
@@ -149,6 +150,8 @@ ANALYSES = {"erf": Analysis("run", erf_analysis), "stages": Analysis("run", stag
             "crf_examples": Analysis("run", crf_examples_analysis), "reach": Analysis("model", reach_analysis),
             "fov": Analysis("model", fov_analysis), "preview": Analysis("data", preview_analysis),
             "context_bands": Analysis("data", context_bands_analysis),
-            "heldout": Analysis("run", heldout_analysis, datasets=("synthetic",), same_for=heldout_eval)}
+            "heldout": Analysis("run", heldout_analysis, datasets=("synthetic",), same_for=heldout_eval),
+            "projection_context": Analysis("run", projection_context_analysis, datasets=("synthetic",)),
+            "heldout_stage_probe": Analysis("run", heldout_stage_probe_analysis, datasets=("synthetic",))}
 # the report shows the dataset of each table; the mechanism probes read every run's held-out scores
 EVERY_PLAN = ("preview", "heldout")

@@ -122,10 +122,21 @@ def stage_probe(model, images, labels, rhos=PROBE_RHOS, batch_size=50):
 
 def stage_probe_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
     """stage_probe over the first PROBE_IMAGES validation images at PROBE_RHOS (an analysis of a
-    DSN-trained cascade; the plan's own rho does not enter)."""
-    n = min(PROBE_IMAGES, len(val_set))
-    images = torch.stack([val_set[i][0] for i in range(n)])
-    labels = torch.stack([val_set[i][1] for i in range(n)])
+    DSN-trained cascade; the plan's own rho does not enter): the report's figure of the stages."""
+    return stage_probe_of(model, val_set, device)
+
+
+def heldout_stage_probe_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
+    """stage_probe over the first PROBE_IMAGES held-out training images (never the validation split):
+    what issue 37's cascade probes (hard pixels, easy pixels) read."""
+    from data import build_dataset
+    return stage_probe_of(model, build_dataset(data_cfg, "heldout"), device)
+
+
+def stage_probe_of(model, dataset, device):
+    n = min(PROBE_IMAGES, len(dataset))
+    images = torch.stack([dataset[i][0] for i in range(n)])
+    labels = torch.stack([dataset[i][1] for i in range(n)])
     model.to(device)
     return stage_probe(model, images, labels)
 
@@ -198,6 +209,66 @@ def heldout_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=No
                for region, (right, total) in counts.items()},
             "object_size": sizes, "object_acc": accuracies,
             "train_images": np.int64(len(train_part)), "heldout_images": np.int64(len(heldout_set))}
+
+
+# --- what a PSPNet's pyramid levels carry (the "DR helps" mechanism) ---------------------------
+
+RIDGE = 0.1  # the least-squares read-out's ridge, per pixel, on standardised features
+
+
+def readout_accuracy(features, image_of, targets):
+    """A ridge least-squares linear read-out's accuracy (percent) on the pixels of images it was not
+    fitted on: fitted on the first half of the images and tested on the second, then the other way
+    round; the mean of the two."""
+    kinds = np.unique(targets)
+    onehot = (targets[:, None] == kinds[None]).astype(float)
+    first = image_of < (image_of.max() + 1) // 2
+    accuracies = []
+    for fit in (first, ~first):
+        mean, sd = features[fit].mean(0), features[fit].std(0) + 1e-6  # standardised: one ridge for every feature
+        x = np.hstack([(features - mean) / sd, np.ones((len(features), 1))])
+        a = x[fit]
+        weights = np.linalg.solve(a.T @ a + RIDGE * len(a) * np.eye(a.shape[1]), a.T @ onehot[fit])
+        accuracies.append(100 * float((kinds[(x[~fit] @ weights).argmax(1)] == targets[~fit]).mean()))
+    return float(np.mean(accuracies))
+
+
+@torch.no_grad()
+def projection_context_analysis(model, val_set, eval_cfg, device, run_dir=None, data_cfg=None):
+    """How much of each object pixel's kind of scene a trained PSPNet's pyramid levels carry after their
+    projection (with DR: reduced to 1/N channels), on the held-out training images (never the validation
+    split): the levels' outputs at the feature map's resolution, at every cell whose centre pixel is an
+    object, read out linearly (readout_accuracy). readout_acc and chance (one kind in `kinds`) in percent.
+    A context-mode embedded dataset and a model with a pyramid only."""
+    from data import build_dataset
+    from torch.nn import functional as F
+    if getattr(model, "ppm", None) is None:
+        raise ValueError("the projection_context analysis reads a PSPNet's pyramid levels: this model has none")
+    heldout = build_dataset(data_cfg, "heldout")
+    context = getattr(heldout, "class_groups", {}).get("context")
+    if context is None:
+        raise ValueError("the projection_context analysis needs scenes of the context mode (kinds of scene)")
+    kind_of = torch.tensor([-1 if g is None else g for g in context] + [-1] * (256 - len(context)))
+    model.to(device).eval()
+    features, image_of, targets = [], [], []
+    for start in range(0, len(heldout), eval_cfg["batch_size"]):
+        items = [heldout[i] for i in range(start, min(start + eval_cfg["batch_size"], len(heldout)))]
+        images, labels = torch.stack([i for i, _ in items]).to(device), torch.stack([t for _, t in items])
+        x = next(reversed(model.backbone(images).values()))
+        levels = torch.cat([F.interpolate(level(x), size=x.shape[-2:], mode="bilinear", align_corners=True)
+                            for level in model.ppm.levels], 1).cpu()
+        (h, w), (height, width) = levels.shape[-2:], labels.shape[-2:]
+        ys, xs = ((torch.arange(h) + 0.5) * height / h).long(), ((torch.arange(w) + 0.5) * width / w).long()
+        kinds = kind_of[labels[:, ys][:, :, xs].long()]  # [B,h,w]: the kind of scene at each cell's centre
+        for b in range(len(items)):
+            inside = kinds[b] >= 0
+            features.append(levels[b][:, inside].T.double().numpy())
+            targets.append(kinds[b][inside].numpy())
+            image_of.append(np.full(int(inside.sum()), start + b))
+    targets = np.concatenate(targets)
+    return {"readout_acc": np.float64(readout_accuracy(np.concatenate(features), np.concatenate(image_of), targets)),
+            "chance": np.float64(100.0 / len(set(g for g in context if g is not None))),
+            "pixels": np.int64(len(targets))}
 
 
 # --- training curve ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy.ndimage import find_objects, label as connected_components
 
+from engine.measurements import readout_accuracy
 from engine.metrics import confusion_matrix, object_accuracies, scores
 
 SEED_SD = 1.0  # mIoU points: the suite's seed noise (median sd 0.93; issue 37 keeps it <= 1.0)
@@ -121,7 +122,6 @@ CONTEXT_GAIN = 20.0
 PYRAMID_BINS = (1, 2, 3, 6)
 COLOUR_LEVELS = 4
 MIN_CONTEXT_IMAGES = 200  # the 1×1 read-out has 64 features that vary only per image: fitted on >= 100 images
-RIDGE = 0.1  # the least-squares read-out's ridge, per pixel, on standardised features
 
 
 def pooled_colours(images, bins):
@@ -153,23 +153,6 @@ def context_features(images, labels, context_of_class, bins, stride=4):
         image_of.append(np.full(len(ys), n))
         targets.append(groups[labels[n, ys, xs]])
     return np.concatenate(rows), np.concatenate(image_of), np.concatenate(targets)
-
-
-def readout_accuracy(features, image_of, targets):
-    """A ridge least-squares linear read-out's accuracy (percent) on the pixels of images it was not
-    fitted on: fitted on the first half of the images and tested on the second, then the other way
-    round; the mean of the two."""
-    kinds = np.unique(targets)
-    onehot = (targets[:, None] == kinds[None]).astype(float)
-    first = image_of < (image_of.max() + 1) // 2
-    accuracies = []
-    for fit in (first, ~first):
-        mean, sd = features[fit].mean(0), features[fit].std(0) + 1e-6  # standardised: one ridge for every feature
-        x = np.hstack([(features - mean) / sd, np.ones((len(features), 1))])
-        a = x[fit]
-        weights = np.linalg.solve(a.T @ a + RIDGE * len(a) * np.eye(a.shape[1]), a.T @ onehot[fit])
-        accuracies.append(100 * float((kinds[(x[~fit] @ weights).argmax(1)] == targets[~fit]).mean()))
-    return float(np.mean(accuracies))
 
 
 def context_readouts(images, labels, context_of_class):
@@ -517,12 +500,13 @@ def flip_adds_information(inputs, variant):
     return None if data.get("name") != "synthetic" else mirror_present(mirror_iou(heldout_scenes(data).labels))
 
 
-# ---- the cascade (Layer Cascade), from the DSN model's "stage_probe" run analysis (engine/measurements.py:
-# computed on the first 300 VALIDATION images, not held-out training images; the only measurement of a
-# trained cascade the committed rows keep)
+# ---- the cascade (Layer Cascade), from the DSN model's "heldout_stage_probe" run analysis (engine/measurements.py:
+# the stage probe on the first 300 held-out training images; the report's own "stage_probe" figure reads the
+# validation images, which a probe must not)
 def stage_probe_counts(inputs, variant):
-    """The variant's stage_probe analyses summed over its runs: (rhos, count [R,2,3], correct [R,2,3]), or None."""
-    found = run_analyses(inputs, [variant], "stage_probe")
+    """The variant's heldout_stage_probe analyses summed over its runs: (rhos, count [R,2,3], correct [R,2,3]),
+    or None."""
+    found = run_analyses(inputs, [variant], "heldout_stage_probe")
     if found is None:
         return None
     runs = found[variant]
@@ -538,7 +522,7 @@ def hard_pixels(inputs, variant):
     r = int(np.argmin(np.abs(rhos - HARD_RHO)))
     decided = count[r, 0, 0]
     result = hard_pixels_present(100 * (1 - correct[r, 0, 0] / decided) if decided else float("nan"))
-    return replace(result, detail=result.detail + " (validation images)")
+    return replace(result, detail=result.detail + " (held-out training images)")
 
 
 # there must be easy pixels for a cascade to save work or to focus on hard ones: stage 1 must decide at least
@@ -555,7 +539,7 @@ def cascade_split(inputs, variant, rho):
     r = int(np.argmin(np.abs(rhos - rho)))
     share = float(100 * count[r, 0, 0] / count[r, :, 0].sum())
     return ProbeResult("easy pixels for stage 1", share >= CASCADE_SPLIT, share, CASCADE_SPLIT,
-                       f"stage 1 decides {share:.0f} % of the pixels at ρ = {rhos[r]:g} (validation images)",
+                       f"stage 1 decides {share:.0f} % of the pixels at ρ = {rhos[r]:g} (held-out training images)",
                        {"rho": float(rhos[r]), "decided_share": share})
 
 
@@ -648,9 +632,9 @@ def optimisation_unfinished(inputs, variant):
 
 
 # ---- DR (PSPNet "DR helps"): the reduced projection keeps the context features. Measured as a linear
-# read-out of each object pixel's kind of scene from the projected pyramid features of a trained model (the run
-# analysis "projection_context", key readout_acc, percent; chance key chance): 20 points above chance as the
-# global read-out. No committed analysis holds those features yet: None until a run saves it.
+# read-out of each object pixel's kind of scene from the projected pyramid features of a trained model on
+# held-out training images (the run analysis "projection_context", engine/measurements.py: key readout_acc,
+# percent; chance key chance): 20 points above chance as the global read-out. None where no run saved it.
 def projection_keeps_context(inputs, variants):
     """Passes if the read-out from every listed variant's projection (mean over its runs) is 20 points above
     chance; the figure is the least gain."""

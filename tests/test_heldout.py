@@ -251,3 +251,44 @@ def test_the_reports_context_section_names_each_sub_regions_band(tmp_path):
     text = context_section(SimpleNamespace(name="psp"), rows, str(tmp_path), str(tmp_path), "fig", ["baseline"])
     assert f"every object lies ≥ {int(bands['distances'].min())} rows below its own" in text
     assert "each sub-region's top (2 rows; a 2×2 grid)" in text
+
+
+def test_the_projection_context_analysis_reads_the_kind_of_scene_out_of_the_pyramid_levels():
+    """A pyramid level that carries the mean colour of the image's top rows (the band: the kind of scene)
+    lets a linear read-out tell the kinds apart; a level of zeros leaves it at the majority kind, near chance."""
+    from torch import nn
+
+    from engine.measurements import projection_context_analysis
+
+    class Pyramid(nn.Module):  # what the analysis reads of a PSPNet: backbone(x) -> {stage: map}, ppm.levels
+        def __init__(self, level):
+            super().__init__()
+            self.backbone = nn.Identity()
+            self.ppm = nn.Module()
+            self.ppm.levels = nn.ModuleList([level])
+
+        def forward(self, x):
+            return x
+
+    class Stage(nn.Identity):
+        def forward(self, x):
+            return {"last": x}
+
+    class Zeros(nn.Module):
+        def forward(self, x):
+            return torch.zeros_like(x[:, :1, :1, :1])
+
+    class TopRows(nn.Module):
+        def forward(self, x):
+            return x[:, :, :2].mean((2, 3), keepdim=True)
+
+    data = {**TINY, "image_size": 64, "context": True}
+    results = {}
+    for name, level in (("band colour", TopRows()), ("zeros", Zeros())):
+        model = Pyramid(level)
+        model.backbone = Stage()
+        results[name] = projection_context_analysis(model, None, EVAL, "cpu", data_cfg=data)
+    assert results["zeros"]["chance"] == 50.0 and results["zeros"]["pixels"] > 1000
+    assert results["band colour"]["readout_acc"] > 95 > results["zeros"]["readout_acc"]
+    with pytest.raises(ValueError, match="pyramid levels"):
+        projection_context_analysis(nn.Linear(1, 1), None, EVAL, "cpu", data_cfg=data)

@@ -252,8 +252,8 @@ def stage_probe_file(decided_right, decided_wrong, unsure):
 
 
 def test_hard_pixels_and_the_cascade_split_from_the_stage_probe_analysis(tmp_path):
-    hard = probe_inputs(tmp_path / "a", ["r1"], analyses={"stage_probe": {"r1": stage_probe_file(970, 30, 1000)}})
-    easy = probe_inputs(tmp_path / "b", ["r1"], analyses={"stage_probe": {"r1": stage_probe_file(999, 1, 20000)}})
+    hard = probe_inputs(tmp_path / "a", ["r1"], analyses={"heldout_stage_probe": {"r1": stage_probe_file(970, 30, 1000)}})
+    easy = probe_inputs(tmp_path / "b", ["r1"], analyses={"heldout_stage_probe": {"r1": stage_probe_file(999, 1, 20000)}})
     assert hard_pixels(hard, "r1").figure == pytest.approx(3.0) and hard_pixels(hard, "r1").passed
     assert not hard_pixels(easy, "r1").passed  # 0.1 % wrong
     assert cascade_split(hard, "r1", 0.985).figure == pytest.approx(50.0) and cascade_split(hard, "r1", 0.8).passed

@@ -13,7 +13,9 @@ CONTEXT_GRID = {"context_grid": 2, "contexts": 4, "radius": [0.08, 0.14]}
 
 # Four stages, the last at stride 1 (output stride 8), so the auxiliary head sits on s3 and the
 # main head on s4. With the 3×3 head conv and the ×8 upsampling, an output pixel sees at most 46 px
-# upwards: less than the 48 px gap between the context band and the objects (data/synthetic.py).
+# upwards: less than the 48 px gap between the context band and the objects of the one-band scenes
+# (data/synthetic.py); on issue 37's 2×2 grid (CONTEXT_GRID) the gap is 26 px or more, so a local head sees
+# some objects' bands (the context section of the report measures how many).
 SMALL_OS8 = {"name": "small", "widths": [24, 32, 64, 64], "strides": [2, 2, 2, 1], "convs": [1, 2, 2, 1]}
 
 # The quick preset fine-tunes the trunk from its colour-keeping stand-in (weights "fractal_colour":

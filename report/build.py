@@ -238,14 +238,10 @@ def verdict_summary(results, specs, judged, assertions):
 # regenerated from the code as it is (the deviations describe the code, the rows record their git_sha)
 CODE_AHEAD_OF_ROWS = (
     "> **The rows predate the current code and data.** Since they were computed, changes that move numbers went in: "
-    "the authors' test protocol (PSPNet mirrored at every scale, B1 projected; DeepLab-MSc from its frozen base, "
-    "align-corners upsampling, the authors' trimap, the CRF search in the paper's ranges, fc6 by SGEMM) and 1×1 "
-    "convolutions through oneDNN; and the data settings of most tables at the quick preset, chosen by issue 37's "
-    "rule for the papers' mechanisms (data/MECHANISMS.md: 21 classes from 200 training images for the GCN tables "
-    "but Table 6, a 2×2 grid of 4 kinds of scene for PSPNet Tables 1, 3 and 4 — mirror-asymmetric shapes in Table 4 "
-    "—, fewer ringed objects for the Layer Cascade, soft low-contrast edges for DeepLab). The rows, and the data page "
-    "drawn from them, are the old code's on the old data; the deviations describe the current code and data. Every "
-    "table is regenerated once (each row's `git_sha` says which code computed it).")
+    "the authors' test protocols (PSPNet, DeepLab-MSc, the CRF search, fc6 by SGEMM), 1×1 convolutions through "
+    "oneDNN, and most tables' quick-preset data, chosen by issue 37's rule for the papers' mechanisms "
+    "(data/MECHANISMS.md). The rows and the data page are the old code's on the old data; the deviations describe "
+    "the current ones. Every table is regenerated once (each row's `git_sha` says which code computed it).")
 
 
 def counting_method():

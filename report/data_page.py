@@ -116,6 +116,9 @@ def data_page(results, specs, one_plan, results_dir, fig_dir, rel_fig):
         data = json.loads(data_config)
         mode = scene_mode(data)
         cue, _, use = MODES[mode]
+        if mode == "context" and data.get("context_grid", 1) > 1:
+            cue = (f"the shape *and* its sub-region's band (a {data['context_grid']}×{data['context_grid']} grid; "
+                   f"{data.get('contexts', 2)} kinds of scene), along the sub-region's top")
         low, high = object_radius(data)
         use = "the chain's first step: no augmentation" if data.get("flip") is False else use
         trained = {}  # training text -> the tables trained so

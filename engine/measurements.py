@@ -407,6 +407,7 @@ def band_distances(labels, grid=1):
     (the embedded dataset in scene-context mode). With a G × G context grid each sub-region has its
     band along its own top (data/synthetic.py make_scene): a pixel is measured to its sub-region's."""
     from data.synthetic import cue_rows
+    labels = torch.as_tensor(labels)  # an array too (the report's figure passes one)
     size = labels.shape[-1]
     side = size / grid
     tops = torch.tensor([int(round(i * side)) for i in range(grid)])  # each grid row's first row, as drawn

@@ -2,13 +2,12 @@
 tables used (a figure of it from its "preview" analysis, the tables, their training length and the widths
 into their heads), then what the scenes carry and what they cannot show. The scene modes' facts are those
 of data/synthetic.py (its module docstring); the report imports no data code but the knobs' defaults
-(data/scene_knobs.py, plain values), so the rest is restated here."""
+(data/scene_knobs.py) are restated too (a test checks them against it)."""
 import hashlib
 import json
 import os
 import textwrap
 
-from data.scene_knobs import DEFAULT_KNOBS, KNOB_NAMES
 from engine.analysis import data_analysis_file, load_analysis
 from report.common import image_grid, md_table
 
@@ -21,6 +20,9 @@ MODES = {
     "hard": ("a thin ring 12–18 px beyond the object's edge tells a ringed object from its plain look-alike; ≈ 90 % "
              "of the pixels are smooth, easy background", (0.12, 0.18), "the cascade's threshold ρ"),
 }
+# data/scene_knobs.py's knobs and their defaults (a knob at its default is not named)
+KNOB_DEFAULTS = {"classes": 4, "asymmetric": False, "log_radius": False, "context_grid": 1, "contexts": 2,
+                 "ringed_share": 0.5, "edge_blur": 0.0, "contrast": 1.0}
 ANCHOR = "data"  # the page's anchor, set before its heading
 
 # what each table's data can test is measured per assertion by its mechanism probe (issue 37); what remains
@@ -41,7 +43,7 @@ def object_radius(data_cfg):
 
 def changed_knobs(data_cfg):
     """{knob: value} of a data config's scene knobs away from their defaults, and random resize."""
-    knobs = {k: data_cfg[k] for k in KNOB_NAMES if k in data_cfg and data_cfg[k] != getattr(DEFAULT_KNOBS, k)}
+    knobs = {k: data_cfg[k] for k, default in KNOB_DEFAULTS.items() if k in data_cfg and data_cfg[k] != default}
     return {**knobs, **({"resize": data_cfg["resize"]} if data_cfg.get("resize") else {})}
 
 

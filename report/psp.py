@@ -6,7 +6,6 @@ import math
 import os
 
 import numpy as np
-import torch
 
 from engine.analysis import analysis_file, data_analysis_file, load_analysis, model_analysis_file
 from engine.measurements import band_distances
@@ -87,7 +86,7 @@ def context_section(spec, rows, results_dir, fig_dir, rel_fig, heads):
     axes[0].legend()
     axes[1].imshow(bands["image"])  # the scene whose object comes nearest the band
     ys, xs = (bands["label"] > 0).nonzero()
-    top = int(band_distances(torch.from_numpy(bands["label"])[None], grid).argmin())  # nearest its band
+    top = int(band_distances(bands["label"][None], grid).argmin())  # nearest its band
     y, x = int(ys[top]), int(xs[top])
     axes[1].add_patch(plt.Rectangle((x - local, y - local), 2 * local, 2 * local, fill=False, color="white",
                                     linestyle="--"))

@@ -113,3 +113,11 @@ def test_the_data_page_names_each_configuration_by_its_knobs_and_its_classes():
     assert figure_name(plain) == "data_plain.png"  # today's figure keeps its file
     assert figure_name(scaled).startswith("data_plain_") and figure_name(scaled) != figure_name({**scaled, "resize": None})
     assert "(5 or 21 classes at 128 px" in can_and_cannot([21, 5, 5])
+
+
+def test_the_data_pages_knob_defaults_are_the_generators():
+    import dataclasses
+
+    from data.scene_knobs import DEFAULT_KNOBS
+    from report.data_page import KNOB_DEFAULTS
+    assert KNOB_DEFAULTS == dataclasses.asdict(DEFAULT_KNOBS)

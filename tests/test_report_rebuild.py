@@ -82,7 +82,9 @@ def test_runs_save_their_analyses(smoke):
     evaluations = sum(len(pd.read_csv(out / f"{name}.csv", dtype=str).drop_duplicates(["run_id", "eval_id"]))
                       for name in ("gcn_k", "lc_threshold"))
     assert len(heldout) == evaluations
-    assert len([n for n in names if not n.startswith("data-") and n not in heldout]) == len(gcn_k.ERF_VARIANTS) + 2
+    # erf of gcn_k's ERF_VARIANTS; lc_threshold's stages (ρ = 0.985) and its DSN's stage_probe and
+    # heldout_stage_probe (the cascade probes' held-out twin)
+    assert len([n for n in names if not n.startswith("data-") and n not in heldout]) == len(gcn_k.ERF_VARIANTS) + 3
     assert sorted(n for n in names if n.startswith("data-")) == sorted(
         os.path.basename(data_analysis_file(str(out), json.loads(rows.iloc[0]["data_config"]), "preview"))
         for rows in (pd.read_csv(out / f"{name}.csv", dtype=str) for name in ("gcn_k", "lc_threshold")))

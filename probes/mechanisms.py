@@ -405,11 +405,16 @@ def receptive_field_of(model_cfg, num_classes, image_size):
     return field_of(json.dumps(model_cfg, sort_keys=True), num_classes, image_size)
 
 
-@functools.cache
 def field_of(model_json, num_classes, image_size):
-    from engine.measurements import untrained, upward_reach
-    reach = upward_reach(untrained(json.loads(model_json), num_classes), image_size)
+    reach = reach_of(model_json, num_classes, image_size)
     return float(image_size) if reach == float("inf") else 2 * reach + 1
+
+
+@functools.cache
+def reach_of(model_json, num_classes, image_size):
+    """engine.measurements.upward_reach of a model config's untrained network (inf: the whole image)."""
+    from engine.measurements import untrained, upward_reach
+    return upward_reach(untrained(json.loads(model_json), num_classes), image_size)
 
 
 def reach_needed(inputs, variant):
@@ -459,6 +464,25 @@ def global_context(inputs):
     return ProbeResult("global context", bool(gain >= GLOBAL_CONTEXT_GAIN), float(gain), GLOBAL_CONTEXT_GAIN,
                        f"kind of scene read from 1×1 pooling {accuracy:.1f} % (chance {chance:.0f} %)",
                        {"global_accuracy": float(accuracy), "chance": float(chance)})
+
+
+# ---- what a local field cannot see (PSPNet: pooled context "tells what a local field cannot"): of the object
+# pixels of the held-out training scenes, the share whose own band lies beyond the local head's upward reach
+# must be REACH_SHARE or more (reach_needed's margin: a gain confined to those pixels cannot exceed about
+# their share of mIoU). On the one-band scenes no object is within reach; on a G × G grid some are.
+def context_beyond_reach(inputs, variant):
+    from engine.measurements import band_distances
+    data, model = row_config(inputs, variant, "data_config"), row_config(inputs, variant, "model_config")
+    if data is None or data.get("name") != "synthetic" or not data.get("context"):
+        return None
+    scenes = heldout_scenes(data)
+    reach = reach_of(json.dumps(model, sort_keys=True), scenes.num_classes, scenes.labels.shape[-1])
+    distances = band_distances(torch.as_tensor(scenes.labels.astype(np.int64)), scenes.knobs.context_grid)
+    beyond = float(100 * (distances > reach).mean()) if len(distances) else 0.0
+    return ProbeResult("context beyond a local head's reach", beyond >= REACH_SHARE, beyond, REACH_SHARE,
+                       f"{beyond:.0f} % of object pixels lie farther below their band than {variant}'s "
+                       f"{reach:g}-px upward reach (nearest {distances.min():.0f} px)",
+                       {"reach": float(reach), "share_beyond": beyond})
 
 
 # ---- a flip adds information (PSPNet "+ DA"): objects unlike their own mirror image

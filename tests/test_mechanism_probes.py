@@ -228,6 +228,26 @@ def test_global_and_subregion_context_from_the_rows_data_config(tmp_path):
     assert scale(one, ["other"]) is None and flops_ratio(one, "t", "other") is None
 
 
+def test_context_beyond_a_local_heads_reach_on_the_band_and_on_the_grid(tmp_path):
+    """psp_pool's local baseline reaches 46 px up: on the one-band scenes every object lies farther below
+    its band, on issue 37's 2×2 grid only some; a head with a pyramid sees the whole image: none beyond."""
+    from ablations import psp_common
+    from probes.mechanisms import context_beyond_reach
+    quick = psp_common.ONE_BAND_PRESETS["quick"]
+    local = {"arch": "pspnet", "bins": [], **{k: v for k, v in quick["model"].items() if k != "backbone"},
+             "backbone": {k: v for k, v in quick["model"]["backbone"].items() if k != "weights"}}
+    band = {"name": "synthetic", **quick["data"]}
+    grid = {**band, **psp_common.CONTEXT_GRID}
+    models = {"local": local, "pyramid": {**local, "bins": [1, 2, 3, 6]}}
+    one = probe_inputs(tmp_path / "a", ["local", "pyramid"], {"local": band, "pyramid": band}, models, seeds=1)
+    four = probe_inputs(tmp_path / "b", ["local"], {"local": grid}, models, seeds=1)
+    assert context_beyond_reach(one, "local").figure == 100.0
+    assert context_beyond_reach(one, "pyramid").figure == 0.0 and not context_beyond_reach(one, "pyramid").passed
+    on_grid = context_beyond_reach(four, "local")
+    assert on_grid.passed and 5 <= on_grid.figure < 100  # some bands within reach, some not
+    assert context_beyond_reach(one, "other") is None
+
+
 def test_mirror_iou_by_hand_and_the_flip_probe_on_the_knob(tmp_path):
     labels = np.zeros((1, 8, 8), np.uint8)
     labels[0, 1:4, 1:4] = 1  # a square: its own mirror image

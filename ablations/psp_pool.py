@@ -83,7 +83,7 @@ CLAIMS += [Greater("the full module (B1236 + AVE + DR) beats global average pool
 
 WHERE = "PSPNet §5.2, Table 1"
 GLOBAL = [Mechanism("global context, pooled over the image, tells what a local field cannot", global_context),
-          Mechanism("the context lies beyond a local head's reach", context_beyond_reach, {"variant": "baseline"})]
+          Mechanism("context beyond a local head's reach", context_beyond_reach, {"variant": "baseline"})]
 SUBREGION = [Mechanism("sub-region context: the 2×2–6×6 bins tell what the global bin mixes", subregion_context)]
 ASSERTIONS = [
     Assertion("average pooling beats max pooling in every setting", WHERE, CLAIMS[0:3], mechanisms=GLOBAL),

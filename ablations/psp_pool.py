@@ -8,7 +8,7 @@ Run alone: python -m ablations psp_pool [--preset quick]
 """
 from ablations import psp_common
 from engine.claims import Assertion, Greater, Mechanism, Rule
-from probes.mechanisms import global_context, projection_keeps_context, subregion_context
+from probes.mechanisms import context_beyond_reach, global_context, projection_keeps_context, subregion_context
 
 NAME = "psp_pool"
 ORDER = 80  # place in the report: the papers in turn, each paper's tables in its order
@@ -82,7 +82,8 @@ CLAIMS += [Greater("the full module (B1236 + AVE + DR) beats global average pool
                    "(paper: +0.52)", "pixel_acc", a="b1236_ave_dr", b="b1_ave")]
 
 WHERE = "PSPNet §5.2, Table 1"
-GLOBAL = [Mechanism("global context, pooled over the image, tells what a local field cannot", global_context)]
+GLOBAL = [Mechanism("global context, pooled over the image, tells what a local field cannot", global_context),
+          Mechanism("context beyond a local head's reach", context_beyond_reach, {"variant": "baseline"})]
 SUBREGION = [Mechanism("sub-region context: the 2×2–6×6 bins tell what the global bin mixes", subregion_context)]
 ASSERTIONS = [
     Assertion("average pooling beats max pooling in every setting", WHERE, CLAIMS[0:3], mechanisms=GLOBAL),

@@ -124,8 +124,9 @@ def mechanism_cell(ja):
     if ja.missing:
         return "–"
     state, results = ja.mechanism, [r for _, r in ja.probes]
-    if state == "no":
-        return "; ".join(probe_text(r) for r in results if r is not None and not r.passed)
+    if state == "no":  # its name and numbers; what they measure is in the section's Mechanisms and the appendix
+        return "; ".join(f"no: {r.mechanism} ({r.figure:.3g} vs {r.threshold:g})"
+                         for r in results if r is not None and not r.passed)
     if state == "not probed yet":
         return "not probed yet" if results else "not probed yet (none named)"
     return "; ".join(probe_text(r) for r in results)
@@ -133,8 +134,8 @@ def mechanism_cell(ja):
 
 def mechanisms_list(assertions, detail=False):
     """An ablation's mechanisms: each one its assertions name with its probe's result (figure vs threshold;
-    with detail, the measurements behind it: the appendix's part), a line each, and the assertions it is for
-    (a mechanism several assertions share is listed once)."""
+    with detail, the measurements behind it: the appendix's part), and the assertions it is for (a mechanism
+    several assertions share is listed once; mechanisms for the same assertions share a line)."""
     groups = {}  # (mechanism text, its result's line) -> the assertions naming it
     for ja in assertions:
         for m, r in ja.probes:
@@ -144,8 +145,11 @@ def mechanisms_list(assertions, detail=False):
             if ja.assertion.text not in named:
                 named.append(ja.assertion.text)
     probed = [ja for ja in assertions if ja.probes]
-    lines = [f"- {text}: {result}" + ("" if len(probed) == 1 else " — for " + for_text(named, probed))
-             for (text, result), named in groups.items()]
+    by_named = {}  # mechanisms for the same assertions share a line
+    for (text, result), named in groups.items():
+        by_named.setdefault(tuple(named), []).append(f"{text}: {result}")
+    lines = [f"- {'; '.join(parts)}" + ("" if len(probed) == 1 else " — for " + for_text(list(named), probed))
+             for named, parts in by_named.items()]
     return (f"**Mechanisms** (figure vs threshold{'' if detail else '; measurements: appendix'}):\n"
             + "\n".join(lines)) if lines else ""
 
@@ -269,8 +273,7 @@ def overview_table(assertions):
             zip(body, [ja for judged in assertions.values() for ja in judged if ja.counted])]
     return md_table(["ablation", "paper assertion (where)", "published effect (equivalence band)",
                      "deciding comparison [interval at its test's level]", "mechanism here", "verdict"], body) + (
-        f"\n\nRule *{Rule.EVERY}*: {RULE_TEXT[Rule.EVERY]}. An assertion of one comparison takes its verdict; "
-        "each comparison, with its statistic, stands beneath its assertion in the ablation's section.")
+        f"\n\nRule *{Rule.EVERY}*: {RULE_TEXT[Rule.EVERY]}; each comparison stands beneath its assertion in its section.")
 
 
 def left_out_text(assertions):

@@ -15,7 +15,7 @@ from probes.mechanisms import (CASCADE_SPLIT, CEILING, CRF_HEADROOM, FLIP_IOU, F
                                REACH_SHARE, SCALE_SPREAD, accuracy_by_scale, boundary_interior_below_ceiling,
                                capacity_below_ceiling, cascade_split, crf_below_ceiling, crf_room_of, decided_error,
                                flip_adds_information, flops_ratio, global_context, hard_pixels, hard_pixels_present,
-                               mirror_iou, object_widths, optimisation_unfinished, overfitting, overfitting_present,
+                               mirror_iou, object_widths, aux_eases_optimisation, overfitting, overfitting_present,
                                projection_keeps_context, reach_needed, reach_share_present, scale, scale_present,
                                subregion_context, subregion_context_probe, train_heldout_gap)
 
@@ -228,6 +228,26 @@ def test_global_and_subregion_context_from_the_rows_data_config(tmp_path):
     assert scale(one, ["other"]) is None and flops_ratio(one, "t", "other") is None
 
 
+def test_context_beyond_a_local_heads_reach_on_the_band_and_on_the_grid(tmp_path):
+    """psp_pool's local baseline reaches 46 px up: on the one-band scenes every object lies farther below
+    its band, on issue 37's 2×2 grid only some; a head with a pyramid sees the whole image: none beyond."""
+    from ablations import psp_common
+    from probes.mechanisms import context_beyond_reach
+    quick = psp_common.ONE_BAND_PRESETS["quick"]
+    local = {"arch": "pspnet", "bins": [], **{k: v for k, v in quick["model"].items() if k != "backbone"},
+             "backbone": {k: v for k, v in quick["model"]["backbone"].items() if k != "weights"}}
+    band = {"name": "synthetic", **quick["data"]}
+    grid = {**band, **psp_common.CONTEXT_GRID}
+    models = {"local": local, "pyramid": {**local, "bins": [1, 2, 3, 6]}}
+    one = probe_inputs(tmp_path / "a", ["local", "pyramid"], {"local": band, "pyramid": band}, models, seeds=1)
+    four = probe_inputs(tmp_path / "b", ["local"], {"local": grid}, models, seeds=1)
+    assert context_beyond_reach(one, "local").figure == 100.0
+    assert context_beyond_reach(one, "pyramid").figure == 0.0 and not context_beyond_reach(one, "pyramid").passed
+    on_grid = context_beyond_reach(four, "local")
+    assert on_grid.passed and 5 <= on_grid.figure < 100  # some bands within reach, some not
+    assert context_beyond_reach(one, "other") is None
+
+
 def test_mirror_iou_by_hand_and_the_flip_probe_on_the_knob(tmp_path):
     labels = np.zeros((1, 8, 8), np.uint8)
     labels[0, 1:4, 1:4] = 1  # a square: its own mirror image
@@ -261,19 +281,26 @@ def test_hard_pixels_and_the_cascade_split_from_the_stage_probe_analysis(tmp_pat
     assert hard_pixels(probe_inputs(tmp_path / "c", ["r1"]), "r1") is None
 
 
-def test_the_loss_still_falling_over_its_last_quarter(tmp_path):
-    iterations = np.arange(0, 400, 10)
+def test_the_auxiliary_loss_speeds_the_main_loss_paired_by_seed(tmp_path):
+    from probes.mechanisms import early_main_loss
+    iterations = np.arange(0, 400, 10)  # first half: iterations 0-200, 21 points
+    curve = {"iteration": iterations, "loss": np.full(40, 9.0), "main_loss": np.r_[np.full(21, 1.0), np.full(19, 0.0)]}
+    assert early_main_loss(curve) == 1.0  # the main loss, not the total, over the first half only
     rng = np.random.default_rng(0)
-    falling = {"iteration": iterations, "loss": 2 - iterations / 200 + rng.normal(0, 0.01, 40)}
-    flat = {"iteration": iterations, "loss": np.r_[np.linspace(2, 0.5, 30), np.full(10, 0.5)] + rng.normal(0, 0.01, 40)}
-    assert optimisation_unfinished(probe_inputs(tmp_path / "a", ["no_aux"], analyses={"curve": {"no_aux": falling}}),
-                                   "no_aux").passed
-    assert not optimisation_unfinished(probe_inputs(tmp_path / "b", ["no_aux"], analyses={"curve": {"no_aux": flat}}),
-                                       "no_aux").passed
-    assert optimisation_unfinished(probe_inputs(tmp_path / "c", ["no_aux"]), "no_aux") is None
-    short = {"iteration": iterations[:12], "loss": falling["loss"][:12]}  # 3 points in its last quarter
-    assert optimisation_unfinished(probe_inputs(tmp_path / "d", ["no_aux"], analyses={"curve": {"no_aux": short}}),
-                                   "no_aux") is None
+
+    def curves(level, spread):  # per seed: a main loss falling from `level`, with seed noise
+        return [{"iteration": iterations, "main_loss": level + spread * rng.normal() - iterations / 400} for _ in range(3)]
+    eased = {"curve": {"no_aux": curves(1.0, 0.01), "a0.4": curves(0.9, 0.01)}}
+    alike = {"curve": {"no_aux": curves(1.0, 0.05), "a0.4": curves(1.0, 0.05)}}
+    present = aux_eases_optimisation(probe_inputs(tmp_path / "a", ["no_aux", "a0.4"], analyses=eased, seeds=3),
+                                     "no_aux", "a0.4")
+    assert present.passed and present.measurements["mean_difference"] == pytest.approx(0.1, abs=0.03)
+    assert not aux_eases_optimisation(probe_inputs(tmp_path / "b", ["no_aux", "a0.4"], analyses=alike, seeds=3),
+                                      "no_aux", "a0.4").passed
+    assert aux_eases_optimisation(probe_inputs(tmp_path / "c", ["no_aux", "a0.4"]), "no_aux", "a0.4") is None
+    one_seed = {"curve": {"no_aux": curves(1.0, 0.01)[:1], "a0.4": curves(0.9, 0.01)[:1]}}
+    assert aux_eases_optimisation(probe_inputs(tmp_path / "d", ["no_aux", "a0.4"], analyses=one_seed, seeds=1),
+                                  "no_aux", "a0.4") is None  # no paired sd from one seed
 
 
 def test_fc6_flops_ratio_at_the_rows_model_configs(tmp_path):

@@ -212,7 +212,7 @@ def test_a_failed_mechanism_probe_makes_an_assertion_not_testable_and_one_not_me
     assert assertion_counts(found)[Outcome.NOT_TESTABLE] == 1 and assertion_counts(found)[REPRODUCED] == 2
     table = overview_table({"t": found})
     assert "| yes (2 vs 1) | **reproduced** |" in table
-    assert "| – | 1 comparison: 1 reproduced | no (0.5 vs 1: measured 0.5) | **not testable on this data** |" in table
+    assert "| – | 1 comparison: 1 reproduced | no: m (0.5 vs 1) | **not testable on this data** |" in table
     assert "| not probed yet | **reproduced** |" in table
     assert "1 of 3 assertions (33 %); of those, 1 decided (100 %)" in testable_text({"t": found})
     assert "- and: **no** (0.5 vs 1) — for “absent”" in mechanisms_list(found)

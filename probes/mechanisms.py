@@ -239,7 +239,6 @@ def crf_below_ceiling(grid, points, scores_of_points):
 # "heldout" run analysis of committed rows that predate it: the regeneration measures it).
 
 CEILING = 100 - 5 * SEED_SD  # a score above this leaves under 5 seed sds for any change to show in
-HELDOUT_IMAGES = 200  # held-out training images a data probe reads (as the "heldout" run analysis)
 
 
 @dataclass(frozen=True)
@@ -348,32 +347,24 @@ REACH_SHARE = 5 * SEED_SD
 
 @dataclass(frozen=True)
 class HeldOutScenes:
-    images: np.ndarray  # uint8 [N,H,W,3]
+    images: np.ndarray  # uint8 [N,3,H,W]
     labels: np.ndarray  # uint8 [N,H,W]
     num_classes: int
     knobs: object  # data.scene_knobs.SceneKnobs
 
 
-def heldout_scenes(data_cfg, n=HELDOUT_IMAGES):
-    """The embedded scenes the training split would hold at indices n_train … n_train + n − 1: training-
-    distribution images no model saw (the "heldout" contract), generated alone (no cached split; kept for
-    the process: a report build reads one config several times)."""
-    return scenes_of(json.dumps(data_cfg, sort_keys=True), n)
+def heldout_scenes(data_cfg):
+    """The held-out training images of an embedded data config (data split 'heldout': training-distribution
+    images no model saw, as the "heldout" run analysis reads them); kept for the process, since a report
+    build reads one config several times."""
+    return scenes_of(json.dumps(data_cfg, sort_keys=True))
 
 
 @functools.cache
-def scenes_of(data_json, n):
-    data_cfg = json.loads(data_json)
-    from data.scene_knobs import KNOB_NAMES, number_range, scene_knobs
-    from data.synthetic import MODES, class_names, scene_mode
-    mode = scene_mode(data_cfg.get("context", False), data_cfg.get("hard", False))
-    knobs = scene_knobs({k: v for k, v in data_cfg.items() if k in KNOB_NAMES}, mode)
-    radius = number_range("radius", data_cfg["radius"], 0.5) if data_cfg.get("radius") else MODES[mode].radius
-    start, size = data_cfg.get("n_train", 2000), data_cfg.get("image_size", 128)
-    scenes = [MODES[mode].make(data_cfg.get("seed", 0), "train", i, size, data_cfg.get("max_objects", 2), radius,
-                               knobs=knobs) for i in range(start, start + n)]
-    return HeldOutScenes(np.stack([s[0] for s in scenes]), np.stack([s[1] for s in scenes]),
-                         len(class_names(mode, knobs)), knobs)
+def scenes_of(data_json):
+    from data import build_dataset
+    data = build_dataset({k: v for k, v in json.loads(data_json).items() if k != "holdout"}, "heldout")
+    return HeldOutScenes(data.images.numpy(), data.labels.numpy(), data.num_classes, data.knobs)
 
 
 def object_widths(labels, ignore_index=255):
@@ -440,7 +431,7 @@ def readouts_of(data_json):
     scenes = heldout_scenes(data)
     kinds, shapes = range(scenes.knobs.contexts), range(scenes.knobs.classes)
     context_of_class = [None] + [kind for kind in kinds for _ in shapes]
-    return (*context_readouts(scenes.images.transpose(0, 3, 1, 2), scenes.labels, context_of_class),
+    return (*context_readouts(scenes.images, scenes.labels, context_of_class),
             100 / scenes.knobs.contexts)
 
 

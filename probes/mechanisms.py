@@ -80,14 +80,6 @@ def object_regions(label, ignore_index=255):
             yield cls, regions == region
 
 
-def accuracy_by_scale(pred, labels, ignore_index=255):
-    """Per object (a connected region of one class other than background, per image) its size, the
-    square root of its pixel count, and the share (percent) of its pixels predicted as its class.
-    pred, labels: class maps [N,H,W]. Returns (sizes, accuracies) as arrays. (The engine's measurement,
-    engine.metrics.object_accuracies, which the 'heldout' run analysis saves as object_size, object_acc.)"""
-    return object_accuracies(pred, labels, ignore_index)
-
-
 def scale_present(sizes, accuracies):
     """Single-scale accuracy varies with object scale: objects binned by octave of size; the figure
     is the best octave's mean accuracy minus the worst's. Passes if the sizes span SCALE_SPAN, the

@@ -25,7 +25,8 @@ from scipy.ndimage import binary_dilation
 from scipy.signal import fftconvolve
 
 from data import HeldOut, build_dataset
-from probes.mechanisms import accuracy_by_scale, object_regions, overfitting_present, subregion_context_probe
+from engine.metrics import object_accuracies
+from probes.mechanisms import object_regions, overfitting_present, subregion_context_probe
 
 HELDOUT = 200  # held-out training images per measurement (and images trained on, for the gap)
 TODAY = "today's data"
@@ -155,7 +156,7 @@ def scale_span(args):
     def measure(name, options, cfg):
         started = time.time()
         labels = heldout_labels(cfg)
-        sizes, _ = accuracy_by_scale(labels, labels)
+        sizes, _ = object_accuracies(labels, labels)
         span = sizes.max() / sizes.min()
         say(f"scale_span | {name} | {json.dumps(cfg, sort_keys=True)} | {len(sizes)} objects of {len(labels)} "
             f"held-out training images, size (√px) {sizes.min():.1f}…{sizes.max():.1f} | span {span:.2f}× "
@@ -236,7 +237,7 @@ def scale_present_trained(args):
         with torch.no_grad():  # as its rows are scored: the plan's evaluation options (mirrored)
             pred = torch.cat([model.predict(images[i:i + 50], **model_options(model, plan.eval))[0].argmax(1)
                               for i in range(0, len(images), 50)])
-        result = scale_present(*accuracy_by_scale(pred.numpy(), labels.numpy()))
+        result = scale_present(*object_accuracies(pred.numpy(), labels.numpy()))
         say(f"scale_present | {name} | psp_depth r50_ss seed 0, run {plan.run_id} | {len(heldout)} held-out "
             f"training images | {result.detail} | spread {result.figure:.1f} (needs ≥ {result.threshold:g}, and "
             f"span ≥ {SCALE_SPAN:g}×) | {'pass' if result.passed else 'fail'} | train {info['train_wall_s']:.0f} s, "

@@ -11,8 +11,9 @@ from scipy.ndimage import binary_erosion
 
 from data.scene_knobs import SceneKnobs
 from data.synthetic import make_hard_scene, make_scene
+from engine.metrics import object_accuracies
 from probes.mechanisms import (CASCADE_SPLIT, CEILING, CRF_HEADROOM, FLIP_IOU, FLOPS_RATIO, HARD_ERROR, OVERFIT_GROWTH,
-                               REACH_SHARE, SCALE_SPREAD, accuracy_by_scale, boundary_interior_below_ceiling,
+                               REACH_SHARE, SCALE_SPREAD, boundary_interior_below_ceiling,
                                capacity_below_ceiling, cascade_split, crf_below_ceiling, crf_room_of, decided_error,
                                flip_adds_information, flops_ratio, global_context, hard_pixels, hard_pixels_present,
                                mirror_iou, object_widths, aux_eases_optimisation, overfitting, overfitting_present,
@@ -37,14 +38,14 @@ def test_overfitting_probe():
     assert not overfitting_present(ks, [[30, 28, 27, 28], [25, 24, 24, 22]]).passed
 
 
-def test_accuracy_by_scale_by_hand():
+def test_object_accuracies_by_hand():
     labels = np.zeros((1, 6, 6), np.uint8)
     labels[0, 0:2, 0:2] = 1  # 4 px
     labels[0, 2:6, 2:6] = 1  # 16 px, apart from the first (touching only at a corner: separate objects)
     labels[0, 0, 5] = 255
     pred = labels.copy()
     pred[0, 2:4, 2:6] = 0  # half of the large object missed
-    sizes, accuracies = accuracy_by_scale(pred, labels)
+    sizes, accuracies = object_accuracies(pred, labels)
     assert sorted(zip(sizes.tolist(), accuracies.tolist())) == [(2.0, 100.0), (4.0, 50.0)]
 
 
@@ -65,8 +66,8 @@ def scenes(n, **kw):
 def test_scale_probe_present_with_log_radius_absent_with_todays_sizes():
     wide = scenes(120, max_objects=2, radius=(0.03, 0.30), knobs=SceneKnobs(log_radius=True))
     today = scenes(120, max_objects=2, radius=(0.22, 0.40))
-    present = scale_present(*accuracy_by_scale(eroded_predictions(wide), wide))
-    absent = scale_present(*accuracy_by_scale(eroded_predictions(today), today))
+    present = scale_present(*object_accuracies(eroded_predictions(wide), wide))
+    absent = scale_present(*object_accuracies(eroded_predictions(today), today))
     assert present.passed and present.figure >= SCALE_SPREAD, present.detail
     assert not absent.passed, absent.detail  # today's objects span under 3× (cut by the edges: 2.8×)
     # sizes over 16×, but the same accuracy at every size: no mechanism for multi-scale testing

@@ -68,16 +68,23 @@ SCALE_SPREAD = 5.0
 MIN_OBJECTS_PER_BIN = 20  # an octave with fewer objects is left out (its mean too noisy)
 
 
+def labelled_objects(labels, ignore_index=255):
+    """Every object of label maps [N,H,W] (a connected region of one class other than background, per
+    image): (its image's label map, the class, the class's region map, the region's index in it, its
+    bounding box)."""
+    for lab in np.asarray(labels):
+        for cls in np.unique(lab):
+            if cls in (0, ignore_index):
+                continue
+            regions, _ = connected_components(lab == cls)
+            for index, box in enumerate(find_objects(regions), 1):
+                yield lab, cls, regions, index, box
+
+
 def object_regions(label, ignore_index=255):
-    """The objects of one label map [H,W]: (class, boolean mask) of each connected region of one class
-    other than background."""
-    label = np.asarray(label)
-    for cls in np.unique(label):
-        if cls in (0, ignore_index):
-            continue
-        regions, count = connected_components(label == cls)
-        for region in range(1, count + 1):
-            yield cls, regions == region
+    """The objects of one label map [H,W]: (class, boolean mask) of each."""
+    for _, cls, regions, index, _ in labelled_objects(np.asarray(label)[None], ignore_index):
+        yield cls, regions == index
 
 
 def scale_present(sizes, accuracies):
@@ -360,17 +367,11 @@ def scenes_of(data_json):
 
 
 def object_widths(labels, ignore_index=255):
-    """(width, pixels) of every object: a connected region of one class other than background, per image;
-    its width is its bounding box's longer side (px)."""
+    """(width, pixels) of every object (labelled_objects); its width is its bounding box's longer side (px)."""
     widths, pixels = [], []
-    for lab in np.asarray(labels):
-        for cls in np.unique(lab):
-            if cls in (0, ignore_index):
-                continue
-            regions, count = connected_components(lab == cls)
-            for box in find_objects(regions):
-                widths.append(max(box[0].stop - box[0].start, box[1].stop - box[1].start))
-                pixels.append(int((regions[box] > 0).sum()))
+    for _, _, regions, _, box in labelled_objects(labels, ignore_index):
+        widths.append(max(box[0].stop - box[0].start, box[1].stop - box[1].start))
+        pixels.append(int((regions[box] > 0).sum()))
     return np.array(widths), np.array(pixels)
 
 
@@ -481,17 +482,12 @@ def mirror_iou(labels, ignore_index=255):
     bounding box's vertical axis); an object cut by the image's edge is left out (its outline there is the
     frame's, not its own)."""
     ious = []
-    for lab in np.asarray(labels):
+    for lab, _, regions, index, box in labelled_objects(labels, ignore_index):
         h, w = lab.shape
-        for cls in np.unique(lab):
-            if cls in (0, ignore_index):
-                continue
-            regions, count = connected_components(lab == cls)
-            for i, box in enumerate(find_objects(regions), 1):
-                if box[0].start == 0 or box[1].start == 0 or box[0].stop == h or box[1].stop == w:
-                    continue
-                mask = regions[box] == i
-                ious.append((mask & mask[:, ::-1]).sum() / (mask | mask[:, ::-1]).sum())
+        if box[0].start == 0 or box[1].start == 0 or box[0].stop == h or box[1].stop == w:
+            continue
+        mask = regions[box] == index
+        ious.append((mask & mask[:, ::-1]).sum() / (mask | mask[:, ::-1]).sum())
     return np.array(ious)
 
 

@@ -17,7 +17,7 @@ import torch
 from scipy.ndimage import find_objects, label as connected_components
 
 from engine.measurements import readout_accuracy
-from engine.metrics import confusion_matrix, object_accuracies, scores
+from engine.metrics import confusion_matrix, scores
 
 SEED_SD = 1.0  # mIoU points: the suite's seed noise (median sd 0.93; issue 37 keeps it <= 1.0)
 
@@ -120,7 +120,8 @@ def scale_present(sizes, accuracies):
 CONTEXT_GAIN = 20.0
 PYRAMID_BINS = (1, 2, 3, 6)
 COLOUR_LEVELS = 4
-MIN_CONTEXT_IMAGES = 200  # the 1×1 read-out has 64 features that vary only per image: fitted on >= 100 images
+# the read-outs are fitted on the 200 held-out training images (data.synthetic.HELDOUT_IMAGES): the 1×1
+# read-out has 64 features that vary only per image, so it needs >= 100 images
 
 
 def pooled_colours(images, bins):
@@ -167,18 +168,6 @@ def subregion_context_present(global_accuracy, pyramid_accuracy):
                        f"kind of scene read from 1×1 pooling {global_accuracy:.1f} %, "
                        f"from the pyramid {'/'.join(map(str, PYRAMID_BINS))} {pyramid_accuracy:.1f} %",
                        {"global_accuracy": float(global_accuracy), "pyramid_accuracy": float(pyramid_accuracy)})
-
-
-def subregion_context_probe(data_cfg, heldout=MIN_CONTEXT_IMAGES):
-    """The probe on an embedded data config in context mode: its training split's last `heldout` images."""
-    from data import build_dataset
-    data = build_dataset({k: v for k, v in data_cfg.items() if k != "holdout"}, "train")
-    if not MIN_CONTEXT_IMAGES <= heldout <= len(data):
-        raise ValueError(f"the sub-region context probe reads {MIN_CONTEXT_IMAGES} to {len(data)} held-out "
-                         f"training images, got {heldout}")
-    part = slice(len(data) - heldout, len(data))
-    return subregion_context_present(*context_readouts(data.images[part].numpy(), data.labels[part].numpy(),
-                                                       data.class_groups["context"]))
 
 
 # ---- hard pixels: a shallow stage confidently wrong (Layer Cascade, "too small a ρ hurts")
@@ -410,7 +399,7 @@ def reach_needed(inputs, variant):
     return reach_share_present(*object_widths(scenes.labels), field)
 
 
-# ---- pooled context, from the data itself (no network): the read-outs of subregion_context_probe on the
+# ---- pooled context, from the data itself (no network): the read-outs on the
 # held-out training scenes of the rows' data config
 # global context: the 1×1 pooled colours must tell each object pixel's kind of scene 20 points above chance
 # (the same margin as the pyramid's gain over it: the read-out's own noise was under 8 points)

@@ -18,7 +18,6 @@ python -m probes.pretraining [--seeds 4] [--jobs 2] [--out /tmp/probe] [--only g
 import argparse
 import dataclasses
 import multiprocessing
-import os
 import statistics
 import sys
 

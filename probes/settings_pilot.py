@@ -1,9 +1,9 @@
 """The settings pilot (issue 37): which data setting carries each mechanism, by the rule of
 data/MECHANISMS.md "How each table's data settings are chosen" — today's data first, then each
 candidate in the order listed there, until one passes the mechanism's probe. Probes only: no
-verdict, no validation split. Every measurement is on held-out TRAINING images: the train split's
-stream at indices n_train … n_train + 199, which the generator makes as a pure function of
-(seed, split, index) and no run trains on.
+verdict, no validation split. Every measurement is on held-out TRAINING images (the data split
+'heldout') and through the probes the report wires to the assertions (probes/mechanisms.py), so the
+pilot and the report measure a mechanism one way.
 
 Run: python -m probes.settings_pilot <mechanism> [--out DIR] [--no-new-runs-after HH:MM]
 mechanisms: subregion_context, scale_span, flip_information (from the data alone); scale_present (the
@@ -20,15 +20,11 @@ import os
 import sys
 import time
 
-import numpy as np
-from scipy.ndimage import binary_dilation
-from scipy.signal import fftconvolve
-
-from data import HeldOut, build_dataset
+from data import build_dataset
 from engine.metrics import object_accuracies
-from probes.mechanisms import object_regions, overfitting_present, subregion_context_probe
+from probes.mechanisms import (heldout_scenes, mirror_iou, mirror_present, overfitting_present, readouts_of,
+                               subregion_context_present)
 
-HELDOUT = 200  # held-out training images per measurement (and images trained on, for the gap)
 TODAY = "today's data"
 # data/MECHANISMS.md's candidates, in its order (committed in e7fb5da before any probe was read)
 CANDIDATES = {
@@ -39,13 +35,6 @@ CANDIDATES = {
     "flip_information": [("(a)", {"asymmetric": True, "classes": 8})],
 }
 SCALE_SPAN = 8.0  # probes.mechanisms.SCALE_SPAN: the "sizes span >= 8×" part of scale_present
-# Flip information, fixed before computing: an object's mask against its own mirror image, mean IoU
-# <= 0.8 (the asymmetric knob's own design bound, data/MECHANISMS.md). The mirror is taken at its best
-# 2-D alignment (a conv net is translation-equivariant: a mirror image that a shift matches is no new
-# shape). Objects cut by the image border or touching another object are left out (a cut outline is
-# not the object's shape), and so are objects below MIN_OBJECT_PIXELS (rasterisation noise).
-MIRROR_IOU = 0.8
-MIN_OBJECT_PIXELS = 20
 OVERFIT_VARIANTS = {3: "conv_k3", 9: "conv_k9"}
 SEEDS = (0, 1)
 
@@ -54,24 +43,9 @@ def say(line):
     print(line, flush=True)
 
 
-def heldout_ranges(n_train, count=HELDOUT):
-    """(indices of images trained on, indices of held-out training images) in the train split's stream:
-    the first min(count, n_train) of the training set, and the count right after it."""
-    return range(0, min(count, n_train)), range(n_train, n_train + count)
-
-
-def extended(data_cfg, count=HELDOUT):
-    """The training split of data_cfg continued by `count` images: its first n_train images are the
-    training set's (scenes are a pure function of their index), the rest held out."""
-    whole = build_dataset({**data_cfg, "n_train": data_cfg.get("n_train", 2000) + count}, "train")
-    trained_on, heldout = heldout_ranges(data_cfg.get("n_train", 2000), count)
-    return (HeldOut(whole, trained_on.start, trained_on.stop), HeldOut(whole, heldout.start, heldout.stop), whole)
-
-
 def heldout_labels(data_cfg):
-    """The label maps [N,H,W] of data_cfg's held-out training images."""
-    _, heldout, _ = extended(data_cfg)
-    return np.stack([heldout[i][1].numpy() for i in range(len(heldout))])
+    """The label maps [N,H,W] of data_cfg's held-out training images (the 'heldout' split)."""
+    return heldout_scenes(data_cfg).labels
 
 
 def ablation_data(name):
@@ -79,38 +53,6 @@ def ablation_data(name):
     import ablations
     from engine.config import settings
     return dict(settings(ablations.load(name), "quick").data)
-
-
-def mirror_iou(mask):
-    """IoU of a boolean mask with its horizontal mirror image at the best integer 2-D shift. Mirroring
-    keeps the area A, so IoU = overlap / (2A − overlap), largest where the overlap (a cross-correlation) is."""
-    ys, xs = np.nonzero(mask)
-    crop = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(float)
-    area = crop.sum()
-    # correlating crop with its mirror crop[:, ::-1] = convolving with crop[:, ::-1][::-1, ::-1] = crop[::-1, :]
-    overlap = float(np.round(fftconvolve(crop, crop[::-1, :], mode="full").max()))
-    return overlap / (2 * area - overlap)
-
-
-def whole_objects(labels, ignore_index=255):
-    """The masks of the objects (connected regions of one class other than background) of one label
-    map that lie whole in it: not touching the border, nor another object, and of MIN_OBJECT_PIXELS or more."""
-    labels = np.asarray(labels)
-    masks = []
-    for cls, inside in object_regions(labels, ignore_index):
-        if inside.sum() < MIN_OBJECT_PIXELS or inside[0].any() or inside[-1].any() \
-                or inside[:, 0].any() or inside[:, -1].any():
-            continue
-        around = labels[binary_dilation(inside) & ~inside]
-        if np.isin(around, [0, cls, ignore_index], invert=True).any():
-            continue
-        masks.append(inside)
-    return masks
-
-
-def mean_mirror_iou(labels):
-    ious = [mirror_iou(m) for lab in np.asarray(labels) for m in whole_objects(lab)]
-    return float(np.mean(ious)), len(ious)
 
 
 def candidates_in_order(mechanism, base, base_name=TODAY):
@@ -143,10 +85,9 @@ UNFINISHED = "not decided: the pilot stopped before its candidate was measured"
 def subregion_context(args):
     def measure(name, options, cfg):
         started = time.time()
-        n_train = cfg.get("n_train", 2000)
-        result = subregion_context_probe({**cfg, "n_train": n_train + HELDOUT})  # its last 200: held out
-        say(f"subregion_context | {name} | {json.dumps(cfg, sort_keys=True)} | held-out training images "
-            f"{n_train}…{n_train + HELDOUT - 1} | {result.detail} | gain {result.figure:.1f} (needs ≥ "
+        result = subregion_context_present(*readouts_of(json.dumps(cfg, sort_keys=True))[:2])
+        say(f"subregion_context | {name} | {json.dumps(cfg, sort_keys=True)} | held-out training images | "
+            f"{result.detail} | gain {result.figure:.1f} (needs ≥ "
             f"{result.threshold:g}) | {'pass' if result.passed else 'fail'} | {time.time() - started:.0f} s")
         return result.passed
     return first_passing("subregion_context", ablation_data("psp_pool"), measure)
@@ -170,11 +111,12 @@ def flip_information(args):
     def measure(name, options, cfg):
         started = time.time()
         labels = heldout_labels(cfg)
-        mean, count = mean_mirror_iou(labels)
-        say(f"flip_information | {name} | {json.dumps(cfg, sort_keys=True)} | {count} whole objects of "
-            f"{len(labels)} held-out training images | mean mirror IoU {mean:.3f} (needs ≤ {MIRROR_IOU:g}) | "
-            f"{'pass' if mean <= MIRROR_IOU else 'fail'} | {time.time() - started:.0f} s")
-        return mean <= MIRROR_IOU
+        ious = mirror_iou(labels)
+        result = mirror_present(ious)
+        say(f"flip_information | {name} | {json.dumps(cfg, sort_keys=True)} | {len(ious)} objects not cut by the "
+            f"frame in {len(labels)} held-out training images | {result.detail} | "
+            f"{'pass' if result.passed else 'fail'} | {time.time() - started:.0f} s")
+        return result.passed
     base = {**ablation_data("psp_chain"), **context_choice(args)}
     return first_passing("flip_information", base, measure, base_name(args))
 
@@ -230,7 +172,7 @@ def scale_present_trained(args):
 
     def measure(name, options, cfg):
         plan, model, info, seconds = trained_variant("psp_depth", cfg, "r50_ss", 0, args.out)
-        _, heldout, _ = extended(plan.data)
+        heldout = build_dataset(plan.data, "heldout")
         images = torch.stack([heldout[i][0] for i in range(len(heldout))])
         labels = torch.stack([heldout[i][1] for i in range(len(heldout))])
         model.eval()
@@ -249,16 +191,16 @@ def scale_present_trained(args):
 
 # ---- overfitting: the trivial k×k head's train − held-out gap at k = 3 and 9, 2 seeds, quick preset
 def train_and_measure(data_cfg, variant, seed, out_dir):
-    """gcn_vs_conv's `variant` trained (trained_variant); its mIoU on 200 images it trained on and on
-    200 held-out training images."""
-    from engine.evaluate import evaluate
+    """gcn_vs_conv's `variant` trained (trained_variant); its mIoU on the first 200 images it trained on
+    and on the 200 held-out training images, as the "heldout" run analysis measures them."""
+    from engine.measurements import heldout_analysis
     started = time.time()
     plan, model, info, _ = trained_variant("gcn_vs_conv", data_cfg, variant, seed, out_dir)
-    trained_on, heldout, whole = extended(plan.data)
-    scores = {part: evaluate(model, data, plan.eval)["mIoU"] for part, data in (("train", trained_on),
-                                                                                ("heldout", heldout))}
-    return {"run_id": plan.run_id, "num_classes": whole.num_classes, "train_mIoU": scores["train"],
-            "heldout_mIoU": scores["heldout"], "gap": scores["train"] - scores["heldout"],
+    model.eval()
+    scores = heldout_analysis(model, None, plan.eval, "cpu", data_cfg=plan.data)
+    return {"run_id": plan.run_id, "num_classes": heldout_scenes(plan.data).num_classes, "train_mIoU": float(scores["train_miou"]),
+            "heldout_mIoU": float(scores["heldout_miou"]),
+            "gap": float(scores["train_miou"] - scores["heldout_miou"]),
             "train_wall_s": info.get("train_wall_s"), "wall_s": time.time() - started, "data": plan.data}
 
 

@@ -1,6 +1,7 @@
 """The mechanism probes (probes/mechanisms.py): hand-computed measurements, and each probe on a case
 where its mechanism is present and one where it is absent (the generator's knobs on and off where
 the measurement needs no training)."""
+import json
 import math
 import types
 
@@ -18,7 +19,7 @@ from probes.mechanisms import (CASCADE_SPLIT, CEILING, CRF_HEADROOM, FLIP_IOU, F
                                flip_adds_information, flops_ratio, global_context, hard_pixels, hard_pixels_present,
                                mirror_iou, object_widths, aux_eases_optimisation, overfitting, overfitting_present,
                                projection_keeps_context, reach_needed, reach_share_present, scale, scale_present,
-                               subregion_context, subregion_context_probe, train_heldout_gap)
+                               readouts_of, subregion_context, subregion_context_present, train_heldout_gap)
 
 
 def test_train_heldout_gap_by_hand():
@@ -77,15 +78,16 @@ def test_scale_probe_present_with_log_radius_absent_with_todays_sizes():
     assert scale_present(sizes, 60 + 8 * np.log2(sizes / 4) + rng.normal(0, 3, 300)).passed
 
 
-def test_subregion_context_probe_present_with_a_grid_absent_with_todays_band(tmp_path):
-    data = {"name": "synthetic", "image_size": 64, "n_train": 220, "context": True, "cache_dir": str(tmp_path)}
-    today = subregion_context_probe(data)
-    grid = subregion_context_probe({**data, "context_grid": 2, "contexts": 4, "radius": [0.05, 0.14], "max_objects": 4})
+def test_subregion_context_present_with_a_grid_absent_with_todays_band(tmp_path):
+    data = {"name": "synthetic", "image_size": 64, "n_train": 20, "context": True, "cache_dir": str(tmp_path)}
+    grid_data = {**data, "context_grid": 2, "contexts": 4, "radius": [0.05, 0.14], "max_objects": 4}
+    (today_global, today_pyramid, today_chance), (grid_global, grid_pyramid, grid_chance) = (
+        readouts_of(json.dumps(cfg, sort_keys=True)) for cfg in (data, grid_data))
+    today, grid = subregion_context_present(today_global, today_pyramid), subregion_context_present(grid_global, grid_pyramid)
     assert not today.passed and grid.passed, (today.detail, grid.detail)
     # today's single band is read from the global pooling alone (the read-out works), the grid's is not
-    assert today.measurements["global_accuracy"] > 80 > 60 > grid.measurements["global_accuracy"]  # chance: 50, 25
-    with pytest.raises(ValueError, match="held-out"):
-        subregion_context_probe(data, heldout=50)
+    assert (today_chance, grid_chance) == (50, 25)
+    assert today.measurements["global_accuracy"] > 80 > 60 > grid.measurements["global_accuracy"]
 
 
 def test_decided_error_by_hand():

@@ -1,8 +1,6 @@
 """The pretrained stand-ins: the fractal images, a smoke-size pretraining rebuilt bit for bit, loading
 checked against the card, and the quick preset's models starting from the committed weights."""
-import json
 import os
-import shutil
 
 import numpy as np
 import pytest

@@ -220,7 +220,8 @@ def verdict_summary(results, specs, judged, assertions):
                      + (f" (+{other} not counted)" if other else ""), family_text(claims, family_error(spec, rows)),
                      looks, pairing])
     decided, n = sum(total[k] for k in DECIDED), sum(total.values())
-    spans = [wall_span(one_plan(results[spec.name])[0]) for spec in specs if spec.name in results]
+    calls = call_spans(pd.concat([one_plan(results[spec.name])[0] for spec in specs if spec.name in results])) \
+        if any(spec.name in results for spec in specs) else {}
     comparisons = sum(j.counted for claims in judged.values() for j in claims)
     body.append(["**all**", *total.values(), f"**{decided}/{n} ({100 * decided / max(n, 1):.0f} %)**",
                  f"{comparisons} comparisons; false *reproduced* expected ≤ {ALPHA * comparisons:.2f}", "", ""])
@@ -229,9 +230,9 @@ def verdict_summary(results, specs, judged, assertions):
                      "looks (seeds per variant)", "test"], body) + (
         "\n\nCounted: the papers' assertions, each once; how comparisons are made distinct, judged at their looks, "
         f"paired, and what the family chance means: [the appendix]({APPENDIX}#method)."
-        + (f"\n\nWall time of the runs behind these verdicts: {union_minutes(spans):.1f} min (from each ablation's start "
-           "to its last row, ablations that ran side by side counted once; each one's own span is under its Settings "
-           "used)." + machine_text(results) if spans and None not in spans else ""))
+        + (f"\n\nWall time of the runs behind these verdicts: {wall_minutes_of(calls):.1f} min (from the start of "
+           "each run_all call that wrote them to its last row, ablations that ran side by side counted once; each "
+           "one's own span is under its Settings used)." + machine_text(results) if calls else ""))
 
 
 # Said while the committed rows are older than code that moves their numbers; emptied when every table is
@@ -306,16 +307,21 @@ def machine_text(results):
                          ok.groupby(["cpu_model", "cpu_count", "device"]))
     text = f" Machine: {machines}."
     steps = ok["reference_step_ms"].dropna() if "reference_step_ms" in ok else pd.Series(dtype=float)
-    spans = [wall_span(rows) for rows in used.values()]
-    if len(steps) and None not in spans:
-        step_ms = steps.median()
+    calls = call_spans(pd.concat(used.values()))
+    if len(steps) and calls:
         name, mode = REFERENCE
+        call_steps = [ms if ms is not None else steps.median() for _, _, ms in calls.values()]
+        took = (f"{steps.median():.1f} ms at the start of the run_all call" if len(calls) == 1 else
+                f"{' / '.join(f'{ms:.1f}' for ms in call_steps)} ms at the starts of the {len(calls)} run_all calls "
+                "(each call's minutes normalised by its own step)")
+        normalised = union_minutes([(start, end) for start, end, _ in calls.values()],
+                                   [REFERENCE_MS / ms for ms in call_steps])
         return text + (f" Its speed: the reference step (`benchmarks.train_step` {name}, {mode}, 1 thread) took "
-                       f"{step_ms:.1f} ms at the start of the run_all call, the median over "
+                       f"{took}, the median over "
                        + (f"{len(steps)} rows" if len(steps) == len(ok) else f"the {len(steps)} of {len(ok)} rows "
                           "that recorded it")
                        + f"; normalised to the reference machine ({REFERENCE_MS:g} ms for that step) the wall time "
-                       f"is {normalised_minutes(union_minutes(spans), step_ms):.1f} min.")
+                       f"is {normalised:.1f} min.")
     name, variant, label = SPEED_REFERENCE
     if name in used:
         ref = used[name]
@@ -392,27 +398,40 @@ def versions(rows, column):
     return ", ".join(values) or "not recorded"
 
 
-def wall_span(rows):
-    """(start, end) of the run_all calls that wrote these rows: the first call's start and the last row
-    (any pause between calls inside); None for rows of before call_started_at was recorded."""
+def call_spans(rows):
+    """{call start: (start, end, reference step ms or None)} of each run_all call that wrote these rows: its
+    start and its last row, and the median reference step its rows recorded. A pause between calls (a
+    killed suite resumed later) lies outside every span; what a killed call trained after its last row
+    counts only where it was resumed from its checkpoint. {} for rows of before call_started_at was recorded."""
     if "call_started_at" not in rows or rows["call_started_at"].isna().all():
-        return None
-    return pd.to_datetime(rows["call_started_at"].dropna()).min(), pd.to_datetime(rows["finished_at"]).max()
+        return {}
+    spans = {}
+    for start, group in rows[rows["call_started_at"].notna()].groupby("call_started_at"):
+        steps = group["reference_step_ms"].dropna() if "reference_step_ms" in group else pd.Series(dtype=float)
+        spans[start] = (pd.to_datetime(start), pd.to_datetime(group["finished_at"]).max(),
+                        float(steps.median()) if len(steps) else None)
+    return spans
 
 
 def wall_minutes(rows):
-    span = wall_span(rows)
-    return None if span is None else (span[1] - span[0]).total_seconds() / 60
+    """Minutes from the start of each run_all call that wrote these rows to its last row (None for rows of
+    before call_started_at was recorded)."""
+    return wall_minutes_of(call_spans(rows))
 
 
-def union_minutes(spans):
-    """Minutes covered by the union of (start, end) spans: ablations run side by side count once."""
+def wall_minutes_of(calls):
+    return union_minutes([(start, end) for start, end, _ in calls.values()]) if calls else None
+
+
+def union_minutes(spans, weights=None):
+    """Minutes covered by the union of (start, end) spans: ablations run side by side count once. With
+    weights (one a span), each minute counts at the weight of the span that first covers it."""
     total, reach = 0.0, None
-    for start, end in sorted(spans):
+    for (start, end), weight in sorted(zip(spans, weights or [1.0] * len(spans))):
         if reach is None or start > reach:
-            total, reach = total + (end - start).total_seconds(), end
+            total, reach = total + weight * (end - start).total_seconds(), end
         elif end > reach:
-            total, reach = total + (end - reach).total_seconds(), end
+            total, reach = total + weight * (end - reach).total_seconds(), end
     return total / 60
 
 
@@ -441,7 +460,7 @@ def settings(rows):
         *([("machine load during the timing phase", load_range(rows, "timing_load_avg_1m"))]
           if "timing_load_avg_1m" in rows else []),
         ("total run time", f"{rows['wall_s'].sum() / 60:.1f} min summed over runs (runs trained side by side with --jobs overlap in wall time)"),
-        *([("wall time", f"{wall_minutes(rows):.1f} min, from the start of this ablation to its last row "
+        *([("wall time", f"{wall_minutes(rows):.1f} min, from the start of each run_all call that wrote these rows to its last row "
                          "(runs shared with an ablation run earlier were trained there, not counted here; "
                          "ablations that share no run go side by side on the same cores)")]
           if wall_minutes(rows) is not None else []),

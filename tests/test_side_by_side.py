@@ -15,7 +15,7 @@ from engine.one_ablation import chains
 from engine.plans import prepare
 from engine.workers import Workers
 from probes.same_rows import compare
-from report.build import machine_text, normalised_minutes, union_minutes
+from report.build import machine_text, normalised_minutes, union_minutes, wall_minutes
 from helpers import STUB_REFERENCE_MS, real_reference_step_ms
 
 
@@ -122,3 +122,21 @@ def test_the_wall_time_is_normalised_to_the_reference_machine_by_its_reference_s
     assert "(67.1 ms for that step) the wall time is 6.0 min." in text  # 12 min × 67.1 / 134.2
     older = pd.DataFrame([{**row, "variant": "b1", "finished_at": t(1), "train_img_per_s": 50.0}])
     assert "the 2 of 3 rows that recorded it" in machine_text({"gcn_k": gcn, "psp_pool": older})
+
+
+def test_a_suite_resumed_in_a_second_call_counts_neither_the_pause_nor_one_calls_speed_for_the_other():
+    t = lambda minute: str(pd.Timestamp("2026-12-05T10:00:00+00:00") + pd.Timedelta(minutes=minute))  # noqa: E731
+    row = dict(plan_id="p", status="ok", cpu_model="AMD EPYC", cpu_count=2, device="cpu")
+    first = dict(call_started_at=t(0), reference_step_ms=134.2)  # killed after its row at minute 10
+    second = dict(call_started_at=t(60), reference_step_ms=67.1)  # the rerun, on a machine twice as fast
+    gcn = pd.DataFrame([{**row, **first, "variant": "k7", "finished_at": t(10)},
+                        {**row, **second, "variant": "k3", "finished_at": t(66)}])
+    psp = pd.DataFrame([{**row, **second, "variant": "b1", "finished_at": t(64)}])
+    assert wall_minutes(gcn) == 16  # 10 + 6: the 50-minute pause between the calls is in neither span
+    assert wall_minutes(psp) == 4
+    text = machine_text({"gcn_k": gcn, "psp_pool": psp})
+    # hand-computed: 10 min × 67.1 / 134.2 + 6 min × 67.1 / 67.1 = 11.0
+    assert "134.2 / 67.1 ms at the starts of the 2 run_all calls" in text
+    assert "the wall time is 11.0 min." in text
+    assert union_minutes([(pd.Timestamp(t(0)), pd.Timestamp(t(10))), (pd.Timestamp(t(5)), pd.Timestamp(t(12)))],
+                         [0.5, 1.0]) == 7  # 10 min at 0.5, then the 2 min only the second covers at 1

@@ -22,8 +22,8 @@ import time
 
 from data import build_dataset
 from engine.metrics import object_accuracies
-from probes.mechanisms import (heldout_scenes, mirror_iou, mirror_present, overfitting_present, readouts_of,
-                               subregion_context_present)
+from probes.mechanisms import (SCALE_SPAN, heldout_scenes, mirror_iou, mirror_present, overfitting_present,
+                               readouts_of, subregion_context_present)
 
 TODAY = "today's data"
 # data/MECHANISMS.md's candidates, in its order (committed in e7fb5da before any probe was read)
@@ -34,7 +34,6 @@ CANDIDATES = {
     "subregion_context": [("(a)", {"context_grid": 2, "contexts": 4, "radius": [0.08, 0.14]})],
     "flip_information": [("(a)", {"asymmetric": True, "classes": 8})],
 }
-SCALE_SPAN = 8.0  # probes.mechanisms.SCALE_SPAN: the "sizes span >= 8×" part of scale_present
 OVERFIT_VARIANTS = {3: "conv_k3", 9: "conv_k9"}
 SEEDS = (0, 1)
 

@@ -311,9 +311,10 @@ def machine_text(results):
     if len(steps) and calls:
         name, mode = REFERENCE
         call_steps = [ms if ms is not None else steps.median() for _, _, ms in calls.values()]
-        took = (f"{steps.median():.1f} ms at the start of the run_all call" if len(calls) == 1 else
-                f"{' / '.join(f'{ms:.1f}' for ms in call_steps)} ms at the starts of the {len(calls)} run_all calls "
-                "(each call's minutes normalised by its own step)")
+        distinct = sorted(set(call_steps), key=call_steps.index)
+        took = (f"{steps.median():.1f} ms at the start of the run_all call" if len(distinct) == 1 else
+                f"{' / '.join(f'{ms:.1f}' for ms in distinct)} ms at the starts of the run_all calls that wrote "
+                "the rows (each call's minutes normalised by its own step)")
         normalised = union_minutes([(start, end) for start, end, _ in calls.values()],
                                    [REFERENCE_MS / ms for ms in call_steps])
         return text + (f" Its speed: the reference step (`benchmarks.train_step` {name}, {mode}, 1 thread) took "
@@ -399,10 +400,11 @@ def versions(rows, column):
 
 
 def call_spans(rows):
-    """{call start: (start, end, reference step ms or None)} of each run_all call that wrote these rows: its
-    start and its last row, and the median reference step its rows recorded. A pause between calls (a
-    killed suite resumed later) lies outside every span; what a killed call trained after its last row
-    counts only where it was resumed from its checkpoint. {} for rows of before call_started_at was recorded."""
+    """{start: (start, end, reference step ms or None)} of each ablation's run in a run_all call that wrote
+    these rows (the rows' call_started_at: when run_all started that ablation): its start, its last row, and
+    the reference step its call timed. A pause between calls (a killed suite resumed later) lies outside every
+    span; what a killed call trained after its last row counts only where it was resumed from its checkpoint.
+    {} for rows of before call_started_at was recorded."""
     if "call_started_at" not in rows or rows["call_started_at"].isna().all():
         return {}
     spans = {}

@@ -136,7 +136,7 @@ def test_a_suite_resumed_in_a_second_call_counts_neither_the_pause_nor_one_calls
     assert wall_minutes(psp) == 4
     text = machine_text({"gcn_k": gcn, "psp_pool": psp})
     # hand-computed: 10 min × 67.1 / 134.2 + 6 min × 67.1 / 67.1 = 11.0
-    assert "134.2 / 67.1 ms at the starts of the 2 run_all calls" in text
+    assert "134.2 / 67.1 ms at the starts of the run_all calls that wrote the rows" in text
     assert "the wall time is 11.0 min." in text
     assert union_minutes([(pd.Timestamp(t(0)), pd.Timestamp(t(10))), (pd.Timestamp(t(5)), pd.Timestamp(t(12)))],
                          [0.5, 1.0]) == 7  # 10 min at 0.5, then the 2 min only the second covers at 1

@@ -316,7 +316,7 @@ def machine_text(results):
                 f"{' / '.join(f'{ms:.1f}' for ms in distinct)} ms at the starts of the run_all calls that wrote "
                 "the rows (each call's minutes normalised by its own step)")
         normalised = union_minutes([(start, end) for start, end, _ in calls.values()],
-                                   [REFERENCE_MS / ms for ms in call_steps])
+                                   [normalised_minutes(1.0, ms) for ms in call_steps])
         return text + (f" Its speed: the reference step (`benchmarks.train_step` {name}, {mode}, 1 thread) took "
                        f"{took}, the median over "
                        + (f"{len(steps)} rows" if len(steps) == len(ok) else f"the {len(steps)} of {len(ok)} rows "
